@@ -1,0 +1,1 @@
+//! helios adapter (knows nothing of AMQP).

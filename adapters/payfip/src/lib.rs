@@ -1,0 +1,1 @@
+//! payfip adapter (knows nothing of AMQP).

@@ -1,0 +1,1 @@
+//! polyfac adapter (knows nothing of AMQP).

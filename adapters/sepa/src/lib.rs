@@ -1,0 +1,1 @@
+//! sepa adapter (knows nothing of AMQP).

@@ -1,0 +1,20 @@
+//! The ledger: an embedded SQLite database (`<data_dir>/ledger.sqlite`, WAL) holding what must
+//! survive a restart (DESIGN §4).
+//!
+//! Writes go through one writer thread that **group-commits**: every write request that
+//! arrives while a transaction is being committed joins the next one, each inside its own
+//! savepoint (a failing request rolls back alone). With `synchronous=FULL` a commit is
+//! durable when its caller is answered, and the fsync cost is shared by every concurrent
+//! writer — the ledger keeps up with the broker instead of paying one fsync per message.
+//! Reads use a small pool of read-only connections and never wait for the writer (WAL).
+//!
+//! Each area of the code (core, polyfac, helios, …) owns its tables and registers its own
+//! migrations in [`migrations::ALL`], so areas evolve without renumbering each other.
+
+mod error;
+pub mod migrations;
+mod store;
+
+pub use error::LedgerError;
+pub use rusqlite;
+pub use store::Ledger;

@@ -1,0 +1,17 @@
+//! Schema migrations, by area. A migration is identified by `(area, version)` and applied
+//! once, in order within its area, inside a transaction. Never edit an applied migration:
+//! add the next version.
+
+/// One migration step.
+pub struct Migration {
+    pub area: &'static str,
+    pub version: u32,
+    pub sql: &'static str,
+}
+
+/// Every migration of every area. Areas append their own entries.
+pub const ALL: &[Migration] = &[Migration {
+    area: "core",
+    version: 1,
+    sql: include_str!("../migrations/core_0001.sql"),
+}];

@@ -1,0 +1,295 @@
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::LedgerError;
+use crate::migrations::{self, Migration};
+
+/// Told once the batch's transaction has committed (`Ok`) or failed (`Err(message)`).
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A write request: runs inside the batch transaction, returns how to answer its caller.
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// Most write requests joined into one transaction.
+const MAX_BATCH: usize = 512;
+/// Read-only connections kept open.
+const READ_POOL: usize = 4;
+
+/// Handle to the ledger. Cheap to clone; all clones share the writer thread and read pool.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::UnboundedSender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    // WAL: readers never block the writer. FULL: a commit is on disk when it returns, which
+    // is what "effects durable before the ack" needs.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LedgerError::Conflict(format!(
+            "{} cannot use WAL journal mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migration (
+             area TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
+             PRIMARY KEY (area, version))",
+    )?;
+    let mut areas: Vec<&'static str> = all.iter().map(|m| m.area).collect();
+    areas.dedup();
+    for migration in all {
+        let applied: Option<u32> = conn
+            .query_row(
+                "SELECT version FROM schema_migration WHERE area = ?1 AND version = ?2",
+                (migration.area, migration.version),
+                |r| r.get(0),
+            )
+            .optional()?;
+        if applied.is_some() {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration.sql)
+            .map_err(|e| LedgerError::Migration {
+                area: migration.area,
+                version: migration.version,
+                message: e.to_string(),
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migration (area, version, applied_at)
+             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+            (migration.area, migration.version),
+        )?;
+        tx.commit()?;
+        tracing::info!(
+            area = migration.area,
+            version = migration.version,
+            "Ledger migration applied."
+        );
+    }
+    Ok(())
+}
+
+/// The writer loop: take every pending job, run each in its own savepoint inside one
+/// transaction, commit once, and only then answer the callers.
+fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "Ledger could not begin a transaction.");
+                // Dropping the jobs drops their senders: callers get WriterGone and retry.
+                continue;
+            }
+        };
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&tx)).collect();
+        let committed = tx.commit().map_err(|e| {
+            tracing::error!(error = %e, "Ledger commit failed; the batch's callers will retry.");
+            e.to_string()
+        });
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        Self::open_with(path, migrations::ALL)
+    }
+
+    /// Opens with an explicit migration list (tests of one area).
+    pub fn open_with(path: impl AsRef<Path>, all: &[Migration]) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let mut conn = open_writer(&path)?;
+        migrate(&mut conn, all)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|source| LedgerError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                path,
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` inside the next group-committed transaction and returns its result once the
+    /// transaction is durable. If `f` fails, its changes are rolled back (others' are not).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel::<Result<T, LedgerError>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let outcome = (|| {
+                conn.execute_batch("SAVEPOINT job")?;
+                match f(conn) {
+                    Ok(value) => {
+                        conn.execute_batch("RELEASE job")?;
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        Err(e)
+                    }
+                }
+            })();
+            Box::new(move |committed: Result<(), String>| {
+                let answer = match (outcome, committed) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(message)) => Err(LedgerError::Commit(message)),
+                    (Ok(value), Ok(())) => Ok(value),
+                };
+                let _ = result_tx.send(answer);
+            })
+        });
+        self.inner
+            .writer
+            .send(job)
+            .map_err(|_| LedgerError::WriterGone)?;
+        result_rx.await.map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// Runs a read-only query on a pooled connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_blocking(f))
+            .await
+            .map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// Synchronous read, for the CLI and for blocking contexts.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, LedgerError>
+    where
+        F: FnOnce(&Connection) -> Result<T, LedgerError>,
+    {
+        let conn = self.take_reader()?;
+        let result = f(&conn);
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < READ_POOL
+        {
+            pool.push(conn);
+        }
+        result
+    }
+
+    fn take_reader(&self) -> Result<Connection, LedgerError> {
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && let Some(conn) = pool.pop()
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_are_durable_and_failures_roll_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let mut handles = Vec::new();
+        for i in 0..200u32 {
+            let l = ledger.clone();
+            handles.push(tokio::spawn(async move {
+                l.write(move |c| {
+                    c.execute(
+                        "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail)
+                         VALUES (?1, 't', '2026-01-01T00:00:00Z', 'issued', '{}')",
+                        [format!("t/2026/{i}")],
+                    )?;
+                    if i % 10 == 0 {
+                        return Err(LedgerError::Conflict("refused".into()));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for h in handles {
+            if h.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 180);
+        let count: i64 = ledger
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM invoice_event", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(count, 180, "failed jobs must roll back, others must commit");
+        drop(ledger);
+        // Reopening applies no migration twice and sees the committed rows.
+        let again = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let count: i64 = again
+            .read_blocking(|c| {
+                Ok(c.query_row("SELECT count(*) FROM invoice_event", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(count, 180);
+    }
+}

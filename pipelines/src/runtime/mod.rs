@@ -1,0 +1,1 @@
+//! The AMQP runtime (DESIGN §3). Being written: see issue 2.
