@@ -57,7 +57,7 @@ pub(crate) fn compact_upper(text: &str) -> String {
 pub fn mask_middle(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     if chars.len() <= 8 {
-        return "…".repeat(1);
+        return "…".to_string();
     }
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
