@@ -12,9 +12,13 @@
 //! migrations in [`migrations::ALL`], so areas evolve without renumbering each other.
 
 mod error;
+pub mod files;
+pub mod journal;
 pub mod migrations;
 mod store;
 
 pub use error::LedgerError;
+pub use files::{EmittedFile, write_atomically};
+pub use journal::InvoiceFact;
 pub use rusqlite;
 pub use store::Ledger;

@@ -91,6 +91,10 @@ pub struct Budget {
     pub siret: String,
     /// Label (`LibelleColBud`).
     pub label: String,
+    /// PayFiP client number (6 digits) under which this budget's titres are paid online
+    /// with the classic TIPI/PayFiP URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payfip_numcli: Option<String>,
 }
 
 /// An activity billed by the commune (Polyfac `Activite`).
@@ -143,5 +147,51 @@ mod tests {
         assert!(TenantId::new("").is_err());
         assert!(TenantId::new("-x").is_err());
         assert!(TenantId::new("a".repeat(33)).is_err());
+    }
+}
+
+/// A régie de recettes of the commune: collects its activities' invoices itself (online
+/// through the PayFiP web service, by direct debit through its own pain.008 files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Regie {
+    /// Our key for the régie, referenced by activities (`regie-creche`).
+    pub code: String,
+    pub label: String,
+    /// PayFiP client number of the régie (6 digits), for the web service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payfip_numcli: Option<String>,
+    /// SEPA creditor identifier used in the régie's pain.008 files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ics: Option<crate::identifiers::Ics>,
+    /// Creditor name in pain.008 (≤ 70, SEPA characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creditor_name: Option<String>,
+    /// The régie's account (DFT) credited by its direct debits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creditor_iban: Option<crate::identifiers::Iban>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creditor_bic: Option<crate::identifiers::Bic>,
+}
+
+/// A problem found while checking a configuration, naming the field (`tenants[1].budgets[0].siret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigIssue {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigIssue {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
 }

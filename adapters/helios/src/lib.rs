@@ -1,1 +1,3 @@
 //! helios adapter (knows nothing of AMQP).
+
+pub mod config;

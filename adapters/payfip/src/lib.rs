@@ -1,1 +1,3 @@
 //! payfip adapter (knows nothing of AMQP).
+
+pub mod config;

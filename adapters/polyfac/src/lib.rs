@@ -1,1 +1,3 @@
 //! polyfac adapter (knows nothing of AMQP).
+
+pub mod config;

@@ -1,1 +1,3 @@
 //! sepa adapter (knows nothing of AMQP).
+
+pub mod config;
