@@ -11,6 +11,7 @@ pub mod event;
 pub mod events;
 pub mod identifiers;
 pub mod json_schemas;
+pub mod mask;
 pub mod money;
 pub mod tenant;
 pub mod text;
