@@ -12,7 +12,7 @@ mod rum;
 pub use bic::{Bic, BicFlavour};
 pub use iban::Iban;
 pub use ics::Ics;
-pub use rum::Rum;
+pub use rum::{Rum, check_sepa_identifier};
 
 /// Why an identifier was refused. The message names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
