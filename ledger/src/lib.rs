@@ -15,10 +15,12 @@ mod error;
 pub mod files;
 pub mod journal;
 pub mod migrations;
+pub mod processed;
 mod store;
 
 pub use error::LedgerError;
 pub use files::{EmittedFile, write_atomically};
 pub use journal::InvoiceFact;
+pub use processed::ProcessedMessage;
 pub use rusqlite;
 pub use store::Ledger;

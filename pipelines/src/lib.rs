@@ -9,5 +9,5 @@ pub mod runtime;
 pub mod stage;
 
 pub use stage::{
-    ErrorClass, Handled, HeaderValue, Incoming, Outgoing, Stage, StageError, stage_fn,
+    ErrorClass, Handled, HeaderValue, Incoming, LedgerEffect, Outgoing, Stage, StageError, stage_fn,
 };

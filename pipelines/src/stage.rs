@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use encaisse_ledger::rusqlite;
 use encaisse_schemas::{DecodeError, Event, InvoiceRef};
 use futures::future::BoxFuture;
 
@@ -182,11 +183,18 @@ impl Outgoing {
 }
 
 /// What a stage returns on success: the messages to publish (confirmed before the input is
-/// acked) and, when the message concerned an invoice, which one (for the trace).
+/// acked), when the message concerned an invoice, which one (for the trace), and optionally
+/// ledger writes to commit atomically with the deduplication record.
+///
+/// Build it with [`Handled::none`], [`Handled::publish`] and the `with`/`about` methods (a
+/// struct literal needs `..Default::default()`: fields may be added).
 #[derive(Debug, Default)]
 pub struct Handled {
     pub outputs: Vec<Outgoing>,
     pub invoice: Option<InvoiceRef>,
+    /// Ledger writes committed by the runtime in the same transaction as the
+    /// `processed_message` record (see [`Handled::commit_with`]).
+    pub ledger_effect: Option<LedgerEffect>,
 }
 
 impl Handled {
@@ -197,13 +205,42 @@ impl Handled {
     pub fn publish(outputs: Vec<Outgoing>) -> Self {
         Handled {
             outputs,
-            invoice: None,
+            ..Handled::default()
         }
     }
 
     pub fn about(mut self, invoice: InvoiceRef) -> Self {
         self.invoice = Some(invoice);
         self
+    }
+
+    /// Makes `effect` (ledger writes) atomic with the record that the message was processed:
+    /// the runtime runs it inside the transaction that inserts `processed_message`, and runs
+    /// it **only if** that insert is new. A crash can then never leave the effect without the
+    /// record (which would run the stage twice on redelivery), and two concurrent deliveries
+    /// of the same message commit the effect once. Prefer this to writing the ledger from the
+    /// handler whenever the stage's effect is a ledger write.
+    pub fn commit_with<F>(mut self, effect: F) -> Self
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<(), encaisse_ledger::LedgerError>
+            + Send
+            + 'static,
+    {
+        self.ledger_effect = Some(LedgerEffect(Box::new(effect)));
+        self
+    }
+}
+
+/// The function behind a [`LedgerEffect`].
+pub type LedgerEffectFn =
+    Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), encaisse_ledger::LedgerError> + Send>;
+
+/// Ledger writes of a stage, committed atomically with its deduplication record.
+pub struct LedgerEffect(pub LedgerEffectFn);
+
+impl fmt::Debug for LedgerEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LedgerEffect(..)")
     }
 }
 

@@ -35,6 +35,13 @@ pub struct BrokerConfig {
     /// stage's parking lot by the broker itself.
     #[serde(default = "default_delivery_limit")]
     pub delivery_limit: u32,
+    /// How long a publish waits for the broker to be (re)connected before it fails with a
+    /// transient error (default 10 000 ms). Sources and HTTP handlers retry later.
+    #[serde(default = "default_publish_wait_ms")]
+    pub publish_wait_ms: u64,
+    /// How long one TCP + AMQP connection attempt may take (default 10 000 ms).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
 }
 
 /// `[retry]`: what happens to transient failures.
@@ -53,21 +60,92 @@ pub struct RetryConfig {
     /// (default 2), with exponential delays from `in_process_min_delay_ms` (default 200).
     #[serde(default = "default_in_process_retries")]
     pub in_process_retries: u32,
+    /// First delay of the in-process retries (default 200 ms), doubled at each retry.
     #[serde(default = "default_in_process_min_delay_ms")]
     pub in_process_min_delay_ms: u64,
+}
+
+/// `[dedupe]`: how long the ledger remembers processed messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// Records of processed messages (and the outputs kept for republishing) older than this
+    /// many days are pruned (default 90; 0 keeps them forever). A message redelivered or
+    /// replayed after that is handled again, so keep it longer than the longest a message can
+    /// wait: the retry tiers (about 3 h with the defaults) plus the time ops may take to
+    /// replay a parked message.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// How often the pruning runs (default 3 600 s).
+    #[serde(default = "default_prune_interval_secs")]
+    pub prune_interval_secs: u64,
 }
 
 /// Everything the runtime needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
+    /// `[broker]`.
     #[serde(default)]
     pub broker: BrokerConfig,
+    /// `[retry]`.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// `[dedupe]`.
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
     /// On SIGTERM/SIGINT, how long in-flight messages may take to finish (default 20 s).
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+}
+
+impl RuntimeConfig {
+    /// Checks what serde cannot; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let b = &self.broker;
+        let r = &self.retry;
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 200
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        };
+        if !name_ok(&b.prefix) {
+            return Err(format!(
+                "broker.prefix {:?} must be 1 to 200 characters among a-z, A-Z, 0-9, '.', '-', '_'",
+                b.prefix
+            ));
+        }
+        if b.prefetch == 0 {
+            return Err("broker.prefetch must be at least 1".into());
+        }
+        if b.confirm_window == 0 {
+            return Err("broker.confirm_window must be at least 1".into());
+        }
+        if b.delivery_limit == 0 {
+            return Err("broker.delivery_limit must be at least 1".into());
+        }
+        if b.reconnect_min_delay_ms == 0 {
+            return Err("broker.reconnect_min_delay_ms must be at least 1".into());
+        }
+        if r.tiers_secs.is_empty() {
+            return Err("retry.tiers_secs must list at least one delay".into());
+        }
+        if let Some(bad) = r.tiers_secs.iter().find(|s| **s == 0 || **s > 86_400 * 30) {
+            return Err(format!(
+                "retry.tiers_secs: {bad} is out of range (1 s to 30 days)"
+            ));
+        }
+        let mut sorted = r.tiers_secs.clone();
+        sorted.dedup();
+        if sorted.len() != r.tiers_secs.len() {
+            return Err("retry.tiers_secs lists the same delay twice in a row".into());
+        }
+        if r.max_attempts == 0 {
+            return Err("retry.max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_url() -> String {
@@ -93,6 +171,18 @@ fn default_reconnect_max_delay_ms() -> u64 {
 }
 fn default_delivery_limit() -> u32 {
     20
+}
+fn default_publish_wait_ms() -> u64 {
+    10_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_retention_days() -> u32 {
+    90
+}
+fn default_prune_interval_secs() -> u64 {
+    3_600
 }
 fn default_tiers() -> Vec<u64> {
     vec![5, 30, 120, 600, 3600]
@@ -121,6 +211,8 @@ impl Default for BrokerConfig {
             reconnect_min_delay_ms: default_reconnect_min_delay_ms(),
             reconnect_max_delay_ms: default_reconnect_max_delay_ms(),
             delivery_limit: default_delivery_limit(),
+            publish_wait_ms: default_publish_wait_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
         }
     }
 }
@@ -136,11 +228,21 @@ impl Default for RetryConfig {
     }
 }
 
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        DedupeConfig {
+            retention_days: default_retention_days(),
+            prune_interval_secs: default_prune_interval_secs(),
+        }
+    }
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             broker: BrokerConfig::default(),
             retry: RetryConfig::default(),
+            dedupe: DedupeConfig::default(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
         }
     }

@@ -7,19 +7,36 @@
 //!     .run(shutdown_token)            // supervises until the token is cancelled
 //! ```
 //!
-//! STATUS: the public API below is fixed; the engine is being implemented (issue 2).
+//! How it works, module by module: [`topology`] (names, arguments, idempotent declaration),
+//! [`publisher`] (confirmed publishing), [`handling`] (one delivery: dedupe, handler,
+//! outbox, retry tiers, parking), [`supervisor`] (connection loop and consumers),
+//! [`sources`] (source restarts, dedupe pruning), [`headers`], [`outbox`], [`metrics`].
+//! The operator's view is in `docs/runtime.md`.
 
 pub mod config;
+pub mod handling;
+pub mod headers;
+pub mod metrics;
+pub mod outbox;
+pub mod publisher;
+pub mod sources;
+pub mod supervisor;
+pub mod topology;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use encaisse_ledger::Ledger;
 use futures::future::BoxFuture;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use config::{BrokerConfig, RetryConfig, RuntimeConfig};
+pub use config::{BrokerConfig, DedupeConfig, RetryConfig, RuntimeConfig};
+pub use topology::StageQueues;
 
-use crate::stage::{Outgoing, Stage};
+use crate::stage::{ErrorClass, Outgoing, Stage};
 
 /// Why publishing failed. Always transient from the caller's point of view except
 /// `Unroutable` (a topology bug: no queue bound for the routing key).
@@ -38,6 +55,36 @@ pub enum PublishError {
     Channel(String),
     #[error("runtime is shutting down")]
     ShuttingDown,
+    /// The message cannot be put on the wire (a name longer than AMQP allows).
+    #[error("message {message_id} cannot be published: {reason}")]
+    Invalid { message_id: String, reason: String },
+}
+
+impl PublishError {
+    /// Retry class: `Unroutable` and `Invalid` are permanent (fix the topology or the
+    /// stage), everything else transient.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PublishError::Unroutable { .. } | PublishError::Invalid { .. } => ErrorClass::Permanent,
+            _ => ErrorClass::Transient,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Transient
+    }
+
+    /// Label of `encaisse_publish_failed_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PublishError::NotConnected => "not_connected",
+            PublishError::Nacked => "nacked",
+            PublishError::Unroutable { .. } => "unroutable",
+            PublishError::Channel(_) => "channel",
+            PublishError::ShuttingDown => "shutting_down",
+            PublishError::Invalid { .. } => "invalid",
+        }
+    }
 }
 
 /// Why the runtime stopped with an error (never because the broker went away: it retries
@@ -54,18 +101,33 @@ pub enum RuntimeError {
     Ledger(#[from] encaisse_ledger::LedgerError),
 }
 
+impl RuntimeError {
+    /// Retry class: a topology conflict or a bad configuration needs a person (permanent);
+    /// a ledger failure may pass (transient: restarting the daemon may help).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RuntimeError::Ledger(e) if e.is_transient() => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
 /// Publishes with publisher confirms, `mandatory`, persistent delivery, within the bounded
 /// window of unconfirmed messages. Cloneable; usable from sources and HTTP handlers.
 /// Returns once every message is confirmed by the broker.
+///
+/// While the broker is away it waits up to `broker.publish_wait_ms` for the supervisor to
+/// reconnect, then fails with [`PublishError::NotConnected`] (transient: try again later).
+/// Messages of one call are published in order; on error, some may have been published:
+/// publishing the same messages again is safe (same ids, consumers deduplicate).
 #[derive(Clone)]
 pub struct Publisher {
-    #[allow(dead_code)]
-    inner: Arc<()>,
+    inner: Arc<publisher::PublisherCore>,
 }
 
 impl Publisher {
-    pub async fn publish(&self, _messages: Vec<Outgoing>) -> Result<(), PublishError> {
-        Err(PublishError::NotConnected)
+    pub async fn publish(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
+        self.inner.publish(&messages).await
     }
 }
 
@@ -117,21 +179,30 @@ pub struct Runtime {
     ledger: Ledger,
     stages: Vec<Arc<dyn Stage>>,
     sources: Vec<Arc<dyn Source>>,
-    health_tx: tokio::sync::watch::Sender<BrokerState>,
+    health_tx: watch::Sender<BrokerState>,
+    slot_tx: watch::Sender<Option<Arc<lapin::Connection>>>,
     publisher: Publisher,
 }
 
 impl Runtime {
     pub fn new(config: RuntimeConfig, ledger: Ledger) -> Self {
-        let (health_tx, _) = tokio::sync::watch::channel(BrokerState::Connecting);
+        let (health_tx, _) = watch::channel(BrokerState::Connecting);
+        let (slot_tx, slot_rx) = watch::channel(None);
+        let core = publisher::PublisherCore::new(
+            config.broker.prefix.clone(),
+            Duration::from_millis(config.broker.publish_wait_ms),
+            config.broker.confirm_window,
+            slot_rx,
+        );
         Runtime {
             config,
             ledger,
             stages: Vec::new(),
             sources: Vec::new(),
             health_tx,
+            slot_tx,
             publisher: Publisher {
-                inner: Arc::new(()),
+                inner: Arc::new(core),
             },
         }
     }
@@ -165,13 +236,127 @@ impl Runtime {
         &self.config
     }
 
+    /// The queues of every added stage (for `encaisse check`, docs and tests).
+    pub fn stage_queues(&self) -> Vec<StageQueues> {
+        self.stages
+            .iter()
+            .map(|s| {
+                StageQueues::new(
+                    &self.config.broker.prefix,
+                    s.name(),
+                    &self.config.retry.tiers_secs,
+                )
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), RuntimeError> {
+        self.config.validate().map_err(RuntimeError::Config)?;
+        supervisor::broker_uri(&self.config)?;
+        let mut names = BTreeSet::new();
+        for stage in &self.stages {
+            let name = stage.name();
+            let valid = !name.is_empty()
+                && name.len() <= 100
+                && name.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                });
+            if !valid {
+                return Err(RuntimeError::Config(format!(
+                    "stage name {name:?} must be 1 to 100 characters among a-z, 0-9, '.', '_', '-'"
+                )));
+            }
+            if !names.insert(name.to_string()) {
+                return Err(RuntimeError::Config(format!("stage {name} is added twice")));
+            }
+            if let Some(pattern) = stage
+                .bindings()
+                .iter()
+                .find(|p| p.is_empty() || p.len() > 255)
+            {
+                return Err(RuntimeError::Config(format!(
+                    "stage {name}: binding {pattern:?} must be 1 to 255 bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs until `shutdown` is cancelled, then stops consuming, lets in-flight messages
     /// finish (bounded by `config.shutdown_grace_secs`) and returns `Ok`.
+    ///
+    /// Never returns because the broker went away (it reconnects forever); returns an error
+    /// for an invalid configuration, a topology conflict (a queue exists with other
+    /// arguments) or a broker that cannot do at-least-once dead-lettering.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
-        let _ = (&self.stages, &self.sources);
-        shutdown.cancelled().await;
-        Err(RuntimeError::Config(
-            "runtime engine not implemented yet".into(),
-        ))
+        self.check()?;
+        metrics::describe();
+        let handlers = TaskTracker::new();
+        let sources = TaskTracker::new();
+        let consumers = self
+            .stages
+            .iter()
+            .map(|stage| {
+                let concurrency = stage
+                    .concurrency()
+                    .unwrap_or(usize::from(self.config.broker.prefetch))
+                    .clamp(1, usize::from(u16::MAX));
+                let prefetch = match stage.concurrency() {
+                    Some(_) => u16::try_from(concurrency).unwrap_or(u16::MAX),
+                    None => self.config.broker.prefetch,
+                };
+                Arc::new(supervisor::StageConsumer {
+                    runner: Arc::new(handling::StageRunner {
+                        stage: stage.clone(),
+                        name: stage.name().to_string(),
+                        queues: StageQueues::new(
+                            &self.config.broker.prefix,
+                            stage.name(),
+                            &self.config.retry.tiers_secs,
+                        ),
+                        publisher: self.publisher.inner.clone(),
+                        ledger: self.ledger.clone(),
+                        retry: self.config.retry.clone(),
+                        shutdown: shutdown.clone(),
+                    }),
+                    bindings: stage.bindings(),
+                    prefetch,
+                    permits: Arc::new(Semaphore::new(concurrency)),
+                })
+            })
+            .collect();
+        let context = SourceContext {
+            publisher: self.publisher.clone(),
+            ledger: self.ledger.clone(),
+            shutdown: shutdown.clone(),
+        };
+        for source in &self.sources {
+            sources.spawn(sources::supervise(
+                source.clone(),
+                context.clone(),
+                self.config.clone(),
+            ));
+        }
+        sources.spawn(sources::prune_periodically(
+            self.ledger.clone(),
+            self.config.dedupe.clone(),
+            shutdown.clone(),
+        ));
+        let supervisor = supervisor::Supervisor {
+            config: self.config.clone(),
+            consumers,
+            health: self.health_tx.clone(),
+            slot: self.slot_tx.clone(),
+            publisher: self.publisher.inner.clone(),
+            handlers,
+            sources,
+        };
+        let result = supervisor.run(shutdown.clone()).await;
+        if result.is_err() {
+            // Fatal: stop the sources too.
+            shutdown.cancel();
+            self.publisher.inner.close();
+        }
+        result
     }
 }

@@ -1,0 +1,434 @@
+//! What happens to one delivery: deduplication, the handler (with in-process retries and
+//! panic isolation), the durable record and its outputs (outbox), then the ack — or, on
+//! failure, a confirmed republish to a delay tier or to the parking lot, then the ack.
+//!
+//! Messages without a `message_id` are deduplicated on `sha256:<hex of the body>`: canonical
+//! events carry their business key, so equal bodies are the same fact. Retries and parking
+//! keep the message as it came (no id is added).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use encaisse_ledger::{Ledger, ProcessedMessage};
+use futures::FutureExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::PublishError;
+use super::config::RetryConfig;
+use super::headers::{self, Failure};
+use super::metrics;
+use super::outbox;
+use super::publisher::{PublisherCore, Wire};
+use super::topology::StageQueues;
+use crate::stage::{ErrorClass, Handled, Incoming, Outgoing, Stage, StageError};
+
+/// Everything a delivery of one stage needs.
+pub struct StageRunner {
+    pub stage: Arc<dyn Stage>,
+    pub name: String,
+    pub queues: StageQueues,
+    pub publisher: Arc<PublisherCore>,
+    pub ledger: Ledger,
+    pub retry: RetryConfig,
+    /// Cancelled on shutdown: in-process retries stop waiting (the delay tiers take over).
+    pub shutdown: CancellationToken,
+}
+
+/// The id the ledger deduplicates on.
+pub fn dedupe_id(message_id: Option<&str>, body: &[u8]) -> String {
+    match message_id {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => format!("sha256:{}", hex::encode(Sha256::digest(body))),
+    }
+}
+
+/// The stage's view of a delivery. On a retried or replayed message the exchange and routing
+/// key are restored from the origin headers, so the stage sees how it was first routed.
+pub fn incoming(delivery: &Delivery, body: Bytes) -> Incoming {
+    let props = &delivery.properties;
+    let table = props.headers().as_ref();
+    Incoming {
+        message_id: props.message_id().as_ref().map(|s| s.as_str().to_string()),
+        message_type: props.kind().as_ref().map(|s| s.as_str().to_string()),
+        exchange: headers::text(table, headers::ORIGIN_EXCHANGE)
+            .unwrap_or_else(|| delivery.exchange.as_str().to_string()),
+        routing_key: headers::text(table, headers::ORIGIN_ROUTING_KEY)
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_string()),
+        headers: headers::to_header_map(table),
+        body,
+        redelivered: delivery.redelivered,
+        attempt: headers::attempt(table),
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "handler panicked".to_string()
+    }
+}
+
+/// How a delivery ended, for logs and tests of the logic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Acked,
+    /// Not acked (channel gone, ack refused): the broker will redeliver it.
+    LeftForRedelivery,
+}
+
+impl StageRunner {
+    /// Handles one delivery to the end. Never panics, never returns an error: every outcome
+    /// is an ack after a confirmed publish, or a message left (or put back) for redelivery.
+    pub async fn handle(&self, mut delivery: Delivery) {
+        let started = Instant::now();
+        let body = Bytes::from(std::mem::take(&mut delivery.data));
+        let message = incoming(&delivery, body);
+        let id = dedupe_id(message.message_id.as_deref(), &message.body);
+        let span = tracing::info_span!(
+            "message",
+            stage = %self.name,
+            message_id = %id,
+            attempt = message.attempt,
+        );
+        self.handle_in_span(delivery, message, id, started)
+            .instrument(span)
+            .await;
+    }
+
+    async fn handle_in_span(
+        &self,
+        delivery: Delivery,
+        message: Incoming,
+        id: String,
+        started: Instant,
+    ) {
+        let outcome = match self.ledger.processed(&self.name, &id).await {
+            Ok(Some(record)) => self.republish_stored(&delivery, &message, record).await,
+            Ok(None) => match self.run_handler(&message).await {
+                Ok(handled) => self.succeed(&delivery, &message, &id, handled).await,
+                Err(error) => self.fail(&delivery, &message, error).await,
+            },
+            Err(e) => self.fail(&delivery, &message, StageError::from(e)).await,
+        };
+        if outcome == Some(Settled::Acked) {
+            tracing::debug!("Message settled.");
+        }
+        metrics::duration(&self.name, started.elapsed());
+    }
+
+    /// Runs the handler, retrying transient failures in process, and turning a panic into a
+    /// permanent failure (a bug: the same bytes would panic again; parked for replay once
+    /// fixed) instead of killing the consumer.
+    async fn run_handler(&self, message: &Incoming) -> Result<Handled, StageError> {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.retry.in_process_min_delay_ms))
+            .with_factor(2.0)
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.retry.in_process_retries as usize)
+            .with_jitter()
+            .build();
+        loop {
+            let result = AssertUnwindSafe(self.stage.handle(message))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(StageError::permanent(
+                        "handler_panicked",
+                        format!("the handler panicked: {}", panic_message(panic.as_ref())),
+                    ))
+                });
+            match result {
+                Err(error) if error.class == ErrorClass::Transient => {
+                    let Some(delay) = delays.next() else {
+                        return Err(error);
+                    };
+                    if self.shutdown.is_cancelled() {
+                        return Err(error);
+                    }
+                    tracing::debug!(error = %error, kind = %error.kind, delay_ms = delay.as_millis() as u64, "Transient failure; retrying in process.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.cancelled() => return Err(error),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the message as processed (with the stage's ledger effect, atomically), then
+    /// publishes the outputs (confirmed), then acks.
+    async fn succeed(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        id: &str,
+        mut handled: Handled,
+    ) -> Option<Settled> {
+        let encoded = match outbox::encode(&handled.outputs) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                let error = StageError::permanent("unencodable_outputs", e.to_string());
+                return self.fail(delivery, message, error).await;
+            }
+        };
+        let record = ProcessedMessage {
+            stage: self.name.clone(),
+            message_id: id.to_string(),
+            message_type: message.message_type.clone(),
+            tenant: message.header_text(headers::TENANT).map(str::to_string),
+            invoice_key: handled
+                .invoice
+                .as_ref()
+                .map(|i| i.key())
+                .or_else(|| message.header_text(headers::INVOICE).map(str::to_string)),
+            processed_at: now_rfc3339(),
+            outputs: encoded,
+        };
+        let effect = handled.ledger_effect.take();
+        let (stage, key) = (self.name.clone(), id.to_string());
+        let written = self
+            .ledger
+            .write(move |c| {
+                if Ledger::record_processed_in(c, &record)? {
+                    if let Some(effect) = effect {
+                        (effect.0)(c)?;
+                    }
+                    Ok(None)
+                } else {
+                    Ledger::processed_in(c, &stage, &key)
+                }
+            })
+            .await;
+        let outputs = match written {
+            Ok(None) => handled.outputs,
+            Ok(Some(earlier)) => {
+                // Another delivery of the same message committed first: its outputs win.
+                tracing::info!(
+                    "Message was processed concurrently; republishing the first outputs."
+                );
+                metrics::duplicate(&self.name);
+                match outbox::decode(&earlier.outputs) {
+                    Ok(outputs) => outputs,
+                    Err(e) => {
+                        let error =
+                            StageError::permanent("unreadable_stored_outputs", e.to_string());
+                        return self.fail(delivery, message, error).await;
+                    }
+                }
+            }
+            Err(e) => return self.fail(delivery, message, StageError::from(e)).await,
+        };
+        let settled = self
+            .publish_outputs_then_ack(delivery, message, &outputs)
+            .await;
+        if settled == Some(Settled::Acked) {
+            metrics::processed(&self.name);
+        }
+        settled
+    }
+
+    /// A redelivery of a processed message: the stored outputs again (same ids), then ack.
+    async fn republish_stored(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        record: ProcessedMessage,
+    ) -> Option<Settled> {
+        metrics::duplicate(&self.name);
+        tracing::info!(processed_at = %record.processed_at, "Message already processed; republishing its outputs without running the stage.");
+        match outbox::decode(&record.outputs) {
+            Ok(outputs) => {
+                self.publish_outputs_then_ack(delivery, message, &outputs)
+                    .await
+            }
+            Err(e) => {
+                let error = StageError::permanent("unreadable_stored_outputs", e.to_string());
+                self.fail(delivery, message, error).await
+            }
+        }
+    }
+
+    async fn publish_outputs_then_ack(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        outputs: &[Outgoing],
+    ) -> Option<Settled> {
+        match self
+            .publish_with_retries(|| self.publisher.publish(outputs))
+            .await
+        {
+            Ok(()) => Some(ack(delivery).await),
+            Err(e @ (PublishError::Unroutable { .. } | PublishError::Invalid { .. })) => {
+                // The record stays: once the topology (or the stage) is fixed, replaying the
+                // parked message republishes the stored outputs without rerunning the stage.
+                let kind = match e {
+                    PublishError::Unroutable { .. } => "unroutable_output",
+                    _ => "invalid_output",
+                };
+                let error = StageError::permanent(kind, e.to_string());
+                self.park_or_retry(delivery, message, &error).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Outputs not confirmed; the message goes back to the queue and its outputs will be republished.");
+                Some(requeue(delivery).await)
+            }
+        }
+    }
+
+    /// In-process retries of a transient publish failure (the publisher already waits for a
+    /// reconnection within its own bound).
+    async fn publish_with_retries<'a, F, Fut>(&self, publish: F) -> Result<(), PublishError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), PublishError>> + 'a,
+    {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.retry.in_process_min_delay_ms))
+            .with_max_times(self.retry.in_process_retries as usize)
+            .with_jitter()
+            .build();
+        loop {
+            match publish().await {
+                Err(e) if e.is_transient() && !matches!(e, PublishError::ShuttingDown) => {
+                    match delays.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        error: StageError,
+    ) -> Option<Settled> {
+        self.park_or_retry(delivery, message, &error).await
+    }
+
+    /// Transient and attempts left: the next delay tier, with attempt + 1. Otherwise (or
+    /// permanent, or poison): the parking lot, with the attempt that failed. Both keep the
+    /// original body and properties and add the failure headers; confirmed, then acked.
+    async fn park_or_retry(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        error: &StageError,
+    ) -> Option<Settled> {
+        let attempt = message.attempt;
+        let tier = (error.class == ErrorClass::Transient && attempt < self.retry.max_attempts)
+            .then(|| self.queues.tier_for(attempt))
+            .flatten();
+        let now = now_rfc3339();
+        let (target, next_attempt, parked) = match tier {
+            Some((_, queue)) => (queue.clone(), attempt.saturating_add(1), false),
+            None => (self.queues.parked.clone(), attempt, true),
+        };
+        let table = headers::with_failure(
+            delivery.properties.headers().as_ref(),
+            &Failure {
+                stage: &self.name,
+                attempt: next_attempt,
+                error: &error.message,
+                class: error.class.as_str(),
+                kind: &error.kind,
+                origin_queue: &self.queues.work,
+                exchange: delivery.exchange.as_str(),
+                routing_key: delivery.routing_key.as_str(),
+                now: &now,
+                parked,
+            },
+        );
+        let wire = Wire {
+            exchange: String::new(),
+            routing_key: target.clone(),
+            message_id: message.message_id.clone().unwrap_or_default(),
+            properties: delivery.properties.clone().with_headers(table),
+            body: message.body.clone(),
+        };
+        let published = self
+            .publish_with_retries(|| self.publisher.publish_wire(std::slice::from_ref(&wire)))
+            .await;
+        match published {
+            Ok(()) if parked => {
+                metrics::parked(&self.name, error.class.as_str(), &error.kind);
+                tracing::warn!(class = %error.class, kind = %error.kind, error = %error, queue = %target, "Message parked.");
+                Some(ack(delivery).await)
+            }
+            Ok(()) => {
+                metrics::retried(&self.name, &error.kind);
+                tracing::info!(kind = %error.kind, error = %error, queue = %target, next_attempt, "Transient failure; message sent to a delay tier.");
+                Some(ack(delivery).await)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, failure = %error, queue = %target, "Could not move the failed message; it goes back to the queue.");
+                Some(requeue(delivery).await)
+            }
+        }
+    }
+}
+
+/// Acks; a failed ack (channel lost, typically after a reconnection) means the broker will
+/// redeliver the message, and the ledger will recognise it.
+async fn ack(delivery: &Delivery) -> Settled {
+    match delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => Settled::Acked,
+        Ok(false) => {
+            tracing::info!(
+                "Ack not sent (channel closed); the message will be redelivered and deduplicated."
+            );
+            Settled::LeftForRedelivery
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "Ack failed; the message will be redelivered and deduplicated.");
+            Settled::LeftForRedelivery
+        }
+    }
+}
+
+/// Puts the message back at once (nack with requeue); it counts toward `x-delivery-limit`.
+async fn requeue(delivery: &Delivery) -> Settled {
+    let options = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    if let Err(e) = delivery.acker.nack(options).await {
+        tracing::info!(error = %e, "Nack failed; the message will be redelivered.");
+    }
+    Settled::LeftForRedelivery
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_without_id_are_deduplicated_on_their_body() {
+        assert_eq!(dedupe_id(Some("abc"), b"x"), "abc");
+        let derived = dedupe_id(None, b"{}");
+        assert_eq!(
+            derived,
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(dedupe_id(Some(""), b"{}"), derived);
+    }
+}

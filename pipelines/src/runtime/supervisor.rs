@@ -1,0 +1,351 @@
+//! The supervisor: connect, check the broker, declare the topology, start one consumer per
+//! stage, and on any broker loss tear everything down and start again with jittered
+//! exponential backoff — forever, until shutdown.
+//!
+//! lapin's own auto-recovery is not enabled: it is still getting correctness fixes (see
+//! `../shared/specs/middleware.md` §3.2), and a rebuild from our configuration is simple and
+//! always correct. Handler tasks outlive the connection they came from: they finish, record
+//! their result in the ledger, publish on the next connection (the publisher waits), and
+//! their ack fails harmlessly — the broker redelivers and the ledger deduplicates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties, Event};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::RuntimeConfig;
+use super::handling::StageRunner;
+use super::headers::short;
+use super::metrics;
+use super::publisher::PublisherCore;
+use super::topology::{self, StageQueues, TopologyError};
+use super::{BrokerState, RuntimeError};
+
+/// One stage's consumer settings.
+pub struct StageConsumer {
+    pub runner: Arc<StageRunner>,
+    pub bindings: Vec<String>,
+    pub prefetch: u16,
+    /// Deliveries of this stage handled at once (shared across reconnections).
+    pub permits: Arc<Semaphore>,
+}
+
+pub struct Supervisor {
+    pub config: RuntimeConfig,
+    pub consumers: Vec<Arc<StageConsumer>>,
+    pub health: watch::Sender<BrokerState>,
+    pub slot: watch::Sender<Option<Arc<Connection>>>,
+    pub publisher: Arc<PublisherCore>,
+    /// Every handler task, across connections.
+    pub handlers: TaskTracker,
+    /// The sources' tasks (they stop on the shutdown token).
+    pub sources: TaskTracker,
+}
+
+/// Reconnection delays: from `reconnect_min_delay_ms`, doubling, capped, jittered, endless.
+pub fn reconnect_backoff(config: &RuntimeConfig) -> impl Iterator<Item = Duration> + use<> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(config.broker.reconnect_min_delay_ms))
+        .with_max_delay(Duration::from_millis(
+            config
+                .broker
+                .reconnect_max_delay_ms
+                .max(config.broker.reconnect_min_delay_ms),
+        ))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Sleeps `delay` unless shutdown comes first (then `false`).
+async fn pause(delay: Option<Duration>, shutdown: &CancellationToken) -> bool {
+    let delay = delay.unwrap_or(Duration::from_secs(1));
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+/// The broker URL with our heartbeat and connection timeout.
+pub fn broker_uri(config: &RuntimeConfig) -> Result<AMQPUri, RuntimeError> {
+    let mut uri: AMQPUri = config
+        .broker
+        .url
+        .parse()
+        .map_err(|e| RuntimeError::Config(format!("broker.url is not an AMQP URL: {e}")))?;
+    uri.query.heartbeat = Some(config.broker.heartbeat_secs);
+    uri.query.connection_timeout = Some(config.broker.connect_timeout_ms);
+    Ok(uri)
+}
+
+async fn connect(uri: &AMQPUri, config: &RuntimeConfig) -> Result<Connection, String> {
+    let name = format!("encaisse ({})", config.broker.prefix);
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let timeout = Duration::from_millis(config.broker.connect_timeout_ms.saturating_add(1000));
+    match tokio::time::timeout(timeout, Connection::connect_uri(uri.clone(), properties)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+/// Consumes one stage until the session ends (`Ok`) or the channel/consumer dies (`Err`).
+async fn consume(
+    connection: Arc<Connection>,
+    stage: Arc<StageConsumer>,
+    session: CancellationToken,
+    handlers: TaskTracker,
+) -> Result<(), String> {
+    let queue = stage.runner.queues.work.clone();
+    let channel = Arc::new(
+        connection
+            .create_channel()
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    channel
+        .basic_qos(stage.prefetch, BasicQosOptions { global: false })
+        .await
+        .map_err(|e| e.to_string())?;
+    let tag = format!("{}.{}", queue, uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(
+            short(&queue, "queue name")?,
+            short(&tag, "consumer tag")?,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(stage = %stage.runner.name, queue = %queue, prefetch = stage.prefetch, "Consumer started.");
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = session.cancelled() => break,
+            permit = stage.permits.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+        };
+        let next = tokio::select! {
+            biased;
+            _ = session.cancelled() => break,
+            next = consumer.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                let runner = stage.runner.clone();
+                // The channel lives as long as a delivery of it is in hand (its ack needs it).
+                let channel = channel.clone();
+                handlers.spawn(async move {
+                    runner.handle(delivery).await;
+                    drop(permit);
+                    drop(channel);
+                });
+            }
+            Some(Err(e)) => return Err(format!("consumer of {queue} failed: {e}")),
+            None => return Err(format!("consumer of {queue} was cancelled by the broker")),
+        }
+    }
+    // Stop the flow; deliveries already prefetched but not taken go back to the queue when
+    // the channel closes (after the in-flight ones are acked).
+    if let Ok(tag) = short(&tag, "consumer tag") {
+        let _ = channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
+    }
+    Ok(())
+}
+
+impl Supervisor {
+    fn set_health(&self, state: BrokerState) {
+        self.health.send_replace(state);
+        metrics::connected(matches!(
+            state,
+            BrokerState::Connected | BrokerState::Blocked
+        ));
+    }
+
+    fn specs(&self) -> Vec<(StageQueues, Vec<String>)> {
+        self.consumers
+            .iter()
+            .map(|c| (c.runner.queues.clone(), c.bindings.clone()))
+            .collect()
+    }
+
+    /// Runs until `shutdown`; returns an error only for what retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+        let uri = broker_uri(&self.config)?;
+        let specs = self.specs();
+        let mut delays = reconnect_backoff(&self.config);
+        let mut probed = false;
+        while !shutdown.is_cancelled() {
+            self.set_health(BrokerState::Connecting);
+            let connected = tokio::select! {
+                c = connect(&uri, &self.config) => c,
+                _ = shutdown.cancelled() => break,
+            };
+            let connection = match connected {
+                Ok(c) => Arc::new(c),
+                Err(error) => {
+                    self.set_health(BrokerState::Disconnected);
+                    tracing::warn!(%error, host = %uri.authority.host, port = uri.authority.port, "Broker connection failed; retrying.");
+                    if !pause(delays.next(), &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let mut events = connection.events_listener();
+            let prepared = async {
+                if !probed {
+                    topology::probe_at_least_once(&connection, &self.config.broker.prefix).await?;
+                }
+                topology::declare(&connection, &self.config, &specs).await
+            };
+            match prepared.await {
+                Ok(()) => probed = true,
+                Err(TopologyError::Conflict { name, message }) => {
+                    let _ = connection.close(200, "topology conflict".into()).await;
+                    self.set_health(BrokerState::Disconnected);
+                    return Err(RuntimeError::TopologyConflict {
+                        queue: name,
+                        message,
+                    });
+                }
+                Err(TopologyError::Unsupported(message)) => {
+                    let _ = connection.close(200, "unsupported broker".into()).await;
+                    self.set_health(BrokerState::Disconnected);
+                    return Err(RuntimeError::Config(message));
+                }
+                Err(error @ TopologyError::Broker { .. }) => {
+                    self.set_health(BrokerState::Disconnected);
+                    tracing::warn!(%error, "Topology declaration failed; reconnecting.");
+                    if !pause(delays.next(), &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+
+            let session = shutdown.child_token();
+            let mut consumers = JoinSet::new();
+            for stage in &self.consumers {
+                consumers.spawn(consume(
+                    connection.clone(),
+                    stage.clone(),
+                    session.clone(),
+                    self.handlers.clone(),
+                ));
+            }
+            self.slot.send_replace(Some(connection.clone()));
+            self.set_health(BrokerState::Connected);
+            delays = reconnect_backoff(&self.config);
+            tracing::info!(
+                prefix = %self.config.broker.prefix,
+                stages = self.consumers.len(),
+                "Broker connected, topology declared, consumers started."
+            );
+
+            let lost = loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break None,
+                    event = events.next() => match event {
+                        Some(Event::ConnectionBlocked(reason)) => {
+                            tracing::warn!(%reason, "Broker blocked the connection (resource alarm).");
+                            self.set_health(BrokerState::Blocked);
+                        }
+                        Some(Event::ConnectionUnblocked) => {
+                            tracing::info!("Broker unblocked the connection.");
+                            self.set_health(BrokerState::Connected);
+                        }
+                        Some(Event::Error(e)) => break Some(e.to_string()),
+                        Some(_) => {}
+                        None => break Some("connection event stream ended".to_string()),
+                    },
+                    done = consumers.join_next(), if !consumers.is_empty() => match done {
+                        Some(Ok(Ok(()))) if shutdown.is_cancelled() => break None,
+                        Some(Ok(Ok(()))) => break Some("a consumer stopped".to_string()),
+                        Some(Ok(Err(e))) => break Some(e),
+                        Some(Err(e)) => break Some(format!("a consumer task failed: {e}")),
+                        None => {}
+                    },
+                }
+            };
+
+            match lost {
+                None => {
+                    session.cancel();
+                    while consumers.join_next().await.is_some() {}
+                    self.drain().await;
+                    self.publisher.close();
+                    self.slot.send_replace(None);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        connection.close(200, "encaisse shutting down".into()),
+                    )
+                    .await;
+                    self.set_health(BrokerState::Disconnected);
+                    tracing::info!("Runtime stopped.");
+                    return Ok(());
+                }
+                Some(reason) => {
+                    self.slot.send_replace(None);
+                    self.set_health(BrokerState::Disconnected);
+                    metrics::reconnect();
+                    session.cancel();
+                    consumers.abort_all();
+                    tracing::warn!(%reason, "Broker connection lost; rebuilding connection, topology and consumers.");
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        connection.close(320, "encaisse reconnecting".into()),
+                    )
+                    .await;
+                    drop(connection);
+                    if !pause(delays.next(), &shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+        // Shutdown while disconnected.
+        self.drain().await;
+        self.publisher.close();
+        self.set_health(BrokerState::Disconnected);
+        tracing::info!("Runtime stopped.");
+        Ok(())
+    }
+
+    /// Lets in-flight handlers (and the sources) finish within the grace period.
+    async fn drain(&self) {
+        self.handlers.close();
+        self.sources.close();
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        let in_flight = self.handlers.len();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                grace_secs = grace.as_secs(),
+                "Waiting for in-flight messages."
+            );
+        }
+        let both = async {
+            self.handlers.wait().await;
+            self.sources.wait().await;
+        };
+        if tokio::time::timeout(grace, both).await.is_err() {
+            tracing::warn!(
+                messages_still_running = self.handlers.len(),
+                sources_still_running = self.sources.len(),
+                "Grace period over; unfinished messages will be redelivered."
+            );
+        }
+    }
+}

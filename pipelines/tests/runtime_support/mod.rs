@@ -1,0 +1,403 @@
+//! Helpers shared by the runtime's integration tests (real RabbitMQ on 127.0.0.1:5672).
+//! Each test gets its own prefix `t-<uuid>` and deletes its queues and exchange when done,
+//! even when it fails, so the tests run in parallel without seeing each other.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use encaisse_ledger::Ledger;
+use encaisse_pipelines::runtime::{BrokerState, Health, Runtime, RuntimeConfig, StageQueues};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const BROKER: &str = "127.0.0.1:5672";
+
+pub fn broker_url(addr: &str) -> String {
+    format!("amqp://guest:guest@{addr}/%2f")
+}
+
+/// A test's own namespace on the broker; deletes what it knows of on drop.
+pub struct Namespace {
+    pub prefix: String,
+    queues: std::sync::Mutex<Vec<String>>,
+}
+
+impl Namespace {
+    pub fn new() -> Self {
+        Namespace {
+            prefix: format!("t-{}", uuid::Uuid::new_v4().simple()),
+            queues: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Registers the queues of `stage` for deletion.
+    pub fn stage(&self, stage: &str, tiers: &[u64]) -> StageQueues {
+        let queues = StageQueues::new(&self.prefix, stage, tiers);
+        let mut list = self.queues.lock().unwrap();
+        list.push(queues.work.clone());
+        list.push(queues.parked.clone());
+        list.extend(queues.tiers.iter().map(|(_, q)| q.clone()));
+        queues
+    }
+
+    pub fn track(&self, queue: &str) {
+        self.queues.lock().unwrap().push(queue.to_string());
+    }
+
+    /// A runtime configuration for tests: short tiers, fast reconnection.
+    pub fn config(&self, url: &str, tiers: &[u64]) -> RuntimeConfig {
+        let mut config = RuntimeConfig::default();
+        config.broker.url = url.to_string();
+        config.broker.prefix = self.prefix.clone();
+        config.broker.prefetch = 16;
+        config.broker.heartbeat_secs = 5;
+        config.broker.reconnect_min_delay_ms = 100;
+        config.broker.reconnect_max_delay_ms = 1_000;
+        config.broker.publish_wait_ms = 15_000;
+        config.retry.tiers_secs = tiers.to_vec();
+        config.retry.max_attempts = 5;
+        config.retry.in_process_retries = 0;
+        config.retry.in_process_min_delay_ms = 50;
+        config.shutdown_grace_secs = 10;
+        config
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let queues = self.queues.lock().map(|q| q.clone()).unwrap_or_default();
+        let exchange = self.prefix.clone();
+        // Drop cannot be async: a small runtime of its own on a plain thread.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(conn) = connect(BROKER).await else {
+                    return;
+                };
+                for queue in queues {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch
+                            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
+                }
+                if let Ok(ch) = conn.create_channel().await {
+                    let _ = ch
+                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+                let _ = conn.close(200, "OK".into()).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+pub async fn connect(addr: &str) -> lapin::Result<Connection> {
+    Connection::connect(&broker_url(addr), ConnectionProperties::default()).await
+}
+
+/// A direct client to the broker (not through any proxy), for publishing test input and
+/// reading queues.
+pub struct Client {
+    pub conn: Connection,
+    pub channel: Channel,
+}
+
+impl Client {
+    pub async fn new() -> Self {
+        let conn = connect(BROKER).await.expect("RabbitMQ on 127.0.0.1:5672");
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Client { conn, channel }
+    }
+
+    /// A classic queue bound to `exchange` with `pattern`, to collect a stage's outputs.
+    pub async fn sink(&self, ns: &Namespace, name: &str, pattern: &str) -> String {
+        let queue = format!("{}.{name}", ns.prefix);
+        ns.track(&queue);
+        self.channel
+            .exchange_declare(
+                ns.prefix.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                lapin::options::ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.channel
+            .queue_bind(
+                queue.as_str().into(),
+                ns.prefix.as_str().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        queue
+    }
+
+    /// Publishes (confirmed, persistent) to `exchange`.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        props: BasicProperties,
+        body: &[u8],
+    ) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack(), "test input must be confirmed");
+        assert!(
+            confirm.take_message().is_none(),
+            "test input must be routed"
+        );
+    }
+
+    /// Ready messages of `queue`.
+    pub async fn count(&self, queue: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = ch.close(200, "OK".into()).await;
+        q.message_count()
+    }
+
+    /// Takes every ready message of `queue` (acked).
+    pub async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+        {
+            message
+                .delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+            out.push(message.delivery);
+        }
+        out
+    }
+}
+
+pub fn text_header(props: &BasicProperties, name: &str) -> Option<String> {
+    match props.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+pub fn int_header(props: &BasicProperties, name: &str) -> Option<i64> {
+    match props.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongLongInt(i) => Some(*i),
+        AMQPValue::LongInt(i) => Some(i64::from(*i)),
+        AMQPValue::ShortInt(i) => Some(i64::from(*i)),
+        _ => None,
+    }
+}
+
+/// Properties of a canonical test message.
+pub fn message_props(id: &str, tenant: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "encaisse-tenant".into(),
+        AMQPValue::LongString(LongString::from(tenant)),
+    );
+    BasicProperties::default()
+        .with_message_id(ShortString::from(id))
+        .with_type("test.item".into())
+        .with_content_type("application/json".into())
+        .with_timestamp(1_790_000_000)
+        .with_headers(headers)
+}
+
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn wait_connected(health: &Health) {
+    wait_until("the broker connection", Duration::from_secs(30), || async {
+        health.state() == BrokerState::Connected
+    })
+    .await;
+}
+
+/// A running runtime.
+pub struct Running {
+    pub token: CancellationToken,
+    pub handle: JoinHandle<Result<(), encaisse_pipelines::runtime::RuntimeError>>,
+    pub health: Health,
+}
+
+impl Running {
+    pub fn start(runtime: Runtime) -> Self {
+        let token = CancellationToken::new();
+        let health = runtime.health();
+        let handle = tokio::spawn(runtime.run(token.clone()));
+        Running {
+            token,
+            handle,
+            health,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.token.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("runtime stops within its grace period")
+            .unwrap();
+        assert!(result.is_ok(), "runtime stopped with {result:?}");
+    }
+}
+
+/// An effect table in the ledger: one row per key, `n` = how many times the effect ran.
+pub async fn create_effect_table(ledger: &Ledger) {
+    ledger
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS test_effect (key TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// The effect: counts a run for `key` (not idempotent on purpose: a second run shows).
+pub fn count_effect(
+    c: &encaisse_ledger::rusqlite::Connection,
+    key: &str,
+) -> Result<(), encaisse_ledger::LedgerError> {
+    c.execute(
+        "INSERT INTO test_effect (key, n) VALUES (?1, 1) ON CONFLICT (key) DO UPDATE SET n = n + 1",
+        [key],
+    )?;
+    Ok(())
+}
+
+pub async fn effects(ledger: &Ledger) -> BTreeMap<String, i64> {
+    ledger
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT key, n FROM test_effect")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<BTreeMap<_, _>, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+/// A TCP proxy between the runtime and the broker that can sever every connection.
+pub struct Proxy {
+    pub addr: String,
+    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let list = connections.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        Proxy {
+            addr,
+            connections,
+            accept,
+        }
+    }
+
+    /// Cuts every open connection (both sockets dropped).
+    pub fn sever(&self) -> usize {
+        let mut list = self.connections.lock().unwrap();
+        let n = list.iter().filter(|t| !t.is_finished()).count();
+        for task in list.drain(..) {
+            task.abort();
+        }
+        n
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.sever();
+    }
+}
