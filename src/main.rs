@@ -1,6 +1,45 @@
-//! `encaisse`: the daemon and its ops CLI.
+//! `encaisse`: the daemon and its ops CLI. Exit codes: [`encaisse::exit`].
 
-fn main() {
-    eprintln!("encaisse: under construction");
-    std::process::exit(1);
+use std::process::ExitCode;
+
+use clap::Parser;
+use encaisse::cli::{Cli, Command};
+use encaisse::commands::{check, pending, run};
+use encaisse::{config, exit, logging};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" that print to stdout and exit 0.
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if let Some(warning) = logging::init(cli.log_format) {
+        tracing::warn!("{warning}.");
+    }
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let code = match &cli.command {
+        Command::Run => match config::load(&cli.config) {
+            Ok(loaded) => run::run(loaded).await,
+            Err(e) => {
+                tracing::error!(
+                    error = %check::describe_load_error(&e),
+                    "Configuration is not usable."
+                );
+                exit::CONFIG
+            }
+        },
+        Command::Check(args) => check::run(&cli.config, args.connect, &mut out, &mut err).await,
+        other => pending::not_yet_available(other.name(), &mut err),
+    };
+    ExitCode::from(code)
 }

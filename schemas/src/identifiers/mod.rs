@@ -8,11 +8,13 @@ mod bic;
 mod iban;
 mod ics;
 mod rum;
+mod siret;
 
 pub use bic::{Bic, BicFlavour};
 pub use iban::Iban;
 pub use ics::Ics;
 pub use rum::{Rum, check_sepa_identifier};
+pub use siret::check_siret;
 
 /// Why an identifier was refused. The message names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what encaisse needs to build and test, and starts RabbitMQ. Idempotent: run it as
+# often as you like; it only installs what is missing and only starts what is stopped.
+#
+#   scripts/setup.sh
+#
+# Debian/Ubuntu (apt). Uses sudo only when not root. Needs a Rust toolchain (rustup) already.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        log "not root and no sudo: missing packages cannot be installed"
+    fi
+fi
+
+# Packages: xmllint (XSD validation in tests), RabbitMQ (the broker), build dependencies of
+# crates with C code (rusqlite's bundled SQLite, aws-lc-rs for rustls), curl for scripts/demo.sh.
+packages=(libxml2-utils rabbitmq-server build-essential pkg-config curl ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    log "packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
+    exit 1
+fi
+
+# RabbitMQ: start it when it does not answer.
+if $SUDO rabbitmqctl -q status >/dev/null 2>&1; then
+    log "RabbitMQ running"
+else
+    log "starting RabbitMQ"
+    # The Debian package may leave a node half-started (no init system in containers).
+    $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+    started=no
+    for _ in $(seq 1 30); do
+        if $SUDO rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+            started=yes
+            break
+        fi
+        sleep 2
+    done
+    if [ "$started" != yes ]; then
+        log "RabbitMQ did not start; see /var/log/rabbitmq/"
+        exit 1
+    fi
+    log "RabbitMQ started"
+fi
+
+# Quorum queues with at-least-once dead-lettering need these feature flags (on by default on
+# a fresh 3.10 node, off on a node upgraded from an older version).
+for flag in quorum_queue stream_queue; do
+    if ! $SUDO rabbitmqctl -q list_feature_flags name state 2>/dev/null | grep -qE "^${flag}\s+enabled"; then
+        log "enabling feature flag ${flag}"
+        $SUDO rabbitmqctl -q enable_feature_flag "$flag"
+    fi
+done
+
+# The AMQP port must answer before tests start.
+for _ in $(seq 1 30); do
+    if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+        log "ready"
+        exit 0
+    fi
+    sleep 1
+done
+log "RabbitMQ runs but 127.0.0.1:5672 does not answer"
+exit 1

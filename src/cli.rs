@@ -1,0 +1,121 @@
+//! The command line (`encaisse --help`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Carries a commune's receivables from its billing application to the DGFiP collection
+/// channels (PayFiP, Hélios PES V2, SEPA direct debit) and brings every payment back.
+///
+/// Exit codes: 0 ok, 1 failure while running, 2 bad command line, 3 not yet available,
+/// 69 broker unreachable (check --connect), 74 file or directory error, 78 configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "encaisse", version, about, long_about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        default_value = "config/encaisse.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Log format on standard error: `human` (default) or `json` (one object per line).
+    /// The level filter comes from ENCAISSE_LOG (default `info`, e.g. `encaisse=debug,info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGTERM or SIGINT (then finish in-flight work and exit 0).
+    Run,
+    /// Check the configuration file; exit 78 naming each problem, 0 with a summary.
+    Check(CheckArgs),
+    /// Inspect, replay or discard parked messages (not yet available: issue 6).
+    Dlq(PendingArgs),
+    /// Show the life of an invoice, from export to Trésorerie and back (not yet available: issue 6).
+    Trace(PendingArgs),
+    /// Run a local simulator of the DGFiP PayFiP gateway (not yet available: issue 4).
+    PayfipSim(PendingArgs),
+    /// Run the end-to-end demonstration (not yet available: issue 7; use scripts/demo.sh).
+    Demo(PendingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also connect to the broker (exit 69 if it cannot be reached).
+    #[arg(long)]
+    pub connect: bool,
+}
+
+/// Arguments of a subcommand that has not landed yet: accepted and ignored, so scripts
+/// written against the future interface fail with the documented exit code, not a usage error.
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+impl Command {
+    /// Name of the subcommand as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Check(_) => "check",
+            Command::Dlq(_) => "dlq",
+            Command::Trace(_) => "trace",
+            Command::PayfipSim(_) => "payfip-sim",
+            Command::Demo(_) => "demo",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_global_options() {
+        let cli = Cli::try_parse_from(["encaisse", "check"]).unwrap();
+        assert_eq!(cli.config, PathBuf::from("config/encaisse.toml"));
+        assert_eq!(cli.log_format, LogFormat::Human);
+        let cli = Cli::try_parse_from([
+            "encaisse",
+            "check",
+            "--connect",
+            "--config",
+            "x.toml",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, PathBuf::from("x.toml"));
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Check(CheckArgs { connect: true })
+        ));
+    }
+
+    #[test]
+    fn pending_subcommands_accept_future_arguments() {
+        let cli = Cli::try_parse_from(["encaisse", "dlq", "replay", "--all"]).unwrap();
+        assert_eq!(cli.command.name(), "dlq");
+        let cli = Cli::try_parse_from(["encaisse", "payfip-sim", "--listen", "127.0.0.1:0"]);
+        assert_eq!(cli.unwrap().command.name(), "payfip-sim");
+    }
+}

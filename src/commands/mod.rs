@@ -1,0 +1,7 @@
+//! The subcommands. Each returns its exit code ([`crate::exit`]); output meant for people
+//! goes to the writers it is given (standard output and error in the binary), logs to
+//! `tracing`.
+
+pub mod check;
+pub mod pending;
+pub mod run;

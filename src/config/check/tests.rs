@@ -1,0 +1,243 @@
+use super::*;
+use crate::config::{ApiConfig, load_str};
+
+const EXAMPLE: &str = include_str!("../../../config/encaisse.toml");
+
+/// The shipped example with its data directory moved into a temporary directory.
+fn example() -> (Config, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = load_str(EXAMPLE, "config/encaisse.toml").unwrap();
+    config.data_dir = tmp.path().join("data");
+    (config, tmp)
+}
+
+fn all_set(_: &str) -> bool {
+    true
+}
+
+fn fields(report: &Report) -> Vec<&str> {
+    report.issues.iter().map(|i| i.field.as_str()).collect()
+}
+
+fn issues_after(change: impl FnOnce(&mut Config)) -> Vec<String> {
+    let (mut config, _tmp) = example();
+    change(&mut config);
+    check(&config, &all_set)
+        .issues
+        .iter()
+        .map(|i| i.to_string())
+        .collect()
+}
+
+fn has(issues: &[String], field: &str) -> bool {
+    issues.iter().any(|i| i.starts_with(&format!("{field}: ")))
+}
+
+#[test]
+fn example_configuration_is_clean() {
+    let (config, _tmp) = example();
+    let report = check(&config, &all_set);
+    assert_eq!(report.issues, vec![], "{:#?}", report.issues);
+    assert_eq!(report.warnings, vec![]);
+    assert_eq!(config.tenants.len(), 2);
+}
+
+#[test]
+fn example_tenants_know_every_product_of_the_brief() {
+    let (config, _tmp) = example();
+    let expected = [
+        ("CANTINE", "PERISCOLAIRE"),
+        ("ETUDE", "PERISCOLAIRE"),
+        ("ACCUEIL_MATIN", "PERISCOLAIRE"),
+        ("ACCUEIL_SOIR", "PERISCOLAIRE"),
+        ("CENTRE_LOISIRS", "PERISCOLAIRE"),
+        ("CRECHE_HEURE", "CRECHE"),
+        ("SEJOUR", "SEJOUR"),
+        ("CLASSE_DECOUVERTE", "CLASSE_DECOUVERTE"),
+        ("ATELIER", "ANTENNE_QUARTIER"),
+    ];
+    for tenant in &config.tenants {
+        for (product, activity) in expected {
+            let found = tenant.products.iter().find(|p| p.code == product);
+            assert_eq!(
+                found.map(|p| p.activity.as_str()),
+                Some(activity),
+                "{} {product}",
+                tenant.id
+            );
+        }
+    }
+    let ivry = config.tenant("ivry").unwrap();
+    let creche = ivry.activities.iter().find(|a| a.code == "CRECHE").unwrap();
+    assert_eq!(creche.collection, CollectionPath::Regie);
+    assert!(ivry.sepa.is_some(), "Ivry's régie debits directly");
+    let vitry = config.tenant("vitry").unwrap();
+    let sejour = vitry
+        .activities
+        .iter()
+        .find(|a| a.code == "SEJOUR")
+        .unwrap();
+    assert_eq!(sejour.budget, "caisse-ecoles");
+}
+
+#[test]
+fn missing_token_variable_is_a_warning_not_an_issue() {
+    let (config, _tmp) = example();
+    let report = check(&config, &|name| name != "ENCAISSE_TOKEN_IVRY");
+    assert!(report.is_ok());
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(report.warnings[0].field, "tenants[1].api.token_env");
+}
+
+#[test]
+fn invalid_token_variable_name_is_an_issue() {
+    let issues = issues_after(|c| {
+        c.tenants[0].api = Some(ApiConfig {
+            token_env: "my token".into(),
+        })
+    });
+    assert!(has(&issues, "tenants[0].api.token_env"), "{issues:?}");
+}
+
+#[test]
+fn identifiers_are_checked() {
+    let issues = issues_after(|c| {
+        let budget = &mut c.tenants[0].budgets[0];
+        budget.siret = "21940081000013".into();
+        budget.cod_col = "000".into();
+        budget.cod_bud = "0A".into();
+        budget.payfip_numcli = Some("94081".into());
+        c.tenants[1].regies[0].payfip_numcli = Some("ABCDEF".into());
+        c.tenants[1].products[0].cod_prod_loc = "TOOLONG".into();
+    });
+    for field in [
+        "tenants[0].budgets[0].siret",
+        "tenants[0].budgets[0].cod_col",
+        "tenants[0].budgets[0].cod_bud",
+        "tenants[0].budgets[0].payfip_numcli",
+        "tenants[1].regies[0].payfip_numcli",
+        "tenants[1].products[0].cod_prod_loc",
+    ] {
+        assert!(has(&issues, field), "{field} not in {issues:#?}");
+    }
+    assert_eq!(issues.len(), 6, "{issues:#?}");
+}
+
+#[test]
+fn references_between_sections_are_checked() {
+    let issues = issues_after(|c| {
+        c.tenants[0].activities[0].budget = "nowhere".into();
+        c.tenants[0].products[0].activity = "NOTHING".into();
+        c.tenants[1].activities[1].regie = Some("regie-ghost".into());
+        c.tenants[0].source = "crechesoft".into();
+    });
+    assert!(
+        has(&issues, "tenants[0].activities[0].budget"),
+        "{issues:#?}"
+    );
+    assert!(
+        has(&issues, "tenants[0].products[0].activity"),
+        "{issues:#?}"
+    );
+    assert!(
+        has(&issues, "tenants[1].activities[1].regie"),
+        "{issues:#?}"
+    );
+    assert!(has(&issues, "tenants[0].source"), "{issues:#?}");
+}
+
+#[test]
+fn regie_activity_rules() {
+    let issues = issues_after(|c| {
+        c.tenants[1].activities[1].regie = None;
+        c.tenants[0].activities[0].regie = Some("regie-creche".into());
+    });
+    assert!(
+        has(&issues, "tenants[1].activities[1].regie"),
+        "{issues:#?}"
+    );
+    assert!(
+        has(&issues, "tenants[0].activities[0].regie"),
+        "{issues:#?}"
+    );
+}
+
+#[test]
+fn online_payment_needs_a_client_number() {
+    let issues = issues_after(|c| {
+        c.tenants[0].budgets[1].payfip_numcli = None;
+        c.tenants[1].regies[0].payfip_numcli = None;
+    });
+    // Vitry's SEJOUR and CLASSE_DECOUVERTE sit on the caisse des écoles' budget.
+    assert!(has(&issues, "tenants[0].activities[3].online_payment"));
+    assert!(has(&issues, "tenants[0].activities[4].online_payment"));
+    assert!(has(&issues, "tenants[1].activities[1].online_payment"));
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+}
+
+#[test]
+fn direct_debit_needs_the_creditor_identity() {
+    let issues = issues_after(|c| {
+        c.tenants[1].regies[0].ics = None;
+        c.tenants[1].regies[0].creditor_iban = None;
+    });
+    assert!(has(&issues, "tenants[1].regies[0].ics"), "{issues:#?}");
+    assert!(has(&issues, "tenants[1].regies[0].creditor_iban"));
+    // Without a [tenants.sepa] section, no pain.008 is written: nothing is required.
+    let issues = issues_after(|c| {
+        c.tenants[1].regies[0].ics = None;
+        c.tenants[1].sepa = None;
+    });
+    assert_eq!(issues, Vec::<String>::new());
+}
+
+#[test]
+fn duplicates_are_named() {
+    let issues = issues_after(|c| {
+        let first = c.tenants[0].clone();
+        c.tenants[1].id = first.id.clone();
+        let product = c.tenants[0].products[0].clone();
+        c.tenants[0].products.push(product);
+        c.tenants[0].budgets[1].cod_col = c.tenants[0].budgets[0].cod_col.clone();
+    });
+    assert!(has(&issues, "tenants[1].id"), "{issues:#?}");
+    assert!(has(&issues, "tenants[0].products[9].code"), "{issues:#?}");
+    assert!(has(&issues, "tenants[0].budgets[1].cod_bud"), "{issues:#?}");
+}
+
+#[test]
+fn runtime_settings_are_checked() {
+    let issues = issues_after(|c| {
+        c.broker.url = "http://guest:secret@localhost".into();
+        c.broker.prefix = "en.caisse".into();
+        c.broker.prefetch = 0;
+        c.retry.tiers_secs = vec![30, 5];
+        c.retry.max_attempts = 0;
+    });
+    assert!(has(&issues, "broker.url"));
+    assert!(
+        !issues.iter().any(|i| i.contains("secret")),
+        "the URL's credentials must not be echoed: {issues:#?}"
+    );
+    assert!(has(&issues, "broker.prefix"));
+    assert!(has(&issues, "broker.prefetch"));
+    assert!(has(&issues, "retry.tiers_secs[1]"));
+    assert!(has(&issues, "retry.max_attempts"));
+}
+
+#[test]
+fn unusable_data_dir_is_an_issue() {
+    let (mut config, tmp) = example();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    config.data_dir = file.join("data");
+    let report = check(&config, &all_set);
+    assert_eq!(fields(&report), vec!["data_dir"]);
+}
+
+#[test]
+fn no_tenant_is_an_issue() {
+    let issues = issues_after(|c| c.tenants.clear());
+    assert_eq!(issues.len(), 1);
+    assert!(has(&issues, "tenants"));
+}

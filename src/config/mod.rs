@@ -1,0 +1,177 @@
+//! The configuration file, `encaisse.toml` (reference: `docs/configuration.md`).
+//!
+//! These structs are the documentation: every field has a doc comment, defaults live in
+//! functions, units are in the names, and every table refuses unknown keys
+//! (`deny_unknown_fields`), so a typo is an error naming the key instead of a setting
+//! silently ignored. Adapter sections are the adapters' own types, composed here by type.
+//!
+//! * [`load`] reads the file, names the key of any syntax or type error, and applies the
+//!   environment overrides (`ENCAISSE_DATA_DIR`, `ENCAISSE_AMQP_URL`).
+//! * [`check`] cross-checks what types alone cannot (references between sections,
+//!   identifiers, directories) and lists every problem as `field: message`.
+
+pub mod check;
+pub mod load;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use encaisse_helios::config::HeliosTenantConfig;
+use encaisse_payfip::config::{GatewayConfig, PayfipTenantConfig};
+use encaisse_pipelines::runtime::{BrokerConfig, RetryConfig, RuntimeConfig};
+use encaisse_polyfac::config::SourceMapping;
+use encaisse_schemas::TenantId;
+use encaisse_schemas::tenant::{Activity, Budget, Product, Regie};
+use encaisse_sepa::config::SepaTenantConfig;
+use serde::{Deserialize, Serialize};
+
+pub use check::check;
+pub use load::{LoadError, Loaded, load, load_str};
+
+/// Name of the source every tenant uses unless it says otherwise: Polyfac's default export
+/// contract (`../shared/specs/polyfac.md`), built in, so it needs no `[sources.polyfac]`.
+pub const DEFAULT_SOURCE: &str = "polyfac";
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the ledger (`ledger.sqlite`) and each tenant's file directories
+    /// (`<tenant>/polyfac/inbox`, …). Relative paths are relative to the directory the daemon
+    /// is started from. Overridden by `ENCAISSE_DATA_DIR`. Default `var/encaisse`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// How to reach RabbitMQ and how hard to push it (`encaisse_pipelines::runtime::BrokerConfig`).
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// What happens to transient failures: delay tiers, attempts
+    /// (`encaisse_pipelines::runtime::RetryConfig`).
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// On SIGTERM/SIGINT, how long in-flight messages may take to finish before the daemon
+    /// exits anyway (default 20 s).
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// The HTTP server (health, readiness, metrics, and later the payment API).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The DGFiP PayFiP gateway, shared by every tenant (`encaisse_payfip::config::GatewayConfig`).
+    /// Absent: the adapter's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payfip: Option<GatewayConfig>,
+    /// Source applications' export formats by name (`[sources.<name>]`,
+    /// `encaisse_polyfac::config::SourceMapping`). A tenant names its source; `polyfac` (Polyfac's
+    /// default contract) is built in and need not be listed.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceMapping>,
+    /// The communes served by this deployment, one `[[tenants]]` table each.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[http]`: the daemon's HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on (default `127.0.0.1:8080`). Port 0 picks a free port,
+    /// which the daemon logs (`HTTP server listening.` with `addr`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+/// `[[tenants]]`: one commune, with its own identifiers and directories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Identifier used in directories, routing headers and the ledger (`vitry`): 1–32 of
+    /// `a-z`, `0-9`, `-`. Never change it once invoices flowed.
+    pub id: TenantId,
+    /// Name of the commune, for people (`Vitry-sur-Seine`).
+    pub name: String,
+    /// Which `[sources.<name>]` format its billing exports use (default `polyfac`, built in).
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Budgets as the Trésorerie knows them (`[[tenants.budgets]]`).
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    /// Activities billed, each tied to a budget and a collection path (`[[tenants.activities]]`).
+    #[serde(default)]
+    pub activities: Vec<Activity>,
+    /// Products billed on invoice lines, each tied to an activity (`[[tenants.products]]`).
+    #[serde(default)]
+    pub products: Vec<Product>,
+    /// Régies de recettes collecting some activities themselves (`[[tenants.regies]]`).
+    #[serde(default)]
+    pub regies: Vec<Regie>,
+    /// The payment API used by the family portal (Kiosque famille) for this tenant. Absent:
+    /// the API refuses this tenant's calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiConfig>,
+    /// Hélios PES V2 settings (`encaisse_helios::config::HeliosTenantConfig`). Absent: the
+    /// adapter's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helios: Option<HeliosTenantConfig>,
+    /// Online payment settings (`encaisse_payfip::config::PayfipTenantConfig`). Absent: the
+    /// adapter's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payfip: Option<PayfipTenantConfig>,
+    /// Direct debit settings of the tenant's régies (`encaisse_sepa::config::SepaTenantConfig`).
+    /// Absent: the tenant sends no pain.008 files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sepa: Option<SepaTenantConfig>,
+}
+
+/// `[tenants.api]`: how callers of the payment API authenticate for this tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Name of the environment variable holding the bearer token callers must present
+    /// (`ENCAISSE_TOKEN_VITRY`). The token itself never goes in this file.
+    pub token_env: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("var/encaisse")
+}
+
+fn default_shutdown_grace_secs() -> u64 {
+    RuntimeConfig::default().shutdown_grace_secs
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_source() -> String {
+    DEFAULT_SOURCE.to_string()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+impl Config {
+    /// The runtime's configuration, assembled from `[broker]`, `[retry]` and
+    /// `shutdown_grace_secs`; settings the file does not expose keep the runtime's defaults.
+    // `..default()` keeps this compiling and correct when the runtime grows a setting.
+    #[allow(clippy::needless_update)]
+    pub fn runtime(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            broker: self.broker.clone(),
+            retry: self.retry.clone(),
+            shutdown_grace_secs: self.shutdown_grace_secs,
+            ..RuntimeConfig::default()
+        }
+    }
+
+    /// The tenant with this id.
+    pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.id.as_str() == id)
+    }
+}

@@ -1,0 +1,14 @@
+//! `encaisse`, the binary: command line, configuration, HTTP server, observability and the
+//! wiring of stages into the runtime. The work itself lives in the other crates
+//! (ARCHITECTURE.md, "Crates"); this crate reads the TOML file and builds them.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod dirs;
+pub mod exit;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod signals;
+pub mod wiring;

@@ -1,0 +1,97 @@
+//! Which stages and sources the daemon runs, built from the configuration.
+//!
+//! Each area adds one [`Component`] to [`REGISTRY`] (ARCHITECTURE.md, "Routing keys and
+//! stages"): its name (the stage's queue is `<prefix>.<name>`), its kind, and a constructor
+//! that takes what it needs from the [`Context`] — adapter settings from the configuration,
+//! the ledger, the data directory. `encaisse check` lists the names; `encaisse run` builds them.
+//!
+//! ```text
+//! Component {
+//!     name: "helios.titres",
+//!     kind: Kind::Stage,
+//!     build: |ctx| Ok(Built::Stage(encaisse_pipelines::stages::helios_titres(ctx.config, ctx.ledger.clone())?)),
+//! },
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+use encaisse_ledger::Ledger;
+use encaisse_pipelines::Stage;
+use encaisse_pipelines::runtime::{Runtime, Source};
+
+use crate::config::Config;
+
+/// What a constructor gets.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub ledger: &'a Ledger,
+    pub data_dir: &'a Path,
+}
+
+/// A stage consumes its queue; a source feeds the broker (inbox watcher, timer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stage,
+    Source,
+}
+
+/// What a constructor built.
+pub enum Built {
+    Stage(Arc<dyn Stage>),
+    Source(Arc<dyn Source>),
+}
+
+/// One entry of the registry.
+pub struct Component {
+    /// `helios.titres`: lower case, dots.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub build: fn(&Context<'_>) -> Result<Built, WiringError>,
+}
+
+/// A component that cannot be built from this configuration (exit code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct WiringError {
+    pub component: &'static str,
+    pub message: String,
+}
+
+/// Every stage and source of the daemon. None has landed yet: the runtime runs with an
+/// empty set (it still connects, declares the work exchange and reports its health).
+pub const REGISTRY: &[Component] = &[];
+
+/// Names and kinds, for `encaisse check`.
+pub fn plan() -> Vec<(&'static str, Kind)> {
+    REGISTRY.iter().map(|c| (c.name, c.kind)).collect()
+}
+
+/// Builds every component and adds it to `runtime`.
+pub fn install(ctx: &Context<'_>, runtime: &mut Runtime) -> Result<(), WiringError> {
+    for component in REGISTRY {
+        match (component.build)(ctx)? {
+            Built::Stage(stage) => {
+                if stage.name() != component.name {
+                    return Err(WiringError {
+                        component: component.name,
+                        message: format!(
+                            "built a stage named {:?}; the registry and the stage must agree",
+                            stage.name()
+                        ),
+                    });
+                }
+                runtime.add_stage(stage);
+            }
+            Built::Source(source) => {
+                runtime.add_source(source);
+            }
+        }
+        tracing::info!(
+            component = component.name,
+            kind = ?component.kind,
+            "Component wired."
+        );
+    }
+    Ok(())
+}
