@@ -306,13 +306,24 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The text at `path`; when missing, the error names the line of the deepest element
+    /// of the path that exists.
     fn required<'n>(&self, node: &'n Node, path: &'static str) -> Result<&'n str, ReadError> {
-        node.text_at(&steps(path))
-            .ok_or_else(|| ReadError::Missing {
+        let steps = steps(path);
+        node.text_at(&steps).ok_or_else(|| {
+            let mut deepest = node;
+            for step in &steps {
+                match deepest.child(step) {
+                    Some(next) => deepest = next,
+                    None => break,
+                }
+            }
+            ReadError::Missing {
                 file: self.file.to_string(),
-                line: node.line,
+                line: deepest.line,
                 path,
-            })
+            }
+        })
     }
 
     /// A date from `YYYY-MM-DD` or the date part of an ISO date-time.
