@@ -11,6 +11,7 @@
 //! * [`Decoder`] turns each record's bytes into text: UTF-8, Windows-1252, or detected on the
 //!   first non-ASCII record (`auto`).
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use csv::ByteRecord;
@@ -51,6 +52,13 @@ struct Guard<R> {
     prefix: Vec<u8>,
     prefix_done: bool,
     bom: bool,
+    /// Bytes handed to the parser (the BOM excluded): the parser's byte offsets.
+    handed: u64,
+    /// Offsets of `\n` bytes handed to the parser but not yet behind a finished record:
+    /// at most one read-ahead buffer's worth.
+    newline_offsets: VecDeque<u64>,
+    /// `\n` bytes behind finished records.
+    retired_newlines: u64,
 }
 
 impl<R: Read> Guard<R> {
@@ -68,7 +76,20 @@ impl<R: Read> Guard<R> {
             prefix: Vec::with_capacity(3),
             prefix_done: false,
             bom: false,
+            handed: 0,
+            newline_offsets: VecDeque::new(),
+            retired_newlines: 0,
         }
+    }
+
+    /// 1-based line number of the byte at `offset` (offsets must not decrease from one
+    /// call to the next).
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.newline_offsets.front().is_some_and(|&o| o < offset) {
+            self.newline_offsets.pop_front();
+            self.retired_newlines += 1;
+        }
+        self.retired_newlines + 1
     }
 
     /// Reads up to three bytes to detect a UTF-8 BOM; they are hashed, and handed out unless
@@ -96,11 +117,14 @@ impl<R: Read> Guard<R> {
 
     /// Tracks quote state and record length over bytes handed to the parser.
     fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
-        for &b in bytes {
+        let base = self.handed;
+        self.handed += bytes.len() as u64;
+        for (i, &b) in bytes.iter().enumerate() {
             if b == self.quote {
                 self.in_quotes = !self.in_quotes;
             }
             if b == b'\n' {
+                self.newline_offsets.push_back(base + i as u64);
                 self.newlines += 1;
                 if !self.in_quotes {
                     self.record_bytes = 0;
@@ -356,7 +380,19 @@ impl<R: Read> RecordReader<R> {
             if !more {
                 return Ok(false);
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            // The parser's own line numbers are off with CRLF and blank lines (a record's
+            // start position is the end of the previous one). The last byte it consumed for
+            // this record (its terminator, or its last byte at the end of the file) is on
+            // the record's last line; quoted line breaks give the first.
+            let end = self.csv.position().byte();
+            let last_line = self.csv.get_mut().line_of(end.saturating_sub(1));
+            let inner_breaks = self
+                .record
+                .as_slice()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            let line = last_line.saturating_sub(inner_breaks as u64);
             let bom = self.csv.get_ref().bom;
             let encoding = self.encoding;
             let decoder = self
@@ -431,14 +467,15 @@ mod tests {
 
     #[test]
     fn quotes_separators_and_line_endings() {
-        let data = b"A;B\r\n\"x;y\";\"say \"\"hi\"\"\"\r\n\"multi\nline\";z\n;\n";
+        let data = b"A;B\r\n\"x;y\";\"say \"\"hi\"\"\"\r\n\r\n\"multi\r\nline\";z\n;\nlast;1";
         let lines = read_all(data, &SourceMapping::polyfac_default()).unwrap();
-        assert_eq!(lines.len(), 3, "blank `;` line skipped");
+        assert_eq!(lines.len(), 4, "blank and `;` lines skipped");
         assert_eq!(lines[1].get(0), Some("x;y"));
         assert_eq!(lines[1].get(1), Some("say \"hi\""));
-        assert_eq!(lines[1].line, 2);
-        assert_eq!(lines[2].get(0), Some("multi\nline"));
-        assert_eq!(lines[2].line, 3);
+        assert_eq!(lines[2].get(0), Some("multi\r\nline"));
+        assert_eq!(lines[3].get(1), Some("1"));
+        let numbers: Vec<u64> = lines.iter().map(|l| l.line).collect();
+        assert_eq!(numbers, [1, 2, 4, 7]);
     }
 
     #[test]

@@ -561,11 +561,16 @@ impl Validator<'_> {
             if field.is_line_level() {
                 continue;
             }
+            if field == Field::InvoiceNumber {
+                // A line without number was grouped with the invoice it sits in.
+                self.required(line, field, errors);
+                continue;
+            }
             let (a, b) = (
                 self.mapping.get(first, field),
                 self.mapping.get(line, field),
             );
-            if a != b && field != Field::InvoiceNumber {
+            if a != b {
                 let detail = if field.is_personal() {
                     String::new()
                 } else {
