@@ -10,8 +10,15 @@ pub struct Migration {
 }
 
 /// Every migration of every area. Areas append their own entries.
-pub const ALL: &[Migration] = &[Migration {
-    area: "core",
-    version: 1,
-    sql: include_str!("../migrations/core_0001.sql"),
-}];
+pub const ALL: &[Migration] = &[
+    Migration {
+        area: "core",
+        version: 1,
+        sql: include_str!("../migrations/core_0001.sql"),
+    },
+    Migration {
+        area: "batch",
+        version: 1,
+        sql: include_str!("../migrations/batch_0001.sql"),
+    },
+];

@@ -7,6 +7,7 @@
 
 pub mod runtime;
 pub mod stage;
+pub mod stages;
 
 pub use stage::{
     ErrorClass, Handled, HeaderValue, Incoming, LedgerEffect, Outgoing, Stage, StageError, stage_fn,

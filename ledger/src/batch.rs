@@ -1,0 +1,318 @@
+//! Billing runs as units: collect a run's items per group and close each group exactly once.
+//!
+//! Every function takes the connection of a write transaction (`Ledger::write`), so a stage
+//! can add an item, close the group and plan its output (numbers, file) atomically.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::LedgerError;
+
+/// Which batch: a stage's view of one group (budget, régie) of one billing run of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchKey {
+    pub stage: String,
+    pub tenant: String,
+    pub run_id: String,
+    pub group: String,
+}
+
+/// One collected item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    pub item_key: String,
+    pub content_hash: String,
+    pub payload: Vec<u8>,
+}
+
+/// What adding an item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// New item.
+    Added,
+    /// The same item (same content) was already collected: nothing to do.
+    AlreadyPresent,
+    /// The item key is known with other content, or in another run or group: it must not be
+    /// collected twice (an invoice is in exactly one titre).
+    Conflict { reason: String },
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Adds an item to its batch (idempotent). Refuses items for a group already closed.
+pub fn add_item(
+    c: &Connection,
+    key: &BatchKey,
+    item_key: &str,
+    content_hash: &str,
+    payload: &[u8],
+) -> Result<AddOutcome, LedgerError> {
+    let existing: Option<(String, String, String)> = c
+        .query_row(
+            "SELECT run_id, group_key, content_hash FROM batch_item
+             WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3",
+            (&key.stage, &key.tenant, item_key),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((run, group, hash)) = existing {
+        if run == key.run_id && group == key.group && hash == content_hash {
+            return Ok(AddOutcome::AlreadyPresent);
+        }
+        return Ok(AddOutcome::Conflict {
+            reason: if hash != content_hash {
+                format!("{item_key} was already received with other content (run {run})")
+            } else {
+                format!("{item_key} already belongs to run {run}, group {group}")
+            },
+        });
+    }
+    if closed_at(c, key)?.is_some() {
+        return Ok(AddOutcome::Conflict {
+            reason: format!(
+                "run {} group {} is already closed; {item_key} arrived after it",
+                key.run_id, key.group
+            ),
+        });
+    }
+    c.execute(
+        "INSERT INTO batch_item (stage, tenant, item_key, run_id, group_key, content_hash, payload, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        (
+            &key.stage,
+            &key.tenant,
+            item_key,
+            &key.run_id,
+            &key.group,
+            content_hash,
+            payload,
+            now(),
+        ),
+    )?;
+    c.execute(
+        "INSERT INTO batch_group (stage, tenant, run_id, group_key) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+        (&key.stage, &key.tenant, &key.run_id, &key.group),
+    )?;
+    Ok(AddOutcome::Added)
+}
+
+/// Records how many items the run announced for this group. Idempotent; announcing a
+/// different count later is a conflict.
+pub fn set_expected(c: &Connection, key: &BatchKey, expected: u32) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO batch_group (stage, tenant, run_id, group_key, expected) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (stage, tenant, run_id, group_key) DO UPDATE SET expected = excluded.expected
+         WHERE batch_group.expected IS NULL",
+        (&key.stage, &key.tenant, &key.run_id, &key.group, expected),
+    )?;
+    let stored: Option<u32> = c.query_row(
+        "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+        (&key.stage, &key.tenant, &key.run_id, &key.group),
+        |r| r.get(0),
+    )?;
+    if stored != Some(expected) {
+        return Err(LedgerError::Conflict(format!(
+            "run {} group {} announced {expected} items, but {stored:?} was recorded before",
+            key.run_id, key.group
+        )));
+    }
+    Ok(())
+}
+
+fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerError> {
+    Ok(c.query_row(
+        "SELECT closed_at FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+        (&key.stage, &key.tenant, &key.run_id, &key.group),
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()?
+    .flatten())
+}
+
+/// Items collected so far and the announced count.
+pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), LedgerError> {
+    let count: u32 = c.query_row(
+        "SELECT count(*) FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+        (&key.stage, &key.tenant, &key.run_id, &key.group),
+        |r| r.get(0),
+    )?;
+    let expected: Option<u32> = c
+        .query_row(
+            "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+            (&key.stage, &key.tenant, &key.run_id, &key.group),
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok((count, expected))
+}
+
+/// Closes the group if it is complete (announced and every item received) and not closed
+/// yet, returning its items in key order (deterministic). Returns `None` otherwise, so two
+/// concurrent handlers can both call it: exactly one gets the items.
+pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>>, LedgerError> {
+    if closed_at(c, key)?.is_some() {
+        return Ok(None);
+    }
+    let (count, expected) = progress(c, key)?;
+    match expected {
+        Some(expected) if count == expected => {}
+        Some(expected) if count > expected => {
+            return Err(LedgerError::Conflict(format!(
+                "run {} group {} has {count} items, more than the {expected} announced",
+                key.run_id, key.group
+            )));
+        }
+        _ => return Ok(None),
+    }
+    c.execute(
+        "UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+        (&key.stage, &key.tenant, &key.run_id, &key.group, now()),
+    )?;
+    let mut stmt = c.prepare(
+        "SELECT item_key, content_hash, payload FROM batch_item
+         WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 ORDER BY item_key",
+    )?;
+    let items = stmt
+        .query_map((&key.stage, &key.tenant, &key.run_id, &key.group), |r| {
+            Ok(BatchItem {
+                item_key: r.get(0)?,
+                content_hash: r.get(1)?,
+                payload: r.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(items))
+}
+
+/// Groups of a stage still open (for metrics and `encaisse trace`): key, items, expected.
+pub fn open_groups(
+    c: &Connection,
+    stage: &str,
+) -> Result<Vec<(BatchKey, u32, Option<u32>)>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT g.tenant, g.run_id, g.group_key, g.expected,
+                (SELECT count(*) FROM batch_item i WHERE i.stage = g.stage AND i.tenant = g.tenant
+                   AND i.run_id = g.run_id AND i.group_key = g.group_key)
+         FROM batch_group g WHERE g.stage = ?1 AND g.closed_at IS NULL ORDER BY g.tenant, g.run_id, g.group_key",
+    )?;
+    let rows = stmt
+        .query_map([stage], |r| {
+            Ok((
+                BatchKey {
+                    stage: stage.to_string(),
+                    tenant: r.get(0)?,
+                    run_id: r.get(1)?,
+                    group: r.get(2)?,
+                },
+                r.get::<_, u32>(4)?,
+                r.get::<_, Option<u32>>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Ledger;
+
+    fn key(group: &str) -> BatchKey {
+        BatchKey {
+            stage: "helios.titres".into(),
+            tenant: "vitry".into(),
+            run_id: "run-1".into(),
+            group: group.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn closes_exactly_once_whatever_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        // The announcement first, then the items (or the other way round): same result.
+        ledger
+            .write(|c| set_expected(c, &key("principal"), 2))
+            .await
+            .unwrap();
+        let first = ledger
+            .write(|c| {
+                assert_eq!(
+                    add_item(c, &key("principal"), "vitry/2026/F2", "h2", b"2")?,
+                    AddOutcome::Added
+                );
+                try_close(c, &key("principal"))
+            })
+            .await
+            .unwrap();
+        assert!(first.is_none(), "not complete yet");
+        let closed = ledger
+            .write(|c| {
+                add_item(c, &key("principal"), "vitry/2026/F1", "h1", b"1")?;
+                try_close(c, &key("principal"))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let keys: Vec<_> = closed.iter().map(|i| i.item_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["vitry/2026/F1", "vitry/2026/F2"],
+            "items in key order"
+        );
+        // Redelivered item and redelivered announcement: no second close.
+        let again = ledger
+            .write(|c| {
+                assert_eq!(
+                    add_item(c, &key("principal"), "vitry/2026/F1", "h1", b"1")?,
+                    AddOutcome::AlreadyPresent
+                );
+                set_expected(c, &key("principal"), 2)?;
+                try_close(c, &key("principal"))
+            })
+            .await
+            .unwrap();
+        assert!(again.is_none());
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let outcome = ledger
+            .write(|c| {
+                add_item(c, &key("principal"), "vitry/2026/F1", "h1", b"1")?;
+                add_item(c, &key("principal"), "vitry/2026/F1", "other", b"1")
+            })
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AddOutcome::Conflict { .. }));
+        let err = ledger
+            .write(|c| {
+                set_expected(c, &key("principal"), 1)?;
+                set_expected(c, &key("principal"), 3)
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Conflict(_)));
+        // Items beyond the announced count.
+        let err = ledger
+            .write(|c| {
+                set_expected(c, &key("caisse"), 1)?;
+                add_item(c, &key("caisse"), "vitry/2026/F8", "h", b"8")?;
+                add_item(c, &key("caisse"), "vitry/2026/F9", "h", b"9")?;
+                try_close(c, &key("caisse"))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Conflict(_)));
+        let open = ledger
+            .read(|c| open_groups(c, "helios.titres"))
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+    }
+}

@@ -1,0 +1,338 @@
+//! Watching a tenant's inbox directory: the shared part of every file-fed source
+//! (`polyfac.ingest`, `helios.returns`, `sepa.returns`).
+//!
+//! A file is handled only once it is **stable**: same size and modification time on two
+//! scans `settle` apart (a file still being copied is never read half-way). Names starting
+//! with `.` are ignored (temporary files of the atomic-rename convention). After handling,
+//! the file moves to `archive/` (done) or `rejected/` (with a `<name>.reason.txt` next to it);
+//! a transient failure leaves it in place for the next scan. A crash between handling and
+//! moving makes the next scan handle the file again: handlers are idempotent (deterministic
+//! message ids, ledger records).
+//!
+//! Each scan also publishes `encaisse_inbox_files{tenant,area}` and
+//! `encaisse_inbox_oldest_age_seconds{tenant,area}` for ops.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use encaisse_schemas::TenantId;
+use futures::future::BoxFuture;
+
+use crate::runtime::{Source, SourceContext};
+use crate::stage::{ErrorClass, StageError};
+
+/// A stable file found in an inbox.
+#[derive(Debug, Clone)]
+pub struct InboxFile {
+    pub tenant: TenantId,
+    pub path: PathBuf,
+    /// File name without directory.
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+/// What became of a handled file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Done: moved to `archive/`.
+    Archived,
+    /// Unusable as a whole (unreadable, unknown kind, invalid): moved to `rejected/` with the
+    /// reason written next to it.
+    Rejected { reason: String },
+}
+
+/// The file-type-specific part of a watcher.
+pub trait InboxHandler: Send + Sync + 'static {
+    /// Source name for logs and metrics (`polyfac.ingest`).
+    fn name(&self) -> &str;
+    /// The area directory under the tenant (`polyfac`, `helios`, `bank`).
+    fn area(&self) -> &str;
+    /// Handles one stable file. `Ok(outcome)` moves it; a transient `Err` leaves it for the
+    /// next scan; a permanent or poison `Err` rejects it with the error as reason.
+    fn handle<'a>(
+        &'a self,
+        ctx: &'a SourceContext,
+        file: &'a InboxFile,
+    ) -> BoxFuture<'a, Result<FileOutcome, StageError>>;
+}
+
+/// Where a tenant's area directories are.
+#[derive(Debug, Clone)]
+pub struct AreaDirs {
+    pub inbox: PathBuf,
+    pub archive: PathBuf,
+    pub rejected: PathBuf,
+}
+
+impl AreaDirs {
+    /// `<data_dir>/<tenant>/<area>/{inbox,archive,rejected}`.
+    pub fn new(data_dir: &Path, tenant: &TenantId, area: &str) -> Self {
+        let base = data_dir.join(tenant.as_str()).join(area);
+        AreaDirs {
+            inbox: base.join("inbox"),
+            archive: base.join("archive"),
+            rejected: base.join("rejected"),
+        }
+    }
+}
+
+/// Settings of a watcher.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Time between scans.
+    pub poll_interval: Duration,
+    /// How long size and mtime must stay unchanged before a file is read.
+    pub settle: Duration,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            poll_interval: Duration::from_secs(2),
+            settle: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A [`Source`] that watches one area of every tenant and hands stable files to `H`.
+pub struct InboxWatcher<H> {
+    handler: Arc<H>,
+    data_dir: PathBuf,
+    tenants: Vec<TenantId>,
+    settings: WatchSettings,
+    name: String,
+}
+
+impl<H: InboxHandler> InboxWatcher<H> {
+    pub fn new(
+        handler: H,
+        data_dir: PathBuf,
+        tenants: Vec<TenantId>,
+        settings: WatchSettings,
+    ) -> Self {
+        let name = handler.name().to_string();
+        InboxWatcher {
+            handler: Arc::new(handler),
+            data_dir,
+            tenants,
+            settings,
+            name,
+        }
+    }
+
+    /// One pass over every tenant's inbox: handles the files that are stable. Returns how
+    /// many files were handled (moved). Public so tests and the demo can drive a scan.
+    pub async fn scan_once(
+        &self,
+        ctx: &SourceContext,
+        seen: &mut HashMap<PathBuf, (u64, SystemTime, SystemTime)>,
+    ) -> usize {
+        let mut handled = 0;
+        for tenant in &self.tenants {
+            let dirs = AreaDirs::new(&self.data_dir, tenant, self.handler.area());
+            let entries = match list_files(&dirs.inbox) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(source = %self.name, tenant = %tenant, dir = %dirs.inbox.display(), error = %e, "Inbox cannot be listed.");
+                    continue;
+                }
+            };
+            publish_inbox_metrics(tenant, self.handler.area(), &entries);
+            for (path, size, modified) in entries {
+                if ctx.shutdown.is_cancelled() {
+                    return handled;
+                }
+                let now = SystemTime::now();
+                let stable = match seen.get(&path) {
+                    Some((s, m, since)) if *s == size && *m == modified => {
+                        now.duration_since(*since).unwrap_or_default() >= self.settings.settle
+                    }
+                    _ => {
+                        seen.insert(path.clone(), (size, modified, now));
+                        self.settings.settle.is_zero()
+                    }
+                };
+                if !stable {
+                    continue;
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let file = InboxFile {
+                    tenant: tenant.clone(),
+                    path: path.clone(),
+                    name,
+                    size_bytes: size,
+                };
+                let outcome = match self.handler.handle(ctx, &file).await {
+                    Ok(outcome) => outcome,
+                    Err(e) if e.class == ErrorClass::Transient => {
+                        tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, error = %e, "File left in the inbox; will retry.");
+                        continue;
+                    }
+                    Err(e) => FileOutcome::Rejected {
+                        reason: format!("{} ({}): {}", e.kind, e.class, e.message),
+                    },
+                };
+                seen.remove(&path);
+                match move_file(&dirs, &file, &outcome) {
+                    Ok(dest) => {
+                        handled += 1;
+                        match &outcome {
+                            FileOutcome::Archived => {
+                                tracing::info!(source = %self.name, tenant = %tenant, file = %file.name, to = %dest.display(), "File handled and archived.")
+                            }
+                            FileOutcome::Rejected { reason } => {
+                                tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, to = %dest.display(), reason = %reason, "File rejected.")
+                            }
+                        }
+                        let label = match outcome {
+                            FileOutcome::Archived => "archived",
+                            FileOutcome::Rejected { .. } => "rejected",
+                        };
+                        metrics::counter!("encaisse_inbox_files_handled_total", "tenant" => tenant.to_string(), "area" => self.handler.area().to_string(), "outcome" => label).increment(1);
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %self.name, tenant = %tenant, file = %file.name, error = %e, "File handled but could not be moved; it will be handled again (idempotently).");
+                    }
+                }
+            }
+        }
+        handled
+    }
+}
+
+impl<H: InboxHandler> Source for InboxWatcher<H> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(self: Arc<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move {
+            for tenant in &self.tenants {
+                let dirs = AreaDirs::new(&self.data_dir, tenant, self.handler.area());
+                for dir in [&dirs.inbox, &dirs.archive, &dirs.rejected] {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+            }
+            let mut seen = HashMap::new();
+            loop {
+                self.scan_once(&ctx, &mut seen).await;
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+            }
+        })
+    }
+}
+
+/// Regular files of a directory, not hidden, with size and mtime, sorted by name (so files
+/// are handled in the order their names give, e.g. dated names).
+fn list_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64, SystemTime)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        files.push((entry.path(), meta.len(), meta.modified()?));
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+fn publish_inbox_metrics(tenant: &TenantId, area: &str, files: &[(PathBuf, u64, SystemTime)]) {
+    let now = SystemTime::now();
+    let oldest = files
+        .iter()
+        .map(|(_, _, m)| now.duration_since(*m).unwrap_or_default())
+        .max()
+        .unwrap_or_default();
+    metrics::gauge!("encaisse_inbox_files", "tenant" => tenant.to_string(), "area" => area.to_string())
+        .set(files.len() as f64);
+    metrics::gauge!("encaisse_inbox_oldest_age_seconds", "tenant" => tenant.to_string(), "area" => area.to_string())
+        .set(oldest.as_secs_f64());
+}
+
+/// Moves a handled file to `archive/` or `rejected/`, never overwriting an earlier file of
+/// the same name (a suffix with the time is added).
+fn move_file(dirs: &AreaDirs, file: &InboxFile, outcome: &FileOutcome) -> std::io::Result<PathBuf> {
+    let target_dir = match outcome {
+        FileOutcome::Archived => &dirs.archive,
+        FileOutcome::Rejected { .. } => &dirs.rejected,
+    };
+    std::fs::create_dir_all(target_dir)?;
+    let mut dest = target_dir.join(&file.name);
+    if dest.exists() {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        dest = target_dir.join(format!("{}.{stamp}", file.name));
+    }
+    std::fs::rename(&file.path, &dest)?;
+    if let FileOutcome::Rejected { reason } = outcome {
+        let reason_path = PathBuf::from(format!("{}.reason.txt", dest.display()));
+        std::fs::write(reason_path, format!("{reason}\n"))?;
+    }
+    Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn move_never_overwrites_and_writes_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("vitry").unwrap();
+        let dirs = AreaDirs::new(dir.path(), &tenant, "bank");
+        std::fs::create_dir_all(&dirs.inbox).unwrap();
+        for round in 0..2 {
+            let path = dirs.inbox.join("x.xml");
+            std::fs::write(&path, format!("{round}")).unwrap();
+            let file = InboxFile {
+                tenant: tenant.clone(),
+                path,
+                name: "x.xml".into(),
+                size_bytes: 1,
+            };
+            move_file(
+                &dirs,
+                &file,
+                &FileOutcome::Rejected {
+                    reason: "bad".into(),
+                },
+            )
+            .unwrap();
+        }
+        let names: Vec<String> = std::fs::read_dir(&dirs.rejected)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 4, "two files and two reasons: {names:?}");
+        assert!(names.iter().filter(|n| n.ends_with(".reason.txt")).count() == 2);
+    }
+
+    #[test]
+    fn hidden_and_directories_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".tmp"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("b.csv"), "x").unwrap();
+        std::fs::write(dir.path().join("a.csv"), "x").unwrap();
+        let files = list_files(dir.path()).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.csv", "b.csv"]);
+    }
+}

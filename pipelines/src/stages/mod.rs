@@ -1,0 +1,4 @@
+//! The stages and sources that wire adapters to queues (ARCHITECTURE.md, "Routing keys and
+//! stages"), and the pieces they share.
+
+pub mod inbox;
