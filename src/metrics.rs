@@ -1,13 +1,8 @@
 //! Prometheus metrics: the global recorder (installed once per process) that every crate's
 //! `metrics::counter!`/`histogram!` calls report to, rendered by `GET /metrics`.
 //!
-//! Metrics of this crate (the runtime adds its per-stage ones):
-//!
-//! | name | type | meaning |
-//! | --- | --- | --- |
-//! | `encaisse_build_info{version}` | gauge | always 1; the running version |
-//! | `encaisse_broker_connected` | gauge | 1 while the broker is connected, else 0 |
-//! | `encaisse_broker_state_changes_total{state}` | counter | transitions of the broker connection |
+//! This crate adds `encaisse_build_info{version}` (always 1); the runtime reports the broker
+//! connection and per-stage counters and durations (`encaisse_pipelines::runtime::metrics`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -60,14 +55,6 @@ fn describe() {
     ::metrics::describe_gauge!(
         "encaisse_build_info",
         "Always 1; labelled with the version."
-    );
-    ::metrics::describe_gauge!(
-        "encaisse_broker_connected",
-        "1 while the broker connection is up, 0 otherwise."
-    );
-    ::metrics::describe_counter!(
-        "encaisse_broker_state_changes_total",
-        "Transitions of the broker connection, by new state."
     );
 }
 

@@ -1,13 +1,13 @@
 //! `encaisse run`: configuration → directories → ledger → runtime with its stages → HTTP →
 //! wait for SIGTERM/SIGINT → graceful stop → exit 0.
 //!
-//! The daemon never exits because the broker is down: the runtime reconnects forever, the
-//! broker state is logged at every change and `/readyz` answers 503 meanwhile.
+//! The daemon never exits because the broker is down: the runtime reconnects forever and logs
+//! each attempt, and `/readyz` answers 503 meanwhile.
 
 use std::time::Duration;
 
 use encaisse_ledger::Ledger;
-use encaisse_pipelines::runtime::{BrokerState, Health, Runtime};
+use encaisse_pipelines::runtime::Runtime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,9 +20,6 @@ use crate::{dirs, exit, metrics, signals, wiring};
 /// request before the process exits anyway with [`exit::FAILURE`].
 const STOP_MARGIN: Duration = Duration::from_secs(5);
 
-/// How often the broker state is sampled for logs and the `encaisse_broker_connected` gauge.
-const BROKER_WATCH_INTERVAL: Duration = Duration::from_millis(500);
-
 /// Runs the daemon until a signal (or a fatal runtime error); returns the exit code.
 pub async fn run(loaded: Loaded) -> u8 {
     let config = &loaded.config;
@@ -30,6 +27,7 @@ pub async fn run(loaded: Loaded) -> u8 {
         config = %loaded.path.display(),
         version = env!("CARGO_PKG_VERSION"),
         overrides = ?loaded.overrides,
+        broker = %redact_url(&config.broker.url),
         "Starting encaisse."
     );
     let report = config::check(config, &config::check::env_is_set);
@@ -93,11 +91,6 @@ pub async fn run(loaded: Loaded) -> u8 {
     }
     let metrics_handle = metrics::handle();
     tokio::spawn(metrics::upkeep(metrics_handle.clone(), shutdown.clone()));
-    tokio::spawn(watch_broker(
-        runtime.health(),
-        redact_url(&config.broker.url),
-        shutdown.clone(),
-    ));
 
     let state = AppState::new(runtime.health(), ledger, all_dirs, metrics_handle);
     let http = tokio::spawn(Server::new(state).serve(listener, shutdown.clone()));
@@ -146,52 +139,5 @@ async fn supervise(runtime: Runtime, shutdown: CancellationToken, grace: Duratio
             tracing::error!(error = %e, "Runtime task failed.");
             exit::FAILURE
         }
-    }
-}
-
-/// Logs every change of the broker connection and keeps the gauge up to date.
-async fn watch_broker(health: Health, url: String, shutdown: CancellationToken) {
-    let mut last: Option<BrokerState> = None;
-    let mut tick = tokio::time::interval(BROKER_WATCH_INTERVAL);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let state = health.state();
-        if last == Some(state) {
-            continue;
-        }
-        ::metrics::gauge!("encaisse_broker_connected").set(if state == BrokerState::Connected {
-            1.0
-        } else {
-            0.0
-        });
-        ::metrics::counter!("encaisse_broker_state_changes_total", "state" => state_name(state))
-            .increment(1);
-        match state {
-            BrokerState::Connected => tracing::info!(broker = %url, "Broker connected."),
-            BrokerState::Connecting => {
-                tracing::info!(broker = %url, "Connecting to the broker.");
-            }
-            BrokerState::Blocked => tracing::warn!(
-                broker = %url,
-                "Broker is blocking publishers (memory or disk alarm); waiting."
-            ),
-            BrokerState::Disconnected => tracing::warn!(
-                broker = %url,
-                "Broker unreachable; the runtime keeps reconnecting and the daemon keeps running."
-            ),
-        }
-        last = Some(state);
-    }
-}
-
-fn state_name(state: BrokerState) -> &'static str {
-    match state {
-        BrokerState::Connecting => "connecting",
-        BrokerState::Connected => "connected",
-        BrokerState::Blocked => "blocked",
-        BrokerState::Disconnected => "disconnected",
     }
 }

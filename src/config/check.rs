@@ -49,6 +49,21 @@ pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
     let mut report = Report::default();
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
+    // The runtime's own rules (it refuses to start otherwise); reported unless one of the
+    // checks above already named the same field.
+    if let Err(message) = config.runtime().validate() {
+        let field = message
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("broker")
+            .to_string();
+        if !report.issues.iter().any(|i| i.field.starts_with(&field)) {
+            let text = message[field.len()..]
+                .trim_start_matches([' ', ':'])
+                .to_string();
+            report.issue(field, text);
+        }
+    }
     if config.shutdown_grace_secs == 0 {
         report.warn(
             "shutdown_grace_secs",
@@ -99,7 +114,6 @@ fn check_broker(broker: &BrokerConfig, report: &mut Report) {
             "must start with amqp:// or amqps:// (set ENCAISSE_AMQP_URL to keep credentials out of the file)",
         );
     }
-    report.rule("broker.prefix", rules::broker_prefix(&broker.prefix));
     if broker.prefetch == 0 {
         report.issue(
             "broker.prefetch",

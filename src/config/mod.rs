@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use encaisse_helios::config::HeliosTenantConfig;
 use encaisse_payfip::config::{GatewayConfig, PayfipTenantConfig};
-use encaisse_pipelines::runtime::{BrokerConfig, RetryConfig, RuntimeConfig};
+use encaisse_pipelines::runtime::{BrokerConfig, DedupeConfig, RetryConfig, RuntimeConfig};
 use encaisse_polyfac::config::SourceMapping;
 use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::{Activity, Budget, Product, Regie};
@@ -50,6 +50,10 @@ pub struct Config {
     /// (`encaisse_pipelines::runtime::RetryConfig`).
     #[serde(default)]
     pub retry: RetryConfig,
+    /// How long the ledger remembers processed messages (deduplication), and how often it
+    /// prunes them (`encaisse_pipelines::runtime::DedupeConfig`).
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
     /// On SIGTERM/SIGINT, how long in-flight messages may take to finish before the daemon
     /// exits anyway (default 20 s).
     #[serde(default = "default_shutdown_grace_secs")]
@@ -157,7 +161,7 @@ impl Default for HttpConfig {
 }
 
 impl Config {
-    /// The runtime's configuration, assembled from `[broker]`, `[retry]` and
+    /// The runtime's configuration, assembled from `[broker]`, `[retry]`, `[dedupe]` and
     /// `shutdown_grace_secs`; settings the file does not expose keep the runtime's defaults.
     // `..default()` keeps this compiling and correct when the runtime grows a setting.
     #[allow(clippy::needless_update)]
@@ -165,6 +169,7 @@ impl Config {
         RuntimeConfig {
             broker: self.broker.clone(),
             retry: self.retry.clone(),
+            dedupe: self.dedupe.clone(),
             shutdown_grace_secs: self.shutdown_grace_secs,
             ..RuntimeConfig::default()
         }

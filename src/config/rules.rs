@@ -78,22 +78,6 @@ pub fn env_var_name(value: &str) -> Result<(), String> {
     }
 }
 
-/// A name in the broker: the prefix of every exchange and queue (`encaisse`, `test-42`).
-pub fn broker_prefix(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "prefix {value:?} must be 1 to 64 of a-z, 0-9, '-' and '_' (dots separate the parts of queue names)"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,8 +129,5 @@ mod tests {
         assert!(env_var_name("encaisse_token").is_err());
         assert!(env_var_name("1TOKEN").is_err());
         assert!(env_var_name("").is_err());
-        assert!(broker_prefix("encaisse").is_ok());
-        assert!(broker_prefix("en.caisse").is_err());
-        assert!(broker_prefix("").is_err());
     }
 }

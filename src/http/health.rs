@@ -90,7 +90,7 @@ async fn readiness(state: &AppState) -> Readiness {
             .map_err(Into::into)
         })
         .await
-        .map(|migrations| format!("readable ({migrations} migrations applied)"))
+        .map(|migrations| format!("readable (schema migrations applied: {migrations})"))
         .map_err(|e| e.to_string());
     let checks = Checks {
         broker: Check::from_result(broker),

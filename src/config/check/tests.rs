@@ -209,7 +209,7 @@ fn duplicates_are_named() {
 fn runtime_settings_are_checked() {
     let issues = issues_after(|c| {
         c.broker.url = "http://guest:secret@localhost".into();
-        c.broker.prefix = "en.caisse".into();
+        c.broker.prefix = "en caisse".into();
         c.broker.prefetch = 0;
         c.retry.tiers_secs = vec![30, 5];
         c.retry.max_attempts = 0;

@@ -1,0 +1,223 @@
+//! Helpers of the binary's integration tests: a configuration derived from the shipped
+//! example, the `encaisse` process with its standard error captured line by line.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// The shipped example configuration.
+pub const EXAMPLE: &str = include_str!("../../config/encaisse.toml");
+
+/// The broker of the test machine (CI starts it with scripts/setup.sh).
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_encaisse")
+}
+
+/// A broker prefix no other test uses, so tests never share an exchange or queue.
+pub fn unique_prefix(test: &str) -> String {
+    format!("test-platform-{}-{test}", std::process::id())
+}
+
+/// The example configuration with its data directory, listen address and broker prefix
+/// replaced, written to `dir/encaisse.toml`.
+pub fn write_config(dir: &Path, prefix: &str, broker_url: &str) -> PathBuf {
+    let data_dir = dir.join("data");
+    let text = EXAMPLE
+        .replace(
+            "data_dir = \"var/encaisse\"",
+            &format!("data_dir = {:?}", data_dir.display().to_string()),
+        )
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("prefix = \"encaisse\"", &format!("prefix = {prefix:?}"))
+        .replace(
+            "url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"",
+            &format!("url = {broker_url:?}"),
+        );
+    assert_ne!(
+        text, EXAMPLE,
+        "the example's shape changed: update the helper"
+    );
+    let path = dir.join("encaisse.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A command for the binary with a clean environment of encaisse variables.
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("ENCAISSE_DATA_DIR")
+        .env_remove("ENCAISSE_AMQP_URL")
+        .env_remove("ENCAISSE_LOG")
+        .env("ENCAISSE_TOKEN_VITRY", "test-token-vitry")
+        .env("ENCAISSE_TOKEN_IVRY", "test-token-ivry");
+    cmd
+}
+
+/// A running `encaisse run`, its standard error read on a thread.
+pub struct Daemon {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `encaisse --config <config> <extra args> run`.
+    pub fn start(config: &Path, extra: &[&str]) -> Daemon {
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("run");
+        let mut child = command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no log line with {needle:?} within {timeout:?}; seen:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// The HTTP base URL, from the `HTTP server listening.` line (human or JSON format).
+    pub fn http_base(&mut self) -> String {
+        let line = self.wait_for_line("HTTP server listening.", Duration::from_secs(30));
+        let addr = if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+            json["addr"].as_str().unwrap().to_string()
+        } else {
+            line.split("addr=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        format!("http://{addr}")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait(timeout)
+    }
+
+    /// Waits for the process to exit, collecting the rest of its log.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "encaisse did not exit within {timeout:?}; log:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET `url`; returns status and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Polls `url` until it answers `status`, within `timeout`; returns the last body.
+pub async fn wait_for_status(url: &str, status: u16, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (got, body) = get(url).await;
+        if got == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} still answers {got} after {timeout:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Removes the work exchange a test's runtime declared (it has no stage, so no queue).
+pub async fn delete_exchange(prefix: &str) {
+    let Ok(conn) =
+        lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        let _ = channel
+            .exchange_delete(
+                prefix.into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(200, "test cleanup".into()).await;
+}
