@@ -200,7 +200,7 @@ pub fn siret_is_valid(siret: &str) -> bool {
     }
     let digits: Vec<u32> = siret.bytes().map(|b| u32::from(b - b'0')).collect();
     if siret.starts_with("356000000") {
-        return digits.iter().sum::<u32>() % 5 == 0;
+        return digits.iter().sum::<u32>().is_multiple_of(5);
     }
     let sum: u32 = digits
         .iter()
@@ -215,7 +215,7 @@ pub fn siret_is_valid(siret: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 impl SepaTenantConfig {
