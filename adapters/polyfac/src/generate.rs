@@ -197,6 +197,13 @@ const BANK: &[(&str, &str)] = &[
     ("fr7630001007941234567890185", "BDFEFRPPCCT"),
     ("MC5811222000010123456789030", "CEPAFRPP751"),
 ];
+/// Activities of every third invoice (the others are PERISCOLAIRE then CRECHE).
+const OTHER_ACTIVITIES: [&str; 4] = [
+    "SEJOUR",
+    "CLASSE_DECOUVERTE",
+    "ANTENNE_QUARTIER",
+    "PERISCOLAIRE",
+];
 const MODES: [&str; 4] = ["PRELEVEMENT", "TIP", "TIPI", "AUTRE"];
 
 /// One generated line, in Polyfac column order.
@@ -239,12 +246,7 @@ fn invoice(rng: &mut Rng, spec: &ExportSpec, index: u64) -> InvoiceRows {
     let activity: &'static str = match index % 3 {
         0 => "PERISCOLAIRE",
         1 => "CRECHE",
-        _ => *rng.pick(&[
-            "SEJOUR",
-            "CLASSE_DECOUVERTE",
-            "ANTENNE_QUARTIER",
-            "PERISCOLAIRE",
-        ]),
+        _ => OTHER_ACTIVITIES[rng.below(OTHER_ACTIVITIES.len() as u64) as usize],
     };
     let issued = NaiveDate::from_ymd_opt(i32::from(spec.exercice), u32::from(spec.period), 28)
         .unwrap_or_default();
@@ -333,12 +335,12 @@ fn invoice(rng: &mut Rng, spec: &ExportSpec, index: u64) -> InvoiceRows {
             spec.period.to_string(),
             activity.to_string(),
             format!("FAM{family:06}"),
-            (if family % 2 == 0 { "MME" } else { "M" }).to_string(),
+            (if family.is_multiple_of(2) { "MME" } else { "M" }).to_string(),
             last.to_string(),
             first.to_string(),
-            opt(family % 7 == 0, "Bâtiment C".into()),
+            opt(family.is_multiple_of(7), "Bâtiment C".into()),
             street.to_string(),
-            opt(family % 11 == 0, "Lieu-dit Les Ardoines".into()),
+            opt(family.is_multiple_of(11), "Lieu-dit Les Ardoines".into()),
             "94400".to_string(),
             "Vitry-sur-Seine".to_string(),
             email.clone(),
@@ -350,7 +352,7 @@ fn invoice(rng: &mut Rng, spec: &ExportSpec, index: u64) -> InvoiceRows {
             mode.to_string(),
             opt(prelevement, format!("VITRY-{family:08}")),
             opt(prelevement, "15/09/2024".into()),
-            opt(prelevement && family % 3 == 0, "RCUR".into()),
+            opt(prelevement && family.is_multiple_of(3), "RCUR".into()),
             opt(prelevement, iban.to_string()),
             opt(prelevement, bic.to_string()),
             opt(prelevement, format!("{first} {last}")),
