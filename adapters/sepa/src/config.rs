@@ -8,6 +8,7 @@
 //! The régie's creditor data (ICS, name, IBAN, BIC) is not here: it is
 //! [`encaisse_schemas::tenant::Regie`] (`[[tenants.regies]]`), one régie per creditor.
 
+use encaisse_schemas::identifiers::check_siret;
 use encaisse_schemas::tenant::ConfigIssue;
 use serde::{Deserialize, Serialize};
 
@@ -192,32 +193,6 @@ impl Default for SepaTenantConfig {
     }
 }
 
-/// Whether `siret` is 14 digits with a valid Luhn key (La Poste's establishments, SIREN
-/// 356000000, use "sum of digits divisible by 5" instead: INSEE rule).
-pub fn siret_is_valid(siret: &str) -> bool {
-    if siret.len() != 14 || !siret.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let digits: Vec<u32> = siret.bytes().map(|b| u32::from(b - b'0')).collect();
-    if siret.starts_with("356000000") {
-        return digits.iter().sum::<u32>().is_multiple_of(5);
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 impl SepaTenantConfig {
     /// Problems a person must fix, each naming its field under `prefix`.
     pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
@@ -228,10 +203,11 @@ impl SepaTenantConfig {
                 field("siret"),
                 "required when initiating_party_id = \"siret\"",
             )),
-            (_, Some(siret)) if !siret_is_valid(siret) => issues.push(ConfigIssue::new(
-                field("siret"),
-                format!("{siret:?} is not a SIRET (14 digits with a valid Luhn key)"),
-            )),
+            (_, Some(siret)) => {
+                if let Err(e) = check_siret(siret) {
+                    issues.push(ConfigIssue::new(field("siret"), e.to_string()));
+                }
+            }
             _ => {}
         }
         if let Some(name) = &self.initiating_party_name
@@ -426,17 +402,21 @@ mod tests {
     }
 
     #[test]
-    fn siret_luhn() {
-        assert!(siret_is_valid("21940081900013"));
-        assert!(siret_is_valid("73282932000074"));
-        assert!(!siret_is_valid("73282932000075"));
-        assert!(!siret_is_valid("7328293200007"));
-        assert!(siret_is_valid("35600000000001"));
-        assert!(!siret_is_valid("35600000000048"), "La Poste rule, not Luhn");
-        let bad = SepaTenantConfig {
-            siret: Some("12345678901234".into()),
-            ..SepaTenantConfig::default()
-        };
-        assert_eq!(bad.validate("s")[0].field, "s.siret");
+    fn siret_is_checked() {
+        for (siret, ok) in [
+            ("21940081900013", true),
+            ("21940081900018", false),
+            ("2194008190001", false),
+        ] {
+            let config = SepaTenantConfig {
+                siret: Some(siret.into()),
+                ..SepaTenantConfig::default()
+            };
+            let issues = config.validate("s");
+            assert_eq!(issues.is_empty(), ok, "{siret}: {issues:?}");
+            if !ok {
+                assert_eq!(issues[0].field, "s.siret");
+            }
+        }
     }
 }

@@ -143,6 +143,11 @@ pub fn build(
         }
     }
     if !violations.is_empty() {
+        tracing::warn!(
+            message_id = %header.message_id,
+            violations = violations.len(),
+            "Pain.008 message refused: EPC rules broken."
+        );
         return Err(Violations(violations));
     }
     let mut totals = Totals::default();
@@ -186,6 +191,13 @@ pub fn build(
     if !violations.is_empty() {
         return Err(Violations(violations));
     }
+    tracing::debug!(
+        message_id = %header.message_id,
+        blocks = blocks.len(),
+        collections = totals.count,
+        control_sum = %totals.control_sum(),
+        "Pain.008 message built."
+    );
     Ok(Pain008 {
         settings,
         header,
@@ -216,12 +228,12 @@ fn check_header(
         party.name = name;
     }
     if let Some(PartyId::Siret(siret)) = &party.id
-        && !crate::config::siret_is_valid(siret)
+        && let Err(e) = encaisse_schemas::identifiers::check_siret(siret)
     {
         check.fail(
             "GrpHdr/InitgPty/Id/OrgId/Othr/Id",
             Rule::Identifier,
-            format!("{siret:?} is not a SIRET"),
+            e.to_string(),
         );
     }
     if let Some(name) = check.text("PmtInf/Cdtr/Nm", &creditor.name, 70) {

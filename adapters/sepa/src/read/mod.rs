@@ -287,7 +287,7 @@ pub fn read_bank_file(
     })?;
     let (kind, message) = identify(file, &root)?;
     let ctx = Ctx { file, settings };
-    match kind {
+    let read = match kind {
         MessageKind::StatusReport => pain002::read(&ctx, &root, message),
         MessageKind::Notification => camt054::read(&ctx, &root, message),
         MessageKind::Initiation => Err(ReadError::UnknownMessage {
@@ -296,7 +296,16 @@ pub fn read_bank_file(
                 .into(),
             namespace: Some(message),
         }),
-    }
+    }?;
+    tracing::info!(
+        file,
+        message = %read.message,
+        message_id = %read.message_id,
+        records = read.records.len(),
+        ignored_entries = read.ignored_entries,
+        "Bank file read."
+    );
+    Ok(read)
 }
 
 /// What the message readers share: the file name for errors, the policy for decisions.
