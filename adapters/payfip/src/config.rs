@@ -1,30 +1,546 @@
-//! Configuration of the payfip adapter (sections of `encaisse.toml`). Every field is documented; defaults live in functions.
+//! Configuration of the payfip adapter (sections of `encaisse.toml`). Every field is
+//! documented; defaults live in functions. Facts the spec marks unverified are settings, with
+//! the assumption written next to them (and in `docs/payfip.md`).
+
+use std::time::Duration;
 
 use encaisse_schemas::tenant::ConfigIssue;
 use serde::{Deserialize, Serialize};
+use url::Url;
 
-/// `[payfip]`: the DGFiP gateway (URLs, timeouts, amount bounds, commission tariffs).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+use crate::commission::{Tariff, check_tariffs, default_tariffs};
+use crate::fields::{AmountBounds, Saisie};
+use crate::result::ResultPolicy;
+
+/// `[payfip]`: the DGFiP gateway (URLs, timeouts, amount bounds, modes, commission tariffs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayConfig {}
+pub struct GatewayConfig {
+    /// SOAP endpoint of the web service (`creerPaiementSecurise`, …). Point it at
+    /// `encaisse payfip-sim` to test locally.
+    #[serde(default = "default_soap_url")]
+    pub soap_url: String,
+    /// Payment page the family's browser is sent to, `?idop=<idOp>` appended.
+    #[serde(default = "default_payment_page_url")]
+    pub payment_page_url: String,
+    /// Classic TIPI/PayFiP URL (`paiement.web`) for titres.
+    #[serde(default = "default_classic_url")]
+    pub classic_url: String,
+    /// Public base URL of this daemon as the gateway and browsers reach it
+    /// (`https://encaisse.example.fr`): `urlnotif`, `urlredirect` and `urlcl` are built on it.
+    /// The domain must be declared to the DGFiP (activation takes 24 h to several days).
+    /// Required for online payments; a tenant may override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+    /// Time allowed to open the TCP/TLS connection to the gateway, in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed for a whole SOAP call, in milliseconds (eopayment uses 15 s).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Largest response body read from the gateway, in bytes (its answers are < 2 KiB).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Smallest amount accepted, in cents (1.00 €: eopayment, SchoolBusManager, code `M3`).
+    #[serde(default = "default_min_amount_cents")]
+    pub min_amount_cents: i64,
+    /// Largest amount accepted by the web service, in cents. The official figure is not
+    /// public [U]: 99 999.99 € as in SchoolBusManager (eopayment allows 100 000 €).
+    #[serde(default = "default_max_amount_cents")]
+    pub max_amount_cents: i64,
+    /// Largest amount accepted on the classic URL, in cents: 9 999.99 € ("sommes inférieures
+    /// à 10 000 €" in the TIPI era; current figure unknown [U]).
+    #[serde(default = "default_classic_max_amount_cents")]
+    pub classic_max_amount_cents: i64,
+    /// `saisie` letters of the web service per mode (`T`/`X`/`W`, confirmed by four clients).
+    #[serde(default = "default_ws_saisie")]
+    pub ws_saisie: SaisieCodes,
+    /// `saisie` letters of the classic URL per mode. Sources conflict on production (`A`, `M`
+    /// or `X`, spec §2.3) [U]: `T`/`X`/`A` by default (eopayment 3.15); confirm with the
+    /// comptable's adhesion form.
+    #[serde(default = "default_classic_saisie")]
+    pub classic_saisie: SaisieCodes,
+    /// How long after creation an idOp can open the payment page, in seconds (15 min per
+    /// eopayment's comment; unverified [U]). The payments API refuses to reuse an older one.
+    #[serde(default = "default_idop_lifetime_secs")]
+    pub idop_lifetime_secs: u64,
+    /// How long after creation a `P5` ("result not known") still means "waiting", in seconds;
+    /// past it the operation is expired (eopayment: 120 min).
+    #[serde(default = "default_result_wait_secs")]
+    pub result_wait_secs: u64,
+    /// How long after its transaction time an `A` (abandoned) result is not final, in seconds:
+    /// the idOp may still be used (eopayment: 2 min).
+    #[serde(default = "default_abandon_grace_secs")]
+    pub abandon_grace_secs: u64,
+    /// Minimum time between two payment attempts for the same invoice, in seconds, while an
+    /// earlier idOp may still complete (eopayment: 20 min).
+    #[serde(default = "default_attempt_lock_secs")]
+    pub attempt_lock_secs: u64,
+    /// Commission tariffs, dated, per payment means (see `commission` in the crate docs).
+    #[serde(default = "default_tariffs")]
+    pub tariffs: Vec<Tariff>,
+}
+
+/// The `saisie` letter of each mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaisieCodes {
+    /// Test: no real money, dummy references accepted.
+    pub test: String,
+    /// Activation: a real payment made to validate the set-up before opening.
+    pub activation: String,
+    /// Production.
+    pub production: String,
+}
+
+impl SaisieCodes {
+    /// The letter of `mode`.
+    pub fn code(&self, mode: PayfipMode) -> Result<Saisie, crate::fields::FieldError> {
+        Saisie::new(match mode {
+            PayfipMode::Test => &self.test,
+            PayfipMode::Activation => &self.activation,
+            PayfipMode::Production => &self.production,
+        })
+    }
+
+    fn validate(&self, prefix: &str, issues: &mut Vec<ConfigIssue>) {
+        let all = [
+            ("test", &self.test),
+            ("activation", &self.activation),
+            ("production", &self.production),
+        ];
+        for (name, value) in all {
+            if Saisie::new(value).is_err() {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.{name}"),
+                    format!("{value:?} must be one capital letter"),
+                ));
+            }
+        }
+        if self.test == self.activation
+            || self.test == self.production
+            || self.activation == self.production
+        {
+            issues.push(ConfigIssue::new(
+                prefix,
+                "test, activation and production letters must differ",
+            ));
+        }
+    }
+}
+
+/// A tenant's stage of adhesion to PayFiP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayfipMode {
+    /// Test payments only (`saisie` test letter); no money moves.
+    #[default]
+    Test,
+    /// Real payments used to validate the set-up with the DGFiP.
+    Activation,
+    /// Live.
+    Production,
+}
+
+fn default_soap_url() -> String {
+    "https://www.payfip.gouv.fr/tpa/services/securite".into()
+}
+fn default_payment_page_url() -> String {
+    "https://www.payfip.gouv.fr/tpa/paiementws.web".into()
+}
+fn default_classic_url() -> String {
+    "https://www.payfip.gouv.fr/tpa/paiement.web".into()
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_request_timeout_ms() -> u64 {
+    15_000
+}
+fn default_max_response_bytes() -> u64 {
+    1 << 20
+}
+pub(crate) fn default_min_amount_cents() -> i64 {
+    100
+}
+pub(crate) fn default_max_amount_cents() -> i64 {
+    9_999_999
+}
+pub(crate) fn default_classic_max_amount_cents() -> i64 {
+    999_999
+}
+fn default_ws_saisie() -> SaisieCodes {
+    SaisieCodes {
+        test: "T".into(),
+        activation: "X".into(),
+        production: "W".into(),
+    }
+}
+fn default_classic_saisie() -> SaisieCodes {
+    SaisieCodes {
+        test: "T".into(),
+        activation: "X".into(),
+        production: "A".into(),
+    }
+}
+pub(crate) fn default_idop_lifetime_secs() -> u64 {
+    900
+}
+fn default_result_wait_secs() -> u64 {
+    7_200
+}
+fn default_abandon_grace_secs() -> u64 {
+    120
+}
+fn default_attempt_lock_secs() -> u64 {
+    1_200
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            soap_url: default_soap_url(),
+            payment_page_url: default_payment_page_url(),
+            classic_url: default_classic_url(),
+            public_base_url: None,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_response_bytes: default_max_response_bytes(),
+            min_amount_cents: default_min_amount_cents(),
+            max_amount_cents: default_max_amount_cents(),
+            classic_max_amount_cents: default_classic_max_amount_cents(),
+            ws_saisie: default_ws_saisie(),
+            classic_saisie: default_classic_saisie(),
+            idop_lifetime_secs: default_idop_lifetime_secs(),
+            result_wait_secs: default_result_wait_secs(),
+            abandon_grace_secs: default_abandon_grace_secs(),
+            attempt_lock_secs: default_attempt_lock_secs(),
+            tariffs: default_tariffs(),
+        }
+    }
+}
+
+/// An absolute `http(s)` URL, or a description of what is wrong with it.
+pub(crate) fn http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("{value:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{value:?} must be an absolute http(s) URL"));
+    }
+    Ok(url)
+}
+
+fn check_url(prefix: &str, field: &str, value: &str, issues: &mut Vec<ConfigIssue>) {
+    if let Err(message) = http_url(value) {
+        issues.push(ConfigIssue::new(format!("{prefix}.{field}"), message));
+    }
+}
 
 impl GatewayConfig {
     /// Problems a person must fix, each naming its field under `prefix`.
     pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
-        let _ = prefix;
-        Vec::new()
+        let mut issues = Vec::new();
+        check_url(prefix, "soap_url", &self.soap_url, &mut issues);
+        check_url(
+            prefix,
+            "payment_page_url",
+            &self.payment_page_url,
+            &mut issues,
+        );
+        check_url(prefix, "classic_url", &self.classic_url, &mut issues);
+        if let Some(base) = &self.public_base_url {
+            check_url(prefix, "public_base_url", base, &mut issues);
+        }
+        for (field, value) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_response_bytes", self.max_response_bytes),
+            ("idop_lifetime_secs", self.idop_lifetime_secs),
+            ("result_wait_secs", self.result_wait_secs),
+        ] {
+            if value == 0 {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.{field}"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        if self.min_amount_cents < 1 {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.min_amount_cents"),
+                "must be at least 1",
+            ));
+        }
+        for (field, max) in [
+            ("max_amount_cents", self.max_amount_cents),
+            ("classic_max_amount_cents", self.classic_max_amount_cents),
+        ] {
+            if max < self.min_amount_cents {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.{field}"),
+                    format!(
+                        "must not be below min_amount_cents ({})",
+                        self.min_amount_cents
+                    ),
+                ));
+            }
+            if max > encaisse_schemas::money::MAX_ABS_CENTS {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.{field}"),
+                    "is too large",
+                ));
+            }
+        }
+        if self.result_wait_secs < self.idop_lifetime_secs {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.result_wait_secs"),
+                "must not be shorter than idop_lifetime_secs (a payment may still be in progress)",
+            ));
+        }
+        self.ws_saisie
+            .validate(&format!("{prefix}.ws_saisie"), &mut issues);
+        self.classic_saisie
+            .validate(&format!("{prefix}.classic_saisie"), &mut issues);
+        if self.tariffs.is_empty() {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.tariffs"),
+                "at least one tariff is needed to compute commissions",
+            ));
+        }
+        for (i, message) in check_tariffs(&self.tariffs) {
+            issues.push(ConfigIssue::new(format!("{prefix}.tariffs[{i}]"), message));
+        }
+        issues
+    }
+
+    /// Amount bounds of the web service.
+    pub fn ws_bounds(&self) -> AmountBounds {
+        AmountBounds {
+            min_cents: self.min_amount_cents,
+            max_cents: self.max_amount_cents,
+        }
+    }
+
+    /// Amount bounds of the classic URL.
+    pub fn classic_bounds(&self) -> AmountBounds {
+        AmountBounds {
+            min_cents: self.min_amount_cents,
+            max_cents: self.classic_max_amount_cents,
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// How long an idOp can open the payment page.
+    pub fn idop_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.idop_lifetime_secs))
+    }
+
+    /// The waiting rules for results.
+    pub fn result_policy(&self) -> ResultPolicy {
+        ResultPolicy {
+            result_wait: chrono::Duration::seconds(clamp_secs(self.result_wait_secs)),
+            abandon_grace: chrono::Duration::seconds(clamp_secs(self.abandon_grace_secs)),
+        }
+    }
+
+    /// The public base URL for `tenant`: the tenant's override, else the gateway's.
+    pub fn public_base_for<'a>(&'a self, tenant: &'a PayfipTenantConfig) -> Option<&'a str> {
+        tenant
+            .public_base_url
+            .as_deref()
+            .or(self.public_base_url.as_deref())
     }
 }
 
-/// `[tenants.payfip]`: a commune's online payment settings (API token variable, mode).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+fn clamp_secs(secs: u64) -> i64 {
+    // Ten years is far beyond any gateway window and keeps chrono's range safe.
+    secs.min(315_360_000) as i64
+}
+
+/// `[tenants.payfip]`: a commune's online payment settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PayfipTenantConfig {}
+pub struct PayfipTenantConfig {
+    /// Whether this commune takes online payments at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Stage of the commune's adhesion: `test`, `activation` or `production`; selects the
+    /// `saisie` letter sent, and which letter a result must carry to be accepted (a test
+    /// result is never accepted in production).
+    #[serde(default)]
+    pub mode: PayfipMode,
+    /// This commune's public base URL when it differs from `[payfip] public_base_url`
+    /// (each notification domain must be declared to the DGFiP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+    /// Prefixes a Kiosque famille `return_url` must start with (`https://kiosque.vitry.fr/`);
+    /// a payment request with any other return URL is refused (no open redirect). Empty:
+    /// every return URL is refused and the family lands on a plain result page.
+    #[serde(default)]
+    pub return_url_prefixes: Vec<String>,
+    /// Words put before the invoice number in `objet` (`Facture` → `Facture F000123`),
+    /// normalised to PayFiP's alphabet.
+    #[serde(default = "default_objet_label")]
+    pub objet_label: String,
+}
+
+fn default_objet_label() -> String {
+    "Facture".into()
+}
+
+impl Default for PayfipTenantConfig {
+    fn default() -> Self {
+        PayfipTenantConfig {
+            enabled: false,
+            mode: PayfipMode::default(),
+            public_base_url: None,
+            return_url_prefixes: Vec::new(),
+            objet_label: default_objet_label(),
+        }
+    }
+}
 
 impl PayfipTenantConfig {
     /// Problems a person must fix, each naming its field under `prefix`.
     pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
-        let _ = prefix;
-        Vec::new()
+        let mut issues = Vec::new();
+        if let Some(base) = &self.public_base_url {
+            check_url(prefix, "public_base_url", base, &mut issues);
+        }
+        for (i, p) in self.return_url_prefixes.iter().enumerate() {
+            match http_url(p) {
+                Err(message) => issues.push(ConfigIssue::new(
+                    format!("{prefix}.return_url_prefixes[{i}]"),
+                    message,
+                )),
+                Ok(url) if url.path().is_empty() || !p.ends_with('/') => {
+                    issues.push(ConfigIssue::new(
+                        format!("{prefix}.return_url_prefixes[{i}]"),
+                        format!(
+                            "{p:?} must end with '/' (a bare host would also match evil-{}…)",
+                            url.host_str().unwrap_or("")
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        if self.objet_label.len() > 60 {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.objet_label"),
+                "must be at most 60 characters (objet is limited to 100)",
+            ));
+        }
+        issues
+    }
+
+    /// Whether `url` is an allowed Kiosque famille return URL.
+    pub fn allows_return_url(&self, url: &str) -> bool {
+        http_url(url).is_ok()
+            && self
+                .return_url_prefixes
+                .iter()
+                .any(|p| url.starts_with(p.as_str()))
+    }
+}
+
+/// Cross-checks a tenant's settings against the gateway's: an enabled tenant needs a public
+/// base URL (its own or the gateway's) for the notifications to reach us.
+pub fn validate_tenant_with_gateway(
+    gateway: &GatewayConfig,
+    tenant: &PayfipTenantConfig,
+    prefix: &str,
+) -> Vec<ConfigIssue> {
+    let mut issues = tenant.validate(prefix);
+    if tenant.enabled && gateway.public_base_for(tenant).is_none() {
+        issues.push(ConfigIssue::new(
+            format!("{prefix}.public_base_url"),
+            "an enabled tenant needs a public base URL (here or in [payfip]) for notifications",
+        ));
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_serde_defaults() {
+        assert!(GatewayConfig::default().validate("payfip").is_empty());
+        let parsed: GatewayConfig = toml::from_str("").unwrap();
+        assert_eq!(parsed, GatewayConfig::default());
+        let tenant: PayfipTenantConfig = toml::from_str("").unwrap();
+        assert_eq!(tenant, PayfipTenantConfig::default());
+        assert!(tenant.validate("tenants[0].payfip").is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<GatewayConfig>("soap_urll = 'x'").unwrap_err();
+        assert!(err.to_string().contains("soap_urll"));
+        assert!(toml::from_str::<PayfipTenantConfig>("mod = 'test'").is_err());
+    }
+
+    #[test]
+    fn issues_name_their_field() {
+        let config: GatewayConfig = toml::from_str(
+            r#"
+            soap_url = "ftp://x"
+            request_timeout_ms = 0
+            min_amount_cents = 500
+            max_amount_cents = 100
+            ws_saisie = { test = "T", activation = "T", production = "w" }
+            "#,
+        )
+        .unwrap();
+        let fields: Vec<String> = config
+            .validate("payfip")
+            .into_iter()
+            .map(|i| i.field)
+            .collect();
+        for expected in [
+            "payfip.soap_url",
+            "payfip.request_timeout_ms",
+            "payfip.max_amount_cents",
+            "payfip.ws_saisie.production",
+            "payfip.ws_saisie",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == expected),
+                "{expected} in {fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenant_settings() {
+        let tenant: PayfipTenantConfig = toml::from_str(
+            r#"
+            enabled = true
+            mode = "production"
+            return_url_prefixes = ["https://kiosque.vitry.fr/", "https://kiosque.ivry.fr"]
+            "#,
+        )
+        .unwrap();
+        let issues = tenant.validate("tenants[0].payfip");
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].field, "tenants[0].payfip.return_url_prefixes[1]");
+        assert!(tenant.allows_return_url("https://kiosque.vitry.fr/paiement?x=1"));
+        assert!(!tenant.allows_return_url("https://kiosque.vitry.fr.evil.com/"));
+        let gateway = GatewayConfig::default();
+        let issues = validate_tenant_with_gateway(&gateway, &tenant, "t");
+        assert!(issues.iter().any(|i| i.field == "t.public_base_url"));
+        assert_eq!(gateway.ws_saisie.code(tenant.mode).unwrap().as_str(), "W");
+        assert_eq!(
+            gateway.classic_saisie.code(tenant.mode).unwrap().as_str(),
+            "A"
+        );
     }
 }
