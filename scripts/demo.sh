@@ -13,7 +13,7 @@ scripts/setup.sh
 
 echo "== building encaisse" >&2
 cargo build --bin encaisse
-bin=target/debug/encaisse
+bin="${CARGO_TARGET_DIR:-target}/debug/encaisse"
 config=config/encaisse.toml
 
 # Demo state lives in var/demo (ignored by git); the example tokens are for this demo only.
