@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use encaisse_payfip::config::validate_tenant_with_gateway;
 use encaisse_pipelines::runtime::{BrokerConfig, RetryConfig};
 use encaisse_schemas::CollectionPath;
 use encaisse_schemas::tenant::ConfigIssue;
@@ -258,9 +259,13 @@ fn check_tenant(
             .extend(helios.validate(&format!("{field}.helios")));
     }
     if let Some(payfip) = &tenant.payfip {
-        report
-            .issues
-            .extend(payfip.validate(&format!("{field}.payfip")));
+        // The tenant's own rules plus those that need the gateway (a public base URL).
+        let gateway = config.payfip.clone().unwrap_or_default();
+        report.issues.extend(validate_tenant_with_gateway(
+            &gateway,
+            payfip,
+            &format!("{field}.payfip"),
+        ));
     }
     if let Some(sepa) = &tenant.sepa {
         report

@@ -241,3 +241,40 @@ fn no_tenant_is_an_issue() {
     assert_eq!(issues.len(), 1);
     assert!(has(&issues, "tenants"));
 }
+
+#[test]
+fn enabled_online_payment_needs_a_public_url() {
+    let issues = issues_after(|c| {
+        if let Some(gateway) = c.payfip.as_mut() {
+            gateway.public_base_url = None;
+        }
+    });
+    assert!(
+        has(&issues, "tenants[0].payfip.public_base_url"),
+        "{issues:#?}"
+    );
+    assert!(
+        has(&issues, "tenants[1].payfip.public_base_url"),
+        "{issues:#?}"
+    );
+}
+
+#[test]
+fn adapter_sections_are_validated_by_their_adapter() {
+    let text = EXAMPLE.replacen(
+        "return_url_prefixes = [\"https://kiosque.vitry.example/\"]",
+        "return_url_prefixes = [\"https://kiosque.vitry.example\"]",
+        1,
+    );
+    assert_ne!(text, EXAMPLE);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = load_str(&text, "test.toml").unwrap();
+    config.data_dir = tmp.path().join("data");
+    let report = check(&config, &all_set);
+    assert_eq!(
+        fields(&report),
+        vec!["tenants[0].payfip.return_url_prefixes[0]"],
+        "{:#?}",
+        report.issues
+    );
+}
