@@ -57,15 +57,16 @@ pub struct Block {
     pub collections: Vec<Collection>,
 }
 
-/// A checked message, ready to be written (`to_xml`).
+/// A checked message, ready to be written (`to_xml`). Only [`build`] makes one, so its
+/// fields are private: a `Pain008` always satisfies the EPC rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pain008 {
-    pub settings: WriteSettings,
-    pub header: MessageHeader,
-    pub initiating_party: InitiatingParty,
-    pub creditor: Creditor,
-    pub blocks: Vec<Block>,
-    pub totals: Totals,
+    pub(crate) settings: WriteSettings,
+    pub(crate) header: MessageHeader,
+    pub(crate) initiating_party: InitiatingParty,
+    pub(crate) creditor: Creditor,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) totals: Totals,
 }
 
 fn sequence_rank(sequence: SequenceType) -> u8 {
@@ -256,6 +257,34 @@ fn check_header(
 }
 
 impl Pain008 {
+    pub fn settings(&self) -> &WriteSettings {
+        &self.settings
+    }
+
+    pub fn header(&self) -> &MessageHeader {
+        &self.header
+    }
+
+    /// With its name transliterated as written.
+    pub fn initiating_party(&self) -> &InitiatingParty {
+        &self.initiating_party
+    }
+
+    /// With its names transliterated as written.
+    pub fn creditor(&self) -> &Creditor {
+        &self.creditor
+    }
+
+    /// The `PmtInf` blocks in file order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// Group `NbOfTxs` / `CtrlSum`.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
     /// The end-to-end ids written, in file order (for the ledger's mapping to invoices).
     pub fn end_to_end_ids(&self) -> impl Iterator<Item = &str> {
         self.blocks

@@ -142,6 +142,11 @@ fn oca_pain002_yields_ac01_ms02_md06_am04() {
             due_date: d(2016, 10, 19)
         }
     );
+    assert_eq!(
+        file.original_message_name.as_deref(),
+        Some("PAIN.008.001.02")
+    );
+    assert!(file.reports_on_direct_debits());
     // With the ledger's attempt count, the second AM04 of an invoice is final.
     let policy = settings().policy;
     assert!(!file.records[3].decide(&policy, 2).will_represent());
@@ -502,4 +507,43 @@ fn reason_table_matches_the_specs_csv() {
         rows += 1;
     }
     assert_eq!(rows, 24);
+}
+
+#[test]
+fn status_reports_on_credit_transfers_are_recognised() {
+    let other = PAIN002_V10.replace(
+        "<OrgnlMsgNmId>pain.008</OrgnlMsgNmId>",
+        "<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>",
+    );
+    let file = read_bank_file("ct.xml", other.as_bytes(), &settings()).unwrap();
+    assert!(!file.reports_on_direct_debits());
+    let ours = read_bank_file("dd.xml", PAIN002_V10.as_bytes(), &settings()).unwrap();
+    assert!(
+        ours.reports_on_direct_debits(),
+        "EPC 2025: name without version"
+    );
+}
+
+#[test]
+fn a_matched_record_becomes_a_payment_rejected_event() {
+    use encaisse_schemas::{Event, InvoiceRef, TenantId};
+    use encaisse_sepa::read::MatchedCollection;
+    let file = read_bank_file("ntf.xml", CAMT054_V08.as_bytes(), &settings()).unwrap();
+    let record = &file.records[0];
+    let matched = MatchedCollection {
+        invoice: InvoiceRef {
+            tenant: TenantId::new("vitry").unwrap(),
+            exercice: 2026,
+            number: "F0001".into(),
+        },
+        end_to_end_id: record.keys.end_to_end_id.clone().unwrap(),
+        amount: Money::from_cents(4560).unwrap(),
+    };
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-09T00:00:00+01:00").unwrap();
+    let event = record.to_event(&matched, &record.decision, at, "ntf.xml");
+    assert_eq!(event.payment_id, "sepa:2026-F0001-1");
+    assert_eq!(event.reason_code, "AM04");
+    assert!(event.will_represent);
+    assert_eq!(event.business_key(), "vitry#sepa:2026-F0001-1#AM04");
+    assert!(event.reason_text.contains("InsufficientFunds"));
 }

@@ -87,7 +87,7 @@ fn rich_message_validates_against_both_iso_xsds() {
     for version in [Pain008Version::V02, Pain008Version::V08] {
         let message = rich(version);
         assert_eq!(
-            message.blocks.len(),
+            message.blocks().len(),
             4,
             "(7 Dec FRST, 7 Dec RCUR, 7 Dec OOFF, 15 Dec RCUR)"
         );
@@ -139,7 +139,7 @@ fn simple_message_also_passes_the_dk_subset() {
 fn blocks_group_by_date_and_sequence_with_totals_in_cents() {
     let message = rich(Pain008Version::V02);
     let keys: Vec<(String, &str, u64, u64)> = message
-        .blocks
+        .blocks()
         .iter()
         .map(|b| {
             (
@@ -159,14 +159,14 @@ fn blocks_group_by_date_and_sequence_with_totals_in_cents() {
             ("2026-12-15".to_string(), "RCUR", 2, 99_999_999_999 + 1),
         ]
     );
-    assert_eq!(message.totals.count, 5);
+    assert_eq!(message.totals().count, 5);
     assert_eq!(
-        message.totals.control_sum(),
+        message.totals().control_sum(),
         "1000000091.10",
         "4560 + 1200 + 99999999999 + 1 + 3350 cents"
     );
     let ids: Vec<&str> = message
-        .blocks
+        .blocks()
         .iter()
         .map(|b| b.payment_info_id.as_str())
         .collect();
@@ -182,7 +182,7 @@ fn identical_input_gives_identical_bytes_whatever_the_order() {
     let mut reversed = rich_collections();
     reversed.reverse();
     let mut creditor = creditor();
-    creditor.ultimate = rich(Pain008Version::V08).creditor.ultimate;
+    creditor.ultimate = rich(Pain008Version::V08).creditor().ultimate.clone();
     let mut party = party();
     party.id = Some(PartyId::Siret("21940081900013".into()));
     let other_order = build(

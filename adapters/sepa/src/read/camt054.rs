@@ -94,6 +94,7 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
         message,
         message_id,
         original_message_id: None,
+        original_message_name: None,
         group_status: None,
         records,
         ignored_entries: ignored,

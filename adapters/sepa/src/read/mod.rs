@@ -14,8 +14,8 @@ mod pain002;
 pub mod pain008;
 pub mod tree;
 
-use chrono::NaiveDate;
-use encaisse_schemas::{Money, SequenceType};
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use encaisse_schemas::{Event, InvoiceRef, Money, PaymentRejected, SequenceType};
 
 use crate::error::ErrorClass;
 use crate::ids::attempt_of;
@@ -200,11 +200,43 @@ impl RejectRecord {
         )
     }
 
+    /// The canonical `payment.rejected` for this record, once the caller found the
+    /// collection it is about (for a group or block record: one event per collection) and
+    /// settled the decision (`self.decision` or [`RejectRecord::decide`]).
+    pub fn to_event(
+        &self,
+        collection: &MatchedCollection,
+        decision: &Decision,
+        rejected_at: DateTime<FixedOffset>,
+        file: &str,
+    ) -> PaymentRejected {
+        PaymentRejected {
+            schema_version: PaymentRejected::SCHEMA_VERSION,
+            invoice: collection.invoice.clone(),
+            payment_id: format!("sepa:{}", collection.end_to_end_id),
+            end_to_end_id: collection.end_to_end_id.clone(),
+            amount: collection.amount,
+            reason_code: self.reason_code_or_narrative().to_string(),
+            reason_text: self.reason_text.clone(),
+            rejected_at,
+            will_represent: decision.will_represent(),
+            file: Some(file.to_string()),
+        }
+    }
+
     /// `reason_code`, or `NARR` (ISO "narrative": reason only in text) when the bank gave
     /// none, for `payment.rejected.reason_code`.
     pub fn reason_code_or_narrative(&self) -> &str {
         self.reason_code.as_deref().unwrap_or("NARR")
     }
+}
+
+/// The collection a record was matched to (from the ledger's end-to-end id mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedCollection {
+    pub invoice: InvoiceRef,
+    pub end_to_end_id: String,
+    pub amount: Money,
 }
 
 /// What a bank file said.
@@ -218,12 +250,28 @@ pub struct BankFile {
     pub message_id: String,
     /// Status report: `OrgnlGrpInfAndSts/OrgnlMsgId` (our `MsgId`).
     pub original_message_id: Option<String>,
+    /// Status report: `OrgnlMsgNmId` as sent by the bank (`pain.008.001.02`,
+    /// `PAIN.008.001.02`, or since the EPC 2025 changes `pain.008` without version).
+    pub original_message_name: Option<String>,
     /// Status report: `GrpSts` (`ACCP`, `PART`, `RJCT`…).
     pub group_status: Option<String>,
     pub records: Vec<RejectRecord>,
     /// Notification entries that are not direct-debit returns (credits, other debits,
     /// pending or reversal entries): counted, not reported.
     pub ignored_entries: usize,
+}
+
+impl BankFile {
+    /// Whether a status report is about a direct-debit initiation: `OrgnlMsgNmId` starts
+    /// with `pain.008` (compared case-insensitively, version optional; spec §6.2). A report
+    /// on a credit transfer (`pain.001`) is not for the régie's direct debits.
+    /// Notifications are always considered.
+    pub fn reports_on_direct_debits(&self) -> bool {
+        self.original_message_name.as_deref().is_none_or(|name| {
+            name.get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("pain.008"))
+        })
+    }
 }
 
 /// Reader settings from [`crate::config::SepaTenantConfig`].

@@ -161,6 +161,7 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
         message,
         message_id,
         original_message_id: Some(original_message_id),
+        original_message_name: group.text_at(&["OrgnlMsgNmId"]).map(str::to_string),
         group_status: group_status.map(str::to_string),
         records,
         ignored_entries: 0,
