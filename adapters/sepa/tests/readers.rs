@@ -487,10 +487,31 @@ fn foreign_and_broken_files_get_a_clear_error() {
     let err = read_bank_file("noid.xml", no_id.as_bytes(), &settings()).unwrap_err();
     assert_eq!(err.to_string(), "noid.xml: line 4: missing GrpHdr/MsgId");
     assert_eq!(err.class(), ErrorClass::Permanent);
+}
 
+#[test]
+fn an_odd_optional_value_does_not_set_the_file_aside() {
+    // An echoed amount the bank garbled: the return is still reported (keyed by its
+    // end-to-end id), without an amount, and the file says why.
     let bad_amount = CAMT054_V08.replace(">45.60<", ">45,6x<");
-    let err = read_bank_file("amt.xml", bad_amount.as_bytes(), &settings()).unwrap_err();
-    assert!(err.to_string().contains("amt.xml: line"), "{err}");
+    let file = read_bank_file("amt.xml", bad_amount.as_bytes(), &settings()).unwrap();
+    assert_eq!(file.records.len(), 2);
+    assert_eq!(file.records[0].keys.amount, None);
+    assert_eq!(
+        file.records[1].keys.amount,
+        Some(Money::from_cents(1200).unwrap())
+    );
+    assert_eq!(file.warnings.len(), 1, "{:?}", file.warnings);
+    assert!(
+        file.warnings[0].starts_with("amt.xml: line 19: "),
+        "{:?}",
+        file.warnings
+    );
+    // Our own pain.008 is read strictly.
+    let own = String::from_utf8(sample("generated_fr-example_pain.008.001.02.xml"))
+        .unwrap()
+        .replace(">45.60<", ">45,6x<");
+    assert!(read_pain008("own.xml", own.as_bytes(), 1 << 20).is_err());
 }
 
 #[test]

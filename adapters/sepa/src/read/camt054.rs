@@ -62,10 +62,10 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
             let facts = entry_facts(entry);
             let before = records.len();
             if facts.booked && !facts.reversal {
-                let reported_on = match ctx.optional_date(entry, "BookgDt/Dt")? {
+                let reported_on = match ctx.soft(ctx.optional_date(entry, "BookgDt/Dt"))? {
                     Some(d) => d,
                     None => ctx
-                        .optional_date(entry, "BookgDt/DtTm")?
+                        .soft(ctx.optional_date(entry, "BookgDt/DtTm"))?
                         .unwrap_or(created_on),
                 };
                 let entry_ref = entry
@@ -97,6 +97,7 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
         original_message_name: None,
         group_status: None,
         records,
+        warnings: ctx.take_warnings(),
         ignored_entries: ignored,
     })
 }
@@ -120,7 +121,9 @@ impl EntryScope<'_> {
         if details.is_empty() {
             if self.facts.direct_debit_debit {
                 // A returned collection without details: only the amount is known.
-                let amount = self.ctx.amount(self.entry.child("Amt"), "Ntry/Amt")?;
+                let amount = self
+                    .ctx
+                    .soft(self.ctx.amount(self.entry.child("Amt"), "Ntry/Amt"))?;
                 let keys = MatchKeys {
                     amount,
                     ..MatchKeys::default()
@@ -144,8 +147,10 @@ impl EntryScope<'_> {
                 mandate_id: refs("MndtId"),
                 amount: self
                     .ctx
-                    .amount(amount_node, "TxDtls/AmtDtls/InstdAmt/Amt")?,
-                collection_date: self.ctx.optional_date(tx, "RltdDts/IntrBkSttlmDt")?,
+                    .soft(self.ctx.amount(amount_node, "TxDtls/AmtDtls/InstdAmt/Amt"))?,
+                collection_date: self
+                    .ctx
+                    .soft(self.ctx.optional_date(tx, "RltdDts/IntrBkSttlmDt"))?,
                 original_message_id: refs("MsgId"),
                 original_payment_info_id: refs("PmtInfId"),
             };

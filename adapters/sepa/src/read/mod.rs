@@ -14,6 +14,8 @@ mod pain002;
 pub mod pain008;
 pub mod tree;
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use encaisse_schemas::{Event, InvoiceRef, Money, PaymentRejected, SequenceType};
 
@@ -256,6 +258,9 @@ pub struct BankFile {
     /// Status report: `GrpSts` (`ACCP`, `PART`, `RJCT`…).
     pub group_status: Option<String>,
     pub records: Vec<RejectRecord>,
+    /// Optional values that could not be read (`file: line N: field "value": reason`);
+    /// the records concerned lack that key.
+    pub warnings: Vec<String>,
     /// Notification entries that are not direct-debit returns (credits, other debits,
     /// pending or reversal entries): counted, not reported.
     pub ignored_entries: usize,
@@ -334,7 +339,7 @@ pub fn read_bank_file(
         source,
     })?;
     let (kind, message) = identify(file, &root)?;
-    let ctx = Ctx { file, settings };
+    let ctx = Ctx::new(file, settings, true);
     let read = match kind {
         MessageKind::StatusReport => pain002::read(&ctx, &root, message),
         MessageKind::Notification => camt054::read(&ctx, &root, message),
@@ -356,13 +361,45 @@ pub fn read_bank_file(
     Ok(read)
 }
 
-/// What the message readers share: the file name for errors, the policy for decisions.
+/// What the message readers share: the file name for errors, the policy for decisions,
+/// and — for bank files — the warnings about optional values that could not be read.
 struct Ctx<'a> {
     file: &'a str,
     settings: &'a ReadSettings,
+    /// Bank files are read leniently: a malformed *optional* value (an echoed amount or
+    /// date used only as a fallback key) becomes a warning and `None`, so one odd field
+    /// never sets aside the whole file (spec §7: never drop a bank file for a schema
+    /// difference). Our own pain.008 is read strictly.
+    lenient: bool,
+    warnings: RefCell<Vec<String>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(file: &'a str, settings: &'a ReadSettings, lenient: bool) -> Self {
+        Ctx {
+            file,
+            settings,
+            lenient,
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// In lenient mode, an invalid optional value is recorded as a warning and dropped.
+    fn soft<T>(&self, value: Result<Option<T>, ReadError>) -> Result<Option<T>, ReadError> {
+        match value {
+            Err(e) if self.lenient => {
+                tracing::warn!(error = %e, "Bank file value ignored.");
+                self.warnings.borrow_mut().push(e.to_string());
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        self.warnings.take()
+    }
+
     /// The text at `path`; when missing, the error names the line of the deepest element
     /// of the path that exists.
     fn required<'n>(&self, node: &'n Node, path: &'static str) -> Result<&'n str, ReadError> {

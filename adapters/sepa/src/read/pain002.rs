@@ -130,12 +130,12 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
             let keys = MatchKeys {
                 end_to_end_id: tx.text_at(&["OrgnlEndToEndId"]).map(str::to_string),
                 mandate_id: ref_text(&["MndtRltdInf", "MndtId"]),
-                amount: ctx.amount(
+                amount: ctx.soft(ctx.amount(
                     reference.and_then(|r| r.at(&["Amt", "InstdAmt"])),
                     "OrgnlTxRef/Amt/InstdAmt",
-                )?,
+                ))?,
                 collection_date: match reference {
-                    Some(r) => ctx.optional_date(r, "ReqdColltnDt")?,
+                    Some(r) => ctx.soft(ctx.optional_date(r, "ReqdColltnDt"))?,
                     None => None,
                 },
                 original_message_id: Some(original_message_id.clone()),
@@ -164,6 +164,7 @@ pub(super) fn read(ctx: &Ctx<'_>, root: &Node, message: String) -> Result<BankFi
         original_message_name: group.text_at(&["OrgnlMsgNmId"]).map(str::to_string),
         group_status: group_status.map(str::to_string),
         records,
+        warnings: ctx.take_warnings(),
         ignored_entries: 0,
     })
 }

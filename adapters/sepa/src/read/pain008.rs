@@ -146,10 +146,7 @@ pub fn read_pain008(file: &str, bytes: &[u8], max_input_bytes: u64) -> Result<Se
         max_input_bytes,
         policy: RepresentationPolicy::from(&RepresentationConfig::default()),
     };
-    let ctx = Ctx {
-        file,
-        settings: &settings,
-    };
+    let ctx = Ctx::new(file, &settings, false);
     let initiation = root.child("CstmrDrctDbtInitn").unwrap_or(&root);
     let header = initiation
         .child("GrpHdr")
