@@ -1,0 +1,382 @@
+//! Streaming the PES Aller recette document, element by element in the order of the XSD
+//! (`PES_Aller.xsd`, `NS_Recette/r0/*.xsd`, v5.17).
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use encaisse_schemas::Money;
+
+use super::prepare::{self, Debtor, Piece, check_bordereau, ormc_asap_date};
+use super::{AsTitre, Bordereau, MAX_PIECES, WriteError, WriteSummary, asap, file_name};
+use crate::config::HeliosTenantConfig;
+use crate::template;
+use crate::text::pes_text;
+use crate::xmlw::{PesWriter, amount, date};
+
+/// Namespace of the `PES_Aller` root.
+pub(crate) const ALLER_NS: &str = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller";
+
+/// Totals of the first pass.
+struct Totals {
+    pieces: usize,
+    total: Money,
+    with_asap: bool,
+}
+
+fn bordereau_error(bordereau: &Bordereau<'_>, rule: impl Into<String>) -> WriteError {
+    WriteError::Bordereau {
+        exercice: bordereau.exercice,
+        id_bord: bordereau.id_bord,
+        rule: rule.into(),
+    }
+}
+
+/// Pass 1: count, sum, unique `IdPce`, whether any titre has an ASAP PJ. Cheap: no text is
+/// normalised here; the full rules run in pass 2.
+fn totals<I>(bordereau: &Bordereau<'_>, titres: I) -> Result<Totals, WriteError>
+where
+    I: IntoIterator,
+    I::Item: AsTitre,
+{
+    let mut pieces = 0usize;
+    let mut total = Money::ZERO;
+    let mut ids = HashSet::new();
+    let mut with_asap = false;
+    for item in titres {
+        let titre = item.as_titre();
+        pieces += 1;
+        if !ids.insert(titre.id_pce) {
+            return Err(bordereau_error(
+                bordereau,
+                format!("IdPce {} appears twice", titre.id_pce),
+            ));
+        }
+        for line in titre
+            .invoice
+            .lines
+            .iter()
+            .filter(|l| l.amount.is_positive())
+        {
+            total = total.checked_add(line.amount)?;
+        }
+        with_asap |= asap::wanted(bordereau.config, titre.invoice);
+    }
+    if pieces == 0 {
+        return Err(bordereau_error(
+            bordereau,
+            "a bordereau needs at least one pièce (NbrPce ≥ 1)",
+        ));
+    }
+    if pieces > MAX_PIECES {
+        return Err(bordereau_error(
+            bordereau,
+            format!("{pieces} pièces, at most {MAX_PIECES} (NbrPce is 5 digits): split the run"),
+        ));
+    }
+    if !total.is_positive() {
+        return Err(bordereau_error(bordereau, "MtBordHt must be > 0"));
+    }
+    Ok(Totals {
+        pieces,
+        total,
+        with_asap,
+    })
+}
+
+/// A configuration text (emitter, labels, ASAP settings): normalised, mandatory. The
+/// configuration is checked by `validate`; a value that still fails here is named.
+pub(crate) fn config_text(
+    config: &HeliosTenantConfig,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Result<String, WriteError> {
+    pes_text(value, max, config.text_style).ok_or_else(|| {
+        WriteError::config(field, format!("{value:?} is not an acceptable PES text"))
+    })
+}
+
+/// `Enveloppe` + `EnTetePES`, shared by the file and the PES Facture inside its PJ.
+pub(crate) fn write_headers<W: Write>(
+    w: &mut PesWriter<W>,
+    bordereau: &Bordereau<'_>,
+    file_name: &str,
+) -> Result<(), WriteError> {
+    let config = bordereau.config;
+    let budget = bordereau.budget;
+    w.open("Enveloppe")?;
+    w.open("Parametres")?;
+    w.leaf("Version", "2")?;
+    w.leaf("TypFic", config.typ_fic())?;
+    w.leaf("NomFic", file_name)?;
+    w.close("Parametres")?;
+    w.open("Emetteur")?;
+    w.leaf(
+        "Sigle",
+        &config_text(config, "emitter_sigle", &config.emitter_sigle, 32)?,
+    )?;
+    w.leaf(
+        "Adresse",
+        &config_text(config, "emitter_adresse", &config.emitter_adresse, 38)?,
+    )?;
+    w.close("Emetteur")?;
+    w.close("Enveloppe")?;
+
+    w.open("EnTetePES")?;
+    w.leaf("DteStr", &date(bordereau.date))?;
+    w.leaf("IdPost", &config.id_post)?;
+    let libelle_poste = config
+        .libelle_poste
+        .as_deref()
+        .and_then(|l| pes_text(l, 38, config.text_style));
+    w.leaf_opt("LibellePoste", libelle_poste.as_deref())?;
+    w.leaf("IdColl", &budget.siret)?;
+    w.leaf("CodCol", &budget.cod_col)?;
+    w.leaf("CodBud", &budget.cod_bud)?;
+    let label = pes_text(&budget.label, 38, config.text_style);
+    w.leaf_opt("LibelleColBud", label.as_deref())?;
+    w.close("EnTetePES")?;
+    Ok(())
+}
+
+fn bordereau_object(bordereau: &Bordereau<'_>, month: u8) -> Result<Option<String>, WriteError> {
+    let config = bordereau.config;
+    let template_text = &config.ormc.bordereau_object;
+    if template_text.is_empty() {
+        return Ok(None);
+    }
+    let period = format!("{month:02}");
+    let rendered = template::render(template_text, |name| {
+        Some(match name {
+            "exercice" => template::Value::Number(u64::from(bordereau.exercice)),
+            "period" => template::Value::Text(&period),
+            "month_name" => template::Value::Text(super::month_name(month)),
+            "budget_label" => template::Value::Text(&bordereau.budget.label),
+            _ => return None,
+        })
+    })
+    .map_err(|e| WriteError::config("ormc.bordereau_object", e.to_string()))?;
+    Ok(pes_text(&rendered, 160, config.text_style))
+}
+
+/// Writes the PES Aller file of `bordereau` with `titres` into `out`.
+///
+/// `titres` is iterated three times (it must be `Clone`: a slice, a `Vec` iterator, or a
+/// generator). On error the output holds a partial document and must be discarded.
+pub fn write_pes_aller<W, I>(
+    out: W,
+    bordereau: &Bordereau<'_>,
+    titres: I,
+) -> Result<(W, WriteSummary), WriteError>
+where
+    W: Write,
+    I: IntoIterator + Clone,
+    I::Item: AsTitre,
+{
+    check_bordereau(bordereau).map_err(|rule| bordereau_error(bordereau, rule))?;
+    let config = bordereau.config;
+    let kind = config.bordereau_kind;
+    let name = file_name(bordereau)?;
+    if name.chars().count() > 100 {
+        return Err(WriteError::config(
+            "file_name_pattern",
+            format!("{name:?} is longer than 100 characters (NomFic)"),
+        ));
+    }
+    let totals = totals(bordereau, titres.clone())?;
+
+    let mut w = PesWriter::start(out, config.output_encoding)?;
+    w.open_root("PES_Aller", ALLER_NS)?;
+    write_headers(&mut w, bordereau, &name)?;
+    w.open("PES_RecetteAller")?;
+    w.open("EnTeteRecette")?;
+    w.leaf("IdVer", "2")?;
+    w.leaf("InfoDematerialisee", "0")?;
+    w.close("EnTeteRecette")?;
+    w.open("Bordereau")?;
+    w.open("BlocBordereau")?;
+    w.leaf("Exer", &bordereau.exercice.to_string())?;
+    w.leaf("IdBord", &bordereau.id_bord.to_string())?;
+    w.leaf("DteBordEm", &date(bordereau.date))?;
+    w.leaf("TypBord", kind.typ_bord())?;
+    w.leaf("NbrPce", &totals.pieces.to_string())?;
+    w.leaf("MtBordHt", &amount(totals.total))?;
+    if kind == crate::codes::BordereauKind::Ormc {
+        w.leaf_opt("DteAsp", ormc_asap_date(bordereau).map(date).as_deref())?;
+        let month = titres
+            .clone()
+            .into_iter()
+            .next()
+            .map(|t| t.as_titre().invoice.period)
+            .unwrap_or(1);
+        w.leaf_opt("Objet", bordereau_object(bordereau, month)?.as_deref())?;
+    }
+    w.close("BlocBordereau")?;
+
+    let mut written = 0usize;
+    let mut sum = Money::ZERO;
+    let mut attachments = Vec::new();
+    for item in titres.clone() {
+        let titre = item.as_titre();
+        let piece = prepare::prepare(bordereau, &titre)?;
+        write_piece(&mut w, bordereau, &piece)?;
+        written += 1;
+        sum = sum.checked_add(piece.total)?;
+        if let Some(a) = &piece.asap {
+            attachments.push(a.id_unique.clone());
+        }
+    }
+    if written != totals.pieces || sum != totals.total {
+        return Err(bordereau_error(
+            bordereau,
+            format!(
+                "the titres changed between passes ({written} pièces for {total}, expected {} for {})",
+                totals.pieces,
+                totals.total,
+                total = sum
+            ),
+        ));
+    }
+    w.close("Bordereau")?;
+    w.close("PES_RecetteAller")?;
+
+    if totals.with_asap {
+        w.open("PES_PJ")?;
+        w.open("EnTetePES_PJ")?;
+        w.leaf("IdVer", "1")?;
+        w.close("EnTetePES_PJ")?;
+        for item in titres {
+            let titre = item.as_titre();
+            let piece = prepare::prepare(bordereau, &titre)?;
+            if let Some(a) = &piece.asap {
+                asap::write_pj(&mut w, bordereau, &piece, a)?;
+            }
+        }
+        w.close("PES_PJ")?;
+    }
+    w.close_root("PES_Aller")?;
+    let out = w.finish()?;
+    Ok((
+        out,
+        WriteSummary {
+            file_name: name,
+            typ_fic: config.typ_fic().to_string(),
+            typ_bord: kind.typ_bord().to_string(),
+            pieces: totals.pieces,
+            total: totals.total,
+            attachments,
+        },
+    ))
+}
+
+fn write_piece<W: Write>(
+    w: &mut PesWriter<W>,
+    bordereau: &Bordereau<'_>,
+    piece: &Piece<'_>,
+) -> Result<(), WriteError> {
+    let kind = bordereau.config.bordereau_kind;
+    w.open("Piece")?;
+    w.open("BlocPiece")?;
+    w.leaf("IdPce", &piece.id_pce.to_string())?;
+    w.leaf("TypPce", kind.typ_pce())?;
+    w.leaf("NatPce", kind.nat_pce())?;
+    w.leaf_opt("Edition", piece.asap.as_ref().map(|a| a.edition))?;
+    w.leaf_opt("ObjPce", piece.object.as_deref())?;
+    if let Some(ormc) = &piece.ormc {
+        w.leaf("NumDette", &ormc.num_dette)?;
+        w.leaf("Per", &ormc.per.to_string())?;
+        w.leaf("Cle1", &ormc.cle1.to_string())?;
+        w.leaf("Cle2", ormc.cle2.encode_utf8(&mut [0; 4]))?;
+    }
+    if let Some(a) = &piece.asap {
+        w.open("PJRef")?;
+        w.leaf("Support", "01")?;
+        w.leaf("IdUnique", &a.id_unique)?;
+        w.leaf("NomPJ", &a.pj_name)?;
+        w.leaf("TypePJ", a.pj_type)?;
+        w.close("PJRef")?;
+    }
+    w.close("BlocPiece")?;
+    for line in &piece.lines {
+        w.open("LigneDePiece")?;
+        w.open("BlocLignePiece")?;
+        w.open("InfoLignePiece")?;
+        w.leaf("IdLigne", &line.id_ligne.to_string())?;
+        w.leaf_opt("ObjLignePce", line.object.as_deref())?;
+        w.leaf("CodProdLoc", line.cod_prod_loc)?;
+        w.leaf("Nature", line.nature)?;
+        w.leaf_opt("Fonction", line.fonction)?;
+        w.leaf("Majo", "0")?;
+        w.leaf("TvaIntraCom", "0")?;
+        w.leaf("MtHT", &amount(line.amount))?;
+        w.close("InfoLignePiece")?;
+        if let Some(debit) = &piece.debit {
+            w.open("InfoPrelevementSEPA")?;
+            w.leaf("NatPrel", "01")?;
+            w.leaf("PerPrel", debit.periodicity)?;
+            w.leaf("DtePrel", &debit.due)?;
+            w.leaf("MtPrel", &amount(line.amount))?;
+            w.leaf("SequencePres", debit.sequence)?;
+            w.leaf("DateSignMandat", &debit.signed_on)?;
+            w.leaf("RefUniMdt", debit.rum)?;
+            w.leaf_opt("LibPrel", debit.label.as_deref())?;
+            if debit.holder_differs {
+                w.leaf("TitCpteDiff", "1")?;
+            }
+            w.close("InfoPrelevementSEPA")?;
+        }
+        w.close("BlocLignePiece")?;
+        write_tiers(w, piece)?;
+        w.close("LigneDePiece")?;
+    }
+    w.close("Piece")?;
+    Ok(())
+}
+
+fn write_tiers<W: Write>(w: &mut PesWriter<W>, piece: &Piece<'_>) -> Result<(), WriteError> {
+    let d = &piece.debtor;
+    w.open("Tiers")?;
+    w.open("InfoTiers")?;
+    w.leaf_opt("RefTiers", d.ref_tiers.as_deref())?;
+    write_person(w, d)?;
+    w.close("InfoTiers")?;
+    write_debtor_address(w, d)?;
+    if let Some(bank) = &piece.bank {
+        w.open("CpteBancaire")?;
+        w.leaf_opt("BIC", bank.bic)?;
+        w.leaf("IBAN", bank.iban)?;
+        w.leaf("TitCpte", &bank.holder)?;
+        w.close("CpteBancaire")?;
+    }
+    w.close("Tiers")?;
+    Ok(())
+}
+
+/// The debtor as a person, principal debtor (`CatTiers` 01 … `Prenom`): the same in the
+/// titre's `InfoTiers` and in the ASAP's `Debiteur`.
+pub(crate) fn write_person<W: Write>(w: &mut PesWriter<W>, d: &Debtor) -> Result<(), WriteError> {
+    w.leaf("CatTiers", "01")?;
+    w.leaf("NatJur", "01")?;
+    w.leaf("TypTiers", "01")?;
+    w.leaf("Civilite", &d.civilite)?;
+    w.leaf("Nom", &d.nom)?;
+    w.leaf("Prenom", &d.prenom)?;
+    Ok(())
+}
+
+/// The debtor's `Adresse` (same element order in `TAdresse` and `TAdresseFacture`).
+pub(crate) fn write_debtor_address<W: Write>(
+    w: &mut PesWriter<W>,
+    d: &Debtor,
+) -> Result<(), WriteError> {
+    w.open("Adresse")?;
+    w.leaf("TypAdr", "1")?;
+    w.leaf_opt("Adr1", d.adr1.as_deref())?;
+    w.leaf("Adr2", &d.adr2)?;
+    w.leaf_opt("Adr3", d.adr3.as_deref())?;
+    w.leaf("CP", &d.cp)?;
+    w.leaf("Ville", &d.ville)?;
+    w.leaf("CodRes", "0")?;
+    w.close("Adresse")?;
+    Ok(())
+}
