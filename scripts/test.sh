@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-echo "== cargo test --workspace" >&2
-cargo test --workspace
+echo "== cargo test --workspace --no-fail-fast" >&2
+cargo test --workspace --no-fail-fast
 
 echo "== exclusive tests (one at a time)" >&2
 cargo test --workspace -- --ignored --test-threads=1 exclusive
