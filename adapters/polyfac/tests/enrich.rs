@@ -296,3 +296,49 @@ fn summary_item_comes_last() {
     assert!(matches!(items.last(), Some(ExportItem::Summary(_))));
     assert_eq!(items.len(), 3);
 }
+
+/// The example message of `docs/adding-a-source.md` decodes as `invoice.issued` and has the
+/// documented message id and routing key; the same invoice read from the crèche sample has
+/// the same content hash.
+#[test]
+fn documented_message_is_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/adding-a-source.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let json = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap();
+    let message: InvoiceIssued = decode(json.as_bytes()).unwrap();
+    assert!(doc.contains(&format!("`message_id`\n`{}`", message.message_id())));
+    assert!(doc.contains(&format!("routing key `{}`", message.routing_key())));
+
+    let creche: SourceMapping =
+        toml::from_str(&String::from_utf8(sample("creche-mapping.toml")).unwrap()).unwrap();
+    let read = read_with(
+        &sample("creche-2-invoices.csv"),
+        &creche,
+        "creche-2026-01.csv",
+    )
+    .unwrap();
+    assert_eq!(content_hash(&read.valid[1]), message.content_hash);
+    assert!(
+        doc.contains(&toml_text_of_sample()),
+        "the mapping in the doc is the sample's, under [sources.creche]"
+    );
+}
+
+/// The sample mapping as it appears in the doc: every table prefixed by `sources.creche`.
+fn toml_text_of_sample() -> String {
+    let text = String::from_utf8(sample("creche-mapping.toml")).unwrap();
+    let body: String = text
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| match l.strip_prefix('[') {
+            Some(rest) => format!("[sources.creche.{rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    format!("[sources.creche]\n{body}")
+}
