@@ -13,8 +13,11 @@
 //! * [`commission`]: the dated commission tariff table.
 //! * [`notification`]: the idOp of a notification or browser return (nothing else is read).
 //! * [`sim`]: a local gateway simulator with fault injection (`encaisse payfip-sim`).
+//! * [`attempt`]: one payment attempt from the daemon's data (our endpoints, the SOAP request of
+//!   an invoice, the classic URL of a titre and the expectation its result must meet).
 //! * [`config`]: `[payfip]` and `[tenants.payfip]`.
 
+pub mod attempt;
 pub mod classic;
 pub mod client;
 pub mod commission;

@@ -73,6 +73,18 @@ impl World {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
+    /// `GET url` as a browser: the page's text.
+    async fn page(&self, url: impl reqwest::IntoUrl) -> String {
+        self.browser
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Submits the page's form; returns the status, the `Location` header and the body.
     async fn submit(&self, idop: &IdOp, outcome: &str) -> (u16, Option<String>, String) {
         let response = self
@@ -637,15 +649,7 @@ async fn answers_validate_against_the_xsd_and_contract_is_served() {
     // The WSDL, its address rewritten to the simulator (as a JAX-WS endpoint does).
     let contract = encaisse_xml::specs::specs_dir().join("payfip");
     let original = std::fs::read_to_string(contract.join("PaiementSecuriseService.wsdl")).unwrap();
-    let served = w
-        .browser
-        .get(format!("{}?wsdl", w.sim.soap_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = w.page(format!("{}?wsdl", w.sim.soap_url())).await;
     assert_eq!(
         served,
         original.replace(
@@ -684,15 +688,7 @@ async fn answers_validate_against_the_xsd_and_contract_is_served() {
     assert_eq!(w.sim.counters().wsdl_served, 1);
 
     w.sim.update_options(|o| o.rewrite_wsdl_address = false);
-    let served = w
-        .browser
-        .get(format!("{}?WSDL", w.sim.soap_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = w.page(format!("{}?WSDL", w.sim.soap_url())).await;
     assert_eq!(served, original);
 }
 
@@ -733,30 +729,14 @@ async fn classic_flow_titres() {
     let url = request("10.00", "A")
         .url(&base, config.classic_bounds())
         .unwrap();
-    let page = w
-        .browser
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.page(url).await;
     assert!(page.contains("data-code=\"MONTANT_INCORRECT\""), "{page}");
 
     // The full amount: the form, then the result posted to urlcl (server) and the browser.
     let url = request("21.54", "A")
         .url(&base, config.classic_bounds())
         .unwrap();
-    let page = w
-        .browser
-        .get(url.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.page(url.clone()).await;
     let session = page
         .split("name=\"session\" value=\"")
         .nth(1)
@@ -793,15 +773,7 @@ async fn classic_flow_titres() {
         .await
         .unwrap();
     assert_eq!(again.status().as_u16(), 400);
-    let page = w
-        .browser
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.page(url).await;
     assert!(page.contains("data-code=\"DEJA_PAYE\""), "{page}");
 
     // Test mode looks no debt up; a test result is refused for a tenant in production.
@@ -830,14 +802,8 @@ async fn classic_flow_titres() {
     let mut unknown = request("21.54", "A");
     unknown.refdet = Refdet::new("130000000000999999").unwrap();
     let page = w
-        .browser
-        .get(unknown.url(&base, config.classic_bounds()).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page(unknown.url(&base, config.classic_bounds()).unwrap())
+        .await;
     assert!(page.contains("data-code=\"DETTE_INCONNUE\""));
 }
 
