@@ -8,9 +8,6 @@ use std::time::Duration;
 use crate::config::{self, Config, LoadError, Loaded};
 use crate::{exit, wiring};
 
-/// How long `--connect` waits for the broker.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Loads and checks `path`; writes the summary to `out`, problems to `err`.
 pub async fn run(path: &Path, connect: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let loaded = match config::load(path) {
@@ -41,7 +38,8 @@ pub async fn run(path: &Path, connect: bool, out: &mut dyn Write, err: &mut dyn 
     let _ = write_summary(&loaded, out);
     if connect {
         let url = &loaded.config.broker.url;
-        match connect_broker(url).await {
+        let timeout = Duration::from_millis(loaded.config.broker.connect_timeout_ms.max(1));
+        match connect_broker(url, timeout).await {
             Ok(()) => {
                 let _ = writeln!(out, "broker: reachable at {}", redact_url(url));
             }
@@ -106,12 +104,12 @@ fn write_summary(loaded: &Loaded, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens and closes one AMQP connection.
-async fn connect_broker(url: &str) -> Result<(), String> {
+/// Opens and closes one AMQP connection, within `timeout` (`broker.connect_timeout_ms`).
+async fn connect_broker(url: &str, timeout: Duration) -> Result<(), String> {
     let attempt = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
-    let connection = tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+    let connection = tokio::time::timeout(timeout, attempt)
         .await
-        .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
         .map_err(|e| e.to_string())?;
     connection
         .close(200, "encaisse check".into())
