@@ -32,6 +32,7 @@ type Seen = (u32, String, String, Instant);
 
 #[tokio::test]
 async fn transient_twice_then_success_is_processed_once_after_the_tier_delays() {
+    install_metrics();
     let ns = Namespace::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
@@ -117,6 +118,7 @@ async fn transient_twice_then_success_is_processed_once_after_the_tier_delays() 
 
 #[tokio::test]
 async fn exhausted_permanent_and_poison_messages_are_parked_with_their_failure_headers() {
+    install_metrics();
     let ns = Namespace::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
@@ -258,10 +260,22 @@ async fn exhausted_permanent_and_poison_messages_are_parked_with_their_failure_h
         Some("undecodable")
     );
     assert_eq!(client.count(&queues.work).await, 0);
+    let parked = |class: &str, kind: &str| {
+        counter(
+            "encaisse_stage_parked_total",
+            &[("stage", "strict"), ("class", class), ("kind", kind)],
+        )
+    };
+    assert_eq!(parked("transient", "gateway_unavailable"), 1);
+    assert_eq!(parked("permanent", "unknown_tenant"), 1);
+    assert_eq!(parked("poison", "undecodable"), 1);
+    let retried = [("stage", "strict"), ("kind", "gateway_unavailable")];
+    assert_eq!(counter("encaisse_stage_retried_total", &retried), 1);
 }
 
 #[tokio::test]
 async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_rerunning() {
+    install_metrics();
     let ns = Namespace::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
@@ -334,5 +348,13 @@ async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_
     let processed = ledger.processed("once", "m-dup").await.unwrap().unwrap();
     assert_eq!(processed.tenant.as_deref(), Some("vitry"));
     assert_eq!(processed.message_type.as_deref(), Some("test.item"));
+    assert_eq!(
+        counter("encaisse_stage_duplicates_total", &[("stage", "once")]),
+        2
+    );
+    assert_eq!(
+        counter("encaisse_stage_processed_total", &[("stage", "once")]),
+        2
+    );
     assert_eq!(client.count(&queues.work).await, 0);
 }

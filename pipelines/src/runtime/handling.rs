@@ -124,7 +124,7 @@ impl StageRunner {
             },
             Err(e) => self.fail(&delivery, &message, StageError::from(e)).await,
         };
-        if outcome == Some(Settled::Acked) {
+        if outcome == Settled::Acked {
             tracing::debug!("Message settled.");
         }
         metrics::duration(&self.name, started.elapsed());
@@ -178,7 +178,7 @@ impl StageRunner {
         message: &Incoming,
         id: &str,
         mut handled: Handled,
-    ) -> Option<Settled> {
+    ) -> Settled {
         let encoded = match outbox::encode(&handled.outputs) {
             Ok(encoded) => encoded,
             Err(e) => {
@@ -236,7 +236,7 @@ impl StageRunner {
         let settled = self
             .publish_outputs_then_ack(delivery, message, &outputs)
             .await;
-        if settled == Some(Settled::Acked) {
+        if settled == Settled::Acked {
             metrics::processed(&self.name);
         }
         settled
@@ -248,7 +248,7 @@ impl StageRunner {
         delivery: &Delivery,
         message: &Incoming,
         record: ProcessedMessage,
-    ) -> Option<Settled> {
+    ) -> Settled {
         metrics::duplicate(&self.name);
         tracing::info!(processed_at = %record.processed_at, "Message already processed; republishing its outputs without running the stage.");
         match outbox::decode(&record.outputs) {
@@ -268,12 +268,12 @@ impl StageRunner {
         delivery: &Delivery,
         message: &Incoming,
         outputs: &[Outgoing],
-    ) -> Option<Settled> {
+    ) -> Settled {
         match self
             .publish_with_retries(|| self.publisher.publish(outputs))
             .await
         {
-            Ok(()) => Some(ack(delivery).await),
+            Ok(()) => ack(delivery).await,
             Err(e @ (PublishError::Unroutable { .. } | PublishError::Invalid { .. })) => {
                 // The record stays: once the topology (or the stage) is fixed, replaying the
                 // parked message republishes the stored outputs without rerunning the stage.
@@ -286,7 +286,7 @@ impl StageRunner {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Outputs not confirmed; the message goes back to the queue and its outputs will be republished.");
-                Some(requeue(delivery).await)
+                requeue(delivery).await
             }
         }
     }
@@ -316,12 +316,7 @@ impl StageRunner {
         }
     }
 
-    async fn fail(
-        &self,
-        delivery: &Delivery,
-        message: &Incoming,
-        error: StageError,
-    ) -> Option<Settled> {
+    async fn fail(&self, delivery: &Delivery, message: &Incoming, error: StageError) -> Settled {
         self.park_or_retry(delivery, message, &error).await
     }
 
@@ -333,7 +328,7 @@ impl StageRunner {
         delivery: &Delivery,
         message: &Incoming,
         error: &StageError,
-    ) -> Option<Settled> {
+    ) -> Settled {
         let attempt = message.attempt;
         let tier = (error.class == ErrorClass::Transient && attempt < self.retry.max_attempts)
             .then(|| self.queues.tier_for(attempt))
@@ -372,16 +367,16 @@ impl StageRunner {
             Ok(()) if parked => {
                 metrics::parked(&self.name, error.class.as_str(), &error.kind);
                 tracing::warn!(class = %error.class, kind = %error.kind, error = %error, queue = %target, "Message parked.");
-                Some(ack(delivery).await)
+                ack(delivery).await
             }
             Ok(()) => {
                 metrics::retried(&self.name, &error.kind);
                 tracing::info!(kind = %error.kind, error = %error, queue = %target, next_attempt, "Transient failure; message sent to a delay tier.");
-                Some(ack(delivery).await)
+                ack(delivery).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, failure = %error, queue = %target, "Could not move the failed message; it goes back to the queue.");
-                Some(requeue(delivery).await)
+                requeue(delivery).await
             }
         }
     }

@@ -92,7 +92,7 @@ impl PublishError {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "topology conflict on {queue}: {message} (an existing queue was declared with other arguments; see ARCHITECTURE.md, 'Changing retry tiers')"
+        "topology conflict on {queue}: {message} (an existing queue was declared with other arguments; see docs/runtime.md, 'Changing the topology')"
     )]
     TopologyConflict { queue: String, message: String },
     #[error("invalid runtime configuration: {0}")]

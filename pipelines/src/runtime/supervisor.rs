@@ -157,9 +157,8 @@ async fn consume(
     // Stop the flow; deliveries already prefetched but not taken go back to the queue when
     // the channel closes (after the in-flight ones are acked).
     if let Ok(tag) = short(&tag, "consumer tag") {
-        let _ = channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await;
+        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+        let _ = tokio::time::timeout(Duration::from_secs(5), cancel).await;
     }
     Ok(())
 }

@@ -232,13 +232,14 @@ pub async fn declare(
 /// RabbitMQ 3.10–3.13 need the `stream_queue` feature flag for it (on by default on a fresh
 /// 3.10 node, off on a node upgraded from 3.8 until `rabbitmqctl enable_feature_flag
 /// stream_queue` or `rabbitmqctl enable_feature_flag all`). AMQP cannot read feature flags,
-/// so the probe declares a throw-away stream queue (refused when the flag is off) and
-/// deletes it.
+/// so the probe declares a throw-away stream queue `P.feature-probe` (refused when the flag
+/// is off) and deletes it. The name is fixed so that a probe interrupted by a crash leaves at
+/// most one small queue, reused and deleted by the next start.
 pub async fn probe_at_least_once(
     connection: &Connection,
     prefix: &str,
 ) -> Result<(), TopologyError> {
-    let name = format!("{prefix}.feature-probe.{}", uuid::Uuid::new_v4().simple());
+    let name = format!("{prefix}.feature-probe");
     let channel = connection
         .create_channel()
         .await

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use encaisse_ledger::Ledger;
@@ -400,4 +400,55 @@ impl Drop for Proxy {
         self.accept.abort();
         self.sever();
     }
+}
+
+/// The metrics recorder of this test binary, and the counters accumulated so far (a
+/// snapshot resets the recorder's counters, so every read goes through here).
+static METRICS: OnceLock<(
+    metrics_util::debugging::Snapshotter,
+    Mutex<BTreeMap<String, u64>>,
+)> = OnceLock::new();
+
+/// Installs the debugging recorder (once per test binary), before a runtime starts.
+pub fn install_metrics() {
+    METRICS.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("no other recorder in the test binary");
+        (snapshotter, Mutex::default())
+    });
+}
+
+fn metric_key(name: &str, labels: &mut [(String, String)]) -> String {
+    labels.sort();
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+/// The value of counter `name` with exactly these labels.
+pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
+    let (snapshotter, totals) = METRICS.get().expect("install_metrics() first");
+    let mut totals = totals.lock().unwrap();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        if let metrics_util::debugging::DebugValue::Counter(n) = value {
+            let mut labels: Vec<_> = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_string(), l.value().to_string()))
+                .collect();
+            *totals
+                .entry(metric_key(key.key().name(), &mut labels))
+                .or_default() += n;
+        }
+    }
+    let mut wanted: Vec<_> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    totals
+        .get(&metric_key(name, &mut wanted))
+        .copied()
+        .unwrap_or(0)
 }
