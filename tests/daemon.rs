@@ -61,6 +61,10 @@ async fn run_serves_health_and_readiness_then_stops_on_sigterm() {
     let status = daemon.terminate(STOP);
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.seen.join("\n"));
     daemon.wait_for_line("Stopped.", Duration::from_secs(1));
+    assert!(
+        !daemon.seen.iter().any(|l| l.contains('\x1b')),
+        "no colour codes when standard error is not a terminal"
+    );
     delete_exchange(&prefix).await;
 }
 
