@@ -6,16 +6,16 @@
 //! the tariff's rounding rule. Arithmetic is exact (`rust_decimal`), rounding happens once.
 //!
 //! Defaults (all configurable, `[[payfip.tariffs]]`):
-//! * TIPI era, from 2010-01-01: card 0.25 % + 0.10 € per transaction [C];
+//! * TIPI era, from 2010-01-01: card 0.25 % + 0.10 € per transaction \[C\];
 //! * tiers of the ministerial answer (published 2023), from 2023-06-01: euro-zone card
-//!   0.03 € + 0.20 % below 20 €, 0.05 € + 0.25 % above; non-euro-zone card 0.05 € + 0.50 % [C].
+//!   0.03 € + 0.20 % below 20 €, 0.05 € + 0.25 % above; non-euro-zone card 0.05 € + 0.50 % \[C\].
 //!   Their start date is **not** known: 2023-06-01 is the date of the Senate question that
-//!   already describes them, the earliest date they are attested [U];
+//!   already describes them, the earliest date they are attested \[U\];
 //! * the tier of exactly 20.00 € is not stated: by default 20.00 € is charged at the upper
-//!   tier ("below 20 €" read as strictly below) [U], see [`Tier::up_to_inclusive`];
-//! * the rounding of commissions is not stated: half away from zero by default [U]
+//!   tier ("below 20 €" read as strictly below) \[U\], see [`Tier::up_to_inclusive`];
+//! * the rounding of commissions is not stated: half away from zero by default \[U\]
 //!   (45.60 € → 0.164 € → 0.16 €; 12.00 € → 0.054 € → 0.05 €);
-//! * SEPA one-off debit: free [C].
+//! * SEPA one-off debit: free \[C\].
 
 use chrono::NaiveDate;
 use encaisse_schemas::Money;

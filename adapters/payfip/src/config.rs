@@ -45,23 +45,23 @@ pub struct GatewayConfig {
     #[serde(default = "default_min_amount_cents")]
     pub min_amount_cents: i64,
     /// Largest amount accepted by the web service, in cents. The official figure is not
-    /// public [U]: 99 999.99 € as in SchoolBusManager (eopayment allows 100 000 €).
+    /// public \[U\]: 99 999.99 € as in SchoolBusManager (eopayment allows 100 000 €).
     #[serde(default = "default_max_amount_cents")]
     pub max_amount_cents: i64,
     /// Largest amount accepted on the classic URL, in cents: 9 999.99 € ("sommes inférieures
-    /// à 10 000 €" in the TIPI era; current figure unknown [U]).
+    /// à 10 000 €" in the TIPI era; current figure unknown \[U\]).
     #[serde(default = "default_classic_max_amount_cents")]
     pub classic_max_amount_cents: i64,
     /// `saisie` letters of the web service per mode (`T`/`X`/`W`, confirmed by four clients).
     #[serde(default = "default_ws_saisie")]
     pub ws_saisie: SaisieCodes,
     /// `saisie` letters of the classic URL per mode. Sources conflict on production (`A`, `M`
-    /// or `X`, spec §2.3) [U]: `T`/`X`/`A` by default (eopayment 3.15); confirm with the
+    /// or `X`, spec §2.3) \[U\]: `T`/`X`/`A` by default (eopayment 3.15); confirm with the
     /// comptable's adhesion form.
     #[serde(default = "default_classic_saisie")]
     pub classic_saisie: SaisieCodes,
     /// How long after creation an idOp can open the payment page, in seconds (15 min per
-    /// eopayment's comment; unverified [U]). The payments API refuses to reuse an older one.
+    /// eopayment's comment; unverified \[U\]). The payments API refuses to reuse an older one.
     #[serde(default = "default_idop_lifetime_secs")]
     pub idop_lifetime_secs: u64,
     /// How long after creation a `P5` ("result not known") still means "waiting", in seconds;
@@ -349,6 +349,17 @@ impl GatewayConfig {
         }
     }
 
+    /// The commission of a payment of `amount` by `channel` on `date` (Paris local date),
+    /// from [`GatewayConfig::tariffs`].
+    pub fn commission(
+        &self,
+        amount: encaisse_schemas::Money,
+        channel: crate::commission::FeeChannel,
+        date: chrono::NaiveDate,
+    ) -> Result<encaisse_schemas::Money, crate::commission::CommissionError> {
+        crate::commission::commission(&self.tariffs, amount, channel, date)
+    }
+
     /// The public base URL for `tenant`: the tenant's override, else the gateway's.
     pub fn public_base_for<'a>(&'a self, tenant: &'a PayfipTenantConfig) -> Option<&'a str> {
         tenant
@@ -474,6 +485,14 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_match_serde_defaults() {
         assert!(GatewayConfig::default().validate("payfip").is_empty());
+        assert_eq!(
+            GatewayConfig::default().commission(
+                encaisse_schemas::Money::parse("100.00").unwrap(),
+                crate::commission::FeeChannel::Card,
+                chrono::NaiveDate::from_ymd_opt(2019, 1, 1).unwrap()
+            ),
+            Ok(encaisse_schemas::Money::parse("0.35").unwrap())
+        );
         let parsed: GatewayConfig = toml::from_str("").unwrap();
         assert_eq!(parsed, GatewayConfig::default());
         let tenant: PayfipTenantConfig = toml::from_str("").unwrap();

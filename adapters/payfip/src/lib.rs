@@ -10,7 +10,7 @@
 //!   ([`result::interpret`]), and the `payment.received` / `payment.failed` events.
 //! * [`classic`]: the classic `paiement.web` URL for titres, its `urlcl` result, and
 //!   [`classic::verify`] (that channel has no signature).
-//! * [`commission`]: the dated commission tariff table.
+//! * [`commission`](mod@commission): the dated commission tariff table.
 //! * [`notification`]: the idOp of a notification or browser return (nothing else is read).
 //! * [`sim`]: a local gateway simulator with fault injection (`encaisse payfip-sim`).
 //! * [`attempt`]: one payment attempt from the daemon's data (our endpoints, the SOAP request of

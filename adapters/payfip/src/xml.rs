@@ -93,8 +93,7 @@ fn parse_text(text: &str) -> Result<Element, XmlError> {
             .read_event()
             .map_err(|e| syntax(&reader, e.to_string()))?;
         match event {
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                let _ = start;
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(syntax(&reader, "content after the root element".into()));
             }
             Event::Start(start) => {

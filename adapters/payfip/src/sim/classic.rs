@@ -1,6 +1,6 @@
 //! The simulated classic URL (`/tpa/paiement.web`, spec §2 and §8).
 //!
-//! `GET` validates the parameters (same codes as the web service, [U] for the classic page),
+//! `GET` validates the parameters (same codes as the web service, \[U\] for the classic page),
 //! looks the debt up when titres debts are configured (outside test mode), and shows the
 //! outcome form; the form's `POST` completes the payment and sends the result — the echoed
 //! parameters plus `resultrans`, `numauto` (paid only), `dattrans`, `heurtrans` — to `urlcl`
@@ -25,7 +25,7 @@ const ECHOED: [&str; 7] = [
     "numcli", "exer", "refdet", "objet", "montant", "mel", "saisie",
 ];
 
-/// Simulator-specific refusals of titres debts (the real presentation is unknown [U]).
+/// Simulator-specific refusals of titres debts (the real presentation is unknown \[U\]).
 const UNKNOWN_DEBT: (&str, &str) = ("DETTE_INCONNUE", "Cette dette n'est pas connue de PayFiP.");
 const WRONG_AMOUNT: (&str, &str) = (
     "MONTANT_INCORRECT",

@@ -43,7 +43,7 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// An error page naming the gateway code (`P1`, `P3`, `P4`, `R3`, …). The real gateway's
-/// presentation of these errors is not documented [U]: HTTP 200 and the code in the page.
+/// presentation of these errors is not documented \[U\]: HTTP 200 and the code in the page.
 pub(super) fn error_page(code: &str, libelle: &str) -> Response {
     let body = format!(
         "<p class=\"erreur\" data-code=\"{}\">Erreur {} : {}</p>",

@@ -57,26 +57,26 @@ pub struct SimulatorOptions {
     /// default: taken from the request's `Host` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
-    /// HTTP status of SOAP faults (500 inferred, not recorded [U]).
+    /// HTTP status of SOAP faults (500 inferred, not recorded \[U\]).
     #[serde(default = "default_fault_http_status")]
     pub fault_http_status: u16,
-    /// How long an idOp can open the payment page, in seconds (15 min [U]); later: `P4`.
+    /// How long an idOp can open the payment page, in seconds (15 min \[U\]); later: `P4`.
     #[serde(default = "crate::config::default_idop_lifetime_secs")]
     pub idop_lifetime_secs: u64,
     /// An idOp without a result is purged after this many seconds (the nightly job, ~1 day);
     /// afterwards its result query answers `P1`.
     #[serde(default = "default_purge_after_secs")]
     pub purge_after_secs: u64,
-    /// Smallest amount accepted, in cents (below: `M3` [U]).
+    /// Smallest amount accepted, in cents (below: `M3` \[U\]).
     #[serde(default = "crate::config::default_min_amount_cents")]
     pub min_amount_cents: i64,
-    /// Largest web-service amount, in cents (above: `M5` [U]).
+    /// Largest web-service amount, in cents (above: `M5` \[U\]).
     #[serde(default = "crate::config::default_max_amount_cents")]
     pub max_amount_cents: i64,
     /// Largest classic-URL amount, in cents.
     #[serde(default = "crate::config::default_classic_max_amount_cents")]
     pub classic_max_amount_cents: i64,
-    /// `saisie` letters the web service accepts (others: `S1` [U]).
+    /// `saisie` letters the web service accepts (others: `S1` \[U\]).
     #[serde(default = "default_ws_saisie")]
     pub ws_saisie: Vec<String>,
     /// `saisie` letters the classic URL accepts.
@@ -85,7 +85,7 @@ pub struct SimulatorOptions {
     /// Client numbers the gateway knows, with their labels.
     #[serde(default)]
     pub clients: Vec<SimClient>,
-    /// Accept any well-formed numcli (default). When false, an unknown numcli gets `T2` [U].
+    /// Accept any well-formed numcli (default). When false, an unknown numcli gets `T2` \[U\].
     /// `recupererDetailClient` on an unknown numcli answers generic labels when true.
     #[serde(default = "default_true")]
     pub accept_unknown_clients: bool,
@@ -96,11 +96,11 @@ pub struct SimulatorOptions {
     /// already paid (spec §4.5). In test mode no debt is looked up (spec §2.4).
     #[serde(default)]
     pub classic_require_known_debt: bool,
-    /// Echo `exer` on two digits (`20` for `2019`) as the recorded fixture shows [U].
+    /// Echo `exer` on two digits (`20` for `2019`) as the recorded fixture shows \[U\].
     #[serde(default)]
     pub truncate_exer_echo: bool,
     /// After an `A` (abandoned) result, the page may be opened again while the idOp lives
-    /// (eopayment: "idop is still active") [U].
+    /// (eopayment: "idop is still active") \[U\].
     #[serde(default = "default_true")]
     pub allow_retry_after_abandon: bool,
     /// Outcome chosen at once when the payment page is opened (no form): for headless tests
@@ -131,10 +131,10 @@ pub struct SimulatorOptions {
     /// How the classic result is sent to `urlcl` server-side: `post` (form) or `get` (query).
     #[serde(default = "default_post")]
     pub classic_result_method: ReturnMethod,
-    /// Server-side calls of `urlcl` per classic result (0, 1, 2 …) [U].
+    /// Server-side calls of `urlcl` per classic result (0, 1, 2 …) \[U\].
     #[serde(default = "default_one")]
     pub classic_server_calls: u32,
-    /// Also send the browser to `urlcl` with the result (a second delivery) [U].
+    /// Also send the browser to `urlcl` with the result (a second delivery) \[U\].
     #[serde(default = "default_true")]
     pub classic_browser_return: bool,
 }
@@ -247,7 +247,7 @@ pub struct NotificationOptions {
     /// Time allowed for the receiver to answer, in milliseconds.
     #[serde(default = "default_notify_timeout_ms")]
     pub timeout_ms: u64,
-    /// Further attempts after a failed delivery (the real retry policy is unknown [U]).
+    /// Further attempts after a failed delivery (the real retry policy is unknown \[U\]).
     #[serde(default)]
     pub retries: u32,
     /// Pause between attempts, in milliseconds.

@@ -28,7 +28,7 @@ const FAULT_CLASS_PREFIX: &str = "fr.gouv.finances.cp.tpa.webservice.exceptions.
 
 /// The libellé of a gateway code. Only A2, R3, P1 and P5 are recorded (their texts are
 /// verbatim, including A2's trailing space); the others are the simulator's wording of the
-/// meanings in spec §3.5 [U].
+/// meanings in spec §3.5 \[U\].
 pub(super) fn libelle(code: &str) -> &'static str {
     match code {
         "A1" => "Adresse mél absente.",
