@@ -197,7 +197,7 @@ pub fn acquit_retour(
         .clone()
         .unwrap_or_else(|| "PES2R_RCE".into());
 
-    let mut w = PesWriter::start(Vec::new(), config.output_encoding)?;
+    let mut w = PesWriter::start(Vec::new(), config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_ACQUIT_RETOUR", ACQUIT_RETOUR_NS)?;
     w.open("Enveloppe")?;
     w.open("Parametres")?;

@@ -137,7 +137,7 @@ pub(crate) fn pes_facture_document(
 ) -> Result<Vec<u8>, WriteError> {
     let config = bordereau.config;
     let a = &config.asap;
-    let mut w = PesWriter::start(Vec::new(), config.output_encoding)?;
+    let mut w = PesWriter::start(Vec::new(), config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_Aller", ALLER_NS)?;
     write_headers(&mut w, bordereau, &asap.pj_name)?;
     w.open("PES_Facture")?;

@@ -185,7 +185,7 @@ where
     }
     let totals = totals(bordereau, titres.clone())?;
 
-    let mut w = PesWriter::start(out, config.output_encoding)?;
+    let mut w = PesWriter::start(out, config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_Aller", ALLER_NS)?;
     write_headers(&mut w, bordereau, &name)?;
     w.open("PES_RecetteAller")?;
