@@ -29,9 +29,9 @@ pub struct SourceMapping {
     /// for `invoice_number`, which groups lines into invoices.
     #[serde(default)]
     pub fixed: BTreeMap<Field, String>,
-    /// Text encoding: `windows-1252` (Polyfac's default), `utf-8` (a byte-order mark is
-    /// skipped), or `auto`: UTF-8 when the file starts with a BOM or its first non-ASCII line
-    /// is valid UTF-8, Windows-1252 otherwise.
+    /// Text encoding: `windows-1252` (Polyfac's default), `utf-8`, or `auto`: UTF-8 when
+    /// the first line holding a non-ASCII byte is valid UTF-8, Windows-1252 otherwise. A file
+    /// starting with a UTF-8 byte-order mark is read as UTF-8 whatever this setting says.
     #[serde(default = "default_encoding")]
     pub encoding: SourceEncoding,
     /// Field separator, one ASCII character (`;`).

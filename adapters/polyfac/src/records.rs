@@ -43,7 +43,8 @@ struct Guard<R> {
     hasher: Sha256,
     bytes_read: u64,
     quote: u8,
-    in_quotes: bool,
+    separator: u8,
+    field: FieldState,
     record_bytes: usize,
     max_record_bytes: usize,
     newlines: u64,
@@ -62,13 +63,14 @@ struct Guard<R> {
 }
 
 impl<R: Read> Guard<R> {
-    fn new(inner: R, quote: u8, max_record_bytes: usize) -> Self {
+    fn new(inner: R, separator: u8, quote: u8, max_record_bytes: usize) -> Self {
         Guard {
             inner,
             hasher: Sha256::new(),
             bytes_read: 0,
             quote,
-            in_quotes: false,
+            separator,
+            field: FieldState::Start,
             record_bytes: 0,
             max_record_bytes,
             newlines: 0,
@@ -120,13 +122,20 @@ impl<R: Read> Guard<R> {
         let base = self.handed;
         self.handed += bytes.len() as u64;
         for (i, &b) in bytes.iter().enumerate() {
-            if b == self.quote {
-                self.in_quotes = !self.in_quotes;
-            }
+            let (q, sep) = (self.quote, self.separator);
+            let in_quoted_field = self.field == FieldState::Quoted;
+            self.field = match (self.field, b) {
+                (FieldState::Quoted, c) if c == q => FieldState::QuoteInQuoted,
+                (FieldState::Quoted, _) => FieldState::Quoted,
+                (FieldState::QuoteInQuoted, c) if c == q => FieldState::Quoted,
+                (FieldState::Start, c) if c == q => FieldState::Quoted,
+                (_, c) if c == sep || c == b'\n' || c == b'\r' => FieldState::Start,
+                _ => FieldState::Unquoted,
+            };
             if b == b'\n' {
                 self.newline_offsets.push_back(base + i as u64);
                 self.newlines += 1;
-                if !self.in_quotes {
+                if !in_quoted_field {
                     self.record_bytes = 0;
                     self.record_start_line = self.newlines + 1;
                     continue;
@@ -167,6 +176,18 @@ impl<R: Read> Read for Guard<R> {
     }
 }
 
+/// Where the guard is in the CSV grammar — the same states as the parser's, so that a
+/// quote only opens a quoted field at the start of a field (a stray `"` inside a value is
+/// literal and must not make every following line part of one endless record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldState {
+    Start,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: closes it, or escapes a second quote.
+    QuoteInQuoted,
+}
+
 /// The encoding a file turned out to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetectedEncoding {
@@ -196,9 +217,10 @@ struct Decoder {
 
 impl Decoder {
     fn new(configured: SourceEncoding, bom: bool) -> Self {
+        // A UTF-8 byte-order mark is a statement by the writer: it wins over the setting.
         let state = match (configured, bom) {
-            (SourceEncoding::Windows1252, _) => DetectedEncoding::Windows1252,
             (_, true) | (SourceEncoding::Utf8, false) => DetectedEncoding::Utf8,
+            (SourceEncoding::Windows1252, false) => DetectedEncoding::Windows1252,
             (SourceEncoding::Auto, false) => DetectedEncoding::Ascii,
         };
         Decoder {
@@ -351,11 +373,12 @@ impl<R: Read> RecordReader<R> {
         // Polyfac default rather than failing here.
         let ascii = |c: char, default: u8| if c.is_ascii() { c as u8 } else { default };
         let quote = ascii(mapping.quote, b'"');
-        let guard = Guard::new(read, quote, mapping.max_line_bytes);
+        let separator = ascii(mapping.separator, b';');
+        let guard = Guard::new(read, separator, quote, mapping.max_line_bytes);
         let csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .delimiter(ascii(mapping.separator, b';'))
+            .delimiter(separator)
             .quote(quote)
             .double_quote(true)
             .buffer_capacity(64 * 1024)
@@ -491,6 +514,29 @@ mod tests {
         assert!(!reader.next_into(&mut line).unwrap());
         assert_eq!(reader.encoding(), DetectedEncoding::Utf8);
         assert_eq!(reader.sha256_hex(), hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn stray_quote_inside_a_value_is_literal_and_does_not_swallow_the_file() {
+        let mut mapping = SourceMapping::polyfac_default();
+        mapping.max_line_bytes = 1024;
+        let mut data = b"A;B\nO\"Neil;x\n".to_vec();
+        for i in 0..200 {
+            data.extend_from_slice(format!("name{i};value{i}\n").as_bytes());
+        }
+        let lines = read_all(&data, &mapping).unwrap();
+        assert_eq!(lines.len(), 202);
+        assert_eq!(lines[1].get(0), Some("O\"Neil"));
+        assert_eq!(lines[201].line, 202);
+    }
+
+    #[test]
+    fn bom_wins_over_a_windows_1252_setting() {
+        let mut mapping = SourceMapping::polyfac_default();
+        mapping.encoding = SourceEncoding::Windows1252;
+        let mut data = UTF8_BOM.to_vec();
+        data.extend_from_slice("Nom\nZoé\n".as_bytes());
+        assert_eq!(read_all(&data, &mapping).unwrap()[1].get(0), Some("Zoé"));
     }
 
     #[test]
