@@ -201,6 +201,23 @@ mod tests {
     }
 
     #[test]
+    fn amounts_round_trip_through_both_notations() {
+        // Every cent from -20 000,00 to 20 000,00 in steps that hit every last digit.
+        for cents in (-2_000_000i64..=2_000_000).step_by(997) {
+            let m = Money::from_cents(cents).unwrap();
+            assert_eq!(parse_amount(&m.to_comma_string(), ','), Ok(m));
+            assert_eq!(parse_amount(&m.to_dot_string(), '.'), Ok(m));
+            let text = m.to_comma_string();
+            if cents.abs() >= 100_000 {
+                // `-12 345,67`: a (non-breaking) space before the thousands.
+                let (head, tail) = text.split_at(text.len() - 6);
+                let spaced = format!("{head}\u{a0}{tail}");
+                assert_eq!(parse_amount(&spaced, ','), Ok(m), "{spaced}");
+            }
+        }
+    }
+
+    #[test]
     fn dates_fast_path_matches_chrono() {
         for text in [
             "31/01/2026",
