@@ -10,7 +10,7 @@ use encaisse_ledger::Ledger;
 use encaisse_pipelines::runtime::{PublishError, Runtime, RuntimeError};
 use encaisse_pipelines::{Handled, Outgoing, stage_fn};
 use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use runtime_support::*;
 use serde_json::{Value, json};
 
@@ -168,6 +168,96 @@ async fn topology_is_declared_with_the_documented_types_and_arguments_idempotent
             (format!("{p}.beta"), "titre.#".to_string()),
         ]
     );
+}
+
+/// The dead-letter handler the broker actually uses for `queue` (RabbitMQ 3.10: the 4th
+/// field of the quorum queue's `cfg` record): `at_least_once`, or `{at_most_once, …}` when
+/// it silently fell back.
+fn effective_dead_letter_handler(queue: &str) -> String {
+    let expr = format!(
+        "{{ok, Q}} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"{queue}\">>)), \
+         {{Name, _}} = amqqueue:get_pid(Q), \
+         {{ok, {{_, S}}, _}} = ra:local_query({{Name, node()}}, fun(S) -> S end), \
+         element(5, element(2, S))."
+    );
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["eval", &expr])
+        .output()
+        .expect("rabbitmqctl is installed");
+    assert!(out.status.success(), "rabbitmqctl eval: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn dead_lettering_is_at_least_once_and_the_delivery_limit_parks_a_crashing_message() {
+    let ns = Namespace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    let queues = ns.stage("crashy", &[1]);
+    let mut config = ns.config(&broker_url(BROKER), &[1]);
+    config.broker.delivery_limit = 2;
+    let mut runtime = Runtime::new(config, ledger);
+    runtime.add_stage(stage_fn("crashy", ["work.#"], |_| async {
+        Ok(Handled::none())
+    }));
+    let running = Running::start(runtime);
+    wait_connected(&running.health).await;
+    running.stop().await;
+
+    // The broker did not fall back to at-most-once (it does so silently when, for
+    // instance, x-overflow is not reject-publish).
+    assert_eq!(effective_dead_letter_handler(&queues.work), "at_least_once");
+    assert_eq!(
+        effective_dead_letter_handler(&queues.tiers[0].1),
+        "at_least_once"
+    );
+
+    // A consumer that "crashes" (returns the message unacked) again and again: after
+    // `delivery_limit` returns the broker dead-letters it to the parking lot.
+    let client = Client::new().await;
+    client
+        .publish(
+            &ns.prefix,
+            "work.item",
+            message_props("m-crash", "vitry"),
+            b"{}",
+        )
+        .await;
+    for _ in 0..3 {
+        let got = client
+            .channel
+            .basic_get(
+                queues.work.as_str().into(),
+                lapin::options::BasicGetOptions::default(),
+            )
+            .await
+            .unwrap();
+        let Some(message) = got else { break };
+        message
+            .delivery
+            .acker
+            .reject(lapin::options::BasicRejectOptions { requeue: true })
+            .await
+            .unwrap();
+    }
+    wait_until("the parked message", Duration::from_secs(10), || async {
+        client.count(&queues.parked).await == 1
+    })
+    .await;
+    let parked = client.drain(&queues.parked).await;
+    let headers = parked[0].properties.headers().clone().unwrap();
+    let AMQPValue::FieldArray(deaths) = &headers.inner()["x-death"] else {
+        panic!("x-death is an array: {headers:?}");
+    };
+    let AMQPValue::FieldTable(death) = &deaths.as_slice()[0] else {
+        panic!("x-death entries are tables");
+    };
+    let reason = match &death.inner()["reason"] {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("reason is a string: {other:?}"),
+    };
+    assert_eq!(reason, "delivery_limit");
+    assert_eq!(client.count(&queues.work).await, 0);
 }
 
 #[tokio::test]

@@ -304,7 +304,7 @@ impl Supervisor {
                     tracing::warn!(%reason, "Broker connection lost; rebuilding connection, topology and consumers.");
                     let _ = tokio::time::timeout(
                         Duration::from_secs(1),
-                        connection.close(320, "encaisse reconnecting".into()),
+                        connection.close(200, "encaisse reconnecting".into()),
                     )
                     .await;
                     drop(connection);
