@@ -886,6 +886,32 @@ mod tests {
         );
     }
 
+    /// The example of `docs/helios.md` parses and validates (docs stay true).
+    #[test]
+    fn documented_example_is_valid() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/helios.md"))
+                .unwrap();
+        let start = doc.find("<!-- helios-config-example -->").unwrap();
+        let end = doc.find("<!-- /helios-config-example -->").unwrap();
+        let block = &doc[start..end];
+        let toml_text = block
+            .split("```toml")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let value: toml::Table = toml::from_str(toml_text).unwrap();
+        let helios = value["tenants"]["helios"].clone();
+        let config: HeliosTenantConfig = helios.try_into().unwrap();
+        assert_eq!(config.bordereau_kind, BordereauKind::Ormc);
+        assert_eq!(config.asap.mode, AsapMode::TipOnly);
+        assert!(
+            config.validate("h").is_empty(),
+            "{:?}",
+            config.validate("h")
+        );
+    }
+
     #[test]
     fn codiques() {
         for ok in ["094000", "0940001", "02A123", "02B1234"] {

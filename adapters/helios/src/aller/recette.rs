@@ -256,6 +256,15 @@ where
     }
     w.close_root("PES_Aller")?;
     let out = w.finish()?;
+    tracing::debug!(
+        file = %name,
+        exercice = bordereau.exercice,
+        id_bord = bordereau.id_bord,
+        pieces = totals.pieces,
+        total = %totals.total,
+        attachments = attachments.len(),
+        "PES Aller written."
+    );
     Ok((
         out,
         WriteSummary {
