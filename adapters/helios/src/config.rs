@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use encaisse_schemas::events::PaymentMode;
 use encaisse_schemas::identifiers::Ics;
 use encaisse_schemas::tenant::ConfigIssue;
 use serde::{Deserialize, Serialize};
@@ -294,8 +295,25 @@ pub enum AsapMode {
     None,
     /// Only invoices paid by TIP: their ASAP carries a TIP SEPA.
     TipOnly,
+    /// Invoices paid by TIP (with a TIP SEPA) and invoices payable online (with the talon
+    /// optique and the PayFiP identifier, `CodeTipi`, which only an ASAP can carry).
+    TipAndOnline,
     /// Every titre: TIP invoices with a TIP SEPA, the others with the talon optique.
     All,
+}
+
+impl AsapMode {
+    /// Whether an invoice paid by `payment_mode`, payable online or not, gets a
+    /// DGFiP-printed ASAP.
+    pub fn wants_asap(self, payment_mode: PaymentMode, online_payable: bool) -> bool {
+        let tip = payment_mode == PaymentMode::Tip;
+        match self {
+            AsapMode::None => false,
+            AsapMode::TipOnly => tip,
+            AsapMode::TipAndOnline => tip || online_payable,
+            AsapMode::All => true,
+        }
+    }
 }
 
 /// A postal address in the configuration (emitter, Trésorerie).
@@ -325,7 +343,8 @@ pub struct PostalAddress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AsapConfig {
-    /// Which titres get a DGFiP-printed ASAP: `none` (default), `tip_only`, `all`.
+    /// Which titres get a DGFiP-printed ASAP: `none` (default), `tip_only`,
+    /// `tip_and_online`, `all`.
     #[serde(default)]
     pub mode: AsapMode,
     /// Name of the issuing collectivité printed on the ASAP (`Emetteur/InfoTiers/Nom`, ≤ 38).
@@ -812,13 +831,13 @@ impl HeliosTenantConfig {
                 "required: the ICS is the RefBdf of ASAP printed with a TIP SEPA".into(),
             );
         }
-        if asap.mode == AsapMode::All
+        if matches!(asap.mode, AsapMode::All | AsapMode::TipAndOnline)
             && asap.issuer_number.is_none()
             && asap.issuer_number_by_budget.is_empty()
         {
             issue(
                 "asap.issuer_number",
-                "required with mode = \"all\": it is the RefBdf of ASAP printed with the talon optique".into(),
+                "required with mode = \"all\" or \"tip_and_online\": it is the RefBdf of ASAP printed with the talon optique".into(),
             );
         }
         if asap.payfip_url.chars().count() > 200 {

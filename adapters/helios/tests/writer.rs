@@ -310,6 +310,56 @@ fn every_titre_gets_an_asap_with_mode_all_talon_for_non_tip() {
 }
 
 #[test]
+fn tip_and_online_mode_prints_the_payfip_identifier_for_online_invoices() {
+    let config = config_with_asap(BordereauKind::Ordinaire, AsapMode::TipAndOnline);
+    let mut offline = invoice(13, PaymentMode::Autre);
+    offline.online_payable = false;
+    let online = invoice(14, PaymentMode::Tipi);
+    let tip = invoice(15, PaymentMode::Tip);
+    let (file, tree) = write_valid(
+        &config,
+        &[titre(&offline, 1), titre(&online, 2), titre(&tip, 3)],
+    );
+    let editions: Vec<_> = pieces(&tree)
+        .iter()
+        .map(|p| {
+            p.child("BlocPiece")
+                .unwrap()
+                .value_of("Edition")
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        editions,
+        [None, Some("01".to_string()), Some("01".to_string())]
+    );
+    let asap: Vec<(Option<String>, Option<String>)> = pj_contents(&file.bytes)
+        .iter()
+        .map(|(_, facture)| {
+            assert_valid(&schemas::pes_aller(), "asap.xml", facture);
+            let f = tree::parse(facture, LIMIT).unwrap();
+            let pf = find(&f.root, &["PES_Facture"]);
+            (
+                find(pf, &["Emetteur", "InfoSuppl"])
+                    .value_of("CodeTipi")
+                    .map(str::to_string),
+                pf.child("FactureIndiv")
+                    .unwrap()
+                    .value_of("ModeRecouvrement")
+                    .map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asap,
+        [
+            (Some("008112".to_string()), Some("1".to_string())),
+            (Some("008112".to_string()), Some("0".to_string())),
+        ]
+    );
+}
+
+#[test]
 fn ormc_asap_is_the_commune_pdf() {
     let config = config_with_asap(BordereauKind::Ormc, AsapMode::TipOnly);
     let inv = invoice(11, PaymentMode::Tip);
@@ -559,6 +609,7 @@ fn ormc_period_rules() {
     let per = |config: &encaisse_helios::config::HeliosTenantConfig,
                inv: &encaisse_schemas::events::InvoiceIssued| {
         let file = pes_aller_bytes(&bordereau(config, &budget, 42), &[titre(inv, 1)]).unwrap();
+        assert_valid(&schemas::pes_aller(), "period.xml", &file.bytes);
         let tree = tree::parse(&file.bytes, LIMIT).unwrap();
         pieces(&tree)[0]
             .child("BlocPiece")

@@ -18,7 +18,7 @@ use std::io::Write;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use encaisse_schemas::Money;
-use encaisse_schemas::events::{InvoiceIssued, PaymentMode};
+use encaisse_schemas::events::InvoiceIssued;
 use flate2::Compression;
 use flate2::GzBuilder;
 use rust_decimal::Decimal;
@@ -28,18 +28,17 @@ use super::recette::{
     ALLER_NS, config_text as text, write_debtor_address, write_headers, write_person,
 };
 use super::{Bordereau, WriteError};
-use crate::config::{AsapMode, HeliosTenantConfig, PostalAddress};
+use crate::config::{HeliosTenantConfig, PostalAddress};
 use crate::text::pes_text;
 use crate::xmlw::{PesWriter, amount, date};
 
 /// Whether the titre of `invoice` gets a DGFiP-printed ASAP under `config` (the full rules,
 /// with their errors, are in `prepare`).
 pub(crate) fn wanted(config: &HeliosTenantConfig, invoice: &InvoiceIssued) -> bool {
-    match config.asap.mode {
-        AsapMode::None => false,
-        AsapMode::TipOnly => invoice.payment_mode == PaymentMode::Tip,
-        AsapMode::All => true,
-    }
+    config
+        .asap
+        .mode
+        .wants_asap(invoice.payment_mode, invoice.online_payable)
 }
 
 /// gzip (no name, no time) then base64.

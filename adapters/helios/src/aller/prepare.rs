@@ -547,18 +547,17 @@ fn prepare_asap<'a>(
     let config = ctx.config();
     let invoice = ctx.invoice;
     let tip = invoice.payment_mode == PaymentMode::Tip;
-    let wanted = match config.asap.mode {
-        AsapMode::None if tip => {
-            return Err(ctx.error(
-                "payment_mode",
-                "TIP needs an ASAP printed by the DGFiP: set [tenants.helios.asap] mode = \"tip_only\" or \"all\"",
-            ));
-        }
-        AsapMode::None => false,
-        AsapMode::TipOnly => tip,
-        AsapMode::All => true,
-    };
-    if !wanted {
+    if tip && config.asap.mode == AsapMode::None {
+        return Err(ctx.error(
+            "payment_mode",
+            "TIP needs an ASAP printed by the DGFiP: set [tenants.helios.asap] mode to \"tip_only\", \"tip_and_online\" or \"all\"",
+        ));
+    }
+    if !config
+        .asap
+        .mode
+        .wants_asap(invoice.payment_mode, invoice.online_payable)
+    {
         return Ok(None);
     }
     let bordereau = ctx.bordereau;
