@@ -298,29 +298,23 @@ async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_
     let running = Running::start(runtime);
     wait_connected(&running.health).await;
 
-    // The same message twice (what a redelivery after a lost ack looks like to the stage);
-    // the second copy carries `redelivered` only when the broker resends it, so it is also
-    // sent without an id to check the body-hash dedupe.
-    for _ in 0..2 {
-        client
-            .publish(
-                &ns.prefix,
-                "work.item",
-                message_props("m-dup", "vitry"),
-                br#"{"n":1}"#,
-            )
-            .await;
-    }
+    // The same message again once the first copy is processed: what a redelivery after a
+    // lost ack looks like to the runtime. Then the same for a message without id (deduped
+    // on its body's hash).
     let no_id = lapin::BasicProperties::default().with_type("test.item".into());
-    for _ in 0..2 {
-        client
-            .publish(&ns.prefix, "work.item", no_id.clone(), br#"{"n":2}"#)
-            .await;
+    let inputs = [
+        (message_props("m-dup", "vitry"), &br#"{"n":1}"#[..]),
+        (message_props("m-dup", "vitry"), &br#"{"n":1}"#[..]),
+        (no_id.clone(), &br#"{"n":2}"#[..]),
+        (no_id, &br#"{"n":2}"#[..]),
+    ];
+    for (sent, (props, body)) in inputs.into_iter().enumerate() {
+        client.publish(&ns.prefix, "work.item", props, body).await;
+        wait_until("the output", Duration::from_secs(20), || async {
+            client.count(&sink).await == sent as u32 + 1
+        })
+        .await;
     }
-    wait_until("four outputs", Duration::from_secs(20), || async {
-        client.count(&sink).await == 4
-    })
-    .await;
     running.stop().await;
 
     assert_eq!(
@@ -357,4 +351,68 @@ async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_
         2
     );
     assert_eq!(client.count(&queues.work).await, 0);
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_a_message_commit_one_effect_and_publish_the_first_outputs() {
+    let ns = Namespace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    create_effect_table(&ledger).await;
+    ns.stage("racy", &[1]);
+    let client = Client::new().await;
+    let sink = client.sink(&ns, "sink", "out.#").await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let runs_in = runs.clone();
+    let stage = stage_fn("racy", ["work.#"], move |msg| {
+        let runs = runs_in.clone();
+        async move {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            // Long enough for both copies to be in the handler at once.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let key = msg.message_id.clone().unwrap_or_default();
+            Ok(Handled::publish(vec![output(&key, format!("run {run}"))])
+                .commit_with(move |c| count_effect(c, &key)))
+        }
+    });
+    let mut runtime = Runtime::new(ns.config(&broker_url(BROKER), &[1]), ledger.clone());
+    runtime.add_stage(stage);
+    let running = Running::start(runtime);
+    wait_connected(&running.health).await;
+    for _ in 0..2 {
+        client
+            .publish(
+                &ns.prefix,
+                "work.item",
+                message_props("m-twin", "vitry"),
+                b"{}",
+            )
+            .await;
+    }
+    wait_until("two outputs", Duration::from_secs(20), || async {
+        client.count(&sink).await == 2
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "both copies were in the handler"
+    );
+    assert_eq!(
+        effects(&ledger).await,
+        BTreeMap::from([("m-twin".to_string(), 1)]),
+        "the effect committed once"
+    );
+    let bodies: Vec<Vec<u8>> = client
+        .drain(&sink)
+        .await
+        .into_iter()
+        .map(|d| d.data)
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(
+        bodies[0], bodies[1],
+        "the loser publishes the winner's outputs"
+    );
 }
