@@ -78,6 +78,14 @@ fn ormc_with_direct_debit_reproduces_the_spec_vector() {
         file.summary.file_name,
         "PESORMC_21940000000017_2024_0000042.xml"
     );
+    // What the ledger keeps to find the article by debt number later.
+    let keys = aller::ormc_keys(&bordereau(&config, &budget(), 42), &titre(&inv, 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (keys.num_dette.as_str(), keys.per, keys.cle1, keys.cle2),
+        ("2024000123", 1, 8, 'T')
+    );
     assert_eq!(file.summary.pieces, 1);
     assert_eq!(file.summary.total, money("57.30"));
     let bloc = find(
@@ -568,6 +576,15 @@ fn bordereau_rules() {
     .unwrap_err();
     assert!(
         matches!(err, WriteError::Bordereau { ref rule, .. } if rule.contains("IdPce 5")),
+        "{err}"
+    );
+    let err = pes_aller_bytes(
+        &bordereau(&config, &budget, 42),
+        &[titre(&a, 5), titre(&a, 6)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, WriteError::Bordereau { ref rule, .. } if rule.contains("invoice test/2024/F2024000040 appears twice")),
         "{err}"
     );
     let err = pes_aller_bytes(&bordereau(&config, &budget, 0), &[titre(&a, 5)]).unwrap_err();

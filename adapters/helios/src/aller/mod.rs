@@ -26,7 +26,7 @@ use crate::config::HeliosTenantConfig;
 use crate::error::ErrorClass;
 use crate::template::{self, TemplateError, Value};
 
-pub use prepare::check_titre;
+pub use prepare::{OrmcKeys, check_titre, ormc_keys};
 pub use recette::write_pes_aller;
 
 /// The largest `IdBord` (`Base_Num7`).

@@ -21,13 +21,29 @@ use crate::text::{pes_text, sepa_text};
 /// Largest total of an ASAP printed with a TIP (`ModeRecouvrement 0`): 150 000,00 €.
 const TIP_MAX_CENTS: i64 = 15_000_000;
 
-/// The ORMC fields of an article.
+/// The ORMC identification of an article, as written and as Hélios returns it in
+/// `InfoORMC` (the ledger keeps it to find the article by debt number).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OrmcFields {
+pub struct OrmcKeys {
     pub num_dette: String,
     pub per: u8,
     pub cle1: u8,
     pub cle2: char,
+}
+
+/// The ORMC keys `titre` gets in `bordereau` (`None` for titres ordinaires).
+pub fn ormc_keys(
+    bordereau: &Bordereau<'_>,
+    titre: &Titre<'_>,
+) -> Result<Option<OrmcKeys>, InvoiceError> {
+    let ctx = Ctx {
+        bordereau,
+        invoice: titre.invoice,
+    };
+    match bordereau.config.bordereau_kind {
+        BordereauKind::Ormc => prepare_ormc(&ctx, titre).map(Some),
+        BordereauKind::Ordinaire => Ok(None),
+    }
 }
 
 /// The debtor (`Tiers`), identical on every line (one debtor per titre).
@@ -103,7 +119,7 @@ pub(crate) struct Piece<'a> {
     pub invoice: &'a InvoiceIssued,
     pub id_pce: u32,
     pub object: Option<String>,
-    pub ormc: Option<OrmcFields>,
+    pub ormc: Option<OrmcKeys>,
     pub debtor: Debtor,
     pub bank: Option<BankAccount<'a>>,
     pub debit: Option<Debit<'a>>,
@@ -486,7 +502,7 @@ fn num_dette(ctx: &Ctx<'_, '_>, titre: &Titre<'_>) -> Result<String, InvoiceErro
     }
 }
 
-fn prepare_ormc(ctx: &Ctx<'_, '_>, titre: &Titre<'_>) -> Result<OrmcFields, InvoiceError> {
+fn prepare_ormc(ctx: &Ctx<'_, '_>, titre: &Titre<'_>) -> Result<OrmcKeys, InvoiceError> {
     let config = ctx.config();
     let ormc = &config.ormc;
     let num_dette = num_dette(ctx, titre)?;
@@ -517,7 +533,7 @@ fn prepare_ormc(ctx: &Ctx<'_, '_>, titre: &Titre<'_>) -> Result<OrmcFields, Invo
     let cle2 = input
         .cle2()
         .ok_or_else(|| ctx.error("Cle2", "the key input holds a non-digit"))?;
-    Ok(OrmcFields {
+    Ok(OrmcKeys {
         cle1: input.cle1(ormc.mod11_zero_remainder),
         cle2,
         num_dette,
@@ -542,7 +558,7 @@ fn prepare_asap<'a>(
     ctx: &Ctx<'_, 'a>,
     titre: &Titre<'a>,
     total: Money,
-    ormc: Option<&OrmcFields>,
+    ormc: Option<&OrmcKeys>,
 ) -> Result<Option<Asap<'a>>, InvoiceError> {
     let config = ctx.config();
     let invoice = ctx.invoice;

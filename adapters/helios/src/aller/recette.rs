@@ -41,6 +41,7 @@ where
     let mut pieces = 0usize;
     let mut total = Money::ZERO;
     let mut ids = HashSet::new();
+    let mut invoices = HashSet::new();
     let mut with_asap = false;
     for item in titres {
         let titre = item.as_titre();
@@ -49,6 +50,16 @@ where
             return Err(bordereau_error(
                 bordereau,
                 format!("IdPce {} appears twice", titre.id_pce),
+            ));
+        }
+        // Each invoice in exactly one titre.
+        if !invoices.insert((
+            titre.invoice.invoice.exercice,
+            titre.invoice.invoice.number.clone(),
+        )) {
+            return Err(bordereau_error(
+                bordereau,
+                format!("invoice {} appears twice", titre.invoice.invoice.key()),
             ));
         }
         for line in titre
