@@ -21,4 +21,9 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/batch_0001.sql"),
     },
+    Migration {
+        area: "sepa",
+        version: 1,
+        sql: include_str!("../migrations/sepa_0001.sql"),
+    },
 ];

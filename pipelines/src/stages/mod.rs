@@ -2,3 +2,4 @@
 //! stages"), and the pieces they share.
 
 pub mod inbox;
+pub mod sepa;
