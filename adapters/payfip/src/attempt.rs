@@ -7,7 +7,7 @@
 //! (the browser's `urlredirect`), `GET|POST /payfip/{tenant}/classic` (the classic `urlcl`).
 
 use chrono::{DateTime, Utc};
-use encaisse_schemas::{Money, TenantId};
+use encaisse_schemas::{Money, TenantId, TitreRef};
 use url::Url;
 
 use crate::classic::{ClassicExpectation, ClassicRequest};
@@ -140,6 +140,89 @@ pub fn classic_request(
     Ok((url, expectation))
 }
 
+/// One piece of a titre `refdet` template.
+enum TemplatePart<'a> {
+    Literal(char),
+    Field { name: &'a str, width: usize },
+}
+
+/// The placeholders a titre `refdet` template may use.
+const TITRE_FIELDS: [&str; 4] = ["exercice", "bordereau_type", "id_bord", "id_pce"];
+
+fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(c) = rest.chars().next() {
+        if c == '{' {
+            let end = rest
+                .find('}')
+                .ok_or_else(|| format!("{template:?}: '{{' without '}}'"))?;
+            let inner = &rest[1..end];
+            let (name, width) = match inner.split_once(':') {
+                Some((name, width)) => {
+                    let width: usize = width.parse().map_err(|_| {
+                        format!("{template:?}: width {width:?} of {{{name}}} is not a number")
+                    })?;
+                    (name, width)
+                }
+                None => (inner, 0),
+            };
+            if !TITRE_FIELDS.contains(&name) {
+                return Err(format!(
+                    "{template:?}: unknown placeholder {{{name}}} (known: {})",
+                    TITRE_FIELDS.join(", ")
+                ));
+            }
+            parts.push(TemplatePart::Field { name, width });
+            rest = &rest[end + 1..];
+        } else if c.is_ascii_alphanumeric() {
+            parts.push(TemplatePart::Literal(c));
+            rest = &rest[1..];
+        } else {
+            return Err(format!(
+                "{template:?}: {c:?} is neither a letter, a digit nor a placeholder (refdet is alphanumeric)"
+            ));
+        }
+    }
+    if !parts
+        .iter()
+        .any(|p| matches!(p, TemplatePart::Field { name, .. } if *name == "id_pce"))
+    {
+        return Err(format!(
+            "{template:?} must use {{id_pce}}: every titre needs its own reference"
+        ));
+    }
+    Ok(parts)
+}
+
+/// Checks a titre `refdet` template ([`GatewayConfig::titre_refdet_template`]).
+pub fn check_titre_refdet_template(template: &str) -> Result<(), String> {
+    parse_template(template).map(|_| ())
+}
+
+/// The `refdet` of a titre for the classic URL, from the configured template (the DGFiP's
+/// rule is not public, spec §4.1 \[U\]). The result must be a valid refdet (6–30 letters or
+/// digits).
+pub fn titre_refdet(template: &str, titre: &TitreRef) -> Result<Refdet, FieldError> {
+    let parts = parse_template(template).map_err(|rule| FieldError::new("refdet", rule))?;
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            TemplatePart::Literal(c) => out.push(c),
+            TemplatePart::Field { name, width } => {
+                let value = match name {
+                    "exercice" => titre.exercice.to_string(),
+                    "bordereau_type" => titre.bordereau_type.clone(),
+                    "id_bord" => titre.id_bord.to_string(),
+                    _ => titre.id_pce.to_string(),
+                };
+                out.push_str(&format!("{value:0>width$}"));
+            }
+        }
+    }
+    Refdet::new(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +283,35 @@ mod tests {
         assert!(create_request(&gateway, &tenant, &endpoints, &too_much, now).is_err());
         let no_base = GatewayConfig::default();
         assert!(Endpoints::for_tenant(&no_base, &tenant, &id).is_err());
+    }
+
+    #[test]
+    fn titre_refdet_templates() {
+        let titre = TitreRef {
+            budget: "principal".into(),
+            exercice: 2026,
+            bordereau_type: "01".into(),
+            id_bord: 12,
+            id_pce: 345,
+        };
+        let default = GatewayConfig::default().titre_refdet_template;
+        assert_eq!(
+            titre_refdet(&default, &titre).unwrap().as_str(),
+            "202600001200000345"
+        );
+        assert_eq!(
+            titre_refdet("T{exercice}{bordereau_type}{id_pce}", &titre)
+                .unwrap()
+                .as_str(),
+            "T202601345"
+        );
+        assert!(check_titre_refdet_template("{exercice}-{id_pce}").is_err());
+        assert!(check_titre_refdet_template("{exercice}{id_bord}").is_err());
+        assert!(check_titre_refdet_template("{annee}{id_pce}").is_err());
+        assert!(check_titre_refdet_template("{id_pce:x}").is_err());
+        assert!(check_titre_refdet_template("{id_pce").is_err());
+        // Too short to be a refdet once rendered.
+        assert!(titre_refdet("{id_pce}", &titre).is_err());
     }
 
     #[test]

@@ -79,6 +79,118 @@ pub struct GatewayConfig {
     /// Commission tariffs, dated, per payment means (see `commission` in the crate docs).
     #[serde(default = "default_tariffs")]
     pub tariffs: Vec<Tariff>,
+    /// How the `refdet` of a titre is composed from its place in Hélios, for the classic URL:
+    /// placeholders `{exercice}`, `{bordereau_type}`, `{id_bord}`, `{id_pce}`, each with an
+    /// optional zero-padded width (`{id_pce:8}`), and literal letters or digits. The DGFiP's
+    /// rule is not public (spec §4.1, §9.1) \[U\]: the default
+    /// `{exercice}{id_bord:6}{id_pce:8}` (18 digits, the shape of the public examples) is an
+    /// assumption to confirm with the comptable; see [`crate::attempt::titre_refdet`].
+    #[serde(default = "default_titre_refdet_template")]
+    pub titre_refdet_template: String,
+    /// Whole days after the prise en charge (PES Retour) before a titre can be paid online:
+    /// the DGFiP loads titres into PayFiP the day after (« J+1 », spec §1) — 1 by default.
+    #[serde(default = "default_titre_payable_after_days")]
+    pub titre_payable_after_days: u32,
+    /// The reconciliation job that asks the gateway about operations left without a result
+    /// (`[payfip.reconciliation]`).
+    #[serde(default)]
+    pub reconciliation: ReconciliationConfig,
+}
+
+/// `[payfip.reconciliation]`: finding results whose notification was lost (the spec's
+/// "rattrapage", §3.3: notifications can be lost), and closing attempts that never end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationConfig {
+    /// Whether the daemon runs the job at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Pause between two sweeps, in seconds.
+    #[serde(default = "default_reconcile_interval_secs")]
+    pub interval_secs: u64,
+    /// Age of an operation without a result before the job asks about it, in seconds; by
+    /// default the idOp lifetime (15 min): a younger one may still be on the payment page.
+    #[serde(default = "default_idop_lifetime_secs")]
+    pub min_age_secs: u64,
+    /// Minimum time between two questions about the same operation, in seconds (a question
+    /// answered `P5` is retried by the confirmation stage's delay tiers meanwhile).
+    #[serde(default = "default_requery_after_secs")]
+    pub requery_after_secs: u64,
+    /// Most operations asked about per sweep (the oldest first).
+    #[serde(default = "default_reconcile_batch")]
+    pub batch_size: u32,
+    /// Classic-URL attempts (titres) have no status query: one without a result after this
+    /// many seconds is closed (no event; a later, verified result is still accepted).
+    #[serde(default = "default_classic_result_wait_secs")]
+    pub classic_result_wait_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_reconcile_interval_secs() -> u64 {
+    300
+}
+fn default_requery_after_secs() -> u64 {
+    900
+}
+fn default_reconcile_batch() -> u32 {
+    500
+}
+fn default_classic_result_wait_secs() -> u64 {
+    86_400
+}
+fn default_titre_refdet_template() -> String {
+    "{exercice}{id_bord:6}{id_pce:8}".into()
+}
+fn default_titre_payable_after_days() -> u32 {
+    1
+}
+
+impl Default for ReconciliationConfig {
+    fn default() -> Self {
+        ReconciliationConfig {
+            enabled: true,
+            interval_secs: default_reconcile_interval_secs(),
+            min_age_secs: default_idop_lifetime_secs(),
+            requery_after_secs: default_requery_after_secs(),
+            batch_size: default_reconcile_batch(),
+            classic_result_wait_secs: default_classic_result_wait_secs(),
+        }
+    }
+}
+
+impl ReconciliationConfig {
+    fn validate(&self, prefix: &str, issues: &mut Vec<ConfigIssue>) {
+        for (field, value) in [
+            ("interval_secs", self.interval_secs),
+            ("batch_size", u64::from(self.batch_size)),
+            ("classic_result_wait_secs", self.classic_result_wait_secs),
+        ] {
+            if value == 0 {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.{field}"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs.max(1))
+    }
+
+    pub fn min_age(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.min_age_secs))
+    }
+
+    pub fn requery_after(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.requery_after_secs))
+    }
+
+    pub fn classic_result_wait(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.classic_result_wait_secs))
+    }
 }
 
 /// The `saisie` letter of each mode.
@@ -216,6 +328,9 @@ impl Default for GatewayConfig {
             abandon_grace_secs: default_abandon_grace_secs(),
             attempt_lock_secs: default_attempt_lock_secs(),
             tariffs: default_tariffs(),
+            titre_refdet_template: default_titre_refdet_template(),
+            titre_payable_after_days: default_titre_payable_after_days(),
+            reconciliation: ReconciliationConfig::default(),
         }
     }
 }
@@ -309,7 +424,22 @@ impl GatewayConfig {
         for (i, message) in check_tariffs(&self.tariffs) {
             issues.push(ConfigIssue::new(format!("{prefix}.tariffs[{i}]"), message));
         }
+        if let Err(message) =
+            crate::attempt::check_titre_refdet_template(&self.titre_refdet_template)
+        {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.titre_refdet_template"),
+                message,
+            ));
+        }
+        self.reconciliation
+            .validate(&format!("{prefix}.reconciliation"), &mut issues);
         issues
+    }
+
+    /// How long an attempt blocks another one for the same invoice.
+    pub fn attempt_lock(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.attempt_lock_secs))
     }
 
     /// Amount bounds of the web service.
