@@ -202,6 +202,16 @@ pub fn pes_aller_bytes<T: AsTitre>(
     Ok(PesFile { summary, bytes })
 }
 
+/// Exact sum of amounts through their cents (cheaper than decimal additions on the
+/// writer's hot path); out of range like any [`Money`].
+pub(crate) fn sum_cents(amounts: impl IntoIterator<Item = Money>) -> Result<Money, MoneyError> {
+    let cents = amounts
+        .into_iter()
+        .try_fold(0i64, |acc, m| acc.checked_add(m.cents()))
+        .ok_or(MoneyError::Overflow("addition"))?;
+    Money::from_cents(cents)
+}
+
 /// French month names, upper case without accents (the postal norm of PES texts).
 pub(crate) fn month_name(month: u8) -> &'static str {
     const NAMES: [&str; 12] = [

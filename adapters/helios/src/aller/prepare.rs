@@ -237,7 +237,7 @@ pub(crate) fn prepare<'a>(
     }
 
     let lines = prepare_lines(&ctx, kind)?;
-    let total = Money::sum(lines.iter().map(|l| &l.amount))
+    let total = super::sum_cents(lines.iter().map(|l| l.amount))
         .map_err(|e| ctx.error("total", e.to_string()))?;
     if total != invoice.total {
         return Err(ctx.error(

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use encaisse_schemas::Money;
+use encaisse_schemas::{Money, MoneyError};
 
 use super::prepare::{self, Debtor, Piece, check_bordereau, ormc_asap_date};
 use super::{AsTitre, Bordereau, MAX_PIECES, WriteError, WriteSummary, asap, file_name};
@@ -39,7 +39,7 @@ where
     I::Item: AsTitre,
 {
     let mut pieces = 0usize;
-    let mut total = Money::ZERO;
+    let mut cents = 0i64;
     let mut ids = HashSet::new();
     let mut invoices = HashSet::new();
     let mut with_asap = false;
@@ -68,7 +68,9 @@ where
             .iter()
             .filter(|l| l.amount.is_positive())
         {
-            total = total.checked_add(line.amount)?;
+            cents = cents
+                .checked_add(line.amount.cents())
+                .ok_or(MoneyError::Overflow("MtBordHt"))?;
         }
         with_asap |= asap::wanted(bordereau.config, titre.invoice);
     }
@@ -84,6 +86,7 @@ where
             format!("{pieces} pièces, at most {MAX_PIECES} (NbrPce is 5 digits): split the run"),
         ));
     }
+    let total = Money::from_cents(cents)?;
     if !total.is_positive() {
         return Err(bordereau_error(bordereau, "MtBordHt must be > 0"));
     }
@@ -225,18 +228,19 @@ where
     w.close("BlocBordereau")?;
 
     let mut written = 0usize;
-    let mut sum = Money::ZERO;
+    let mut sum_cents = 0i64;
     let mut attachments = Vec::new();
     for item in titres.clone() {
         let titre = item.as_titre();
         let piece = prepare::prepare(bordereau, &titre)?;
         write_piece(&mut w, bordereau, &piece)?;
         written += 1;
-        sum = sum.checked_add(piece.total)?;
+        sum_cents = sum_cents.saturating_add(piece.total.cents());
         if let Some(a) = &piece.asap {
             attachments.push(a.id_unique.clone());
         }
     }
+    let sum = Money::from_cents(sum_cents)?;
     if written != totals.pieces || sum != totals.total {
         return Err(bordereau_error(
             bordereau,
@@ -256,11 +260,12 @@ where
         w.open("EnTetePES_PJ")?;
         w.leaf("IdVer", "1")?;
         w.close("EnTetePES_PJ")?;
+        let mut gzip = asap::Gzip::new();
         for item in titres {
             let titre = item.as_titre();
             let piece = prepare::prepare(bordereau, &titre)?;
             if let Some(a) = &piece.asap {
-                asap::write_pj(&mut w, bordereau, &piece, a)?;
+                asap::write_pj(&mut w, &mut gzip, bordereau, &piece, a)?;
             }
         }
         w.close("PES_PJ")?;
