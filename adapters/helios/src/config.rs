@@ -45,6 +45,9 @@ pub struct HeliosTenantConfig {
     #[serde(default = "default_emitter_sigle")]
     pub emitter_sigle: String,
     /// `Enveloppe/Emetteur/Adresse` (≤ 38): "name + version" of the producing software.
+    /// The default carries no version on purpose: a bordereau rewritten after a crash and an
+    /// upgrade must keep the same bytes (the ledger refuses different bytes on a recorded
+    /// path).
     #[serde(default = "default_emitter_adresse")]
     pub emitter_adresse: String,
     /// Name of the PES Aller file (also written in `NomFic`, ≤ 100 characters). Placeholders:
@@ -502,7 +505,7 @@ fn default_emitter_sigle() -> String {
     "ENCAISSE".into()
 }
 fn default_emitter_adresse() -> String {
-    format!("ENCAISSE {}", env!("CARGO_PKG_VERSION"))
+    "ENCAISSE".into()
 }
 fn default_file_name_pattern() -> String {
     "{typ_fic}_{siret}_{exercice}_{id_bord:7}.xml".into()
