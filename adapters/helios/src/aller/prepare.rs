@@ -128,7 +128,8 @@ pub(crate) struct Piece<'a> {
     pub asap: Option<Asap<'a>>,
 }
 
-/// Checks that `titre` can be written in `bordereau` (every rule of [`prepare`]).
+/// Checks that `titre` can be written in `bordereau`: every rule an invoice must meet to
+/// become a titre (the writer applies the same ones).
 pub fn check_titre(bordereau: &Bordereau<'_>, titre: &Titre<'_>) -> Result<(), InvoiceError> {
     prepare(bordereau, titre).map(|_| ())
 }

@@ -1,6 +1,6 @@
 //! The two "talon optique" lines of a DGFiP-printed ASAP (`TalonOptique2Lignes`).
 //!
-//! **Assumption.** The dossier says the lines are "calculée[s] et fournie[s] par
+//! **Assumption.** The dossier says the lines are "calculée(s) et fournie(s) par
 //! l'ordonnateur" and must respect "la norme HEL"; that norm (the DGFiP *cahier des charges*
 //! of the talon optique 2 lignes and the TIP SEPA) is not public (`pes-v2.md` §5.2, §10.1).
 //! The schema only says: 1 to 60 characters of `[0-9A-Z ]` each. So the layout is a
