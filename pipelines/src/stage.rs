@@ -10,34 +10,7 @@ use encaisse_ledger::rusqlite;
 use encaisse_schemas::{DecodeError, Event, InvoiceRef};
 use futures::future::BoxFuture;
 
-/// How a failure must be handled. Every error type in encaisse maps to one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// May succeed later (gateway down, broker flow control, disk full): retried through the
-    /// delay tiers, then parked when attempts are exhausted.
-    Transient,
-    /// The data is wrong (unknown tenant, invalid amount): parked now, replayable once the
-    /// cause is fixed.
-    Permanent,
-    /// The message cannot even be decoded: parked now.
-    Poison,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::Poison => "poison",
-        }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use encaisse_schemas::ErrorClass;
 
 /// A stage's failure: a class that drives the runtime, a short machine-readable `kind`
 /// (used to group parked messages: `unknown_tenant`, `gateway_unavailable`), and a message

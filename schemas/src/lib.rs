@@ -7,6 +7,7 @@
 //! * [`text`]: SEPA character set transliteration.
 //! * [`tenant`]: the vocabulary a commune configures (budgets, activities, products).
 
+pub mod error_class;
 pub mod event;
 pub mod events;
 pub mod identifiers;
@@ -16,6 +17,7 @@ pub mod money;
 pub mod tenant;
 pub mod text;
 
+pub use error_class::ErrorClass;
 pub use event::{DecodeError, Event, decode, encode, message_id_for};
 pub use events::*;
 pub use money::{Money, MoneyError};
