@@ -60,7 +60,23 @@ pub struct WiringError {
 
 /// Every stage and source of the daemon. None has landed yet: the runtime runs with an
 /// empty set (it still connects, declares the work exchange and reports its health).
-pub const REGISTRY: &[Component] = &[];
+pub const REGISTRY: &[Component] = &[
+    Component {
+        name: "polyfac.ingest",
+        kind: Kind::Source,
+        build: build_polyfac_ingest,
+    },
+    Component {
+        name: "polyfac.export",
+        kind: Kind::Stage,
+        build: build_polyfac_export,
+    },
+    Component {
+        name: "polyfac.export.flush",
+        kind: Kind::Source,
+        build: build_polyfac_flush,
+    },
+];
 
 /// Names and kinds, for `encaisse check`.
 pub fn plan() -> Vec<(&'static str, Kind)> {
@@ -94,4 +110,82 @@ pub fn install(ctx: &Context<'_>, runtime: &mut Runtime) -> Result<(), WiringErr
         );
     }
     Ok(())
+}
+
+/// The Polyfac stages' view of every tenant: its source mapping (`source` →
+/// `[sources.<name>]`, or the built-in Polyfac contract), catalogue and mandate policy.
+fn polyfac_tenants(
+    ctx: &Context<'_>,
+    component: &'static str,
+) -> Result<encaisse_pipelines::stages::polyfac::PolyfacTenants, WiringError> {
+    use encaisse_pipelines::stages::polyfac::{PolyfacTenant, PolyfacTenants};
+    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
+    use encaisse_polyfac::{SourceMapping, TenantCatalogue};
+
+    let mut tenants = Vec::new();
+    for t in &ctx.config.tenants {
+        let mapping = match ctx.config.sources.get(&t.source) {
+            Some(mapping) => mapping.clone(),
+            None if t.source == crate::config::DEFAULT_SOURCE => SourceMapping::polyfac_default(),
+            None => {
+                return Err(WiringError {
+                    component,
+                    message: format!("tenant {}: unknown source {:?}", t.id, t.source),
+                });
+            }
+        };
+        let catalogue = TenantCatalogue::new(
+            t.id.clone(),
+            t.budgets.clone(),
+            t.activities.clone(),
+            t.products.clone(),
+            t.regies.clone(),
+        )
+        .map_err(|issues| WiringError {
+            component,
+            message: issues
+                .iter()
+                .map(|i| format!("{}: {}", i.field, i.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let sepa = t.sepa.clone().unwrap_or_default();
+        tenants.push(PolyfacTenant {
+            tenant: t.id.clone(),
+            application: t.source.clone(),
+            mapping,
+            catalogue: Arc::new(catalogue),
+            sequence_policy: SequencePolicy::from(&sepa),
+        });
+    }
+    Ok(PolyfacTenants::new(tenants))
+}
+
+fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    let tenants = polyfac_tenants(ctx, "polyfac.ingest")?;
+    Ok(Built::Source(
+        encaisse_pipelines::stages::polyfac::ingest_source(
+            tenants,
+            ctx.data_dir.to_path_buf(),
+            &ctx.config.polyfac,
+        ),
+    ))
+}
+
+fn build_polyfac_export(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    let tenants = polyfac_tenants(ctx, "polyfac.export")?;
+    Ok(Built::Stage(Arc::new(
+        encaisse_pipelines::stages::polyfac::PolyfacExport::new(tenants, ctx.ledger.clone()),
+    )))
+}
+
+fn build_polyfac_flush(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    let tenants = polyfac_tenants(ctx, "polyfac.export.flush")?;
+    Ok(Built::Source(
+        encaisse_pipelines::stages::polyfac::flush_source(
+            tenants,
+            ctx.data_dir.to_path_buf(),
+            &ctx.config.polyfac,
+        ),
+    ))
 }

@@ -31,4 +31,9 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/sepa_0001.sql"),
     },
+    Migration {
+        area: "polyfac",
+        version: 1,
+        sql: include_str!("../migrations/polyfac_0001.sql"),
+    },
 ];

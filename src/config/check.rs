@@ -77,6 +77,7 @@ pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
     if let Some(gateway) = &config.payfip {
         report.issues.extend(gateway.validate("payfip"));
     }
+    report.issues.extend(config.polyfac.validate("polyfac"));
     for (name, mapping) in &config.sources {
         let field = format!("sources.{name}");
         if name.is_empty() {

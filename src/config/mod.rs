@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use encaisse_helios::config::HeliosTenantConfig;
 use encaisse_payfip::config::{GatewayConfig, PayfipTenantConfig};
 use encaisse_pipelines::runtime::{BrokerConfig, DedupeConfig, RetryConfig, RuntimeConfig};
+use encaisse_pipelines::stages::polyfac::PolyfacStagesConfig;
 use encaisse_polyfac::config::SourceMapping;
 use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::{Activity, Budget, Product, Regie};
@@ -70,6 +71,11 @@ pub struct Config {
     /// default contract) is built in and need not be listed.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceMapping>,
+    /// The Polyfac stages: inbox watching, invoices per confirmed publish, REGLEMENTS
+    /// flushing (`encaisse_pipelines::stages::polyfac::PolyfacStagesConfig`). Absent: the
+    /// defaults.
+    #[serde(default)]
+    pub polyfac: PolyfacStagesConfig,
     /// The communes served by this deployment, one `[[tenants]]` table each.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,

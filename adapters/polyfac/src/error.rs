@@ -115,6 +115,15 @@ pub enum Rule {
     InvoiceNotContiguous,
     /// The invoice has more lines than `max_invoice_lines`.
     TooManyLines,
+    /// Checked by the ingest stage against the ledger: this invoice number was already
+    /// issued (published) with other content. A correction needs a new invoice number.
+    InvoiceNumberReused,
+    /// Checked by the ingest stage against the ledger: the same invoice (same content) was
+    /// already issued by another billing run (another file); it is not issued twice.
+    AlreadyIssued,
+    /// Checked by the ingest stage against the mandate history: the direct-debit mandate
+    /// cannot carry a new collection (closed, suspended, lapsed, one-off already used…).
+    MandateUnusable,
 }
 
 impl Rule {
@@ -145,6 +154,9 @@ impl Rule {
             Rule::MandateSignedInFuture => "mandate_signed_in_future",
             Rule::InvoiceNotContiguous => "invoice_not_contiguous",
             Rule::TooManyLines => "too_many_lines",
+            Rule::InvoiceNumberReused => "invoice_number_reused",
+            Rule::AlreadyIssued => "already_issued",
+            Rule::MandateUnusable => "mandate_unusable",
         }
     }
 }

@@ -2,4 +2,5 @@
 //! stages"), and the pieces they share.
 
 pub mod inbox;
+pub mod polyfac;
 pub mod sepa;

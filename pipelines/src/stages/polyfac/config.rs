@@ -1,0 +1,141 @@
+//! `[polyfac]`: settings of the Polyfac stages (`polyfac.ingest`, `polyfac.export`). Every
+//! field has a default, so the section may be absent. How each source's files are read is
+//! `[sources.<name>]` (`encaisse_polyfac::config::SourceMapping`), not this section.
+
+use std::time::Duration;
+
+use encaisse_schemas::tenant::ConfigIssue;
+use serde::{Deserialize, Serialize};
+
+use crate::stages::inbox::WatchSettings;
+
+/// `[polyfac]`: inbox watching, publishing batches, REGLEMENTS flushing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolyfacStagesConfig {
+    /// Time between two scans of every tenant's `polyfac/inbox`, in milliseconds
+    /// (default 2000).
+    #[serde(default = "default_inbox_poll_interval_ms")]
+    pub inbox_poll_interval_ms: u64,
+    /// How long an export's size and modification time must stay unchanged before it is
+    /// read, in milliseconds (default 2000): a file still being copied is never read
+    /// half-way. 0 reads files as soon as they are seen (only for files renamed into the
+    /// inbox).
+    #[serde(default = "default_inbox_settle_ms")]
+    pub inbox_settle_ms: u64,
+    /// How many `invoice.issued` the ingest publishes per confirmed batch (default 500). Each
+    /// batch is checked against the ledger first and recorded after the broker confirmed it;
+    /// larger batches go faster, smaller ones re-send less after a crash (at most one batch,
+    /// with the same message ids, which consumers deduplicate).
+    #[serde(default = "default_publish_batch_size")]
+    pub publish_batch_size: usize,
+    /// How often pending REGLEMENTS lines are written to a new file in each tenant's
+    /// `polyfac/outbox`, in seconds (default 60). Files are also written at midnight
+    /// (Europe/Paris), when the day's file rolls. Each flush with new lines writes the next
+    /// `<seq>` of the day: a written file is never changed.
+    #[serde(default = "default_flush_interval_secs")]
+    pub flush_interval_secs: u64,
+}
+
+fn default_inbox_poll_interval_ms() -> u64 {
+    2_000
+}
+
+fn default_inbox_settle_ms() -> u64 {
+    2_000
+}
+
+fn default_publish_batch_size() -> usize {
+    500
+}
+
+fn default_flush_interval_secs() -> u64 {
+    60
+}
+
+/// Largest accepted batch: the publisher's confirm window bounds what is in flight anyway,
+/// and one batch's events are held in memory.
+const MAX_PUBLISH_BATCH: usize = 10_000;
+
+impl Default for PolyfacStagesConfig {
+    fn default() -> Self {
+        PolyfacStagesConfig {
+            inbox_poll_interval_ms: default_inbox_poll_interval_ms(),
+            inbox_settle_ms: default_inbox_settle_ms(),
+            publish_batch_size: default_publish_batch_size(),
+            flush_interval_secs: default_flush_interval_secs(),
+        }
+    }
+}
+
+impl PolyfacStagesConfig {
+    /// The inbox watcher's settings.
+    pub fn watch(&self) -> WatchSettings {
+        WatchSettings {
+            poll_interval: Duration::from_millis(self.inbox_poll_interval_ms.max(1)),
+            settle: Duration::from_millis(self.inbox_settle_ms),
+        }
+    }
+
+    /// The REGLEMENTS flush interval.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_secs(self.flush_interval_secs.max(1))
+    }
+
+    /// Problems a person must fix, each naming its field under `prefix` (`polyfac`).
+    pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.inbox_poll_interval_ms == 0 {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.inbox_poll_interval_ms"),
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_PUBLISH_BATCH).contains(&self.publish_batch_size) {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.publish_batch_size"),
+                format!("must be between 1 and {MAX_PUBLISH_BATCH}"),
+            ));
+        }
+        if self.flush_interval_secs == 0 {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.flush_interval_secs"),
+                "must be at least 1",
+            ));
+        }
+        issues
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_field() {
+        assert!(
+            PolyfacStagesConfig::default()
+                .validate("polyfac")
+                .is_empty()
+        );
+        let bad = PolyfacStagesConfig {
+            inbox_poll_interval_ms: 0,
+            inbox_settle_ms: 0,
+            publish_batch_size: 0,
+            flush_interval_secs: 0,
+        };
+        let fields: Vec<String> = bad
+            .validate("polyfac")
+            .into_iter()
+            .map(|i| i.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "polyfac.inbox_poll_interval_ms",
+                "polyfac.publish_batch_size",
+                "polyfac.flush_interval_secs"
+            ]
+        );
+    }
+}

@@ -1,0 +1,679 @@
+//! `polyfac.ingest`: export files in `<tenant>/polyfac/inbox` → `invoice.issued.<titres|regie>`
+//! and `billing_run.closed` (docs/polyfac.md, "Ingest").
+//!
+//! One file is one billing run (`run_id` from tenant, file name and file hash). For each file:
+//! 1. **prescan** (first pass, blocking thread): a file that cannot be read at all goes to
+//!    `polyfac/rejected` whole, with its report;
+//! 2. **read** (second pass, blocking thread, bounded channel): valid invoices are gathered in
+//!    batches of `publish_batch_size`; invalid ones go to the rejection report;
+//! 3. per batch: **decide** in one ledger transaction (already published with the same
+//!    content → skipped; same number with other content, or same content from another run →
+//!    refused; a direct debit without sequence → the mandate history decides it,
+//!    [`crate::stages::sepa::mandates::sequence_for`]), **publish** the new ones (confirmed),
+//!    then **record** them with their journal facts (one transaction);
+//! 4. **close**: `billing_run.closed` with the counts the ledger holds for the run (every
+//!    invoice it published, in this attempt or an earlier one), once;
+//! 5. the rejection report (when an invoice was refused) with `emit_file`, then the watcher
+//!    archives the file.
+//!
+//! A crash anywhere leaves the file in the inbox: the next scan reads it again, skips what
+//! the ledger says was published, and re-sends at most the batch that was in flight (same
+//! message ids: consumers deduplicate them). Memory is bounded by the reader (one record,
+//! one invoice, ~16 bytes per invoice number), the channel and one batch.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_polyfac::report::{
+    RejectionReport, ReportFiles, report_file_names, unreadable_file_report,
+};
+use encaisse_polyfac::{
+    ExportItem, ExportReader, ExportSummary, Field, FileError, Invoice, Prescan, ReadOptions,
+    RejectedInvoice, Rule, RunContext, ValidationError, content_hash, enrich, prescan,
+};
+use encaisse_schemas::{BillingRunClosed, Event, InvoiceIssued, InvoiceRef, Money};
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use super::ingest_store::{self, ClosedRun, IssuedRecord};
+use super::tenants::{PolyfacTenant, PolyfacTenants};
+use super::{ledger_now, paris_today};
+use crate::runtime::{PublishError, SourceContext};
+use crate::stage::{Outgoing, StageError};
+use crate::stages::inbox::{AreaDirs, FileOutcome, InboxFile, InboxHandler};
+use crate::stages::sepa::mandates::{SequenceError, sequence_for};
+
+/// Source name (logs, metrics, journal dedupe keys).
+pub const NAME: &str = "polyfac.ingest";
+/// The tenant area directory.
+pub const AREA: &str = "polyfac";
+
+/// The inbox handler of `polyfac.ingest` (run it with
+/// [`crate::stages::inbox::InboxWatcher`]).
+pub struct PolyfacIngest {
+    tenants: PolyfacTenants,
+    data_dir: PathBuf,
+    batch_size: usize,
+}
+
+impl PolyfacIngest {
+    /// `batch_size`: invoices per confirmed publish (`[polyfac] publish_batch_size`).
+    pub fn new(tenants: PolyfacTenants, data_dir: PathBuf, batch_size: usize) -> Self {
+        PolyfacIngest {
+            tenants,
+            data_dir,
+            batch_size: batch_size.max(1),
+        }
+    }
+}
+
+impl InboxHandler for PolyfacIngest {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn area(&self) -> &str {
+        AREA
+    }
+
+    fn handle<'a>(
+        &'a self,
+        ctx: &'a SourceContext,
+        file: &'a InboxFile,
+    ) -> BoxFuture<'a, Result<FileOutcome, StageError>> {
+        Box::pin(self.ingest(ctx, file))
+    }
+}
+
+/// What became of one valid invoice of a batch.
+enum Decision {
+    /// New: publish it, then record it.
+    Publish(Box<InvoiceIssued>),
+    /// Published before by this same run (the file dropped again, or a crash half-way).
+    Skip,
+    /// Not published: the rule it broke and why (reported like a validation error).
+    Refuse(Box<Refusal>),
+}
+
+/// An invoice the stage refuses after validation.
+struct Refusal {
+    rejected: RejectedInvoice,
+    key: InvoiceRef,
+    hash: String,
+    activity: String,
+    total: Money,
+}
+
+/// Counts of one file, for the report, the metrics and `billing_run.closed`.
+#[derive(Default)]
+struct Tally {
+    published: u64,
+    skipped: u64,
+    /// Invoices refused by the stage (ledger or mandate rules) after validation, with
+    /// their activity and total.
+    refused: Vec<(RejectedInvoice, String, Money)>,
+}
+
+fn transient_join(e: tokio::task::JoinError) -> StageError {
+    StageError::transient("reader_task", format!("export reader task failed: {e}"))
+}
+
+fn file_error(e: FileError) -> StageError {
+    if e.is_transient() {
+        StageError::transient(e.kind(), e.to_string())
+    } else {
+        StageError::permanent(e.kind(), e.to_string())
+    }
+}
+
+fn publish_error(e: PublishError, what: &str) -> StageError {
+    // Even a topology problem (no queue bound) leaves the file in the inbox: the file is
+    // fine, and rejecting it would strand a half-published run.
+    if !e.is_transient() {
+        tracing::error!(error = %e, what, "Publishing failed for a reason that needs a person; the file stays in the inbox.");
+    }
+    StageError::transient("publish", format!("publishing {what} failed: {e}"))
+}
+
+impl PolyfacIngest {
+    fn tenant(&self, file: &InboxFile) -> Result<&Arc<PolyfacTenant>, StageError> {
+        self.tenants.get(file.tenant.as_str()).ok_or_else(|| {
+            StageError::permanent(
+                "unknown_tenant",
+                format!("tenant {} has no Polyfac settings", file.tenant),
+            )
+        })
+    }
+
+    async fn ingest(
+        &self,
+        ctx: &SourceContext,
+        file: &InboxFile,
+    ) -> Result<FileOutcome, StageError> {
+        let setup = self.tenant(file)?.clone();
+        let tenant = setup.tenant.as_str().to_string();
+        let scan = {
+            let (path, mapping, name) =
+                (file.path.clone(), setup.mapping.clone(), file.name.clone());
+            tokio::task::spawn_blocking(move || {
+                let f = File::open(&path).map_err(|source| FileError::Io {
+                    file: name.clone(),
+                    source,
+                })?;
+                prescan(f, &mapping, &name)
+            })
+            .await
+            .map_err(transient_join)?
+        };
+        let scan = match scan {
+            Ok(scan) => scan,
+            Err(e) if e.is_transient() => return Err(file_error(e)),
+            Err(e) => {
+                let report = unreadable_file_report(&file.name, &e);
+                let discriminator = encaisse_ledger::files::sha256_hex(&report.rejected_csv);
+                self.emit_report(ctx, &setup, file, report, &discriminator[..12])
+                    .await?;
+                metrics::counter!("encaisse_polyfac_files_total", "tenant" => tenant, "outcome" => "unreadable").increment(1);
+                return Ok(FileOutcome::Rejected {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let run = RunContext::for_file(
+            setup.tenant.clone(),
+            setup.application.clone(),
+            &file.name,
+            &scan.file_sha256,
+        );
+        tracing::info!(source = NAME, tenant = %tenant, file = %file.name, run_id = %run.run_id, lines = scan.lines, "Export accepted for reading.");
+
+        let (summary, report, tally) = self
+            .read_and_publish(ctx, &setup, file, &scan, &run)
+            .await?;
+        if summary.file_sha256 != scan.file_sha256 {
+            return Err(StageError::transient(
+                "file_changed",
+                format!(
+                    "{} changed between the two reading passes; it will be read again",
+                    file.name
+                ),
+            ));
+        }
+        self.close_run(ctx, &setup, &summary, &tally, &run).await?;
+        let refused_total = tally.refused.len() as u64;
+        if report.rows() > 0 {
+            let report_summary = adjusted_summary(&summary, &tally);
+            let files = report.finish(&report_summary);
+            self.emit_report(ctx, &setup, file, files, &run.run_id)
+                .await?;
+        }
+        metrics::counter!("encaisse_polyfac_files_total", "tenant" => tenant.clone(), "outcome" => "processed").increment(1);
+        tracing::info!(
+            source = NAME,
+            tenant = %tenant,
+            file = %file.name,
+            run_id = %run.run_id,
+            lines = summary.lines,
+            published = tally.published,
+            skipped = tally.skipped,
+            rejected = summary.rejected_invoices + refused_total,
+            "Export ingested."
+        );
+        Ok(FileOutcome::Archived)
+    }
+
+    /// The second pass: reads on a blocking thread, publishes batches, reports the rest.
+    async fn read_and_publish(
+        &self,
+        ctx: &SourceContext,
+        setup: &Arc<PolyfacTenant>,
+        file: &InboxFile,
+        scan: &Prescan,
+        run: &RunContext,
+    ) -> Result<(ExportSummary, RejectionReport, Tally), StageError> {
+        let tenant = setup.tenant.as_str().to_string();
+        let (tx, mut rx) = mpsc::channel(self.batch_size.clamp(16, 1024));
+        let reader = {
+            let (path, mapping, catalogue) = (
+                file.path.clone(),
+                setup.mapping.clone(),
+                setup.catalogue.clone(),
+            );
+            let options = ReadOptions {
+                file_name: file.name.clone(),
+                today: paris_today(),
+                prescan: Some(scan.clone()),
+            };
+            tokio::task::spawn_blocking(move || {
+                let f = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(source) => {
+                        let _ = tx.blocking_send(Err(FileError::Io {
+                            file: options.file_name.clone(),
+                            source,
+                        }));
+                        return;
+                    }
+                };
+                for item in ExportReader::new(f, &mapping, catalogue, options) {
+                    if tx.blocking_send(item).is_err() {
+                        return; // the file's handling stopped: stop reading
+                    }
+                }
+            })
+        };
+        let mut report = RejectionReport::new();
+        let mut tally = Tally::default();
+        let mut batch: Vec<Invoice> = Vec::with_capacity(self.batch_size);
+        let mut summary = None;
+        while let Some(item) = rx.recv().await {
+            match item.map_err(|e| match e {
+                FileError::Io { .. } => file_error(e),
+                // The first pass read it: the bytes changed since.
+                other => StageError::transient(
+                    "file_changed",
+                    format!(
+                        "{other} (the file changed after its first pass; it will be read again)"
+                    ),
+                ),
+            })? {
+                ExportItem::Valid(invoice) => {
+                    batch.push(*invoice);
+                    if batch.len() >= self.batch_size {
+                        self.publish_batch(
+                            ctx,
+                            setup,
+                            run,
+                            std::mem::take(&mut batch),
+                            &mut report,
+                            &mut tally,
+                        )
+                        .await?;
+                    }
+                }
+                ExportItem::Invalid(rejected) => {
+                    for e in &rejected.errors {
+                        metrics::counter!("encaisse_polyfac_rejected_total", "tenant" => tenant.clone(), "rule" => e.rule.code()).increment(1);
+                    }
+                    metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "rejected").increment(1);
+                    report.add(&rejected);
+                }
+                ExportItem::Summary(s) => summary = Some(s),
+            }
+        }
+        if !batch.is_empty() {
+            self.publish_batch(ctx, setup, run, batch, &mut report, &mut tally)
+                .await?;
+        }
+        reader.await.map_err(transient_join)?;
+        let summary = summary.ok_or_else(|| {
+            StageError::transient(
+                "reader_task",
+                format!(
+                    "{}: the reader stopped before the end of the file",
+                    file.name
+                ),
+            )
+        })?;
+        metrics::counter!("encaisse_polyfac_lines_total", "tenant" => tenant)
+            .increment(summary.lines);
+        Ok((summary, report, tally))
+    }
+
+    /// Decides, publishes and records one batch of valid invoices.
+    async fn publish_batch(
+        &self,
+        ctx: &SourceContext,
+        setup: &Arc<PolyfacTenant>,
+        run: &RunContext,
+        batch: Vec<Invoice>,
+        report: &mut RejectionReport,
+        tally: &mut Tally,
+    ) -> Result<(), StageError> {
+        if ctx.shutdown.is_cancelled() {
+            return Err(StageError::transient(
+                "shutting_down",
+                "the daemon is stopping; the file will be read again at the next start",
+            ));
+        }
+        let tenant = setup.tenant.as_str().to_string();
+        let decided = {
+            let (setup, run) = (setup.clone(), run.clone());
+            ctx.ledger
+                .write(move |c| {
+                    batch
+                        .into_iter()
+                        .map(|invoice| decide(c, &setup, &run, &invoice))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?
+        };
+        let mut events = Vec::new();
+        for decision in decided {
+            match decision {
+                Decision::Publish(event) => events.push(event),
+                Decision::Skip => tally.skipped += 1,
+                Decision::Refuse(refusal) => {
+                    let Refusal {
+                        rejected,
+                        key,
+                        hash,
+                        activity,
+                        total,
+                    } = *refusal;
+                    report.add(&rejected);
+                    let rule = rejected.errors.first().map_or("", |e| e.rule.code());
+                    metrics::counter!("encaisse_polyfac_rejected_total", "tenant" => tenant.clone(), "rule" => rule).increment(1);
+                    metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "rejected").increment(1);
+                    let fact = InvoiceFact {
+                        invoice_key: key.key(),
+                        tenant: tenant.clone(),
+                        at: ledger_now(),
+                        kind: "refused".into(),
+                        detail: serde_json::json!({
+                            "stage": NAME,
+                            "file": run.file,
+                            "lines": [rejected.file_lines.0, rejected.file_lines.1],
+                            "rule": rule,
+                        })
+                        .to_string(),
+                        dedupe_key: Some(format!(
+                            "{NAME}/refused/{}#{hash}#{}",
+                            key.key(),
+                            run.run_id
+                        )),
+                    };
+                    ctx.ledger.record_invoice_fact(fact).await?;
+                    tally.refused.push((rejected, activity, total));
+                }
+            }
+        }
+        if events.is_empty() {
+            metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "skipped").increment(tally.skipped);
+            return Ok(());
+        }
+        let outgoing: Vec<Outgoing> = events.iter().map(|e| Outgoing::event(e.as_ref())).collect();
+        ctx.publisher
+            .publish(outgoing)
+            .await
+            .map_err(|e| publish_error(e, "invoice.issued"))?;
+        let published = events.len() as u64;
+        let records: Vec<(IssuedRecord, InvoiceFact)> =
+            events.iter().map(|e| issued_record(e, &tenant)).collect();
+        ctx.ledger
+            .write(move |c| {
+                let at = ledger_now();
+                for (record, fact) in &records {
+                    ingest_store::record_issued(c, record, &at)?;
+                    Ledger::record_invoice_fact_in(c, fact)?;
+                }
+                Ok(())
+            })
+            .await?;
+        tally.published += published;
+        metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "published").increment(published);
+        Ok(())
+    }
+
+    /// Publishes `billing_run.closed` (once per run) and records it.
+    async fn close_run(
+        &self,
+        ctx: &SourceContext,
+        setup: &Arc<PolyfacTenant>,
+        summary: &ExportSummary,
+        tally: &Tally,
+        run: &RunContext,
+    ) -> Result<(), StageError> {
+        let Some(exercice) = summary.exercice else {
+            // No readable invoice at all: nothing was published, nothing to close.
+            return Ok(());
+        };
+        let tenant = setup.tenant.as_str().to_string();
+        let (budgets, closed) = {
+            let (tenant, run_id) = (tenant.clone(), run.run_id.clone());
+            ctx.ledger
+                .read(move |c| {
+                    Ok((
+                        ingest_store::run_counts(c, &tenant, &run_id)?,
+                        ingest_store::run_closed(c, &tenant, &run_id)?,
+                    ))
+                })
+                .await?
+        };
+        if closed {
+            tracing::info!(source = NAME, tenant = %tenant, run_id = %run.run_id, "Run already closed; billing_run.closed is not sent again.");
+            return Ok(());
+        }
+        let refused = summary.rejected_invoices + tally.refused.len() as u64;
+        let event = BillingRunClosed {
+            schema_version: BillingRunClosed::SCHEMA_VERSION,
+            tenant: setup.tenant.clone(),
+            run_id: run.run_id.clone(),
+            application: run.application.clone(),
+            file: run.file.clone(),
+            exercice,
+            budgets,
+            rejected_invoices: u32::try_from(refused).unwrap_or(u32::MAX),
+        };
+        ctx.publisher
+            .publish(vec![Outgoing::event(&event)])
+            .await
+            .map_err(|e| publish_error(e, "billing_run.closed"))?;
+        let record = ClosedRun {
+            tenant,
+            run_id: run.run_id.clone(),
+            file: run.file.clone().unwrap_or_default(),
+            file_sha256: summary.file_sha256.clone(),
+            exercice,
+            lines: summary.lines,
+            invoices: event.budgets.iter().map(|b| b.invoices).sum(),
+            refused,
+            closed_message_id: event.message_id(),
+        };
+        ctx.ledger
+            .write(move |c| ingest_store::record_run(c, &record, &ledger_now()))
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a report's two files to `<tenant>/polyfac/rejected` (atomically, recorded).
+    /// The names are `<export>.rejected.csv` and `<export>.summary.json`; when those names
+    /// already hold another report (the same file name dropped again with other bytes),
+    /// `discriminator` is added (`<export>.<discriminator>.rejected.csv`).
+    async fn emit_report(
+        &self,
+        ctx: &SourceContext,
+        setup: &Arc<PolyfacTenant>,
+        file: &InboxFile,
+        files: ReportFiles,
+        discriminator: &str,
+    ) -> Result<(), StageError> {
+        let dir = AreaDirs::new(&self.data_dir, &setup.tenant, AREA).rejected;
+        let (csv_name, json_name) = report_file_names(&file.name);
+        let plain = dir.join(&csv_name);
+        let taken = match ctx
+            .ledger
+            .emitted_file_by_path(&plain.display().to_string())
+            .await?
+        {
+            Some(existing) => {
+                existing.sha256 != encaisse_ledger::files::sha256_hex(&files.rejected_csv)
+            }
+            None => false,
+        };
+        let (csv_path, json_path) = if taken {
+            let (csv_name, json_name) =
+                report_file_names(&format!("{}.{discriminator}", file.name));
+            (dir.join(csv_name), dir.join(json_name))
+        } else {
+            (plain, dir.join(json_name))
+        };
+        let tenant = setup.tenant.as_str();
+        let cause = format!("{NAME}:{}", file.name);
+        for (path, bytes) in [
+            (csv_path, files.rejected_csv),
+            (json_path, files.summary_json),
+        ] {
+            emit(&ctx.ledger, tenant, &path, bytes, &cause).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn emit(
+    ledger: &Ledger,
+    tenant: &str,
+    path: &Path,
+    bytes: Vec<u8>,
+    cause: &str,
+) -> Result<(), StageError> {
+    ledger
+        .emit_file(tenant, "report", path, bytes, cause)
+        .await
+        .map(|_| ())
+        .map_err(StageError::from)
+}
+
+/// The decision for one valid invoice, inside the batch's ledger transaction.
+fn decide(
+    c: &Connection,
+    setup: &PolyfacTenant,
+    run: &RunContext,
+    invoice: &Invoice,
+) -> Result<Decision, LedgerError> {
+    let key = InvoiceRef {
+        tenant: setup.tenant.clone(),
+        exercice: invoice.exercice,
+        number: invoice.number.clone(),
+    };
+    let hash = content_hash(invoice);
+    let refuse = |field: Field, rule: Rule, message: String| {
+        Decision::Refuse(Box::new(Refusal {
+            rejected: RejectedInvoice {
+                number: invoice.number.clone(),
+                family_code: Some(invoice.family_code.clone()),
+                file_lines: invoice.file_lines,
+                line_count: invoice.lines.len() as u64,
+                errors: vec![ValidationError {
+                    file: run.file.clone().unwrap_or_default(),
+                    line: invoice.file_lines.0,
+                    column: setup.mapping.column(field).to_string(),
+                    field: Some(field),
+                    rule,
+                    message,
+                }],
+            },
+            key: key.clone(),
+            hash: hash.clone(),
+            activity: invoice.activity.code.clone(),
+            total: invoice.total,
+        }))
+    };
+    if let Some(before) = ingest_store::issued_before(c, setup.tenant.as_str(), &key.key())? {
+        return Ok(if before.content_hash != hash {
+            refuse(
+                Field::InvoiceNumber,
+                Rule::InvoiceNumberReused,
+                format!(
+                    "invoice {} of exercice {} was already issued with other content (file {}); a correction needs a new invoice number",
+                    invoice.number, invoice.exercice, before.file
+                ),
+            )
+        } else if before.run_id != run.run_id {
+            refuse(
+                Field::InvoiceNumber,
+                Rule::AlreadyIssued,
+                format!(
+                    "invoice {} of exercice {} was already issued, unchanged, by file {} ({}); it is not issued twice",
+                    invoice.number, invoice.exercice, before.file, before.run_id
+                ),
+            )
+        } else {
+            Decision::Skip
+        });
+    }
+    let event = enrich(invoice, run, |_rum| match &invoice.mandate {
+        Some(mandate) => sequence_for(c, &key, mandate, invoice.due_date, &setup.sequence_policy),
+        // `enrich` asks only for an invoice with a mandate.
+        None => Err(SequenceError::Ledger(LedgerError::Conflict(
+            "sequence asked for an invoice without mandate".into(),
+        ))),
+    });
+    match event {
+        Ok(event) => Ok(Decision::Publish(Box::new(event))),
+        Err(SequenceError::Unusable(why)) => Ok(refuse(
+            Field::Rum,
+            Rule::MandateUnusable,
+            format!(
+                "the direct-debit mandate cannot be used ({}): {why}",
+                why.kind()
+            ),
+        )),
+        Err(SequenceError::Ledger(e)) => Err(e),
+    }
+}
+
+/// The ledger record and the journal fact of a published invoice.
+fn issued_record(event: &InvoiceIssued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
+    let key = event.invoice.key();
+    let lines = event.source.lines.unwrap_or((0, 0));
+    let message_id = event.message_id();
+    let record = IssuedRecord {
+        tenant: tenant.to_string(),
+        invoice_key: key.clone(),
+        content_hash: event.content_hash.clone(),
+        run_id: event.source.run_id.clone(),
+        file: event.source.file.clone().unwrap_or_default(),
+        lines,
+        budget: event.budget.clone(),
+        collection: event.collection,
+        total: event.total,
+        message_id: message_id.clone(),
+    };
+    let fact = InvoiceFact {
+        invoice_key: key.clone(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: "issued".into(),
+        detail: serde_json::json!({
+            "stage": NAME,
+            "application": event.source.application,
+            "file": event.source.file,
+            "lines": [lines.0, lines.1],
+            "run_id": event.source.run_id,
+            "message_id": message_id,
+            "budget": event.budget,
+            "collection": ingest_store::collection_text(event.collection),
+            "total": event.total.to_dot_string(),
+        })
+        .to_string(),
+        dedupe_key: Some(format!("{NAME}/issued/{key}#{}", event.content_hash)),
+    };
+    (record, fact)
+}
+
+/// The reader's summary with the stage's refusals moved from valid to rejected, so the
+/// report's counts match what was published.
+fn adjusted_summary(summary: &ExportSummary, tally: &Tally) -> ExportSummary {
+    let mut adjusted = summary.clone();
+    for (refused, activity, total) in &tally.refused {
+        adjusted.valid_invoices = adjusted.valid_invoices.saturating_sub(1);
+        adjusted.valid_total = adjusted
+            .valid_total
+            .checked_sub(*total)
+            .unwrap_or(adjusted.valid_total);
+        if let Some(count) = adjusted.activities.get_mut(activity) {
+            count.invoices = count.invoices.saturating_sub(1);
+            count.total = count.total.checked_sub(*total).unwrap_or(count.total);
+        }
+        adjusted.rejected_invoices += 1;
+        adjusted.rejected_lines += refused.line_count;
+        for e in &refused.errors {
+            *adjusted.rules.entry(e.rule).or_insert(0) += 1;
+        }
+    }
+    adjusted
+}

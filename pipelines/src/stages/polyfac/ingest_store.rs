@@ -1,0 +1,176 @@
+//! Ledger tables of `polyfac.ingest` (`ledger/migrations/polyfac_0001.sql`): the invoices
+//! published (`polyfac_issued`) and the runs closed (`polyfac_run`). Every function takes a
+//! connection of `Ledger::write` / `Ledger::read`.
+
+use encaisse_ledger::LedgerError;
+use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_schemas::{CollectionPath, Money, RunBudgetCount};
+
+/// What the ledger remembers of an invoice already published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedBefore {
+    pub content_hash: String,
+    pub run_id: String,
+    pub file: String,
+}
+
+/// The published record of `invoice_key`, if any.
+pub fn issued_before(
+    c: &Connection,
+    tenant: &str,
+    invoice_key: &str,
+) -> Result<Option<IssuedBefore>, LedgerError> {
+    Ok(c.query_row(
+        "SELECT content_hash, run_id, file FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2",
+        (tenant, invoice_key),
+        |r| {
+            Ok(IssuedBefore {
+                content_hash: r.get(0)?,
+                run_id: r.get(1)?,
+                file: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// One published invoice, recorded once the broker confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedRecord {
+    pub tenant: String,
+    pub invoice_key: String,
+    pub content_hash: String,
+    pub run_id: String,
+    pub file: String,
+    pub lines: (u64, u64),
+    pub budget: String,
+    pub collection: CollectionPath,
+    pub total: Money,
+    pub message_id: String,
+}
+
+pub fn collection_text(c: CollectionPath) -> &'static str {
+    match c {
+        CollectionPath::Titres => "titres",
+        CollectionPath::Regie => "regie",
+    }
+}
+
+fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
+    match text {
+        "titres" => Ok(CollectionPath::Titres),
+        "regie" => Ok(CollectionPath::Regie),
+        other => Err(LedgerError::Conflict(format!(
+            "polyfac_issued.collection: unexpected value {other:?} in the ledger"
+        ))),
+    }
+}
+
+/// Records a published invoice (idempotent: a second record of the same invoice keeps the
+/// first).
+pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
+             last_line, budget, collection, total_cents, message_id, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (tenant, invoice_key) DO NOTHING",
+        (
+            &r.tenant,
+            &r.invoice_key,
+            &r.content_hash,
+            &r.run_id,
+            &r.file,
+            i64::try_from(r.lines.0).unwrap_or(i64::MAX),
+            i64::try_from(r.lines.1).unwrap_or(i64::MAX),
+            &r.budget,
+            collection_text(r.collection),
+            r.total.cents(),
+            &r.message_id,
+            at,
+        ),
+    )?;
+    Ok(())
+}
+
+/// Invoices a run published (now or in an earlier attempt), per budget and collection path,
+/// in a stable order: the counts of `billing_run.closed`.
+pub fn run_counts(
+    c: &Connection,
+    tenant: &str,
+    run_id: &str,
+) -> Result<Vec<RunBudgetCount>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT budget, collection, count(*), sum(total_cents) FROM polyfac_issued
+         WHERE tenant = ?1 AND run_id = ?2 GROUP BY budget, collection ORDER BY budget, collection",
+    )?;
+    let rows = stmt
+        .query_map((tenant, run_id), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(budget, collection, invoices, cents)| {
+            Ok(RunBudgetCount {
+                budget,
+                collection: collection_from_text(&collection)?,
+                invoices,
+                total: Money::from_cents(cents).map_err(|e| {
+                    LedgerError::Conflict(format!("run {run_id}: total out of range: {e}"))
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// A run whose `billing_run.closed` was confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedRun {
+    pub tenant: String,
+    pub run_id: String,
+    pub file: String,
+    pub file_sha256: String,
+    pub exercice: u16,
+    pub lines: u64,
+    pub invoices: u32,
+    pub refused: u64,
+    pub closed_message_id: String,
+}
+
+/// Whether the run's `billing_run.closed` was already confirmed.
+pub fn run_closed(c: &Connection, tenant: &str, run_id: &str) -> Result<bool, LedgerError> {
+    Ok(c.query_row(
+        "SELECT 1 FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
+        (tenant, run_id),
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+/// Records a closed run (idempotent).
+pub fn record_run(c: &Connection, run: &ClosedRun, at: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO polyfac_run (tenant, run_id, file, file_sha256, exercice, lines, invoices,
+             refused, closed_message_id, closed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (tenant, run_id) DO NOTHING",
+        (
+            &run.tenant,
+            &run.run_id,
+            &run.file,
+            &run.file_sha256,
+            run.exercice,
+            i64::try_from(run.lines).unwrap_or(i64::MAX),
+            run.invoices,
+            i64::try_from(run.refused).unwrap_or(i64::MAX),
+            &run.closed_message_id,
+            at,
+        ),
+    )?;
+    Ok(())
+}

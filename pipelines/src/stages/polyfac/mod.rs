@@ -1,0 +1,73 @@
+//! The Polyfac stages (issue 3; docs/polyfac.md):
+//!
+//! * [`ingest`] — `polyfac.ingest`, a source on every tenant's `polyfac/inbox` (through the
+//!   shared [`crate::stages::inbox`] watcher): export files → `invoice.issued.<titres|regie>`
+//!   and `billing_run.closed`, never twice, in bounded memory;
+//! * [`export`] — `polyfac.export`, a stage: payment and titre events → REGLEMENTS lines in
+//!   the ledger, reconciled ([`reconcile`]), each recorded once;
+//! * [`flush`] — `polyfac.export.flush`, a source: REGLEMENTS lines → files in
+//!   `polyfac/outbox`, planned then written atomically.
+//!
+//! The adapter (`encaisse_polyfac`) reads, validates and enriches exports and renders
+//! REGLEMENTS rows; these modules add the ledger, the broker and the files.
+
+pub mod config;
+pub mod export;
+pub mod export_store;
+pub mod flush;
+pub mod ingest;
+pub mod ingest_store;
+pub mod reconcile;
+pub mod tenants;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use chrono_tz::Europe::Paris;
+
+pub use config::PolyfacStagesConfig;
+pub use export::PolyfacExport;
+pub use flush::ReglementsFlusher;
+pub use ingest::PolyfacIngest;
+pub use tenants::{PolyfacTenant, PolyfacTenants};
+
+use crate::stages::inbox::InboxWatcher;
+
+/// `polyfac.ingest`: the shared inbox watcher over every tenant's `polyfac/inbox`.
+pub fn ingest_source(
+    tenants: PolyfacTenants,
+    data_dir: PathBuf,
+    config: &PolyfacStagesConfig,
+) -> Arc<InboxWatcher<PolyfacIngest>> {
+    let ids = tenants.ids();
+    Arc::new(InboxWatcher::new(
+        PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size),
+        data_dir,
+        ids,
+        config.watch(),
+    ))
+}
+
+/// `polyfac.export.flush`: writes REGLEMENTS files every `flush_interval_secs`.
+pub fn flush_source(
+    tenants: PolyfacTenants,
+    data_dir: PathBuf,
+    config: &PolyfacStagesConfig,
+) -> Arc<ReglementsFlusher> {
+    Arc::new(ReglementsFlusher::new(
+        tenants,
+        data_dir,
+        config.flush_interval(),
+    ))
+}
+
+/// Today in Europe/Paris: the commune's day (file days, mandate signature rule).
+pub fn paris_today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&Paris).date_naive()
+}
+
+/// The ledger's time format: RFC 3339 UTC, milliseconds.
+pub fn ledger_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,477 @@
+//! `polyfac.ingest` against the real broker: export files in the inbox → `invoice.issued` and
+//! `billing_run.closed` on the exchange (collected by test queues), files archived or
+//! rejected, reports, never a second publish.
+
+#[path = "runtime_support/mod.rs"]
+mod support;
+
+#[path = "polyfac_support/mod.rs"]
+mod polyfac;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use encaisse_pipelines::stages::polyfac::{PolyfacStagesConfig, PolyfacTenants, ingest_source};
+use encaisse_polyfac::SourceMapping;
+use encaisse_polyfac::generate::{ExportSpec, write_export};
+use encaisse_schemas::{BillingRunClosed, CollectionPath, InvoiceIssued, SequenceType};
+use polyfac::{Harness, count, sample, vitry};
+
+const ISSUED: &str = "issued";
+const CLOSED: &str = "closed";
+
+async fn harness() -> Harness {
+    Harness::start(
+        |_| Vec::new(),
+        &[(ISSUED, "invoice.issued.#"), (CLOSED, "billing_run.closed")],
+    )
+    .await
+}
+
+fn settings(batch: usize) -> PolyfacStagesConfig {
+    PolyfacStagesConfig {
+        inbox_settle_ms: 0,
+        publish_batch_size: batch,
+        ..PolyfacStagesConfig::default()
+    }
+}
+
+/// Drops `bytes` as `name` in the tenant's inbox and runs one scan; returns how many files
+/// the scan handled.
+async fn drop_and_scan(
+    h: &Harness,
+    tenants: PolyfacTenants,
+    name: &str,
+    bytes: &[u8],
+    batch: usize,
+) -> usize {
+    let inbox = h.area("vitry", "inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join(name), bytes).unwrap();
+    let watcher = ingest_source(tenants, h.data_dir(), &settings(batch));
+    watcher.scan_once(&h.ctx, &mut HashMap::new()).await
+}
+
+fn decode<E: encaisse_schemas::Event>(d: &lapin::message::Delivery) -> E {
+    encaisse_schemas::decode::<E>(&d.data).unwrap()
+}
+
+#[tokio::test]
+async fn two_invoices_are_published_closed_and_the_file_archived() {
+    let h = harness().await;
+    let handled = drop_and_scan(
+        &h,
+        vitry(),
+        "FACT_202601.csv",
+        &sample("polyfac-2-invoices.csv"),
+        500,
+    )
+    .await;
+    assert_eq!(handled, 1);
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    assert_eq!(issued.len(), 2, "one invoice.issued per invoice");
+    let mut by_number = BTreeMap::new();
+    for d in &issued {
+        assert_eq!(
+            d.properties.kind().as_ref().unwrap().as_str(),
+            "invoice.issued"
+        );
+        let event: InvoiceIssued = decode(d);
+        assert_eq!(
+            d.properties.message_id().as_ref().unwrap().as_str(),
+            encaisse_schemas::Event::message_id(&event),
+            "deterministic message id"
+        );
+        assert_eq!(
+            support::text_header(&d.properties, "encaisse-invoice").as_deref(),
+            Some(event.invoice.key().as_str())
+        );
+        assert_eq!(
+            d.routing_key.as_str(),
+            encaisse_schemas::Event::routing_key(&event)
+        );
+        by_number.insert(event.invoice.number.clone(), event);
+    }
+    let debit = &by_number["F2026-000101"];
+    assert_eq!(debit.collection, CollectionPath::Titres);
+    assert_eq!(debit.total.to_dot_string(), "62.95");
+    assert_eq!(debit.source.lines, Some((2, 4)));
+    assert_eq!(
+        debit.mandate.as_ref().unwrap().sequence,
+        Some(SequenceType::Frst),
+        "no sequence in the export: the mandate history says first use"
+    );
+    let creche = &by_number["F2026-000102"];
+    assert_eq!(creche.collection, CollectionPath::Regie);
+    assert_eq!(creche.source.run_id, debit.source.run_id);
+
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    assert_eq!(closed.len(), 1);
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert_eq!(run.run_id, debit.source.run_id);
+    assert_eq!(run.exercice, 2026);
+    assert_eq!(run.rejected_invoices, 0);
+    let budgets: Vec<(String, CollectionPath, u32, String)> = run
+        .budgets
+        .iter()
+        .map(|b| {
+            (
+                b.budget.clone(),
+                b.collection,
+                b.invoices,
+                b.total.to_dot_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        budgets,
+        [
+            ("principal".into(), CollectionPath::Regie, 1, "70.13".into()),
+            (
+                "principal".into(),
+                CollectionPath::Titres,
+                1,
+                "62.95".into()
+            ),
+        ]
+    );
+
+    assert!(h.files(&h.area("vitry", "inbox")).is_empty());
+    assert_eq!(h.files(&h.area("vitry", "archive")), ["FACT_202601.csv"]);
+    assert!(
+        h.files(&h.area("vitry", "rejected")).is_empty(),
+        "no report when nothing is refused"
+    );
+    let facts = h
+        .ledger
+        .invoice_facts("vitry/2026/F2026-000101")
+        .await
+        .unwrap();
+    let issued_fact = facts
+        .iter()
+        .find(|f| f.kind == "issued")
+        .expect("issued fact");
+    let detail: serde_json::Value = serde_json::from_str(&issued_fact.detail).unwrap();
+    assert_eq!(detail["file"], "FACT_202601.csv");
+    assert_eq!(detail["lines"], serde_json::json!([2, 4]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_file_twice_publishes_nothing_more_and_a_changed_invoice_is_refused() {
+    let h = harness().await;
+    let bytes = sample("polyfac-2-invoices.csv");
+    drop_and_scan(&h, vitry(), "FACT_202601.csv", &bytes, 500).await;
+    assert_eq!(h.client.drain(&h.queue(ISSUED)).await.len(), 2);
+    assert_eq!(h.client.drain(&h.queue(CLOSED)).await.len(), 1);
+
+    // Same bytes, same name: the same run, already published and closed.
+    assert_eq!(
+        drop_and_scan(&h, vitry(), "FACT_202601.csv", &bytes, 500).await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.client.count(&h.queue(ISSUED)).await,
+        0,
+        "no second invoice.issued"
+    );
+    assert_eq!(
+        h.client.count(&h.queue(CLOSED)).await,
+        0,
+        "no second billing_run.closed"
+    );
+    assert_eq!(
+        h.files(&h.area("vitry", "archive")).len(),
+        2,
+        "both drops archived"
+    );
+
+    // F2026-000102 changed (one more hour), F2026-000101 unchanged, in a file of another name.
+    let text = bytes.clone();
+    let changed = replace(&text, b"37,5;1,87;70,13", b"38,5;1,87;72,00");
+    assert_ne!(changed, text);
+    drop_and_scan(&h, vitry(), "FACT_202601_bis.csv", &changed, 500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.client.count(&h.queue(ISSUED)).await,
+        0,
+        "neither is issued again"
+    );
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    assert_eq!(closed.len(), 1, "the new run is closed");
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert!(
+        run.budgets.is_empty(),
+        "it published nothing: {:?}",
+        run.budgets
+    );
+    assert_eq!(run.rejected_invoices, 2);
+    let report = std::fs::read_to_string(
+        h.area("vitry", "rejected")
+            .join("FACT_202601_bis.csv.rejected.csv"),
+    )
+    .unwrap();
+    assert!(
+        report.lines().any(|l| l
+            .contains(";5;NumFacture;F2026-000102;invoice_number;invoice_number_reused;")
+            && l.contains("a correction needs a new invoice number")),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains(";2;NumFacture;F2026-000101;invoice_number;already_issued;")),
+        "{report}"
+    );
+    let facts = h
+        .ledger
+        .invoice_facts("vitry/2026/F2026-000102")
+        .await
+        .unwrap();
+    assert!(facts.iter().any(|f| f.kind == "refused"));
+    h.stop().await;
+}
+
+fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = haystack
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in the sample");
+    let mut out = haystack[..at].to_vec();
+    out.extend_from_slice(to);
+    out.extend_from_slice(&haystack[at + from.len()..]);
+    out
+}
+
+#[tokio::test]
+async fn a_crash_between_publishes_loses_nothing_and_duplicates_nothing() {
+    let h = harness().await;
+    let mut export = Vec::new();
+    let generated = write_export(&ExportSpec::new(600), &mut export).unwrap();
+    let expected = generated.invoices as i64;
+    assert!(expected > 100, "{expected} invoices");
+    let inbox = h.area("vitry", "inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("FACT_BIG.csv"), &export).unwrap();
+
+    // First process: killed (its future dropped, like a crash) once 3 batches are recorded.
+    let batch = 20;
+    let watcher = ingest_source(vitry(), h.data_dir(), &settings(batch));
+    let ctx = h.ctx.clone();
+    let task = tokio::spawn(async move { watcher.scan_once(&ctx, &mut HashMap::new()).await });
+    h.wait_count(
+        "three batches recorded",
+        "SELECT count(*) FROM polyfac_issued",
+        3 * batch as i64,
+    )
+    .await;
+    task.abort();
+    let _ = task.await;
+    let recorded = count(&h.ledger, "SELECT count(*) FROM polyfac_issued").await;
+    assert!(
+        recorded < expected,
+        "the crash came before the end ({recorded}/{expected})"
+    );
+    assert_eq!(
+        h.files(&inbox),
+        ["FACT_BIG.csv"],
+        "the file stays in the inbox"
+    );
+    assert_eq!(
+        h.client.count(&h.queue(CLOSED)).await,
+        0,
+        "the run is not closed"
+    );
+
+    // Restart: a new watcher reads the file again.
+    let watcher = ingest_source(vitry(), h.data_dir(), &settings(batch));
+    assert_eq!(watcher.scan_once(&h.ctx, &mut HashMap::new()).await, 1);
+    assert_eq!(
+        count(&h.ledger, "SELECT count(*) FROM polyfac_issued").await,
+        expected
+    );
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
+    for d in &issued {
+        let id = d.properties.message_id().as_ref().unwrap().to_string();
+        if let Some(before) = bodies.insert(id.clone(), d.data.clone()) {
+            assert_eq!(
+                before, d.data,
+                "a re-sent message is the same message ({id})"
+            );
+        }
+    }
+    assert_eq!(
+        bodies.len() as i64,
+        expected,
+        "every invoice published: nothing lost"
+    );
+    assert!(
+        issued.len() <= expected as usize + batch,
+        "at most the batch in flight at the crash is sent again ({} for {expected})",
+        issued.len()
+    );
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    assert_eq!(closed.len(), 1);
+    let run: BillingRunClosed = decode(&closed[0]);
+    let total: u32 = run.budgets.iter().map(|b| b.invoices).sum();
+    assert_eq!(
+        i64::from(total),
+        expected,
+        "the run counts every invoice, published before the crash or after"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
+    let h = harness().await;
+    let mut bytes = sample("polyfac-2-invoices.csv");
+    // A third invoice (a copy of the crèche one under a new number), then a wrong line
+    // amount on the second invoice (line 5).
+    let creche_line = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| l.starts_with(b"F2026-000102"))
+        .unwrap()
+        .to_vec();
+    let third = replace(&creche_line, b"F2026-000102", b"F2026-000103");
+    if !bytes.ends_with(b"\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(&third);
+    let bytes = replace(&bytes, b"37,5;1,87;70,13", b"37,5;1,87;70,14");
+    drop_and_scan(&h, vitry(), "FACT_BAD.csv", &bytes, 500).await;
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    let mut numbers: Vec<String> = issued
+        .iter()
+        .map(|d| decode::<InvoiceIssued>(d).invoice.number)
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["F2026-000101", "F2026-000103"]);
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert_eq!(run.rejected_invoices, 1);
+    assert_eq!(h.files(&h.area("vitry", "archive")), ["FACT_BAD.csv"]);
+    let rejected = h.area("vitry", "rejected");
+    assert_eq!(
+        h.files(&rejected),
+        ["FACT_BAD.csv.rejected.csv", "FACT_BAD.csv.summary.json"]
+    );
+    let report = std::fs::read_to_string(rejected.join("FACT_BAD.csv.rejected.csv")).unwrap();
+    assert!(
+        report.lines().any(
+            |l| l.starts_with("FACT_BAD.csv;5;MontantLigne;F2026-000102;")
+                && l.contains(";line_amount_mismatch;")
+        ),
+        "{report}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rejected.join("FACT_BAD.csv.summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["valid_invoices"], 2);
+    assert_eq!(summary["rejected_invoices"], 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_file_is_rejected_whole_with_its_reason() {
+    let h = harness().await;
+    drop_and_scan(
+        &h,
+        vitry(),
+        "NOT_AN_EXPORT.csv",
+        b"NumFacture;DateFacture;Montant\r\nF1;31/01/2026;12,00\r\n",
+        500,
+    )
+    .await;
+    let rejected = h.area("vitry", "rejected");
+    assert_eq!(
+        h.files(&rejected),
+        [
+            "NOT_AN_EXPORT.csv",
+            "NOT_AN_EXPORT.csv.reason.txt",
+            "NOT_AN_EXPORT.csv.rejected.csv",
+            "NOT_AN_EXPORT.csv.summary.json"
+        ]
+    );
+    let reason = std::fs::read_to_string(rejected.join("NOT_AN_EXPORT.csv.reason.txt")).unwrap();
+    assert!(
+        reason.contains("missing required columns") && reason.contains("CodeFamille"),
+        "{reason}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rejected.join("NOT_AN_EXPORT.csv.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["status"], "unreadable");
+    assert_eq!(summary["kind"], "missing_columns");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.client.count(&h.queue(ISSUED)).await, 0);
+    assert_eq!(h.client.count(&h.queue(CLOSED)).await, 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_creche_source_is_read_by_mapping_end_to_end() {
+    let h = harness().await;
+    let mapping: SourceMapping =
+        toml::from_str(std::str::from_utf8(&sample("creche-mapping.toml")).unwrap()).unwrap();
+    assert!(mapping.validate("sources.creche").is_empty());
+    let tenants = PolyfacTenants::new([polyfac::tenant("vitry", "creche", mapping)]);
+    drop_and_scan(
+        &h,
+        tenants,
+        "creche-2026-01.csv",
+        &sample("creche-2-invoices.csv"),
+        500,
+    )
+    .await;
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    let mut events: Vec<InvoiceIssued> = issued.iter().map(decode).collect();
+    events.sort_by(|a, b| a.invoice.number.cmp(&b.invoice.number));
+    let summary: Vec<(String, String, String, Option<SequenceType>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.invoice.number.clone(),
+                e.source.application.clone(),
+                e.total.to_dot_string(),
+                e.mandate.as_ref().and_then(|m| m.sequence),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "CR-2026-0007".into(),
+                "creche".into(),
+                "100.33".into(),
+                None
+            ),
+            (
+                "CR-2026-0008".into(),
+                "creche".into(),
+                "224.40".into(),
+                Some(SequenceType::Frst)
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.collection == CollectionPath::Regie && e.activity == "CRECHE")
+    );
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert_eq!(run.application, "creche");
+    assert_eq!(run.budgets.len(), 1);
+    assert_eq!(run.budgets[0].invoices, 2);
+    assert_eq!(h.files(&h.area("vitry", "archive")), ["creche-2026-01.csv"]);
+    h.stop().await;
+}
