@@ -85,6 +85,12 @@ pub struct HeliosTenantConfig {
     /// debts; ≤ 30 characters).
     #[serde(default = "default_true")]
     pub send_family_code: bool,
+    /// Most pièces in one bordereau (`NbrPce`), 1 to 99 999 (the schema's limit, `Base_Num5`).
+    /// A billing run with more titres is split into several consecutive bordereaux of the
+    /// same PES Aller file (the `helios.titres` stage does it). Lower it if the Trésorerie
+    /// asks for smaller bordereaux.
+    #[serde(default = "default_max_pieces_per_bordereau")]
+    pub max_pieces_per_bordereau: usize,
     /// Object of each titre (`ObjPce`, ≤ 160). Placeholders: `{invoice}`, `{activity}`,
     /// `{exercice}`, `{period}` (month, 2 digits), `{month_name}` (French, upper case),
     /// `{budget_label}`.
@@ -121,6 +127,7 @@ impl Default for HeliosTenantConfig {
             civilite_m: default_civilite_m(),
             civilite_mme: default_civilite_mme(),
             send_family_code: true,
+            max_pieces_per_bordereau: default_max_pieces_per_bordereau(),
             piece_object: default_piece_object(),
             debit: DebitConfig::default(),
             ormc: OrmcConfig::default(),
@@ -519,6 +526,9 @@ fn default_civilite_m() -> String {
 fn default_civilite_mme() -> String {
     "MME".into()
 }
+fn default_max_pieces_per_bordereau() -> usize {
+    crate::aller::MAX_PIECES
+}
 fn default_piece_object() -> String {
     "FACTURE {invoice} {month_name} {exercice}".into()
 }
@@ -652,6 +662,16 @@ impl HeliosTenantConfig {
         }
         check_text(&mut issue, "civilite_m", &self.civilite_m, 10);
         check_text(&mut issue, "civilite_mme", &self.civilite_mme, 10);
+        if !(1..=crate::aller::MAX_PIECES).contains(&self.max_pieces_per_bordereau) {
+            issue(
+                "max_pieces_per_bordereau",
+                format!(
+                    "{} is outside 1..={} (NbrPce is 5 digits)",
+                    self.max_pieces_per_bordereau,
+                    crate::aller::MAX_PIECES
+                ),
+            );
+        }
         check_text_template(&mut issue, "piece_object", &self.piece_object);
         if !matches!(
             self.debit.periodicity.as_str(),
@@ -993,6 +1013,24 @@ mod tests {
         config.file_name_pattern = "{cod_col}{cod_bud}_{exercice}_{id_bord}_{when}.xml".into();
         assert_eq!(fields(&config.validate("h")), ["h.file_name_pattern"]);
         config.file_name_pattern = "{cod_col}{cod_bud}_{exercice}_{id_bord}.xml".into();
+        assert!(config.validate("h").is_empty());
+    }
+
+    #[test]
+    fn pieces_per_bordereau_stay_within_nbrpce() {
+        let mut config = HeliosTenantConfig {
+            id_post: "094000".into(),
+            ..HeliosTenantConfig::default()
+        };
+        assert_eq!(config.max_pieces_per_bordereau, 99_999);
+        for bad in [0, 100_000] {
+            config.max_pieces_per_bordereau = bad;
+            assert_eq!(
+                fields(&config.validate("h")),
+                ["h.max_pieces_per_bordereau"]
+            );
+        }
+        config.max_pieces_per_bordereau = 500;
         assert!(config.validate("h").is_empty());
     }
 

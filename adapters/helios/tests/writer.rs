@@ -663,3 +663,121 @@ fn dump_samples() {
         std::fs::write(dir.join(format!("pj{i}.xml")), c).unwrap();
     }
 }
+
+/// A run larger than `max_pieces_per_bordereau`: consecutive bordereaux in one file, each
+/// with its own `NbrPce` and `MtBordHt`, valid against the XSD, named after the first.
+#[test]
+fn split_file_holds_consecutive_bordereaux() {
+    for kind in [BordereauKind::Ordinaire, BordereauKind::Ormc] {
+        let mut config = config(kind);
+        config.max_pieces_per_bordereau = 2;
+        let budget = budget();
+        let invoices: Vec<_> = (1..=5)
+            .map(|n| invoice(60 + n, PaymentMode::Prelevement))
+            .collect();
+        let titres: Vec<Titre<'_>> = invoices
+            .iter()
+            .zip(1..)
+            .map(|(inv, id)| titre(inv, id))
+            .collect();
+        let split: Vec<(aller::Bordereau<'_>, &[Titre<'_>])> = titres
+            .chunks(2)
+            .zip(7..)
+            .map(|(chunk, id_bord)| (bordereau(&config, &budget, id_bord), chunk))
+            .collect();
+        let file = aller::pes_aller_split_bytes(&split).unwrap_or_else(|e| panic!("{e}"));
+        assert_valid(&schemas::pes_aller(), &file.summary.file_name, &file.bytes);
+        let report = check_pes_aller(&file.bytes, LIMIT).unwrap();
+        assert!(report.is_valid(), "{:#?}", report.findings);
+        assert!(
+            file.summary.file_name.ends_with("_0000007.xml"),
+            "{}",
+            file.summary.file_name
+        );
+        assert_eq!(file.summary.pieces, 5);
+        let per: Vec<(u32, usize)> = file
+            .summary
+            .bordereaux
+            .iter()
+            .map(|b| (b.id_bord, b.pieces))
+            .collect();
+        assert_eq!(per, [(7, 2), (8, 2), (9, 1)]);
+        let parsed = tree::parse(&file.bytes, LIMIT).unwrap();
+        let recette = find(&parsed.root, &["PES_RecetteAller"]);
+        let written: Vec<(String, String, usize)> = recette
+            .children_named("Bordereau")
+            .map(|b| {
+                let bloc = find(b, &["BlocBordereau"]);
+                (
+                    bloc.value_of("IdBord").unwrap().to_string(),
+                    bloc.value_of("NbrPce").unwrap().to_string(),
+                    b.children_named("Piece").count(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ("7".to_string(), "2".to_string(), 2),
+                ("8".to_string(), "2".to_string(), 2),
+                ("9".to_string(), "1".to_string(), 1)
+            ]
+        );
+        let sum: Money = Money::sum(file.summary.bordereaux.iter().map(|b| &b.total)).unwrap();
+        assert_eq!(sum, file.summary.total);
+
+        // The configured limit holds per bordereau, and numbers must increase.
+        let err = aller::pes_aller_split_bytes(&[(bordereau(&config, &budget, 1), &titres[..3])])
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Bordereau { ref rule, .. } if rule.contains("at most 2")),
+            "{err}"
+        );
+        let err = aller::pes_aller_split_bytes(&[
+            (bordereau(&config, &budget, 3), &titres[..2]),
+            (bordereau(&config, &budget, 3), &titres[2..4]),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Bordereau { ref rule, .. } if rule.contains("increasing")),
+            "{err}"
+        );
+        // IdPce and invoices are unique across the bordereaux of a file.
+        let twice = [titre(&invoices[0], 1), titre(&invoices[1], 2)];
+        let again = [titre(&invoices[0], 3)];
+        let err = aller::pes_aller_split_bytes(&[
+            (bordereau(&config, &budget, 1), &twice[..]),
+            (bordereau(&config, &budget, 2), &again[..]),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Bordereau { ref rule, .. } if rule.contains("appears twice")),
+            "{err}"
+        );
+    }
+}
+
+/// The shape the stage keeps: written lines (a free line skipped) and the ORMC keys.
+#[test]
+fn titre_shape_names_written_lines() {
+    let config = config(BordereauKind::Ormc);
+    let budget = budget();
+    let mut inv = invoice(70, PaymentMode::Autre);
+    let mut free = inv.lines[0].clone();
+    free.number = 3;
+    free.amount = Money::from_cents(0).unwrap();
+    inv.lines.insert(0, free);
+    let shape = aller::titre_shape(&bordereau(&config, &budget, 4), &titre(&inv, 9)).unwrap();
+    let lines: Vec<(u32, u32)> = shape
+        .lines
+        .iter()
+        .map(|l| (l.id_ligne, l.invoice_line))
+        .collect();
+    assert_eq!(lines, [(1, 1), (2, 2)]);
+    assert_eq!(shape.total, inv.total);
+    let keys = shape.ormc.unwrap();
+    assert_eq!(keys.num_dette, "2024000070");
+    let ordinaire = common::config(BordereauKind::Ordinaire);
+    let shape = aller::titre_shape(&bordereau(&ordinaire, &budget, 4), &titre(&inv, 9)).unwrap();
+    assert!(shape.ormc.is_none());
+}

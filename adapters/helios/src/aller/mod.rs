@@ -7,6 +7,11 @@
 //!   titres (totals, pièces, PJ of the ASAP); nothing else is held in memory.
 //! * [`pes_aller_bytes`]: the same into memory, with the conventional file name, for
 //!   `encaisse_ledger::files` (atomic emission).
+//! * [`write_pes_aller_split`] / [`pes_aller_split_bytes`]: several consecutive bordereaux in
+//!   one file, for a billing run larger than a bordereau may hold.
+//! * [`check_bordereau`]: the bordereau's own rules (numbers, date, budget codes), for the
+//!   stage to check before it commits numbers.
+//! * [`titre_shape`]: what the ledger keeps of a titre (its lines as written, ORMC keys).
 //!
 //! Given the same configuration, budget, numbers and invoices, the bytes are identical (no
 //! clock, no random, no hash order): a file rewritten after a crash between writing and
@@ -26,8 +31,8 @@ use crate::config::HeliosTenantConfig;
 use crate::error::ErrorClass;
 use crate::template::{self, TemplateError, Value};
 
-pub use prepare::{OrmcKeys, check_titre, ormc_keys};
-pub use recette::write_pes_aller;
+pub use prepare::{OrmcKeys, TitreLine, TitreShape, check_titre, ormc_keys, titre_shape};
+pub use recette::{write_pes_aller, write_pes_aller_split};
 
 /// The largest `IdBord` (`Base_Num7`).
 pub const MAX_ID_BORD: u32 = 9_999_999;
@@ -156,12 +161,24 @@ pub struct WriteSummary {
     pub typ_fic: String,
     /// `TypBord`.
     pub typ_bord: String,
+    /// `NbrPce` (summed over the bordereaux of a split file).
+    pub pieces: usize,
+    /// `MtBordHt` (summed over the bordereaux of a split file).
+    pub total: Money,
+    /// `IdUnique` of each PJ written (ASAP), in order.
+    pub attachments: Vec<String>,
+    /// Each bordereau of the file, in order (one unless the file was split).
+    pub bordereaux: Vec<BordereauSummary>,
+}
+
+/// One bordereau of a written file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BordereauSummary {
+    pub id_bord: u32,
     /// `NbrPce`.
     pub pieces: usize,
     /// `MtBordHt`.
     pub total: Money,
-    /// `IdUnique` of each PJ written (ASAP), in order.
-    pub attachments: Vec<String>,
 }
 
 /// A PES Aller file in memory.
@@ -200,6 +217,27 @@ pub fn pes_aller_bytes<T: AsTitre>(
 ) -> Result<PesFile, WriteError> {
     let (bytes, summary) = write_pes_aller(Vec::new(), bordereau, titres.iter())?;
     Ok(PesFile { summary, bytes })
+}
+
+/// [`write_pes_aller_split`] into memory.
+pub fn pes_aller_split_bytes<T: AsTitre>(
+    bordereaux: &[(Bordereau<'_>, &[T])],
+) -> Result<PesFile, WriteError> {
+    let iterable: Vec<(Bordereau<'_>, std::slice::Iter<'_, T>)> =
+        bordereaux.iter().map(|(b, t)| (*b, t.iter())).collect();
+    let (bytes, summary) = write_pes_aller_split(Vec::new(), &iterable)?;
+    Ok(PesFile { summary, bytes })
+}
+
+/// Checks the bordereau's own fields: `IdBord` 1–9 999 999, the date in the exercice's year
+/// or the next (journée complémentaire), `CodCol`, `CodBud`, SIRET, codique. The writer
+/// applies the same rules; a stage calls this before it commits a bordereau's number.
+pub fn check_bordereau(bordereau: &Bordereau<'_>) -> Result<(), WriteError> {
+    prepare::check_bordereau(bordereau).map_err(|rule| WriteError::Bordereau {
+        exercice: bordereau.exercice,
+        id_bord: bordereau.id_bord,
+        rule,
+    })
 }
 
 /// Exact sum of amounts through their cents (cheaper than decimal additions on the

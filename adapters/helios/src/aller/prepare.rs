@@ -134,6 +134,52 @@ pub fn check_titre(bordereau: &Bordereau<'_>, titre: &Titre<'_>) -> Result<(), I
     prepare(bordereau, titre).map(|_| ())
 }
 
+/// A line of a titre as written: `IdLigne` and the invoice line it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitreLine {
+    /// `IdLigne` (1, 2, … over the written lines).
+    pub id_ligne: u32,
+    /// `InvoiceLine::number` of the invoice line.
+    pub invoice_line: u32,
+    /// `MtHT`.
+    pub amount: Money,
+}
+
+/// What a stage keeps of a titre to find it again when the Trésorerie answers: its lines
+/// as written (a free line is not written, so `IdLigne` may differ from the invoice line
+/// number) and, for ORMC, its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitreShape {
+    pub lines: Vec<TitreLine>,
+    pub total: Money,
+    pub ormc: Option<OrmcKeys>,
+}
+
+/// [`check_titre`], and the titre's shape when it passes.
+pub fn titre_shape(
+    bordereau: &Bordereau<'_>,
+    titre: &Titre<'_>,
+) -> Result<TitreShape, InvoiceError> {
+    let piece = prepare(bordereau, titre)?;
+    Ok(TitreShape {
+        lines: piece
+            .lines
+            .iter()
+            .map(|l| TitreLine {
+                id_ligne: l.id_ligne,
+                invoice_line: piece
+                    .invoice
+                    .lines
+                    .get(l.source)
+                    .map_or(0, |source| source.number),
+                amount: l.amount,
+            })
+            .collect(),
+        total: piece.total,
+        ormc: piece.ormc,
+    })
+}
+
 struct Ctx<'b, 'a> {
     bordereau: &'b Bordereau<'a>,
     invoice: &'a InvoiceIssued,

@@ -7,7 +7,9 @@ use std::io::Write;
 use encaisse_schemas::{Money, MoneyError};
 
 use super::prepare::{self, Debtor, Piece, check_bordereau, ormc_asap_date};
-use super::{AsTitre, Bordereau, MAX_PIECES, WriteError, WriteSummary, asap, file_name};
+use super::{
+    AsTitre, Bordereau, BordereauSummary, MAX_PIECES, WriteError, WriteSummary, asap, file_name,
+};
 use crate::config::HeliosTenantConfig;
 use crate::template;
 use crate::text::pes_text;
@@ -31,29 +33,34 @@ fn bordereau_error(bordereau: &Bordereau<'_>, rule: impl Into<String>) -> WriteE
     }
 }
 
+/// What must be unique across the bordereaux of a file: `IdPce` (per exercice) and invoices.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<u32>,
+    invoices: HashSet<(u16, String)>,
+}
+
 /// Pass 1: count, sum, unique `IdPce`, whether any titre has an ASAP PJ. Cheap: no text is
 /// normalised here; the full rules run in pass 2.
-fn totals<I>(bordereau: &Bordereau<'_>, titres: I) -> Result<Totals, WriteError>
+fn totals<I>(bordereau: &Bordereau<'_>, titres: I, seen: &mut Seen) -> Result<Totals, WriteError>
 where
     I: IntoIterator,
     I::Item: AsTitre,
 {
     let mut pieces = 0usize;
     let mut cents = 0i64;
-    let mut ids = HashSet::new();
-    let mut invoices = HashSet::new();
     let mut with_asap = false;
     for item in titres {
         let titre = item.as_titre();
         pieces += 1;
-        if !ids.insert(titre.id_pce) {
+        if !seen.ids.insert(titre.id_pce) {
             return Err(bordereau_error(
                 bordereau,
                 format!("IdPce {} appears twice", titre.id_pce),
             ));
         }
         // Each invoice in exactly one titre.
-        if !invoices.insert((
+        if !seen.invoices.insert((
             titre.invoice.invoice.exercice,
             titre.invoice.invoice.number.clone(),
         )) {
@@ -80,10 +87,13 @@ where
             "a bordereau needs at least one pièce (NbrPce ≥ 1)",
         ));
     }
-    if pieces > MAX_PIECES {
+    let limit = bordereau.config.max_pieces_per_bordereau.min(MAX_PIECES);
+    if pieces > limit {
         return Err(bordereau_error(
             bordereau,
-            format!("{pieces} pièces, at most {MAX_PIECES} (NbrPce is 5 digits): split the run"),
+            format!(
+                "{pieces} pièces, at most {limit} (NbrPce is 5 digits; max_pieces_per_bordereau): split the run"
+            ),
         ));
     }
     let total = Money::from_cents(cents)?;
@@ -187,26 +197,161 @@ where
     I: IntoIterator + Clone,
     I::Item: AsTitre,
 {
-    check_bordereau(bordereau).map_err(|rule| bordereau_error(bordereau, rule))?;
-    let config = bordereau.config;
+    write_pes_aller_split(out, &[(*bordereau, titres)])
+}
+
+/// The bordereaux of one file must share what the file's headers say once.
+fn check_split<I>(bordereaux: &[(Bordereau<'_>, I)]) -> Result<(), WriteError> {
+    let Some((first, _)) = bordereaux.first() else {
+        return Err(WriteError::config(
+            "bordereaux",
+            "a PES Aller file needs at least one bordereau",
+        ));
+    };
+    let mut previous: Option<u32> = None;
+    for (b, _) in bordereaux {
+        check_bordereau(b).map_err(|rule| bordereau_error(b, rule))?;
+        let same = b.budget.code == first.budget.code
+            && b.exercice == first.exercice
+            && b.date == first.date
+            && b.config.bordereau_kind == first.config.bordereau_kind
+            && b.config.typ_fic() == first.config.typ_fic();
+        if !same {
+            return Err(bordereau_error(
+                b,
+                format!(
+                    "differs from bordereau {} of the same file (budget, exercice, date and kind must be the same)",
+                    first.id_bord
+                ),
+            ));
+        }
+        if previous.is_some_and(|p| b.id_bord <= p) {
+            return Err(bordereau_error(
+                b,
+                "bordereaux of a file must have increasing numbers",
+            ));
+        }
+        previous = Some(b.id_bord);
+    }
+    Ok(())
+}
+
+/// Writes one PES Aller file holding several bordereaux: a billing run with more pièces
+/// than a bordereau may hold (`NbrPce` is 5 digits, or `max_pieces_per_bordereau`), split
+/// into consecutive bordereaux of the same budget, exercice, kind and date. The file is
+/// named after the first bordereau; `IdPce` and invoices are unique across the file. The
+/// summary's `pieces` and `total` are the file's, `bordereaux` each bordereau's.
+///
+/// Each `titres` is iterated three times (it must be `Clone`). On error the output holds a
+/// partial document and must be discarded.
+pub fn write_pes_aller_split<W, I>(
+    out: W,
+    bordereaux: &[(Bordereau<'_>, I)],
+) -> Result<(W, WriteSummary), WriteError>
+where
+    W: Write,
+    I: IntoIterator + Clone,
+    I::Item: AsTitre,
+{
+    check_split(bordereaux)?;
+    let Some((first, _)) = bordereaux.first() else {
+        return Err(WriteError::config("bordereaux", "no bordereau"));
+    };
+    let config = first.config;
     let kind = config.bordereau_kind;
-    let name = file_name(bordereau)?;
+    let name = file_name(first)?;
     if name.chars().count() > 100 {
         return Err(WriteError::config(
             "file_name_pattern",
             format!("{name:?} is longer than 100 characters (NomFic)"),
         ));
     }
-    let totals = totals(bordereau, titres.clone())?;
+    let mut seen = Seen::default();
+    let mut all_totals = Vec::with_capacity(bordereaux.len());
+    for (b, titres) in bordereaux {
+        all_totals.push(totals(b, titres.clone(), &mut seen)?);
+    }
+    drop(seen);
 
     let mut w = PesWriter::start(out, config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_Aller", ALLER_NS)?;
-    write_headers(&mut w, bordereau, &name)?;
+    write_headers(&mut w, first, &name)?;
     w.open("PES_RecetteAller")?;
     w.open("EnTeteRecette")?;
     w.leaf("IdVer", "2")?;
     w.leaf("InfoDematerialisee", "0")?;
     w.close("EnTeteRecette")?;
+    let mut attachments = Vec::new();
+    let mut summaries = Vec::with_capacity(bordereaux.len());
+    for ((bordereau, titres), totals) in bordereaux.iter().zip(&all_totals) {
+        write_bordereau(&mut w, bordereau, titres.clone(), totals, &mut attachments)?;
+        summaries.push(BordereauSummary {
+            id_bord: bordereau.id_bord,
+            pieces: totals.pieces,
+            total: totals.total,
+        });
+    }
+    w.close("PES_RecetteAller")?;
+
+    if all_totals.iter().any(|t| t.with_asap) {
+        w.open("PES_PJ")?;
+        w.open("EnTetePES_PJ")?;
+        w.leaf("IdVer", "1")?;
+        w.close("EnTetePES_PJ")?;
+        let mut gzip = asap::Gzip::new();
+        for (bordereau, titres) in bordereaux {
+            for item in titres.clone() {
+                let titre = item.as_titre();
+                let piece = prepare::prepare(bordereau, &titre)?;
+                if let Some(a) = &piece.asap {
+                    asap::write_pj(&mut w, &mut gzip, bordereau, &piece, a)?;
+                }
+            }
+        }
+        w.close("PES_PJ")?;
+    }
+    w.close_root("PES_Aller")?;
+    let out = w.finish()?;
+    let pieces = all_totals.iter().map(|t| t.pieces).sum();
+    let total = super::sum_cents(all_totals.iter().map(|t| t.total))?;
+    tracing::debug!(
+        file = %name,
+        exercice = first.exercice,
+        id_bord = first.id_bord,
+        bordereaux = bordereaux.len(),
+        pieces,
+        total = %total,
+        attachments = attachments.len(),
+        "PES Aller written."
+    );
+    Ok((
+        out,
+        WriteSummary {
+            file_name: name,
+            typ_fic: config.typ_fic().to_string(),
+            typ_bord: kind.typ_bord().to_string(),
+            pieces,
+            total,
+            attachments,
+            bordereaux: summaries,
+        },
+    ))
+}
+
+/// One `Bordereau` element: `BlocBordereau` and its pièces (pass 2, checked against pass 1).
+fn write_bordereau<W, I>(
+    w: &mut PesWriter<W>,
+    bordereau: &Bordereau<'_>,
+    titres: I,
+    totals: &Totals,
+    attachments: &mut Vec<String>,
+) -> Result<(), WriteError>
+where
+    W: Write,
+    I: IntoIterator + Clone,
+    I::Item: AsTitre,
+{
+    let kind = bordereau.config.bordereau_kind;
     w.open("Bordereau")?;
     w.open("BlocBordereau")?;
     w.leaf("Exer", &bordereau.exercice.to_string())?;
@@ -229,11 +374,10 @@ where
 
     let mut written = 0usize;
     let mut sum_cents = 0i64;
-    let mut attachments = Vec::new();
-    for item in titres.clone() {
+    for item in titres {
         let titre = item.as_titre();
         let piece = prepare::prepare(bordereau, &titre)?;
-        write_piece(&mut w, bordereau, &piece)?;
+        write_piece(w, bordereau, &piece)?;
         written += 1;
         sum_cents = sum_cents.saturating_add(piece.total.cents());
         if let Some(a) = &piece.asap {
@@ -253,45 +397,7 @@ where
         ));
     }
     w.close("Bordereau")?;
-    w.close("PES_RecetteAller")?;
-
-    if totals.with_asap {
-        w.open("PES_PJ")?;
-        w.open("EnTetePES_PJ")?;
-        w.leaf("IdVer", "1")?;
-        w.close("EnTetePES_PJ")?;
-        let mut gzip = asap::Gzip::new();
-        for item in titres {
-            let titre = item.as_titre();
-            let piece = prepare::prepare(bordereau, &titre)?;
-            if let Some(a) = &piece.asap {
-                asap::write_pj(&mut w, &mut gzip, bordereau, &piece, a)?;
-            }
-        }
-        w.close("PES_PJ")?;
-    }
-    w.close_root("PES_Aller")?;
-    let out = w.finish()?;
-    tracing::debug!(
-        file = %name,
-        exercice = bordereau.exercice,
-        id_bord = bordereau.id_bord,
-        pieces = totals.pieces,
-        total = %totals.total,
-        attachments = attachments.len(),
-        "PES Aller written."
-    );
-    Ok((
-        out,
-        WriteSummary {
-            file_name: name,
-            typ_fic: config.typ_fic().to_string(),
-            typ_bord: kind.typ_bord().to_string(),
-            pieces: totals.pieces,
-            total: totals.total,
-            attachments,
-        },
-    ))
+    Ok(())
 }
 
 fn write_piece<W: Write>(
