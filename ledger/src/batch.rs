@@ -131,6 +131,16 @@ fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerErr
     .flatten())
 }
 
+fn expected_of(c: &Connection, key: &BatchKey) -> Result<Option<u32>, LedgerError> {
+    Ok(c.query_row(
+        "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+        (&key.stage, &key.tenant, &key.run_id, &key.group),
+        |r| r.get::<_, Option<u32>>(0),
+    )
+    .optional()?
+    .flatten())
+}
+
 /// Items collected so far and the announced count.
 pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), LedgerError> {
     let count: u32 = c.query_row(
@@ -138,15 +148,7 @@ pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), Le
         (&key.stage, &key.tenant, &key.run_id, &key.group),
         |r| r.get(0),
     )?;
-    let expected: Option<u32> = c
-        .query_row(
-            "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
-            (&key.stage, &key.tenant, &key.run_id, &key.group),
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    Ok((count, expected))
+    Ok((count, expected_of(c, key)?))
 }
 
 /// Closes the group if it is complete (announced and every item received) and not closed
@@ -154,6 +156,11 @@ pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), Le
 /// concurrent handlers can both call it: exactly one gets the items.
 pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>>, LedgerError> {
     if closed_at(c, key)?.is_some() {
+        return Ok(None);
+    }
+    // Not announced yet: nothing to count. (Counting the items of a large run on every
+    // item added made collecting it quadratic.)
+    if expected_of(c, key)?.is_none() {
         return Ok(None);
     }
     let (count, expected) = progress(c, key)?;
