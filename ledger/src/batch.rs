@@ -178,6 +178,12 @@ pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>
         "UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
         (&key.stage, &key.tenant, &key.run_id, &key.group, now()),
     )?;
+    items(c, key).map(Some)
+}
+
+/// Every item of a group, in key order (what [`try_close`] hands over), whether the group is
+/// closed or not: for a stage that renders a closed group's output again after a crash.
+pub fn items(c: &Connection, key: &BatchKey) -> Result<Vec<BatchItem>, LedgerError> {
     let mut stmt = c.prepare(
         "SELECT item_key, content_hash, payload FROM batch_item
          WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 ORDER BY item_key",
@@ -191,7 +197,7 @@ pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(items))
+    Ok(items)
 }
 
 /// Groups of a stage still open (for metrics and `encaisse trace`): key, items, expected.
@@ -264,6 +270,8 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        let reread = ledger.read(|c| items(c, &key("principal"))).await.unwrap();
+        assert_eq!(reread, closed, "the items can be read again after closing");
         let keys: Vec<_> = closed.iter().map(|i| i.item_key.as_str()).collect();
         assert_eq!(
             keys,
