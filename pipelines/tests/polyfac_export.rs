@@ -1,0 +1,331 @@
+//! `polyfac.export` and its flush against the real broker: payment and titre events →
+//! REGLEMENTS lines (once each, reconciled) → `REGLEMENTS_<tenant>_<AAAAMMJJ>_<seq>.csv` in
+//! the tenant's dialect, rolling to the next `seq`, never rewritten.
+
+#[path = "runtime_support/mod.rs"]
+mod support;
+
+#[path = "polyfac_support/mod.rs"]
+mod polyfac;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use encaisse_pipelines::Stage;
+use encaisse_pipelines::stages::polyfac::{PolyfacExport, ReglementsFlusher, paris_today};
+use encaisse_polyfac::generate::example_catalogue;
+use encaisse_polyfac::{
+    ExportItem, ExportReader, ReadOptions, RunContext, SourceMapping, enrich, prescan,
+};
+use encaisse_schemas::{
+    Channel, Event, InvoiceIssued, Money, PayfipFailure, PaymentFailed, PaymentReceived,
+    PaymentReversed, PaymentSource, SequenceType, TenantId, TitreAccepted, TitreRef, TitreSource,
+};
+use lapin::BasicProperties;
+use polyfac::{Harness, count, sample, vitry};
+
+async fn harness() -> Harness {
+    Harness::start(
+        |ledger| vec![Arc::new(PolyfacExport::new(vitry(), ledger.clone())) as Arc<dyn Stage>],
+        &[],
+    )
+    .await
+}
+
+/// The canonical invoices of the 2-invoice sample, as the ingest would publish them.
+fn invoices() -> Vec<InvoiceIssued> {
+    let tenant = TenantId::new("vitry").unwrap();
+    let catalogue = Arc::new(example_catalogue(tenant.clone()).unwrap());
+    let mapping = SourceMapping::polyfac_default();
+    let bytes = sample("polyfac-2-invoices.csv");
+    let name = "FACT_202601.csv";
+    let scan = prescan(&bytes[..], &mapping, name).unwrap();
+    let ctx = RunContext::for_file(tenant, "polyfac", name, &scan.file_sha256);
+    let options = ReadOptions {
+        file_name: name.into(),
+        today: paris_today(),
+        prescan: Some(scan),
+    };
+    ExportReader::new(&bytes[..], &mapping, catalogue, options)
+        .filter_map(|item| match item.unwrap() {
+            ExportItem::Valid(invoice) => Some(
+                enrich(&invoice, &ctx, |_| {
+                    Ok::<_, std::convert::Infallible>(SequenceType::Rcur)
+                })
+                .unwrap(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Publishes a canonical event as a producer would (deterministic id unless `id` is given).
+async fn publish<E: Event>(h: &Harness, event: &E, id: Option<&str>) {
+    let id = id.map_or_else(|| event.message_id(), str::to_string);
+    let props = BasicProperties::default()
+        .with_message_id(id.as_str().into())
+        .with_type(E::TYPE.into())
+        .with_content_type("application/json".into());
+    h.client
+        .publish(
+            &h.ns.prefix,
+            &event.routing_key(),
+            props,
+            &encaisse_schemas::encode(event),
+        )
+        .await;
+}
+
+async fn publish_invoices(h: &Harness) -> Vec<InvoiceIssued> {
+    let invoices = invoices();
+    for invoice in &invoices {
+        publish(h, invoice, None).await;
+    }
+    h.wait_count(
+        "the invoices learnt",
+        "SELECT count(*) FROM polyfac_export_invoice",
+        invoices.len() as i64,
+    )
+    .await;
+    invoices
+}
+
+fn at(text: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(text).unwrap()
+}
+
+fn money(text: &str) -> Money {
+    Money::parse(text).unwrap()
+}
+
+fn payfip_payment(invoice: &InvoiceIssued, idop: &str) -> PaymentReceived {
+    PaymentReceived {
+        schema_version: 1,
+        invoice: invoice.invoice.clone(),
+        payment_id: format!("payfip:{idop}"),
+        amount: invoice.total,
+        channel: Channel::Cb,
+        source: PaymentSource::Payfip,
+        paid_at: at("2026-02-03T10:15:00+01:00"),
+        reference: format!("123456 {idop}"),
+        commission: Some(money("0.10")),
+    }
+}
+
+fn helios_emargement(invoice: &InvoiceIssued) -> PaymentReceived {
+    PaymentReceived {
+        schema_version: 1,
+        invoice: invoice.invoice.clone(),
+        payment_id: "helios:2026/01/12/345/1".into(),
+        amount: invoice.total,
+        channel: Channel::Cb,
+        source: PaymentSource::Helios,
+        paid_at: at("2026-02-07T00:00:00+01:00"),
+        reference: "2026/01/12/345".into(),
+        commission: None,
+    }
+}
+
+fn titre_accepted(invoice: &InvoiceIssued, source: TitreSource) -> TitreAccepted {
+    TitreAccepted {
+        schema_version: 1,
+        invoice: invoice.invoice.clone(),
+        titre: TitreRef {
+            budget: "principal".into(),
+            exercice: 2026,
+            bordereau_type: "01".into(),
+            id_bord: 12,
+            id_pce: 345,
+        },
+        source,
+        accepted_at: at("2026-02-05T09:00:00+01:00"),
+        file: "PES_ACQUIT.xml".into(),
+    }
+}
+
+const LINES: &str = "SELECT count(*) FROM polyfac_reglement_line";
+const HANDLED: &str = "SELECT count(*) FROM processed_message WHERE stage = 'polyfac.export'";
+
+fn flusher(h: &Harness) -> ReglementsFlusher {
+    ReglementsFlusher::new(vitry(), h.data_dir(), Duration::from_secs(60))
+}
+
+fn file_name(seq: u32) -> String {
+    format!(
+        "REGLEMENTS_vitry_{}_{seq:03}.csv",
+        paris_today().format("%Y%m%d")
+    )
+}
+
+/// The lines of a REGLEMENTS file (Windows-1252; these rows are ASCII), header first.
+fn lines_of(bytes: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(bytes).expect("ASCII rows");
+    assert!(text.ends_with("\r\n"), "CRLF, last line terminated");
+    text.split_terminator("\r\n").map(str::to_string).collect()
+}
+
+const HEADER: &str =
+    "NumFacture;CodeFamille;DateEvenement;Montant;Canal;Statut;Reference;Motif;Frais";
+
+#[tokio::test]
+async fn events_become_one_reglements_file_in_the_dialect() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let (debit, creche) = (&invoices[0], &invoices[1]);
+    publish(&h, &payfip_payment(debit, "1001"), None).await;
+    publish(&h, &titre_accepted(debit, TitreSource::Retour), None).await;
+    let failed = PaymentFailed {
+        schema_version: 1,
+        invoice: creche.invoice.clone(),
+        payment_id: "payfip:2002".into(),
+        result: PayfipFailure::R,
+        amount: creche.total,
+        failed_at: at("2026-02-04T18:30:00+01:00"),
+        reason: "PayFiP result R: card refused.".into(),
+    };
+    publish(&h, &failed, None).await;
+    h.wait_count("three lines", LINES, 3).await;
+
+    let written = flusher(&h).flush_all(&h.ledger).await;
+    let outbox = h.area("vitry", "outbox");
+    assert_eq!(written, [outbox.join(file_name(1))]);
+    assert_eq!(h.files(&outbox), [file_name(1)], "no temporary file left");
+    let lines = lines_of(&std::fs::read(outbox.join(file_name(1))).unwrap());
+    assert_eq!(lines[0], HEADER);
+    let mut rows = lines[1..].to_vec();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "F2026-000101;FAM000123;03/02/2026;62,95;CB;PAYE;123456 1001;;0,10",
+            "F2026-000101;FAM000123;05/02/2026;62,95;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;",
+            "F2026-000102;FAM000456;04/02/2026;70,13;CB;REJETE;2002;R PayFiP result R: card refused.;",
+        ]
+    );
+    let recorded = h
+        .ledger
+        .emitted_file_by_path(&outbox.join(file_name(1)).display().to_string())
+        .await
+        .unwrap()
+        .expect("the file is recorded");
+    assert_eq!(recorded.kind, "reglements");
+    let facts = h.ledger.invoice_facts(&debit.invoice.key()).await.unwrap();
+    assert!(facts.iter().any(|f| f.kind == "reglements_written"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_event_twice_is_one_line_and_files_roll_to_the_next_seq() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let payment = payfip_payment(&invoices[0], "1001");
+    publish(&h, &payment, None).await;
+    publish(&h, &payment, None).await; // redelivered: same id
+    publish(&h, &payment, Some("replayed-under-another-id")).await;
+    h.wait_count("every message handled", HANDLED, 4).await;
+    assert_eq!(count(&h.ledger, LINES).await, 1, "one line for one payment");
+
+    let flush = flusher(&h);
+    flush.flush_all(&h.ledger).await;
+    let outbox = h.area("vitry", "outbox");
+    let first = std::fs::read(outbox.join(file_name(1))).unwrap();
+    assert_eq!(lines_of(&first).len(), 2);
+    assert!(
+        flush.flush_all(&h.ledger).await.is_empty(),
+        "nothing new, no file"
+    );
+
+    publish(&h, &titre_accepted(&invoices[0], TitreSource::Acquit), None).await;
+    // The PES Retour says it again: it confirms, no second line.
+    publish(&h, &titre_accepted(&invoices[0], TitreSource::Retour), None).await;
+    h.wait_count("both titre events handled", HANDLED, 6).await;
+    assert_eq!(count(&h.ledger, LINES).await, 2);
+    flush.flush_all(&h.ledger).await;
+    assert_eq!(h.files(&outbox), [file_name(1), file_name(2)]);
+    assert_eq!(
+        std::fs::read(outbox.join(file_name(1))).unwrap(),
+        first,
+        "a written file never changes"
+    );
+    let second = lines_of(&std::fs::read(outbox.join(file_name(2))).unwrap());
+    assert_eq!(second.len(), 2, "header and the new line only: {second:?}");
+    assert_eq!(second[0], HEADER);
+    assert!(second[1].contains(";TITRE_PRIS_EN_CHARGE;"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn payfip_then_helios_is_one_paye_line_and_a_reversal_one_annule_line() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let debit = &invoices[0];
+    publish(&h, &payfip_payment(debit, "1001"), None).await;
+    h.wait_count("the PayFiP payment", LINES, 1).await;
+    let emargement = helios_emargement(debit);
+    publish(&h, &emargement, None).await;
+    h.wait_count("the émargement handled", HANDLED, 4).await;
+    assert_eq!(
+        count(&h.ledger, LINES).await,
+        1,
+        "the émargement confirms, never doubles"
+    );
+    let facts = h.ledger.invoice_facts(&debit.invoice.key()).await.unwrap();
+    let confirmed = facts
+        .iter()
+        .find(|f| f.kind == "payment_confirmed")
+        .expect("the confirmation is journalled");
+    assert!(confirmed.detail.contains("payfip:1001"));
+
+    // The émargement disappears: the payment is cancelled, once.
+    let reversal = |payment_id: &str| PaymentReversed {
+        schema_version: 1,
+        invoice: debit.invoice.clone(),
+        payment_id: payment_id.into(),
+        amount: debit.total,
+        reversed_at: at("2026-02-20T00:00:00+01:00"),
+        reason: "Émargement annulé".into(),
+    };
+    publish(&h, &reversal(&emargement.payment_id), None).await;
+    publish(&h, &reversal("payfip:1001"), None).await;
+    h.wait_count("both reversals handled", HANDLED, 6).await;
+    assert_eq!(count(&h.ledger, LINES).await, 2);
+
+    flusher(&h).flush_all(&h.ledger).await;
+    let bytes = std::fs::read(h.area("vitry", "outbox").join(file_name(1))).unwrap();
+    // Windows-1252: `É` is one byte (0xC9).
+    assert!(bytes.contains(&0xC9));
+    let text: String = bytes
+        .iter()
+        .map(|&b| if b == 0xC9 { 'É' } else { b as char })
+        .collect();
+    let rows: Vec<&str> = text.split_terminator("\r\n").skip(1).collect();
+    assert_eq!(
+        rows,
+        [
+            "F2026-000101;FAM000123;03/02/2026;62,95;CB;PAYE;123456 1001;;0,10",
+            "F2026-000101;FAM000123;20/02/2026;62,95;CB;ANNULE;123456 1001;Émargement annulé;",
+        ]
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_before_its_invoice_is_retried_until_the_invoice_arrives() {
+    let h = harness().await;
+    let invoices = invoices();
+    let creche = &invoices[1];
+    let payment = payfip_payment(creche, "3003");
+    publish(&h, &payment, None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count(&h.ledger, LINES).await,
+        0,
+        "no line without its invoice"
+    );
+    assert_eq!(count(&h.ledger, HANDLED).await, 0, "not processed: retried");
+    publish(&h, creche, None).await;
+    h.wait_count("the payment's line after a retry", LINES, 1)
+        .await;
+    h.stop().await;
+}
