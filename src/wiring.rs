@@ -76,6 +76,16 @@ pub const REGISTRY: &[Component] = &[
         kind: Kind::Source,
         build: build_polyfac_flush,
     },
+    Component {
+        name: "sepa.batch",
+        kind: Kind::Stage,
+        build: build_sepa_batch,
+    },
+    Component {
+        name: "sepa.returns",
+        kind: Kind::Source,
+        build: build_sepa_returns,
+    },
 ];
 
 /// Names and kinds, for `encaisse check`.
@@ -188,4 +198,40 @@ fn build_polyfac_flush(ctx: &Context<'_>) -> Result<Built, WiringError> {
             &ctx.config.polyfac,
         ),
     ))
+}
+
+/// The régie direct-debit settings of the tenants that have a `[tenants.sepa]` section
+/// (the others send no pain.008), with the system clock (Europe/Paris).
+fn sepa_settings(ctx: &Context<'_>) -> encaisse_pipelines::stages::sepa::SepaSettings {
+    use encaisse_pipelines::stages::sepa::{Clock, SepaSettings, TenantSepa};
+    SepaSettings {
+        tenants: ctx
+            .config
+            .tenants
+            .iter()
+            .filter_map(|t| {
+                t.sepa.as_ref().map(|sepa| TenantSepa {
+                    id: t.id.clone(),
+                    sepa: sepa.clone(),
+                    regies: t.regies.clone(),
+                })
+            })
+            .collect(),
+        data_dir: ctx.data_dir.to_path_buf(),
+        clock: Clock::system(),
+    }
+}
+
+fn build_sepa_batch(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    Ok(Built::Stage(encaisse_pipelines::stages::sepa::batch_stage(
+        sepa_settings(ctx),
+        ctx.ledger.clone(),
+    )))
+}
+
+fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    Ok(Built::Source(encaisse_pipelines::stages::sepa::returns_source(
+        sepa_settings(ctx),
+        encaisse_pipelines::stages::inbox::WatchSettings::default(),
+    )))
 }

@@ -8,6 +8,8 @@
 //!   crashed batch is rebuilt identically. File names: [`naming`].
 //! * Mandates: [`mandate::next_sequence`] decides FRST / RCUR / OOFF from a mandate's
 //!   history, or why it cannot be used (closed, suspended, lapsed, one-off used).
+//! * Reports: [`report`] writes the CSV reports of refused invoices and unmatched bank
+//!   records for `bank/rejected`.
 //! * Reading: [`read_bank_file`] reads pain.002 and camt.054 safely into
 //!   [`RejectRecord`]s with match keys, idempotency keys, reason texts ([`reasons`]) and a
 //!   handling [`Decision`] ([`policy`]).
@@ -26,6 +28,7 @@ pub mod naming;
 pub mod policy;
 pub mod read;
 pub mod reasons;
+pub mod report;
 pub mod rules;
 mod writer;
 

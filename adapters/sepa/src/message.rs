@@ -10,20 +10,12 @@ use encaisse_schemas::SequenceType;
 use crate::model::{
     Collection, Creditor, InitiatingParty, MessageHeader, PartyId, UltimateCreditor, WriteSettings,
 };
-use crate::rules::{Checker, Rule, RuleViolation, Subject, check_collection};
+use crate::rules::{Checker, Rule, RuleViolation, Subject, check_collection, describe_all};
 
 /// Every rule a message broke; never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("pain.008 refused, {} rule(s) broken: {}", .0.len(), join(.0))]
+#[error("pain.008 refused, {} rule(s) broken: {}", .0.len(), describe_all(.0))]
 pub struct Violations(pub Vec<RuleViolation>);
-
-fn join(violations: &[RuleViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// `NbOfTxs` and `CtrlSum` of a block or of the whole message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -88,6 +88,15 @@ pub struct RuleViolation {
     pub detail: String,
 }
 
+/// Several violations as one line for people: `a; b; c`.
+pub fn describe_all(violations: &[RuleViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Why a text cannot be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {

@@ -136,10 +136,10 @@ pub struct MandateUse {
     pub outcome_on: Option<NaiveDate>,
 }
 
-const USE_COLUMNS: &str = "invoice_key, attempt, rum_key, end_to_end_id, due_date, sequence, status, \
+pub(crate) const USE_COLUMNS: &str = "invoice_key, attempt, rum_key, end_to_end_id, due_date, sequence, status, \
      regie, amount_cents, outcome_code, outcome_on";
 
-fn use_from_row(
+pub(crate) fn use_from_row(
     r: &encaisse_ledger::rusqlite::Row<'_>,
 ) -> encaisse_ledger::rusqlite::Result<RawUse> {
     Ok(RawUse {
@@ -158,7 +158,7 @@ fn use_from_row(
 }
 
 /// A row as stored, before its text columns are checked.
-struct RawUse {
+pub(crate) struct RawUse {
     invoice_key: String,
     attempt: u32,
     rum_key: String,
@@ -173,7 +173,7 @@ struct RawUse {
 }
 
 impl RawUse {
-    fn typed(self) -> Result<MandateUse, LedgerError> {
+    pub(crate) fn typed(self) -> Result<MandateUse, LedgerError> {
         Ok(MandateUse {
             due_date: parse_date("sepa_collection.due_date", &self.due_date)?,
             sequence: parse_sequence(&self.sequence)?,

@@ -1,0 +1,435 @@
+//! SQL of the régie path's own tables besides the mandate history (`sepa_0001.sql`):
+//! planned files, pending events, bank records already handled, the invoices kept for
+//! re-presentation, and the journal facts. Every function takes the connection of a write
+//! (or read) transaction.
+
+use chrono::NaiveDateTime;
+use encaisse_ledger::rusqlite::{Connection, OptionalExtension, params_from_iter};
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_schemas::{InvoiceIssued, PaymentRejected};
+
+use super::clock::ledger_now;
+use super::mandates::{self, MandateUse};
+
+/// What a planned file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Pain008,
+    RefusedReport,
+    UnmatchedReport,
+}
+
+impl FileKind {
+    /// `sepa_file.kind` and `emitted_file.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Pain008 => "pain008",
+            FileKind::RefusedReport => "sepa_refused_report",
+            FileKind::UnmatchedReport => "sepa_unmatched_report",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, LedgerError> {
+        Ok(match text {
+            "pain008" => FileKind::Pain008,
+            "sepa_refused_report" => FileKind::RefusedReport,
+            "sepa_unmatched_report" => FileKind::UnmatchedReport,
+            other => {
+                return Err(LedgerError::Conflict(format!(
+                    "sepa_file.kind: unexpected value {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// The pain.008 part of a planned file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PainMeta {
+    pub regie: String,
+    pub message_id: String,
+    pub created_at: NaiveDateTime,
+    pub day_seq: u32,
+    pub collections: u64,
+    pub amount_cents: u64,
+}
+
+/// A file to plan.
+#[derive(Debug, Clone)]
+pub struct NewFile<'a> {
+    pub tenant: &'a str,
+    pub origin: &'a str,
+    pub kind: FileKind,
+    /// Relative to the data directory (`ivry/bank/outbox/X.xml`).
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Billing run id, or the bank file that caused it.
+    pub cause: &'a str,
+    pub pain: Option<PainMeta>,
+}
+
+/// Records a planned file; returns its id.
+pub fn insert_file(c: &Connection, file: &NewFile<'_>) -> Result<i64, LedgerError> {
+    let pain = file.pain.as_ref();
+    c.execute(
+        "INSERT INTO sepa_file (tenant, origin, kind, path, bytes, cause, planned_at, regie,
+             message_id, created_at, created_on, day_seq, collections, amount_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        encaisse_ledger::rusqlite::params![
+            file.tenant,
+            file.origin,
+            file.kind.as_str(),
+            &file.path,
+            &file.bytes,
+            file.cause,
+            ledger_now(),
+            pain.map(|p| p.regie.as_str()),
+            pain.map(|p| p.message_id.as_str()),
+            pain.map(|p| p.created_at.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            pain.map(|p| p.created_at.date().to_string()),
+            pain.map(|p| p.day_seq),
+            pain.map(|p| p.collections as i64),
+            pain.map(|p| p.amount_cents as i64),
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Whether a path (relative to the data directory) or a `MsgId` is already planned.
+pub fn name_taken(
+    c: &Connection,
+    tenant: &str,
+    path: &str,
+    message_id: Option<&str>,
+) -> Result<bool, LedgerError> {
+    let taken: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sepa_file WHERE path = ?1)
+             OR EXISTS (SELECT 1 FROM sepa_file WHERE tenant = ?2 AND message_id = ?3)",
+        (path, tenant, message_id),
+        |r| r.get(0),
+    )?;
+    Ok(taken)
+}
+
+/// The next `{seq}` of the tenant's files created on `day` (1 for the first).
+pub fn next_day_seq(
+    c: &Connection,
+    tenant: &str,
+    day: chrono::NaiveDate,
+) -> Result<u32, LedgerError> {
+    let max: Option<u32> = c.query_row(
+        "SELECT max(day_seq) FROM sepa_file WHERE tenant = ?1 AND created_on = ?2",
+        (tenant, day.to_string()),
+        |r| r.get(0),
+    )?;
+    Ok(max.unwrap_or(0) + 1)
+}
+
+/// A planned file not written yet.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub id: i64,
+    pub kind: FileKind,
+    pub path: String,
+    pub bytes: Vec<u8>,
+    pub cause: String,
+    pub regie: Option<String>,
+    pub message_id: Option<String>,
+    pub collections: Option<i64>,
+    pub amount_cents: Option<i64>,
+}
+
+/// Files `origin` planned for `tenant` and did not write yet, oldest first.
+pub fn unwritten_files(
+    c: &Connection,
+    tenant: &str,
+    origin: &str,
+) -> Result<Vec<PlannedFile>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT id, kind, path, bytes, cause, regie, message_id, collections, amount_cents
+         FROM sepa_file WHERE tenant = ?1 AND origin = ?2 AND written_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map((tenant, origin), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, Option<i64>>(8)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(
+            |(id, kind, path, bytes, cause, regie, message_id, collections, amount_cents)| {
+                Ok(PlannedFile {
+                    id,
+                    kind: FileKind::parse(&kind)?,
+                    path,
+                    bytes,
+                    cause,
+                    regie,
+                    message_id,
+                    collections,
+                    amount_cents,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Marks a planned file written and, for a pain.008, its collections presented, with a
+/// `pain008_emitted` fact per invoice. Returns the invoice keys and end-to-end ids.
+pub fn mark_written(
+    c: &Connection,
+    tenant: &str,
+    file: &PlannedFile,
+) -> Result<Vec<(String, String)>, LedgerError> {
+    c.execute(
+        "UPDATE sepa_file SET written_at = ?2 WHERE id = ?1 AND written_at IS NULL",
+        (file.id, ledger_now()),
+    )?;
+    if file.kind != FileKind::Pain008 {
+        return Ok(Vec::new());
+    }
+    c.execute(
+        "UPDATE sepa_collection SET status = 'presented' WHERE file_id = ?1 AND status = 'planned'",
+        [file.id],
+    )?;
+    let mut stmt = c.prepare(
+        "SELECT invoice_key, end_to_end_id FROM sepa_collection
+         WHERE file_id = ?1 AND end_to_end_id IS NOT NULL ORDER BY end_to_end_id",
+    )?;
+    let collections = stmt
+        .query_map([file.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+    for (invoice_key, e2e) in &collections {
+        fact(
+            c,
+            invoice_key,
+            tenant,
+            "pain008_emitted",
+            serde_json::json!({
+                "file": name,
+                "message_id": file.message_id,
+                "end_to_end_id": e2e,
+                "regie": file.regie,
+            }),
+            &format!("sepa:emitted:{tenant}:{e2e}"),
+        )?;
+    }
+    Ok(collections)
+}
+
+/// Records a journal fact (`encaisse trace`), once per `dedupe_key`. No personal data in
+/// `detail`.
+pub fn fact(
+    c: &Connection,
+    invoice_key: &str,
+    tenant: &str,
+    kind: &str,
+    detail: serde_json::Value,
+    dedupe_key: &str,
+) -> Result<(), LedgerError> {
+    Ledger::record_invoice_fact_in(
+        c,
+        &InvoiceFact {
+            invoice_key: invoice_key.to_string(),
+            tenant: tenant.to_string(),
+            at: ledger_now(),
+            kind: kind.to_string(),
+            detail: detail.to_string(),
+            dedupe_key: Some(dedupe_key.to_string()),
+        },
+    )
+}
+
+/// Queues a `payment.rejected` for publication (once per message id).
+pub fn insert_event(
+    c: &Connection,
+    tenant: &str,
+    origin: &str,
+    event: &PaymentRejected,
+) -> Result<(), LedgerError> {
+    use encaisse_schemas::Event;
+    c.execute(
+        "INSERT INTO sepa_event (message_id, tenant, origin, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
+        (
+            event.message_id(),
+            tenant,
+            origin,
+            encaisse_schemas::encode(event),
+            ledger_now(),
+        ),
+    )?;
+    Ok(())
+}
+
+/// Events `origin` queued for `tenant` and did not hand over yet, oldest first.
+pub fn pending_events(
+    c: &Connection,
+    tenant: &str,
+    origin: &str,
+) -> Result<Vec<PaymentRejected>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT body FROM sepa_event WHERE tenant = ?1 AND origin = ?2 AND handed_at IS NULL
+         ORDER BY created_at, message_id",
+    )?;
+    let bodies = stmt
+        .query_map((tenant, origin), |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    bodies
+        .iter()
+        .map(|b| {
+            encaisse_schemas::decode::<PaymentRejected>(b)
+                .map_err(|e| LedgerError::Conflict(format!("sepa_event.body: {e}")))
+        })
+        .collect()
+}
+
+/// Marks events published (or handed to the runtime's outbox).
+pub fn mark_handed(c: &Connection, message_ids: &[String]) -> Result<(), LedgerError> {
+    let at = ledger_now();
+    for id in message_ids {
+        c.execute(
+            "UPDATE sepa_event SET handed_at = ?2 WHERE message_id = ?1 AND handed_at IS NULL",
+            (id, &at),
+        )?;
+    }
+    Ok(())
+}
+
+/// Keeps the `invoice.issued` of an invoice planned for direct debit (first one wins).
+pub fn keep_invoice(c: &Connection, invoice: &InvoiceIssued) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO sepa_invoice (tenant, invoice_key, payload) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+        (
+            invoice.invoice.tenant.as_str(),
+            invoice.invoice.key(),
+            serde_json::to_vec(invoice).unwrap_or_default(),
+        ),
+    )?;
+    Ok(())
+}
+
+/// The kept `invoice.issued` of an invoice.
+pub fn kept_invoice(
+    c: &Connection,
+    tenant: &str,
+    invoice_key: &str,
+) -> Result<Option<InvoiceIssued>, LedgerError> {
+    let payload: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT payload FROM sepa_invoice WHERE tenant = ?1 AND invoice_key = ?2",
+            (tenant, invoice_key),
+            |r| r.get(0),
+        )
+        .optional()?;
+    payload
+        .map(|p| {
+            serde_json::from_slice(&p)
+                .map_err(|e| LedgerError::Conflict(format!("sepa_invoice.payload: {e}")))
+        })
+        .transpose()
+}
+
+/// Whether a bank record (by its idempotency key) was handled already.
+pub fn record_seen(c: &Connection, tenant: &str, key: &str) -> Result<bool, LedgerError> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sepa_return_record WHERE tenant = ?1 AND idempotency_key = ?2)",
+        (tenant, key),
+        |r| r.get(0),
+    )?)
+}
+
+/// Records that a bank record was handled, and how.
+pub fn record_handled(
+    c: &Connection,
+    tenant: &str,
+    key: &str,
+    file: &str,
+    outcome: &str,
+    detail: serde_json::Value,
+) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO sepa_return_record (tenant, idempotency_key, file, outcome, detail, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        (tenant, key, file, outcome, detail.to_string(), ledger_now()),
+    )?;
+    Ok(())
+}
+
+/// The id of the tenant's pain.008 whose `MsgId` is `message_id`.
+pub fn file_by_message_id(
+    c: &Connection,
+    tenant: &str,
+    message_id: &str,
+) -> Result<Option<i64>, LedgerError> {
+    Ok(c.query_row(
+        "SELECT id FROM sepa_file WHERE tenant = ?1 AND message_id = ?2",
+        (tenant, message_id),
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+fn uses_where(
+    c: &Connection,
+    condition: &str,
+    values: Vec<String>,
+) -> Result<Vec<MandateUse>, LedgerError> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {} FROM sepa_collection WHERE {condition} ORDER BY end_to_end_id",
+        mandates::USE_COLUMNS
+    ))?;
+    let rows = stmt
+        .query_map(params_from_iter(values), mandates::use_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(mandates::RawUse::typed).collect()
+}
+
+/// The collections of a written pain.008, or of one of its blocks.
+pub fn uses_of_file(
+    c: &Connection,
+    tenant: &str,
+    file_id: i64,
+    payment_info_id: Option<&str>,
+) -> Result<Vec<MandateUse>, LedgerError> {
+    match payment_info_id {
+        Some(block) => uses_where(
+            c,
+            "tenant = ?1 AND file_id = ?2 AND payment_info_id = ?3",
+            vec![tenant.into(), file_id.to_string(), block.into()],
+        ),
+        None => uses_where(
+            c,
+            "tenant = ?1 AND file_id = ?2",
+            vec![tenant.into(), file_id.to_string()],
+        ),
+    }
+}
+
+/// The presented collections under a mandate for an amount (the fallback key of spec §6.3).
+pub fn uses_by_mandate_and_amount(
+    c: &Connection,
+    tenant: &str,
+    rum_key: &str,
+    amount_cents: i64,
+) -> Result<Vec<MandateUse>, LedgerError> {
+    uses_where(
+        c,
+        "tenant = ?1 AND rum_key = ?2 AND amount_cents = ?3 AND file_id IS NOT NULL \
+         AND status <> 'refused'",
+        vec![tenant.into(), rum_key.into(), amount_cents.to_string()],
+    )
+}

@@ -1,0 +1,518 @@
+//! Fixtures of the régie direct-debit tests: a tenant with two régies, invoices, billing
+//! runs, a running daemon slice (the `sepa.batch` stage and the `sepa.returns` source on the
+//! real broker), and the bank simulated as the spec describes it (pain.002.001.10 and
+//! camt.054.001.08 files, validated against the ISO schemas before they are dropped).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use encaisse_ledger::Ledger;
+use encaisse_pipelines::runtime::Runtime;
+use encaisse_pipelines::stages::inbox::WatchSettings;
+use encaisse_pipelines::stages::sepa::{self, Clock, SepaSettings, TenantSepa};
+use encaisse_schemas::identifiers::{Iban, Ics};
+use encaisse_schemas::tenant::Regie;
+use encaisse_schemas::{
+    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, PaymentRejected, RunBudgetCount,
+    TenantId,
+};
+use encaisse_sepa::SepaTenantConfig;
+use encaisse_sepa::config::InitiatingPartyIdKind;
+use encaisse_sepa::read::pain008::{SentFile, read_pain008};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use super::support::{BROKER, Client, Namespace, Running, broker_url, wait_connected, wait_until};
+
+/// The fixed "now" of every test: Tuesday 1 December 2026, 09:30 in Paris (day 335).
+pub fn now() -> NaiveDateTime {
+    d(2026, 12, 1).and_hms_opt(9, 30, 0).unwrap()
+}
+
+pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+pub fn specs(name: &str) -> PathBuf {
+    encaisse_xml::specs::specs_dir().join("sepa").join(name)
+}
+
+/// A unique tenant id per test (metrics and directories are per tenant).
+pub fn tenant_id(test: &str) -> TenantId {
+    TenantId::new(format!("ivry-{test}")).unwrap()
+}
+
+pub fn regie(code: &str, ics: &str, iban: &str, name: &str) -> Regie {
+    Regie {
+        code: code.into(),
+        label: format!("Régie {code}"),
+        payfip_numcli: None,
+        ics: Some(Ics::parse(ics).unwrap()),
+        creditor_name: Some(name.into()),
+        creditor_iban: Some(Iban::parse(iban).unwrap()),
+        creditor_bic: None,
+    }
+}
+
+/// Ivry's setup as in `config/encaisse.toml` (SIRET in `InitgPty`), with two régies.
+pub fn tenant(id: &TenantId) -> TenantSepa {
+    let sepa = SepaTenantConfig {
+        initiating_party_id: InitiatingPartyIdKind::Siret,
+        siret: Some("21940041000011".into()),
+        max_input_bytes: 65536,
+        ..SepaTenantConfig::default()
+    };
+    TenantSepa {
+        id: id.clone(),
+        sepa,
+        regies: vec![
+            regie(
+                "regie-creche",
+                "FR55ZZZ947001",
+                "FR7610071940000000200123466",
+                "Régie petite enfance Ivry-sur-Seine",
+            ),
+            regie(
+                "regie-cantine",
+                "FR72ZZZ123456",
+                "FR7630001007941234567890185",
+                "Régie de la restauration scolaire",
+            ),
+        ],
+    }
+}
+
+/// One invoice of a test.
+#[derive(Debug, Clone)]
+pub struct Inv {
+    pub number: &'static str,
+    pub regie: Option<&'static str>,
+    pub mode: &'static str,
+    pub rum: Option<&'static str>,
+    pub iban: &'static str,
+    pub holder: &'static str,
+    pub amount: &'static str,
+    pub due: NaiveDate,
+    pub sequence: Option<&'static str>,
+}
+
+impl Inv {
+    /// A direct-debit invoice of the crèche, due 10 December 2026.
+    pub fn debit(number: &'static str, rum: &'static str, amount: &'static str) -> Self {
+        Inv {
+            number,
+            regie: Some("regie-creche"),
+            mode: "PRELEVEMENT",
+            rum: Some(rum),
+            iban: "FR7630006000011234567890189",
+            holder: "Mme Hélène Œuvray",
+            amount,
+            due: d(2026, 12, 10),
+            sequence: None,
+        }
+    }
+
+    pub fn regie(mut self, regie: &'static str) -> Self {
+        self.regie = Some(regie);
+        self
+    }
+}
+
+/// The canonical `invoice.issued` of `inv`, in `run` (budget `principal`).
+pub fn invoice(tenant: &TenantId, run: &str, inv: &Inv) -> InvoiceIssued {
+    let mandate = inv.rum.map(|rum| {
+        let mut m = serde_json::json!({
+            "rum": rum,
+            "signed_on": "2025-09-01",
+            "iban": inv.iban,
+            "holder": inv.holder,
+        });
+        if let Some(seq) = inv.sequence {
+            m["sequence"] = seq.into();
+        }
+        m
+    });
+    let value = serde_json::json!({
+        "schema_version": 1,
+        "invoice": {"tenant": tenant.as_str(), "exercice": 2026, "number": inv.number},
+        "source": {"application": "polyfac", "run_id": run},
+        "content_hash": format!("hash-{}-{}", inv.number, inv.amount),
+        "issued_on": "2026-11-28",
+        "period": 11,
+        "activity": "CRECHE",
+        "budget": "principal",
+        "collection": "regie",
+        "regie": inv.regie,
+        "family_code": format!("FAM-{}", inv.number),
+        "payer": {"civilite": "MME", "last_name": "Œuvray", "first_name": "Hélène",
+                  "address": {"street": "3 allée des Tilleuls", "postal_code": "94200", "city": "Ivry-sur-Seine"}},
+        "lines": [{"number": 1, "product": "CRECHE_HEURE", "cod_prod_loc": "CR", "nature": "7066",
+                   "label": "Accueil crèche", "quantity": "1", "unit_price": inv.amount, "amount": inv.amount}],
+        "total": inv.amount,
+        "due_date": inv.due.to_string(),
+        "payment_mode": inv.mode,
+        "mandate": mandate,
+        "online_payable": false,
+    });
+    let mut value = value;
+    if inv.regie.is_none() {
+        value.as_object_mut().unwrap().remove("regie");
+    }
+    if mandate_is_null(&value) {
+        value.as_object_mut().unwrap().remove("mandate");
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+fn mandate_is_null(value: &serde_json::Value) -> bool {
+    value.get("mandate").is_some_and(serde_json::Value::is_null)
+}
+
+/// `billing_run.closed` announcing `invoices` régie invoices of budget `principal`.
+pub fn run_closed(tenant: &TenantId, run: &str, invoices: &[InvoiceIssued]) -> BillingRunClosed {
+    let total = Money::sum(invoices.iter().map(|i| &i.total)).unwrap();
+    BillingRunClosed {
+        schema_version: 1,
+        tenant: tenant.clone(),
+        run_id: run.into(),
+        application: "polyfac".into(),
+        file: Some(format!("{run}.csv")),
+        exercice: 2026,
+        budgets: vec![RunBudgetCount {
+            budget: "principal".into(),
+            collection: CollectionPath::Regie,
+            invoices: invoices.len() as u32,
+            total,
+        }],
+        rejected_invoices: 0,
+    }
+}
+
+/// AMQP properties a producer sets on a canonical event.
+pub fn props<E: Event>(event: &E, message_id: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "encaisse-tenant".into(),
+        AMQPValue::LongString(LongString::from(event.tenant().as_str())),
+    );
+    BasicProperties::default()
+        .with_message_id(ShortString::from(message_id))
+        .with_type(ShortString::from(E::TYPE))
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// The stage's view of a delivery, to call its handler directly (no broker).
+pub fn incoming<E: Event>(event: &E) -> encaisse_pipelines::Incoming {
+    encaisse_pipelines::Incoming {
+        message_id: Some(event.message_id()),
+        message_type: Some(E::TYPE.to_string()),
+        exchange: String::new(),
+        routing_key: event.routing_key(),
+        headers: Default::default(),
+        body: bytes::Bytes::from(encaisse_schemas::encode(event)),
+        redelivered: false,
+        attempt: 1,
+    }
+}
+
+pub fn settings(dir: &Path, tenants: Vec<TenantSepa>) -> SepaSettings {
+    SepaSettings {
+        tenants,
+        data_dir: dir.to_path_buf(),
+        clock: Clock::fixed(now()),
+    }
+}
+
+/// A running slice of the daemon: `sepa.batch` and `sepa.returns` on the real broker, with
+/// a queue collecting every `payment.rejected`.
+pub struct Flow {
+    pub ns: Namespace,
+    pub dir: tempfile::TempDir,
+    pub ledger: Ledger,
+    pub client: Client,
+    pub sink: String,
+    pub running: Option<Running>,
+    pub tenants: Vec<TenantSepa>,
+    seen: Mutex<Vec<PaymentRejected>>,
+}
+
+impl Flow {
+    pub async fn start(tenants: Vec<TenantSepa>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, tenants).await
+    }
+
+    /// Starts on an existing data directory (and its ledger).
+    pub async fn start_in(dir: tempfile::TempDir, tenants: Vec<TenantSepa>) -> Self {
+        let ns = Namespace::new();
+        let client = Client::new().await;
+        let sink = client.sink(&ns, "rejected", "payment.rejected").await;
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let mut flow = Flow {
+            ns,
+            dir,
+            ledger,
+            client,
+            sink,
+            running: None,
+            tenants,
+            seen: Mutex::new(Vec::new()),
+        };
+        flow.run().await;
+        flow
+    }
+
+    /// (Re)starts the runtime with fresh components.
+    pub async fn run(&mut self) {
+        let tiers = [1];
+        self.ns.stage("sepa.batch", &tiers);
+        let mut runtime = Runtime::new(
+            self.ns.config(&broker_url(BROKER), &tiers),
+            self.ledger.clone(),
+        );
+        let settings = settings(self.dir.path(), self.tenants.clone());
+        runtime.add_stage(sepa::batch_stage(settings.clone(), self.ledger.clone()));
+        runtime.add_source(sepa::returns_source(
+            settings,
+            WatchSettings {
+                poll_interval: Duration::from_millis(100),
+                settle: Duration::ZERO,
+            },
+        ));
+        let running = Running::start(runtime);
+        wait_connected(&running.health).await;
+        self.running = Some(running);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.publish_as(event, &event.message_id()).await;
+    }
+
+    /// Publishes `event` under another message id (a producer re-publishing a fact).
+    pub async fn publish_as<E: Event>(&self, event: &E, message_id: &str) {
+        self.client
+            .publish(
+                &self.ns.prefix,
+                &event.routing_key(),
+                props(event, message_id),
+                &encaisse_schemas::encode(event),
+            )
+            .await;
+    }
+
+    pub fn bank_dir(&self, tenant: &TenantId, sub: &str) -> PathBuf {
+        self.dir.path().join(tenant.as_str()).join("bank").join(sub)
+    }
+
+    /// Files of a bank directory (not hidden), sorted.
+    pub fn files(&self, tenant: &TenantId, sub: &str) -> Vec<PathBuf> {
+        list(&self.bank_dir(tenant, sub))
+    }
+
+    pub async fn wait_files(&self, tenant: &TenantId, sub: &str, n: usize) -> Vec<PathBuf> {
+        wait_until(
+            &format!("{n} file(s) in bank/{sub}"),
+            Duration::from_secs(30),
+            || async { self.files(tenant, sub).len() >= n },
+        )
+        .await;
+        self.files(tenant, sub)
+    }
+
+    /// Every `payment.rejected` published so far.
+    pub async fn events(&self) -> Vec<PaymentRejected> {
+        let fresh = self.client.drain(&self.sink).await;
+        let mut seen = self.seen.lock().unwrap();
+        for delivery in fresh {
+            seen.push(encaisse_schemas::decode(&delivery.data).unwrap());
+        }
+        seen.clone()
+    }
+
+    pub async fn wait_events(&self, n: usize) -> Vec<PaymentRejected> {
+        wait_until(
+            &format!("{n} payment.rejected"),
+            Duration::from_secs(30),
+            || async { self.events().await.len() >= n },
+        )
+        .await;
+        self.events().await
+    }
+
+    /// Drops a bank file in the inbox the way a transfer tool should: written under a
+    /// hidden name, then renamed.
+    pub fn drop_bank_file(&self, tenant: &TenantId, name: &str, bytes: &[u8]) {
+        let inbox = self.bank_dir(tenant, "inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        let tmp = inbox.join(format!(".{name}.part"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, inbox.join(name)).unwrap();
+    }
+
+    /// Waits until `name` left the inbox for `archive/` or `rejected/`; returns where.
+    pub async fn wait_handled(&self, tenant: &TenantId, name: &str) -> &'static str {
+        let inbox = self.bank_dir(tenant, "inbox").join(name);
+        wait_until(
+            &format!("{name} handled"),
+            Duration::from_secs(30),
+            || async { !inbox.exists() },
+        )
+        .await;
+        let in_dir = |sub| {
+            list(&self.bank_dir(tenant, sub))
+                .iter()
+                .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
+        };
+        if in_dir("archive") {
+            "archive"
+        } else if in_dir("rejected") {
+            "rejected"
+        } else {
+            "nowhere"
+        }
+    }
+
+    /// How many rows a query counts.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        self.ledger
+            .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+}
+
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+pub fn name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Validates a written pain.008 against the ISO schema and reads it back.
+pub fn check_pain008(path: &Path) -> SentFile {
+    encaisse_xml::xsd::validate_file(&specs("pain.008.001.02.xsd"), path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let sent = read_pain008(&name(path), &bytes, 10 * 1024 * 1024).unwrap();
+    assert!(
+        sent.total_mismatches().is_empty(),
+        "{:?}",
+        sent.total_mismatches()
+    );
+    sent
+}
+
+/// End-to-end ids of a pain.008, in file order.
+pub fn e2e_ids(sent: &SentFile) -> Vec<String> {
+    sent.blocks
+        .iter()
+        .flat_map(|b| b.collections.iter().map(|c| c.end_to_end_id.clone()))
+        .collect()
+}
+
+/// One rejected transaction of a simulated pain.002.
+pub struct TxReject<'a> {
+    pub block: &'a str,
+    pub end_to_end_id: &'a str,
+    pub code: &'a str,
+    pub amount: &'a str,
+    pub due: NaiveDate,
+}
+
+/// A schema-valid pain.002.001.10 from the bank about our pain.008 `original`: transaction
+/// rejects, or a whole-file reject when `group_code` is given.
+pub fn pain002(
+    message_id: &str,
+    original: &str,
+    group_code: Option<&str>,
+    rejects: &[TxReject<'_>],
+) -> Vec<u8> {
+    let group = match group_code {
+        Some(code) => {
+            format!("<GrpSts>RJCT</GrpSts><StsRsnInf><Rsn><Cd>{code}</Cd></Rsn></StsRsnInf>")
+        }
+        None => "<GrpSts>PART</GrpSts>".to_string(),
+    };
+    let mut blocks: Vec<(&str, String)> = Vec::new();
+    for (i, r) in rejects.iter().enumerate() {
+        let tx = format!(
+            "<TxInfAndSts><StsId>STS-{message_id}-{i}</StsId><OrgnlEndToEndId>{}</OrgnlEndToEndId>\
+             <TxSts>RJCT</TxSts><StsRsnInf><Rsn><Cd>{}</Cd></Rsn></StsRsnInf>\
+             <OrgnlTxRef><Amt><InstdAmt Ccy=\"EUR\">{}</InstdAmt></Amt><ReqdColltnDt>{}</ReqdColltnDt></OrgnlTxRef>\
+             </TxInfAndSts>",
+            r.end_to_end_id, r.code, r.amount, r.due
+        );
+        match blocks.iter_mut().find(|(b, _)| *b == r.block) {
+            Some((_, body)) => body.push_str(&tx),
+            None => blocks.push((r.block, tx)),
+        }
+    }
+    let blocks: String = blocks
+        .iter()
+        .map(|(id, txs)| {
+            format!(
+                "<OrgnlPmtInfAndSts><OrgnlPmtInfId>{id}</OrgnlPmtInfId>{txs}</OrgnlPmtInfAndSts>"
+            )
+        })
+        .collect();
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.002.001.10\"><CstmrPmtStsRpt>\
+         <GrpHdr><MsgId>{message_id}</MsgId><CreDtTm>2026-12-09T07:00:00</CreDtTm></GrpHdr>\
+         <OrgnlGrpInfAndSts><OrgnlMsgId>{original}</OrgnlMsgId><OrgnlMsgNmId>pain.008.001.02</OrgnlMsgNmId>{group}</OrgnlGrpInfAndSts>\
+         {blocks}</CstmrPmtStsRpt></Document>\n"
+    );
+    encaisse_xml::xsd::validate_bytes(&specs("pain.002.001.10.xsd"), "pain002.xml", xml.as_bytes())
+        .unwrap();
+    xml.into_bytes()
+}
+
+/// A schema-valid camt.054.001.08: one booked direct-debit return (`RtrInf`) per
+/// (end-to-end id, RUM, amount, code), on the régie's account.
+pub fn camt054(message_id: &str, returns: &[(&str, &str, &str, &str)]) -> Vec<u8> {
+    let entries: String = returns
+        .iter()
+        .enumerate()
+        .map(|(i, (e2e, rum, amount, code))| {
+            format!(
+                "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+                 <BookgDt><Dt>2026-12-14</Dt></BookgDt><AcctSvcrRef>{message_id}-R{i}</AcctSvcrRef>\
+                 <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>IDDT</Cd><SubFmlyCd>UPDD</SubFmlyCd></Fmly></Domn></BkTxCd>\
+                 <NtryDtls><TxDtls><Refs><EndToEndId>{e2e}</EndToEndId><MndtId>{rum}</MndtId></Refs>\
+                 <Amt Ccy=\"EUR\">{amount}</Amt><RtrInf><Rsn><Cd>{code}</Cd></Rsn><AddtlInf>/RTYP/RTRN</AddtlInf></RtrInf>\
+                 </TxDtls></NtryDtls></Ntry>"
+            )
+        })
+        .collect();
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\"><BkToCstmrDbtCdtNtfctn>\
+         <GrpHdr><MsgId>{message_id}</MsgId><CreDtTm>2026-12-14T06:00:00</CreDtTm></GrpHdr>\
+         <Ntfctn><Id>{message_id}-N1</Id><Acct><Id><IBAN>FR7610071940000000200123466</IBAN></Id></Acct>\
+         {entries}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>\n"
+    );
+    encaisse_xml::xsd::validate_bytes(&specs("camt.054.001.08.xsd"), "camt054.xml", xml.as_bytes())
+        .unwrap();
+    xml.into_bytes()
+}
