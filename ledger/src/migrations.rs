@@ -36,4 +36,9 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/polyfac_0001.sql"),
     },
+    Migration {
+        area: "helios",
+        version: 1,
+        sql: include_str!("../migrations/helios_0001.sql"),
+    },
 ];

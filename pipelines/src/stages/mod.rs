@@ -1,6 +1,7 @@
 //! The stages and sources that wire adapters to queues (ARCHITECTURE.md, "Routing keys and
 //! stages"), and the pieces they share.
 
+pub mod helios;
 pub mod inbox;
 pub mod polyfac;
 pub mod sepa;

@@ -1,0 +1,303 @@
+//! Writing what was planned: each planned PES Aller file is rendered again from the ledger
+//! (numbers, date, order, invoices) — the same bytes every time — emitted atomically to
+//! `<tenant>/helios/outbox` (`Ledger::emit_file`), then marked written with a journal fact
+//! per invoice, in one transaction. Reports wait the same way.
+//!
+//! Called at every handler call of `helios.titres` and by the `helios.titres.flush` source:
+//! a crash anywhere between planning and marking leaves a plan that the next call writes —
+//! never a second bordereau, never a gap.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use encaisse_helios::aller::{Bordereau, OwnedTitre, PesFile, pes_aller_split_bytes};
+use encaisse_ledger::Ledger;
+use encaisse_ledger::batch::{BatchKey, items};
+use encaisse_ledger::files::sha256_hex;
+use encaisse_ledger::journal::InvoiceFact;
+use encaisse_schemas::events::InvoiceIssued;
+
+use super::error::{HeliosError, write_tx};
+use super::metrics;
+use super::plan::{STAGE, decode_item};
+use super::settings::TenantHelios;
+use super::store::{self, FileRow, TitreRow, ledger_now};
+
+/// One writer at a time per tenant directory: two calls writing the same planned file at
+/// once would race on its temporary file. Process-wide, so the stage and the flush source
+/// share it.
+fn tenant_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(Mutex::default);
+    match locks.lock() {
+        Ok(mut map) => map.entry(dir.to_path_buf()).or_default().clone(),
+        // A poisoned map only means another task panicked while holding it.
+        Err(_) => Arc::default(),
+    }
+}
+
+/// What a pass wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub files: Vec<String>,
+    pub reports: Vec<String>,
+}
+
+/// Writes every planned and unwritten file and report of `tenant`. Stops at the first
+/// failure (the rest waits for the next call).
+pub async fn complete_pending(
+    ledger: &Ledger,
+    data_dir: &Path,
+    tenant: &TenantHelios,
+) -> Result<Written, HeliosError> {
+    let helios_dir = data_dir.join(tenant.id.as_str()).join("helios");
+    let lock = tenant_lock(&helios_dir);
+    let _held = lock.lock().await;
+    let id = tenant.id.to_string();
+    let (files, reports) = ledger
+        .read(move |c| {
+            let files = store::unwritten_files(c, &id).map_err(to_ledger)?;
+            let reports = store::unwritten_reports(c, &id).map_err(to_ledger)?;
+            Ok((files, reports))
+        })
+        .await?;
+    let mut written = Written::default();
+    for file in files {
+        let result = write_file(ledger, &helios_dir, tenant, &file).await;
+        if let Err(e) = &result {
+            metrics::emission_failed(tenant.id.as_str(), e.kind());
+        }
+        result?;
+        written.files.push(file.file_name);
+    }
+    for report in reports {
+        let path = data_dir.join(&report.path);
+        ledger
+            .emit_file(
+                tenant.id.as_str(),
+                "helios_report",
+                &path,
+                report.bytes,
+                STAGE,
+            )
+            .await?;
+        let report_id = report.id;
+        write_tx(ledger, move |c| store::mark_report_written(c, report_id)).await?;
+        tracing::warn!(tenant = %tenant.id, report = %path.display(), "Report of refused invoices written.");
+        written.reports.push(report.path);
+    }
+    let id = tenant.id.to_string();
+    let pending = ledger
+        .read(move |c| store::unwritten_count(c, &id).map_err(to_ledger))
+        .await?;
+    metrics::unwritten(tenant.id.as_str(), pending);
+    Ok(written)
+}
+
+/// The ledger's closures speak `LedgerError`; a corrupt row becomes a conflict there.
+fn to_ledger(e: HeliosError) -> encaisse_ledger::LedgerError {
+    match e {
+        HeliosError::Ledger(e) => e,
+        other => encaisse_ledger::LedgerError::Conflict(other.to_string()),
+    }
+}
+
+/// What rendering a planned file needs from the ledger.
+struct Loaded {
+    bordereaux: Vec<(u32, Vec<TitreRow>)>,
+    invoices: HashMap<String, InvoiceIssued>,
+}
+
+async fn load(ledger: &Ledger, file: &FileRow) -> Result<Loaded, HeliosError> {
+    let file = file.clone();
+    ledger
+        .read(move |c| {
+            let bordereaux = store::file_titres(c, &file).map_err(to_ledger)?;
+            let wanted: HashSet<&str> = bordereaux
+                .iter()
+                .flat_map(|(_, titres)| titres.iter().map(|t| t.invoice_key.as_str()))
+                .collect();
+            let key = BatchKey {
+                stage: STAGE.to_string(),
+                tenant: file.tenant.clone(),
+                run_id: file.run_id.clone(),
+                group: file.batch_group.clone(),
+            };
+            let mut invoices = HashMap::with_capacity(wanted.len());
+            for item in items(c, &key)? {
+                if wanted.contains(item.item_key.as_str()) {
+                    let invoice = decode_item(&item).map_err(to_ledger)?;
+                    invoices.insert(item.item_key, invoice);
+                }
+            }
+            Ok(Loaded {
+                bordereaux,
+                invoices,
+            })
+        })
+        .await
+        .map_err(HeliosError::from)
+}
+
+/// Renders a planned file (CPU-bound: on a blocking thread).
+async fn render(
+    tenant: &TenantHelios,
+    file: &FileRow,
+    loaded: Loaded,
+) -> Result<PesFile, HeliosError> {
+    let tenant = tenant.clone();
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || render_blocking(&tenant, &file, loaded))
+        .await
+        .map_err(|e| HeliosError::Corrupt(format!("rendering task failed: {e}")))?
+}
+
+fn render_blocking(
+    tenant: &TenantHelios,
+    file: &FileRow,
+    mut loaded: Loaded,
+) -> Result<PesFile, HeliosError> {
+    let budget = tenant.budget(&file.budget).ok_or_else(|| {
+        HeliosError::Setup(format!(
+            "budget {:?} of planned file {} is no longer configured",
+            file.budget, file.file_name
+        ))
+    })?;
+    if (budget.cod_col.as_str(), budget.cod_bud.as_str())
+        != (file.cod_col.as_str(), file.cod_bud.as_str())
+    {
+        return Err(HeliosError::Setup(format!(
+            "budget {:?} changed its CodCol/CodBud since file {} was planned",
+            file.budget, file.file_name
+        )));
+    }
+    let mut groups: Vec<(u32, Vec<OwnedTitre>)> = Vec::with_capacity(loaded.bordereaux.len());
+    for (id_bord, titres) in &loaded.bordereaux {
+        let mut owned = Vec::with_capacity(titres.len());
+        for t in titres {
+            let invoice = loaded.invoices.remove(&t.invoice_key).ok_or_else(|| {
+                HeliosError::Corrupt(format!(
+                    "invoice {} of planned file {} is not in its billing run",
+                    t.invoice_key, file.file_name
+                ))
+            })?;
+            owned.push(OwnedTitre {
+                invoice,
+                id_pce: t.id_pce,
+                sequence: t.sequence,
+                asap_pdf: None,
+            });
+        }
+        groups.push((*id_bord, owned));
+    }
+    let split: Vec<(Bordereau<'_>, &[OwnedTitre])> = groups
+        .iter()
+        .map(|(id_bord, titres)| {
+            (
+                Bordereau {
+                    config: &tenant.config,
+                    budget,
+                    exercice: file.exercice,
+                    id_bord: *id_bord,
+                    date: file.date,
+                },
+                titres.as_slice(),
+            )
+        })
+        .collect();
+    let rendered = pes_aller_split_bytes(&split)?;
+    let summary = &rendered.summary;
+    if summary.file_name != file.file_name
+        || summary.pieces != file.pieces as usize
+        || summary.total.cents() != file.total_cents
+    {
+        return Err(HeliosError::Corrupt(format!(
+            "planned file {} ({} pièces, {} cents) renders as {} ({} pièces, {}): the configuration changed since it was planned",
+            file.file_name,
+            file.pieces,
+            file.total_cents,
+            summary.file_name,
+            summary.pieces,
+            summary.total
+        )));
+    }
+    Ok(rendered)
+}
+
+async fn write_file(
+    ledger: &Ledger,
+    helios_dir: &Path,
+    tenant: &TenantHelios,
+    file: &FileRow,
+) -> Result<(), HeliosError> {
+    let loaded = load(ledger, file).await?;
+    let titres: Vec<TitreRow> = loaded
+        .bordereaux
+        .iter()
+        .flat_map(|(_, t)| t.iter().cloned())
+        .collect();
+    let rendered = render(tenant, file, loaded).await?;
+    let path = helios_dir.join("outbox").join(&file.file_name);
+    let sha = sha256_hex(&rendered.bytes);
+    let size = rendered.bytes.len();
+    ledger
+        .emit_file(
+            tenant.id.as_str(),
+            "pes_aller",
+            &path,
+            rendered.bytes,
+            &format!("{STAGE} run {}", file.run_id),
+        )
+        .await?;
+    let (file_id, file_name, tenant_id) = (file.id, file.file_name.clone(), tenant.id.to_string());
+    let newly = write_tx(ledger, move |c| {
+        if !store::mark_file_written(c, file_id, &sha)? {
+            return Ok(false);
+        }
+        let at = ledger_now();
+        for t in &titres {
+            Ledger::record_invoice_fact_in(
+                c,
+                &InvoiceFact {
+                    invoice_key: t.invoice_key.clone(),
+                    tenant: tenant_id.clone(),
+                    at: at.clone(),
+                    kind: "titre_emitted".into(),
+                    detail: serde_json::json!({
+                        "stage": STAGE,
+                        "file": file_name,
+                        "budget": t.budget,
+                        "exercice": t.exercice,
+                        "bordereau_type": t.typ_bord,
+                        "id_bord": t.id_bord,
+                        "id_pce": t.id_pce,
+                    })
+                    .to_string(),
+                    dedupe_key: Some(format!("{STAGE}:emitted:{}", t.invoice_key)),
+                },
+            )?;
+        }
+        Ok(true)
+    })
+    .await?;
+    if newly {
+        metrics::emitted(
+            tenant.id.as_str(),
+            u64::from(file.bordereaux),
+            u64::from(file.pieces),
+        );
+        tracing::info!(
+            tenant = %tenant.id,
+            file = %file.file_name,
+            run = %file.run_id,
+            budget = %file.budget,
+            exercice = file.exercice,
+            bordereaux = file.bordereaux,
+            titres = file.pieces,
+            bytes = size,
+            "PES Aller file written to the outbox."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! The `helios.titres` stage: one PES Aller file per billing run, budget (and exercice).
+//!
+//! ```text
+//! invoice.issued.titres ──add_item(run, budget)──┐
+//! billing_run.closed ───set_expected(run, budget)┴─► try_close ─► (one transaction) plan:
+//!     check each invoice (refused ones aside, no number) → IdBord, IdPce → split by
+//!     max_pieces_per_bordereau → file name, date, invoice ↔ titre mapping stored
+//! ─► commit ─► render (adapter) ─► emit_file (helios/outbox) ─► written + titre_emitted facts
+//! ```
+//!
+//! Every titres invoice of a run is collected per budget with the shared billing-run
+//! collector (`encaisse_ledger::batch`), so the group closes exactly once, whatever the
+//! order of the messages and after any crash or redelivery. Each call starts by writing
+//! what an earlier call planned and did not write (and ends the same way), so a crash
+//! between planning and writing writes the same file later: never a second bordereau, never
+//! a gap in the numbers.
+
+use std::path::PathBuf;
+
+use encaisse_ledger::Ledger;
+use encaisse_ledger::batch::{AddOutcome, BatchKey, add_item, set_expected};
+use encaisse_schemas::{BillingRunClosed, CollectionPath, Event, InvoiceIssued};
+use futures::future::BoxFuture;
+
+use super::error::{HeliosError, write_tx};
+use super::metrics;
+use super::outputs::complete_pending;
+use super::plan::{Planned, STAGE, close_and_plan};
+use super::settings::{HeliosSettings, TenantHelios};
+use crate::stage::{ErrorClass, Handled, Incoming, Stage, StageError};
+
+/// The `helios.titres` stage.
+pub struct HeliosTitres {
+    settings: HeliosSettings,
+    ledger: Ledger,
+}
+
+impl HeliosTitres {
+    pub fn new(settings: HeliosSettings, ledger: Ledger) -> Self {
+        metrics::describe();
+        HeliosTitres { settings, ledger }
+    }
+
+    fn data_dir(&self) -> &PathBuf {
+        &self.settings.data_dir
+    }
+
+    async fn dispatch(&self, message: &Incoming) -> Result<Handled, StageError> {
+        let kind = message
+            .message_type
+            .as_deref()
+            .unwrap_or(message.routing_key.as_str());
+        if kind == BillingRunClosed::TYPE {
+            self.on_run_closed(message.decode()?).await
+        } else if kind == InvoiceIssued::TYPE || kind.starts_with("invoice.issued.") {
+            self.on_invoice(message.decode()?, message.body.to_vec())
+                .await
+        } else {
+            Err(StageError::permanent(
+                "unexpected_message",
+                format!("{STAGE} does not handle {kind:?} messages"),
+            ))
+        }
+    }
+
+    async fn on_invoice(
+        &self,
+        invoice: InvoiceIssued,
+        body: Vec<u8>,
+    ) -> Result<Handled, StageError> {
+        let invoice_ref = invoice.invoice.clone();
+        if invoice.collection != CollectionPath::Titres {
+            return Ok(Handled::none().about(invoice_ref));
+        }
+        let Some(tenant) = self.settings.tenant(invoice_ref.tenant.as_str()) else {
+            return Err(HeliosError::Setup(format!(
+                "tenant {} has no [tenants.helios] section: its titres cannot be sent to Hélios",
+                invoice_ref.tenant
+            ))
+            .into());
+        };
+        self.write_pending(tenant).await?;
+        let key = BatchKey {
+            stage: STAGE.to_string(),
+            tenant: tenant.id.to_string(),
+            run_id: invoice.source.run_id.clone(),
+            group: invoice.budget.clone(),
+        };
+        let (tenant_cfg, date, item_key) = (
+            tenant.clone(),
+            self.settings.clock.today(),
+            invoice_ref.key(),
+        );
+        let hash = invoice.content_hash.clone();
+        let planned = write_tx(&self.ledger, move |c| {
+            if let AddOutcome::Conflict { reason } = add_item(c, &key, &item_key, &hash, &body)? {
+                return Err(HeliosError::Batch(reason));
+            }
+            close_and_plan(c, &tenant_cfg, &key, date)
+        })
+        .await?;
+        self.after_plan(tenant, planned).await?;
+        Ok(Handled::none().about(invoice_ref))
+    }
+
+    async fn on_run_closed(&self, run: BillingRunClosed) -> Result<Handled, StageError> {
+        let groups: Vec<(String, u32)> = run
+            .budgets
+            .iter()
+            .filter(|b| b.collection == CollectionPath::Titres)
+            .map(|b| (b.budget.clone(), b.invoices))
+            .collect();
+        let Some(tenant) = self.settings.tenant(run.tenant.as_str()) else {
+            if groups.iter().any(|(_, n)| *n > 0) {
+                tracing::warn!(tenant = %run.tenant, run = %run.run_id, "Billing run with titres for a tenant without [tenants.helios]; its invoices were refused.");
+            }
+            return Ok(Handled::none());
+        };
+        self.write_pending(tenant).await?;
+        let (tenant_cfg, date, tenant_id, run_id) = (
+            tenant.clone(),
+            self.settings.clock.today(),
+            tenant.id.to_string(),
+            run.run_id.clone(),
+        );
+        let planned = write_tx(&self.ledger, move |c| {
+            let mut planned = Planned::default();
+            for (group, expected) in &groups {
+                let key = BatchKey {
+                    stage: STAGE.to_string(),
+                    tenant: tenant_id.clone(),
+                    run_id: run_id.clone(),
+                    group: group.clone(),
+                };
+                set_expected(c, &key, *expected)?;
+                let one = close_and_plan(c, &tenant_cfg, &key, date)?;
+                planned.files.extend(one.files);
+                planned.titres += one.titres;
+                planned.refused.extend(one.refused);
+            }
+            Ok(planned)
+        })
+        .await?;
+        self.after_plan(tenant, planned).await?;
+        Ok(Handled::none())
+    }
+
+    /// Logs and counts what a commit planned, then writes it.
+    async fn after_plan(&self, tenant: &TenantHelios, planned: Planned) -> Result<(), StageError> {
+        if !planned.refused.is_empty() {
+            metrics::refused(tenant.id.as_str(), planned.refused.len() as u64);
+            for r in &planned.refused {
+                tracing::warn!(tenant = %tenant.id, invoice = %r.invoice, field = %r.field, "Invoice refused before numbering: not sent to Hélios (see the report in helios/rejected).");
+            }
+        }
+        self.write_pending(tenant).await
+    }
+
+    /// Writes what is planned and unwritten. A transient failure fails the message (it is
+    /// retried, and the file written before the ack); a permanent one (the configuration
+    /// changed under a plan) is logged and counted, and left to the flush source, so that
+    /// it does not block every later message of the tenant.
+    async fn write_pending(&self, tenant: &TenantHelios) -> Result<(), StageError> {
+        match complete_pending(&self.ledger, self.data_dir(), tenant).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.class() == ErrorClass::Transient => Err(e.into()),
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, kind = e.kind(), error = %e, "A planned PES Aller file cannot be written; it stays planned (helios.titres.flush retries it).");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Stage for HeliosTitres {
+    fn name(&self) -> &str {
+        STAGE
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        vec![
+            "invoice.issued.titres".to_string(),
+            BillingRunClosed::TYPE.to_string(),
+        ]
+    }
+
+    fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Handled, StageError>> {
+        Box::pin(self.dispatch(message))
+    }
+}
