@@ -1,0 +1,708 @@
+//! Fixtures of the Hélios stage tests: tenants (ORMC and titres ordinaires), invoices and
+//! billing runs as the Polyfac ingest publishes them, a running slice of the daemon
+//! (`helios.titres`, `helios.titres.flush` and `helios.returns` on the real broker), and the
+//! Trésorerie simulated as the specs describe it: it reads the PES Aller file we wrote and
+//! answers with `PES_ACQUIT` and `PES_Retour` files, each validated against its official
+//! XSD before it is dropped in the inbox.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use encaisse_helios::codes::BordereauKind;
+use encaisse_helios::config::HeliosTenantConfig;
+use encaisse_helios::read::tree::{self, Element};
+use encaisse_ledger::Ledger;
+use encaisse_pipelines::runtime::Runtime;
+use encaisse_pipelines::stages::helios::{self, HeliosSettings, TenantHelios};
+use encaisse_pipelines::stages::inbox::WatchSettings;
+use encaisse_pipelines::stages::sepa::Clock;
+use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
+use encaisse_schemas::tenant::Budget;
+use encaisse_schemas::{
+    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, RunBudgetCount, TenantId,
+};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use super::support::{BROKER, Client, Namespace, Running, broker_url, wait_connected, wait_until};
+
+/// The fixed "now" of every test: Tuesday 10 March 2026, 09:30 in Paris.
+pub fn now() -> NaiveDateTime {
+    d(2026, 3, 10).and_hms_opt(9, 30, 0).unwrap()
+}
+
+pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+/// A unique tenant id per test (metrics and directories are per tenant).
+pub fn tenant_id(test: &str) -> TenantId {
+    TenantId::new(format!("vitry-{test}")).unwrap()
+}
+
+pub fn budget() -> Budget {
+    Budget {
+        code: "principal".into(),
+        cod_bud: "00".into(),
+        cod_col: "081".into(),
+        siret: "21940081000012".into(),
+        label: "Ville de Vitry-sur-Seine".into(),
+        payfip_numcli: Some("094081".into()),
+    }
+}
+
+/// A commune sending ORMC or titres ordinaires, with its budget `principal`.
+pub fn tenant(id: &TenantId, kind: BordereauKind) -> TenantHelios {
+    TenantHelios {
+        id: id.clone(),
+        config: HeliosTenantConfig {
+            id_post: "094000".into(),
+            libelle_poste: Some("SGC de Créteil".into()),
+            bordereau_kind: kind,
+            ..HeliosTenantConfig::default()
+        },
+        budgets: vec![budget()],
+        sequence_policy: SequencePolicy::from(&encaisse_sepa::SepaTenantConfig::default()),
+    }
+}
+
+/// One invoice of a test.
+#[derive(Debug, Clone)]
+pub struct Inv {
+    pub number: String,
+    pub mode: &'static str,
+    pub amount: &'static str,
+    /// The mandate's sequence as the source gives it (`None`: asked of the ledger).
+    pub sequence: Option<&'static str>,
+    pub postal_code: &'static str,
+}
+
+impl Inv {
+    /// An invoice paid online or at the Trésorerie.
+    pub fn new(number: &str, amount: &'static str) -> Self {
+        Inv {
+            number: number.into(),
+            mode: "TIPI",
+            amount,
+            sequence: None,
+            postal_code: "94400",
+        }
+    }
+
+    /// Paid by direct debit, with a sequence given by the source (or not).
+    pub fn debit(number: &str, amount: &'static str, sequence: Option<&'static str>) -> Self {
+        Inv {
+            mode: "PRELEVEMENT",
+            sequence,
+            ..Inv::new(number, amount)
+        }
+    }
+
+    pub fn postal_code(mut self, code: &'static str) -> Self {
+        self.postal_code = code;
+        self
+    }
+}
+
+/// The canonical `invoice.issued.titres` of `inv`, in `run` (budget `principal`, exercice
+/// 2026, billed month February, due 20 March).
+pub fn invoice(tenant: &TenantId, run: &str, inv: &Inv) -> InvoiceIssued {
+    let mut value = serde_json::json!({
+        "schema_version": 1,
+        "invoice": {"tenant": tenant.as_str(), "exercice": 2026, "number": inv.number},
+        "source": {"application": "polyfac", "run_id": run, "file": format!("{run}.csv")},
+        "content_hash": format!("hash-{}-{}", inv.number, inv.amount),
+        "issued_on": "2026-03-02",
+        "period": 2,
+        "activity": "PERISCOLAIRE",
+        "budget": "principal",
+        "collection": "titres",
+        "family_code": format!("FAM{}", inv.number),
+        "payer": {"civilite": "MME", "last_name": "Œuvray", "first_name": "Hélène",
+                  "address": {"street": "3 allée des Tilleuls", "postal_code": inv.postal_code,
+                              "city": "Vitry-sur-Seine"}},
+        "lines": [
+            {"number": 1, "product": "CANTINE", "cod_prod_loc": "CANT", "nature": "7067",
+             "fonction": "251", "label": "Restauration scolaire février 2026", "quantity": "1",
+             "unit_price": inv.amount, "amount": inv.amount},
+            {"number": 2, "product": "ETUDE", "cod_prod_loc": "ETUD", "nature": "7067",
+             "fonction": "213", "label": "Étude du soir (offerte)", "quantity": "1",
+             "unit_price": "0.00", "amount": "0.00"}
+        ],
+        "total": inv.amount,
+        "due_date": "2026-03-20",
+        "payment_mode": inv.mode,
+        "online_payable": true,
+    });
+    if inv.mode == "PRELEVEMENT" {
+        let mut mandate = serde_json::json!({
+            "rum": format!("RUM-{}", inv.number),
+            "signed_on": "2025-09-01",
+            "iban": "FR7630004000031234567890143",
+            "bic": "BNPAFRPPXXX",
+            "holder": "Hélène Œuvray",
+        });
+        if let Some(seq) = inv.sequence {
+            mandate["sequence"] = seq.into();
+        }
+        value["mandate"] = mandate;
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+/// `billing_run.closed` announcing `invoices` titres of budget `principal`.
+pub fn run_closed(tenant: &TenantId, run: &str, invoices: &[InvoiceIssued]) -> BillingRunClosed {
+    let total = Money::sum(invoices.iter().map(|i| &i.total)).unwrap();
+    BillingRunClosed {
+        schema_version: 1,
+        tenant: tenant.clone(),
+        run_id: run.into(),
+        application: "polyfac".into(),
+        file: Some(format!("{run}.csv")),
+        exercice: 2026,
+        budgets: vec![RunBudgetCount {
+            budget: "principal".into(),
+            collection: CollectionPath::Titres,
+            invoices: invoices.len() as u32,
+            total,
+        }],
+        rejected_invoices: 0,
+    }
+}
+
+/// AMQP properties a producer sets on a canonical event.
+pub fn props<E: Event>(event: &E, message_id: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "encaisse-tenant".into(),
+        AMQPValue::LongString(LongString::from(event.tenant().as_str())),
+    );
+    BasicProperties::default()
+        .with_message_id(ShortString::from(message_id))
+        .with_type(ShortString::from(E::TYPE))
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// The stage's view of a delivery, to call its handler directly (no broker).
+pub fn incoming<E: Event>(event: &E) -> encaisse_pipelines::Incoming {
+    encaisse_pipelines::Incoming {
+        message_id: Some(event.message_id()),
+        message_type: Some(E::TYPE.to_string()),
+        exchange: String::new(),
+        routing_key: event.routing_key(),
+        headers: Default::default(),
+        body: bytes::Bytes::from(encaisse_schemas::encode(event)),
+        redelivered: false,
+        attempt: 1,
+    }
+}
+
+pub fn settings(dir: &Path, tenants: Vec<TenantHelios>) -> HeliosSettings {
+    HeliosSettings {
+        tenants,
+        data_dir: dir.to_path_buf(),
+        clock: Clock::fixed(now()),
+    }
+}
+
+/// A canonical event as it came out of the broker.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub message_id: String,
+    pub kind: String,
+    pub body: serde_json::Value,
+}
+
+/// A running slice of the daemon: `helios.titres`, `helios.titres.flush` and
+/// `helios.returns` on the real broker, with a queue collecting every `titre.*` and
+/// `payment.*` event.
+pub struct Flow {
+    pub ns: Namespace,
+    pub dir: tempfile::TempDir,
+    pub ledger: Ledger,
+    pub client: Client,
+    pub sink: String,
+    pub running: Option<Running>,
+    pub tenants: Vec<TenantHelios>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+impl Flow {
+    pub async fn start(tenants: Vec<TenantHelios>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = Namespace::new();
+        let client = Client::new().await;
+        let sink = client.sink(&ns, "events", "titre.#").await;
+        client.sink(&ns, "events", "payment.#").await;
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let mut flow = Flow {
+            ns,
+            dir,
+            ledger,
+            client,
+            sink,
+            running: None,
+            tenants,
+            seen: Mutex::new(Vec::new()),
+        };
+        flow.run().await;
+        flow
+    }
+
+    pub fn settings(&self) -> HeliosSettings {
+        settings(self.dir.path(), self.tenants.clone())
+    }
+
+    /// (Re)starts the runtime with fresh components (a restarted daemon).
+    pub async fn run(&mut self) {
+        let tiers = [1];
+        self.ns.stage(helios::STAGE, &tiers);
+        let mut runtime = Runtime::new(
+            self.ns.config(&broker_url(BROKER), &tiers),
+            self.ledger.clone(),
+        );
+        runtime.add_stage(helios::titres_stage(self.settings(), self.ledger.clone()));
+        runtime.add_source(helios::flush_source(
+            self.settings(),
+            Duration::from_secs(1),
+        ));
+        runtime.add_source(helios::returns_source(
+            self.settings(),
+            WatchSettings {
+                poll_interval: Duration::from_millis(100),
+                settle: Duration::ZERO,
+            },
+        ));
+        let running = Running::start(runtime);
+        wait_connected(&running.health).await;
+        self.running = Some(running);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.client
+            .publish(
+                &self.ns.prefix,
+                &event.routing_key(),
+                props(event, &event.message_id()),
+                &encaisse_schemas::encode(event),
+            )
+            .await;
+    }
+
+    pub fn helios_dir(&self, tenant: &TenantId, sub: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(tenant.as_str())
+            .join("helios")
+            .join(sub)
+    }
+
+    /// Files of a helios directory (not hidden), sorted.
+    pub fn files(&self, tenant: &TenantId, sub: &str) -> Vec<PathBuf> {
+        list(&self.helios_dir(tenant, sub))
+    }
+
+    /// Waits until `sub` holds `n` files whose names start with `prefix`.
+    pub async fn wait_files(
+        &self,
+        tenant: &TenantId,
+        sub: &str,
+        prefix: &str,
+        n: usize,
+    ) -> Vec<PathBuf> {
+        let matching = || {
+            self.files(tenant, sub)
+                .into_iter()
+                .filter(|p| file_name(p).starts_with(prefix))
+                .collect::<Vec<_>>()
+        };
+        wait_until(
+            &format!("{n} {prefix}* file(s) in helios/{sub}"),
+            Duration::from_secs(30),
+            || async { matching().len() >= n },
+        )
+        .await;
+        matching()
+    }
+
+    /// Every `titre.*` / `payment.*` event published so far.
+    pub async fn events(&self) -> Vec<Seen> {
+        let fresh = self.client.drain(&self.sink).await;
+        let mut seen = self.seen.lock().unwrap();
+        for delivery in fresh {
+            seen.push(Seen {
+                message_id: delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                kind: delivery
+                    .properties
+                    .kind()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                body: serde_json::from_slice(&delivery.data).unwrap(),
+            });
+        }
+        seen.clone()
+    }
+
+    pub async fn wait_events(&self, n: usize) -> Vec<Seen> {
+        wait_until(&format!("{n} events"), Duration::from_secs(30), || async {
+            self.events().await.len() >= n
+        })
+        .await;
+        self.events().await
+    }
+
+    /// Drops a Trésorerie file in the inbox the way a transfer tool should: written under a
+    /// hidden name, then renamed.
+    pub fn drop_file(&self, tenant: &TenantId, name: &str, bytes: &[u8]) {
+        let inbox = self.helios_dir(tenant, "inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        let tmp = inbox.join(format!(".{name}.part"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, inbox.join(name)).unwrap();
+    }
+
+    /// Waits until `name` left the inbox for `archive/` or `rejected/`; returns where.
+    pub async fn wait_handled(&self, tenant: &TenantId, name: &str) -> &'static str {
+        let inbox = self.helios_dir(tenant, "inbox").join(name);
+        wait_until(
+            &format!("{name} handled"),
+            Duration::from_secs(30),
+            || async { !inbox.exists() },
+        )
+        .await;
+        let in_dir = |sub| self.files(tenant, sub).iter().any(|p| file_name(p) == name);
+        if in_dir("archive") {
+            "archive"
+        } else if in_dir("rejected") {
+            "rejected"
+        } else {
+            "nowhere"
+        }
+    }
+
+    /// A number a query gives.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        self.ledger
+            .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Validates `bytes` against `schema` (official XSD), failing with xmllint's report.
+pub fn assert_valid(schema: &Path, name: &str, bytes: &[u8]) {
+    if let Err(e) = encaisse_xml::xsd::validate_bytes(schema, name, bytes) {
+        panic!(
+            "{name} is not valid against {}: {e}\n{}",
+            schema.display(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(4000)])
+        );
+    }
+}
+
+/// What the Trésorerie reads in a PES Aller file.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub nom_fic: String,
+    pub id_post: String,
+    pub id_coll: String,
+    pub cod_col: String,
+    pub cod_bud: String,
+    pub bordereaux: Vec<SentBordereau>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SentBordereau {
+    pub exercice: u16,
+    pub id_bord: u32,
+    pub typ_bord: String,
+    pub nbr_pce: u32,
+    pub pieces: Vec<SentPiece>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SentPiece {
+    pub id_pce: u32,
+    pub typ_pce: String,
+    pub num_dette: Option<String>,
+    pub per: Option<String>,
+    pub cle1: Option<String>,
+    pub cle2: Option<String>,
+    /// `IdLigne`, `MtHT`, `SequencePres` of the debit (if any).
+    pub lines: Vec<(u32, String, Option<String>)>,
+}
+
+fn child<'a>(e: &'a Element, name: &str) -> &'a Element {
+    e.child(name)
+        .unwrap_or_else(|| panic!("no {name} under {}", e.name))
+}
+
+fn value(e: &Element, name: &str) -> String {
+    e.value_of(name)
+        .unwrap_or_else(|| panic!("no {name} under {}", e.name))
+        .to_string()
+}
+
+/// The simulated Trésorerie: reads our PES Aller file as Hélios would.
+pub fn read_sent(bytes: &[u8]) -> Sent {
+    let parsed = tree::parse(bytes, 1 << 30).unwrap();
+    let root = &parsed.root;
+    let params = child(child(root, "Enveloppe"), "Parametres");
+    let head = child(root, "EnTetePES");
+    let recette = child(root, "PES_RecetteAller");
+    let bordereaux = recette
+        .children_named("Bordereau")
+        .map(|b| {
+            let bloc = child(b, "BlocBordereau");
+            SentBordereau {
+                exercice: value(bloc, "Exer").parse().unwrap(),
+                id_bord: value(bloc, "IdBord").parse().unwrap(),
+                typ_bord: value(bloc, "TypBord"),
+                nbr_pce: value(bloc, "NbrPce").parse().unwrap(),
+                pieces: b
+                    .children_named("Piece")
+                    .map(|p| {
+                        let bp = child(p, "BlocPiece");
+                        SentPiece {
+                            id_pce: value(bp, "IdPce").parse().unwrap(),
+                            typ_pce: value(bp, "TypPce"),
+                            num_dette: bp.value_of("NumDette").map(str::to_string),
+                            per: bp.value_of("Per").map(str::to_string),
+                            cle1: bp.value_of("Cle1").map(str::to_string),
+                            cle2: bp.value_of("Cle2").map(str::to_string),
+                            lines: p
+                                .children_named("LigneDePiece")
+                                .map(|l| {
+                                    let bloc = child(l, "BlocLignePiece");
+                                    let info = child(bloc, "InfoLignePiece");
+                                    (
+                                        value(info, "IdLigne").parse().unwrap(),
+                                        value(info, "MtHT"),
+                                        bloc.child("InfoPrelevementSEPA")
+                                            .map(|s| value(s, "SequencePres")),
+                                    )
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Sent {
+        nom_fic: value(params, "NomFic"),
+        id_post: value(head, "IdPost"),
+        id_coll: value(head, "IdColl"),
+        cod_col: value(head, "CodCol"),
+        cod_bud: value(head, "CodBud"),
+        bordereaux,
+    }
+}
+
+pub fn pes_aller_xsd() -> PathBuf {
+    encaisse_helios::schemas::pes_aller()
+}
+
+/// A `PES_ACQUIT` of the Hélios guichet for every bordereau of `sent`, dated `on`: accepted,
+/// or rejected (`ko`: `IdBord` → errors `(IdPce, IdLigne, NumAnoAck, LibelleAnoAck)`).
+/// Validated against `PES_V2_Acquit_Autonome_V2.xsd`.
+pub fn acquit(sent: &Sent, on: NaiveDate, ko: &[(u32, Vec<(u32, u32, &str, &str)>)]) -> Vec<u8> {
+    let mut elements = String::new();
+    for b in &sent.bordereaux {
+        let errors = ko.iter().find(|(id, _)| *id == b.id_bord);
+        let _ = write!(
+            elements,
+            "<ElementACQUIT><DomaineAck V=\"6\"/><EtatAck V=\"{}\"/><NumBord V=\"{}\"/><ExerciceBord V=\"{}\"/>",
+            u8::from(errors.is_none()),
+            b.id_bord,
+            b.exercice
+        );
+        if let Some((_, errors)) = errors {
+            for (pce, ligne, code, text) in errors {
+                let _ = write!(
+                    elements,
+                    "<DetailPiece><NumPiece V=\"{pce}\"/><DetailLigne><NumLigne V=\"{ligne}\"/><Erreur><NumAnoAck V=\"{code}\"/><LibelleAnoAck V=\"{text}\"/></Erreur></DetailLigne></DetailPiece>"
+                );
+            }
+        }
+        elements.push_str("</ElementACQUIT>");
+    }
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
+<Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{}"/></Parametres><Emetteur><Sigle V="HELIOS"/><Adresse V="DGFIP"/></Emetteur></Enveloppe>
+<EnTetePES><DteStr V="{on}"/><IdPost V="{}"/><IdColl V="{}"/><CodCol V="{}"/><CodBud V="{}"/></EnTetePES>
+<ACQUIT><EnTeteAcquit><IdVer V="2"/></EnTeteAcquit>
+{elements}
+</ACQUIT></n:PES_ACQUIT>
+"#,
+        sent.nom_fic, sent.id_post, sent.id_coll, sent.cod_col, sent.cod_bud
+    );
+    let bytes = latin1(&xml);
+    assert_valid(&encaisse_helios::schemas::acquit(), "acquit", &bytes);
+    bytes
+}
+
+/// A line of a PES Retour: `EtatLigPce` and the émargements standing `(OrgEma, date, amount)`.
+#[derive(Debug, Clone)]
+pub struct RLine {
+    pub id_ligne: u32,
+    pub state: &'static str,
+    pub emargements: Vec<(&'static str, &'static str, String)>,
+}
+
+/// A pièce of a PES Retour: `EtatPce`, `ObsEtat`, dates, lines.
+#[derive(Debug, Clone)]
+pub struct RPiece {
+    pub id_pce: u32,
+    pub state: &'static str,
+    pub obs: Option<&'static str>,
+    pub taken_on: Option<&'static str>,
+    pub rejected_on: Option<&'static str>,
+    pub lines: Vec<RLine>,
+}
+
+/// A `PES_Retour` recette (`TypRestit` 01 rejets, 02 périodique) about one bordereau of
+/// `sent`, named `name`, dated `on`; line amounts and `InfoORMC` as sent. Validated against
+/// `PES_Retour.xsd`.
+pub fn retour(
+    sent: &Sent,
+    bordereau: &SentBordereau,
+    name: &str,
+    typ_restit: &str,
+    on: NaiveDate,
+    pieces: &[RPiece],
+) -> Vec<u8> {
+    let mut body = String::new();
+    for p in pieces {
+        let piece = bordereau
+            .pieces
+            .iter()
+            .find(|s| s.id_pce == p.id_pce)
+            .unwrap_or_else(|| panic!("pièce {} was not sent", p.id_pce));
+        let _ = write!(
+            body,
+            "<Piece><BlocPiece><IdPce V=\"{}\"/><TypPce V=\"{}\"/><NatPce V=\"01\"/>",
+            p.id_pce, piece.typ_pce
+        );
+        if let Some(d) = p.taken_on {
+            let _ = write!(body, "<DtePcePec V=\"{d}\"/>");
+        }
+        let _ = write!(body, "<EtatPce V=\"{}\"/>", p.state);
+        if let Some(o) = p.obs {
+            let _ = write!(body, "<ObsEtat V=\"{o}\"/>");
+        }
+        if let Some(d) = p.rejected_on {
+            let _ = write!(body, "<DtePceRej V=\"{d}\"/>");
+        }
+        if let (Some(num), Some(per)) = (&piece.num_dette, &piece.per) {
+            let _ = write!(
+                body,
+                "<InfoORMC><NumDette V=\"{num}\"/><Per V=\"{per}\"/><Cle1 V=\"{}\"/><Cle2 V=\"{}\"/></InfoORMC>",
+                piece.cle1.clone().unwrap_or_default(),
+                piece.cle2.clone().unwrap_or_default()
+            );
+        }
+        body.push_str("</BlocPiece>");
+        for l in &p.lines {
+            let amount = &piece
+                .lines
+                .iter()
+                .find(|(id, _, _)| *id == l.id_ligne)
+                .unwrap_or_else(|| panic!("line {} of pièce {} was not sent", l.id_ligne, p.id_pce))
+                .1;
+            let _ = write!(
+                body,
+                "<LigneDePiece><BlocLignePiece><InfoLignePiece><IdLigne V=\"{}\"/><EtatLigPce V=\"{}\"/><MtHT V=\"{amount}\"/></InfoLignePiece>",
+                l.id_ligne, l.state
+            );
+            if !l.emargements.is_empty() {
+                let total = Money::sum(
+                    l.emargements
+                        .iter()
+                        .map(|e| Money::parse(&e.2).unwrap())
+                        .collect::<Vec<_>>()
+                        .iter(),
+                )
+                .unwrap();
+                let _ = write!(
+                    body,
+                    "<InfoRecouvrement><NbrReco V=\"{}\"/><MtRecoTot V=\"{total}\"/></InfoRecouvrement>",
+                    l.emargements.len()
+                );
+            }
+            body.push_str("</BlocLignePiece>");
+            for (org, day, amount) in &l.emargements {
+                let _ = write!(
+                    body,
+                    "<EncaissementEmargement><OrgEma V=\"{org}\"/><DteReco V=\"{day}\"/><MtReco V=\"{amount}\"/></EncaissementEmargement>"
+                );
+            }
+            body.push_str("</LigneDePiece>");
+        }
+        body.push_str("</Piece>");
+    }
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<n:PES_Retour xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour">
+<Enveloppe><Parametres><Version V="1"/><TypFic V="PES2R_RCE"/><NomFic V="{name}"/></Parametres></Enveloppe>
+<EnTetePES><DteStr V="{on}"/><IdPost V="{}"/><IdColl V="{}"/><CodColl V="{}"/><CodBud V="{}"/></EnTetePES>
+<PES_RecetteRetour><EnTeteRecette><TypRestit V="{typ_restit}"/><IdVer V="2"/><NatInf V="2"/></EnTeteRecette>
+<Bordereau><BlocBordereau><Exer V="{}"/><IdBord V="{}"/><TypBord V="{}"/></BlocBordereau>{body}</Bordereau>
+</PES_RecetteRetour></n:PES_Retour>
+"#,
+        sent.id_post,
+        sent.id_coll,
+        sent.cod_col,
+        sent.cod_bud,
+        bordereau.exercice,
+        bordereau.id_bord,
+        bordereau.typ_bord
+    );
+    let bytes = latin1(&xml);
+    assert_valid(&encaisse_helios::schemas::retour(), name, &bytes);
+    bytes
+}
+
+/// ISO-8859-1 bytes of `text` (the Trésorerie's encoding).
+fn latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("Latin-1 text"))
+        .collect()
+}

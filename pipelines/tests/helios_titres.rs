@@ -1,0 +1,497 @@
+//! The `helios.titres` stage on the real broker: a billing run's titres become one PES
+//! Aller file per budget in `<tenant>/helios/outbox`, valid against the official XSD,
+//! numbered 1..n in the ledger (ORMC and titres ordinaires), whatever the order of the
+//! messages; a crash between planning/writing and acking writes the same file once and
+//! leaves no gap; the next run takes the next numbers; refused invoices never block a run;
+//! a run larger than a bordereau is split.
+
+#[path = "helios_support/mod.rs"]
+mod helios;
+#[path = "runtime_support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use encaisse_helios::codes::BordereauKind;
+use encaisse_ledger::Ledger;
+use encaisse_ledger::batch::BatchKey;
+use encaisse_pipelines::Stage;
+use encaisse_pipelines::stages::helios::error::write_tx;
+use encaisse_pipelines::stages::helios::plan::close_and_plan;
+use encaisse_pipelines::stages::helios::{HeliosTitres, STAGE, TitresFlush};
+use helios::*;
+use support::{counter, install_metrics};
+
+/// Lets in-flight handlers finish before asserting that nothing more happened.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
+/// `(typ_bord, id_bord, id_pce, invoice number, position)` of every titre, by pièce.
+async fn titres(ledger: &Ledger, tenant: &str) -> Vec<(String, u32, u32, String, u32)> {
+    let tenant = tenant.to_string();
+    ledger
+        .read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT typ_bord, id_bord, id_pce, invoice_number, position FROM helios_titre
+                 WHERE tenant = ?1 ORDER BY id_pce",
+            )?;
+            let rows = stmt
+                .query_map([&tenant], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+}
+
+fn pieces(sent: &Sent) -> Vec<(u32, u32)> {
+    sent.bordereaux
+        .iter()
+        .flat_map(|b| b.pieces.iter().map(move |p| (b.id_bord, p.id_pce)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ormc_and_ordinaire_runs_give_one_valid_file_each() {
+    install_metrics();
+    let ormc = tenant_id("ormc");
+    let ordinaire = tenant_id("ord");
+    let flow = Flow::start(vec![
+        tenant(&ormc, BordereauKind::Ormc),
+        tenant(&ordinaire, BordereauKind::Ordinaire),
+    ])
+    .await;
+    for t in [&ormc, &ordinaire] {
+        let run = format!("run-{t}");
+        let invoices = vec![
+            invoice(t, &run, &Inv::new("F2026000003", "41.20")),
+            invoice(t, &run, &Inv::debit("F2026000001", "57.30", Some("RCUR"))),
+            // No sequence from the source: the mandate history gives FRST.
+            invoice(t, &run, &Inv::debit("F2026000002", "12.00", None)),
+        ];
+        for i in &invoices {
+            flow.publish(i).await;
+        }
+        flow.publish(&run_closed(t, &run, &invoices)).await;
+    }
+    for (t, typ_fic, typ_bord) in [(&ormc, "PESORMC", "06"), (&ordinaire, "PESALR1", "01")] {
+        let files = flow.wait_files(t, "outbox", typ_fic, 1).await;
+        settle().await;
+        assert_eq!(flow.files(t, "outbox"), files, "exactly one file");
+        let bytes = std::fs::read(&files[0]).unwrap();
+        assert_valid(&pes_aller_xsd(), &file_name(&files[0]), &bytes);
+        let sent = read_sent(&bytes);
+        assert_eq!(sent.nom_fic, file_name(&files[0]));
+        assert_eq!(
+            sent.nom_fic,
+            format!("{typ_fic}_21940081000012_2026_0000001.xml")
+        );
+        assert_eq!(sent.bordereaux.len(), 1);
+        let b = &sent.bordereaux[0];
+        assert_eq!(
+            (b.exercice, b.id_bord, b.typ_bord.as_str(), b.nbr_pce),
+            (2026, 1, typ_bord, 3)
+        );
+        // IdPce 1..3 in invoice-number order; the free line is not written.
+        assert_eq!(pieces(&sent), [(1, 1), (1, 2), (1, 3)]);
+        assert!(b.pieces.iter().all(|p| p.lines.len() == 1));
+        let sequences: Vec<_> = b.pieces.iter().map(|p| p.lines[0].2.clone()).collect();
+        assert_eq!(
+            sequences,
+            [Some("03".to_string()), Some("02".to_string()), None],
+            "RCUR as given, FRST from the mandate history, none for online payment"
+        );
+        if typ_bord == "06" {
+            let dettes: Vec<_> = b
+                .pieces
+                .iter()
+                .map(|p| p.num_dette.clone().unwrap())
+                .collect();
+            assert_eq!(dettes, ["2026000001", "2026000002", "2026000003"]);
+        }
+        // The ledger's mapping.
+        let rows = titres(&flow.ledger, t.as_str()).await;
+        let numbers: Vec<(u32, u32, &str)> = rows
+            .iter()
+            .map(|(_, bord, pce, number, _)| (*bord, *pce, number.as_str()))
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                (1, 1, "F2026000001"),
+                (1, 2, "F2026000002"),
+                (1, 3, "F2026000003")
+            ]
+        );
+        // Journal: one titre_emitted fact per invoice, naming the file.
+        let key = format!("{t}/2026/F2026000002");
+        let facts = flow.ledger.invoice_facts(&key).await.unwrap();
+        let emitted: Vec<_> = facts.iter().filter(|f| f.kind == "titre_emitted").collect();
+        assert_eq!(emitted.len(), 1, "{facts:?}");
+        let detail: serde_json::Value = serde_json::from_str(&emitted[0].detail).unwrap();
+        assert_eq!(detail["file"], sent.nom_fic.as_str());
+        assert_eq!(detail["id_pce"], 2);
+        assert_eq!(
+            counter(
+                "encaisse_helios_titres_emitted_total",
+                &[("tenant", t.as_str())]
+            ),
+            3
+        );
+        assert_eq!(
+            counter(
+                "encaisse_helios_bordereaux_emitted_total",
+                &[("tenant", t.as_str())]
+            ),
+            1
+        );
+    }
+    // The FRST was recorded as the invoice's use of its mandate.
+    assert_eq!(
+        flow.count("SELECT count(*) FROM sepa_collection WHERE invoice_key LIKE '%F2026000002' AND sequence = 'FRST'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_closed_before_its_invoices_gives_the_same_file() {
+    let t = tenant_id("early");
+    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ormc)]).await;
+    let run = "run-early";
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000011", "10.00")),
+        invoice(&t, run, &Inv::new("F2026000012", "20.00")),
+    ];
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    settle().await;
+    assert!(
+        flow.files(&t, "outbox").is_empty(),
+        "nothing before the invoices"
+    );
+    for i in invoices.iter().rev() {
+        flow.publish(i).await;
+    }
+    let files = flow.wait_files(&t, "outbox", "PESORMC", 1).await;
+    settle().await;
+    assert_eq!(flow.files(&t, "outbox").len(), 1);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    assert_valid(&pes_aller_xsd(), &file_name(&files[0]), &bytes);
+    assert_eq!(pieces(&read_sent(&bytes)), [(1, 1), (1, 2)]);
+}
+
+/// A crash after the plan was committed and before the file was written (or after it was
+/// written, before the ack): the redelivered messages write the same file, no second
+/// bordereau, no gap; the next run takes IdBord 2 and the next IdPce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_writing_and_acking_writes_no_second_bordereau() {
+    let t = tenant_id("crash");
+    let mut flow = Flow::start(vec![tenant(&t, BordereauKind::Ordinaire)]).await;
+    let run = "run-crash-1";
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000021", "10.00")),
+        invoice(&t, run, &Inv::debit("F2026000022", "22.50", Some("FRST"))),
+        invoice(&t, run, &Inv::new("F2026000023", "30.00")),
+    ];
+    let closed = run_closed(&t, run, &invoices);
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&closed).await;
+    let files = flow.wait_files(&t, "outbox", "PESALR1", 1).await;
+    let first = std::fs::read(&files[0]).unwrap();
+    settle().await;
+    flow.stop().await;
+
+    // Crash 1: after the plan, before the file. The file and its record are gone, the plan
+    // is still there; no message of the run was acknowledged (no dedupe record).
+    let path = files[0].display().to_string();
+    flow.ledger
+        .write(move |c| {
+            c.execute(
+                "UPDATE helios_file SET written_at = NULL, sha256 = NULL",
+                [],
+            )?;
+            c.execute("DELETE FROM emitted_file WHERE path = ?1", [&path])?;
+            c.execute(
+                "DELETE FROM processed_message WHERE stage = 'helios.titres'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    std::fs::remove_file(&files[0]).unwrap();
+    flow.run().await;
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&closed).await;
+    let again = flow.wait_files(&t, "outbox", "PESALR1", 1).await;
+    settle().await;
+    assert_eq!(again, files, "the same name");
+    assert_eq!(std::fs::read(&again[0]).unwrap(), first, "the same bytes");
+    flow.stop().await;
+
+    // Crash 2: after the file was written, before it was marked and the messages acked.
+    flow.ledger
+        .write(|c| {
+            c.execute("UPDATE helios_file SET written_at = NULL", [])?;
+            c.execute(
+                "DELETE FROM processed_message WHERE stage = 'helios.titres'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    flow.run().await;
+    flow.publish(&closed).await;
+    settle().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(flow.files(&t, "outbox"), files, "still one file");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), first);
+    assert_eq!(flow.count("SELECT count(*) FROM helios_bordereau").await, 1);
+    assert_eq!(flow.count("SELECT count(*) FROM helios_titre").await, 3);
+    assert_eq!(
+        flow.count("SELECT count(*) FROM helios_file WHERE written_at IS NULL")
+            .await,
+        0,
+        "the flush source or the redelivery marked it written"
+    );
+    let facts = flow
+        .ledger
+        .invoice_facts(&format!("{t}/2026/F2026000021"))
+        .await
+        .unwrap();
+    assert_eq!(
+        facts.iter().filter(|f| f.kind == "titre_emitted").count(),
+        1,
+        "one fact whatever the rewrites"
+    );
+
+    // The next run: IdBord 2, IdPce 4 and 5.
+    let run2 = "run-crash-2";
+    let next = vec![
+        invoice(&t, run2, &Inv::new("F2026000031", "5.00")),
+        invoice(&t, run2, &Inv::new("F2026000032", "6.00")),
+    ];
+    for i in &next {
+        flow.publish(i).await;
+    }
+    flow.publish(&run_closed(&t, run2, &next)).await;
+    let both = flow.wait_files(&t, "outbox", "PESALR1", 2).await;
+    let second = both.iter().find(|p| **p != files[0]).unwrap();
+    let bytes = std::fs::read(second).unwrap();
+    assert_valid(&pes_aller_xsd(), &file_name(second), &bytes);
+    let sent = read_sent(&bytes);
+    assert_eq!(sent.nom_fic, "PESALR1_21940081000012_2026_0000002.xml");
+    assert_eq!(pieces(&sent), [(2, 4), (2, 5)]);
+}
+
+/// The same crash without a broker: the plan is committed, then the process dies before
+/// writing. A restarted daemon's flush source writes exactly the file the plan describes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant_id("killed");
+    let settings = settings(dir.path(), vec![tenant(&t, BordereauKind::Ormc)]);
+    let run = "run-killed";
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000041", "10.00")),
+        invoice(&t, run, &Inv::new("F2026000042", "11.00")),
+    ];
+    let expected_bytes = {
+        // A reference daemon that was never interrupted.
+        let ref_dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(ref_dir.path().join("ledger.sqlite")).unwrap();
+        let stage = HeliosTitres::new(
+            helios::settings(ref_dir.path(), vec![tenant(&t, BordereauKind::Ormc)]),
+            ledger,
+        );
+        for i in &invoices {
+            stage.handle(&incoming(i)).await.unwrap();
+        }
+        stage
+            .handle(&incoming(&run_closed(&t, run, &invoices)))
+            .await
+            .unwrap();
+        let files = list(&ref_dir.path().join(t.as_str()).join("helios/outbox"));
+        assert_eq!(files.len(), 1);
+        std::fs::read(&files[0]).unwrap()
+    };
+    {
+        // The killed daemon: invoices collected, then the closing transaction committed and
+        // nothing more (the process died before rendering).
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        for i in &invoices {
+            let body = encaisse_schemas::encode(i);
+            let key = BatchKey {
+                stage: STAGE.into(),
+                tenant: t.to_string(),
+                run_id: run.into(),
+                group: "principal".into(),
+            };
+            let (item, hash) = (i.invoice.key(), i.content_hash.clone());
+            ledger
+                .write(move |c| {
+                    encaisse_ledger::batch::add_item(c, &key, &item, &hash, &body)?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let key = BatchKey {
+            stage: STAGE.into(),
+            tenant: t.to_string(),
+            run_id: run.into(),
+            group: "principal".into(),
+        };
+        let tenant_cfg = settings.tenants[0].clone();
+        let planned = write_tx(&ledger, move |c| {
+            encaisse_ledger::batch::set_expected(c, &key, 2)?;
+            close_and_plan(c, &tenant_cfg, &key, now().date())
+        })
+        .await
+        .unwrap();
+        assert_eq!(planned.titres, 2);
+        assert!(list(&dir.path().join(t.as_str()).join("helios/outbox")).is_empty());
+    }
+    // Restart: the flush source writes it at once.
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    let flush = TitresFlush::new(settings.clone(), Duration::from_secs(60));
+    let ctx = encaisse_pipelines::runtime::SourceContext {
+        publisher: encaisse_pipelines::runtime::Runtime::new(Default::default(), ledger.clone())
+            .publisher(),
+        ledger: ledger.clone(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    assert_eq!(flush.flush_once(&ctx).await, 1);
+    let files = list(&dir.path().join(t.as_str()).join("helios/outbox"));
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), expected_bytes);
+    // A redelivered run closure plans nothing more.
+    let stage = HeliosTitres::new(settings, ledger.clone());
+    stage
+        .handle(&incoming(&run_closed(&t, run, &invoices)))
+        .await
+        .unwrap();
+    assert_eq!(flush.flush_once(&ctx).await, 0);
+    let bordereaux: i64 = ledger
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM helios_bordereau", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(bordereaux, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_invoice_does_not_block_its_run_nor_take_a_number() {
+    install_metrics();
+    let t = tenant_id("refused");
+    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ormc)]).await;
+    let run = "run-refused";
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000051", "10.00")),
+        invoice(
+            &t,
+            run,
+            &Inv::new("F2026000052", "20.00").postal_code("9440"),
+        ),
+        invoice(&t, run, &Inv::new("F2026000053", "30.00")),
+    ];
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let files = flow.wait_files(&t, "outbox", "PESORMC", 1).await;
+    let sent = read_sent(&std::fs::read(&files[0]).unwrap());
+    assert_eq!(
+        pieces(&sent),
+        [(1, 1), (1, 2)],
+        "no gap: the refused invoice took no IdPce"
+    );
+    let numbers: Vec<String> = titres(&flow.ledger, t.as_str())
+        .await
+        .into_iter()
+        .map(|r| r.3)
+        .collect();
+    assert_eq!(numbers, ["F2026000051", "F2026000053"]);
+    let reports = flow.wait_files(&t, "rejected", "run-refused", 1).await;
+    let report = std::fs::read_to_string(&reports[0]).unwrap();
+    assert!(
+        report.contains(&format!(
+            "{t}/2026/F2026000052\tpayer.address.postal_code\t"
+        )),
+        "{report}"
+    );
+    assert_eq!(flow.count("SELECT count(*) FROM helios_refused").await, 1);
+    let facts = flow
+        .ledger
+        .invoice_facts(&format!("{t}/2026/F2026000052"))
+        .await
+        .unwrap();
+    assert_eq!(
+        facts.iter().filter(|f| f.kind == "titre_refused").count(),
+        1
+    );
+    assert_eq!(
+        counter(
+            "encaisse_helios_invoices_refused_total",
+            &[("tenant", t.as_str())]
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_larger_than_a_bordereau_is_split_in_one_file() {
+    let t = tenant_id("split");
+    let mut config = tenant(&t, BordereauKind::Ormc);
+    config.config.max_pieces_per_bordereau = 2;
+    let flow = Flow::start(vec![config]).await;
+    let run = "run-split";
+    let invoices: Vec<_> = (1..=5)
+        .map(|n| invoice(&t, run, &Inv::new(&format!("F20260001{n:02}"), "9.99")))
+        .collect();
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let files = flow.wait_files(&t, "outbox", "PESORMC", 1).await;
+    settle().await;
+    assert_eq!(flow.files(&t, "outbox").len(), 1, "one file for the run");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    assert_valid(&pes_aller_xsd(), &file_name(&files[0]), &bytes);
+    let sent = read_sent(&bytes);
+    let per: Vec<(u32, u32)> = sent
+        .bordereaux
+        .iter()
+        .map(|b| (b.id_bord, b.nbr_pce))
+        .collect();
+    assert_eq!(per, [(1, 2), (2, 2), (3, 1)]);
+    assert_eq!(pieces(&sent), [(1, 1), (1, 2), (2, 3), (2, 4), (3, 5)]);
+    assert_eq!(flow.count("SELECT count(*) FROM helios_bordereau").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_of_a_tenant_without_helios_is_parked() {
+    let t = tenant_id("none");
+    let other = tenant_id("configured");
+    let flow = Flow::start(vec![tenant(&other, BordereauKind::Ormc)]).await;
+    let run = "run-none";
+    let i = invoice(&t, run, &Inv::new("F2026000061", "10.00"));
+    flow.publish(&i).await;
+    let parked = format!("{}.{STAGE}.parked", flow.ns.prefix);
+    support::wait_until("the invoice parked", Duration::from_secs(30), || async {
+        flow.client.count(&parked).await == 1
+    })
+    .await;
+    let delivery = flow.client.drain(&parked).await.pop().unwrap();
+    assert_eq!(
+        support::text_header(&delivery.properties, "encaisse-error-kind").as_deref(),
+        Some("no_helios_config")
+    );
+}
