@@ -230,8 +230,10 @@ fn build_sepa_batch(ctx: &Context<'_>) -> Result<Built, WiringError> {
 }
 
 fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
-    Ok(Built::Source(encaisse_pipelines::stages::sepa::returns_source(
-        sepa_settings(ctx),
-        encaisse_pipelines::stages::inbox::WatchSettings::default(),
-    )))
+    Ok(Built::Source(
+        encaisse_pipelines::stages::sepa::returns_source(
+            sepa_settings(ctx),
+            encaisse_pipelines::stages::inbox::WatchSettings::default(),
+        ),
+    ))
 }

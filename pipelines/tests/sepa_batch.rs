@@ -419,3 +419,48 @@ async fn refused_invoices_do_not_block_the_valid_ones() {
     assert_eq!(flow.events().await.len(), 3, "each refusal told once");
     flow.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_without_direct_debit_refuses_its_debit_invoices_at_once() {
+    let t = tenant_id("t6");
+    let other = tenant_id("t6-nosepa");
+    let mut flow = Flow::start(vec![tenant(&t)]).await;
+    let debit = invoice(&other, "run-t6", &Inv::debit("D1", "RUM-D", "18.00"));
+    let online = invoice(
+        &other,
+        "run-t6",
+        &Inv {
+            mode: "TIPI",
+            rum: None,
+            ..Inv::debit("D2", "-", "5.00")
+        },
+    );
+    flow.publish(&debit).await;
+    flow.publish(&online).await;
+    flow.publish(&run_closed(
+        &other,
+        "run-t6",
+        &[debit.clone(), online.clone()],
+    ))
+    .await;
+    let events = flow.wait_events(1).await;
+    assert_eq!(events[0].invoice.number, "D1");
+    assert_eq!(events[0].reason_code, "LOCAL-SETUP");
+    assert!(events[0].reason_text.contains("[tenants.sepa]"));
+    let facts = flow
+        .ledger
+        .invoice_facts(&format!("{other}/2026/D1"))
+        .await
+        .unwrap();
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].kind, "sepa_refused");
+    settle().await;
+    assert_eq!(
+        flow.events().await.len(),
+        1,
+        "the online invoice is not refused"
+    );
+    assert!(flow.files(&other, "outbox").is_empty());
+    assert_eq!(flow.count("SELECT count(*) FROM batch_item").await, 0);
+    flow.stop().await;
+}

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -238,6 +238,8 @@ pub struct Flow {
     pub sink: String,
     pub running: Option<Running>,
     pub tenants: Vec<TenantSepa>,
+    /// The daemon's "now" (starts at [`now()`]); tests move it forward.
+    pub now: Arc<Mutex<NaiveDateTime>>,
     seen: Mutex<Vec<PaymentRejected>>,
 }
 
@@ -261,6 +263,7 @@ impl Flow {
             sink,
             running: None,
             tenants,
+            now: Arc::new(Mutex::new(now())),
             seen: Mutex::new(Vec::new()),
         };
         flow.run().await;
@@ -275,7 +278,11 @@ impl Flow {
             self.ns.config(&broker_url(BROKER), &tiers),
             self.ledger.clone(),
         );
-        let settings = settings(self.dir.path(), self.tenants.clone());
+        let now = self.now.clone();
+        let settings = SepaSettings {
+            clock: Clock::from_fn(move || *now.lock().unwrap()),
+            ..settings(self.dir.path(), self.tenants.clone())
+        };
         runtime.add_stage(sepa::batch_stage(settings.clone(), self.ledger.clone()));
         runtime.add_source(sepa::returns_source(
             settings,
@@ -287,6 +294,11 @@ impl Flow {
         let running = Running::start(runtime);
         wait_connected(&running.health).await;
         self.running = Some(running);
+    }
+
+    /// Moves the daemon's clock.
+    pub fn set_now(&self, at: NaiveDateTime) {
+        *self.now.lock().unwrap() = at;
     }
 
     pub async fn stop(&mut self) {

@@ -24,6 +24,11 @@ impl Clock {
         Clock(Arc::new(move || at))
     }
 
+    /// Whatever `now` says (Europe/Paris local time): a clock a test or a demo drives.
+    pub fn from_fn(now: impl Fn() -> NaiveDateTime + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
     /// Now, local time to the second (the precision of `CreDtTm`).
     pub fn now(&self) -> NaiveDateTime {
         let now = (self.0)();

@@ -285,7 +285,7 @@ fn prepare(
         return Ok(Err((
             RefusalCode::Setup,
             "a PRELEVEMENT invoice without mandate".into(),
-            None,
+            own_end_to_end_id(c, tenant, &invoice.invoice, candidate.attempt)?,
         )));
     };
     // A first presentation tells the ledger what the invoice says of the mandate (a new
@@ -319,7 +319,8 @@ fn prepare(
     ) {
         Ok(sequence) => sequence,
         Err(SequenceError::Unusable(why)) => {
-            return Ok(Err((RefusalCode::Mandate, why.to_string(), None)));
+            let e2e = own_end_to_end_id(c, tenant, &invoice.invoice, candidate.attempt)?;
+            return Ok(Err((RefusalCode::Mandate, why.to_string(), e2e)));
         }
         Err(SequenceError::Ledger(e)) => return Err(e.into()),
     };
@@ -368,6 +369,23 @@ fn prepare(
         )));
     }
     Ok(Ok(collection))
+}
+
+/// The end-to-end id presentation `attempt` of an invoice would have, unless it is not a
+/// valid identifier or another invoice already has it (it then names nothing of its own).
+fn own_end_to_end_id(
+    c: &Connection,
+    tenant: &str,
+    invoice: &encaisse_schemas::InvoiceRef,
+    attempt: u32,
+) -> Result<Option<String>, LedgerError> {
+    let Ok(id) = encaisse_sepa::ids::end_to_end_id(invoice, attempt) else {
+        return Ok(None);
+    };
+    Ok(match mandates::use_by_end_to_end_id(c, tenant, &id)? {
+        Some(other) if other.invoice_key != invoice.key() => None,
+        _ => Some(id),
+    })
 }
 
 /// A file name (and `MsgId`) not used yet: the day's next `{seq}`, skipping names a

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use chrono::NaiveDateTime;
 use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
-use encaisse_schemas::{Event, InvoiceRef, Money, PaymentRejected, TenantId};
+use encaisse_schemas::{Event, InvoiceRef, Money, TenantId};
 use encaisse_sepa::calendar::{earliest_due_date, next_target_day};
 use encaisse_sepa::read::{MatchedCollection, RTransaction, RejectLevel};
 use encaisse_sepa::reasons::{self, Handling, MandateEffect};
@@ -285,10 +285,11 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
     }
 }
 
-/// A collection newly rejected by a record.
+/// A collection newly rejected by a record, and what the policy says of it.
 struct NewReject {
     record: usize,
     collection: MandateUse,
+    decision: Decision,
 }
 
 fn level_rank(level: RejectLevel) -> u8 {
@@ -325,6 +326,7 @@ fn apply(
     let mut order: Vec<usize> = (0..bank.records.len()).collect();
     order.sort_by_key(|&i| level_rank(bank.records[i].level));
 
+    let policy = RepresentationPolicy::from(&tenant.sepa.represent);
     let mut new_rejects = Vec::new();
     let mut unmatched_rows = Vec::new();
     for index in order {
@@ -364,10 +366,18 @@ fn apply(
             };
             match mandates::record_outcome(c, id, &e2e, &outcome, record.reported_on)? {
                 Recorded::New(updated) => {
+                    let decision = policy.decide(
+                        record.reason_code.as_deref(),
+                        updated.attempt,
+                        record.reported_on,
+                        Some(updated.due_date),
+                    );
+                    journal_reject(c, id, bank, record, &updated, &decision)?;
                     collections.push(e2e);
                     new_rejects.push(NewReject {
                         record: index,
                         collection: updated,
+                        decision,
                     });
                 }
                 Recorded::AlreadyRejected(_) | Recorded::Unknown => applied.duplicates += 1,
@@ -409,20 +419,13 @@ fn plan_representations(
     applied: &mut Applied,
 ) -> Result<Representations, PlanError> {
     let id = tenant.id.as_str();
-    let policy = RepresentationPolicy::from(&tenant.sepa.represent);
     let earliest = earliest_due_date(now.date(), tenant.sepa.lead_days);
     let mut outcome = BTreeMap::new();
     let mut per_regie: BTreeMap<Option<String>, Vec<Candidate>> = BTreeMap::new();
     for reject in rejects {
-        let record = &bank.records[reject.record];
         let used = &reject.collection;
         let key = (used.invoice_key.clone(), used.attempt);
-        let Decision::Represent { attempt, due_date } = policy.decide(
-            record.reason_code.as_deref(),
-            used.attempt,
-            record.reported_on,
-            Some(used.due_date),
-        ) else {
+        let Decision::Represent { attempt, due_date } = reject.decision else {
             continue;
         };
         if let Some(next) = mandates::use_of(c, id, &used.invoice_key, attempt)?
@@ -518,7 +521,6 @@ fn queue_events(
             event.reason_text = format!("{} — not re-presented: {why}", event.reason_text);
         }
         store::insert_event(c, tenant, SOURCE, &event)?;
-        journal_reject(c, tenant, bank, record, &event)?;
         applied
             .rejected
             .push((event.reason_code.clone(), event.will_represent));
@@ -526,33 +528,41 @@ fn queue_events(
     Ok(())
 }
 
+/// Journals a reject as soon as it is recorded, with the policy's decision (a refused
+/// re-presentation is journalled after it, as `sepa_refused`).
 fn journal_reject(
     c: &Connection,
     tenant: &str,
     bank: &BankFile,
     record: &RejectRecord,
-    event: &PaymentRejected,
+    rejected: &MandateUse,
+    decision: &Decision,
 ) -> Result<(), LedgerError> {
     let r_type = match record.r_type {
         RTransaction::Reject => "reject",
         RTransaction::Return => "return",
         RTransaction::Refund => "refund",
     };
+    let e2e = rejected.end_to_end_id.as_deref().unwrap_or("");
     store::fact(
         c,
-        &event.invoice.key(),
+        &rejected.invoice_key,
         tenant,
         "payment_rejected",
         serde_json::json!({
-            "end_to_end_id": event.end_to_end_id,
-            "reason_code": event.reason_code,
+            "end_to_end_id": e2e,
+            "attempt": rejected.attempt,
+            "reason_code": record.reason_code_or_narrative(),
             "r_type": r_type,
-            "will_represent": event.will_represent,
+            "decision": match decision {
+                Decision::Represent { .. } => "represent".to_string(),
+                Decision::Final { why, .. } => format!("final: {why}"),
+            },
             "file": bank.file,
             "bank_message_id": bank.message_id,
             "line": record.line,
         }),
-        &format!("sepa:rejected:{tenant}:{}", event.end_to_end_id),
+        &format!("sepa:rejected:{tenant}:{e2e}"),
     )
 }
 
