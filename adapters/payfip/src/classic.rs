@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
-use encaisse_schemas::Money;
+use encaisse_schemas::{InvoiceRef, Money, PaymentFailed, PaymentReceived};
 use url::Url;
 
 use crate::config::{PayfipMode, SaisieCodes, http_url};
@@ -19,7 +19,7 @@ use crate::datetime::parse_paris;
 use crate::fields::{
     AmountBounds, Email, Exer, FieldError, NumCli, Objet, Refdet, Saisie, parse_montant,
 };
-use crate::result::Resultrans;
+use crate::result::{Resultrans, Sighting};
 
 /// The parameters of a classic payment request (spec §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +158,38 @@ impl ClassicResult {
     /// `tipi:<refdet>`: the payment id of events about this result.
     pub fn payment_id(&self) -> String {
         format!("tipi:{}", self.refdet)
+    }
+
+    /// The `payment.received` of a **verified** paid result (`None` otherwise); `observed_at`
+    /// dates it when `dattrans`/`heurtrans` were absent or unreadable.
+    pub fn payment_received(
+        &self,
+        invoice: InvoiceRef,
+        commission: Option<Money>,
+        observed_at: DateTime<FixedOffset>,
+    ) -> Option<PaymentReceived> {
+        self.sighting().received(invoice, commission, observed_at)
+    }
+
+    /// The `payment.failed` of a **verified** result that did not pay (`None` when paid).
+    pub fn payment_failed(
+        &self,
+        invoice: InvoiceRef,
+        observed_at: DateTime<FixedOffset>,
+    ) -> Option<PaymentFailed> {
+        self.sighting().failed(invoice, observed_at)
+    }
+
+    fn sighting(&self) -> Sighting {
+        Sighting {
+            payment_id: self.payment_id(),
+            resultrans: self.resultrans,
+            amount: self.amount,
+            numauto: self.numauto.clone(),
+            own_reference: self.refdet.clone(),
+            transaction_at: self.transaction_at,
+            origin: "PayFiP classic result",
+        }
     }
 
     /// Parses the url-encoded fields of a result: the query string of a GET or the body of a
@@ -316,6 +348,29 @@ mod tests {
             Ok(Resultrans::P)
         );
         assert_eq!(result.payment_id(), "tipi:xxxxxxxxxx0001");
+        let invoice = InvoiceRef {
+            tenant: encaisse_schemas::TenantId::new("vitry").unwrap(),
+            exercice: 2021,
+            number: "T0001".into(),
+        };
+        let now = DateTime::parse_from_rfc3339("2021-05-04T14:00:00+02:00").unwrap();
+        let received = result
+            .payment_received(invoice.clone(), Some(Money::parse("0.36").unwrap()), now)
+            .unwrap();
+        assert_eq!(received.paid_at.to_rfc3339(), "2021-05-04T13:25:00+02:00");
+        assert_eq!(received.reference, "00000001 xxxxxxxxxx0001");
+        assert_eq!(received.channel, encaisse_schemas::Channel::Cb);
+        assert!(result.payment_failed(invoice.clone(), now).is_none());
+        let refused =
+            ClassicResult::parse(&oca_payload().replace("resultrans=P", "resultrans=R")).unwrap();
+        assert!(
+            refused
+                .payment_received(invoice.clone(), None, now)
+                .is_none()
+        );
+        let failed = refused.payment_failed(invoice, now).unwrap();
+        assert_eq!(failed.result, encaisse_schemas::PayfipFailure::R);
+        assert_eq!(failed.payment_id, "tipi:xxxxxxxxxx0001");
     }
 
     #[test]

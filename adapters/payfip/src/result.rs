@@ -174,15 +174,61 @@ impl PaymentDetail {
         commission: Option<Money>,
         observed_at: DateTime<FixedOffset>,
     ) -> Option<PaymentReceived> {
+        self.sighting().received(invoice, commission, observed_at)
+    }
+
+    /// The `payment.failed` for a result that did not pay (`None` when paid).
+    pub fn payment_failed(
+        &self,
+        invoice: InvoiceRef,
+        observed_at: DateTime<FixedOffset>,
+    ) -> Option<PaymentFailed> {
+        self.sighting().failed(invoice, observed_at)
+    }
+
+    fn sighting(&self) -> Sighting {
+        Sighting {
+            payment_id: self.payment_id(),
+            resultrans: self.resultrans,
+            amount: self.amount,
+            numauto: self.numauto.clone(),
+            own_reference: self.idop.to_string(),
+            transaction_at: self.transaction_at,
+            origin: "PayFiP result",
+        }
+    }
+}
+
+/// What the events of a gateway result are made of, whichever channel brought it (web
+/// service or classic URL).
+pub(crate) struct Sighting {
+    pub payment_id: String,
+    pub resultrans: Resultrans,
+    pub amount: Money,
+    pub numauto: Option<String>,
+    /// The idOp (web service) or refdet (classic URL), after `numauto` in the reference.
+    pub own_reference: String,
+    pub transaction_at: Option<DateTime<FixedOffset>>,
+    /// Start of the failure reason (`PayFiP result`).
+    pub origin: &'static str,
+}
+
+impl Sighting {
+    pub(crate) fn received(
+        self,
+        invoice: InvoiceRef,
+        commission: Option<Money>,
+        observed_at: DateTime<FixedOffset>,
+    ) -> Option<PaymentReceived> {
         let channel = self.resultrans.channel()?;
         let reference = match &self.numauto {
-            Some(numauto) => format!("{numauto} {}", self.idop),
-            None => self.idop.to_string(),
+            Some(numauto) => format!("{numauto} {}", self.own_reference),
+            None => self.own_reference,
         };
         Some(PaymentReceived {
             schema_version: 1,
             invoice,
-            payment_id: self.payment_id(),
+            payment_id: self.payment_id,
             amount: self.amount,
             channel,
             source: PaymentSource::Payfip,
@@ -192,9 +238,8 @@ impl PaymentDetail {
         })
     }
 
-    /// The `payment.failed` for a result that did not pay (`None` when paid).
-    pub fn payment_failed(
-        &self,
+    pub(crate) fn failed(
+        self,
         invoice: InvoiceRef,
         observed_at: DateTime<FixedOffset>,
     ) -> Option<PaymentFailed> {
@@ -202,12 +247,13 @@ impl PaymentDetail {
         Some(PaymentFailed {
             schema_version: 1,
             invoice,
-            payment_id: self.payment_id(),
+            payment_id: self.payment_id,
             result: failure,
             amount: self.amount,
             failed_at: self.transaction_at.unwrap_or(observed_at),
             reason: format!(
-                "PayFiP result {}: {}.",
+                "{} {}: {}.",
+                self.origin,
                 self.resultrans,
                 self.resultrans.label()
             ),
@@ -287,6 +333,15 @@ pub enum OperationStatus {
     Expired { reason: String },
 }
 
+/// `120 minutes`, or `45 seconds` for a window that is not a whole number of minutes.
+fn duration_words(d: Duration) -> String {
+    if d.num_seconds() % 60 == 0 && d.num_minutes() > 0 {
+        format!("{} minutes", d.num_minutes())
+    } else {
+        format!("{} seconds", d.num_seconds())
+    }
+}
+
 /// Interprets a result query made at `now` for an operation created at `created_at`.
 /// Failures other than `P1`/`P5` are returned as they are (retry or park by their class).
 pub fn interpret(
@@ -321,8 +376,8 @@ pub fn interpret(
             } else {
                 Ok(OperationStatus::Expired {
                     reason: format!(
-                        "no result {} minutes after creation (P5)",
-                        policy.result_wait.num_minutes()
+                        "no result {} after creation (P5)",
+                        duration_words(policy.result_wait)
                     ),
                 })
             }
@@ -394,10 +449,12 @@ mod tests {
             status(fault("P5"), 119),
             OperationStatus::Waiting { .. }
         ));
-        assert!(matches!(
+        assert_eq!(
             status(fault("P5"), 125),
-            OperationStatus::Expired { .. }
-        ));
+            OperationStatus::Expired {
+                reason: "no result 120 minutes after creation (P5)".into()
+            }
+        );
         let other = interpret(Err(fault("A2")), created, created, POLICY);
         assert!(matches!(other, Err(e) if e.fault_code() == Some("A2")));
     }

@@ -3,5 +3,6 @@
 
 pub mod helios;
 pub mod inbox;
+pub mod payfip;
 pub mod polyfac;
 pub mod sepa;

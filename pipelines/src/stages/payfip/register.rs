@@ -1,0 +1,153 @@
+//! `payfip.register`: keeps in the ledger what the payment API needs to know of each invoice.
+//!
+//! * `invoice.issued.#` → `payfip_invoice`: amount, payer e-mail, collection path, budget or
+//!   régie and its PayFiP client number, whether the source made it payable online. A
+//!   corrected invoice (new content hash) replaces the row. Only tenants with
+//!   `[tenants.payfip] enabled = true` are kept (no payer address is stored for the others;
+//!   invoices issued before the switch are not payable online until issued again).
+//! * `titre.accepted` from a **PES Retour** (the comptable's prise en charge) → `payfip_titre`:
+//!   titres are payable online only once taken in charge (DGFiP loads them into PayFiP the
+//!   next day); an acquit (`PES_ACQUIT`) only acknowledges the file and changes nothing.
+//! * `payment.received` / `payment.reversed` → `payfip_payment`: what is paid, whatever the
+//!   channel (PayFiP, Hélios émargement, bank), so that a paid invoice is refused.
+//!
+//! Every write is committed with the deduplication record ([`Handled::commit_with`]); the
+//! tables are keyed so that any order of arrival gives the same state.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use encaisse_schemas::{
+    Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived, PaymentReversed, TitreAccepted,
+    TitreSource,
+};
+use futures::future::BoxFuture;
+
+use super::REGISTER_STAGE;
+use super::settings::PayfipSettings;
+use super::store::{self, InvoiceRecord, PaymentFact, TitreRecord};
+use crate::stage::{Handled, Incoming, Stage, StageError};
+
+/// The `payfip.register` stage.
+pub struct RegisterStage {
+    settings: Arc<PayfipSettings>,
+}
+
+impl RegisterStage {
+    pub fn new(settings: Arc<PayfipSettings>) -> Self {
+        RegisterStage { settings }
+    }
+
+    fn invoice_issued(&self, event: InvoiceIssued) -> Handled {
+        let Some(tenant) = self
+            .settings
+            .tenants
+            .get(&event.invoice.tenant)
+            .filter(|t| t.payfip.enabled)
+        else {
+            // No online payment for this commune: its payers' addresses are not kept.
+            return Handled::none().about(event.invoice);
+        };
+        let numcli = tenant.numcli_for(event.collection, &event.budget, event.regie.as_deref());
+        let record = InvoiceRecord {
+            invoice: event.invoice.clone(),
+            content_hash: event.content_hash,
+            amount: event.total,
+            email: event.payer.email.filter(|e| !e.trim().is_empty()),
+            collection: event.collection,
+            budget: event.budget,
+            regie: event.regie,
+            numcli,
+            online_payable: event.online_payable,
+            issued_on: event.issued_on,
+        };
+        tracing::debug!(invoice = %record.invoice.key(), online_payable = record.online_payable, "Invoice registered for online payment.");
+        let now = store::ts(Utc::now());
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |c| store::upsert_invoice(c, &record, &now))
+    }
+
+    fn titre_accepted(&self, event: TitreAccepted) -> Handled {
+        if event.source != TitreSource::Retour {
+            // An acquit says the file was read, not that the titre was taken in charge.
+            return Handled::none().about(event.invoice);
+        }
+        let record = TitreRecord {
+            invoice: event.invoice.clone(),
+            taken_in_charge_on: event
+                .accepted_at
+                .with_timezone(&chrono_tz::Europe::Paris)
+                .date_naive(),
+            titre: event.titre,
+        };
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |c| store::upsert_titre(c, &record))
+    }
+
+    fn payment(
+        invoice: InvoiceRef,
+        payment_id: String,
+        amount: Money,
+        fact: PaymentFact,
+    ) -> Handled {
+        let now = store::ts(Utc::now());
+        let key = invoice.clone();
+        Handled::none()
+            .about(invoice)
+            .commit_with(move |c| store::record_payment(c, &key, &payment_id, amount, fact, &now))
+    }
+
+    fn handle_message(&self, message: &Incoming) -> Result<Handled, StageError> {
+        let kind = message
+            .message_type
+            .clone()
+            .unwrap_or_else(|| message.routing_key.clone());
+        if kind == InvoiceIssued::TYPE || kind.starts_with("invoice.issued.") {
+            Ok(self.invoice_issued(message.decode()?))
+        } else if kind == TitreAccepted::TYPE {
+            Ok(self.titre_accepted(message.decode()?))
+        } else if kind == PaymentReceived::TYPE {
+            let e: PaymentReceived = message.decode()?;
+            Ok(Self::payment(
+                e.invoice,
+                e.payment_id,
+                e.amount,
+                PaymentFact::Received,
+            ))
+        } else if kind == PaymentReversed::TYPE {
+            let e: PaymentReversed = message.decode()?;
+            Ok(Self::payment(
+                e.invoice,
+                e.payment_id,
+                e.amount,
+                PaymentFact::Reversed,
+            ))
+        } else {
+            Err(StageError::permanent(
+                "unexpected_message",
+                format!("payfip.register does not handle {kind:?} messages"),
+            ))
+        }
+    }
+}
+
+impl Stage for RegisterStage {
+    fn name(&self) -> &str {
+        REGISTER_STAGE
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        vec![
+            "invoice.issued.#".into(),
+            TitreAccepted::TYPE.into(),
+            PaymentReceived::TYPE.into(),
+            PaymentReversed::TYPE.into(),
+        ]
+    }
+
+    fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Handled, StageError>> {
+        Box::pin(async move { self.handle_message(message) })
+    }
+}

@@ -1,0 +1,925 @@
+//! The SQL of the PayFiP tables (`ledger/migrations/payfip_0001.sql`). Plain functions over a
+//! connection, so that callers compose them inside one ledger transaction (`Ledger::write`,
+//! `Handled::commit_with`). Times are stored as RFC 3339 UTC with microseconds (they sort as
+//! text); amounts as integer cents. Nothing here logs: the e-mail column is personal data.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use encaisse_ledger::LedgerError;
+use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension, Row, params};
+use encaisse_payfip::{PayfipMode, Resultrans};
+use encaisse_schemas::{CollectionPath, InvoiceRef, Money, TenantId, TitreRef};
+
+/// A time as the PayFiP tables store it.
+pub fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn bad_value(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, what)),
+    )
+}
+
+fn time_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(&t)
+            .map(|d| d.to_utc())
+            .map_err(|e| bad_value(column, format!("time {t:?}: {e}")))
+    })
+    .transpose()
+}
+
+fn money_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Money> {
+    let cents: i64 = row.get(column)?;
+    Money::from_cents(cents).map_err(|e| bad_value(column, e.to_string()))
+}
+
+fn tenant_at(row: &Row<'_>, column: usize) -> rusqlite::Result<TenantId> {
+    let text: String = row.get(column)?;
+    TenantId::new(text).map_err(|e| bad_value(column, e.to_string()))
+}
+
+fn date_at(row: &Row<'_>, column: usize) -> rusqlite::Result<NaiveDate> {
+    let text: String = row.get(column)?;
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|e| bad_value(column, format!("date {text:?}: {e}")))
+}
+
+fn collection_text(c: CollectionPath) -> &'static str {
+    match c {
+        CollectionPath::Titres => "titres",
+        CollectionPath::Regie => "regie",
+    }
+}
+
+/// `test`, `activation`, `production`.
+pub fn mode_text(mode: PayfipMode) -> &'static str {
+    match mode {
+        PayfipMode::Test => "test",
+        PayfipMode::Activation => "activation",
+        PayfipMode::Production => "production",
+    }
+}
+
+fn mode_from(text: &str) -> Option<PayfipMode> {
+    match text {
+        "test" => Some(PayfipMode::Test),
+        "activation" => Some(PayfipMode::Activation),
+        "production" => Some(PayfipMode::Production),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Invoices, titres, payments (payfip.register)
+
+/// What the payment API needs of an invoice (from `invoice.issued`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvoiceRecord {
+    pub invoice: InvoiceRef,
+    pub content_hash: String,
+    pub amount: Money,
+    /// The payer's address: personal data (`Debug` masks it).
+    pub email: Option<String>,
+    pub collection: CollectionPath,
+    pub budget: String,
+    pub regie: Option<String>,
+    /// PayFiP client number of its budget (titres) or régie, when configured.
+    pub numcli: Option<String>,
+    pub online_payable: bool,
+    pub issued_on: NaiveDate,
+}
+
+impl fmt::Debug for InvoiceRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvoiceRecord")
+            .field("invoice", &self.invoice.key())
+            .field("amount", &self.amount)
+            .field(
+                "email",
+                &self.email.as_deref().map(encaisse_schemas::mask::email),
+            )
+            .field("collection", &self.collection)
+            .field("budget", &self.budget)
+            .field("regie", &self.regie)
+            .field("numcli", &self.numcli)
+            .field("online_payable", &self.online_payable)
+            .finish()
+    }
+}
+
+/// Records (or updates, for a corrected invoice) what the API needs of an invoice.
+pub fn upsert_invoice(c: &Connection, r: &InvoiceRecord, now: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO payfip_invoice (tenant, exercice, number, content_hash, amount_cents, email,
+             collection, budget, regie, numcli, online_payable, issued_on, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tenant, exercice, number) DO UPDATE SET
+             content_hash = excluded.content_hash, amount_cents = excluded.amount_cents,
+             email = excluded.email, collection = excluded.collection, budget = excluded.budget,
+             regie = excluded.regie, numcli = excluded.numcli,
+             online_payable = excluded.online_payable, issued_on = excluded.issued_on,
+             updated_at = excluded.updated_at",
+        params![
+            r.invoice.tenant.as_str(),
+            r.invoice.exercice,
+            r.invoice.number,
+            r.content_hash,
+            r.amount.cents(),
+            r.email,
+            collection_text(r.collection),
+            r.budget,
+            r.regie,
+            r.numcli,
+            r.online_payable,
+            r.issued_on.format("%Y-%m-%d").to_string(),
+            now,
+        ],
+    )?;
+    Ok(())
+}
+
+const INVOICE_COLUMNS: &str = "tenant, exercice, number, content_hash, amount_cents, email,
+     collection, budget, regie, numcli, online_payable, issued_on";
+
+fn invoice_from(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
+    let collection: String = row.get(6)?;
+    Ok(InvoiceRecord {
+        invoice: InvoiceRef {
+            tenant: tenant_at(row, 0)?,
+            exercice: row.get(1)?,
+            number: row.get(2)?,
+        },
+        content_hash: row.get(3)?,
+        amount: money_at(row, 4)?,
+        email: row.get(5)?,
+        collection: match collection.as_str() {
+            "titres" => CollectionPath::Titres,
+            "regie" => CollectionPath::Regie,
+            other => return Err(bad_value(6, format!("collection {other:?}"))),
+        },
+        budget: row.get(7)?,
+        regie: row.get(8)?,
+        numcli: row.get(9)?,
+        online_payable: row.get(10)?,
+        issued_on: date_at(row, 11)?,
+    })
+}
+
+/// The invoices of a tenant with this number (one per exercice at most).
+pub fn invoices_by_number(
+    c: &Connection,
+    tenant: &TenantId,
+    number: &str,
+) -> Result<Vec<InvoiceRecord>, LedgerError> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {INVOICE_COLUMNS} FROM payfip_invoice WHERE tenant = ?1 AND number = ?2
+         ORDER BY exercice DESC"
+    ))?;
+    let rows = stmt.query_map(params![tenant.as_str(), number], invoice_from)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The titre of an invoice, once taken in charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitreRecord {
+    pub invoice: InvoiceRef,
+    pub titre: TitreRef,
+    /// Paris date of the prise en charge.
+    pub taken_in_charge_on: NaiveDate,
+}
+
+/// Records the titre of an invoice; a later PES Retour updates the reference but keeps the
+/// earliest date of prise en charge.
+pub fn upsert_titre(c: &Connection, r: &TitreRecord) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO payfip_titre (tenant, exercice, number, budget, titre_exercice,
+             bordereau_type, id_bord, id_pce, taken_in_charge_on)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (tenant, exercice, number) DO UPDATE SET
+             budget = excluded.budget, titre_exercice = excluded.titre_exercice,
+             bordereau_type = excluded.bordereau_type, id_bord = excluded.id_bord,
+             id_pce = excluded.id_pce,
+             taken_in_charge_on = min(taken_in_charge_on, excluded.taken_in_charge_on)",
+        params![
+            r.invoice.tenant.as_str(),
+            r.invoice.exercice,
+            r.invoice.number,
+            r.titre.budget,
+            r.titre.exercice,
+            r.titre.bordereau_type,
+            r.titre.id_bord,
+            r.titre.id_pce,
+            r.taken_in_charge_on.format("%Y-%m-%d").to_string(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The titre of an invoice, if taken in charge.
+pub fn titre_of(c: &Connection, invoice: &InvoiceRef) -> Result<Option<TitreRecord>, LedgerError> {
+    let found = c
+        .query_row(
+            "SELECT budget, titre_exercice, bordereau_type, id_bord, id_pce, taken_in_charge_on
+             FROM payfip_titre WHERE tenant = ?1 AND exercice = ?2 AND number = ?3",
+            params![invoice.tenant.as_str(), invoice.exercice, invoice.number],
+            |row| {
+                Ok(TitreRecord {
+                    invoice: invoice.clone(),
+                    titre: TitreRef {
+                        budget: row.get(0)?,
+                        exercice: row.get(1)?,
+                        bordereau_type: row.get(2)?,
+                        id_bord: row.get(3)?,
+                        id_pce: row.get(4)?,
+                    },
+                    taken_in_charge_on: date_at(row, 5)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(found)
+}
+
+/// A payment fact about an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentFact {
+    /// `payment.received`.
+    Received,
+    /// `payment.reversed` (also when it arrives before the payment it cancels).
+    Reversed,
+}
+
+/// Records a payment fact, idempotently per payment id: a payment counts once however
+/// often it is seen, and a reversal cancels it whichever arrives first.
+pub fn record_payment(
+    c: &Connection,
+    invoice: &InvoiceRef,
+    payment_id: &str,
+    amount: Money,
+    fact: PaymentFact,
+    now: &str,
+) -> Result<(), LedgerError> {
+    let (received, reversed, update) = match fact {
+        PaymentFact::Received => (1, 0, "received = 1, amount_cents = excluded.amount_cents"),
+        PaymentFact::Reversed => (0, 1, "reversed = 1"),
+    };
+    c.execute(
+        &format!(
+            "INSERT INTO payfip_payment (tenant, payment_id, exercice, number, amount_cents,
+                 received, reversed, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (tenant, payment_id) DO UPDATE SET {update},
+                 updated_at = excluded.updated_at"
+        ),
+        params![
+            invoice.tenant.as_str(),
+            payment_id,
+            invoice.exercice,
+            invoice.number,
+            amount.cents(),
+            received,
+            reversed,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// How much of an invoice is paid, as far as the ledger knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// Sum of the payments received and not reversed. The same payment may be seen twice
+    /// (PayFiP, then the Hélios émargement), so this can exceed the amount.
+    pub received: Money,
+    /// The payment id of an attempt the gateway reported paid (`P`/`V`) — possibly not yet
+    /// back through `payment.received`.
+    pub paid_attempt: Option<String>,
+}
+
+impl Coverage {
+    /// Paid in full.
+    pub fn is_paid(&self, amount: Money) -> bool {
+        self.paid_attempt.is_some() || self.received >= amount
+    }
+}
+
+/// What is paid of `invoice`.
+pub fn coverage(c: &Connection, invoice: &InvoiceRef) -> Result<Coverage, LedgerError> {
+    let key = params![invoice.tenant.as_str(), invoice.exercice, invoice.number];
+    let cents: i64 = c.query_row(
+        "SELECT coalesce(sum(amount_cents), 0) FROM payfip_payment
+         WHERE tenant = ?1 AND exercice = ?2 AND number = ?3 AND received = 1 AND reversed = 0",
+        key,
+        |r| r.get(0),
+    )?;
+    let paid_attempt: Option<String> = c
+        .query_row(
+            "SELECT payment_id FROM payfip_operation
+             WHERE tenant = ?1 AND exercice = ?2 AND number = ?3 AND outcome IN ('P', 'V')
+             ORDER BY resolved_at LIMIT 1",
+            key,
+            |r| r.get(0),
+        )
+        .optional()?;
+    let received = Money::from_cents(cents)
+        .map_err(|e| LedgerError::Conflict(format!("payfip_payment sum: {e}")))?;
+    Ok(Coverage {
+        received,
+        paid_attempt,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations (payment attempts)
+
+/// Which flavour of PayFiP an attempt uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpChannel {
+    /// Régie web service: idOp, notification, result fetched by SOAP.
+    Ws,
+    /// Titres classic URL: result posted to `urlcl`, verified against the ledger.
+    Classic,
+}
+
+impl OpChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpChannel::Ws => "ws",
+            OpChannel::Classic => "classic",
+        }
+    }
+}
+
+/// Where an attempt is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpState {
+    /// Reserved while `creerPaiementSecurise` runs (no idOp yet).
+    Creating,
+    /// The family was sent to the gateway; no final result yet.
+    Open,
+    /// A result (or an expiry) was recorded.
+    Resolved,
+}
+
+impl OpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpState::Creating => "creating",
+            OpState::Open => "open",
+            OpState::Resolved => "resolved",
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The gateway's result letter.
+    Result(Resultrans),
+    /// No result within the gateway's window (`payment.failed` `Expired`).
+    Expired,
+    /// A classic attempt closed without any result (no event).
+    Closed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Result(r) => r.as_str(),
+            Outcome::Expired => "expired",
+            Outcome::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "expired" => Some(Outcome::Expired),
+            "closed" => Some(Outcome::Closed),
+            other => Resultrans::parse(other).map(Outcome::Result),
+        }
+    }
+
+    pub fn is_paid(self) -> bool {
+        matches!(self, Outcome::Result(r) if r.is_paid())
+    }
+
+    /// The word the Kiosque return URL carries: `paid`, `refused`, `abandoned`, `expired`.
+    pub fn status(self) -> &'static str {
+        match self {
+            Outcome::Result(Resultrans::P | Resultrans::V) => "paid",
+            Outcome::Result(Resultrans::R | Resultrans::Z) => "refused",
+            Outcome::Result(Resultrans::A) => "abandoned",
+            Outcome::Expired | Outcome::Closed => "expired",
+        }
+    }
+}
+
+/// A payment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub op_id: String,
+    pub invoice: InvoiceRef,
+    pub channel: OpChannel,
+    pub state: OpState,
+    /// The invoice's current attempt.
+    pub active: bool,
+    pub idop: Option<String>,
+    /// `payfip:<idop>` or `tipi:<refdet>` (set once the attempt is open).
+    pub payment_id: Option<String>,
+    pub numcli: String,
+    pub exer: u16,
+    pub refdet: String,
+    pub amount: Money,
+    pub mode: PayfipMode,
+    pub return_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub notified_at: Option<DateTime<Utc>>,
+    pub requested_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+    pub numauto: Option<String>,
+    pub commission: Option<Money>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl Operation {
+    /// `pending` until an outcome is recorded, then [`Outcome::status`].
+    pub fn status(&self) -> &'static str {
+        self.outcome.map_or("pending", Outcome::status)
+    }
+}
+
+const OP_COLUMNS: &str = "op_id, tenant, exercice, number, channel, state, active, idop,
+     payment_id, numcli, exer, refdet, amount_cents, mode, return_url, created_at, notified_at,
+     requested_at, outcome, numauto, commission_cents, resolved_at";
+
+fn operation_from(row: &Row<'_>) -> rusqlite::Result<Operation> {
+    let channel: String = row.get(4)?;
+    let state: String = row.get(5)?;
+    let mode: String = row.get(13)?;
+    let outcome: Option<String> = row.get(18)?;
+    let commission: Option<i64> = row.get(20)?;
+    Ok(Operation {
+        op_id: row.get(0)?,
+        invoice: InvoiceRef {
+            tenant: tenant_at(row, 1)?,
+            exercice: row.get(2)?,
+            number: row.get(3)?,
+        },
+        channel: match channel.as_str() {
+            "ws" => OpChannel::Ws,
+            "classic" => OpChannel::Classic,
+            other => return Err(bad_value(4, format!("channel {other:?}"))),
+        },
+        state: match state.as_str() {
+            "creating" => OpState::Creating,
+            "open" => OpState::Open,
+            "resolved" => OpState::Resolved,
+            other => return Err(bad_value(5, format!("state {other:?}"))),
+        },
+        active: row.get(6)?,
+        idop: row.get(7)?,
+        payment_id: row.get(8)?,
+        numcli: row.get(9)?,
+        exer: row.get(10)?,
+        refdet: row.get(11)?,
+        amount: money_at(row, 12)?,
+        mode: mode_from(&mode).ok_or_else(|| bad_value(13, format!("mode {mode:?}")))?,
+        return_url: row.get(14)?,
+        created_at: time_at(row, 15)?.ok_or_else(|| bad_value(15, "no created_at".into()))?,
+        notified_at: time_at(row, 16)?,
+        requested_at: time_at(row, 17)?,
+        outcome: outcome
+            .map(|o| Outcome::parse(&o).ok_or_else(|| bad_value(18, format!("outcome {o:?}"))))
+            .transpose()?,
+        numauto: row.get(19)?,
+        commission: commission
+            .map(|cents| Money::from_cents(cents).map_err(|e| bad_value(20, e.to_string())))
+            .transpose()?,
+        resolved_at: time_at(row, 21)?,
+    })
+}
+
+fn one_operation(
+    c: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<Operation>, LedgerError> {
+    let sql = format!("SELECT {OP_COLUMNS} FROM payfip_operation WHERE {filter}");
+    Ok(c.query_row(&sql, args, operation_from).optional()?)
+}
+
+/// The attempt behind a gateway idOp.
+pub fn operation_by_idop(c: &Connection, idop: &str) -> Result<Option<Operation>, LedgerError> {
+    one_operation(c, "idop = ?1", [idop])
+}
+
+/// An attempt by our id.
+pub fn operation(c: &Connection, op_id: &str) -> Result<Option<Operation>, LedgerError> {
+    one_operation(c, "op_id = ?1", [op_id])
+}
+
+/// The invoice's current attempt.
+pub fn active_operation(
+    c: &Connection,
+    invoice: &InvoiceRef,
+) -> Result<Option<Operation>, LedgerError> {
+    one_operation(
+        c,
+        "tenant = ?1 AND exercice = ?2 AND number = ?3 AND active = 1",
+        params![invoice.tenant.as_str(), invoice.exercice, invoice.number],
+    )
+}
+
+/// The latest classic attempt of a tenant for a `refdet` (a titre's reference is the same
+/// for every attempt).
+pub fn latest_classic(
+    c: &Connection,
+    tenant: &TenantId,
+    refdet: &str,
+) -> Result<Option<Operation>, LedgerError> {
+    one_operation(
+        c,
+        "tenant = ?1 AND refdet = ?2 AND channel = 'classic' ORDER BY created_at DESC LIMIT 1",
+        params![tenant.as_str(), refdet],
+    )
+}
+
+/// Every attempt of an invoice, oldest first (for tests and `encaisse trace`).
+pub fn operations_of(c: &Connection, invoice: &InvoiceRef) -> Result<Vec<Operation>, LedgerError> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {OP_COLUMNS} FROM payfip_operation
+         WHERE tenant = ?1 AND exercice = ?2 AND number = ?3 ORDER BY created_at, op_id"
+    ))?;
+    let rows = stmt.query_map(
+        params![invoice.tenant.as_str(), invoice.exercice, invoice.number],
+        operation_from,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Inserts a new attempt (the caller made sure no other is active).
+pub fn insert_operation(c: &Connection, op: &Operation) -> Result<(), LedgerError> {
+    c.execute(
+        &format!(
+            "INSERT INTO payfip_operation ({OP_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21, ?22)"
+        ),
+        params![
+            op.op_id,
+            op.invoice.tenant.as_str(),
+            op.invoice.exercice,
+            op.invoice.number,
+            op.channel.as_str(),
+            op.state.as_str(),
+            op.active,
+            op.idop,
+            op.payment_id,
+            op.numcli,
+            op.exer,
+            op.refdet,
+            op.amount.cents(),
+            mode_text(op.mode),
+            op.return_url,
+            ts(op.created_at),
+            op.notified_at.map(ts),
+            op.requested_at.map(ts),
+            op.outcome.map(Outcome::as_str),
+            op.numauto,
+            op.commission.map(Money::cents),
+            op.resolved_at.map(ts),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Takes the "current attempt" mark off an attempt (a newer one supersedes it; it stays
+/// unresolved and the reconciliation still asks about it).
+pub fn deactivate(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "UPDATE payfip_operation SET active = 0 WHERE op_id = ?1",
+        [op_id],
+    )?;
+    Ok(())
+}
+
+/// A reserved web-service attempt got its idOp.
+pub fn open_ws(
+    c: &Connection,
+    op_id: &str,
+    idop: &str,
+    payment_id: &str,
+) -> Result<(), LedgerError> {
+    let n = c.execute(
+        "UPDATE payfip_operation SET state = 'open', idop = ?2, payment_id = ?3
+         WHERE op_id = ?1 AND state = 'creating'",
+        params![op_id, idop, payment_id],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(LedgerError::Conflict(format!(
+            "payment attempt {op_id} is no longer reserved"
+        )))
+    }
+}
+
+/// Drops a reservation whose gateway call failed.
+pub fn delete_reservation(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "DELETE FROM payfip_operation WHERE op_id = ?1 AND state = 'creating'",
+        [op_id],
+    )?;
+    Ok(())
+}
+
+/// Marks that a notification (or browser return) asked for the result of an unresolved
+/// attempt. `true` only for the first one: duplicates are then answered without publishing.
+pub fn claim_notification(c: &Connection, op_id: &str, now: &str) -> Result<bool, LedgerError> {
+    let n = c.execute(
+        "UPDATE payfip_operation SET notified_at = ?2, requested_at = ?2
+         WHERE op_id = ?1 AND outcome IS NULL AND state = 'open' AND notified_at IS NULL",
+        params![op_id, now],
+    )?;
+    Ok(n == 1)
+}
+
+/// Undoes [`claim_notification`] when the confirmation could not be published, so that the
+/// next notification (or the reconciliation) asks again.
+pub fn release_notification(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
+    c.execute(
+        "UPDATE payfip_operation SET notified_at = NULL WHERE op_id = ?1",
+        [op_id],
+    )?;
+    Ok(())
+}
+
+/// What a resolution records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub outcome: Outcome,
+    pub numauto: Option<String>,
+    pub commission: Option<Money>,
+}
+
+/// Records how an attempt ended. Only an unresolved attempt is changed — or, with
+/// `over_unpaid`, one whose recorded outcome did not pay (a classic result arriving after
+/// the attempt was closed). Returns whether the row changed.
+pub fn resolve(
+    c: &Connection,
+    op_id: &str,
+    resolution: &Resolution,
+    over_unpaid: bool,
+    now: &str,
+) -> Result<bool, LedgerError> {
+    let condition = if over_unpaid {
+        "(outcome IS NULL OR outcome NOT IN ('P', 'V'))"
+    } else {
+        "outcome IS NULL"
+    };
+    let n = c.execute(
+        &format!(
+            "UPDATE payfip_operation SET state = 'resolved', active = 0, outcome = ?2,
+                 numauto = ?3, commission_cents = ?4, resolved_at = ?5
+             WHERE op_id = ?1 AND {condition}"
+        ),
+        params![
+            op_id,
+            resolution.outcome.as_str(),
+            resolution.numauto,
+            resolution.commission.map(Money::cents),
+            now
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Web-service attempts without a result, created at or before `created_before`, not asked
+/// about since `requested_before`: `(tenant, idop)`, oldest first.
+pub fn due_for_query(
+    c: &Connection,
+    created_before: &str,
+    requested_before: &str,
+    limit: u32,
+) -> Result<Vec<(TenantId, String)>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT tenant, idop FROM payfip_operation
+         WHERE outcome IS NULL AND channel = 'ws' AND state = 'open' AND idop IS NOT NULL
+           AND created_at <= ?1 AND (requested_at IS NULL OR requested_at <= ?2)
+         ORDER BY created_at LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![created_before, requested_before, limit], |row| {
+        Ok((tenant_at(row, 0)?, row.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Records that the result of these operations was asked for.
+pub fn mark_requested(c: &Connection, idops: &[String], now: &str) -> Result<(), LedgerError> {
+    let mut stmt = c.prepare("UPDATE payfip_operation SET requested_at = ?2 WHERE idop = ?1")?;
+    for idop in idops {
+        stmt.execute(params![idop, now])?;
+    }
+    Ok(())
+}
+
+/// Closes classic attempts left without a result since `created_before`.
+pub fn close_stale_classic(
+    c: &Connection,
+    created_before: &str,
+    now: &str,
+) -> Result<usize, LedgerError> {
+    Ok(c.execute(
+        "UPDATE payfip_operation SET state = 'resolved', active = 0, outcome = 'closed',
+             resolved_at = ?2
+         WHERE channel = 'classic' AND outcome IS NULL AND created_at <= ?1",
+        params![created_before, now],
+    )?)
+}
+
+/// Removes reservations whose gateway call never finished (a crash between reserving and
+/// storing the idOp): no family was sent anywhere with them.
+pub fn drop_stale_reservations(c: &Connection, created_before: &str) -> Result<usize, LedgerError> {
+    Ok(c.execute(
+        "DELETE FROM payfip_operation WHERE state = 'creating' AND created_at <= ?1",
+        [created_before],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use encaisse_ledger::Ledger;
+
+    fn invoice(number: &str) -> InvoiceRef {
+        InvoiceRef {
+            tenant: TenantId::new("vitry").unwrap(),
+            exercice: 2026,
+            number: number.into(),
+        }
+    }
+
+    fn op(id: &str, number: &str, created_at: DateTime<Utc>) -> Operation {
+        Operation {
+            op_id: id.into(),
+            invoice: invoice(number),
+            channel: OpChannel::Ws,
+            state: OpState::Open,
+            active: true,
+            idop: Some(format!("idop-{id}")),
+            payment_id: Some(format!("payfip:idop-{id}")),
+            numcli: "090909".into(),
+            exer: 2026,
+            refdet: format!("REF{id}000"),
+            amount: Money::parse("45.60").unwrap(),
+            mode: PayfipMode::Test,
+            return_url: None,
+            created_at,
+            notified_at: None,
+            requested_at: None,
+            outcome: None,
+            numauto: None,
+            commission: None,
+            resolved_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn operations_round_trip_and_resolve_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let first = op("a", "F1", t0);
+        let stored = first.clone();
+        ledger
+            .write(move |c| insert_operation(c, &stored))
+            .await
+            .unwrap();
+        // A second active attempt for the same invoice is refused by the unique index.
+        let second = op("b", "F1", t0);
+        assert!(
+            ledger
+                .write(move |c| insert_operation(c, &second))
+                .await
+                .is_err()
+        );
+        let read = ledger
+            .read(|c| operation_by_idop(c, "idop-a"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, first);
+        assert_eq!(read.status(), "pending");
+
+        let now = ts(t0 + chrono::Duration::minutes(1));
+        let claim = now.clone();
+        assert!(
+            ledger
+                .write(move |c| claim_notification(c, "a", &claim))
+                .await
+                .unwrap()
+        );
+        let claim = now.clone();
+        assert!(
+            !ledger
+                .write(move |c| claim_notification(c, "a", &claim))
+                .await
+                .unwrap()
+        );
+
+        let paid = Resolution {
+            outcome: Outcome::Result(Resultrans::P),
+            numauto: Some("112233445566-tip".into()),
+            commission: Some(Money::parse("0.16").unwrap()),
+        };
+        let (p, n) = (paid.clone(), now.clone());
+        assert!(
+            ledger
+                .write(move |c| resolve(c, "a", &p, false, &n))
+                .await
+                .unwrap()
+        );
+        let (p, n) = (paid, now.clone());
+        assert!(
+            !ledger
+                .write(move |c| resolve(c, "a", &p, true, &n))
+                .await
+                .unwrap()
+        );
+        let read = ledger.read(|c| operation(c, "a")).await.unwrap().unwrap();
+        assert_eq!(read.status(), "paid");
+        assert!(!read.active);
+        assert_eq!(read.commission, Some(Money::parse("0.16").unwrap()));
+        let coverage = ledger.read(|c| coverage(c, &invoice("F1"))).await.unwrap();
+        assert_eq!(coverage.paid_attempt.as_deref(), Some("payfip:idop-a"));
+        assert!(coverage.is_paid(Money::parse("45.60").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn payments_reversals_and_reconciliation_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let inv = invoice("F2");
+        let i = inv.clone();
+        ledger
+            .write(move |c| {
+                let ten = Money::parse("10.00").unwrap();
+                let five = Money::parse("5.00").unwrap();
+                record_payment(c, &i, "helios:x", ten, PaymentFact::Reversed, "t")?;
+                record_payment(c, &i, "helios:x", ten, PaymentFact::Received, "t")?;
+                record_payment(c, &i, "helios:y", five, PaymentFact::Received, "t")?;
+                record_payment(c, &i, "helios:y", five, PaymentFact::Received, "t")
+            })
+            .await
+            .unwrap();
+        let i = inv.clone();
+        let cov = ledger.read(move |c| coverage(c, &i)).await.unwrap();
+        // The reversal seen first still cancels its payment; a repeated sighting counts once.
+        assert_eq!(cov.received, Money::parse("5.00").unwrap());
+        assert!(!cov.is_paid(Money::parse("45.60").unwrap()));
+
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let (old, young) = (
+            op("o", "F3", t0),
+            op("y", "F4", t0 + chrono::Duration::hours(1)),
+        );
+        ledger
+            .write(move |c| {
+                insert_operation(c, &old)?;
+                insert_operation(c, &young)
+            })
+            .await
+            .unwrap();
+        let cutoff = ts(t0 + chrono::Duration::minutes(30));
+        let (a, b) = (cutoff.clone(), cutoff.clone());
+        let due = ledger
+            .read(move |c| due_for_query(c, &a, &b, 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            due,
+            vec![(TenantId::new("vitry").unwrap(), "idop-o".into())]
+        );
+        let n = cutoff.clone();
+        ledger
+            .write(move |c| mark_requested(c, &["idop-o".to_string()], &n))
+            .await
+            .unwrap();
+        let (a, b) = (cutoff.clone(), ts(t0));
+        let due = ledger
+            .read(move |c| due_for_query(c, &a, &b, 10))
+            .await
+            .unwrap();
+        assert!(due.is_empty(), "asked recently: {due:?}");
+    }
+}

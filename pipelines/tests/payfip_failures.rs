@@ -1,0 +1,360 @@
+//! PayFiP when things go wrong, and the titres path: `P5` retried through the delay tiers, a
+//! gateway outage retried then parked with a clear reason, the classic URL whose unsigned
+//! result must match the ledger, and `payfip.register` following payments and titres.
+//! Real broker, the adapter's simulator, the daemon's routes over real HTTP.
+
+#[path = "runtime_support/mod.rs"]
+mod support;
+
+#[path = "payfip_support/mod.rs"]
+mod payfip_support;
+
+use std::time::Duration;
+
+use encaisse_payfip::Resultrans;
+use encaisse_payfip::sim::{OutageKind, SimulatorOptions};
+use encaisse_schemas::{
+    Channel, CollectionPath, InvoiceRef, Money, PaymentReceived, PaymentReversed, PaymentSource,
+    TitreSource,
+};
+use payfip_support::*;
+use serde_json::json;
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn p5_is_retried_through_the_delay_tiers_then_succeeds() {
+    support::install_metrics();
+    let retried_before = support::counter(
+        "encaisse_stage_retried_total",
+        &[
+            ("stage", "payfip.confirm"),
+            ("kind", "payfip_result_pending"),
+        ],
+    );
+    let p5_before = support::counter(
+        "encaisse_payfip_errors_total",
+        &[
+            ("operation", "recupererDetailPaiementSecurise"),
+            ("code", "P5"),
+        ],
+    );
+    let h = Harness::start(Setup {
+        sim: losing_notifications(),
+        ..Setup::default()
+    })
+    .await;
+    h.issue(&invoice("vitry", "F-1", "45.60", CollectionPath::Regie))
+        .await;
+    let (pid, page) = h.pay_link("vitry", "F-1").await;
+    let idop = idop_of(&page);
+    // An early notification: the gateway does not know the result yet (P5).
+    assert_eq!(
+        h.post_form("/payfip/vitry/notification", &[("idop", &idop)])
+            .await,
+        200
+    );
+    support::wait_until("a P5 answer", EVENT_TIMEOUT, || async {
+        h.sim.counters().soap_faults >= 1
+    })
+    .await;
+    assert!(h.events_for(&pid).await.is_empty());
+    // The family pays (the gateway's own notification is lost): the next try finds it.
+    h.sim.pay(&idop, Resultrans::P).await.unwrap();
+    let event = h.wait_event(&pid, EVENT_TIMEOUT).await;
+    assert_eq!(event.routing_key, "payment.received");
+    h.assert_exactly_one(&pid, Duration::from_secs(3)).await;
+    assert!(h.sim.counters().recuperer_detail_paiement >= 2);
+    assert!(
+        support::counter(
+            "encaisse_stage_retried_total",
+            &[
+                ("stage", "payfip.confirm"),
+                ("kind", "payfip_result_pending")
+            ],
+        ) > retried_before
+    );
+    assert!(
+        support::counter(
+            "encaisse_payfip_errors_total",
+            &[
+                ("operation", "recupererDetailPaiementSecurise"),
+                ("code", "P5"),
+            ],
+        ) > p5_before
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_outage_is_retried_then_parked_with_a_clear_reason() {
+    let h = Harness::start(Setup {
+        tiers: vec![1],
+        max_attempts: 3,
+        sim: SimulatorOptions {
+            outage: OutageKind::Html,
+            ..SimulatorOptions::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    h.issue(&invoice("vitry", "F-1", "45.60", CollectionPath::Regie))
+        .await;
+    let (pid, page) = h.pay_link("vitry", "F-1").await;
+    let idop = idop_of(&page);
+    // From now on every SOAP call fails as an outage (HTTP 500, an HTML page).
+    h.sim.update_options(|o| o.http_500_rate = 1.0);
+    h.sim.pay(&idop, Resultrans::P).await.unwrap();
+
+    let parked = format!("{}.payfip.confirm.parked", h.ns.prefix);
+    support::wait_until("the parked command", EVENT_TIMEOUT, || async {
+        h.client.count(&parked).await == 1
+    })
+    .await;
+    let message = h.client.drain(&parked).await.remove(0);
+    let header = |name| support::text_header(&message.properties, name).unwrap_or_default();
+    assert_eq!(header("encaisse-error-class"), "transient");
+    assert_eq!(header("encaisse-error-kind"), "payfip_unavailable");
+    assert_eq!(header("encaisse-stage"), "payfip.confirm");
+    let reason = header("encaisse-error");
+    assert!(
+        reason.contains(&idop) && reason.contains("HTTP 500"),
+        "clear reason: {reason}"
+    );
+    assert_eq!(
+        support::int_header(&message.properties, "encaisse-attempt"),
+        Some(3)
+    );
+    assert!(h.sim.counters().injected_outages >= 3);
+    assert!(h.events_for(&pid).await.is_empty());
+    assert_eq!(h.operation(&idop).await.unwrap().status(), "pending");
+
+    // Once the gateway is back, replaying the parked command (what `encaisse dlq replay`
+    // does: same bytes, same id) gives the result.
+    h.sim.update_options(|o| o.http_500_rate = 0.0);
+    h.client
+        .publish(
+            "",
+            &format!("{}.payfip.confirm", h.ns.prefix),
+            message.properties.clone(),
+            &message.data,
+        )
+        .await;
+    let event = h.wait_event(&pid, EVENT_TIMEOUT).await;
+    assert_eq!(event.routing_key, "payment.received");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_titre_is_paid_with_the_classic_url_and_a_tampered_result_is_refused() {
+    let h = Harness::start(Setup::default()).await;
+    let titre_invoice = invoice("vitry", "T-1", "12.00", CollectionPath::Titres);
+    h.issue(&titre_invoice).await;
+    let request = json!({"invoice": "T-1", "return_url": format!("{RETURN_PREFIX}retour")});
+
+    // Not taken in charge yet: an acquit only says the file was read.
+    let now = encaisse_pipelines_now();
+    h.publish(&titre_accepted(
+        &titre_invoice,
+        345,
+        TitreSource::Acquit,
+        now,
+    ))
+    .await;
+    let (status, _, body) = h
+        .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("not_yet_payable"))
+    );
+    // Another titre taken in charge today: loaded into PayFiP tomorrow (J+1).
+    let today_invoice = invoice("vitry", "T-2", "12.00", CollectionPath::Titres);
+    h.issue(&today_invoice).await;
+    h.publish(&titre_accepted(
+        &today_invoice,
+        346,
+        TitreSource::Retour,
+        now,
+    ))
+    .await;
+    support::wait_until("the titre registered", EVENT_TIMEOUT, || async {
+        let (s, _, b) = h
+            .start_payment("vitry", Some(VITRY_TOKEN), json!({"invoice": "T-2"}))
+            .await;
+        s == 409 && b["payable_from"].is_string()
+    })
+    .await;
+    // Ours was taken in charge two days ago.
+    let earlier = now - chrono::Duration::days(2);
+    h.publish(&titre_accepted(
+        &titre_invoice,
+        345,
+        TitreSource::Retour,
+        earlier,
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    let created = loop {
+        let (s, _, b) = h
+            .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+            .await;
+        if s == 201 {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "titre never payable: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(created["channel"], "classic");
+    // Refdet from the configured template {exercice}{id_bord:6}{id_pce:8}.
+    assert_eq!(created["payment_id"], "tipi:202600001200000345");
+    let url = created["redirect_url"].as_str().unwrap();
+    assert!(url.starts_with(&h.sim.classic_url()));
+    assert!(url.contains(&format!("numcli={TITRES_NUMCLI}")) && url.contains("montant=1200"));
+    assert!(url.contains("saisie=T") && url.contains("exer=2026"));
+
+    // A forged result: right references, tampered amount. Refused, nothing published.
+    let forged = |montant: &str, refdet: &str| {
+        vec![
+            ("numcli", TITRES_NUMCLI.to_string()),
+            ("exer", "2026".to_string()),
+            ("refdet", refdet.to_string()),
+            ("montant", montant.to_string()),
+            ("mel", "claire.martin@example.org".to_string()),
+            ("saisie", "T".to_string()),
+            ("resultrans", "P".to_string()),
+            ("numauto", "000000000001-sim".to_string()),
+            ("dattrans", "02032026".to_string()),
+            ("heurtrans", "1030".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let h = &h;
+        async move {
+            h.http
+                .post(format!("{}/payfip/vitry/classic", h.base))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(forged("100", "202600001200000345")).await, 422);
+    assert_eq!(post(forged("1200", "202600001200000999")).await, 404);
+    let tampered_query = format!(
+        "{}/payfip/vitry/classic?numcli={TITRES_NUMCLI}&exer=2026&refdet=202600001200000345&montant=120&saisie=T&resultrans=P",
+        h.base
+    );
+    assert_eq!(
+        h.http
+            .get(tampered_query)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        422
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(h.events_for("tipi:202600001200000345").await.is_empty());
+
+    // The real payment: the gateway posts the result to urlcl, then sends the browser there.
+    h.sim.set_auto_outcome(Some(Resultrans::P));
+    let page = h.http.get(url).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let event = h.wait_event("tipi:202600001200000345", EVENT_TIMEOUT).await;
+    assert_eq!(event.routing_key, "payment.received");
+    // Card below 20 € in the 2023 tariff: 0.03 + 0.20 % × 12.00 = 0.054.
+    assert_eq!(event.body["commission"], "0.05");
+    assert_eq!(event.body["amount"], "12.00");
+    assert_eq!(event.body["invoice"]["number"], "T-1");
+    assert_eq!(h.sim.counters().classic_results_delivered, 1);
+    // The browser brings the same result again: nothing more is published.
+    let auto_post = page.text().await.unwrap();
+    assert!(auto_post.contains("/payfip/vitry/classic"));
+    assert_eq!(post(forged("1200", "202600001200000345")).await, 200);
+    h.assert_exactly_one("tipi:202600001200000345", Duration::from_secs(3))
+        .await;
+    let (status, _, body) = h
+        .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("already_paid"))
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn register_follows_payments_and_reversals_from_any_channel() {
+    let h = Harness::start(Setup::default()).await;
+    let issued = invoice("vitry", "F-9", "30.00", CollectionPath::Regie);
+    h.issue(&issued).await;
+    let invoice_ref: InvoiceRef = issued.invoice.clone();
+    let sighting = PaymentReceived {
+        schema_version: 1,
+        invoice: invoice_ref.clone(),
+        payment_id: "helios:2026/01/12/7/1".into(),
+        amount: Money::parse("30.00").unwrap(),
+        channel: Channel::Guichet,
+        source: PaymentSource::Helios,
+        paid_at: paris("2026-02-10T00:00:00+01:00"),
+        reference: "2026/01/12/7".into(),
+        commission: None,
+    };
+    h.publish(&sighting).await;
+    let request = json!({"invoice": "F-9"});
+    support::wait_until("the payment registered", EVENT_TIMEOUT, || async {
+        let (s, _, b) = h
+            .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+            .await;
+        s == 409 && b["error"] == "already_paid"
+    })
+    .await;
+    h.publish(&PaymentReversed {
+        schema_version: 1,
+        invoice: invoice_ref,
+        payment_id: sighting.payment_id.clone(),
+        amount: sighting.amount,
+        reversed_at: paris("2026-02-20T00:00:00+01:00"),
+        reason: "émargement annulé".into(),
+    })
+    .await;
+    support::wait_until("the reversal registered", EVENT_TIMEOUT, || async {
+        let (s, _, _) = h
+            .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+            .await;
+        s == 201
+    })
+    .await;
+    // A corrected invoice (new content) replaces the amount.
+    let mut corrected = issued.clone();
+    corrected.total = Money::parse("25.00").unwrap();
+    corrected.content_hash = "hash-F-9-corrected".into();
+    h.issue(&corrected).await;
+    let (status, _, body) = h
+        .start_payment(
+            "vitry",
+            Some(VITRY_TOKEN),
+            json!({"invoice": "F-9", "exercice": 2026}),
+        )
+        .await;
+    // The earlier attempt is still the active one (lock), whatever the amount now.
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("payment_in_progress"))
+    );
+    h.stop().await;
+}
+
+/// Now, in Paris time.
+fn encaisse_pipelines_now() -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .fixed_offset()
+}
