@@ -25,8 +25,9 @@ pub struct PolyfacStagesConfig {
     pub inbox_settle_ms: u64,
     /// How many `invoice.issued` the ingest publishes per confirmed batch (default 500). Each
     /// batch is checked against the ledger first and recorded after the broker confirmed it;
-    /// larger batches go faster, smaller ones re-send less after a crash (at most one batch,
-    /// with the same message ids, which consumers deduplicate).
+    /// one batch is published while the next is decided. Larger batches go a little faster,
+    /// smaller ones re-send less after a crash (at most the two batches in flight, with the
+    /// same message ids, which consumers deduplicate).
     #[serde(default = "default_publish_batch_size")]
     pub publish_batch_size: usize,
     /// How often pending REGLEMENTS lines are written to a new file in each tenant's
@@ -54,7 +55,7 @@ fn default_flush_interval_secs() -> u64 {
 }
 
 /// Largest accepted batch: the publisher's confirm window bounds what is in flight anyway,
-/// and one batch's events are held in memory.
+/// and two batches' events are held in memory.
 const MAX_PUBLISH_BATCH: usize = 10_000;
 
 impl Default for PolyfacStagesConfig {

@@ -10,16 +10,17 @@
 //!    content → skipped; same number with other content, or same content from another run →
 //!    refused; a direct debit without sequence → the mandate history decides it,
 //!    [`crate::stages::sepa::mandates::sequence_for`]), **publish** the new ones (confirmed),
-//!    then **record** them with their journal facts (one transaction);
+//!    then **record** them with their journal facts (one transaction) — in a task of its own
+//!    while the next batch is read and decided, batches kept in file order;
 //! 4. **close**: `billing_run.closed` with the counts the ledger holds for the run (every
 //!    invoice it published, in this attempt or an earlier one), once;
 //! 5. the rejection report (when an invoice was refused) with `emit_file`, then the watcher
 //!    archives the file.
 //!
 //! A crash anywhere leaves the file in the inbox: the next scan reads it again, skips what
-//! the ledger says was published, and re-sends at most the batch that was in flight (same
-//! message ids: consumers deduplicate them). Memory is bounded by the reader (one record,
-//! one invoice, ~16 bytes per invoice number), the channel and one batch.
+//! the ledger says was published, and re-sends at most the two batches that were in flight
+//! (same message ids: consumers deduplicate them). Memory is bounded by the reader (one record,
+//! one invoice, ~16 bytes per invoice number), the channel and two batches.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ struct Tally {
     /// Invoices refused by the stage (ledger or mandate rules) after validation, with
     /// their activity and total.
     refused: Vec<(RejectedInvoice, String, Money)>,
+    /// The batch being published and recorded while the next one is read and decided.
+    in_flight: Option<InFlight>,
 }
 
 fn transient_join(e: tokio::task::JoinError) -> StageError {
@@ -308,6 +311,9 @@ impl PolyfacIngest {
             self.publish_batch(ctx, setup, run, batch, &mut report, &mut tally)
                 .await?;
         }
+        if let Some(last) = tally.in_flight.take() {
+            tally.published += last.finish().await?;
+        }
         reader.await.map_err(transient_join)?;
         let summary = summary.ok_or_else(|| {
             StageError::transient(
@@ -352,10 +358,11 @@ impl PolyfacIngest {
                 .await?
         };
         let mut events = Vec::new();
+        let mut skipped = 0;
         for decision in decided {
             match decision {
-                Decision::Publish(event) => events.push(event),
-                Decision::Skip => tally.skipped += 1,
+                Decision::Publish(event) => events.push(*event),
+                Decision::Skip => skipped += 1,
                 Decision::Refuse(refusal) => {
                     let Refusal {
                         rejected,
@@ -391,30 +398,17 @@ impl PolyfacIngest {
                 }
             }
         }
-        if events.is_empty() {
-            metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "skipped").increment(tally.skipped);
-            return Ok(());
+        tally.skipped += skipped;
+        metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "skipped").increment(skipped);
+        // Keep the order of batches: the previous one is confirmed and recorded before this
+        // one is published.
+        if let Some(previous) = tally.in_flight.take() {
+            tally.published += previous.finish().await?;
         }
-        let outgoing: Vec<Outgoing> = events.iter().map(|e| Outgoing::event(e.as_ref())).collect();
-        ctx.publisher
-            .publish(outgoing)
-            .await
-            .map_err(|e| publish_error(e, "invoice.issued"))?;
-        let published = events.len() as u64;
-        let records: Vec<(IssuedRecord, InvoiceFact)> =
-            events.iter().map(|e| issued_record(e, &tenant)).collect();
-        ctx.ledger
-            .write(move |c| {
-                let at = ledger_now();
-                for (record, fact) in &records {
-                    ingest_store::record_issued(c, record, &at)?;
-                    Ledger::record_invoice_fact_in(c, fact)?;
-                }
-                Ok(())
-            })
-            .await?;
-        tally.published += published;
-        metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "published").increment(published);
+        if !events.is_empty() {
+            let task = tokio::spawn(publish_and_record(ctx.clone(), tenant, events));
+            tally.in_flight = Some(InFlight(task));
+        }
         Ok(())
     }
 
@@ -535,6 +529,52 @@ async fn emit(
         .await
         .map(|_| ())
         .map_err(StageError::from)
+}
+
+/// A batch being published and recorded in its own task (while the next batch is read and
+/// decided). Dropping it aborts the task, like a crash: the file's handling stopped.
+struct InFlight(tokio::task::JoinHandle<Result<u64, StageError>>);
+
+impl InFlight {
+    /// Waits for the batch: how many invoices it published.
+    async fn finish(mut self) -> Result<u64, StageError> {
+        (&mut self.0).await.map_err(transient_join)?
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Publishes one batch of new invoices (confirmed), then records them with their journal
+/// facts in one transaction.
+async fn publish_and_record(
+    ctx: SourceContext,
+    tenant: String,
+    events: Vec<InvoiceIssued>,
+) -> Result<u64, StageError> {
+    let outgoing: Vec<Outgoing> = events.iter().map(Outgoing::event).collect();
+    ctx.publisher
+        .publish(outgoing)
+        .await
+        .map_err(|e| publish_error(e, "invoice.issued"))?;
+    let published = events.len() as u64;
+    let records: Vec<(IssuedRecord, InvoiceFact)> =
+        events.iter().map(|e| issued_record(e, &tenant)).collect();
+    ctx.ledger
+        .write(move |c| {
+            let at = ledger_now();
+            for (record, fact) in &records {
+                ingest_store::record_issued(c, record, &at)?;
+                Ledger::record_invoice_fact_in(c, fact)?;
+            }
+            Ok(())
+        })
+        .await?;
+    metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "published").increment(published);
+    Ok(published)
 }
 
 /// The decision for one valid invoice, inside the batch's ledger transaction.
