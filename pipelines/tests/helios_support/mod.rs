@@ -539,10 +539,13 @@ pub fn pes_aller_xsd() -> PathBuf {
     encaisse_helios::schemas::pes_aller()
 }
 
+/// Errors the guichet reports on a pièce's line: `(IdPce, IdLigne, NumAnoAck, LibelleAnoAck)`.
+pub type LineError<'a> = (u32, u32, &'a str, &'a str);
+
 /// A `PES_ACQUIT` of the Hélios guichet for every bordereau of `sent`, dated `on`: accepted,
 /// or rejected (`ko`: `IdBord` → errors `(IdPce, IdLigne, NumAnoAck, LibelleAnoAck)`).
 /// Validated against `PES_V2_Acquit_Autonome_V2.xsd`.
-pub fn acquit(sent: &Sent, on: NaiveDate, ko: &[(u32, Vec<(u32, u32, &str, &str)>)]) -> Vec<u8> {
+pub fn acquit(sent: &Sent, on: NaiveDate, ko: &[(u32, Vec<LineError<'_>>)]) -> Vec<u8> {
     let mut elements = String::new();
     for b in &sent.bordereaux {
         let errors = ko.iter().find(|(id, _)| *id == b.id_bord);
