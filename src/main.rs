@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
-use encaisse::commands::{check, pending, run};
+use encaisse::commands::{check, dlq, pending, run, trace};
 use encaisse::{config, exit, logging};
 
 #[tokio::main]
@@ -39,6 +39,8 @@ async fn main() -> ExitCode {
             }
         },
         Command::Check(args) => check::run(&cli.config, args.connect, &mut out, &mut err).await,
+        Command::Dlq(args) => dlq::run(&cli.config, args, &mut out, &mut err).await,
+        Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
         other => pending::not_yet_available(other.name(), &mut err),
     };
     ExitCode::from(code)

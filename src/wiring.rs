@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use encaisse_ledger::Ledger;
 use encaisse_pipelines::Stage;
-use encaisse_pipelines::runtime::{Runtime, Source};
+use encaisse_pipelines::runtime::{Drain, Runtime, Source};
 
 use crate::config::Config;
 
@@ -29,17 +29,20 @@ pub struct Context<'a> {
     pub data_dir: &'a Path,
 }
 
-/// A stage consumes its queue; a source feeds the broker (inbox watcher, timer).
+/// A stage consumes its queue; a source feeds the broker (inbox watcher, timer); a drain
+/// consumes queues the stages declare but do not consume (the parking lots, for ops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Stage,
     Source,
+    Drain,
 }
 
 /// What a constructor built.
 pub enum Built {
     Stage(Arc<dyn Stage>),
     Source(Arc<dyn Source>),
+    Drain(Arc<dyn Drain>),
 }
 
 /// One entry of the registry.
@@ -86,6 +89,16 @@ pub const REGISTRY: &[Component] = &[
         kind: Kind::Source,
         build: build_sepa_returns,
     },
+    Component {
+        name: "ops.parking",
+        kind: Kind::Drain,
+        build: build_ops_parking,
+    },
+    Component {
+        name: "ops.metrics",
+        kind: Kind::Source,
+        build: build_ops_metrics,
+    },
 ];
 
 /// Names and kinds, for `encaisse check`.
@@ -111,6 +124,9 @@ pub fn install(ctx: &Context<'_>, runtime: &mut Runtime) -> Result<(), WiringErr
             }
             Built::Source(source) => {
                 runtime.add_source(source);
+            }
+            Built::Drain(drain) => {
+                runtime.add_drain(drain);
             }
         }
         tracing::info!(
@@ -236,4 +252,22 @@ fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
             encaisse_pipelines::stages::inbox::WatchSettings::default(),
         ),
     ))
+}
+
+/// `ops.parking`: every stage's parking lot copied into the ledger for `encaisse dlq`.
+fn build_ops_parking(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    use encaisse_pipelines::stages::ops::{ParkedGauges, ParkingDrain};
+    Ok(Built::Drain(Arc::new(ParkingDrain::new(
+        ctx.config.broker.prefix.clone(),
+        ctx.ledger.clone(),
+        ParkedGauges::new(ctx.ledger.clone()),
+    ))))
+}
+
+/// `ops.metrics`: parked-message and last-file gauges, read from the ledger.
+fn build_ops_metrics(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    use encaisse_pipelines::stages::ops::{GaugeSource, ParkedGauges};
+    Ok(Built::Source(GaugeSource::new(ParkedGauges::new(
+        ctx.ledger.clone(),
+    ))))
 }

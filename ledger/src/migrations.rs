@@ -41,4 +41,9 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/helios_0001.sql"),
     },
+    Migration {
+        area: "ops",
+        version: 1,
+        sql: include_str!("../migrations/ops_0001.sql"),
+    },
 ];

@@ -3,5 +3,8 @@
 //! `tracing`.
 
 pub mod check;
+pub mod dlq;
+pub mod dlq_table;
 pub mod pending;
 pub mod run;
+pub mod trace;

@@ -18,6 +18,10 @@ pub const ORIGIN_ROUTING_KEY: &str = "encaisse-origin-routing-key";
 pub const FIRST_FAILURE_AT: &str = "encaisse-first-failure-at";
 pub const LAST_FAILURE_AT: &str = "encaisse-last-failure-at";
 pub const PARKED_AT: &str = "encaisse-parked-at";
+/// Set by `encaisse dlq replay` on the message it republishes (RFC 3339 UTC).
+pub const REPLAYED_AT: &str = "encaisse-replayed-at";
+/// Set by `encaisse dlq replay`: who replayed it (`$USER` or `--by`).
+pub const REPLAYED_BY: &str = "encaisse-replayed-by";
 pub const TENANT: &str = "encaisse-tenant";
 pub const INVOICE: &str = "encaisse-invoice";
 

@@ -41,6 +41,14 @@ pub fn describe() {
         "encaisse_publish_failed_total",
         "Publishes that failed, by reason (not_connected, nacked, unroutable, channel, invalid)."
     );
+    metrics::describe_counter!(
+        "encaisse_drain_messages_total",
+        "Messages a drain (ops.parking: parking lots into the ledger) took and acked."
+    );
+    metrics::describe_counter!(
+        "encaisse_drain_failures_total",
+        "Times a drain could not take a message (retried in place, never dropped)."
+    );
 }
 
 pub fn processed(stage: &str) {
@@ -89,4 +97,12 @@ pub fn confirmed(count: usize) {
 
 pub fn publish_failed(reason: &'static str) {
     metrics::counter!("encaisse_publish_failed_total", "reason" => reason).increment(1);
+}
+
+pub fn drained(drain: &str) {
+    metrics::counter!("encaisse_drain_messages_total", "drain" => drain.to_string()).increment(1);
+}
+
+pub fn drain_failed(drain: &str) {
+    metrics::counter!("encaisse_drain_failures_total", "drain" => drain.to_string()).increment(1);
 }

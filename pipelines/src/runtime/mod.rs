@@ -4,16 +4,19 @@
 //! Runtime::new(RuntimeConfig, Ledger)
 //!     .add_stage(Arc<dyn Stage>)      // consumes <prefix>.<stage>, retries, parks, dedupes
 //!     .add_source(Arc<dyn Source>)    // a task that publishes (inbox watcher, HTTP, timers)
+//!     .add_drain(Arc<dyn Drain>)      // consumes other declared queues as they are (parking lots)
 //!     .run(shutdown_token)            // supervises until the token is cancelled
 //! ```
 //!
 //! How it works, module by module: [`topology`] (names, arguments, idempotent declaration),
 //! [`publisher`] (confirmed publishing), [`handling`] (one delivery: dedupe, handler,
 //! outbox, retry tiers, parking), [`supervisor`] (connection loop and consumers),
-//! [`sources`] (source restarts, dedupe pruning), [`headers`], [`outbox`], [`metrics`].
+//! [`sources`] (source restarts, dedupe pruning), [`drain`] (queues read as they are, for
+//! ops), [`headers`], [`outbox`], [`metrics`].
 //! The operator's view is in `docs/runtime.md`.
 
 pub mod config;
+pub mod drain;
 pub mod handling;
 pub mod headers;
 pub mod metrics;
@@ -34,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{BrokerConfig, DedupeConfig, RetryConfig, RuntimeConfig};
+pub use drain::{Drain, DrainError, Drained};
 pub use topology::StageQueues;
 
 use crate::stage::{ErrorClass, Outgoing, Stage};
@@ -179,6 +183,7 @@ pub struct Runtime {
     ledger: Ledger,
     stages: Vec<Arc<dyn Stage>>,
     sources: Vec<Arc<dyn Source>>,
+    drains: Vec<Arc<dyn Drain>>,
     health_tx: watch::Sender<BrokerState>,
     slot_tx: watch::Sender<Option<Arc<lapin::Connection>>>,
     publisher: Publisher,
@@ -199,6 +204,7 @@ impl Runtime {
             ledger,
             stages: Vec::new(),
             sources: Vec::new(),
+            drains: Vec::new(),
             health_tx,
             slot_tx,
             publisher: Publisher {
@@ -214,6 +220,13 @@ impl Runtime {
 
     pub fn add_source(&mut self, source: Arc<dyn Source>) -> &mut Self {
         self.sources.push(source);
+        self
+    }
+
+    /// Adds a drain: a consumer of queues the stages declare but do not consume (the
+    /// parking lots), which sees each message as it came and acks it once taken.
+    pub fn add_drain(&mut self, drain: Arc<dyn Drain>) -> &mut Self {
+        self.drains.push(drain);
         self
     }
 
@@ -325,6 +338,15 @@ impl Runtime {
                 })
             })
             .collect();
+        let stage_queues = self.stage_queues();
+        let drains: Vec<_> = self
+            .drains
+            .iter()
+            .flat_map(|d| {
+                drain::DrainConsumer::for_drain(d, &stage_queues, &self.config, &shutdown)
+            })
+            .collect();
+        drain::check_queues(&drains, &stage_queues).map_err(RuntimeError::Config)?;
         let context = SourceContext {
             publisher: self.publisher.clone(),
             ledger: self.ledger.clone(),
@@ -345,6 +367,7 @@ impl Runtime {
         let supervisor = supervisor::Supervisor {
             config: self.config.clone(),
             consumers,
+            drains,
             health: self.health_tx.clone(),
             slot: self.slot_tx.clone(),
             publisher: self.publisher.inner.clone(),

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::RuntimeConfig;
+use super::drain::DrainConsumer;
 use super::handling::StageRunner;
 use super::headers::short;
 use super::metrics;
@@ -42,6 +45,8 @@ pub struct StageConsumer {
 pub struct Supervisor {
     pub config: RuntimeConfig,
     pub consumers: Vec<Arc<StageConsumer>>,
+    /// Consumers of drained queues (the parking lots for ops), started with the stages'.
+    pub drains: Vec<Arc<DrainConsumer>>,
     pub health: watch::Sender<BrokerState>,
     pub slot: watch::Sender<Option<Arc<Connection>>>,
     pub publisher: Arc<PublisherCore>,
@@ -99,14 +104,60 @@ async fn connect(uri: &AMQPUri, config: &RuntimeConfig) -> Result<Connection, St
     }
 }
 
-/// Consumes one stage until the session ends (`Ok`) or the channel/consumer dies (`Err`).
-async fn consume(
+/// What a consumer loop needs to know of the queue it consumes and how to hand a delivery
+/// over: a stage (its runner) or a drain (ops tooling reading the parking lots).
+trait Consumed: Send + Sync + 'static {
+    fn queue(&self) -> &str;
+    fn label(&self) -> &str;
+    fn prefetch(&self) -> u16;
+    fn permits(&self) -> Arc<Semaphore>;
+    fn handle(self: Arc<Self>, delivery: Delivery) -> BoxFuture<'static, ()>;
+}
+
+impl Consumed for StageConsumer {
+    fn queue(&self) -> &str {
+        &self.runner.queues.work
+    }
+    fn label(&self) -> &str {
+        &self.runner.name
+    }
+    fn prefetch(&self) -> u16 {
+        self.prefetch
+    }
+    fn permits(&self) -> Arc<Semaphore> {
+        self.permits.clone()
+    }
+    fn handle(self: Arc<Self>, delivery: Delivery) -> BoxFuture<'static, ()> {
+        Box::pin(async move { self.runner.handle(delivery).await })
+    }
+}
+
+impl Consumed for DrainConsumer {
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+    fn label(&self) -> &str {
+        self.drain.name()
+    }
+    fn prefetch(&self) -> u16 {
+        self.prefetch
+    }
+    fn permits(&self) -> Arc<Semaphore> {
+        self.permits.clone()
+    }
+    fn handle(self: Arc<Self>, delivery: Delivery) -> BoxFuture<'static, ()> {
+        Box::pin(async move { DrainConsumer::handle(&self, delivery).await })
+    }
+}
+
+/// Consumes one queue until the session ends (`Ok`) or the channel/consumer dies (`Err`).
+async fn consume<C: Consumed>(
     connection: Arc<Connection>,
-    stage: Arc<StageConsumer>,
+    stage: Arc<C>,
     session: CancellationToken,
     handlers: TaskTracker,
 ) -> Result<(), String> {
-    let queue = stage.runner.queues.work.clone();
+    let queue = stage.queue().to_string();
     let channel = Arc::new(
         connection
             .create_channel()
@@ -114,7 +165,7 @@ async fn consume(
             .map_err(|e| e.to_string())?,
     );
     channel
-        .basic_qos(stage.prefetch, BasicQosOptions { global: false })
+        .basic_qos(stage.prefetch(), BasicQosOptions { global: false })
         .await
         .map_err(|e| e.to_string())?;
     let tag = format!("{}.{}", queue, uuid::Uuid::new_v4().simple());
@@ -127,12 +178,13 @@ async fn consume(
         )
         .await
         .map_err(|e| e.to_string())?;
-    tracing::debug!(stage = %stage.runner.name, queue = %queue, prefetch = stage.prefetch, "Consumer started.");
+    tracing::debug!(stage = %stage.label(), queue = %queue, prefetch = stage.prefetch(), "Consumer started.");
+    let permits = stage.permits();
     loop {
         let permit = tokio::select! {
             biased;
             _ = session.cancelled() => break,
-            permit = stage.permits.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+            permit = permits.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
         };
         let next = tokio::select! {
             biased;
@@ -141,11 +193,11 @@ async fn consume(
         };
         match next {
             Some(Ok(delivery)) => {
-                let runner = stage.runner.clone();
+                let handler = stage.clone();
                 // The channel lives as long as a delivery of it is in hand (its ack needs it).
                 let channel = channel.clone();
                 handlers.spawn(async move {
-                    runner.handle(delivery).await;
+                    handler.handle(delivery).await;
                     drop(permit);
                     drop(channel);
                 });
@@ -244,12 +296,21 @@ impl Supervisor {
                     self.handlers.clone(),
                 ));
             }
+            for drain in &self.drains {
+                consumers.spawn(consume(
+                    connection.clone(),
+                    drain.clone(),
+                    session.clone(),
+                    self.handlers.clone(),
+                ));
+            }
             self.slot.send_replace(Some(connection.clone()));
             self.set_health(BrokerState::Connected);
             delays = reconnect_backoff(&self.config);
             tracing::info!(
                 prefix = %self.config.broker.prefix,
                 stages = self.consumers.len(),
+                drained_queues = self.drains.len(),
                 "Broker connected, topology declared, consumers started."
             );
 

@@ -3,6 +3,7 @@
 
 pub mod helios;
 pub mod inbox;
+pub mod ops;
 pub mod payfip;
 pub mod polyfac;
 pub mod sepa;

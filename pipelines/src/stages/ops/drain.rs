@@ -1,0 +1,94 @@
+//! `ops.parking`: drains every stage's parking lot into the ledger, so that ops inspect parked
+//! messages there (`encaisse dlq`) and never by consuming or reordering the broker's queues.
+//! A message is acked only once its row is durable; a redelivery to the drain (lost ack) is
+//! recognised by its fingerprint and stored once.
+
+use std::sync::Arc;
+
+use encaisse_ledger::Ledger;
+use futures::future::BoxFuture;
+
+use super::gauges::ParkedGauges;
+use super::parked;
+use super::replay::now_rfc3339;
+use super::store;
+use crate::runtime::{Drain, DrainError, Drained, StageQueues};
+
+/// The drain's name (logs, metrics, wiring).
+pub const NAME: &str = "ops.parking";
+
+/// Copies parked messages into `parked_message`.
+pub struct ParkingDrain {
+    prefix: String,
+    ledger: Ledger,
+    gauges: Arc<ParkedGauges>,
+}
+
+impl ParkingDrain {
+    /// `prefix`: the broker prefix (`[broker] prefix`), to tell the stage from a parking
+    /// lot's name. `gauges` are refreshed after each new message.
+    pub fn new(prefix: impl Into<String>, ledger: Ledger, gauges: Arc<ParkedGauges>) -> Self {
+        ParkingDrain {
+            prefix: prefix.into(),
+            ledger,
+            gauges,
+        }
+    }
+
+    async fn store(&self, message: &Drained) -> Result<(), DrainError> {
+        let record = parked::classify(&self.prefix, message, &now_rfc3339())
+            .map_err(|e| DrainError::new(e.to_string()))?;
+        let (stage, kind, class) = (
+            record.stage.clone(),
+            record.error_kind.clone(),
+            record.error_class.clone(),
+        );
+        let (tenant, invoice) = (record.tenant.clone(), record.invoice_key.clone());
+        let parked_by = record.parked_by.as_str();
+        let stored = self
+            .ledger
+            .write(move |c| store::insert(c, &record))
+            .await?;
+        match stored {
+            Some(id) => {
+                metrics::counter!(
+                    "encaisse_parked_stored_total",
+                    "stage" => stage.clone(),
+                    "kind" => kind.clone(),
+                    "class" => class.clone()
+                )
+                .increment(1);
+                tracing::warn!(
+                    id,
+                    %stage,
+                    %kind,
+                    %class,
+                    parked_by,
+                    tenant = tenant.as_deref().unwrap_or("-"),
+                    invoice = invoice.as_deref().unwrap_or("-"),
+                    "Parked message stored; see `encaisse dlq show {id}`."
+                );
+                if let Err(error) = self.gauges.refresh().await {
+                    tracing::debug!(%error, "Parked-message gauges not refreshed.");
+                }
+            }
+            None => tracing::debug!(%stage, "Parked message already stored (redelivery)."),
+        }
+        Ok(())
+    }
+}
+
+impl Drain for ParkingDrain {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    /// Every stage's parking lot.
+    fn queues(&self, stages: &[StageQueues]) -> Vec<String> {
+        stages.iter().map(|s| s.parked.clone()).collect()
+    }
+
+    fn handle<'a>(&'a self, message: &'a Drained) -> BoxFuture<'a, Result<(), DrainError>> {
+        Box::pin(self.store(message))
+    }
+}

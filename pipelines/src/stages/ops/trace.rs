@@ -1,0 +1,433 @@
+//! `encaisse trace <invoice>`: the life of one invoice, from the ledger alone, in time order.
+//!
+//! Sources, all keyed by the invoice (`tenant/exercice/number`):
+//! - the journal `invoice_event`: the facts each stage records (`issued` with the export file
+//!   and lines, `titre_emitted` with exercice / bordereau / pièce, `payfip_paid`,
+//!   `collection_planned`, `payment_rejected`, `reglement_recorded`…);
+//! - `processed_message`: every message a stage handled about it (type, stage, when);
+//! - `emitted_file`: the files the facts name (PES Aller, pain.008, REGLEMENTS…);
+//! - `parked_message`: messages about it that were parked, and what ops did with them.
+//!
+//! Facts are shown whatever their kind: a known kind gets a label, and every detail the
+//! stage recorded is shown as it is, so a new fact needs no change here.
+
+use std::collections::BTreeSet;
+
+use encaisse_ledger::LedgerError;
+use encaisse_ledger::rusqlite::{self, Connection};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::store::{self, Filter, ParkedSummary};
+
+/// Why a trace could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("no invoice {0} in the ledger")]
+    NotFound(String),
+    #[error("{given} matches several invoices: {}; give the full key tenant/exercice/number or --tenant", .candidates.join(", "))]
+    Ambiguous {
+        given: String,
+        candidates: Vec<String>,
+    },
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+impl TraceError {
+    /// Retry class: only a ledger failure may pass.
+    pub fn class(&self) -> encaisse_schemas::ErrorClass {
+        match self {
+            TraceError::Ledger(e) if e.is_transient() => encaisse_schemas::ErrorClass::Transient,
+            _ => encaisse_schemas::ErrorClass::Permanent,
+        }
+    }
+}
+
+/// One step of an invoice's life.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// RFC 3339.
+    pub at: String,
+    /// `journal` (a stage's fact), `message` (a message handled), `file` (a file written),
+    /// `parked` (a parked message and what ops did).
+    pub source: &'static str,
+    /// The fact's kind (`issued`, `titre_emitted`…), `handled`, `file_emitted`, `parked`,
+    /// `replayed`, `discarded`.
+    pub kind: String,
+    pub stage: Option<String>,
+    /// One line for people.
+    pub summary: String,
+    /// Everything recorded, as JSON.
+    pub detail: Value,
+}
+
+/// A file written about the invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    pub kind: String,
+    pub path: String,
+    pub sha256: String,
+    pub bytes: i64,
+    pub written_at: String,
+}
+
+/// The whole trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub invoice: String,
+    pub tenant: String,
+    pub steps: Vec<Step>,
+    pub files: Vec<FileRef>,
+    pub parked: Vec<ParkedSummary>,
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The invoice keys `given` may mean: a full key `tenant/exercice/number`, or
+/// `exercice/number` or `number` (within `tenant` when given).
+pub fn candidates(
+    c: &Connection,
+    given: &str,
+    tenant: Option<&str>,
+) -> Result<Vec<String>, LedgerError> {
+    let parts = given.split('/').count();
+    let pattern = match (parts, tenant) {
+        (3.., Some(t)) if !given.starts_with(&format!("{t}/")) => format!("{t}/{given}"),
+        (3.., _) => given.to_string(),
+        (2, Some(t)) => format!("{t}/{given}"),
+        (_, Some(t)) => format!("{t}/%/{}", escape_like(given)),
+        (2, None) => format!("%/{}", escape_like(given)),
+        (_, None) => format!("%/%/{}", escape_like(given)),
+    };
+    let exact = !pattern.contains('%');
+    let condition = if exact {
+        "invoice_key = ?1"
+    } else {
+        "invoice_key LIKE ?1 ESCAPE '\\'"
+    };
+    let sql = format!(
+        "SELECT invoice_key FROM invoice_event WHERE {condition}
+         UNION SELECT invoice_key FROM processed_message WHERE {condition}
+         UNION SELECT invoice_key FROM parked_message WHERE {condition}
+         ORDER BY 1 LIMIT 20"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([&pattern], |r| r.get::<_, String>(0))?;
+    let mut keys: Vec<String> = rows.collect::<Result<_, _>>()?;
+    // A `%` pattern also matches numbers containing '/': keep keys of three parts whose
+    // trailing parts are exactly what was given.
+    keys.retain(|k| exact || k.ends_with(&format!("/{given}")));
+    Ok(keys)
+}
+
+/// The one invoice `given` means.
+pub fn resolve(c: &Connection, given: &str, tenant: Option<&str>) -> Result<String, TraceError> {
+    let mut keys = candidates(c, given, tenant)?;
+    match keys.len() {
+        0 => Err(TraceError::NotFound(given.to_string())),
+        1 => Ok(keys.remove(0)),
+        _ => Err(TraceError::Ambiguous {
+            given: given.to_string(),
+            candidates: keys,
+        }),
+    }
+}
+
+fn label(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "issued" => "Invoice read from the export and published",
+        "refused" => "Invoice refused at ingestion",
+        "titre_emitted" => "Titre emitted to the Trésorerie (PES Aller)",
+        "titre_refused" => "Titre not emitted",
+        "titre_accepted" => "Titre accepted by the Trésorerie",
+        "titre_rejected" => "Titre rejected by the Trésorerie",
+        "payfip_attempt" => "Online payment started (PayFiP)",
+        "payfip_paid" => "Paid online (PayFiP)",
+        "payfip_failed" => "Online payment did not pay (PayFiP)",
+        "collection_planned" => "Direct debit planned (pain.008)",
+        "sepa_refused" => "Direct debit not planned",
+        "payment_received" => "Payment received",
+        "payment_rejected" => "Direct debit rejected by the bank",
+        "payment_reversed" => "Payment reversed",
+        "payment_confirmed" => "Payment confirmed by a second source",
+        "payment_reversal_confirmed" => "Reversal confirmed by a second source",
+        "reglement_recorded" => "Payment line prepared for Polyfac (REGLEMENTS)",
+        "reglement_confirmed" => "Payment line already sent to Polyfac",
+        "reglements_written" => "REGLEMENTS file written for Polyfac",
+        _ => return None,
+    })
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) if items.len() == 2 && items.iter().all(Value::is_number) => {
+            Some(format!("{}–{}", items[0], items[1]))
+        }
+        _ => None,
+    }
+}
+
+/// One line: the label, the titre reference when there is one, then every detail.
+fn summarize(kind: &str, detail: &Value) -> String {
+    let mut parts = vec![label(kind).unwrap_or(kind).to_string()];
+    if let Some(d) = detail.as_object() {
+        let get = |k: &str| d.get(k).and_then(scalar);
+        if let (Some(e), Some(t), Some(b), Some(p)) = (
+            get("exercice"),
+            get("bordereau_type"),
+            get("id_bord"),
+            get("id_pce"),
+        ) {
+            parts.push(format!(
+                "titre {e}/{t}/{b}/{p} (exercice/type/bordereau/pièce)"
+            ));
+        }
+        let details: Vec<String> = d
+            .iter()
+            .filter(|(k, _)| k.as_str() != "stage")
+            .filter_map(|(k, v)| scalar(v).map(|v| format!("{k}={v}")))
+            .collect();
+        if !details.is_empty() {
+            parts.push(details.join(" "));
+        }
+    }
+    parts.join(" — ")
+}
+
+fn file_names(detail: &Value, into: &mut BTreeSet<String>) {
+    let Some(d) = detail.as_object() else { return };
+    for key in ["file", "path", "files"] {
+        match d.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => {
+                into.insert(s.clone());
+            }
+            Some(Value::Array(items)) => {
+                into.extend(items.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn journal(
+    c: &Connection,
+    key: &str,
+    names: &mut BTreeSet<String>,
+) -> Result<Vec<Step>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT at, kind, detail FROM invoice_event WHERE invoice_key = ?1 ORDER BY at, id",
+    )?;
+    let rows = stmt.query_map([key], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut steps = Vec::new();
+    for row in rows {
+        let (at, kind, detail) = row?;
+        let detail: Value = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
+        file_names(&detail, names);
+        steps.push(Step {
+            summary: summarize(&kind, &detail),
+            stage: detail
+                .get("stage")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            at,
+            source: "journal",
+            kind,
+            detail,
+        });
+    }
+    Ok(steps)
+}
+
+fn handled(c: &Connection, key: &str) -> Result<Vec<Step>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT processed_at, stage, message_type, message_id FROM processed_message
+         WHERE invoice_key = ?1 ORDER BY processed_at",
+    )?;
+    let rows = stmt.query_map([key], |r| {
+        let (at, stage, kind, id): (String, String, Option<String>, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        Ok(Step {
+            summary: format!("{stage} handled {}", kind.as_deref().unwrap_or("a message")),
+            detail: json!({ "message_type": kind, "message_id": id }),
+            stage: Some(stage),
+            at,
+            source: "message",
+            kind: "handled".into(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn files(
+    c: &Connection,
+    tenant: &str,
+    names: &BTreeSet<String>,
+) -> Result<Vec<FileRef>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT kind, path, sha256, bytes, written_at FROM emitted_file
+         WHERE tenant = ?1 AND (path = ?2
+             OR (length(path) > length(?2) AND substr(path, length(path) - length(?2)) = '/' || ?2))
+         ORDER BY written_at, id",
+    )?;
+    let mut out: Vec<FileRef> = Vec::new();
+    for name in names {
+        let rows = stmt.query_map(rusqlite::params![tenant, name], |r| {
+            Ok(FileRef {
+                kind: r.get(0)?,
+                path: r.get(1)?,
+                sha256: r.get(2)?,
+                bytes: r.get(3)?,
+                written_at: r.get(4)?,
+            })
+        })?;
+        for file in rows {
+            let file = file?;
+            if !out.iter().any(|f| f.path == file.path) {
+                out.push(file);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parked_steps(parked: &[ParkedSummary]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for p in parked {
+        steps.push(Step {
+            at: p.parked_at.clone(),
+            source: "parked",
+            kind: "parked".into(),
+            stage: Some(p.stage.clone()),
+            summary: format!(
+                "Message parked (dlq id {}): {} {} — {}",
+                p.id, p.error_class, p.error_kind, p.error
+            ),
+            detail: json!({ "id": p.id, "group": p.group, "message_type": p.message_type, "attempts": p.attempts }),
+        });
+        if let Some(at) = &p.resolved_at {
+            let mut detail = Map::new();
+            detail.insert("id".into(), json!(p.id));
+            detail.insert("by".into(), json!(p.resolved_by));
+            if let Some(reason) = &p.resolution_reason {
+                detail.insert("reason".into(), json!(reason));
+            }
+            steps.push(Step {
+                at: at.clone(),
+                source: "parked",
+                kind: p.state.as_str().into(),
+                stage: Some(p.stage.clone()),
+                summary: format!(
+                    "Parked message {} {} by {}",
+                    p.id,
+                    p.state.as_str(),
+                    p.resolved_by.as_deref().unwrap_or("?")
+                ),
+                detail: Value::Object(detail),
+            });
+        }
+    }
+    steps
+}
+
+/// Sort key of a time: parsed when it is RFC 3339 (times of different offsets compare
+/// right), else the text itself.
+fn instant(at: &str) -> (i64, String) {
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(t) => (t.timestamp_micros(), String::new()),
+        Err(_) => (i64::MAX, at.to_string()),
+    }
+}
+
+/// The trace of invoice `key` (already resolved).
+pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
+    let tenant = key.split('/').next().unwrap_or_default().to_string();
+    let mut names = BTreeSet::new();
+    let mut steps = journal(c, key, &mut names)?;
+    steps.extend(handled(c, key)?);
+    let files = files(c, &tenant, &names)?;
+    steps.extend(files.iter().map(|f| Step {
+        at: f.written_at.clone(),
+        source: "file",
+        kind: "file_emitted".into(),
+        stage: None,
+        summary: format!("File written: {} ({}, {} bytes)", f.path, f.kind, f.bytes),
+        detail: json!({ "kind": f.kind, "path": f.path, "sha256": f.sha256, "bytes": f.bytes }),
+    }));
+    let filter = Filter {
+        invoice_key: Some(key.to_string()),
+        ..Filter::default()
+    };
+    let mut parked = store::list(c, &filter, 1000)?;
+    parked.reverse();
+    steps.extend(parked_steps(&parked));
+    // Stable: equal times keep the order above (journal, messages, files, parked).
+    steps.sort_by_cached_key(|s| instant(&s.at));
+    Ok(Trace {
+        invoice: key.to_string(),
+        tenant,
+        steps,
+        files,
+        parked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_the_titre_and_keep_every_detail() {
+        let detail = json!({"stage": "helios.titres", "file": "PES_1.xml", "exercice": 2026,
+            "bordereau_type": "01", "id_bord": 12, "id_pce": 345});
+        let s = summarize("titre_emitted", &detail);
+        assert!(
+            s.starts_with("Titre emitted to the Trésorerie (PES Aller) — titre 2026/01/12/345"),
+            "{s}"
+        );
+        assert!(s.contains("file=PES_1.xml"), "{s}");
+        assert!(!s.contains("stage="), "{s}");
+        let s = summarize("issued", &json!({"file": "export.csv", "lines": [2, 4]}));
+        assert!(s.contains("lines=2–4"), "{s}");
+        assert_eq!(
+            summarize("something_new", &json!({"x": 1})),
+            "something_new — x=1"
+        );
+    }
+
+    #[test]
+    fn times_of_different_offsets_sort_by_instant() {
+        let mut times = vec![
+            "2026-05-04T12:00:00+02:00",
+            "2026-05-04T10:30:00Z",
+            "2026-05-04T09:59:00Z",
+        ];
+        times.sort_by_cached_key(|t| instant(t));
+        assert_eq!(
+            times,
+            [
+                "2026-05-04T09:59:00Z",
+                "2026-05-04T12:00:00+02:00",
+                "2026-05-04T10:30:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("F_1%"), "F\\_1\\%");
+    }
+}
