@@ -43,8 +43,8 @@ pub enum Command {
     Dlq(crate::commands::dlq::DlqArgs),
     /// Show the life of an invoice, from export to Trésorerie and back.
     Trace(crate::commands::trace::TraceArgs),
-    /// Run a local simulator of the DGFiP PayFiP gateway (not yet available: issue 4).
-    PayfipSim(PendingArgs),
+    /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
+    PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
     /// Run the end-to-end demonstration (not yet available: issue 7; use scripts/demo.sh).
     Demo(PendingArgs),
 }

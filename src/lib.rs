@@ -10,5 +10,6 @@ pub mod exit;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod payfip;
 pub mod signals;
 pub mod wiring;

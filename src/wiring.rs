@@ -90,6 +90,21 @@ pub const REGISTRY: &[Component] = &[
         build: build_sepa_returns,
     },
     Component {
+        name: "payfip.register",
+        kind: Kind::Stage,
+        build: crate::payfip::build_register,
+    },
+    Component {
+        name: "payfip.confirm",
+        kind: Kind::Stage,
+        build: crate::payfip::build_confirm,
+    },
+    Component {
+        name: "payfip.reconcile",
+        kind: Kind::Source,
+        build: crate::payfip::build_reconcile,
+    },
+    Component {
         name: "ops.parking",
         kind: Kind::Drain,
         build: build_ops_parking,

@@ -3,6 +3,7 @@
 //! `tracing`.
 
 pub mod check;
+pub mod payfip_sim;
 pub mod dlq;
 pub mod dlq_table;
 pub mod pending;

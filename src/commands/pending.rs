@@ -8,7 +8,6 @@ use crate::exit;
 pub fn issue_of(command: &str) -> Option<u32> {
     match command {
         "dlq" | "trace" => Some(6),
-        "payfip-sim" => Some(4),
         "demo" => Some(7),
         _ => None,
     }

@@ -92,8 +92,16 @@ pub async fn run(loaded: Loaded) -> u8 {
     let metrics_handle = metrics::handle();
     tokio::spawn(metrics::upkeep(metrics_handle.clone(), shutdown.clone()));
 
+    let payfip_routes = match crate::payfip::routes(config, &ledger, runtime.publisher()) {
+        Ok(routes) => routes,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot build the PayFiP routes from the configuration.");
+            return exit::CONFIG;
+        }
+    };
     let state = AppState::new(runtime.health(), ledger, all_dirs, metrics_handle);
-    let http = tokio::spawn(Server::new(state).serve(listener, shutdown.clone()));
+    let server = Server::new(state).merge(payfip_routes);
+    let http = tokio::spawn(server.serve(listener, shutdown.clone()));
     tracing::info!(addr = %addr, "HTTP server listening.");
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
