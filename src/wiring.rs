@@ -90,6 +90,21 @@ pub const REGISTRY: &[Component] = &[
         build: build_sepa_returns,
     },
     Component {
+        name: "helios.titres",
+        kind: Kind::Stage,
+        build: build_helios_titres,
+    },
+    Component {
+        name: "helios.titres.flush",
+        kind: Kind::Source,
+        build: build_helios_flush,
+    },
+    Component {
+        name: "helios.returns",
+        kind: Kind::Source,
+        build: build_helios_returns,
+    },
+    Component {
         name: "payfip.register",
         kind: Kind::Stage,
         build: crate::payfip::build_register,
@@ -264,6 +279,61 @@ fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
     Ok(Built::Source(
         encaisse_pipelines::stages::sepa::returns_source(
             sepa_settings(ctx),
+            encaisse_pipelines::stages::inbox::WatchSettings::default(),
+        ),
+    ))
+}
+
+/// The Hélios settings of the tenants that have a `[tenants.helios]` section (the others
+/// send no titres: their titres invoices are parked with kind `no_helios_config`), with
+/// their budgets, the mandate policy of `[tenants.sepa]` (or its defaults) and the system
+/// clock (Europe/Paris).
+fn helios_settings(ctx: &Context<'_>) -> encaisse_pipelines::stages::helios::HeliosSettings {
+    use encaisse_pipelines::stages::helios::{HeliosSettings, TenantHelios};
+    use encaisse_pipelines::stages::sepa::Clock;
+    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
+    HeliosSettings {
+        tenants: ctx
+            .config
+            .tenants
+            .iter()
+            .filter_map(|t| {
+                t.helios.as_ref().map(|helios| TenantHelios {
+                    id: t.id.clone(),
+                    config: helios.clone(),
+                    budgets: t.budgets.clone(),
+                    sequence_policy: SequencePolicy::from(&t.sepa.clone().unwrap_or_default()),
+                })
+            })
+            .collect(),
+        data_dir: ctx.data_dir.to_path_buf(),
+        clock: Clock::system(),
+    }
+}
+
+fn build_helios_titres(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    Ok(Built::Stage(
+        encaisse_pipelines::stages::helios::titres_stage(helios_settings(ctx), ctx.ledger.clone()),
+    ))
+}
+
+/// How often `helios.titres.flush` looks for planned PES Aller files left unwritten (after
+/// a crash, or a failure the stage could not retry); it also runs at start-up.
+const HELIOS_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn build_helios_flush(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    Ok(Built::Source(
+        encaisse_pipelines::stages::helios::flush_source(
+            helios_settings(ctx),
+            HELIOS_FLUSH_INTERVAL,
+        ),
+    ))
+}
+
+fn build_helios_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    Ok(Built::Source(
+        encaisse_pipelines::stages::helios::returns_source(
+            helios_settings(ctx),
             encaisse_pipelines::stages::inbox::WatchSettings::default(),
         ),
     ))

@@ -65,13 +65,20 @@ fn tenant_label(tenant: &str) -> (&'static str, String) {
     ("tenant", tenant.to_string())
 }
 
-/// A planned file was written: its bordereaux and titres, and the emission time.
+/// A planned file was written: its bordereaux and titres.
 pub fn emitted(tenant: &str, bordereaux: u64, titres: u64) {
     let labels = [tenant_label(tenant)];
     metrics::counter!("encaisse_helios_bordereaux_emitted_total", &labels).increment(bordereaux);
     metrics::counter!("encaisse_helios_titres_emitted_total", &labels).increment(titres);
-    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-    metrics::gauge!("encaisse_pes_last_emission_timestamp_seconds", &labels).set(now);
+}
+
+/// The last PES Aller file written for the tenant (read from the ledger, so the gauge is
+/// right again as soon as the daemon restarts).
+pub fn last_emission(tenant: &str, written_at: &str) {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(written_at) {
+        metrics::gauge!("encaisse_pes_last_emission_timestamp_seconds", "tenant" => tenant.to_string())
+            .set(at.timestamp_millis() as f64 / 1000.0);
+    }
 }
 
 pub fn refused(tenant: &str, count: u64) {

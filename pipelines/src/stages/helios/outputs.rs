@@ -88,10 +88,17 @@ pub async fn complete_pending(
         written.reports.push(report.path);
     }
     let id = tenant.id.to_string();
-    let pending = ledger
-        .read(move |c| store::unwritten_count(c, &id).map_err(to_ledger))
+    let (pending, last) = ledger
+        .read(move |c| {
+            let pending = store::unwritten_count(c, &id).map_err(to_ledger)?;
+            let last = store::last_written_at(c, &id).map_err(to_ledger)?;
+            Ok((pending, last))
+        })
         .await?;
     metrics::unwritten(tenant.id.as_str(), pending);
+    if let Some(at) = last {
+        metrics::last_emission(tenant.id.as_str(), &at);
+    }
     Ok(written)
 }
 

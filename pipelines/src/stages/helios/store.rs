@@ -660,3 +660,12 @@ pub fn unwritten_count(c: &Connection, tenant: &str) -> Result<u64, HeliosError>
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
+
+/// When the tenant's last PES Aller file was written (RFC 3339), if any.
+pub fn last_written_at(c: &Connection, tenant: &str) -> Result<Option<String>, HeliosError> {
+    Ok(c.query_row(
+        "SELECT max(written_at) FROM helios_file WHERE tenant = ?1",
+        [tenant],
+        |r| r.get(0),
+    )?)
+}
