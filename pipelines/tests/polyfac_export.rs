@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use encaisse_pipelines::Stage;
+use encaisse_pipelines::stages::polyfac::flush::plan_next;
 use encaisse_pipelines::stages::polyfac::{PolyfacExport, ReglementsFlusher, paris_today};
 use encaisse_polyfac::generate::example_catalogue;
 use encaisse_polyfac::{
@@ -327,5 +328,61 @@ async fn an_event_before_its_invoice_is_retried_until_the_invoice_arrives() {
     publish(&h, creche, None).await;
     h.wait_count("the payment's line after a retry", LINES, 1)
         .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_planning_and_writing_writes_the_same_file_once() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    publish(&h, &payfip_payment(&invoices[0], "1001"), None).await;
+    h.wait_count("the payment's line", LINES, 1).await;
+
+    // The flush planned _001 (its line assigned), then the daemon died before writing it.
+    let tenant = TenantId::new("vitry").unwrap();
+    let planned = plan_next(&h.ledger, &tenant).await.unwrap().unwrap();
+    assert_eq!(planned.name, file_name(1));
+    let outbox = h.area("vitry", "outbox");
+    assert!(h.files(&outbox).is_empty());
+    // A line recorded after the plan belongs to the next file.
+    publish(&h, &titre_accepted(&invoices[0], TitreSource::Retour), None).await;
+    h.wait_count("the titre's line", LINES, 2).await;
+
+    let flush = flusher(&h);
+    flush.flush_all(&h.ledger).await;
+    assert_eq!(h.files(&outbox), [file_name(1), file_name(2)]);
+    let first = lines_of(&std::fs::read(outbox.join(file_name(1))).unwrap());
+    assert_eq!(
+        first.len(),
+        2,
+        "the planned file has its planned line: {first:?}"
+    );
+    assert!(first[1].contains(";PAYE;"));
+    let second = std::fs::read(outbox.join(file_name(2))).unwrap();
+    assert!(lines_of(&second)[1].contains(";TITRE_PRIS_EN_CHARGE;"));
+
+    // Written but not marked (a crash right after the rename): completed with the same
+    // bytes, no third file.
+    h.ledger
+        .write(|c| {
+            c.execute(
+                "UPDATE polyfac_reglements_file SET written_at = NULL WHERE seq = 2",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    flush.flush_all(&h.ledger).await;
+    assert_eq!(h.files(&outbox), [file_name(1), file_name(2)]);
+    assert_eq!(std::fs::read(outbox.join(file_name(2))).unwrap(), second);
+    assert_eq!(
+        count(
+            &h.ledger,
+            "SELECT count(*) FROM polyfac_reglements_file WHERE written_at IS NULL"
+        )
+        .await,
+        0
+    );
     h.stop().await;
 }

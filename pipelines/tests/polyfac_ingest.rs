@@ -475,3 +475,70 @@ async fn the_creche_source_is_read_by_mapping_end_to_end() {
     assert_eq!(h.files(&h.area("vitry", "archive")), ["creche-2026-01.csv"]);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
+    use encaisse_pipelines::stages::sepa::mandates::{
+        BankOutcome, record_outcome, uses_of_mandate,
+    };
+    let h = harness().await;
+    let bytes = sample("polyfac-2-invoices.csv");
+    drop_and_scan(&h, vitry(), "FACT_202601.csv", &bytes, 500).await;
+    assert_eq!(h.client.drain(&h.queue(ISSUED)).await.len(), 2);
+    h.client.drain(&h.queue(CLOSED)).await;
+
+    // The bank rejects the first collection with MD01 (no valid mandate): the mandate is
+    // closed for good.
+    h.ledger
+        .write(|c| {
+            let uses = uses_of_mandate(c, "vitry", "VITRY-CANT-000123")?;
+            assert_eq!(
+                uses.len(),
+                1,
+                "the ingest recorded the planned use: {uses:?}"
+            );
+            let e2e = uses[0].end_to_end_id.clone().expect("an end-to-end id");
+            record_outcome(
+                c,
+                "vitry",
+                &e2e,
+                &BankOutcome::Rejected {
+                    code: Some("MD01".into()),
+                },
+                chrono::NaiveDate::from_ymd_opt(2026, 2, 9).unwrap(),
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    // February's invoice of the same family, same mandate, no sequence given.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut next: Vec<u8> = text.lines().next().unwrap().as_bytes().to_vec();
+    next.extend_from_slice(b"\r\n");
+    for line in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"F2026-000101"))
+    {
+        next.extend_from_slice(&replace(line, b"F2026-000101", b"F2026-000201"));
+        next.push(b'\n');
+    }
+    drop_and_scan(&h, vitry(), "FACT_202602.csv", &next, 500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.client.count(&h.queue(ISSUED)).await, 0, "not issued");
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert_eq!(run.rejected_invoices, 1);
+    let report = std::fs::read_to_string(
+        h.area("vitry", "rejected")
+            .join("FACT_202602.csv.rejected.csv"),
+    )
+    .unwrap();
+    assert!(
+        report.lines().any(|l| l
+            .starts_with("FACT_202602.csv;2;RUM;F2026-000201;rum;mandate_unusable;")
+            && l.contains("mandate_closed")),
+        "{report}"
+    );
+    h.stop().await;
+}

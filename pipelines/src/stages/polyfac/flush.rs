@@ -84,22 +84,7 @@ pub async fn flush_tenant(
 ) -> Result<Vec<PathBuf>, LedgerError> {
     let mut written = Vec::new();
     loop {
-        let planned = {
-            let tenant = tenant.clone();
-            ledger
-                .write(move |c| {
-                    let name_of = |day: &str, seq: u32| {
-                        let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
-                            LedgerError::Conflict(format!(
-                                "polyfac_reglement_line.day: unexpected value {day:?} in the ledger"
-                            ))
-                        })?;
-                        Ok(file_name(&tenant, date, seq))
-                    };
-                    export_store::plan_next_file(c, tenant.as_str(), name_of, &ledger_now())
-                })
-                .await?
-        };
+        let planned = plan_next(ledger, tenant).await?;
         let Some(file) = planned else {
             return Ok(written);
         };
@@ -127,6 +112,28 @@ pub async fn flush_tenant(
         tracing::info!(source = NAME, tenant = %tenant, file = %file.name, lines = file.lines, "REGLEMENTS file written.");
         written.push(path);
     }
+}
+
+/// Plans the tenant's next file (step 1), or returns the planned file not written yet.
+/// `None`: nothing to write.
+pub async fn plan_next(
+    ledger: &Ledger,
+    tenant: &TenantId,
+) -> Result<Option<PlannedFile>, LedgerError> {
+    let tenant = tenant.clone();
+    ledger
+        .write(move |c| {
+            let name_of = |day: &str, seq: u32| {
+                let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
+                    LedgerError::Conflict(format!(
+                        "polyfac_reglement_line.day: unexpected value {day:?} in the ledger"
+                    ))
+                })?;
+                Ok(file_name(&tenant, date, seq))
+            };
+            export_store::plan_next_file(c, tenant.as_str(), name_of, &ledger_now())
+        })
+        .await
 }
 
 /// Marks the file written and journals it for each invoice it tells Polyfac about.
