@@ -464,3 +464,37 @@ async fn a_tenant_without_direct_debit_refuses_its_debit_invoices_at_once() {
     assert_eq!(flow.count("SELECT count(*) FROM batch_item").await, 0);
     flow.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_run_is_one_valid_file_with_exact_totals() {
+    let t = tenant_id("t7");
+    let mut flow = Flow::start(vec![tenant(&t)]).await;
+    let run = "run-t7";
+    let count = 1_000usize;
+    let numbers: Vec<&'static str> = (0..count)
+        .map(|i| &*Box::leak(format!("L{i:05}").into_boxed_str()))
+        .collect();
+    let amounts: Vec<&'static str> = (0..count)
+        .map(|i| &*Box::leak(format!("{}.{:02}", 1 + i % 300, (i * 37) % 100).into_boxed_str()))
+        .collect();
+    let invoices: Vec<_> = (0..count)
+        .map(|i| {
+            let rum: &'static str = Box::leak(format!("RUM-L{i:05}").into_boxed_str());
+            invoice(&t, run, &Inv::debit(numbers[i], rum, amounts[i]))
+        })
+        .collect();
+    let expected_cents: i64 = invoices.iter().map(|i| i.total.cents()).sum();
+    let started = std::time::Instant::now();
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let files = flow.wait_files(&t, "outbox", 1).await;
+    let elapsed = started.elapsed();
+    let sent = check_pain008(&files[0]);
+    assert_eq!(sent.declared_count, count as u64);
+    assert_eq!(sent.declared_cents, Some(expected_cents as u64));
+    assert_eq!(e2e_ids(&sent).len(), count);
+    eprintln!("{count} invoices → one pain.008 in {elapsed:?}");
+    flow.stop().await;
+}

@@ -352,7 +352,7 @@ pub fn read_bank_file(
     }?;
     tracing::info!(
         file,
-        message = %read.message,
+        message_name = %read.message,
         message_id = %read.message_id,
         records = read.records.len(),
         ignored_entries = read.ignored_entries,

@@ -45,8 +45,9 @@ pub struct SepaBatch {
     ledger: Ledger,
     data_dir: PathBuf,
     clock: Clock,
-    /// One planner at a time per tenant: `{seq}` allocation is serialised by the ledger,
-    /// but two calls writing the same planned file at once would race on its temporary file.
+    /// One writer of planned files at a time per tenant: planning is serialised by the
+    /// ledger, but two calls writing the same planned file at once would race on its
+    /// temporary file.
     locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -103,9 +104,6 @@ impl SepaBatch {
         let Some(tenant) = self.tenants.get(&invoice_ref.tenant) else {
             return Ok(self.without_direct_debit(invoice));
         };
-        let guard = self.lock(&tenant.id);
-        let _held = guard.lock().await;
-        outputs::write_planned(&self.ledger, &self.data_dir, tenant.id.as_str(), STAGE).await?;
         let key = BatchKey {
             stage: STAGE.to_string(),
             tenant: tenant.id.to_string(),
@@ -132,9 +130,8 @@ impl SepaBatch {
         let Some(tenant) = self.tenants.get(&run.tenant) else {
             return Ok(Handled::none());
         };
-        let guard = self.lock(&tenant.id);
-        let _held = guard.lock().await;
-        outputs::write_planned(&self.ledger, &self.data_dir, tenant.id.as_str(), STAGE).await?;
+        // What an earlier call planned and did not write comes first.
+        self.write_planned(tenant).await?;
         let groups: Vec<(BatchKey, u32)> = run
             .budgets
             .iter()
@@ -165,12 +162,22 @@ impl SepaBatch {
         self.finish(tenant).await
     }
 
+    /// Writes every file planned for the tenant and not written yet (this call's, or an
+    /// earlier call's that crashed), one writer per tenant at a time.
+    async fn write_planned(&self, tenant: &TenantSepa) -> Result<(), StageError> {
+        let guard = self.lock(&tenant.id);
+        let _held = guard.lock().await;
+        outputs::write_planned(&self.ledger, &self.data_dir, tenant.id.as_str(), STAGE).await?;
+        Ok(())
+    }
+
     /// Writes what was planned and hands the waiting events to the runtime, which marks
-    /// them handed atomically with this message's dedupe record.
+    /// them handed atomically with this message's dedupe record. Every successful call ends
+    /// here, so a plan left unwritten by a crash is completed by the next message of the
+    /// tenant (its own redelivery at the latest).
     async fn finish(&self, tenant: &TenantSepa) -> Result<Handled, StageError> {
-        let id = tenant.id.as_str();
-        outputs::write_planned(&self.ledger, &self.data_dir, id, STAGE).await?;
-        let events = outputs::pending_events(&self.ledger, id, STAGE).await?;
+        self.write_planned(tenant).await?;
+        let events = outputs::pending_events(&self.ledger, tenant.id.as_str(), STAGE).await?;
         Ok(hand_over(events))
     }
 
