@@ -1,6 +1,42 @@
 //! What the régie path counts (Prometheus, through the `metrics` facade). Labels are
 //! bounded: tenants, régies, reason codes of the adapter's table or the three local ones.
 
+/// Describes the counters for `/metrics` (idempotent; called when the components are built).
+pub fn describe() {
+    metrics::describe_counter!(
+        "encaisse_sepa_files_emitted_total",
+        "pain.008 files written to bank/outbox, by tenant, régie and origin (sepa.batch: billing runs; sepa.returns: re-presentations)."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_collections_total",
+        "Collections (direct debits) in the pain.008 files written."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_amount_cents_total",
+        "Amount of the collections written, in euro cents."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_invoices_refused_total",
+        "Direct-debit invoices not sent to the bank, by local reason code (LOCAL-MANDATE, LOCAL-RULES, LOCAL-SETUP)."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_rejects_total",
+        "Collections rejected or returned by the bank, by ISO reason code and whether they are re-presented."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_unmatched_records_total",
+        "Bank records matching no collection (see bank/rejected/<MsgId>-unmatched.csv)."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_duplicate_records_total",
+        "Bank records already handled (same file again, same R-transaction in another file)."
+    );
+    metrics::describe_counter!(
+        "encaisse_sepa_reports_written_total",
+        "Reports written to bank/rejected (refused invoices, unmatched records)."
+    );
+}
+
 /// A pain.008 was written: `encaisse_sepa_files_emitted_total`, its collections
 /// (`encaisse_sepa_collections_total`) and amount in cents (`encaisse_sepa_amount_cents_total`),
 /// by tenant, régie and origin (`sepa.batch` for a billing run, `sepa.returns` for

@@ -60,12 +60,14 @@ pub struct SepaSettings {
 
 /// The `sepa.batch` stage.
 pub fn batch_stage(settings: SepaSettings, ledger: Ledger) -> Arc<dyn Stage> {
+    metrics::describe();
     Arc::new(SepaBatch::new(settings, ledger))
 }
 
 /// The `sepa.returns` source: the shared inbox watcher on every direct-debit tenant's
 /// `bank/inbox`, handing stable files to [`SepaReturns`].
 pub fn returns_source(settings: SepaSettings, watch: WatchSettings) -> Arc<dyn Source> {
+    metrics::describe();
     let tenants = settings.tenants.iter().map(|t| t.id.clone()).collect();
     let data_dir = settings.data_dir.clone();
     Arc::new(InboxWatcher::new(

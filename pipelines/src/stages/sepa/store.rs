@@ -316,7 +316,7 @@ pub fn keep_invoice(c: &Connection, invoice: &InvoiceIssued) -> Result<(), Ledge
         (
             invoice.invoice.tenant.as_str(),
             invoice.invoice.key(),
-            serde_json::to_vec(invoice).unwrap_or_default(),
+            encaisse_schemas::encode(invoice),
         ),
     )?;
     Ok(())
