@@ -61,8 +61,8 @@ pub struct WiringError {
     pub message: String,
 }
 
-/// Every stage and source of the daemon. None has landed yet: the runtime runs with an
-/// empty set (it still connects, declares the work exchange and reports its health).
+/// Every stage and source of the daemon, built in this order by `encaisse run` and listed
+/// by `encaisse check`.
 pub const REGISTRY: &[Component] = &[
     Component {
         name: "polyfac.ingest",
