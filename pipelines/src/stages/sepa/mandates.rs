@@ -594,6 +594,15 @@ pub fn record_outcome(
     let Some(current) = use_by_end_to_end_id(c, tenant, end_to_end_id)? else {
         return Ok(Recorded::Unknown);
     };
+    // Never sent: the bank cannot be reporting on it.
+    let in_a_file: bool = c.query_row(
+        "SELECT file_id IS NOT NULL FROM sepa_collection WHERE tenant = ?1 AND end_to_end_id = ?2",
+        (tenant, end_to_end_id),
+        |r| r.get(0),
+    )?;
+    if current.status == UseStatus::Refused || !in_a_file {
+        return Ok(Recorded::Unknown);
+    }
     if matches!(current.status, UseStatus::Rejected | UseStatus::Returned) {
         return Ok(Recorded::AlreadyRejected(current));
     }
@@ -803,6 +812,27 @@ mod tests {
         assert_eq!(uses.len(), 2, "one planned use per invoice: {uses:?}");
         assert_eq!(uses[0].end_to_end_id.as_deref(), Some("2026-F1-1"));
         assert!(uses.iter().all(|u| u.status == UseStatus::Planned));
+    }
+
+    #[tokio::test]
+    async fn the_bank_cannot_reject_what_was_never_sent() {
+        let (_dir, ledger) = ledger().await;
+        let (planned, refused) = ledger
+            .write(|c| {
+                let m = mandate("RUM-1", IBAN);
+                ask(c, "F1", &m, d(2, 10)).unwrap();
+                let rejected = BankOutcome::Rejected {
+                    code: Some("AM04".into()),
+                };
+                let planned = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                refuse_use(c, "ivry", "ivry/2026/F1", 1)?;
+                let refused = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                Ok((planned, refused))
+            })
+            .await
+            .unwrap();
+        assert_eq!(planned, Recorded::Unknown, "planned, in no file yet");
+        assert_eq!(refused, Recorded::Unknown);
     }
 
     #[tokio::test]
