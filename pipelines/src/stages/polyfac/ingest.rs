@@ -589,8 +589,9 @@ fn decide(
         exercice: invoice.exercice,
         number: invoice.number.clone(),
     };
-    let hash = content_hash(invoice);
-    let refuse = |field: Field, rule: Rule, message: String| {
+    // The content hash is computed only when needed (`enrich` computes it for a new
+    // invoice): it is a SHA-256 over the invoice's canonical JSON.
+    let refuse = |field: Field, rule: Rule, message: String, hash: String| {
         Decision::Refuse(Box::new(Refusal {
             rejected: RejectedInvoice {
                 number: invoice.number.clone(),
@@ -607,12 +608,13 @@ fn decide(
                 }],
             },
             key: key.clone(),
-            hash: hash.clone(),
+            hash,
             activity: invoice.activity.code.clone(),
             total: invoice.total,
         }))
     };
     if let Some(before) = ingest_store::issued_before(c, setup.tenant.as_str(), &key.key())? {
+        let hash = content_hash(invoice);
         return Ok(if before.content_hash != hash {
             refuse(
                 Field::InvoiceNumber,
@@ -621,6 +623,7 @@ fn decide(
                     "invoice {} of exercice {} was already issued with other content (file {}); a correction needs a new invoice number",
                     invoice.number, invoice.exercice, before.file
                 ),
+                hash,
             )
         } else if before.run_id != run.run_id {
             refuse(
@@ -630,6 +633,7 @@ fn decide(
                     "invoice {} of exercice {} was already issued, unchanged, by file {} ({}); it is not issued twice",
                     invoice.number, invoice.exercice, before.file, before.run_id
                 ),
+                hash,
             )
         } else {
             Decision::Skip
@@ -651,6 +655,7 @@ fn decide(
                 "the direct-debit mandate cannot be used ({}): {why}",
                 why.kind()
             ),
+            content_hash(invoice),
         )),
         Err(SequenceError::Ledger(e)) => Err(e),
     }

@@ -20,8 +20,11 @@ pub fn issued_before(
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<IssuedBefore>, LedgerError> {
-    Ok(c.query_row(
+    // Cached statements: these two run once per invoice of every export.
+    Ok(c.prepare_cached(
         "SELECT content_hash, run_id, file FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2",
+    )?
+    .query_row(
         (tenant, invoice_key),
         |r| {
             Ok(IssuedBefore {
@@ -69,26 +72,26 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
 /// Records a published invoice (idempotent: a second record of the same invoice keeps the
 /// first).
 pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
              last_line, budget, collection, total_cents, message_id, published_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (tenant, invoice_key) DO NOTHING",
-        (
-            &r.tenant,
-            &r.invoice_key,
-            &r.content_hash,
-            &r.run_id,
-            &r.file,
-            i64::try_from(r.lines.0).unwrap_or(i64::MAX),
-            i64::try_from(r.lines.1).unwrap_or(i64::MAX),
-            &r.budget,
-            collection_text(r.collection),
-            r.total.cents(),
-            &r.message_id,
-            at,
-        ),
-    )?;
+    )?
+    .execute((
+        &r.tenant,
+        &r.invoice_key,
+        &r.content_hash,
+        &r.run_id,
+        &r.file,
+        i64::try_from(r.lines.0).unwrap_or(i64::MAX),
+        i64::try_from(r.lines.1).unwrap_or(i64::MAX),
+        &r.budget,
+        collection_text(r.collection),
+        r.total.cents(),
+        &r.message_id,
+        at,
+    ))?;
     Ok(())
 }
 
