@@ -479,7 +479,7 @@ async fn the_creche_source_is_read_by_mapping_end_to_end() {
 #[tokio::test]
 async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
     use encaisse_pipelines::stages::sepa::mandates::{
-        BankOutcome, record_outcome, uses_of_mandate,
+        BankOutcome, Recorded, record_outcome, uses_of_mandate,
     };
     let h = harness().await;
     let bytes = sample("polyfac-2-invoices.csv");
@@ -498,7 +498,19 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
                 "the ingest recorded the planned use: {uses:?}"
             );
             let e2e = uses[0].end_to_end_id.clone().expect("an end-to-end id");
-            record_outcome(
+            // What sepa.batch does when it writes the pain.008: the use is presented in a file.
+            c.execute(
+                "INSERT INTO sepa_file (tenant, origin, kind, path, bytes, cause, planned_at)
+                 VALUES ('vitry', 'sepa.batch', 'pain008', 'vitry/bank/outbox/test.xml', x'', 'run',
+                         '2026-02-01T00:00:00Z')",
+                [],
+            )?;
+            c.execute(
+                "UPDATE sepa_collection SET status = 'presented', file_id = ?2
+                 WHERE tenant = 'vitry' AND end_to_end_id = ?1",
+                (&e2e, c.last_insert_rowid()),
+            )?;
+            let recorded = record_outcome(
                 c,
                 "vitry",
                 &e2e,
@@ -507,6 +519,7 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
                 },
                 chrono::NaiveDate::from_ymd_opt(2026, 2, 9).unwrap(),
             )?;
+            assert!(matches!(recorded, Recorded::New(_)), "{recorded:?}");
             Ok(())
         })
         .await
