@@ -151,8 +151,6 @@ fn connect_to_a_closed_port_exits_69() {
 #[test]
 fn pending_subcommands_exit_3() {
     for (args, issue) in [
-        (vec!["dlq", "list"], "issue 6"),
-        (vec!["trace", "vitry/2026/F0001"], "issue 6"),
         (vec!["payfip-sim"], "issue 4"),
         (vec!["demo"], "issue 7"),
     ] {

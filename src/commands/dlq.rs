@@ -311,8 +311,11 @@ fn text_of(value: &Value) -> String {
 }
 
 fn write_show(out: &mut dyn Write, v: &Value) -> std::io::Result<()> {
-    let line =
-        |out: &mut dyn Write, label: &str, value: String| writeln!(out, "  {label:<14}{value}");
+    // Labels in a column of 14; times (19 characters) push the value two spaces further.
+    let line = |out: &mut dyn Write, label: &str, value: String| {
+        let width = (label.chars().count() + 2).max(14);
+        writeln!(out, "  {label:<width$}{value}")
+    };
     writeln!(out, "Parked message {} ({})", v["id"], text_of(&v["state"]))?;
     line(out, "stage", text_of(&v["stage"]))?;
     line(out, "group", text_of(&v["group"]))?;
@@ -430,7 +433,7 @@ fn write_show(out: &mut dyn Write, v: &Value) -> std::io::Result<()> {
     }
     writeln!(out, "Headers")?;
     for (k, h) in v["headers"].as_object().into_iter().flatten() {
-        line(out, "", format!("{k}: {}", text_of(h)))?;
+        writeln!(out, "  {k}: {}", text_of(h))?;
     }
     let masked = v["personal_data_masked"].as_bool().unwrap_or(true);
     writeln!(

@@ -44,24 +44,6 @@ fn parse_secs(rfc3339: &str) -> Option<f64> {
 
 impl ParkedGauges {
     pub fn new(ledger: Ledger) -> Arc<Self> {
-        metrics::describe_gauge!(
-            "encaisse_parked_messages",
-            "Parked messages waiting in the store (encaisse dlq list), by stage, error kind and class."
-        );
-        metrics::describe_gauge!(
-            "encaisse_parked_oldest_age_seconds",
-            metrics::Unit::Seconds,
-            "Age of the oldest parked message still waiting, by stage, error kind and class."
-        );
-        metrics::describe_gauge!(
-            "encaisse_file_last_emitted_timestamp_seconds",
-            metrics::Unit::Seconds,
-            "Unix time of the last file of each kind written for a tenant (pes_aller, pain008, reglements...)."
-        );
-        metrics::describe_counter!(
-            "encaisse_parked_stored_total",
-            "Parked messages copied from the parking lots into the store, by stage, error kind and class."
-        );
         Arc::new(ParkedGauges { ledger })
     }
 
@@ -114,6 +96,29 @@ impl ParkedGauges {
     }
 }
 
+/// Describes the ops metrics to the recorder (called once the daemon's recorder is
+/// installed: when the `ops.metrics` source starts).
+pub fn describe() {
+    metrics::describe_gauge!(
+        "encaisse_parked_messages",
+        "Parked messages waiting in the store (encaisse dlq list), by stage, error kind and class."
+    );
+    metrics::describe_gauge!(
+        "encaisse_parked_oldest_age_seconds",
+        metrics::Unit::Seconds,
+        "Age of the oldest parked message still waiting, by stage, error kind and class."
+    );
+    metrics::describe_gauge!(
+        "encaisse_file_last_emitted_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "Unix time of the last file of each kind written for a tenant (pes_aller, pain008, reglements...)."
+    );
+    metrics::describe_counter!(
+        "encaisse_parked_stored_total",
+        "Parked messages copied from the parking lots into the store, by stage, error kind and class."
+    );
+}
+
 fn set((stage, kind, class): &Labels, count: f64, age: f64) {
     let labels = [
         ("stage", stage.clone()),
@@ -142,6 +147,7 @@ impl Source for GaugeSource {
 
     fn run(self: Arc<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
+            describe();
             loop {
                 if let Err(error) = self.gauges.refresh().await {
                     tracing::warn!(%error, "Ops gauges not refreshed; will try again.");
