@@ -127,4 +127,79 @@ mod tests {
         assert!(settings.tenant("orly").unwrap().api_token.is_none());
         assert!(!settings.tenant("orly").unwrap().payfip.enabled);
     }
+
+    /// The routes as `encaisse run` mounts them: merged into the daemon's server next to the
+    /// built-in ones, answering over real HTTP (the broker is not needed for these answers).
+    #[tokio::test]
+    async fn routes_are_served_by_the_daemon_server() {
+        use crate::http::{AppState, Server};
+        use encaisse_pipelines::runtime::{Runtime, RuntimeConfig};
+
+        let config = crate::config::load_str(
+            r#"
+            [payfip]
+            public_base_url = "https://encaisse.example.fr"
+            [[tenants]]
+            id = "vitry"
+            name = "Vitry-sur-Seine"
+            [tenants.api]
+            token_env = "ENCAISSE_TEST_TOKEN_ROUTES"
+            [tenants.payfip]
+            enabled = true
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path().join("ledger.sqlite")).unwrap();
+        let runtime = Runtime::new(RuntimeConfig::default(), ledger.clone());
+        let settings = Arc::new(settings_with_env(&config, |_| Some("t0ken".into())));
+        let gateway = Gateway::new(&settings.gateway).unwrap();
+        let routes = stages::router(settings, ledger.clone(), runtime.publisher(), gateway);
+        let state = AppState::new(
+            runtime.health(),
+            ledger,
+            Vec::new(),
+            crate::metrics::handle(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(
+            Server::new(state)
+                .merge(routes)
+                .serve(listener, shutdown.clone()),
+        );
+
+        let http = reqwest::Client::new();
+        let status = |r: reqwest::Response| r.status().as_u16();
+        let healthz = http.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(status(healthz), 200);
+        let forged = http
+            .post(format!("{base}/payfip/vitry/notification"))
+            .form(&[("idop", "0b4e7c1a-5f2d-4c3b-9a8e-7d6f5e4c3b2a")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(forged), 200);
+        let api = format!("{base}/api/v1/tenants/vitry/payments");
+        let anonymous = http
+            .post(&api)
+            .header("content-type", "application/json")
+            .body(r#"{"invoice":"F1"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(anonymous), 401);
+        let unknown = http
+            .post(&api)
+            .bearer_auth("t0ken")
+            .header("content-type", "application/json")
+            .body(r#"{"invoice":"F1"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(unknown), 404);
+        shutdown.cancel();
+    }
 }
