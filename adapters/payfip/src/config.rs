@@ -646,6 +646,9 @@ mod tests {
             min_amount_cents = 500
             max_amount_cents = 100
             ws_saisie = { test = "T", activation = "T", production = "w" }
+            titre_refdet_template = "{exercice}-{id_pce}"
+            [reconciliation]
+            interval_secs = 0
             "#,
         )
         .unwrap();
@@ -660,6 +663,8 @@ mod tests {
             "payfip.max_amount_cents",
             "payfip.ws_saisie.production",
             "payfip.ws_saisie",
+            "payfip.titre_refdet_template",
+            "payfip.reconciliation.interval_secs",
         ] {
             assert!(
                 fields.iter().any(|f| f == expected),
