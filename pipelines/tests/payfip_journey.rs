@@ -248,7 +248,7 @@ async fn duplicated_and_delayed_notifications_give_one_event() {
         sim: SimulatorOptions {
             notification: NotificationOptions {
                 copies: 3,
-                delay_ms: 1_500,
+                delay_ms: 2_500,
                 order: NotifyOrder::AfterRedirect,
                 ..NotificationOptions::default()
             },
@@ -265,7 +265,7 @@ async fn duplicated_and_delayed_notifications_give_one_event() {
     let (pid2, page2) = h.pay_link("vitry", "F-2").await;
     h.sim.pay(&idop_of(&page1), Resultrans::P).await.unwrap();
     h.sim.pay(&idop_of(&page2), Resultrans::R).await.unwrap();
-    // The notifications leave after the redirect, 1.5 s apart: nothing can be known before.
+    // The notifications leave after the redirect, 2.5 s apart: nothing can be known before.
     assert!(h.events_for(&pid1).await.is_empty());
 
     h.wait_event(&pid1, EVENT_TIMEOUT).await;
