@@ -945,7 +945,9 @@ mod tests {
         let value: toml::Table = toml::from_str(toml_text).unwrap();
         let helios = value["tenants"]["helios"].clone();
         let config: HeliosTenantConfig = helios.try_into().unwrap();
-        assert_eq!(config.bordereau_kind, BordereauKind::Ormc);
+        // Titres ordinaires with TIP ASAP: an ORMC article's ASAP needs the invoice PDF, which
+        // the platform does not produce, so the example never pairs ORMC with a TIP mode.
+        assert_eq!(config.bordereau_kind, BordereauKind::Ordinaire);
         assert_eq!(config.asap.mode, AsapMode::TipOnly);
         assert!(
             config.validate("h").is_empty(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::outputs::complete_pending;
+use super::outputs::{Check, complete_pending};
 use super::settings::HeliosSettings;
 use crate::runtime::{Source, SourceContext};
 
@@ -30,7 +30,9 @@ impl TitresFlush {
     pub async fn flush_once(&self, ctx: &SourceContext) -> usize {
         let mut written = 0;
         for tenant in &self.settings.tenants {
-            match complete_pending(&ctx.ledger, &self.settings.data_dir, tenant).await {
+            match complete_pending(&ctx.ledger, &self.settings.data_dir, tenant, Check::Ledger)
+                .await
+            {
                 Ok(w) => written += w.files.len() + w.reports.len(),
                 Err(e) => {
                     tracing::error!(source = FLUSH, tenant = %tenant.id, kind = e.kind(), error = %e, "Planned PES Aller output not written; will try again.")

@@ -3,12 +3,14 @@
 //! `<tenant>/helios/outbox` (`Ledger::emit_file`), then marked written with a journal fact
 //! per invoice, in one transaction. Reports wait the same way.
 //!
-//! Called at every handler call of `helios.titres` and by the `helios.titres.flush` source:
-//! a crash anywhere between planning and marking leaves a plan that the next call writes —
-//! never a second bordereau, never a gap.
+//! Called at every handler call of `helios.titres` (reading the ledger only when this
+//! process may have left something unwritten, and always after planning) and by the
+//! `helios.titres.flush` source (always): a crash anywhere between planning and marking
+//! leaves a plan that the next call writes — never a second bordereau, never a gap.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use encaisse_helios::aller::{Bordereau, OwnedTitre, PesFile, pes_aller_split_bytes};
@@ -24,17 +26,42 @@ use super::plan::{STAGE, decode_item};
 use super::settings::TenantHelios;
 use super::store::{self, FileRow, TitreRow, ledger_now};
 
-/// One writer at a time per tenant directory: two calls writing the same planned file at
-/// once would race on its temporary file. Process-wide, so the stage and the flush source
-/// share it.
-fn tenant_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(Mutex::default);
-    match locks.lock() {
-        Ok(mut map) => map.entry(dir.to_path_buf()).or_default().clone(),
+/// What the process knows of a tenant directory's planned outputs.
+#[derive(Default)]
+struct TenantState {
+    /// One writer at a time: two calls writing the same planned file at once would race on
+    /// its temporary file.
+    lock: tokio::sync::Mutex<()>,
+    /// `false` once a pass found nothing to write, until this process plans again: spares
+    /// every message a ledger read. Starts `true` (the ledger may hold plans of a previous
+    /// run of the daemon).
+    maybe_pending: AtomicBool,
+}
+
+/// Process-wide, so the stage and the flush source share it.
+fn tenant_state(dir: &Path) -> Arc<TenantState> {
+    static STATES: OnceLock<Mutex<HashMap<PathBuf, Arc<TenantState>>>> = OnceLock::new();
+    let states = STATES.get_or_init(Mutex::default);
+    let fresh = || {
+        Arc::new(TenantState {
+            lock: tokio::sync::Mutex::new(()),
+            maybe_pending: AtomicBool::new(true),
+        })
+    };
+    match states.lock() {
+        Ok(mut map) => map.entry(dir.to_path_buf()).or_insert_with(fresh).clone(),
         // A poisoned map only means another task panicked while holding it.
-        Err(_) => Arc::default(),
+        Err(_) => fresh(),
     }
+}
+
+/// When to look in the ledger for planned outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Always (after planning, and in the flush source).
+    Ledger,
+    /// Only if this process may have left something unwritten.
+    IfPending,
 }
 
 /// What a pass wrote.
@@ -50,10 +77,30 @@ pub async fn complete_pending(
     ledger: &Ledger,
     data_dir: &Path,
     tenant: &TenantHelios,
+    check: Check,
 ) -> Result<Written, HeliosError> {
     let helios_dir = data_dir.join(tenant.id.as_str()).join("helios");
-    let lock = tenant_lock(&helios_dir);
-    let _held = lock.lock().await;
+    let state = tenant_state(&helios_dir);
+    if check == Check::IfPending && !state.maybe_pending.load(Ordering::SeqCst) {
+        return Ok(Written::default());
+    }
+    let _held = state.lock.lock().await;
+    // Set before reading: a plan committed from now on is seen by this pass or flagged by
+    // the call that planned it (which checks the ledger itself).
+    state.maybe_pending.store(false, Ordering::SeqCst);
+    let result = write_all(ledger, data_dir, &helios_dir, tenant).await;
+    if result.is_err() {
+        state.maybe_pending.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+async fn write_all(
+    ledger: &Ledger,
+    data_dir: &Path,
+    helios_dir: &Path,
+    tenant: &TenantHelios,
+) -> Result<Written, HeliosError> {
     let id = tenant.id.to_string();
     let (files, reports) = ledger
         .read(move |c| {
@@ -64,7 +111,7 @@ pub async fn complete_pending(
         .await?;
     let mut written = Written::default();
     for file in files {
-        let result = write_file(ledger, &helios_dir, tenant, &file).await;
+        let result = write_file(ledger, helios_dir, tenant, &file).await;
         if let Err(e) = &result {
             metrics::emission_failed(tenant.id.as_str(), e.kind());
         }
@@ -132,12 +179,14 @@ async fn load(ledger: &Ledger, file: &FileRow) -> Result<Loaded, HeliosError> {
                 group: file.batch_group.clone(),
             };
             let mut invoices = HashMap::with_capacity(wanted.len());
+            // Consumed while decoding: the payloads are freed as the invoices are made.
             for item in items(c, &key)? {
                 if wanted.contains(item.item_key.as_str()) {
                     let invoice = decode_item(&item).map_err(to_ledger)?;
                     invoices.insert(item.item_key, invoice);
                 }
             }
+            drop(wanted);
             Ok(Loaded {
                 bordereaux,
                 invoices,

@@ -46,24 +46,77 @@ pub struct Planned {
 }
 
 impl Planned {
-    fn absorb(&mut self, other: Planned) {
+    /// Adds what another group's closure planned.
+    pub fn absorb(&mut self, other: Planned) {
         self.files.extend(other.files);
         self.titres += other.titres;
         self.refused.extend(other.refused);
     }
 }
 
-/// A titre accepted into the plan.
+/// A titre accepted into the plan: what the ledger stores (the invoice itself stays in the
+/// run's batch items, so a large run is planned in one pass without holding every invoice).
 struct Accepted {
-    invoice: InvoiceIssued,
+    invoice_key: String,
+    invoice_exercice: u16,
+    invoice_number: String,
+    payment_mode: PaymentMode,
     id_pce: u32,
     id_bord: u32,
     sequence: Option<SequenceType>,
     shape: TitreShape,
 }
 
+/// The file of one exercice of the run, being planned.
+struct ExercicePlan {
+    exercice: u16,
+    first_id_bord: u32,
+    next_pce: u32,
+    /// Why no invoice of this exercice can be sent (the bordereau's own rules), if so.
+    blocked: Option<String>,
+    accepted: Vec<Accepted>,
+    /// ORMC (`NumDette`, `Per`) taken in this run.
+    dettes: HashSet<(String, u8)>,
+}
+
+/// What planning needs around each invoice.
+struct Ctx<'a> {
+    c: &'a Connection,
+    tenant: &'a TenantHelios,
+    budget: &'a Budget,
+    date: NaiveDate,
+}
+
+impl Ctx<'_> {
+    fn scope(&self) -> Scope<'_> {
+        Scope::of(self.tenant.id.as_str(), self.budget)
+    }
+
+    fn typ_bord(&self) -> &'static str {
+        self.tenant.config.bordereau_kind.typ_bord()
+    }
+
+    fn per_bordereau(&self) -> usize {
+        self.tenant
+            .config
+            .max_pieces_per_bordereau
+            .clamp(1, MAX_PIECES)
+    }
+
+    fn bordereau(&self, exercice: u16, id_bord: u32) -> Bordereau<'_> {
+        Bordereau {
+            config: &self.tenant.config,
+            budget: self.budget,
+            exercice,
+            id_bord,
+            date: self.date,
+        }
+    }
+}
+
 /// Closes `key`'s group if complete and plans its files (one per exercice of its invoices,
-/// normally one). Runs inside the caller's write transaction.
+/// normally one). Runs inside the caller's write transaction. The invoices are read in
+/// their key order and numbered in that order.
 pub fn close_and_plan(
     c: &Connection,
     tenant: &TenantHelios,
@@ -73,14 +126,7 @@ pub fn close_and_plan(
     let Some(items) = try_close(c, key)? else {
         return Ok(Planned::default());
     };
-    let mut by_exercice: BTreeMap<u16, Vec<InvoiceIssued>> = BTreeMap::new();
-    for item in &items {
-        let invoice = decode_item(item)?;
-        by_exercice
-            .entry(invoice.invoice.exercice)
-            .or_default()
-            .push(invoice);
-    }
+    let count = items.len();
     let mut planned = Planned::default();
     match tenant.budget(&key.group) {
         None => {
@@ -88,15 +134,42 @@ pub fn close_and_plan(
                 "budget {:?} is not in the tenant's [[tenants.budgets]]",
                 key.group
             );
-            planned.refused = by_exercice
-                .values()
-                .flatten()
-                .map(|i| refusal(i, "budget", &rule))
+            planned.refused = items
+                .iter()
+                .map(|item| Refusal {
+                    invoice: item.item_key.clone(),
+                    field: "budget".into(),
+                    rule: rule.clone(),
+                })
                 .collect();
         }
         Some(budget) => {
-            for (exercice, invoices) in by_exercice {
-                planned.absorb(plan_file(c, tenant, budget, key, exercice, invoices, date)?);
+            let ctx = Ctx {
+                c,
+                tenant,
+                budget,
+                date,
+            };
+            let mut plans: BTreeMap<u16, ExercicePlan> = BTreeMap::new();
+            for item in items {
+                let invoice = decode_item(&item)?;
+                drop(item);
+                let exercice = invoice.invoice.exercice;
+                let plan = match plans.entry(exercice) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(ExercicePlan::start(&ctx, exercice)?)
+                    }
+                };
+                if let Some(refused) = plan.consider(&ctx, invoice)? {
+                    planned.refused.push(refused);
+                }
+            }
+            for plan in plans.into_values() {
+                if let Some((file, titres)) = plan.store(&ctx, key)? {
+                    planned.files.push(file);
+                    planned.titres += titres;
+                }
             }
         }
     }
@@ -105,7 +178,7 @@ pub fn close_and_plan(
         tenant = %tenant.id,
         run = %key.run_id,
         budget = %key.group,
-        invoices = items.len(),
+        invoices = count,
         titres = planned.titres,
         refused = planned.refused.len(),
         files = ?planned.files,
@@ -158,69 +231,58 @@ fn sequence(
     }
 }
 
-fn plan_file(
-    c: &Connection,
-    tenant: &TenantHelios,
-    budget: &Budget,
-    key: &BatchKey,
-    exercice: u16,
-    invoices: Vec<InvoiceIssued>,
-    date: NaiveDate,
-) -> Result<Planned, HeliosError> {
-    let config = &tenant.config;
-    let typ_bord = config.bordereau_kind.typ_bord();
-    let scope = Scope::of(tenant.id.as_str(), budget);
-    let first_id_bord = store::next_id_bord(c, scope, exercice, typ_bord)?;
-    let mut next_pce = store::next_id_pce(c, scope, exercice)?;
-    let per_bordereau = config.max_pieces_per_bordereau.clamp(1, MAX_PIECES);
-    let bordereau = |id_bord| Bordereau {
-        config,
-        budget,
-        exercice,
-        id_bord,
-        date,
-    };
-    let mut planned = Planned::default();
-
-    // The bordereau's own rules (date in the exercice, budget codes, numbers) and its name:
-    // when they fail, no invoice of this exercice can be sent; none takes a number.
-    let first = bordereau(first_id_bord);
-    if let Err(e) = aller::check_bordereau(&first).and_then(|()| aller::file_name(&first)) {
-        let rule = e.to_string();
-        planned.refused = invoices
-            .iter()
-            .map(|i| refusal(i, "bordereau", &rule))
-            .collect();
-        return Ok(planned);
+impl ExercicePlan {
+    /// The next numbers of the exercice, and whether its bordereau can be sent at all (the
+    /// bordereau's own rules — date in the exercice, budget codes, codique — and its name).
+    fn start(ctx: &Ctx<'_>, exercice: u16) -> Result<Self, HeliosError> {
+        let first_id_bord = store::next_id_bord(ctx.c, ctx.scope(), exercice, ctx.typ_bord())?;
+        let next_pce = store::next_id_pce(ctx.c, ctx.scope(), exercice)?;
+        let first = ctx.bordereau(exercice, first_id_bord);
+        let blocked = aller::check_bordereau(&first)
+            .and_then(|()| aller::file_name(&first))
+            .err()
+            .map(|e| e.to_string());
+        Ok(ExercicePlan {
+            exercice,
+            first_id_bord,
+            next_pce,
+            blocked,
+            accepted: Vec::new(),
+            dettes: HashSet::new(),
+        })
     }
 
-    let mut accepted: Vec<Accepted> = Vec::with_capacity(invoices.len());
-    let mut dettes: HashSet<(String, u8)> = HashSet::new();
-    for invoice in invoices {
-        let id_bord_offset = u32::try_from(accepted.len() / per_bordereau).unwrap_or(u32::MAX);
-        let id_bord = first_id_bord.saturating_add(id_bord_offset);
-        if id_bord > MAX_ID_BORD || next_pce > MAX_ID_PCE {
-            planned.refused.push(refusal(
+    /// Checks `invoice` with the numbers it would take; accepts it (and advances the
+    /// numbers) or says why not (and takes no number).
+    fn consider(
+        &mut self,
+        ctx: &Ctx<'_>,
+        invoice: InvoiceIssued,
+    ) -> Result<Option<Refusal>, HeliosError> {
+        if let Some(rule) = &self.blocked {
+            return Ok(Some(refusal(&invoice, "bordereau", rule)));
+        }
+        let exercice = self.exercice;
+        let offset = u32::try_from(self.accepted.len() / ctx.per_bordereau()).unwrap_or(u32::MAX);
+        let id_bord = self.first_id_bord.saturating_add(offset);
+        if id_bord > MAX_ID_BORD || self.next_pce > MAX_ID_PCE {
+            return Ok(Some(refusal(
                 &invoice,
                 "numbering",
                 &format!(
                     "no number left in exercice {exercice} (IdBord ≤ {MAX_ID_BORD}, IdPce ≤ {MAX_ID_PCE})"
                 ),
-            ));
-            continue;
+            )));
         }
-        let sequence = match sequence(c, tenant, &invoice)? {
+        let sequence = match sequence(ctx.c, ctx.tenant, &invoice)? {
             Ok(sequence) => sequence,
-            Err(refused) => {
-                planned.refused.push(refused);
-                continue;
-            }
+            Err(refused) => return Ok(Some(refused)),
         };
         let checked = aller::titre_shape(
-            &bordereau(id_bord),
+            &ctx.bordereau(exercice, id_bord),
             &Titre {
                 invoice: &invoice,
-                id_pce: next_pce,
+                id_pce: self.next_pce,
                 sequence,
                 asap_pdf: None,
             },
@@ -231,133 +293,132 @@ fn plan_file(
                 field: e.field,
                 rule: e.rule,
             }),
-            Ok(shape) => match &shape.ormc {
-                Some(keys) => {
-                    let per = keys.per.to_string();
-                    let holder = store::dette_holder(c, scope, exercice, &keys.num_dette, &per)?;
-                    match holder {
-                        Some(other) => Some(refusal(
-                            &invoice,
-                            "NumDette",
-                            &format!(
-                                "debt number {} (period {per}) is already the article of invoice {other} in exercice {exercice}: an ORMC article number must be unique",
-                                keys.num_dette
-                            ),
-                        )),
-                        None if !dettes.insert((keys.num_dette.clone(), keys.per)) => {
-                            Some(refusal(
-                                &invoice,
-                                "NumDette",
-                                &format!(
-                                    "debt number {} (period {per}) is shared with another invoice of the same run: an ORMC article number must be unique",
-                                    keys.num_dette
-                                ),
-                            ))
-                        }
-                        None => {
-                            accepted.push(Accepted {
-                                invoice,
-                                id_pce: next_pce,
-                                id_bord,
-                                sequence,
-                                shape,
-                            });
-                            None
-                        }
-                    }
-                }
+            Ok(shape) => match self.dette_taken(ctx, &shape)? {
+                Some(rule) => Some(refusal(&invoice, "NumDette", &rule)),
                 None => {
-                    accepted.push(Accepted {
-                        invoice,
-                        id_pce: next_pce,
+                    self.accepted.push(Accepted {
+                        invoice_key: invoice.invoice.key(),
+                        invoice_exercice: invoice.invoice.exercice,
+                        invoice_number: invoice.invoice.number.clone(),
+                        payment_mode: invoice.payment_mode,
+                        id_pce: self.next_pce,
                         id_bord,
                         sequence,
                         shape,
                     });
+                    self.next_pce += 1;
                     None
                 }
             },
         };
-        match refused {
-            None => next_pce += 1,
-            Some(refused) => {
-                if sequence.is_some() {
-                    // The mandate use recorded above was never sent.
-                    mandates::refuse_use(c, tenant.id.as_str(), &refused.invoice, 1)?;
-                }
-                planned.refused.push(refused);
-            }
+        if let Some(refused) = &refused
+            && sequence.is_some()
+        {
+            // The mandate use recorded above was never sent.
+            mandates::refuse_use(ctx.c, ctx.tenant.id.as_str(), &refused.invoice, 1)?;
         }
-    }
-    if accepted.is_empty() {
-        return Ok(planned);
+        Ok(refused)
     }
 
-    let file_name = aller::file_name(&first)?;
-    let chunks: Vec<&[Accepted]> = accepted.chunks(per_bordereau).collect();
-    let total_cents: i64 = accepted.iter().map(|a| a.shape.total.cents()).sum();
-    let file_id = store::insert_file(
-        c,
-        &NewFile {
-            tenant: tenant.id.as_str(),
-            budget,
-            exercice,
-            typ_bord,
-            file_name: &file_name,
-            date,
-            run_id: &key.run_id,
-            batch_group: &key.group,
-            bordereaux: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
-            pieces: u32::try_from(accepted.len()).unwrap_or(u32::MAX),
-            total_cents,
-        },
-    )?;
-    for chunk in &chunks {
-        let Some(head) = chunk.first() else { continue };
-        store::insert_bordereau(
+    /// Why an ORMC article's (`NumDette`, `Per`) cannot be used: already the article of
+    /// another invoice in the exercice, or of another invoice of this run.
+    fn dette_taken(
+        &mut self,
+        ctx: &Ctx<'_>,
+        shape: &TitreShape,
+    ) -> Result<Option<String>, HeliosError> {
+        let Some(keys) = &shape.ormc else {
+            return Ok(None);
+        };
+        let per = keys.per.to_string();
+        let exercice = self.exercice;
+        if let Some(other) =
+            store::dette_holder(ctx.c, ctx.scope(), exercice, &keys.num_dette, &per)?
+        {
+            return Ok(Some(format!(
+                "debt number {} (period {per}) is already the article of invoice {other} in exercice {exercice}: an ORMC article number must be unique",
+                keys.num_dette
+            )));
+        }
+        if !self.dettes.insert((keys.num_dette.clone(), keys.per)) {
+            return Ok(Some(format!(
+                "debt number {} (period {per}) is shared with another invoice of the same run: an ORMC article number must be unique",
+                keys.num_dette
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Stores the planned file, its bordereaux and titres. `None` when no invoice was
+    /// accepted (no file, no number used).
+    fn store(self, ctx: &Ctx<'_>, key: &BatchKey) -> Result<Option<(String, usize)>, HeliosError> {
+        if self.accepted.is_empty() {
+            return Ok(None);
+        }
+        let (c, scope, exercice, typ_bord) = (ctx.c, ctx.scope(), self.exercice, ctx.typ_bord());
+        let file_name = aller::file_name(&ctx.bordereau(exercice, self.first_id_bord))?;
+        let chunks: Vec<&[Accepted]> = self.accepted.chunks(ctx.per_bordereau()).collect();
+        let file_id = store::insert_file(
             c,
-            scope,
-            &NewBordereau {
+            &NewFile {
+                tenant: ctx.tenant.id.as_str(),
+                budget: ctx.budget,
                 exercice,
                 typ_bord,
-                id_bord: head.id_bord,
-                file_id,
-                pieces: u32::try_from(chunk.len()).unwrap_or(u32::MAX),
-                total_cents: chunk.iter().map(|a| a.shape.total.cents()).sum(),
+                file_name: &file_name,
+                date: ctx.date,
+                run_id: &key.run_id,
+                batch_group: &key.group,
+                bordereaux: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+                pieces: u32::try_from(self.accepted.len()).unwrap_or(u32::MAX),
+                total_cents: self.accepted.iter().map(|a| a.shape.total.cents()).sum(),
             },
         )?;
-        for (position, a) in chunk.iter().enumerate() {
-            let row = TitreRow {
-                exercice,
-                id_pce: a.id_pce,
-                typ_bord: typ_bord.to_string(),
-                id_bord: a.id_bord,
-                position: u32::try_from(position).unwrap_or(u32::MAX),
-                invoice_key: a.invoice.invoice.key(),
-                invoice_exercice: a.invoice.invoice.exercice,
-                invoice_number: a.invoice.invoice.number.clone(),
-                budget: budget.code.clone(),
-                payment_mode: a.invoice.payment_mode,
-                sequence: a.sequence,
-                num_dette: a.shape.ormc.as_ref().map(|k| k.num_dette.clone()),
-                per: a.shape.ormc.as_ref().map(|k| k.per.to_string()),
-                total_cents: a.shape.total.cents(),
-            };
-            store::insert_titre(c, scope, &row).map_err(|e| match e {
-                HeliosError::Ledger(l) if is_constraint(&l) => HeliosError::Batch(format!(
-                    "invoice {} already has a titre: each invoice is in exactly one titre",
-                    row.invoice_key
-                )),
-                other => other,
-            })?;
-            for line in &a.shape.lines {
-                store::insert_titre_line(c, scope, exercice, a.id_pce, line)?;
+        for chunk in &chunks {
+            let Some(head) = chunk.first() else { continue };
+            store::insert_bordereau(
+                c,
+                scope,
+                &NewBordereau {
+                    exercice,
+                    typ_bord,
+                    id_bord: head.id_bord,
+                    file_id,
+                    pieces: u32::try_from(chunk.len()).unwrap_or(u32::MAX),
+                    total_cents: chunk.iter().map(|a| a.shape.total.cents()).sum(),
+                },
+            )?;
+            for (position, a) in chunk.iter().enumerate() {
+                let row = TitreRow {
+                    exercice,
+                    id_pce: a.id_pce,
+                    typ_bord: typ_bord.to_string(),
+                    id_bord: a.id_bord,
+                    position: u32::try_from(position).unwrap_or(u32::MAX),
+                    invoice_key: a.invoice_key.clone(),
+                    invoice_exercice: a.invoice_exercice,
+                    invoice_number: a.invoice_number.clone(),
+                    budget: ctx.budget.code.clone(),
+                    payment_mode: a.payment_mode,
+                    sequence: a.sequence,
+                    num_dette: a.shape.ormc.as_ref().map(|k| k.num_dette.clone()),
+                    per: a.shape.ormc.as_ref().map(|k| k.per.to_string()),
+                    total_cents: a.shape.total.cents(),
+                };
+                store::insert_titre(c, scope, &row).map_err(|e| match e {
+                    HeliosError::Ledger(l) if is_constraint(&l) => HeliosError::Batch(format!(
+                        "invoice {} already has a titre: each invoice is in exactly one titre",
+                        row.invoice_key
+                    )),
+                    other => other,
+                })?;
+                for line in &a.shape.lines {
+                    store::insert_titre_line(c, scope, exercice, a.id_pce, line)?;
+                }
             }
         }
+        Ok(Some((file_name, self.accepted.len())))
     }
-    planned.files.push(file_name);
-    planned.titres = accepted.len();
-    Ok(planned)
 }
 
 fn is_constraint(e: &encaisse_ledger::LedgerError) -> bool {

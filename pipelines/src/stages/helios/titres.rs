@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 
 use super::error::{HeliosError, write_tx};
 use super::metrics;
-use super::outputs::complete_pending;
+use super::outputs::{Check, complete_pending};
 use super::plan::{Planned, STAGE, close_and_plan};
 use super::settings::{HeliosSettings, TenantHelios};
 use crate::stage::{ErrorClass, Handled, Incoming, Stage, StageError};
@@ -79,7 +79,7 @@ impl HeliosTitres {
             ))
             .into());
         };
-        self.write_pending(tenant).await?;
+        self.write_pending(tenant, Check::IfPending).await?;
         let key = BatchKey {
             stage: STAGE.to_string(),
             tenant: tenant.id.to_string(),
@@ -116,7 +116,7 @@ impl HeliosTitres {
             }
             return Ok(Handled::none());
         };
-        self.write_pending(tenant).await?;
+        self.write_pending(tenant, Check::IfPending).await?;
         let (tenant_cfg, date, tenant_id, run_id) = (
             tenant.clone(),
             self.settings.clock.today(),
@@ -133,10 +133,7 @@ impl HeliosTitres {
                     group: group.clone(),
                 };
                 set_expected(c, &key, *expected)?;
-                let one = close_and_plan(c, &tenant_cfg, &key, date)?;
-                planned.files.extend(one.files);
-                planned.titres += one.titres;
-                planned.refused.extend(one.refused);
+                planned.absorb(close_and_plan(c, &tenant_cfg, &key, date)?);
             }
             Ok(planned)
         })
@@ -153,15 +150,18 @@ impl HeliosTitres {
                 tracing::warn!(tenant = %tenant.id, invoice = %r.invoice, field = %r.field, "Invoice refused before numbering: not sent to Hélios (see the report in helios/rejected).");
             }
         }
-        self.write_pending(tenant).await
+        if planned.files.is_empty() && planned.refused.is_empty() {
+            return Ok(());
+        }
+        self.write_pending(tenant, Check::Ledger).await
     }
 
     /// Writes what is planned and unwritten. A transient failure fails the message (it is
     /// retried, and the file written before the ack); a permanent one (the configuration
     /// changed under a plan) is logged and counted, and left to the flush source, so that
     /// it does not block every later message of the tenant.
-    async fn write_pending(&self, tenant: &TenantHelios) -> Result<(), StageError> {
-        match complete_pending(&self.ledger, self.data_dir(), tenant).await {
+    async fn write_pending(&self, tenant: &TenantHelios, check: Check) -> Result<(), StageError> {
+        match complete_pending(&self.ledger, self.data_dir(), tenant, check).await {
             Ok(_) => Ok(()),
             Err(e) if e.class() == ErrorClass::Transient => Err(e.into()),
             Err(e) => {
