@@ -7,6 +7,7 @@
 //!   once, and a second replay does nothing.
 //! - A Polyfac export for Vitry goes through the real stages to a PES Aller titre, then a
 //!   payment arrives: `trace` shows export, titre, file and payment in time order.
+//! - `/readyz` turns 503 while the broker is unreachable, and 200 again once it is back.
 
 mod common;
 
@@ -560,5 +561,71 @@ async fn trace_follows_an_invoice_from_the_export_through_its_titre_to_its_payme
     assert_eq!(code, 0);
     let (code, _, err) = cli(&config, &["trace", "F-NOPE"]);
     assert_eq!(code, 66, "{err}");
+    assert_eq!(daemon.terminate(STOP).code(), Some(0));
+}
+
+/// A TCP relay to the broker that can be cut (connections dropped, new ones refused) and
+/// restored on the same port.
+struct Relay {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut open = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                open.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5672").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            task: Some(task),
+        }
+    }
+
+    /// Drops the listener and every relayed connection (the JoinSet aborts them).
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("ops-ready");
+    let _cleanup = Cleanup(prefix.clone());
+    let mut relay = Relay::start(0).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port);
+    let config = write_config(tmp.path(), &prefix, &url);
+    let mut daemon = Daemon::start(&config, &["--log-format", "json"]);
+    let base = daemon.http_base();
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
+
+    relay.cut();
+    let body = wait_for_status(&format!("{base}/readyz"), 503, START).await;
+    let readiness: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(readiness["ready"], false);
+    assert_eq!(readiness["checks"]["broker"]["ok"], false, "{readiness}");
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    assert!(
+        metrics.lines().any(|l| l == "encaisse_broker_connected 0"),
+        "{metrics}"
+    );
+
+    let _relay = Relay::start(relay.port).await;
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
     assert_eq!(daemon.terminate(STOP).code(), Some(0));
 }

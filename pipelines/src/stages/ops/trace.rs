@@ -426,6 +426,109 @@ mod tests {
         );
     }
 
+    fn fact(key: &str, at: &str, kind: &str, detail: Value) -> encaisse_ledger::InvoiceFact {
+        encaisse_ledger::InvoiceFact {
+            invoice_key: key.into(),
+            tenant: key.split('/').next().unwrap().into(),
+            at: at.into(),
+            kind: kind.into(),
+            detail: detail.to_string(),
+            dedupe_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn short_forms_resolve_when_unambiguous_and_the_trace_is_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = encaisse_ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let facts = [
+            fact(
+                "vitry/2026/F_1",
+                "2026-02-01T10:00:00Z",
+                "titre_emitted",
+                json!({"stage": "helios.titres", "file": "PES_1.xml", "exercice": 2026,
+                       "bordereau_type": "06", "id_bord": 3, "id_pce": 7}),
+            ),
+            fact(
+                "vitry/2026/F_1",
+                "2026-01-31T09:00:00+01:00",
+                "issued",
+                json!({"file": "FACT.csv", "lines": [2, 3]}),
+            ),
+            fact("ivry/2026/F_1", "2026-01-31T08:00:00Z", "issued", json!({})),
+            fact(
+                "vitry/2025/F_2",
+                "2025-12-01T08:00:00Z",
+                "issued",
+                json!({}),
+            ),
+            fact(
+                "vitry/2025/FX1",
+                "2025-12-01T08:00:00Z",
+                "issued",
+                json!({}),
+            ),
+        ];
+        for f in facts {
+            ledger.record_invoice_fact(f).await.unwrap();
+        }
+        ledger
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO emitted_file (tenant, kind, path, sha256, bytes, written_at)
+                     VALUES ('vitry', 'pes_aller', '/d/vitry/helios/outbox/PES_1.xml', 'ab', 10,
+                             '2026-02-01T10:00:01Z'),
+                            ('vitry', 'pes_aller', '/d/vitry/helios/outbox/XPES_1.xml', 'cd', 10,
+                             '2026-02-01T10:00:01Z')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (t, key) = ledger
+            .read(|c| {
+                let resolved = |given: &str, tenant: Option<&str>| resolve(c, given, tenant);
+                assert!(matches!(
+                    resolved("F_1", None),
+                    Err(TraceError::Ambiguous { ref candidates, .. }) if candidates.len() == 2
+                ));
+                // `_` is a character, not a wildcard: vitry/2025/FX1 is not F_1.
+                assert_eq!(resolved("F_1", Some("vitry")).unwrap(), "vitry/2026/F_1");
+                assert_eq!(resolved("2026/F_1", Some("ivry")).unwrap(), "ivry/2026/F_1");
+                assert_eq!(resolved("F_2", None).unwrap(), "vitry/2025/F_2");
+                // `_` is a character, not a wildcard: FX1 is not F_1.
+                assert!(matches!(
+                    resolved("F_9", None),
+                    Err(TraceError::NotFound(_))
+                ));
+                assert!(matches!(
+                    resolved("vitry/2024/F_1", None),
+                    Err(TraceError::NotFound(_))
+                ));
+                let key = resolved("F_1", Some("vitry")).unwrap();
+                Ok((trace(c, &key)?, key))
+            })
+            .await
+            .unwrap();
+        assert_eq!(key, "vitry/2026/F_1");
+        let kinds: Vec<&str> = t.steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["issued", "titre_emitted", "file_emitted"]);
+        assert_eq!(
+            t.files.len(),
+            1,
+            "XPES_1.xml is another file: {:?}",
+            t.files
+        );
+        assert_eq!(t.files[0].path, "/d/vitry/helios/outbox/PES_1.xml");
+        assert!(
+            t.steps[1].summary.contains("titre 2026/06/3/7"),
+            "{}",
+            t.steps[1].summary
+        );
+        assert_eq!(t.steps[1].stage.as_deref(), Some("helios.titres"));
+    }
+
     #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like("F_1%"), "F\\_1\\%");
