@@ -3,8 +3,8 @@
 //!
 //! - A source publishes an invoice for Ivry while Ivry is missing from the configuration:
 //!   `polyfac.export` parks it (`unknown_tenant`); ops see it in `dlq list` (and in
-//!   `/metrics`), inspect it, fix the configuration, restart, replay: it is handled exactly
-//!   once, and a second replay does nothing.
+//!   `/metrics`), inspect it, stop the daemon, fix the configuration, replay (no daemon
+//!   needed), restart: it is handled exactly once, and a second replay does nothing.
 //! - A Polyfac export for Vitry goes through the real stages to a PES Aller titre, then a
 //!   payment arrives: `trace` shows export, titre, file and payment in time order.
 //! - `/readyz` turns 503 while the broker is unreachable, and 200 again once it is back.
@@ -396,11 +396,14 @@ async fn a_parked_message_is_listed_then_replayed_once_after_the_configuration_i
     let (code, _, _) = cli(&vitry_only, &["dlq", "replay"]);
     assert_eq!(code, 2, "replay needs IDs, --group or --all");
 
-    // The configuration is fixed (Ivry back), the daemon restarted, the group replayed.
+    // The daemon is stopped to fix its configuration (Ivry back); the CLI needs no daemon:
+    // the group is replayed to the stage's durable work queue meanwhile.
     assert_eq!(daemon.terminate(STOP).code(), Some(0));
-    let mut daemon = Daemon::start(&full, &[]);
-    let base = daemon.http_base();
-    wait_for_status(&format!("{base}/readyz"), 200, START).await;
+    let stopped = cli_json(&full, &["dlq", "list", "--json"]);
+    assert_eq!(
+        stopped.as_array().unwrap().len(),
+        all.as_array().unwrap().len()
+    );
     let planned = cli_json(
         &full,
         &[
@@ -429,6 +432,9 @@ async fn a_parked_message_is_listed_then_replayed_once_after_the_configuration_i
     );
     assert_eq!(replayed.as_array().unwrap().len(), 1, "{replayed:#}");
     assert_eq!(replayed[0]["outcome"], "replayed");
+    let mut daemon = Daemon::start(&full, &[]);
+    let base = daemon.http_base();
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
     let trace = wait_for("polyfac.export handling the replay", START, || {
         let t = cli_json(&full, &["trace", IVRY_INVOICE, "--json"]);
         (handled_by(&t, "polyfac.export") > 0).then_some(t)
