@@ -16,7 +16,8 @@ use encaisse_pipelines::stages::ops::replay::{self, Outcome, Replayer};
 use encaisse_pipelines::stages::ops::store::{self, Filter, GroupKey, ParkedSummary, State};
 use encaisse_pipelines::stages::ops::{ParkedGauges, ParkingDrain, show};
 use encaisse_pipelines::{Handled, HeaderValue, Incoming, Outgoing, StageError, stage_fn};
-use lapin::types::{AMQPValue, LongString};
+use lapin::options::{BasicNackOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use support::*;
 
 const BODY: &str = r#"{"schema_version":1,
@@ -432,11 +433,10 @@ async fn the_same_parked_message_drained_twice_is_stored_once_and_groups_replay_
     runtime.add_drain(drain(&ns, &ledger));
     let client = Client::new().await;
     client.sink(&ns, "sink", "out.#").await;
-    let running = Running::start(runtime);
-    wait_connected(&running.health).await;
 
-    // The drain's ack was lost and the broker delivered the same parked message again: the
-    // same bytes are one row.
+    // The drain's ack was lost and the broker delivers the same parked message again — with
+    // `x-delivery-count` raised, as a quorum queue does: still one row. Simulated before the
+    // drain starts: two copies in the parking lot, one of them returned once.
     let mut headers = message_props("m-dup", "ivry").headers().clone().unwrap();
     for (k, v) in [
         ("encaisse-stage", "grouped"),
@@ -448,10 +448,44 @@ async fn the_same_parked_message_drained_twice_is_stored_once_and_groups_replay_
         headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
     }
     let props = message_props("m-dup", "ivry").with_headers(headers);
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    client
+        .channel
+        .queue_declare(
+            queues.parked.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            quorum,
+        )
+        .await
+        .unwrap();
     client
         .publish("", &queues.parked, props.clone(), b"{}")
         .await;
     client.publish("", &queues.parked, props, b"{}").await;
+    let first = client
+        .channel
+        .basic_get(queues.parked.as_str().into(), Default::default())
+        .await
+        .unwrap()
+        .unwrap();
+    first
+        .delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        })
+        .await
+        .unwrap();
+    let running = Running::start(runtime);
+    wait_connected(&running.health).await;
     // Two more failures of the group, one poison message of another tenant.
     for id in ["m-a", "m-b"] {
         client

@@ -186,7 +186,7 @@ pub fn classify(prefix: &str, message: &Drained, now: &str) -> Result<ParkedReco
             ),
         };
     Ok(ParkedRecord {
-        fingerprint: wire::fingerprint(&message.queue, &properties, &message.body),
+        fingerprint: wire::message_fingerprint(&message.queue, &message.properties, &message.body)?,
         queue: message.queue.clone(),
         stage,
         parked_by,

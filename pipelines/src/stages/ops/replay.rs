@@ -4,7 +4,8 @@
 //! A replay publishes the **stored bytes and properties** through the default exchange to the
 //! stage's work queue (so only that stage sees it again), with publisher confirms and
 //! `mandatory` (a missing queue is an error, not a silent drop), then marks the row replayed.
-//! The republished headers differ from the parked ones in three ways only:
+//! The republished headers differ from the parked ones in three ways only (besides the
+//! broker's own `x-delivery-count`, which is never republished):
 //! - `encaisse-attempt` is removed: the message gets a fresh series of attempts;
 //! - the broker's `x-death` / `x-first-death-*` / `x-last-death-*` are removed: the store
 //!   keeps that history, and a message carrying an `x-death` entry for its own work queue
@@ -139,6 +140,7 @@ pub fn replay_properties(parked: &BasicProperties, at: &str, by: &str) -> BasicP
         for (key, value) in original.inner() {
             let k = key.as_str();
             let dropped = k == h::ATTEMPT
+                || wire::DELIVERY_HEADERS.contains(&k)
                 || k == "x-death"
                 || k.starts_with("x-first-death-")
                 || k.starts_with("x-last-death-");

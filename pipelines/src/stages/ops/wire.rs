@@ -41,8 +41,37 @@ pub fn decode_properties(bytes: &[u8]) -> Result<BasicProperties, WireError> {
     }
 }
 
-/// SHA-256 (hex) of the queue, the encoded properties and the body: the same delivery drained
-/// twice gives the same fingerprint.
+/// Headers the broker adds or changes when it delivers the same stored message again: a
+/// quorum queue sets `x-delivery-count` on a redelivery. They are left out of the
+/// fingerprint, and a replay does not republish them.
+pub const DELIVERY_HEADERS: &[&str] = &["x-delivery-count"];
+
+/// The properties without [`DELIVERY_HEADERS`].
+pub fn without_delivery_headers(properties: &BasicProperties) -> BasicProperties {
+    let Some(headers) = properties.headers() else {
+        return properties.clone();
+    };
+    let mut kept = FieldTable::default();
+    for (key, value) in headers.inner() {
+        if !DELIVERY_HEADERS.contains(&key.as_str()) {
+            kept.insert(key.clone(), value.clone());
+        }
+    }
+    properties.clone().with_headers(kept)
+}
+
+/// The fingerprint of a drained message: the same stored message delivered twice (a lost
+/// ack) has the same one, whatever the broker added on the redelivery.
+pub fn message_fingerprint(
+    queue: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+) -> Result<String, WireError> {
+    let stable = encode_properties(&without_delivery_headers(properties))?;
+    Ok(fingerprint(queue, &stable, body))
+}
+
+/// SHA-256 (hex) of the queue, the encoded properties and the body, each length-prefixed.
 pub fn fingerprint(queue: &str, properties: &[u8], body: &[u8]) -> String {
     let mut hash = Sha256::new();
     for part in [queue.as_bytes(), properties, body] {
@@ -216,6 +245,20 @@ mod tests {
         assert_ne!(a, fingerprint("q", b"props", b"body!"));
         // Moving a byte from one part to the next is another message.
         assert_ne!(fingerprint("q", b"ab", b"c"), fingerprint("q", b"a", b"bc"));
+    }
+
+    #[test]
+    fn a_redelivery_has_the_same_fingerprint() {
+        let first = parked_properties();
+        let mut headers = first.headers().clone().unwrap();
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(1));
+        let again = first.clone().with_headers(headers);
+        let fp = |p: &BasicProperties| message_fingerprint("q", p, b"{}").unwrap();
+        assert_eq!(fp(&first), fp(&again));
+        let mut headers = first.headers().clone().unwrap();
+        headers.insert("encaisse-attempt".into(), AMQPValue::LongLongInt(4));
+        assert_ne!(fp(&first), fp(&first.clone().with_headers(headers)));
+        assert_eq!(without_delivery_headers(&again), first);
     }
 
     #[test]
