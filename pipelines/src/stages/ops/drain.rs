@@ -4,6 +4,7 @@
 //! recognised by its fingerprint and stored once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use encaisse_ledger::Ledger;
 use futures::future::BoxFuture;
@@ -17,11 +18,18 @@ use crate::runtime::{Drain, DrainError, Drained, StageQueues};
 /// The drain's name (logs, metrics, wiring).
 pub const NAME: &str = "ops.parking";
 
+/// At most one gauge refresh per this many milliseconds from the drain: a burst of parked
+/// messages (a whole run refused) must not run one grouping query per message. The
+/// `ops.metrics` source refreshes every 15 s anyway.
+const REFRESH_EVERY_MS: i64 = 1_000;
+
 /// Copies parked messages into `parked_message`.
 pub struct ParkingDrain {
     prefix: String,
     ledger: Ledger,
     gauges: Arc<ParkedGauges>,
+    /// Unix milliseconds of the drain's last gauge refresh.
+    refreshed_at_ms: AtomicI64,
 }
 
 impl ParkingDrain {
@@ -32,6 +40,7 @@ impl ParkingDrain {
             prefix: prefix.into(),
             ledger,
             gauges,
+            refreshed_at_ms: AtomicI64::new(0),
         }
     }
 
@@ -68,13 +77,30 @@ impl ParkingDrain {
                     invoice = invoice.as_deref().unwrap_or("-"),
                     "Parked message stored; see `encaisse dlq show {id}`."
                 );
-                if let Err(error) = self.gauges.refresh().await {
-                    tracing::debug!(%error, "Parked-message gauges not refreshed.");
-                }
+                self.refresh_gauges().await;
             }
             None => tracing::debug!(%stage, "Parked message already stored (redelivery)."),
         }
         Ok(())
+    }
+}
+
+impl ParkingDrain {
+    /// Refreshes the gauges unless the drain did so less than [`REFRESH_EVERY_MS`] ago.
+    async fn refresh_gauges(&self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let last = self.refreshed_at_ms.load(Ordering::Relaxed);
+        if now - last < REFRESH_EVERY_MS
+            || self
+                .refreshed_at_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(error) = self.gauges.refresh().await {
+            tracing::debug!(%error, "Parked-message gauges not refreshed.");
+        }
     }
 }
 
