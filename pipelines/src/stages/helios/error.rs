@@ -85,6 +85,33 @@ impl From<HeliosError> for StageError {
     }
 }
 
+/// Keeps a non-ledger error across a ledger closure, which can only return `LedgerError`.
+#[derive(Clone, Default)]
+struct Stash(Arc<Mutex<Option<HeliosError>>>);
+
+impl Stash {
+    fn wrap<T>(&self, result: Result<T, HeliosError>) -> Result<T, LedgerError> {
+        result.map_err(|e| match e {
+            HeliosError::Ledger(e) => e,
+            other => {
+                let message = other.to_string();
+                if let Ok(mut slot) = self.0.lock() {
+                    *slot = Some(other);
+                }
+                // Any error rolls a write back; the real one is restored by `unwrap`.
+                LedgerError::Conflict(message)
+            }
+        })
+    }
+
+    fn unwrap<T>(&self, result: Result<T, LedgerError>) -> Result<T, HeliosError> {
+        result.map_err(|e| {
+            let stashed = self.0.lock().ok().and_then(|mut s| s.take());
+            stashed.unwrap_or(HeliosError::Ledger(e))
+        })
+    }
+}
+
 /// Runs `work` in one ledger write transaction. A [`HeliosError`] rolls the whole
 /// transaction back (no batch closed, no number used) and comes back as itself.
 pub async fn write_tx<T, F>(ledger: &Ledger, work: F) -> Result<T, HeliosError>
@@ -92,25 +119,21 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
 {
-    let failure: Arc<Mutex<Option<HeliosError>>> = Arc::default();
-    let slot = failure.clone();
-    let result = ledger
-        .write(move |c| {
-            work(c).map_err(|e| match e {
-                HeliosError::Ledger(e) => e,
-                other => {
-                    let message = other.to_string();
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = Some(other);
-                    }
-                    // Any error rolls the savepoint back; the real one is restored below.
-                    LedgerError::Conflict(message)
-                }
-            })
-        })
-        .await;
-    result.map_err(|e| {
-        let stashed = failure.lock().ok().and_then(|mut s| s.take());
-        stashed.unwrap_or(HeliosError::Ledger(e))
-    })
+    let stash = Stash::default();
+    let inner = stash.clone();
+    let result = ledger.write(move |c| inner.wrap(work(c))).await;
+    stash.unwrap(result)
+}
+
+/// Runs `work` on a read connection (a blocking thread); a [`HeliosError`] comes back as
+/// itself.
+pub async fn read_tx<T, F>(ledger: &Ledger, work: F) -> Result<T, HeliosError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
+{
+    let stash = Stash::default();
+    let inner = stash.clone();
+    let result = ledger.read(move |c| inner.wrap(work(c))).await;
+    stash.unwrap(result)
 }

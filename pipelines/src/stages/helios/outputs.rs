@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use encaisse_helios::aller::{Bordereau, OwnedTitre, PesFile, pes_aller_split_bytes};
+use encaisse_helios::aller::{Bordereau, OwnedTitre, PesFile, write_pes_aller_split};
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{BatchKey, items};
 use encaisse_ledger::files::sha256_hex;
 use encaisse_ledger::journal::InvoiceFact;
 use encaisse_schemas::events::InvoiceIssued;
 
-use super::error::{HeliosError, write_tx};
+use super::error::{HeliosError, read_tx, write_tx};
 use super::metrics;
 use super::plan::{STAGE, decode_item};
 use super::settings::TenantHelios;
@@ -102,13 +102,12 @@ async fn write_all(
     tenant: &TenantHelios,
 ) -> Result<Written, HeliosError> {
     let id = tenant.id.to_string();
-    let (files, reports) = ledger
-        .read(move |c| {
-            let files = store::unwritten_files(c, &id).map_err(to_ledger)?;
-            let reports = store::unwritten_reports(c, &id).map_err(to_ledger)?;
-            Ok((files, reports))
-        })
-        .await?;
+    let (files, reports) = read_tx(ledger, move |c| {
+        let files = store::unwritten_files(c, &id)?;
+        let reports = store::unwritten_reports(c, &id)?;
+        Ok((files, reports))
+    })
+    .await?;
     let mut written = Written::default();
     for file in files {
         let result = write_file(ledger, helios_dir, tenant, &file).await;
@@ -135,13 +134,12 @@ async fn write_all(
         written.reports.push(report.path);
     }
     let id = tenant.id.to_string();
-    let (pending, last) = ledger
-        .read(move |c| {
-            let pending = store::unwritten_count(c, &id).map_err(to_ledger)?;
-            let last = store::last_written_at(c, &id).map_err(to_ledger)?;
-            Ok((pending, last))
-        })
-        .await?;
+    let (pending, last) = read_tx(ledger, move |c| {
+        let pending = store::unwritten_count(c, &id)?;
+        let last = store::last_written_at(c, &id)?;
+        Ok((pending, last))
+    })
+    .await?;
     metrics::unwritten(tenant.id.as_str(), pending);
     if let Some(at) = last {
         metrics::last_emission(tenant.id.as_str(), &at);
@@ -149,13 +147,9 @@ async fn write_all(
     Ok(written)
 }
 
-/// The ledger's closures speak `LedgerError`; a corrupt row becomes a conflict there.
-fn to_ledger(e: HeliosError) -> encaisse_ledger::LedgerError {
-    match e {
-        HeliosError::Ledger(e) => e,
-        other => encaisse_ledger::LedgerError::Conflict(other.to_string()),
-    }
-}
+/// Bytes reserved per titre for the rendered file (a titre with an ASAP PES Facture takes
+/// about 3 KB, without about 1 KB).
+const RESERVED_BYTES_PER_TITRE: usize = 4096;
 
 /// What rendering a planned file needs from the ledger.
 struct Loaded {
@@ -163,50 +157,53 @@ struct Loaded {
     invoices: HashMap<String, InvoiceIssued>,
 }
 
-async fn load(ledger: &Ledger, file: &FileRow) -> Result<Loaded, HeliosError> {
-    let file = file.clone();
-    ledger
-        .read(move |c| {
-            let bordereaux = store::file_titres(c, &file).map_err(to_ledger)?;
-            let wanted: HashSet<&str> = bordereaux
-                .iter()
-                .flat_map(|(_, titres)| titres.iter().map(|t| t.invoice_key.as_str()))
-                .collect();
-            let key = BatchKey {
-                stage: STAGE.to_string(),
-                tenant: file.tenant.clone(),
-                run_id: file.run_id.clone(),
-                group: file.batch_group.clone(),
-            };
-            let mut invoices = HashMap::with_capacity(wanted.len());
-            // Consumed while decoding: the payloads are freed as the invoices are made.
-            for item in items(c, &key)? {
-                if wanted.contains(item.item_key.as_str()) {
-                    let invoice = decode_item(&item).map_err(to_ledger)?;
-                    invoices.insert(item.item_key, invoice);
-                }
-            }
-            drop(wanted);
-            Ok(Loaded {
-                bordereaux,
-                invoices,
-            })
-        })
-        .await
-        .map_err(HeliosError::from)
-}
-
-/// Renders a planned file (CPU-bound: on a blocking thread).
-async fn render(
+/// Reads a planned file's titres and invoices and renders it, on one blocking thread (a
+/// large run's invoices are decoded and written by the same thread, so its memory is
+/// reused rather than held by two).
+async fn load_and_render(
+    ledger: &Ledger,
     tenant: &TenantHelios,
     file: &FileRow,
-    loaded: Loaded,
-) -> Result<PesFile, HeliosError> {
-    let tenant = tenant.clone();
-    let file = file.clone();
-    tokio::task::spawn_blocking(move || render_blocking(&tenant, &file, loaded))
-        .await
-        .map_err(|e| HeliosError::Corrupt(format!("rendering task failed: {e}")))?
+) -> Result<(PesFile, Vec<TitreRow>), HeliosError> {
+    let (tenant, file) = (tenant.clone(), file.clone());
+    read_tx(ledger, move |c| {
+        let loaded = load(c, &file)?;
+        let titres: Vec<TitreRow> = loaded
+            .bordereaux
+            .iter()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect();
+        let rendered = render_blocking(&tenant, &file, loaded)?;
+        Ok((rendered, titres))
+    })
+    .await
+}
+
+fn load(c: &encaisse_ledger::rusqlite::Connection, file: &FileRow) -> Result<Loaded, HeliosError> {
+    let bordereaux = store::file_titres(c, file)?;
+    let wanted: HashSet<&str> = bordereaux
+        .iter()
+        .flat_map(|(_, titres)| titres.iter().map(|t| t.invoice_key.as_str()))
+        .collect();
+    let key = BatchKey {
+        stage: STAGE.to_string(),
+        tenant: file.tenant.clone(),
+        run_id: file.run_id.clone(),
+        group: file.batch_group.clone(),
+    };
+    let mut invoices = HashMap::with_capacity(wanted.len());
+    // Consumed while decoding: the payloads are freed as the invoices are made.
+    for item in items(c, &key)? {
+        if wanted.contains(item.item_key.as_str()) {
+            let invoice = decode_item(&item)?;
+            invoices.insert(item.item_key, invoice);
+        }
+    }
+    drop(wanted);
+    Ok(Loaded {
+        bordereaux,
+        invoices,
+    })
 }
 
 fn render_blocking(
@@ -262,7 +259,12 @@ fn render_blocking(
             )
         })
         .collect();
-    let rendered = pes_aller_split_bytes(&split)?;
+    // Reserved generously: untouched pages cost no memory, and the buffer of a large file is
+    // never copied while it grows.
+    let reserve = (file.pieces as usize).saturating_mul(RESERVED_BYTES_PER_TITRE);
+    let iterable: Vec<_> = split.iter().map(|(b, t)| (*b, t.iter())).collect();
+    let (bytes, summary) = write_pes_aller_split(Vec::with_capacity(reserve), &iterable)?;
+    let rendered = PesFile { summary, bytes };
     let summary = &rendered.summary;
     if summary.file_name != file.file_name
         || summary.pieces != file.pieces as usize
@@ -287,13 +289,7 @@ async fn write_file(
     tenant: &TenantHelios,
     file: &FileRow,
 ) -> Result<(), HeliosError> {
-    let loaded = load(ledger, file).await?;
-    let titres: Vec<TitreRow> = loaded
-        .bordereaux
-        .iter()
-        .flat_map(|(_, t)| t.iter().cloned())
-        .collect();
-    let rendered = render(tenant, file, loaded).await?;
+    let (rendered, titres) = load_and_render(ledger, tenant, file).await?;
     let path = helios_dir.join("outbox").join(&file.file_name);
     let sha = sha256_hex(&rendered.bytes);
     let size = rendered.bytes.len();

@@ -35,7 +35,7 @@ use encaisse_schemas::events::{
 };
 use futures::future::BoxFuture;
 
-use super::error::{HeliosError, write_tx};
+use super::error::{HeliosError, read_tx, write_tx};
 use super::lookup::{LedgerLookup, line_state_date, store_line_state};
 use super::metrics;
 use super::settings::{HeliosSettings, TenantHelios};
@@ -243,13 +243,6 @@ async fn publish(ctx: &SourceContext, outputs: Vec<Outgoing>) -> Result<(), Heli
     Ok(ctx.publisher.publish(outputs).await?)
 }
 
-fn ledger_error(e: HeliosError) -> encaisse_ledger::LedgerError {
-    match e {
-        HeliosError::Ledger(e) => e,
-        other => encaisse_ledger::LedgerError::Conflict(other.to_string()),
-    }
-}
-
 fn sha_prefix(sha256: &str) -> String {
     sha256.chars().take(8).collect()
 }
@@ -357,16 +350,14 @@ impl HeliosReturns {
         let (tenant_id, name, sha) = (tenant.id.clone(), file.name.clone(), sha256.clone());
         let header = acquit.header.clone();
         let nom_fic = acquit.envelope.nom_fic.clone();
-        let (seen, outcome) = ctx
-            .ledger
-            .read(move |c| {
-                let seen = seen_before(c, tenant_id.as_str(), &sha).map_err(ledger_error)?;
-                let lookup = LedgerLookup::new(c, &tenant_id);
-                let outcome = acquit_events(&acquit, &name, &lookup);
-                lookup.finish().map_err(ledger_error)?;
-                Ok((seen, outcome))
-            })
-            .await?;
+        let (seen, outcome) = read_tx(&ctx.ledger, move |c| {
+            let seen = seen_before(c, tenant_id.as_str(), &sha)?;
+            let lookup = LedgerLookup::new(c, &tenant_id);
+            let outcome = acquit_events(&acquit, &name, &lookup);
+            lookup.finish()?;
+            Ok((seen, outcome))
+        })
+        .await?;
         if let Some(seen) = seen {
             tracing::info!(tenant = %tenant.id, file = %file.name, first_seen_as = %seen.name, "PES_ACQUIT already handled: nothing new.");
             return Ok(FileOutcome::Archived);
@@ -481,28 +472,24 @@ impl HeliosReturns {
         let returns_config = tenant.config.returns.clone();
         let file_date = retour.header.date;
         let retour_for_read = retour.clone();
-        let (seen, outcome, stale) = ctx
-            .ledger
-            .read(move |c| {
-                let seen = seen_before(c, tenant_id.as_str(), &sha).map_err(ledger_error)?;
-                let lookup = LedgerLookup::new(c, &tenant_id);
-                let outcome =
-                    retour_events(&retour_for_read, &name, &lookup, &lookup, &returns_config);
-                lookup.finish().map_err(ledger_error)?;
-                // Lines a newer PES Retour already described: this older file changes
-                // nothing there.
-                let mut stale = HashSet::new();
-                for (line, _) in &outcome.line_states {
-                    if line_state_date(c, tenant_id.as_str(), line)
-                        .map_err(ledger_error)?
-                        .is_some_and(|known| known > file_date)
-                    {
-                        stale.insert(line.key());
-                    }
+        let (seen, outcome, stale) = read_tx(&ctx.ledger, move |c| {
+            let seen = seen_before(c, tenant_id.as_str(), &sha)?;
+            let lookup = LedgerLookup::new(c, &tenant_id);
+            let outcome = retour_events(&retour_for_read, &name, &lookup, &lookup, &returns_config);
+            lookup.finish()?;
+            // Lines a newer PES Retour already described: this older file changes
+            // nothing there.
+            let mut stale = HashSet::new();
+            for (line, _) in &outcome.line_states {
+                if line_state_date(c, tenant_id.as_str(), line)?
+                    .is_some_and(|known| known > file_date)
+                {
+                    stale.insert(line.key());
                 }
-                Ok((seen, outcome, stale))
-            })
-            .await?;
+            }
+            Ok((seen, outcome, stale))
+        })
+        .await?;
         // The answer first: a file that cannot be acknowledged is rejected before any effect.
         let acquit_date = seen.as_ref().and_then(|s| s.acquit_date).unwrap_or(today);
         let answer = match acquit_retour(&tenant.config, &retour, &file.name, acquit_date) {
