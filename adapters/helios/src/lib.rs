@@ -11,6 +11,7 @@
 //! * [`events`]: reader results to canonical events, given the ledger's answers.
 //! * [`acquit_retour`]: the `PES_ACQUIT_RETOUR` answering a PES Retour.
 //! * [`keys`]: the ORMC keys `Cle1` (mod 11) and `Cle2` (mod 23).
+//! * [`sim`]: a simulated Trésorerie answering our PES Aller files (tests, `encaisse demo`).
 //!
 //! `docs/helios.md` explains the choices and lists the unconfirmed facts.
 
@@ -23,6 +24,7 @@ pub mod events;
 pub mod keys;
 pub mod read;
 pub mod reconcile;
+pub mod sim;
 pub mod template;
 pub mod text;
 pub mod xmlw;

@@ -14,6 +14,9 @@
 //!   [`RejectRecord`]s with match keys, idempotency keys, reason texts ([`reasons`]) and a
 //!   handling [`Decision`] ([`policy`]).
 //!
+//! * Simulation: [`sim`] writes the files a bank sends back (pain.002, camt.054), for tests
+//!   and `encaisse demo`.
+//!
 //! See `docs/sepa.md` for the decisions and the assumptions to confirm.
 
 pub mod calendar;
@@ -30,6 +33,7 @@ pub mod read;
 pub mod reasons;
 pub mod report;
 pub mod rules;
+pub mod sim;
 mod writer;
 
 pub use config::SepaTenantConfig;
