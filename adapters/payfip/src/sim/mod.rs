@@ -53,6 +53,12 @@ pub struct SimulatorOptions {
     /// endpoint does, so that a WSDL-driven client (zeep) calls the simulator.
     #[serde(default = "default_true")]
     pub rewrite_wsdl_address: bool,
+    /// Serve the WSDL and its XSDs under `/tpa/services/` (read from `contract_dir` at
+    /// start). `false` runs without the contract files — the SOAP service itself needs
+    /// none — and answers 404 for them: `encaisse demo` on a machine without the shared
+    /// specs.
+    #[serde(default = "default_true")]
+    pub serve_contract: bool,
     /// Public base URL of the simulator (`http://payfip-sim:8091`), used in the served WSDL;
     /// default: taken from the request's `Host` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +314,7 @@ impl Default for SimulatorOptions {
         SimulatorOptions {
             contract_dir: default_contract_dir(),
             rewrite_wsdl_address: true,
+            serve_contract: true,
             public_url: None,
             fault_http_status: default_fault_http_status(),
             idop_lifetime_secs: crate::config::default_idop_lifetime_secs(),

@@ -366,6 +366,9 @@ pub(super) async fn wsdl_or_index(
     if !query.is_some_and(|q| q.eq_ignore_ascii_case("wsdl")) {
         return Html("<html><body><h1>PaiementSecuriseService</h1><p>Web service (simulateur). Contrat : <a href=\"?wsdl\">?wsdl</a></p></body></html>").into_response();
     }
+    if shared.contract.wsdl.is_empty() {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
     bump(&shared.counters.wsdl_served);
     let options = shared.options();
     let mut wsdl = shared.contract.wsdl.clone();
@@ -408,7 +411,7 @@ pub(super) async fn contract_file(
     State(shared): State<Arc<Shared>>,
     Path(file): Path<String>,
 ) -> Response {
-    if file == WSDL_FILE {
+    if file == WSDL_FILE && !shared.contract.wsdl.is_empty() {
         return xml_response(StatusCode::OK, shared.contract.wsdl.clone());
     }
     match shared.contract.xsds.get(&file) {

@@ -162,6 +162,7 @@ impl Rng {
 
 /// The contract files served under `/tpa/services/`.
 pub(super) struct ContractFiles {
+    /// Empty when the contract is not served (`serve_contract = false`).
     pub wsdl: String,
     /// XSDs by file name.
     pub xsds: HashMap<String, Vec<u8>>,
@@ -171,6 +172,12 @@ pub(super) const WSDL_FILE: &str = "PaiementSecuriseService.wsdl";
 
 impl ContractFiles {
     fn load(options: &SimulatorOptions) -> Result<Self, SimError> {
+        if !options.serve_contract {
+            return Ok(ContractFiles {
+                wsdl: String::new(),
+                xsds: HashMap::new(),
+            });
+        }
         let read = |name: &str| {
             let path = options.contract_dir.join(name);
             std::fs::read(&path).map_err(|source| SimError::Contract {
@@ -349,5 +356,23 @@ mod tests {
             schema_locations(r#"<a schemaLocation="x.xsd"/><b schemaLocation="y.xsd"/>"#),
             vec!["x.xsd".to_string(), "y.xsd".to_string()]
         );
+    }
+
+    #[test]
+    fn the_contract_files_are_needed_only_when_served() {
+        let missing = SimulatorOptions {
+            contract_dir: "/nonexistent/payfip-contract".into(),
+            ..SimulatorOptions::default()
+        };
+        assert!(matches!(
+            Shared::new(missing.clone()),
+            Err(SimError::Contract { .. })
+        ));
+        let shared = Shared::new(SimulatorOptions {
+            serve_contract: false,
+            ..missing
+        })
+        .unwrap();
+        assert!(shared.contract.wsdl.is_empty() && shared.contract.xsds.is_empty());
     }
 }
