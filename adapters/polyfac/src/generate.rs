@@ -29,6 +29,9 @@ pub enum GeneratedEncoding {
 pub struct ExportSpec {
     /// Data lines (header excluded).
     pub lines: u64,
+    /// Whole invoices at most (`None`: only `lines` bounds the file). With a number, the
+    /// file ends after that many invoices, none of them cut short.
+    pub invoices: Option<u64>,
     pub seed: u64,
     pub exercice: u16,
     /// Billed month, 1–12.
@@ -40,10 +43,20 @@ impl ExportSpec {
     pub fn new(lines: u64) -> Self {
         ExportSpec {
             lines,
+            invoices: None,
             seed: 42,
             exercice: 2026,
             period: 1,
             encoding: GeneratedEncoding::Windows1252,
+        }
+    }
+
+    /// An export of exactly `invoices` whole invoices (about two lines each).
+    pub fn with_invoices(invoices: u64) -> Self {
+        ExportSpec {
+            lines: u64::MAX,
+            invoices: Some(invoices),
+            ..ExportSpec::new(0)
         }
     }
 }
@@ -396,7 +409,7 @@ pub fn write_export<W: Write>(spec: &ExportSpec, mut out: W) -> io::Result<Gener
     encode_line(&header(), spec.encoding, &mut buf);
     let mut index = 0u64;
     let mut last_family = None;
-    while tally.lines < spec.lines {
+    while tally.lines < spec.lines && spec.invoices.is_none_or(|max| tally.invoices < max) {
         let inv = invoice(&mut rng, spec, index);
         let room = (spec.lines - tally.lines) as usize;
         let mut total = Money::ZERO;
@@ -428,4 +441,25 @@ pub fn write_export<W: Write>(spec: &ExportSpec, mut out: W) -> io::Result<Gener
     out.write_all(&buf)?;
     out.flush()?;
     Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invoice_count_ends_the_file_after_whole_invoices() {
+        let mut by_invoices = Vec::new();
+        let tally = write_export(&ExportSpec::with_invoices(1_000), &mut by_invoices).unwrap();
+        assert_eq!(tally.invoices, 1_000);
+        assert!(tally.lines > 1_000, "most invoices have several lines");
+        // The same lines asked by count: the same bytes, so no invoice was cut short.
+        let mut by_lines = Vec::new();
+        let same = write_export(&ExportSpec::new(tally.lines), &mut by_lines).unwrap();
+        assert_eq!(same, tally);
+        assert_eq!(by_lines, by_invoices);
+        // One more line starts invoice 1001.
+        let more = write_export(&ExportSpec::new(tally.lines + 1), &mut Vec::new()).unwrap();
+        assert_eq!(more.invoices, 1_001);
+    }
 }
