@@ -150,10 +150,7 @@ fn connect_to_a_closed_port_exits_69() {
 
 #[test]
 fn pending_subcommands_exit_3() {
-    for (args, issue) in [
-        (vec!["payfip-sim"], "issue 4"),
-        (vec!["demo"], "issue 7"),
-    ] {
+    for (args, issue) in [(vec!["demo"], "issue 7")] {
         let output = run(&args);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(3), "{args:?}: {stderr}");
