@@ -45,8 +45,10 @@ pub enum Command {
     Trace(crate::commands::trace::TraceArgs),
     /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
     PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
-    /// Run the end-to-end demonstration (not yet available: issue 7; use scripts/demo.sh).
-    Demo(PendingArgs),
+    /// Run the end-to-end demonstration against RabbitMQ: two communes' exports, online
+    /// payments through a PayFiP simulator, the Trésorerie's and the bank's answers, and a
+    /// report (data in var/demo, wiped first).
+    Demo(crate::commands::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dirs;
+pub mod demo;
 pub mod exit;
 pub mod http;
 pub mod logging;

@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Variable holding the log filter (`info`, `encaisse_pipelines=debug,info`, …).
 pub const ENV_LOG: &str = "ENCAISSE_LOG";
@@ -23,6 +24,16 @@ pub enum LogFormat {
 /// Installs the global subscriber. Returns a warning to log once logging works when
 /// `ENCAISSE_LOG` could not be parsed (the default filter is used instead).
 pub fn init(format: LogFormat) -> Option<String> {
+    init_with(
+        format,
+        BoxMakeWriter::new(std::io::stderr),
+        std::io::stderr().is_terminal(),
+    )
+}
+
+/// [`init`] with another destination: `encaisse demo` writes the daemon's log to a file
+/// and keeps the terminal for its own progress lines.
+pub fn init_with(format: LogFormat, writer: BoxMakeWriter, ansi: bool) -> Option<String> {
     let (filter, warning) = match std::env::var(ENV_LOG) {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
@@ -37,11 +48,9 @@ pub fn init(format: LogFormat) -> Option<String> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let installed = match format {
-        LogFormat::Human => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Human => builder.with_ansi(ansi).try_init(),
         LogFormat::Json => builder
             .with_ansi(false)
             .json()

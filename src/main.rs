@@ -22,6 +22,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The demo logs to a file in its data directory, which it wipes first.
+    if let Command::Demo(args) = &cli.command {
+        let mut out = std::io::stdout();
+        let code = encaisse::commands::demo::run(&cli.config, cli.log_format, args, &mut out).await;
+        return ExitCode::from(code);
+    }
     if let Some(warning) = logging::init(cli.log_format) {
         tracing::warn!("{warning}.");
     }

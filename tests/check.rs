@@ -149,17 +149,6 @@ fn connect_to_a_closed_port_exits_69() {
 }
 
 #[test]
-fn pending_subcommands_exit_3() {
-    for (args, issue) in [(vec!["demo"], "issue 7")] {
-        let output = run(&args);
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(3), "{args:?}: {stderr}");
-        assert!(stderr.contains("not yet available"), "{stderr}");
-        assert!(stderr.contains(issue), "{stderr}");
-    }
-}
-
-#[test]
 fn bad_command_line_exits_2_and_help_exits_0() {
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(

@@ -3,9 +3,10 @@
 //! `tracing`.
 
 pub mod check;
-pub mod payfip_sim;
+pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
+pub mod payfip_sim;
 pub mod pending;
 pub mod run;
 pub mod trace;

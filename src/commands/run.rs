@@ -4,6 +4,7 @@
 //! The daemon never exits because the broker is down: the runtime reconnects forever and logs
 //! each attempt, and `/readyz` answers 503 meanwhile.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use encaisse_ledger::Ledger;
@@ -22,6 +23,33 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until a signal (or a fatal runtime error); returns the exit code.
 pub async fn run(loaded: Loaded) -> u8 {
+    let shutdown = CancellationToken::new();
+    if let Err(e) = signals::spawn(shutdown.clone()) {
+        tracing::error!(error = %e, "Cannot install the signal handlers.");
+        return exit::FAILURE;
+    }
+    run_until(loaded, Embedding::default(), shutdown).await
+}
+
+/// Reads a variable of the environment (or stands for it).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What a process embedding the daemon (`encaisse demo`) gives it instead of what it would
+/// make itself.
+#[derive(Default)]
+pub struct Embedding {
+    /// An HTTP listener already bound (to learn its port before the configuration is
+    /// final); `None` binds `[http] listen`.
+    pub listener: Option<TcpListener>,
+    /// Where the payment API tokens named by `[tenants.api] token_env` are read; `None`:
+    /// the environment.
+    pub tokens: Option<EnvLookup>,
+}
+
+/// Runs the daemon until `shutdown` is cancelled (or a fatal runtime error); returns the
+/// exit code.
+pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: CancellationToken) -> u8 {
+    let Embedding { listener, tokens } = embedding;
     let config = &loaded.config;
     tracing::info!(
         config = %loaded.path.display(),
@@ -30,7 +58,11 @@ pub async fn run(loaded: Loaded) -> u8 {
         broker = %redact_url(&config.broker.url),
         "Starting encaisse."
     );
-    let report = config::check(config, &config::check::env_is_set);
+    // A token the embedding provides counts as set (the demo's own tokens).
+    let report = match &tokens {
+        Some(env) => config::check(config, &|name: &str| env(name).is_some()),
+        None => config::check(config, &config::check::env_is_set),
+    };
     for warning in &report.warnings {
         tracing::warn!(field = %warning.field, "Configuration warning: {}.", warning.message);
     }
@@ -73,26 +105,28 @@ pub async fn run(loaded: Loaded) -> u8 {
         return exit::CONFIG;
     }
 
-    let listener = match TcpListener::bind(config.http.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(addr = %config.http.listen, error = %e, "Cannot listen for HTTP.");
-            return exit::IO_ERROR;
-        }
+    let listener = match listener {
+        Some(listener) => listener,
+        None => match TcpListener::bind(config.http.listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(addr = %config.http.listen, error = %e, "Cannot listen for HTTP.");
+                return exit::IO_ERROR;
+            }
+        },
     };
     let addr = listener
         .local_addr()
         .map_or_else(|_| config.http.listen.to_string(), |a| a.to_string());
 
-    let shutdown = CancellationToken::new();
-    if let Err(e) = signals::spawn(shutdown.clone()) {
-        tracing::error!(error = %e, "Cannot install the signal handlers.");
-        return exit::FAILURE;
-    }
     let metrics_handle = metrics::handle();
     tokio::spawn(metrics::upkeep(metrics_handle.clone(), shutdown.clone()));
 
-    let payfip_routes = match crate::payfip::routes(config, &ledger, runtime.publisher()) {
+    let settings = match tokens {
+        Some(env) => crate::payfip::settings_with_env(config, |name| env(name)),
+        None => crate::payfip::settings(config),
+    };
+    let payfip_routes = match crate::payfip::routes(settings, &ledger, runtime.publisher()) {
         Ok(routes) => routes,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the PayFiP routes from the configuration.");

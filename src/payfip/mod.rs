@@ -73,13 +73,13 @@ pub fn build_reconcile(ctx: &Context<'_>) -> Result<Built, WiringError> {
 }
 
 /// The PayFiP routes (payment API, notification, return, classic result), to merge into
-/// the daemon's HTTP server.
+/// the daemon's HTTP server, from [`settings`] (or [`settings_with_env`]).
 pub fn routes(
-    config: &Config,
+    settings: PayfipSettings,
     ledger: &Ledger,
     publisher: Publisher,
 ) -> Result<Router, WiringError> {
-    let settings = Arc::new(settings(config));
+    let settings = Arc::new(settings);
     let gateway = gateway(&settings, "payfip.routes")?;
     Ok(stages::router(settings, ledger.clone(), publisher, gateway))
 }

@@ -82,6 +82,8 @@ pub struct SentBordereau {
 pub struct SentPiece {
     pub id_pce: u32,
     pub typ_pce: String,
+    /// `ObjPce`: the titre's object as the ordonnateur wrote it (`FACTURE F2026-000101 …`).
+    pub object: Option<String>,
     /// ORMC article keys, echoed in `InfoORMC` by the PES Retour.
     pub num_dette: Option<String>,
     pub per: Option<String>,
@@ -163,6 +165,7 @@ pub fn read_sent(bytes: &[u8], limit_bytes: u64) -> Result<Sent, SimError> {
             pieces.push(SentPiece {
                 id_pce: number(bp, "IdPce")?,
                 typ_pce: value(bp, "TypPce")?,
+                object: bp.value_of("ObjPce").map(str::to_string),
                 num_dette: bp.value_of("NumDette").map(str::to_string),
                 per: bp.value_of("Per").map(str::to_string),
                 cle1: bp.value_of("Cle1").map(str::to_string),

@@ -1,0 +1,234 @@
+//! `encaisse demo` as a newcomer runs it (the README's first command, after set-up): the
+//! real binary, the real RabbitMQ, the shipped configuration and demo files, to its report.
+//! Its own data directory and broker prefix, so it runs in parallel with other tests.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{BROKER_URL, command};
+use serde_json::Value;
+
+/// Runs `encaisse --config config/encaisse.toml demo` with these extra arguments.
+fn demo(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/encaisse.toml");
+    let mut all = vec!["--config", config.to_str().unwrap(), "demo"];
+    all.extend_from_slice(args);
+    let mut cmd = command(&all);
+    // The demo has its own tokens when the variables are not set.
+    cmd.env_remove("ENCAISSE_TOKEN_VITRY")
+        .env_remove("ENCAISSE_TOKEN_IVRY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+async fn queue_exists(name: &str) -> bool {
+    let conn = lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let exists = channel
+        .queue_declare(
+            name.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    let _ = conn.close(200, "OK".into()).await;
+    exists
+}
+
+fn count(lines: &[Value], invoice: &str, statut: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l["invoice"] == invoice && l["statut"] == statut)
+        .count()
+}
+
+#[tokio::test]
+async fn the_demo_runs_end_to_end_to_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    // A previous run's leftovers are wiped, with a message.
+    std::fs::create_dir_all(data.join("vitry/polyfac/outbox")).unwrap();
+    std::fs::write(data.join("vitry/polyfac/outbox/old.csv"), "old").unwrap();
+    let prefix = format!("test-demo-{}", std::process::id());
+    let (code, out, err) = demo(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--broker-prefix",
+            &prefix,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("wiped (it held a previous run)"), "{out}");
+    assert!(!data.join("vitry/polyfac/outbox/old.csv").exists());
+    // One progress line per step, then the report.
+    for step in 1..=10 {
+        assert!(
+            out.contains(&format!("[{step:>2}/10]")),
+            "step {step}:\n{out}"
+        );
+    }
+    assert!(out.contains("Result: every expectation held"), "{out}");
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(data.join("demo-report.json")).unwrap()).unwrap();
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{report:#}"
+    );
+    // Invoices read and rejected, with their reasons.
+    let exports = report["exports"].as_array().unwrap();
+    let figures: Vec<(&str, u64, u64)> = exports
+        .iter()
+        .map(|e| {
+            (
+                e["tenant"].as_str().unwrap(),
+                e["valid"].as_u64().unwrap(),
+                e["rejected"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(figures, [("vitry", 6, 3), ("ivry", 8, 2)]);
+    let rules: Vec<&str> = exports[0]["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["line_amount_mismatch", "invalid_iban", "unknown_product"]
+    );
+
+    // Files for the Trésorerie and the bank, valid against the official schemas.
+    let files = report["files"].as_array().unwrap();
+    let kinds: Vec<&str> = files.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "PES Aller",
+            "PES_ACQUIT_RETOUR",
+            "PES_ACQUIT_RETOUR",
+            "pain.008",
+            "pain.008"
+        ]
+    );
+    assert!(
+        files[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("6 titres")
+    );
+    assert!(
+        files[0]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("240.25 EUR")
+    );
+    assert!(
+        files[3]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 direct debit(s), 345.60 EUR")
+    );
+    assert!(
+        files[4]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 direct debit(s) (re-presentation)")
+    );
+    let validated = encaisse_xml::specs::specs_dir().is_dir();
+    for f in files {
+        let verdict = f["schema"].as_str().unwrap();
+        if validated {
+            assert_eq!(verdict, "valid", "{f}");
+        } else {
+            assert_eq!(verdict, "not validated", "{f}");
+        }
+        assert!(data.join(f["path"].as_str().unwrap()).is_file(), "{f}");
+    }
+
+    // Online payments: four through the web service, the titre through the classic URL.
+    let channels: Vec<&str> = report["online"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        channels,
+        [
+            "web_service",
+            "web_service",
+            "web_service",
+            "web_service",
+            "classic"
+        ]
+    );
+
+    // What Polyfac got back: 13 lines for Vitry, 6 for Ivry; the titre paid online and
+    // reported again by Hélios is paid once.
+    let lines = |tenant: &str| -> Vec<Value> {
+        report["reglements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["tenant"] == tenant)
+            .flat_map(|f| f["lines"].as_array().unwrap().clone())
+            .collect()
+    };
+    let (vitry, ivry) = (lines("vitry"), lines("ivry"));
+    assert_eq!((vitry.len(), ivry.len()), (13, 6));
+    assert_eq!(count(&vitry, "PERI-000104", "PAYE"), 1);
+    assert_eq!(count(&vitry, "PERI-000101", "PAYE"), 2);
+    assert_eq!(count(&vitry, "PERI-000105", "TITRE_REJETE"), 1);
+    assert_eq!(count(&vitry, "PERI-000105", "TITRE_PRIS_EN_CHARGE"), 1);
+    assert_eq!(count(&ivry, "CRE-000201", "REJETE"), 1);
+    let am04 = ivry.iter().find(|l| l["invoice"] == "CRE-000201").unwrap();
+    assert!(
+        am04["motif"].as_str().unwrap().starts_with("AM04"),
+        "{am04}"
+    );
+    assert_eq!(count(&ivry, "CRE-000208", "PAYE"), 0);
+
+    assert_eq!(report["parked"].as_array().unwrap().len(), 0);
+    assert!(report["seconds"].as_f64().unwrap() < 180.0);
+    // The demo removed its broker topology.
+    assert!(!queue_exists(&format!("{prefix}.polyfac.export")).await);
+}
+
+#[test]
+fn an_unreachable_broker_is_exit_69_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = demo(
+        &["--data-dir", dir.path().join("d").to_str().unwrap()],
+        &[("ENCAISSE_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
+    );
+    assert_eq!(code, 69, "{out}");
+    assert!(out.contains("RabbitMQ is not reachable"), "{out}");
+    assert!(out.contains("scripts/setup.sh"), "{out}");
+}
