@@ -98,7 +98,11 @@ async fn ormc_and_ordinaire_runs_give_one_valid_file_each() {
         // IdPce 1..3 in invoice-number order; the free line is not written.
         assert_eq!(pieces(&sent), [(1, 1), (1, 2), (1, 3)]);
         assert!(b.pieces.iter().all(|p| p.lines.len() == 1));
-        let sequences: Vec<_> = b.pieces.iter().map(|p| p.lines[0].2.clone()).collect();
+        let sequences: Vec<_> = b
+            .pieces
+            .iter()
+            .map(|p| p.lines[0].sequence.clone())
+            .collect();
         assert_eq!(
             sequences,
             [Some("03".to_string()), Some("02".to_string()), None],

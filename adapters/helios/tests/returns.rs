@@ -332,12 +332,8 @@ fn sent_ormc() -> (Sent, String) {
 fn acquit_of_our_bordereau_accepts_or_rejects_each_titre() {
     let (sent, name) = sent_ormc();
     let ok = tresorerie::acquit(&name, 2024, 42, &[]);
-    assert_valid(&schemas::acquit(), "ok.xml", ok.as_bytes());
-    let out = acquit_events(
-        &read_acquit(ok.as_bytes(), LIMIT).unwrap(),
-        "ACQUIT_1.xml",
-        &sent,
-    );
+    assert_valid(&schemas::acquit(), "ok.xml", &ok);
+    let out = acquit_events(&read_acquit(&ok, LIMIT).unwrap(), "ACQUIT_1.xml", &sent);
     assert_eq!(out.accepted.len(), 2);
     assert!(out.rejected.is_empty() && out.unmatched.is_empty());
     assert_eq!(out.accepted[0].invoice.number, "F2024000001");
@@ -348,12 +344,8 @@ fn acquit_of_our_bordereau_accepts_or_rejects_each_titre() {
         42,
         &[(1, 1, "ERREUR_AUTRE", "1963 - Domiciliation erronée")],
     );
-    assert_valid(&schemas::acquit(), "ko.xml", ko.as_bytes());
-    let out = acquit_events(
-        &read_acquit(ko.as_bytes(), LIMIT).unwrap(),
-        "ACQUIT_2.xml",
-        &sent,
-    );
+    assert_valid(&schemas::acquit(), "ko.xml", &ko);
+    let out = acquit_events(&read_acquit(&ko, LIMIT).unwrap(), "ACQUIT_2.xml", &sent);
     assert!(out.accepted.is_empty());
     assert_eq!(
         out.rejected.len(),
@@ -372,7 +364,7 @@ fn acquit_of_our_bordereau_accepts_or_rejects_each_titre() {
     // An acquit about a file encaisse never sent matches nothing and yields no event.
     let foreign = tresorerie::acquit("OTHER.xml", 2024, 42, &[]);
     let out = acquit_events(
-        &read_acquit(foreign.as_bytes(), LIMIT).unwrap(),
+        &read_acquit(&foreign, LIMIT).unwrap(),
         "ACQUIT_3.xml",
         &sent,
     );
@@ -439,8 +431,8 @@ fn payments_reconciled_by_state() {
             ),
         ],
     );
-    assert_valid(&schemas::retour(), "october.xml", october.as_bytes());
-    let retour = read_retour(october.as_bytes(), LIMIT).unwrap();
+    assert_valid(&schemas::retour(), "october.xml", &october);
+    let retour = read_retour(&october, LIMIT).unwrap();
     let out = retour_events(&retour, "october.xml", &sent, &known, &config);
     assert_eq!(out.accepted.len(), 2);
     assert_eq!(out.payments.len(), 3);
@@ -499,8 +491,8 @@ fn payments_reconciled_by_state() {
             ),
         ],
     );
-    assert_valid(&schemas::retour(), "november.xml", november.as_bytes());
-    let retour = read_retour(november.as_bytes(), LIMIT).unwrap();
+    assert_valid(&schemas::retour(), "november.xml", &november);
+    let retour = read_retour(&november, LIMIT).unwrap();
     let out = retour_events(&retour, "november.xml", &sent, &known, &config);
     assert_eq!(out.reversals.len(), 1);
     let rev = &out.reversals[0];
@@ -536,7 +528,7 @@ fn rejection_flow_rejects_titres_and_never_reverses() {
         )],
     );
     let out = retour_events(
-        &read_retour(paid.as_bytes(), LIMIT).unwrap(),
+        &read_retour(&paid, LIMIT).unwrap(),
         "p.xml",
         &sent,
         &known,
@@ -562,9 +554,9 @@ fn rejection_flow_rejects_titres_and_never_reverses() {
             piece(1, vec![line("04", "45.30", vec![])]),
         ],
     );
-    assert_valid(&schemas::retour(), "rejet.xml", rejet.as_bytes());
+    assert_valid(&schemas::retour(), "rejet.xml", &rejet);
     let out = retour_events(
-        &read_retour(rejet.as_bytes(), LIMIT).unwrap(),
+        &read_retour(&rejet, LIMIT).unwrap(),
         "r.xml",
         &sent,
         &known,
@@ -595,9 +587,9 @@ fn ignored_origins_are_not_payments() {
             vec![line("06", "45.30", vec![("06", "2025-03-01", "45.30")])],
         )],
     );
-    assert_valid(&schemas::retour(), "nv.xml", written_off.as_bytes());
+    assert_valid(&schemas::retour(), "nv.xml", &written_off);
     let out = retour_events(
-        &read_retour(written_off.as_bytes(), LIMIT).unwrap(),
+        &read_retour(&written_off, LIMIT).unwrap(),
         "n.xml",
         &sent,
         &Known::default(),
@@ -682,7 +674,7 @@ fn acquit_retour_answers_each_pes_retour() {
     );
     let ack = acquit_retour(
         &config,
-        &read_retour(rejet.as_bytes(), LIMIT).unwrap(),
+        &read_retour(&rejet, LIMIT).unwrap(),
         "r.xml",
         date(2024, 10, 10),
     )

@@ -7,7 +7,6 @@
 
 #![allow(dead_code)]
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveDateTime};
 use encaisse_helios::codes::BordereauKind;
 use encaisse_helios::config::HeliosTenantConfig;
-use encaisse_helios::read::tree::{self, Element};
+use encaisse_helios::sim;
 use encaisse_ledger::Ledger;
 use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::helios::{self, HeliosSettings, TenantHelios};
@@ -436,103 +435,13 @@ pub fn assert_valid(schema: &Path, name: &str, bytes: &[u8]) {
     }
 }
 
-/// What the Trésorerie reads in a PES Aller file.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub nom_fic: String,
-    pub id_post: String,
-    pub id_coll: String,
-    pub cod_col: String,
-    pub cod_bud: String,
-    pub bordereaux: Vec<SentBordereau>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SentBordereau {
-    pub exercice: u16,
-    pub id_bord: u32,
-    pub typ_bord: String,
-    pub nbr_pce: u32,
-    pub pieces: Vec<SentPiece>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SentPiece {
-    pub id_pce: u32,
-    pub typ_pce: String,
-    pub num_dette: Option<String>,
-    pub per: Option<String>,
-    pub cle1: Option<String>,
-    pub cle2: Option<String>,
-    /// `IdLigne`, `MtHT`, `SequencePres` of the debit (if any).
-    pub lines: Vec<(u32, String, Option<String>)>,
-}
-
-fn child<'a>(e: &'a Element, name: &str) -> &'a Element {
-    e.child(name)
-        .unwrap_or_else(|| panic!("no {name} under {}", e.name))
-}
-
-fn value(e: &Element, name: &str) -> String {
-    e.value_of(name)
-        .unwrap_or_else(|| panic!("no {name} under {}", e.name))
-        .to_string()
-}
+// The Trésorerie is the adapter's simulator (`encaisse_helios::sim`); these wrappers keep
+// the tests' shapes and validate every answer against its official XSD.
+pub use encaisse_helios::sim::{Sent, SentBordereau};
 
 /// The simulated Trésorerie: reads our PES Aller file as Hélios would.
 pub fn read_sent(bytes: &[u8]) -> Sent {
-    let parsed = tree::parse(bytes, 1 << 30).unwrap();
-    let root = &parsed.root;
-    let params = child(child(root, "Enveloppe"), "Parametres");
-    let head = child(root, "EnTetePES");
-    let recette = child(root, "PES_RecetteAller");
-    let bordereaux = recette
-        .children_named("Bordereau")
-        .map(|b| {
-            let bloc = child(b, "BlocBordereau");
-            SentBordereau {
-                exercice: value(bloc, "Exer").parse().unwrap(),
-                id_bord: value(bloc, "IdBord").parse().unwrap(),
-                typ_bord: value(bloc, "TypBord"),
-                nbr_pce: value(bloc, "NbrPce").parse().unwrap(),
-                pieces: b
-                    .children_named("Piece")
-                    .map(|p| {
-                        let bp = child(p, "BlocPiece");
-                        SentPiece {
-                            id_pce: value(bp, "IdPce").parse().unwrap(),
-                            typ_pce: value(bp, "TypPce"),
-                            num_dette: bp.value_of("NumDette").map(str::to_string),
-                            per: bp.value_of("Per").map(str::to_string),
-                            cle1: bp.value_of("Cle1").map(str::to_string),
-                            cle2: bp.value_of("Cle2").map(str::to_string),
-                            lines: p
-                                .children_named("LigneDePiece")
-                                .map(|l| {
-                                    let bloc = child(l, "BlocLignePiece");
-                                    let info = child(bloc, "InfoLignePiece");
-                                    (
-                                        value(info, "IdLigne").parse().unwrap(),
-                                        value(info, "MtHT"),
-                                        bloc.child("InfoPrelevementSEPA")
-                                            .map(|s| value(s, "SequencePres")),
-                                    )
-                                })
-                                .collect(),
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Sent {
-        nom_fic: value(params, "NomFic"),
-        id_post: value(head, "IdPost"),
-        id_coll: value(head, "IdColl"),
-        cod_col: value(head, "CodCol"),
-        cod_bud: value(head, "CodBud"),
-        bordereaux,
-    }
+    encaisse_helios::sim::read_sent(bytes, 1 << 30).unwrap()
 }
 
 pub fn pes_aller_xsd() -> PathBuf {
@@ -546,38 +455,22 @@ pub type LineError<'a> = (u32, u32, &'a str, &'a str);
 /// or rejected (`ko`: `IdBord` → errors `(IdPce, IdLigne, NumAnoAck, LibelleAnoAck)`).
 /// Validated against `PES_V2_Acquit_Autonome_V2.xsd`.
 pub fn acquit(sent: &Sent, on: NaiveDate, ko: &[(u32, Vec<LineError<'_>>)]) -> Vec<u8> {
-    let mut elements = String::new();
-    for b in &sent.bordereaux {
-        let errors = ko.iter().find(|(id, _)| *id == b.id_bord);
-        let _ = write!(
-            elements,
-            "<ElementACQUIT><DomaineAck V=\"6\"/><EtatAck V=\"{}\"/><NumBord V=\"{}\"/><ExerciceBord V=\"{}\"/>",
-            u8::from(errors.is_none()),
-            b.id_bord,
-            b.exercice
-        );
-        if let Some((_, errors)) = errors {
-            for (pce, ligne, code, text) in errors {
-                let _ = write!(
-                    elements,
-                    "<DetailPiece><NumPiece V=\"{pce}\"/><DetailLigne><NumLigne V=\"{ligne}\"/><Erreur><NumAnoAck V=\"{code}\"/><LibelleAnoAck V=\"{text}\"/></Erreur></DetailLigne></DetailPiece>"
-                );
-            }
-        }
-        elements.push_str("</ElementACQUIT>");
-    }
-    let xml = format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1"?>
-<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
-<Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{}"/></Parametres><Emetteur><Sigle V="HELIOS"/><Adresse V="DGFIP"/></Emetteur></Enveloppe>
-<EnTetePES><DteStr V="{on}"/><IdPost V="{}"/><IdColl V="{}"/><CodCol V="{}"/><CodBud V="{}"/></EnTetePES>
-<ACQUIT><EnTeteAcquit><IdVer V="2"/></EnTeteAcquit>
-{elements}
-</ACQUIT></n:PES_ACQUIT>
-"#,
-        sent.nom_fic, sent.id_post, sent.id_coll, sent.cod_col, sent.cod_bud
-    );
-    let bytes = latin1(&xml);
+    let rejected: Vec<(u32, Vec<sim::LineError>)> = ko
+        .iter()
+        .map(|(id_bord, errors)| {
+            let errors = errors
+                .iter()
+                .map(|(id_pce, id_ligne, code, text)| sim::LineError {
+                    id_pce: *id_pce,
+                    id_ligne: *id_ligne,
+                    code: code.to_string(),
+                    text: text.to_string(),
+                })
+                .collect();
+            (*id_bord, errors)
+        })
+        .collect();
+    let bytes = sim::acquit(sent, on, &rejected).unwrap();
     assert_valid(&encaisse_helios::schemas::acquit(), "acquit", &bytes);
     bytes
 }
@@ -601,6 +494,10 @@ pub struct RPiece {
     pub lines: Vec<RLine>,
 }
 
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
 /// A `PES_Retour` recette (`TypRestit` 01 rejets, 02 périodique) about one bordereau of
 /// `sent`, named `name`, dated `on`; line amounts and `InfoORMC` as sent. Validated against
 /// `PES_Retour.xsd`.
@@ -612,100 +509,34 @@ pub fn retour(
     on: NaiveDate,
     pieces: &[RPiece],
 ) -> Vec<u8> {
-    let mut body = String::new();
-    for p in pieces {
-        let piece = bordereau
-            .pieces
-            .iter()
-            .find(|s| s.id_pce == p.id_pce)
-            .unwrap_or_else(|| panic!("pièce {} was not sent", p.id_pce));
-        let _ = write!(
-            body,
-            "<Piece><BlocPiece><IdPce V=\"{}\"/><TypPce V=\"{}\"/><NatPce V=\"01\"/>",
-            p.id_pce, piece.typ_pce
-        );
-        if let Some(d) = p.taken_on {
-            let _ = write!(body, "<DtePcePec V=\"{d}\"/>");
-        }
-        let _ = write!(body, "<EtatPce V=\"{}\"/>", p.state);
-        if let Some(o) = p.obs {
-            let _ = write!(body, "<ObsEtat V=\"{o}\"/>");
-        }
-        if let Some(d) = p.rejected_on {
-            let _ = write!(body, "<DtePceRej V=\"{d}\"/>");
-        }
-        if let (Some(num), Some(per)) = (&piece.num_dette, &piece.per) {
-            let _ = write!(
-                body,
-                "<InfoORMC><NumDette V=\"{num}\"/><Per V=\"{per}\"/><Cle1 V=\"{}\"/><Cle2 V=\"{}\"/></InfoORMC>",
-                piece.cle1.clone().unwrap_or_default(),
-                piece.cle2.clone().unwrap_or_default()
-            );
-        }
-        body.push_str("</BlocPiece>");
-        for l in &p.lines {
-            let amount = &piece
+    let pieces: Vec<sim::RetourPiece> = pieces
+        .iter()
+        .map(|p| sim::RetourPiece {
+            id_pce: p.id_pce,
+            state: p.state.to_string(),
+            obs: p.obs.map(str::to_string),
+            taken_on: p.taken_on.map(date),
+            rejected_on: p.rejected_on.map(date),
+            lines: p
                 .lines
                 .iter()
-                .find(|(id, _, _)| *id == l.id_ligne)
-                .unwrap_or_else(|| panic!("line {} of pièce {} was not sent", l.id_ligne, p.id_pce))
-                .1;
-            let _ = write!(
-                body,
-                "<LigneDePiece><BlocLignePiece><InfoLignePiece><IdLigne V=\"{}\"/><EtatLigPce V=\"{}\"/><MtHT V=\"{amount}\"/></InfoLignePiece>",
-                l.id_ligne, l.state
-            );
-            if !l.emargements.is_empty() {
-                let total = Money::sum(
-                    l.emargements
+                .map(|l| sim::RetourLine {
+                    id_ligne: l.id_ligne,
+                    state: l.state.to_string(),
+                    emargements: l
+                        .emargements
                         .iter()
-                        .map(|e| Money::parse(&e.2).unwrap())
-                        .collect::<Vec<_>>()
-                        .iter(),
-                )
-                .unwrap();
-                let _ = write!(
-                    body,
-                    "<InfoRecouvrement><NbrReco V=\"{}\"/><MtRecoTot V=\"{total}\"/></InfoRecouvrement>",
-                    l.emargements.len()
-                );
-            }
-            body.push_str("</BlocLignePiece>");
-            for (org, day, amount) in &l.emargements {
-                let _ = write!(
-                    body,
-                    "<EncaissementEmargement><OrgEma V=\"{org}\"/><DteReco V=\"{day}\"/><MtReco V=\"{amount}\"/></EncaissementEmargement>"
-                );
-            }
-            body.push_str("</LigneDePiece>");
-        }
-        body.push_str("</Piece>");
-    }
-    let xml = format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1"?>
-<n:PES_Retour xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour">
-<Enveloppe><Parametres><Version V="1"/><TypFic V="PES2R_RCE"/><NomFic V="{name}"/></Parametres></Enveloppe>
-<EnTetePES><DteStr V="{on}"/><IdPost V="{}"/><IdColl V="{}"/><CodColl V="{}"/><CodBud V="{}"/></EnTetePES>
-<PES_RecetteRetour><EnTeteRecette><TypRestit V="{typ_restit}"/><IdVer V="2"/><NatInf V="2"/></EnTeteRecette>
-<Bordereau><BlocBordereau><Exer V="{}"/><IdBord V="{}"/><TypBord V="{}"/></BlocBordereau>{body}</Bordereau>
-</PES_RecetteRetour></n:PES_Retour>
-"#,
-        sent.id_post,
-        sent.id_coll,
-        sent.cod_col,
-        sent.cod_bud,
-        bordereau.exercice,
-        bordereau.id_bord,
-        bordereau.typ_bord
-    );
-    let bytes = latin1(&xml);
+                        .map(|(org, day, amount)| sim::Emargement {
+                            org_ema: org.to_string(),
+                            date: date(day),
+                            amount: Money::parse(amount).unwrap(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let bytes = sim::retour(sent, bordereau, name, typ_restit, on, &pieces).unwrap();
     assert_valid(&encaisse_helios::schemas::retour(), name, &bytes);
     bytes
-}
-
-/// ISO-8859-1 bytes of `text` (the Trésorerie's encoding).
-fn latin1(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).expect("Latin-1 text"))
-        .collect()
 }

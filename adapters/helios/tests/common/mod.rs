@@ -1,11 +1,11 @@
 //! Shared fixtures of the integration tests: a commune's configuration and budget, invoices
-//! as Polyfac would send them, XSD validation against the official schemas, and a simulated
-//! Trésorerie that answers a PES Aller file with `PES_ACQUIT` and `PES_Retour` files shaped
-//! as the DGFiP schemas say (each one is validated against its XSD before use).
+//! as Polyfac would send them, XSD validation against the official schemas, and the
+//! adapter's simulated Trésorerie (`encaisse_helios::sim`) answering with `PES_ACQUIT` and
+//! `PES_Retour` files shaped as the DGFiP schemas say (each one is validated against its XSD
+//! before use).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -320,9 +320,31 @@ impl Known {
     }
 }
 
-/// The simulated Trésorerie.
+/// The simulated Trésorerie (the adapter's `encaisse_helios::sim`), with the header of the
+/// test commune (codique 094000, SIRET 21940000000017, CodCol 123, budget 00) and the
+/// tests' shapes: a bordereau known by its numbers, pièces and lines given with their
+/// amounts.
 pub mod tresorerie {
+    use encaisse_helios::sim::{
+        self, Emargement, RetourLine, RetourPiece, Sent, SentBordereau, SentLine, SentPiece,
+    };
+
     use super::*;
+
+    fn parse_date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn sent(nom_fic: &str, bordereaux: Vec<SentBordereau>) -> Sent {
+        Sent {
+            nom_fic: nom_fic.to_string(),
+            id_post: "094000".into(),
+            id_coll: "21940000000017".into(),
+            cod_col: "123".into(),
+            cod_bud: "00".into(),
+            bordereaux,
+        }
+    }
 
     /// A `PES_ACQUIT` for bordereau `exercice/id_bord` of file `nom_fic`: accepted, or
     /// rejected with `(IdPce, IdLigne, code, text)` errors.
@@ -331,26 +353,32 @@ pub mod tresorerie {
         exercice: u16,
         id_bord: u32,
         errors: &[(u32, u32, &str, &str)],
-    ) -> String {
-        let ok = errors.is_empty();
-        let mut details = String::new();
-        for (pce, ligne, code, text) in errors {
-            let _ = write!(
-                details,
-                "<DetailPiece><NumPiece V=\"{pce}\"/><DetailLigne><NumLigne V=\"{ligne}\"/><Erreur><NumAnoAck V=\"{code}\"/><LibelleAnoAck V=\"{text}\"/></Erreur></DetailLigne></DetailPiece>"
-            );
-        }
-        format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?>
-<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
-<Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{nom_fic}"/></Parametres><Emetteur><Sigle V="HELIOS"/><Adresse V="HELIOS"/></Emetteur></Enveloppe>
-<EnTetePES><DteStr V="2024-10-06"/><IdPost V="094000"/><IdColl V="21940000000017"/><CodCol V="123"/><CodBud V="00"/></EnTetePES>
-<ACQUIT><EnTeteAcquit><IdVer V="2"/></EnTeteAcquit>
-<ElementACQUIT><DomaineAck V="6"/><EtatAck V="{}"/><NumBord V="{id_bord}"/><ExerciceBord V="{exercice}"/>{details}</ElementACQUIT>
-</ACQUIT></n:PES_ACQUIT>
-"#,
-            u8::from(ok)
-        )
+    ) -> Vec<u8> {
+        let file = sent(
+            nom_fic,
+            vec![SentBordereau {
+                exercice,
+                id_bord,
+                typ_bord: "01".into(),
+                nbr_pce: 0,
+                pieces: Vec::new(),
+            }],
+        );
+        let rejected = if errors.is_empty() {
+            Vec::new()
+        } else {
+            let errors = errors
+                .iter()
+                .map(|(id_pce, id_ligne, code, text)| sim::LineError {
+                    id_pce: *id_pce,
+                    id_ligne: *id_ligne,
+                    code: code.to_string(),
+                    text: text.to_string(),
+                })
+                .collect();
+            vec![(id_bord, errors)]
+        };
+        sim::acquit(&file, date(2024, 10, 6), &rejected).unwrap()
     }
 
     /// A line of a PES Retour: state and émargements `(OrgEma, date, amount)`.
@@ -371,75 +399,78 @@ pub mod tresorerie {
         pub lines: Vec<RLine<'a>>,
     }
 
-    /// A `PES_Retour` recette with one bordereau.
+    /// A `PES_Retour` recette with one bordereau (exercice 2024), dated 2024-10-31.
     pub fn retour(
         name: &str,
         typ_restit: &str,
         typ_bord: &str,
         id_bord: u32,
         pieces: &[RPiece<'_>],
-    ) -> String {
-        let mut body = String::new();
-        for p in pieces {
-            let typ_pce = if typ_bord == "06" { "15" } else { "01" };
-            let _ = write!(
-                body,
-                "<Piece><BlocPiece><IdPce V=\"{}\"/><TypPce V=\"{typ_pce}\"/><NatPce V=\"01\"/>",
-                p.id_pce
-            );
-            if let Some(d) = p.taken_on {
-                let _ = write!(body, "<DtePcePec V=\"{d}\"/>");
-            }
-            let _ = write!(body, "<EtatPce V=\"{}\"/>", p.state);
-            if let Some(o) = p.obs {
-                let _ = write!(body, "<ObsEtat V=\"{o}\"/>");
-            }
-            if let Some(d) = p.rejected_on {
-                let _ = write!(body, "<DtePceRej V=\"{d}\"/>");
-            }
-            body.push_str("</BlocPiece>");
-            for l in &p.lines {
-                let _ = write!(
-                    body,
-                    "<LigneDePiece><BlocLignePiece><InfoLignePiece><IdLigne V=\"{}\"/><EtatLigPce V=\"{}\"/><MtHT V=\"{}\"/></InfoLignePiece>",
-                    l.id_ligne, l.state, l.amount
-                );
-                if !l.emargements.is_empty() {
-                    let total = Money::sum(
-                        l.emargements
+    ) -> Vec<u8> {
+        let typ_pce = if typ_bord == "06" { "15" } else { "01" };
+        let bordereau = SentBordereau {
+            exercice: 2024,
+            id_bord,
+            typ_bord: typ_bord.into(),
+            nbr_pce: pieces.len() as u32,
+            pieces: pieces
+                .iter()
+                .map(|p| SentPiece {
+                    id_pce: p.id_pce,
+                    typ_pce: typ_pce.into(),
+                    object: None,
+                    num_dette: None,
+                    per: None,
+                    cle1: None,
+                    cle2: None,
+                    lines: p
+                        .lines
+                        .iter()
+                        .map(|l| SentLine {
+                            id_ligne: l.id_ligne,
+                            amount: l.amount.into(),
+                            sequence: None,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let answers: Vec<RetourPiece> = pieces
+            .iter()
+            .map(|p| RetourPiece {
+                id_pce: p.id_pce,
+                state: p.state.into(),
+                obs: p.obs.map(str::to_string),
+                taken_on: p.taken_on.map(parse_date),
+                rejected_on: p.rejected_on.map(parse_date),
+                lines: p
+                    .lines
+                    .iter()
+                    .map(|l| RetourLine {
+                        id_ligne: l.id_ligne,
+                        state: l.state.into(),
+                        emargements: l
+                            .emargements
                             .iter()
-                            .map(|e| money(e.2))
-                            .collect::<Vec<_>>()
-                            .iter(),
-                    )
-                    .unwrap();
-                    let _ = write!(
-                        body,
-                        "<InfoRecouvrement><NbrReco V=\"{}\"/><MtRecoTot V=\"{}\"/></InfoRecouvrement>",
-                        l.emargements.len(),
-                        total
-                    );
-                }
-                body.push_str("</BlocLignePiece>");
-                for (org, d, amount) in &l.emargements {
-                    let _ = write!(
-                        body,
-                        "<EncaissementEmargement><OrgEma V=\"{org}\"/><DteReco V=\"{d}\"/><MtReco V=\"{amount}\"/></EncaissementEmargement>"
-                    );
-                }
-                body.push_str("</LigneDePiece>");
-            }
-            body.push_str("</Piece>");
-        }
-        format!(
-            r#"<?xml version="1.0" encoding="ISO-8859-1"?>
-<n:PES_Retour xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour">
-<Enveloppe><Parametres><Version V="1"/><TypFic V="PES2R_RCE"/><NomFic V="{name}"/></Parametres></Enveloppe>
-<EnTetePES><DteStr V="2024-10-31"/><IdPost V="094000"/><IdColl V="21940000000017"/><CodColl V="123"/><CodBud V="00"/></EnTetePES>
-<PES_RecetteRetour><EnTeteRecette><TypRestit V="{typ_restit}"/><IdVer V="2"/><NatInf V="2"/></EnTeteRecette>
-<Bordereau><BlocBordereau><Exer V="2024"/><IdBord V="{id_bord}"/><TypBord V="{typ_bord}"/></BlocBordereau>{body}</Bordereau>
-</PES_RecetteRetour></n:PES_Retour>
-"#
+                            .map(|(org, day, amount)| Emargement {
+                                org_ema: org.to_string(),
+                                date: parse_date(day),
+                                amount: money(amount),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let file = sent("PESALR1_TEST.xml", vec![bordereau.clone()]);
+        sim::retour(
+            &file,
+            &bordereau,
+            name,
+            typ_restit,
+            date(2024, 10, 31),
+            &answers,
         )
+        .unwrap()
     }
 }
