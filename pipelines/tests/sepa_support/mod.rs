@@ -453,78 +453,59 @@ pub struct TxReject<'a> {
 }
 
 /// A schema-valid pain.002.001.10 from the bank about our pain.008 `original`: transaction
-/// rejects, or a whole-file reject when `group_code` is given.
+/// rejects, or a whole-file reject when `group_code` is given (the adapter's simulated bank,
+/// `encaisse_sepa::sim`, validated here).
 pub fn pain002(
     message_id: &str,
     original: &str,
     group_code: Option<&str>,
     rejects: &[TxReject<'_>],
 ) -> Vec<u8> {
-    let group = match group_code {
-        Some(code) => {
-            format!("<GrpSts>RJCT</GrpSts><StsRsnInf><Rsn><Cd>{code}</Cd></Rsn></StsRsnInf>")
-        }
-        None => "<GrpSts>PART</GrpSts>".to_string(),
-    };
-    let mut blocks: Vec<(&str, String)> = Vec::new();
-    for (i, r) in rejects.iter().enumerate() {
-        let tx = format!(
-            "<TxInfAndSts><StsId>STS-{message_id}-{i}</StsId><OrgnlEndToEndId>{}</OrgnlEndToEndId>\
-             <TxSts>RJCT</TxSts><StsRsnInf><Rsn><Cd>{}</Cd></Rsn></StsRsnInf>\
-             <OrgnlTxRef><Amt><InstdAmt Ccy=\"EUR\">{}</InstdAmt></Amt><ReqdColltnDt>{}</ReqdColltnDt></OrgnlTxRef>\
-             </TxInfAndSts>",
-            r.end_to_end_id, r.code, r.amount, r.due
-        );
-        match blocks.iter_mut().find(|(b, _)| *b == r.block) {
-            Some((_, body)) => body.push_str(&tx),
-            None => blocks.push((r.block, tx)),
-        }
-    }
-    let blocks: String = blocks
+    let rejects: Vec<encaisse_sepa::sim::TxReject> = rejects
         .iter()
-        .map(|(id, txs)| {
-            format!(
-                "<OrgnlPmtInfAndSts><OrgnlPmtInfId>{id}</OrgnlPmtInfId>{txs}</OrgnlPmtInfAndSts>"
-            )
+        .map(|r| encaisse_sepa::sim::TxReject {
+            block: r.block.to_string(),
+            end_to_end_id: r.end_to_end_id.to_string(),
+            code: r.code.to_string(),
+            amount: Money::parse(r.amount).unwrap(),
+            due: r.due,
         })
         .collect();
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.002.001.10\"><CstmrPmtStsRpt>\
-         <GrpHdr><MsgId>{message_id}</MsgId><CreDtTm>2026-12-09T07:00:00</CreDtTm></GrpHdr>\
-         <OrgnlGrpInfAndSts><OrgnlMsgId>{original}</OrgnlMsgId><OrgnlMsgNmId>pain.008.001.02</OrgnlMsgNmId>{group}</OrgnlGrpInfAndSts>\
-         {blocks}</CstmrPmtStsRpt></Document>\n"
+    let created = d(2026, 12, 9).and_hms_opt(7, 0, 0).unwrap();
+    let xml = encaisse_sepa::sim::pain002(
+        message_id,
+        created,
+        original,
+        "pain.008.001.02",
+        group_code,
+        &rejects,
     );
-    encaisse_xml::xsd::validate_bytes(&specs("pain.002.001.10.xsd"), "pain002.xml", xml.as_bytes())
-        .unwrap();
-    xml.into_bytes()
+    encaisse_xml::xsd::validate_bytes(&specs("pain.002.001.10.xsd"), "pain002.xml", &xml).unwrap();
+    xml
 }
 
 /// A schema-valid camt.054.001.08: one booked direct-debit return (`RtrInf`) per
-/// (end-to-end id, RUM, amount, code), on the régie's account.
+/// (end-to-end id, RUM, amount, code), on the régie's account (the adapter's simulated
+/// bank, validated here).
 pub fn camt054(message_id: &str, returns: &[(&str, &str, &str, &str)]) -> Vec<u8> {
-    let entries: String = returns
+    let returns: Vec<encaisse_sepa::sim::BookedReturn> = returns
         .iter()
-        .enumerate()
-        .map(|(i, (e2e, rum, amount, code))| {
-            format!(
-                "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
-                 <BookgDt><Dt>2026-12-14</Dt></BookgDt><AcctSvcrRef>{message_id}-R{i}</AcctSvcrRef>\
-                 <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>IDDT</Cd><SubFmlyCd>UPDD</SubFmlyCd></Fmly></Domn></BkTxCd>\
-                 <NtryDtls><TxDtls><Refs><EndToEndId>{e2e}</EndToEndId><MndtId>{rum}</MndtId></Refs>\
-                 <Amt Ccy=\"EUR\">{amount}</Amt><RtrInf><Rsn><Cd>{code}</Cd></Rsn><AddtlInf>/RTYP/RTRN</AddtlInf></RtrInf>\
-                 </TxDtls></NtryDtls></Ntry>"
-            )
-        })
+        .map(
+            |(e2e, rum, amount, code)| encaisse_sepa::sim::BookedReturn {
+                end_to_end_id: e2e.to_string(),
+                mandate_id: rum.to_string(),
+                amount: Money::parse(amount).unwrap(),
+                code: code.to_string(),
+            },
+        )
         .collect();
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\"><BkToCstmrDbtCdtNtfctn>\
-         <GrpHdr><MsgId>{message_id}</MsgId><CreDtTm>2026-12-14T06:00:00</CreDtTm></GrpHdr>\
-         <Ntfctn><Id>{message_id}-N1</Id><Acct><Id><IBAN>FR7610071940000000200123466</IBAN></Id></Acct>\
-         {entries}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>\n"
+    let xml = encaisse_sepa::sim::camt054(
+        message_id,
+        d(2026, 12, 14).and_hms_opt(6, 0, 0).unwrap(),
+        d(2026, 12, 14),
+        "FR7610071940000000200123466",
+        &returns,
     );
-    encaisse_xml::xsd::validate_bytes(&specs("camt.054.001.08.xsd"), "camt054.xml", xml.as_bytes())
-        .unwrap();
-    xml.into_bytes()
+    encaisse_xml::xsd::validate_bytes(&specs("camt.054.001.08.xsd"), "camt054.xml", &xml).unwrap();
+    xml
 }
