@@ -68,6 +68,7 @@ async fn the_demo_runs_end_to_end_to_its_report() {
     // A previous run's leftovers are wiped, with a message.
     std::fs::create_dir_all(data.join("vitry/polyfac/outbox")).unwrap();
     std::fs::write(data.join("vitry/polyfac/outbox/old.csv"), "old").unwrap();
+    std::fs::write(data.join("encaisse-demo.log"), "previous run").unwrap();
     let prefix = format!("test-demo-{}", std::process::id());
     let (code, out, err) = demo(
         &[
@@ -79,7 +80,7 @@ async fn the_demo_runs_end_to_end_to_its_report() {
         &[],
     );
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("wiped (it held a previous run)"), "{out}");
+    assert!(out.contains("wiped (it held a previous demo run)"), "{out}");
     assert!(!data.join("vitry/polyfac/outbox/old.csv").exists());
     // One progress line per step, then the report.
     for step in 1..=10 {
@@ -231,4 +232,14 @@ fn an_unreachable_broker_is_exit_69_with_what_to_do() {
     assert_eq!(code, 69, "{out}");
     assert!(out.contains("RabbitMQ is not reachable"), "{out}");
     assert!(out.contains("scripts/setup.sh"), "{out}");
+}
+
+#[test]
+fn a_directory_that_is_not_a_demo_s_is_never_wiped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ledger.sqlite"), "a deployment's ledger").unwrap();
+    let (code, out, _) = demo(&[], &[("ENCAISSE_DATA_DIR", dir.path().to_str().unwrap())]);
+    assert_eq!(code, 74, "{out}");
+    assert!(out.contains("not a demo data directory"), "{out}");
+    assert!(dir.path().join("ledger.sqlite").exists());
 }

@@ -5,10 +5,12 @@
 //! encaisse [--config config/encaisse.toml] demo [--data-dir var/demo] [--broker-prefix encaisse-demo] [--keep-running]
 //! ```
 //!
-//! The data directory is wiped first (it says so), the daemon's log goes to
+//! The data directory is wiped first (it says so; only an empty one or a previous demo's,
+//! never a deployment's), the daemon's log goes to
 //! `<data_dir>/encaisse-demo.log`, progress and the report to standard output. Exit codes:
 //! 0 every expectation held; 1 one did not (named), or the daemon stopped; 69 RabbitMQ
-//! unreachable; 74 the data directory cannot be written; 78 the configuration is unusable.
+//! unreachable; 74 the data directory cannot be written or is not a demo's; 78 the
+//! configuration is unusable.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,9 +80,9 @@ pub async fn run(config: &Path, format: LogFormat, args: &DemoArgs, out: &mut dy
         "Data directory {} {}; the daemon's log goes to {LOG_FILE} there.",
         data_dir.display(),
         if existed {
-            "wiped (it held a previous run)"
+            "wiped (it held a previous demo run)"
         } else {
-            "created"
+            "ready (empty)"
         },
     );
     let log = data_dir.join(LOG_FILE);

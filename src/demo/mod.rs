@@ -1,7 +1,8 @@
 //! `encaisse demo`: the whole flow, end to end, in one process, against the real RabbitMQ.
 //!
-//! 1. Wipes the data directory (`--data-dir`, `ENCAISSE_DATA_DIR`, default `var/demo`) and
-//!    the demo's broker topology (`--broker-prefix`, default `encaisse-demo`).
+//! 1. Wipes the data directory (`--data-dir`, `ENCAISSE_DATA_DIR`, default `var/demo`; only
+//!    an empty one or a previous demo's: [`wipe`]) and the demo's broker topology
+//!    (`--broker-prefix`, default `encaisse-demo`).
 //! 2. Starts the PayFiP simulator (`encaisse_payfip::sim`) on an ephemeral port, and the
 //!    daemon (`commands::run::run_until`) with the configuration file plus the overlay
 //!    `demo/encaisse-demo.toml` ([`config`]) on another.
@@ -177,16 +178,34 @@ fn tokens() -> EnvLookup {
     })
 }
 
-/// Removes and recreates the data directory.
+/// Removes and recreates the data directory; returns whether it held a previous run.
+///
+/// Only a directory that is absent, empty, or holds a previous demo run (its
+/// [`LOG_FILE`]) is wiped: `ENCAISSE_DATA_DIR` may point at a real deployment's data, which
+/// the demo must never erase.
 pub fn wipe(data_dir: &Path) -> Result<bool, DemoError> {
-    let existed = data_dir.exists();
-    if existed {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries.count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(DemoError::io(format!("reading {}", data_dir.display()), e)),
+    };
+    let previous_demo = data_dir.join(LOG_FILE).is_file();
+    if entries > 0 && !previous_demo {
+        return Err(DemoError::io(
+            format!(
+                "{} is not a demo data directory (it has files but no {LOG_FILE}); the demo wipes its data directory, so it refuses this one: choose another with --data-dir (or unset ENCAISSE_DATA_DIR)",
+                data_dir.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    if entries > 0 {
         std::fs::remove_dir_all(data_dir)
             .map_err(|e| DemoError::io(format!("wiping {}", data_dir.display()), e))?;
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| DemoError::io(format!("creating {}", data_dir.display()), e))?;
-    Ok(existed)
+    Ok(previous_demo)
 }
 
 /// Runs the demo (the data directory must exist: [`wipe`]); returns the exit code.
@@ -354,5 +373,33 @@ async fn start_and_tell(
             let _ = daemon.await;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_or_previous_demo_directory_is_wiped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("fresh");
+        assert!(!wipe(&fresh).unwrap());
+        assert!(fresh.is_dir());
+        std::fs::write(fresh.join(LOG_FILE), "log").unwrap();
+        std::fs::write(fresh.join("ledger.sqlite"), "x").unwrap();
+        assert!(wipe(&fresh).unwrap());
+        assert!(!fresh.join("ledger.sqlite").exists());
+
+        let production = tmp.path().join("production");
+        std::fs::create_dir_all(&production).unwrap();
+        std::fs::write(production.join("ledger.sqlite"), "precious").unwrap();
+        let err = wipe(&production).unwrap_err();
+        assert!(
+            err.to_string().contains("not a demo data directory"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit::IO_ERROR);
+        assert!(production.join("ledger.sqlite").exists());
     }
 }
