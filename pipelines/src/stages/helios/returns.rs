@@ -31,7 +31,7 @@ use encaisse_ledger::journal::InvoiceFact;
 use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
 use encaisse_schemas::TenantId;
 use encaisse_schemas::events::{
-    PaymentReceived, PaymentReversed, TitreAccepted, TitreRejected, TitreSource,
+    PaymentReceived, PaymentReversed, TitreAccepted, TitreRef, TitreRejected, TitreSource,
 };
 use futures::future::BoxFuture;
 
@@ -151,6 +151,31 @@ fn fact(
     }
 }
 
+/// The journal detail of a titre event: where the titre is (as `titre_emitted` says it, so
+/// `encaisse trace` shows the reference), which file said what, when.
+fn titre_detail(
+    titre: &TitreRef,
+    source: &str,
+    file: &str,
+    on: &chrono::DateTime<chrono::FixedOffset>,
+    code: Option<&str>,
+) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "stage": RETURNS,
+        "source": source,
+        "file": file,
+        "exercice": titre.exercice,
+        "bordereau_type": titre.bordereau_type,
+        "id_bord": titre.id_bord,
+        "id_pce": titre.id_pce,
+        "on": on.to_rfc3339(),
+    });
+    if let Some(code) = code {
+        detail["code"] = code.into();
+    }
+    detail
+}
+
 /// Journal facts of titre events (no free text: the comptable's comment may name people).
 fn titre_facts(
     c: &Connection,
@@ -166,8 +191,7 @@ fn titre_facts(
                 tenant,
                 e.invoice.key(),
                 "titre_accepted",
-                serde_json::json!({"stage": RETURNS, "source": source, "file": e.file,
-                    "titre": e.titre.reference(), "on": e.accepted_at.to_rfc3339()}),
+                titre_detail(&e.titre, source, &e.file, &e.accepted_at, None),
                 format!(
                     "{RETURNS}:accepted:{source}:{}:{}",
                     e.invoice.key(),
@@ -184,8 +208,7 @@ fn titre_facts(
                 tenant,
                 e.invoice.key(),
                 "titre_rejected",
-                serde_json::json!({"stage": RETURNS, "source": source, "file": e.file,
-                    "titre": e.titre.reference(), "code": e.code, "on": e.rejected_at.to_rfc3339()}),
+                titre_detail(&e.titre, source, &e.file, &e.rejected_at, Some(&e.code)),
                 format!(
                     "{RETURNS}:rejected:{source}:{}:{}:{}",
                     e.invoice.key(),
