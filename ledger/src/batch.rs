@@ -91,8 +91,8 @@ pub fn add_item(
         ),
     )?;
     c.execute(
-        "INSERT INTO batch_group (stage, tenant, run_id, group_key) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO batch_group (stage, tenant, run_id, group_key, received) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (stage, tenant, run_id, group_key) DO UPDATE SET received = received + 1",
         (&key.stage, &key.tenant, &key.run_id, &key.group),
     )?;
     Ok(AddOutcome::Added)
@@ -131,24 +131,16 @@ fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerErr
     .flatten())
 }
 
-fn expected_of(c: &Connection, key: &BatchKey) -> Result<Option<u32>, LedgerError> {
-    Ok(c.query_row(
-        "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
-        (&key.stage, &key.tenant, &key.run_id, &key.group),
-        |r| r.get::<_, Option<u32>>(0),
-    )
-    .optional()?
-    .flatten())
-}
-
 /// Items collected so far and the announced count.
 pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), LedgerError> {
-    let count: u32 = c.query_row(
-        "SELECT count(*) FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+    Ok(c.query_row(
+        "SELECT received, expected FROM batch_group
+             WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
         (&key.stage, &key.tenant, &key.run_id, &key.group),
-        |r| r.get(0),
-    )?;
-    Ok((count, expected_of(c, key)?))
+        |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Option<u32>>(1)?)),
+    )
+    .optional()?
+    .unwrap_or((0, None)))
 }
 
 /// Closes the group if it is complete (announced and every item received) and not closed
@@ -156,11 +148,6 @@ pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), Le
 /// concurrent handlers can both call it: exactly one gets the items.
 pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>>, LedgerError> {
     if closed_at(c, key)?.is_some() {
-        return Ok(None);
-    }
-    // Not announced yet: nothing to count. (Counting the items of a large run on every
-    // item added made collecting it quadratic.)
-    if expected_of(c, key)?.is_none() {
         return Ok(None);
     }
     let (count, expected) = progress(c, key)?;
@@ -183,21 +170,35 @@ pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>
 
 /// Every item of a group, in key order (what [`try_close`] hands over), whether the group is
 /// closed or not: for a stage that renders a closed group's output again after a crash.
+/// Holds every payload in memory: for large runs prefer [`visit_items`].
 pub fn items(c: &Connection, key: &BatchKey) -> Result<Vec<BatchItem>, LedgerError> {
-    let mut stmt = c.prepare(
+    let mut items = Vec::new();
+    visit_items(c, key, |item| {
+        items.push(item);
+        Ok(())
+    })?;
+    Ok(items)
+}
+
+/// Streams a group's items in key order to `visit`, one at a time, so a stage can render a
+/// run of any size in bounded memory. Stops at the first error `visit` returns.
+pub fn visit_items<F>(c: &Connection, key: &BatchKey, mut visit: F) -> Result<(), LedgerError>
+where
+    F: FnMut(BatchItem) -> Result<(), LedgerError>,
+{
+    let mut stmt = c.prepare_cached(
         "SELECT item_key, content_hash, payload FROM batch_item
          WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 ORDER BY item_key",
     )?;
-    let items = stmt
-        .query_map((&key.stage, &key.tenant, &key.run_id, &key.group), |r| {
-            Ok(BatchItem {
-                item_key: r.get(0)?,
-                content_hash: r.get(1)?,
-                payload: r.get(2)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(items)
+    let mut rows = stmt.query((&key.stage, &key.tenant, &key.run_id, &key.group))?;
+    while let Some(row) = rows.next()? {
+        visit(BatchItem {
+            item_key: row.get(0)?,
+            content_hash: row.get(1)?,
+            payload: row.get(2)?,
+        })?;
+    }
+    Ok(())
 }
 
 /// Groups of a stage still open (for metrics and `encaisse trace`): key, items, expected.
@@ -206,9 +207,7 @@ pub fn open_groups(
     stage: &str,
 ) -> Result<Vec<(BatchKey, u32, Option<u32>)>, LedgerError> {
     let mut stmt = c.prepare(
-        "SELECT g.tenant, g.run_id, g.group_key, g.expected,
-                (SELECT count(*) FROM batch_item i WHERE i.stage = g.stage AND i.tenant = g.tenant
-                   AND i.run_id = g.run_id AND i.group_key = g.group_key)
+        "SELECT g.tenant, g.run_id, g.group_key, g.expected, g.received
          FROM batch_group g WHERE g.stage = ?1 AND g.closed_at IS NULL ORDER BY g.tenant, g.run_id, g.group_key",
     )?;
     let rows = stmt
@@ -291,6 +290,44 @@ mod tests {
             .await
             .unwrap();
         assert!(again.is_none());
+    }
+
+    #[tokio::test]
+    async fn counts_are_maintained_and_items_stream_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let (progress_before, progress_after) = ledger
+            .write(|c| {
+                set_expected(c, &key("principal"), 3)?;
+                let before = progress(c, &key("principal"))?;
+                for n in [3, 1, 2] {
+                    add_item(c, &key("principal"), &format!("vitry/2026/F{n}"), "h", b"x")?;
+                }
+                // A redelivered item does not count twice.
+                add_item(c, &key("principal"), "vitry/2026/F1", "h", b"x")?;
+                Ok((before, progress(c, &key("principal"))?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(progress_before, (0, Some(3)));
+        assert_eq!(progress_after, (3, Some(3)));
+        let seen = ledger
+            .read(|c| {
+                let mut seen = Vec::new();
+                visit_items(c, &key("principal"), |item| {
+                    seen.push(item.item_key);
+                    Ok(())
+                })?;
+                Ok(seen)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, ["vitry/2026/F1", "vitry/2026/F2", "vitry/2026/F3"]);
+        let open = ledger
+            .read(|c| open_groups(c, "helios.titres"))
+            .await
+            .unwrap();
+        assert_eq!(open[0].1, 3);
     }
 
     #[tokio::test]
