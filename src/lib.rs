@@ -5,8 +5,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod dirs;
 pub mod demo;
+pub mod dirs;
 pub mod exit;
 pub mod http;
 pub mod logging;
