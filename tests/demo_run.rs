@@ -216,6 +216,50 @@ async fn the_demo_runs_end_to_end_to_its_report() {
     );
     assert_eq!(count(&ivry, "CRE-000208", "PAYE"), 0);
 
+    // The journal tells finance staff how each online payment was made (encaisse trace).
+    let year = {
+        use chrono::Datelike;
+        chrono::Utc::now()
+            .with_timezone(&chrono_tz::Europe::Paris)
+            .year()
+    };
+    for (invoice, channel) in [
+        ("ivry/{year}/CRE-000204", "CB"),
+        ("ivry/{year}/CRE-000205", "PRELEVEMENT_UNIQUE"),
+        ("vitry/{year}/PERI-000104", "CB"),
+    ] {
+        let key = invoice.replace("{year}", &year.to_string());
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/encaisse.toml");
+        let output = command(&[
+            "--config",
+            config.to_str().unwrap(),
+            "trace",
+            &key,
+            "--json",
+        ])
+        .env("ENCAISSE_DATA_DIR", &data)
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "trace {key}");
+        let trace: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let steps = trace["steps"].as_array().unwrap();
+        let paid = steps
+            .iter()
+            .find(|s| s["kind"] == "payfip_paid")
+            .unwrap_or_else(|| panic!("{key}: no payfip_paid in {trace:#}"));
+        assert_eq!(paid["detail"]["channel"], channel, "{key}");
+        assert!(
+            !paid["detail"]["reference"].as_str().unwrap().is_empty(),
+            "{key}"
+        );
+        if key.ends_with("PERI-000104") {
+            assert!(
+                steps.iter().any(|s| s["kind"] == "payment_confirmed"),
+                "{key}"
+            );
+        }
+    }
+
     assert_eq!(report["parked"].as_array().unwrap().len(), 0);
     assert!(report["seconds"].as_f64().unwrap() < 180.0);
     // The demo removed its broker topology.

@@ -249,6 +249,8 @@ fn resolved(
         detail: serde_json::json!({
             "payment_id": payment_id,
             "outcome": resolution.outcome.as_str(),
+            "channel": resolution.outcome.channel(),
+            "reference": resolution.numauto,
             "amount": op.amount.to_dot_string(),
             "commission": resolution.commission.map(|m| m.to_dot_string()),
         })

@@ -409,6 +409,14 @@ impl Outcome {
         matches!(self, Outcome::Result(r) if r.is_paid())
     }
 
+    /// The means the family used, when the gateway said (card or one-off debit).
+    pub fn channel(self) -> Option<encaisse_schemas::Channel> {
+        match self {
+            Outcome::Result(r) => r.channel(),
+            Outcome::Expired | Outcome::Closed => None,
+        }
+    }
+
     /// The word the Kiosque return URL carries: `paid`, `refused`, `abandoned`, `expired`.
     pub fn status(self) -> &'static str {
         match self {

@@ -180,6 +180,8 @@ async fn publish_and_record(
         detail: json!({
             "payment_id": payment_id,
             "outcome": outcome.as_str(),
+            "channel": outcome.channel(),
+            "reference": result.numauto,
             "amount": result.amount.to_dot_string(),
             "commission": commission.map(|m| m.to_dot_string()),
         })
