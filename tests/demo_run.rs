@@ -260,6 +260,33 @@ async fn the_demo_runs_end_to_end_to_its_report() {
         }
     }
 
+    // Each planned direct debit names its pain.008: the first file, then the re-presentation.
+    let key = format!("ivry/{year}/CRE-000201");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/encaisse.toml");
+    let output = command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "trace",
+        &key,
+        "--json",
+    ])
+    .env("ENCAISSE_DATA_DIR", &data)
+    .output()
+    .unwrap();
+    let trace: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let planned: Vec<&str> = trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "collection_planned")
+        .map(|s| s["detail"]["file"].as_str().unwrap())
+        .collect();
+    let pain008: Vec<&str> = files[3..]
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(planned, pain008, "{trace:#}");
+
     assert_eq!(report["parked"].as_array().unwrap().len(), 0);
     assert!(report["seconds"].as_f64().unwrap() < 180.0);
     // The demo removed its broker topology.

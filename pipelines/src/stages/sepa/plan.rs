@@ -244,7 +244,7 @@ pub fn plan_regie(
                 c,
                 ctx,
                 &creditor,
-                file_id,
+                (file_id, &name.file_name),
                 &block.payment_info_id,
                 collection,
                 candidate,
@@ -420,16 +420,18 @@ fn allocate_name(
 }
 
 /// Stores what the planned collection carries (for matching returns, amendments and
-/// re-presentation) and journals it.
+/// re-presentation) and journals it, naming the pain.008 file (`file`: its ledger id and
+/// name) that will carry it.
 fn record_planned(
     c: &Connection,
     ctx: PlanContext<'_>,
     creditor: &Creditor,
-    file_id: i64,
+    file: (i64, &str),
     payment_info_id: &str,
     collection: &Collection,
     candidate: &Candidate,
 ) -> Result<(), PlanError> {
+    let (file_id, file_name) = file;
     let tenant = ctx.tenant.id.as_str();
     let invoice = &candidate.invoice;
     let key = invoice.invoice.key();
@@ -468,6 +470,7 @@ fn record_planned(
             "amount": collection.amount.to_dot_string(),
             "regie": invoice.regie,
             "amended": collection.mandate.amendment.is_some(),
+            "file": file_name,
             "cause": ctx.cause,
         }),
         &format!("sepa:planned:{tenant}:{}", collection.end_to_end_id),
