@@ -217,7 +217,11 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> u8 {
     }
     let mut sim = None;
     let mut cleanup = None;
-    let outcome = start_and_tell(options, &mut progress, &shutdown, &mut sim, &mut cleanup).await;
+    // Ctrl-C stops the daemon (the signal handler cancels `shutdown`) and the story with it.
+    let outcome = tokio::select! {
+        outcome = start_and_tell(options, &mut progress, &shutdown, &mut sim, &mut cleanup) => outcome,
+        () = shutdown.cancelled() => Err(DemoError::step("interrupted", "stop requested (Ctrl-C)")),
+    };
     let code = match outcome {
         Ok((report, daemon)) => {
             let _ = report.print(progress.out());
