@@ -2,6 +2,7 @@
 //! wiring of stages into the runtime. The work itself lives in the other crates
 //! (ARCHITECTURE.md, "Crates"); this crate reads the TOML file and builds them.
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

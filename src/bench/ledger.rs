@@ -1,0 +1,237 @@
+//! The daemon's ledger, read from outside (a read-only SQLite connection beside the running
+//! daemon: WAL lets it read without blocking the writer): how far a run has gone, and when
+//! each step ended.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use encaisse_ledger::rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::error::{BenchError, Result};
+
+/// A read-only view of `<data_dir>/ledger.sqlite`.
+pub struct LedgerView {
+    conn: Connection,
+}
+
+/// The Polyfac run of an export, once `polyfac.ingest` closed it.
+#[derive(Debug, Clone)]
+pub struct IngestRun {
+    pub run_id: String,
+    /// Invoices published by the run (titres and régie).
+    pub invoices: u64,
+    /// Invoices the ingest rejected (invalid or refused).
+    pub refused: u64,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Where `helios.titres` stands for a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeliosProgress {
+    /// Files planned and written.
+    pub files_written: u64,
+    /// Files planned and not written yet.
+    pub files_unwritten: u64,
+    /// Titres in the written files.
+    pub titres_written: u64,
+    /// Invoices of the run refused before numbering.
+    pub refused: u64,
+}
+
+/// When each step of a run ended, from the ledger's own timestamps.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub ingest_closed: Option<DateTime<Utc>>,
+    /// The last `helios.titres` group of the run closed: every invoice and the run's
+    /// `billing_run.closed` were consumed.
+    pub helios_collected: Option<DateTime<Utc>>,
+    pub last_file_planned: Option<DateTime<Utc>>,
+    pub last_file_written: Option<DateTime<Utc>>,
+}
+
+/// A count or size from SQLite (an `i64`), as `u64`.
+fn count(
+    r: &encaisse_ledger::rusqlite::Row<'_>,
+    i: usize,
+) -> encaisse_ledger::rusqlite::Result<u64> {
+    Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+}
+
+fn time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl LedgerView {
+    /// Opens the ledger read-only, waiting (bounded) for the daemon to create it.
+    pub async fn open(path: &Path, timeout: Duration) -> Result<Self> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if path.exists() {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(10))?;
+                return Ok(LedgerView { conn });
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(BenchError::Daemon(format!(
+                    "no ledger at {} after {timeout:?}",
+                    path.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The ledger of the daemon configured by `config`.
+    pub async fn of(config: &crate::config::Config) -> Result<Self> {
+        Self::open(
+            &crate::dirs::ledger_path(&config.data_dir),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// The raw connection, for the chaos run's checks.
+    /// [`count`] for the chaos checks.
+    pub fn count(
+        r: &encaisse_ledger::rusqlite::Row<'_>,
+        i: usize,
+    ) -> encaisse_ledger::rusqlite::Result<u64> {
+        count(r, i)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The run `polyfac.ingest` closed for the export `file` of `tenant`, if closed.
+    pub fn ingest_run(&self, tenant: &str, file: &str) -> Result<Option<IngestRun>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT run_id, invoices, refused, closed_at FROM polyfac_run
+                 WHERE tenant = ?1 AND file = ?2 ORDER BY closed_at DESC LIMIT 1",
+                (tenant, file),
+                |r| {
+                    Ok(IngestRun {
+                        run_id: r.get(0)?,
+                        invoices: count(r, 1)?,
+                        refused: count(r, 2)?,
+                        closed_at: time(r.get(3)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Invoices `polyfac.ingest` published and recorded so far (every run).
+    pub fn issued(&self, tenant: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM polyfac_issued WHERE tenant = ?1",
+            [tenant],
+            |r| count(r, 0),
+        )?)
+    }
+
+    /// Invoices `helios.titres` collected so far (every run).
+    pub fn helios_collected(&self, tenant: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM batch_item WHERE stage = 'helios.titres' AND tenant = ?1",
+            [tenant],
+            |r| count(r, 0),
+        )?)
+    }
+
+    /// Messages each stage processed (deduplication records), by stage.
+    pub fn processed_by_stage(&self) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT stage, count(*) FROM processed_message GROUP BY stage ORDER BY stage",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, count(r, 1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// `helios.titres`'s files and refusals for a run.
+    pub fn helios_progress(&self, tenant: &str, run_id: &str) -> Result<HeliosProgress> {
+        let (files_written, files_unwritten, titres_written): (u64, u64, u64) =
+            self.conn.query_row(
+                "SELECT count(written_at), count(*) - count(written_at),
+                        coalesce(sum(CASE WHEN written_at IS NOT NULL THEN pieces END), 0)
+                 FROM helios_file WHERE tenant = ?1 AND run_id = ?2",
+                (tenant, run_id),
+                |r| Ok((count(r, 0)?, count(r, 1)?, count(r, 2)?)),
+            )?;
+        let refused = self.conn.query_row(
+            "SELECT count(*) FROM helios_refused WHERE tenant = ?1 AND run_id = ?2",
+            (tenant, run_id),
+            |r| count(r, 0),
+        )?;
+        Ok(HeliosProgress {
+            files_written,
+            files_unwritten,
+            titres_written,
+            refused,
+        })
+    }
+
+    /// When each step of the run ended.
+    pub fn timeline(&self, tenant: &str, run_id: &str) -> Result<Timeline> {
+        let ingest_closed = self
+            .conn
+            .query_row(
+                "SELECT closed_at FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
+                (tenant, run_id),
+                |r| r.get(0),
+            )
+            .optional()?;
+        let helios_collected = self.conn.query_row(
+            "SELECT max(closed_at) FROM batch_group WHERE stage = 'helios.titres' AND tenant = ?1 AND run_id = ?2",
+            (tenant, run_id),
+            |r| r.get(0),
+        )?;
+        let (planned, written) = self.conn.query_row(
+            "SELECT max(planned_at), max(written_at) FROM helios_file WHERE tenant = ?1 AND run_id = ?2",
+            (tenant, run_id),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Timeline {
+            ingest_closed: time(ingest_closed),
+            helios_collected: time(helios_collected),
+            last_file_planned: time(planned),
+            last_file_written: time(written),
+        })
+    }
+
+    /// Parked messages `ops.parking` stored (every stage).
+    pub fn parked(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM parked_message", [], |r| count(r, 0))?)
+    }
+
+    /// `payfip_invoice` rows of a tenant whose number starts with `prefix`.
+    pub fn payfip_invoices(&self, tenant: &str, prefix: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM payfip_invoice WHERE tenant = ?1 AND number LIKE ?2 || '%'",
+            (tenant, prefix),
+            |r| count(r, 0),
+        )?)
+    }
+}
+
+impl LedgerView {
+    /// `titres` invoices a run published.
+    pub fn titres_issued(&self, tenant: &str, run_id: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM polyfac_issued WHERE tenant = ?1 AND run_id = ?2 AND collection = 'titres'",
+            (tenant, run_id),
+            |r| count(r, 0),
+        )?)
+    }
+}
