@@ -481,21 +481,28 @@ async fn a_run_larger_than_a_bordereau_is_split_in_one_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invoice_of_a_tenant_without_helios_is_parked() {
+async fn an_invoice_and_its_run_of_a_tenant_without_helios_are_parked() {
     let t = tenant_id("none");
     let other = tenant_id("configured");
     let flow = Flow::start(vec![tenant(&other, BordereauKind::Ormc)]).await;
     let run = "run-none";
     let i = invoice(&t, run, &Inv::new("F2026000061", "10.00"));
     flow.publish(&i).await;
+    // Its run is parked too (not acked): replayed with the invoice once the tenant has
+    // [tenants.helios], it closes the run.
+    flow.publish(&run_closed(&t, run, std::slice::from_ref(&i)))
+        .await;
     let parked = format!("{}.{STAGE}.parked", flow.ns.prefix);
-    support::wait_until("the invoice parked", Duration::from_secs(30), || async {
-        flow.client.count(&parked).await == 1
-    })
+    support::wait_until(
+        "the invoice and its run parked",
+        Duration::from_secs(30),
+        || async { flow.client.count(&parked).await == 2 },
+    )
     .await;
-    let delivery = flow.client.drain(&parked).await.pop().unwrap();
-    assert_eq!(
-        support::text_header(&delivery.properties, "encaisse-error-kind").as_deref(),
-        Some("no_helios_config")
-    );
+    for delivery in flow.client.drain(&parked).await {
+        assert_eq!(
+            support::text_header(&delivery.properties, "encaisse-error-kind").as_deref(),
+            Some("no_helios_config")
+        );
+    }
 }

@@ -111,10 +111,17 @@ impl HeliosTitres {
             .map(|b| (b.budget.clone(), b.invoices))
             .collect();
         let Some(tenant) = self.settings.tenant(run.tenant.as_str()) else {
-            if groups.iter().any(|(_, n)| *n > 0) {
-                tracing::warn!(tenant = %run.tenant, run = %run.run_id, "Billing run with titres for a tenant without [tenants.helios]; its invoices were refused.");
+            let titres: u32 = groups.iter().map(|(_, n)| n).sum();
+            if titres == 0 {
+                return Ok(Handled::none());
             }
-            return Ok(Handled::none());
+            // Parked like the run's invoices (same kind): once `[tenants.helios]` is added,
+            // replaying them all closes the run and writes its PES file.
+            return Err(HeliosError::Setup(format!(
+                "tenant {} has no [tenants.helios] section: billing run {} ({titres} titres) cannot be sent to Hélios",
+                run.tenant, run.run_id
+            ))
+            .into());
         };
         self.write_pending(tenant, Check::IfPending).await?;
         let (tenant_cfg, date, tenant_id, run_id) = (
