@@ -40,19 +40,19 @@ impl Ledger {
         c: &rusqlite::Connection,
         fact: &InvoiceFact,
     ) -> Result<(), LedgerError> {
-        c.execute(
+        c.prepare_cached(
             "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (dedupe_key) DO NOTHING",
-            (
-                &fact.invoice_key,
-                &fact.tenant,
-                &fact.at,
-                &fact.kind,
-                &fact.detail,
-                &fact.dedupe_key,
-            ),
-        )?;
+        )?
+        .execute((
+            &fact.invoice_key,
+            &fact.tenant,
+            &fact.at,
+            &fact.kind,
+            &fact.detail,
+            &fact.dedupe_key,
+        ))?;
         Ok(())
     }
 

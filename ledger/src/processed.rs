@@ -69,7 +69,8 @@ impl Ledger {
         stage: &str,
         message_id: &str,
     ) -> Result<Option<ProcessedMessage>, LedgerError> {
-        Ok(c.query_row(SELECT, (stage, message_id), row_to_processed)
+        Ok(c.prepare_cached(SELECT)?
+            .query_row((stage, message_id), row_to_processed)
             .optional()?)
     }
 
@@ -80,12 +81,14 @@ impl Ledger {
         c: &Connection,
         message: &ProcessedMessage,
     ) -> Result<bool, LedgerError> {
-        let inserted = c.execute(
-            "INSERT INTO processed_message
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO processed_message
                  (stage, message_id, message_type, tenant, invoice_key, processed_at, outputs)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (stage, message_id) DO NOTHING",
-            (
+            )?
+            .execute((
                 &message.stage,
                 &message.message_id,
                 &message.message_type,
@@ -93,8 +96,7 @@ impl Ledger {
                 &message.invoice_key,
                 &message.processed_at,
                 &message.outputs,
-            ),
-        )?;
+            ))?;
         Ok(inserted == 1)
     }
 
