@@ -227,11 +227,12 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> u8 {
             let _ = report.print(progress.out());
             let ok = report.failed().is_empty();
             if options.keep_running && !shutdown.is_cancelled() {
+                let bin = this_binary();
                 let _ = writeln!(
                     progress.out(),
                     "\nThe daemon keeps running (Ctrl-C stops it). In another terminal:\n  \
-                     ENCAISSE_DATA_DIR={} encaisse dlq list --group\n  \
-                     ENCAISSE_DATA_DIR={} encaisse trace vitry/{}/PERI-000104",
+                     ENCAISSE_DATA_DIR={} {bin} dlq list --group\n  \
+                     ENCAISSE_DATA_DIR={} {bin} trace vitry/{}/PERI-000104",
                     options.data_dir.display(),
                     options.data_dir.display(),
                     exports::Dates {
@@ -266,6 +267,18 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> u8 {
         tracing::warn!(error = %e, "Cannot remove the demo's broker topology.");
     }
     code
+}
+
+/// How to call this binary from the current directory (`target/debug/encaisse`), for hints.
+fn this_binary() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => exe
+            .strip_prefix(&cwd)
+            .map_or_else(|_| exe.display().to_string(), |p| p.display().to_string()),
+        _ => "encaisse".to_string(),
+    }
 }
 
 type Started = (report::Report, tokio::task::JoinHandle<u8>);
