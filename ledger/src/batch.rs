@@ -76,9 +76,8 @@ pub fn add_item(
             ),
         });
     }
-    c.execute(
-        "INSERT INTO batch_item (stage, tenant, item_key, run_id, group_key, content_hash, payload, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    c.prepare_cached("INSERT INTO batch_item (stage, tenant, item_key, run_id, group_key, content_hash, payload, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
         (
             &key.stage,
             &key.tenant,
@@ -90,9 +89,8 @@ pub fn add_item(
             now(),
         ),
     )?;
-    c.execute(
-        "INSERT INTO batch_group (stage, tenant, run_id, group_key, received) VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (stage, tenant, run_id, group_key) DO UPDATE SET received = received + 1",
+    c.prepare_cached("INSERT INTO batch_group (stage, tenant, run_id, group_key, received) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (stage, tenant, run_id, group_key) DO UPDATE SET received = received + 1")?.execute(
         (&key.stage, &key.tenant, &key.run_id, &key.group),
     )?;
     Ok(AddOutcome::Added)
@@ -101,14 +99,12 @@ pub fn add_item(
 /// Records how many items the run announced for this group. Idempotent; announcing a
 /// different count later is a conflict.
 pub fn set_expected(c: &Connection, key: &BatchKey, expected: u32) -> Result<(), LedgerError> {
-    c.execute(
-        "INSERT INTO batch_group (stage, tenant, run_id, group_key, expected) VALUES (?1, ?2, ?3, ?4, ?5)
+    c.prepare_cached("INSERT INTO batch_group (stage, tenant, run_id, group_key, expected) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (stage, tenant, run_id, group_key) DO UPDATE SET expected = excluded.expected
-         WHERE batch_group.expected IS NULL",
+         WHERE batch_group.expected IS NULL")?.execute(
         (&key.stage, &key.tenant, &key.run_id, &key.group, expected),
     )?;
-    let stored: Option<u32> = c.query_row(
-        "SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+    let stored: Option<u32> = c.prepare_cached("SELECT expected FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4")?.query_row(
         (&key.stage, &key.tenant, &key.run_id, &key.group),
         |r| r.get(0),
     )?;
@@ -122,8 +118,7 @@ pub fn set_expected(c: &Connection, key: &BatchKey, expected: u32) -> Result<(),
 }
 
 fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerError> {
-    Ok(c.query_row(
-        "SELECT closed_at FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+    Ok(c.prepare_cached("SELECT closed_at FROM batch_group WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4")?.query_row(
         (&key.stage, &key.tenant, &key.run_id, &key.group),
         |r| r.get::<_, Option<String>>(0),
     )
@@ -133,12 +128,13 @@ fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerErr
 
 /// Items collected so far and the announced count.
 pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), LedgerError> {
-    Ok(c.query_row(
+    Ok(c.prepare_cached(
         "SELECT received, expected FROM batch_group
              WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
-        (&key.stage, &key.tenant, &key.run_id, &key.group),
-        |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Option<u32>>(1)?)),
-    )
+    )?
+    .query_row((&key.stage, &key.tenant, &key.run_id, &key.group), |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, Option<u32>>(1)?))
+    })
     .optional()?
     .unwrap_or((0, None)))
 }
@@ -161,8 +157,7 @@ pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>
         }
         _ => return Ok(None),
     }
-    c.execute(
-        "UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4",
+    c.prepare_cached("UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4")?.execute(
         (&key.stage, &key.tenant, &key.run_id, &key.group, now()),
     )?;
     items(c, key).map(Some)

@@ -115,7 +115,7 @@ impl fmt::Debug for InvoiceRecord {
 
 /// Records (or updates, for a corrected invoice) what the API needs of an invoice.
 pub fn upsert_invoice(c: &Connection, r: &InvoiceRecord, now: &str) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO payfip_invoice (tenant, exercice, number, content_hash, amount_cents, email,
              collection, budget, regie, numcli, online_payable, issued_on, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -125,22 +125,22 @@ pub fn upsert_invoice(c: &Connection, r: &InvoiceRecord, now: &str) -> Result<()
              regie = excluded.regie, numcli = excluded.numcli,
              online_payable = excluded.online_payable, issued_on = excluded.issued_on,
              updated_at = excluded.updated_at",
-        params![
-            r.invoice.tenant.as_str(),
-            r.invoice.exercice,
-            r.invoice.number,
-            r.content_hash,
-            r.amount.cents(),
-            r.email,
-            collection_text(r.collection),
-            r.budget,
-            r.regie,
-            r.numcli,
-            r.online_payable,
-            r.issued_on.format("%Y-%m-%d").to_string(),
-            now,
-        ],
-    )?;
+    )?
+    .execute(params![
+        r.invoice.tenant.as_str(),
+        r.invoice.exercice,
+        r.invoice.number,
+        r.content_hash,
+        r.amount.cents(),
+        r.email,
+        collection_text(r.collection),
+        r.budget,
+        r.regie,
+        r.numcli,
+        r.online_payable,
+        r.issued_on.format("%Y-%m-%d").to_string(),
+        now,
+    ])?;
     Ok(())
 }
 
@@ -197,7 +197,7 @@ pub struct TitreRecord {
 /// Records the titre of an invoice; a later PES Retour updates the reference but keeps the
 /// earliest date of prise en charge.
 pub fn upsert_titre(c: &Connection, r: &TitreRecord) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO payfip_titre (tenant, exercice, number, budget, titre_exercice,
              bordereau_type, id_bord, id_pce, taken_in_charge_on)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -206,18 +206,18 @@ pub fn upsert_titre(c: &Connection, r: &TitreRecord) -> Result<(), LedgerError> 
              bordereau_type = excluded.bordereau_type, id_bord = excluded.id_bord,
              id_pce = excluded.id_pce,
              taken_in_charge_on = min(taken_in_charge_on, excluded.taken_in_charge_on)",
-        params![
-            r.invoice.tenant.as_str(),
-            r.invoice.exercice,
-            r.invoice.number,
-            r.titre.budget,
-            r.titre.exercice,
-            r.titre.bordereau_type,
-            r.titre.id_bord,
-            r.titre.id_pce,
-            r.taken_in_charge_on.format("%Y-%m-%d").to_string(),
-        ],
-    )?;
+    )?
+    .execute(params![
+        r.invoice.tenant.as_str(),
+        r.invoice.exercice,
+        r.invoice.number,
+        r.titre.budget,
+        r.titre.exercice,
+        r.titre.bordereau_type,
+        r.titre.id_bord,
+        r.titre.id_pce,
+        r.taken_in_charge_on.format("%Y-%m-%d").to_string(),
+    ])?;
     Ok(())
 }
 
@@ -312,12 +312,12 @@ impl Coverage {
 /// What is paid of `invoice`.
 pub fn coverage(c: &Connection, invoice: &InvoiceRef) -> Result<Coverage, LedgerError> {
     let key = params![invoice.tenant.as_str(), invoice.exercice, invoice.number];
-    let cents: i64 = c.query_row(
-        "SELECT coalesce(sum(amount_cents), 0) FROM payfip_payment
+    let cents: i64 = c
+        .prepare_cached(
+            "SELECT coalesce(sum(amount_cents), 0) FROM payfip_payment
          WHERE tenant = ?1 AND exercice = ?2 AND number = ?3 AND received = 1 AND reversed = 0",
-        key,
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(key, |r| r.get(0))?;
     let paid_attempt: Option<String> = c
         .query_row(
             "SELECT payment_id FROM payfip_operation
@@ -610,10 +610,8 @@ pub fn insert_operation(c: &Connection, op: &Operation) -> Result<(), LedgerErro
 /// Takes the "current attempt" mark off an attempt (a newer one supersedes it; it stays
 /// unresolved and the reconciliation still asks about it).
 pub fn deactivate(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
-    c.execute(
-        "UPDATE payfip_operation SET active = 0 WHERE op_id = ?1",
-        [op_id],
-    )?;
+    c.prepare_cached("UPDATE payfip_operation SET active = 0 WHERE op_id = ?1")?
+        .execute([op_id])?;
     Ok(())
 }
 
@@ -624,11 +622,12 @@ pub fn open_ws(
     idop: &str,
     payment_id: &str,
 ) -> Result<(), LedgerError> {
-    let n = c.execute(
-        "UPDATE payfip_operation SET state = 'open', idop = ?2, payment_id = ?3
+    let n = c
+        .prepare_cached(
+            "UPDATE payfip_operation SET state = 'open', idop = ?2, payment_id = ?3
          WHERE op_id = ?1 AND state = 'creating'",
-        params![op_id, idop, payment_id],
-    )?;
+        )?
+        .execute(params![op_id, idop, payment_id])?;
     if n == 1 {
         Ok(())
     } else {
@@ -640,31 +639,28 @@ pub fn open_ws(
 
 /// Drops a reservation whose gateway call failed.
 pub fn delete_reservation(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
-    c.execute(
-        "DELETE FROM payfip_operation WHERE op_id = ?1 AND state = 'creating'",
-        [op_id],
-    )?;
+    c.prepare_cached("DELETE FROM payfip_operation WHERE op_id = ?1 AND state = 'creating'")?
+        .execute([op_id])?;
     Ok(())
 }
 
 /// Marks that a notification (or browser return) asked for the result of an unresolved
 /// attempt. `true` only for the first one: duplicates are then answered without publishing.
 pub fn claim_notification(c: &Connection, op_id: &str, now: &str) -> Result<bool, LedgerError> {
-    let n = c.execute(
-        "UPDATE payfip_operation SET notified_at = ?2, requested_at = ?2
+    let n = c
+        .prepare_cached(
+            "UPDATE payfip_operation SET notified_at = ?2, requested_at = ?2
          WHERE op_id = ?1 AND outcome IS NULL AND state = 'open' AND notified_at IS NULL",
-        params![op_id, now],
-    )?;
+        )?
+        .execute(params![op_id, now])?;
     Ok(n == 1)
 }
 
 /// Undoes [`claim_notification`] when the confirmation could not be published, so that the
 /// next notification (or the reconciliation) asks again.
 pub fn release_notification(c: &Connection, op_id: &str) -> Result<(), LedgerError> {
-    c.execute(
-        "UPDATE payfip_operation SET notified_at = NULL WHERE op_id = ?1",
-        [op_id],
-    )?;
+    c.prepare_cached("UPDATE payfip_operation SET notified_at = NULL WHERE op_id = ?1")?
+        .execute([op_id])?;
     Ok(())
 }
 
@@ -743,21 +739,21 @@ pub fn close_stale_classic(
     created_before: &str,
     now: &str,
 ) -> Result<usize, LedgerError> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "UPDATE payfip_operation SET state = 'resolved', active = 0, outcome = 'closed',
              resolved_at = ?2
          WHERE channel = 'classic' AND outcome IS NULL AND created_at <= ?1",
-        params![created_before, now],
-    )?)
+    )?
+    .execute(params![created_before, now])?)
 }
 
 /// Removes reservations whose gateway call never finished (a crash between reserving and
 /// storing the idOp): no family was sent anywhere with them.
 pub fn drop_stale_reservations(c: &Connection, created_before: &str) -> Result<usize, LedgerError> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "DELETE FROM payfip_operation WHERE state = 'creating' AND created_at <= ?1",
-        [created_before],
-    )?)
+    )?
+    .execute([created_before])?)
 }
 
 #[cfg(test)]

@@ -41,21 +41,21 @@ pub fn learn_invoice(
     if let Some(known) = invoice(c, &seen.tenant, &seen.invoice_key)? {
         return Ok((known.content_hash != seen.content_hash).then_some(known.content_hash));
     }
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO polyfac_export_invoice (tenant, invoice_key, family_code, total_cents,
              payment_mode, application, content_hash, seen_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        (
-            &seen.tenant,
-            &seen.invoice_key,
-            &seen.family_code,
-            seen.total.cents(),
-            &seen.payment_mode,
-            &seen.application,
-            &seen.content_hash,
-            at,
-        ),
-    )?;
+    )?
+    .execute((
+        &seen.tenant,
+        &seen.invoice_key,
+        &seen.family_code,
+        seen.total.cents(),
+        &seen.payment_mode,
+        &seen.application,
+        &seen.content_hash,
+        at,
+    ))?;
     Ok(None)
 }
 
@@ -229,27 +229,27 @@ pub fn record_sighting(
     s: &Sighting,
     at: &str,
 ) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO polyfac_payment (tenant, payment_id, invoice_key, amount_cents, channel,
              source, reference, seen_at, confirms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        (
-            tenant,
-            &s.payment_id,
-            &s.invoice_key,
-            s.amount_cents,
-            canal(s.channel),
-            source_text(s.source),
-            &s.reference,
-            at,
-            &s.confirms,
-        ),
-    )?;
+    )?
+    .execute((
+        tenant,
+        &s.payment_id,
+        &s.invoice_key,
+        s.amount_cents,
+        canal(s.channel),
+        source_text(s.source),
+        &s.reference,
+        at,
+        &s.confirms,
+    ))?;
     if let Some(primary) = &s.confirms {
-        c.execute(
+        c.prepare_cached(
             "UPDATE polyfac_payment SET confirmed_by = ?3 WHERE tenant = ?1 AND payment_id = ?2",
-            (tenant, primary, &s.payment_id),
-        )?;
+        )?
+        .execute((tenant, primary, &s.payment_id))?;
     }
     Ok(())
 }
@@ -261,10 +261,10 @@ pub fn mark_reversed(
     primary: &str,
     at: &str,
 ) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE polyfac_payment SET reversed_at = ?3 WHERE tenant = ?1 AND payment_id = ?2",
-        (tenant, primary, at),
-    )?;
+    )?
+    .execute((tenant, primary, at))?;
     Ok(())
 }
 
@@ -284,10 +284,9 @@ pub struct NewLine<'a> {
 
 /// Records a line once; `false` when a line with the same key was already recorded.
 pub fn record_line(c: &Connection, line: &NewLine<'_>, at: &str) -> Result<bool, LedgerError> {
-    let inserted = c.execute(
-        "INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at)
+    let inserted = c.prepare_cached("INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (tenant, event_key) DO NOTHING",
+         ON CONFLICT (tenant, event_key) DO NOTHING")?.execute(
         (
             line.tenant,
             line.event_key,
@@ -352,27 +351,23 @@ pub fn plan_next_file(
     let Some(day) = day else {
         return Ok(None);
     };
-    let seq: u32 = c.query_row(
-        "SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file WHERE tenant = ?1 AND day = ?2",
+    let seq: u32 = c.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file WHERE tenant = ?1 AND day = ?2")?.query_row(
         (tenant, &day),
         |r| r.get(0),
     )?;
     let name = name_of(&day, seq)?;
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO polyfac_reglements_file (tenant, day, seq, name, lines, planned_at)
          VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-        (tenant, &day, seq, &name, at),
-    )?;
+    )?
+    .execute((tenant, &day, seq, &name, at))?;
     let id = c.last_insert_rowid();
-    let lines = c.execute(
-        "UPDATE polyfac_reglement_line SET file_id = ?3 WHERE tenant = ?1 AND day = ?2 AND file_id IS NULL",
+    let lines = c.prepare_cached("UPDATE polyfac_reglement_line SET file_id = ?3 WHERE tenant = ?1 AND day = ?2 AND file_id IS NULL")?.execute(
         (tenant, &day, id),
     )?;
     let lines = u32::try_from(lines).unwrap_or(u32::MAX);
-    c.execute(
-        "UPDATE polyfac_reglements_file SET lines = ?2 WHERE id = ?1",
-        (id, lines),
-    )?;
+    c.prepare_cached("UPDATE polyfac_reglements_file SET lines = ?2 WHERE id = ?1")?
+        .execute((id, lines))?;
     Ok(Some(PlannedFile {
         id,
         tenant: tenant.to_string(),
@@ -397,9 +392,9 @@ pub fn file_rows(c: &Connection, file_id: i64) -> Result<Vec<(String, Vec<u8>)>,
 
 /// Marks a planned file written.
 pub fn mark_written(c: &Connection, file_id: i64, at: &str) -> Result<(), LedgerError> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE polyfac_reglements_file SET written_at = ?2 WHERE id = ?1 AND written_at IS NULL",
-        (file_id, at),
-    )?;
+    )?
+    .execute((file_id, at))?;
     Ok(())
 }
