@@ -21,7 +21,8 @@ use encaisse_polyfac::{
 };
 use encaisse_schemas::{
     Channel, Event, InvoiceIssued, Money, PayfipFailure, PaymentFailed, PaymentReceived,
-    PaymentReversed, PaymentSource, SequenceType, TenantId, TitreAccepted, TitreRef, TitreSource,
+    PaymentReversed, PaymentSource, SequenceType, TenantId, TitreAccepted, TitreRef, TitreRejected,
+    TitreSource,
 };
 use lapin::BasicProperties;
 use polyfac::{Harness, count, sample, vitry};
@@ -128,19 +129,41 @@ fn helios_emargement(invoice: &InvoiceIssued) -> PaymentReceived {
     }
 }
 
+/// Titre 2026/01/12/`id_pce` of budget `principal`.
+fn titre(id_pce: u32) -> TitreRef {
+    TitreRef {
+        budget: "principal".into(),
+        exercice: 2026,
+        bordereau_type: "01".into(),
+        id_bord: 12,
+        id_pce,
+    }
+}
+
 fn titre_accepted(invoice: &InvoiceIssued, source: TitreSource) -> TitreAccepted {
     TitreAccepted {
         schema_version: 1,
         invoice: invoice.invoice.clone(),
-        titre: TitreRef {
-            budget: "principal".into(),
-            exercice: 2026,
-            bordereau_type: "01".into(),
-            id_bord: 12,
-            id_pce: 345,
-        },
+        titre: titre(345),
         source,
         accepted_at: at("2026-02-05T09:00:00+01:00"),
+        file: match source {
+            TitreSource::Acquit => "PES_ACQUIT.xml".into(),
+            TitreSource::Retour => "PES2R_RCE_081_00_2026_1.xml".into(),
+        },
+    }
+}
+
+/// The guichet refuses the bordereau of `invoice` (acquit KO).
+fn titre_rejected_at_the_acquit(invoice: &InvoiceIssued) -> TitreRejected {
+    TitreRejected {
+        schema_version: 1,
+        invoice: invoice.invoice.clone(),
+        titre: titre(346),
+        source: TitreSource::Acquit,
+        code: "ACQUIT_KO".into(),
+        text: "Bordereau rejete".into(),
+        rejected_at: at("2026-02-05T09:00:00+01:00"),
         file: "PES_ACQUIT.xml".into(),
     }
 }
@@ -237,9 +260,10 @@ async fn the_same_event_twice_is_one_line_and_files_roll_to_the_next_seq() {
         "nothing new, no file"
     );
 
-    publish(&h, &titre_accepted(&invoices[0], TitreSource::Acquit), None).await;
-    // The PES Retour says it again: it confirms, no second line.
-    publish(&h, &titre_accepted(&invoices[0], TitreSource::Retour), None).await;
+    let taken = titre_accepted(&invoices[0], TitreSource::Retour);
+    publish(&h, &taken, None).await;
+    // The same prise en charge replayed under another id: it confirms, no second line.
+    publish(&h, &taken, Some("retour-replayed-under-another-id")).await;
     h.wait_count("both titre events handled", HANDLED, 6).await;
     assert_eq!(count(&h.ledger, LINES).await, 2);
     flush.flush_all(&h.ledger).await;
@@ -253,6 +277,42 @@ async fn the_same_event_twice_is_one_line_and_files_roll_to_the_next_seq() {
     assert_eq!(second.len(), 2, "header and the new line only: {second:?}");
     assert_eq!(second[0], HEADER);
     assert!(second[1].contains(";TITRE_PRIS_EN_CHARGE;"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_pes_retour_tells_polyfac_a_titre_is_taken_in_charge() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let (taken, refused) = (&invoices[0], &invoices[1]);
+    // The guichet integrated the bordereau: not a prise en charge, no line.
+    publish(&h, &titre_accepted(taken, TitreSource::Acquit), None).await;
+    h.wait_count("the acquit handled", HANDLED, 3).await;
+    assert_eq!(
+        count(&h.ledger, LINES).await,
+        0,
+        "an acquit is no prise en charge"
+    );
+    // A titre the guichet rejects is still told.
+    publish(&h, &titre_rejected_at_the_acquit(refused), None).await;
+    h.wait_count("the rejected titre's line", LINES, 1).await;
+    // The comptable takes the first titre in charge (PES Retour).
+    publish(&h, &titre_accepted(taken, TitreSource::Retour), None).await;
+    h.wait_count("the prise en charge's line", LINES, 2).await;
+    h.wait_count("every event handled", HANDLED, 5).await;
+    assert_eq!(count(&h.ledger, LINES).await, 2);
+
+    flusher(&h).flush_all(&h.ledger).await;
+    let lines = lines_of(&std::fs::read(h.area("vitry", "outbox").join(file_name(1))).unwrap());
+    let mut rows = lines[1..].to_vec();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "F2026-000101;FAM000123;05/02/2026;62,95;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;",
+            "F2026-000102;FAM000456;05/02/2026;70,13;;TITRE_REJETE;2026/01/12/346;ACQUIT_KO Bordereau rejete;",
+        ]
+    );
     h.stop().await;
 }
 

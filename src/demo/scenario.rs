@@ -137,16 +137,15 @@ pub const IVRY_BANK_REJECTS: [(&str, &str); 2] = [
 pub type Reglement = (&'static str, &'static str, &'static str, &'static str);
 
 /// Every REGLEMENTS line of the demo, and nothing else.
-pub const REGLEMENTS: [Reglement; 19] = [
-    // The guichet accepted the bordereau: each titre taken in charge, once (the PES Retour
-    // confirms it and adds no line).
+pub const REGLEMENTS: [Reglement; 18] = [
+    // The PES Retour: the comptable took five titres in charge, once each (the next PES
+    // Retour repeats it and adds no line) and rejected one. The acquit before it (the guichet
+    // integrated the bordereau) is no prise en charge: no line, only the invoices' journal.
     ("vitry", "PERI-000101", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000102", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000103", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000104", "TITRE_PRIS_EN_CHARGE", ""),
-    ("vitry", "PERI-000105", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000106", "TITRE_PRIS_EN_CHARGE", ""),
-    // Then the comptable rejected one.
     ("vitry", "PERI-000105", "TITRE_REJETE", ""),
     // Émargements: one per line (PERI-000101 has two lines).
     ("vitry", "PERI-000101", "PAYE", "PRELEVEMENT"),

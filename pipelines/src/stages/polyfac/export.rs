@@ -8,9 +8,14 @@
 //!   payment ([`super::reconcile`]): then a journal fact, no line — Polyfac is told once.
 //! * `payment.reversed` → `ANNULE` with the original payment's channel and reference, once
 //!   per payment (reversing either sighting of a reconciled pair cancels the payment).
-//! * `payment.failed`, `payment.rejected` → `REJETE`; `titre.rejected` → `TITRE_REJETE`.
-//! * `titre.accepted` → `TITRE_PRIS_EN_CHARGE` once per titre: the acquit and the PES Retour
-//!   both report it; the second confirms the first.
+//! * `payment.failed`, `payment.rejected` → `REJETE`; `titre.rejected` → `TITRE_REJETE`
+//!   (from the acquit — the guichet refused the bordereau — or from the PES Retour).
+//! * `titre.accepted` from the **PES Retour** (`source: retour`) → `TITRE_PRIS_EN_CHARGE`,
+//!   once per titre (a later PES Retour saying it again confirms it). Prise en charge is the
+//!   comptable's decision, which only the PES Retour reports; a `titre.accepted` from the
+//!   **acquit** (`source: acquit`) only says that the guichet integrated the file — a titre
+//!   it accepted may still be rejected by the comptable — so it writes no line (it is in the
+//!   invoice's journal, recorded by `helios.returns`, for `encaisse trace`).
 //!
 //! An event about an invoice the stage has not seen yet (queues are not ordered with each
 //! other), or reversing a payment not seen yet, is a transient failure: retried through the
@@ -25,7 +30,7 @@ use encaisse_polyfac::reglements::{
 };
 use encaisse_schemas::{
     Event, InvoiceIssued, InvoiceRef, PaymentFailed, PaymentReceived, PaymentRejected,
-    PaymentReversed, TitreAccepted, TitreRejected,
+    PaymentReversed, TitreAccepted, TitreRejected, TitreSource,
 };
 use futures::future::BoxFuture;
 
@@ -161,6 +166,12 @@ impl PolyfacExport {
         };
         let invoice = event.invoice().clone();
         let format = self.format(&invoice)?;
+        if let LineEvent::TitreAccepted(accepted) = &event
+            && accepted.source == TitreSource::Acquit
+        {
+            tracing::debug!(stage = NAME, invoice = %invoice.key(), file = %accepted.file, "Titre accepted by the Hélios guichet; Polyfac is told when the PES Retour reports its prise en charge.");
+            return Ok(Handled::none().about(invoice));
+        }
         self.check_known(&event).await?;
         Ok(Handled::none()
             .about(invoice)
