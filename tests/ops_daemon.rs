@@ -57,30 +57,9 @@ fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<
     }
 }
 
-/// The `[tenants.helios]` example of docs/helios.md (the one its tests validate), without its
-/// ASAP part, which this story does not need.
-fn helios_section() -> String {
-    let docs = include_str!("../docs/helios.md");
-    let start = docs.find("<!-- helios-config-example -->").unwrap();
-    let end = docs.find("<!-- /helios-config-example -->").unwrap();
-    let block = &docs[start..end];
-    let toml = &block[block.find("```toml").unwrap() + 7..block.rfind("```").unwrap()];
-    let asap = toml.find("[tenants.helios.asap]").unwrap();
-    let returns = toml.find("[tenants.helios.returns]").unwrap();
-    format!("{}{}", &toml[..asap], &toml[returns..])
-}
-
 /// Where the second tenant (Ivry) starts in the example configuration.
 fn second_tenant(text: &str) -> usize {
     text.match_indices("[[tenants]]").nth(1).unwrap().0
-}
-
-/// The configuration with `[tenants.helios]` for Vitry (the first tenant), in place.
-fn add_helios(config: &Path) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let at = second_tenant(&text);
-    let fixed = format!("{}{}\n{}", &text[..at], helios_section(), &text[at..]);
-    std::fs::write(config, fixed).unwrap();
 }
 
 /// The configuration without Ivry, next to it.
@@ -479,8 +458,8 @@ async fn trace_follows_an_invoice_from_the_export_through_its_titre_to_its_payme
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("ops-trace");
     let _cleanup = Cleanup(prefix.clone());
+    // The example configuration sends Vitry's titres to its Trésorerie ([tenants.helios]).
     let config = write_config(tmp.path(), &prefix, BROKER_URL);
-    add_helios(&config);
     let mut daemon = Daemon::start(&config, &[]);
     let base = daemon.http_base();
     wait_for_status(&format!("{base}/readyz"), 200, START).await;

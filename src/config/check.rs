@@ -240,6 +240,7 @@ fn check_tenant(
         report.rule(format!("{f}.nature"), rules::nature(&product.nature));
     }
     check_regies(tenant, field, report);
+    check_collection_sections(tenant, field, report);
     if let Some(api) = &tenant.api {
         let f = format!("{field}.api.token_env");
         match rules::env_var_name(&api.token_env) {
@@ -401,6 +402,62 @@ fn check_regies(tenant: &TenantConfig, field: &str, report: &mut Report) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// The sections the tenant's collection paths need.
+///
+/// * Titres activities without `[tenants.helios]`: a **warning**. Their invoices (and their
+///   runs' `billing_run.closed`) are parked by `helios.titres` (`no_helios_config`), intact;
+///   once the section is added, `encaisse dlq replay --group helios.titres/no_helios_config`
+///   sends them on, nothing lost. A commune can thus be onboarded (régie, online payment)
+///   before its Trésorerie has given its settings.
+/// * A régie activity whose régie has a creditor identity (`ics` or `creditor_iban`, used
+///   only by direct debit) without `[tenants.sepa]`: an **issue**. `sepa.batch` would refuse
+///   every direct-debit invoice of it at once and for good (`payment.rejected`, `REJETE`
+///   told to Polyfac): nothing is parked, nothing can be replayed, and the configuration
+///   contradicts itself.
+fn check_collection_sections(tenant: &TenantConfig, field: &str, report: &mut Report) {
+    if tenant.helios.is_none() {
+        let titres: Vec<&str> = tenant
+            .activities
+            .iter()
+            .filter(|a| a.collection == CollectionPath::Titres)
+            .map(|a| a.code.as_str())
+            .collect();
+        if !titres.is_empty() {
+            report.warn(
+                format!("{field}.helios"),
+                format!(
+                    "no [tenants.helios] section, yet activities {} are collected by titres: their invoices will be parked (helios.titres/no_helios_config) until the section is added and they are replayed",
+                    titres.join(", ")
+                ),
+            );
+        }
+    }
+    if tenant.sepa.is_none() {
+        let debiting: BTreeSet<&str> = tenant
+            .regies
+            .iter()
+            .filter(|r| r.ics.is_some() || r.creditor_iban.is_some())
+            .map(|r| r.code.as_str())
+            .collect();
+        let activities: Vec<&str> = tenant
+            .activities
+            .iter()
+            .filter(|a| a.collection == CollectionPath::Regie)
+            .filter(|a| a.regie.as_deref().is_some_and(|r| debiting.contains(r)))
+            .map(|a| a.code.as_str())
+            .collect();
+        if !activities.is_empty() {
+            report.issue(
+                format!("{field}.sepa"),
+                format!(
+                    "missing: activities {} are collected by a régie set up for direct debit (ics, creditor_iban), but without [tenants.sepa] no pain.008 is written and every direct-debit invoice is refused at once (REJETE to Polyfac); add the section, or remove the régie's creditor identity if it does not debit",
+                    activities.join(", ")
+                ),
+            );
         }
     }
 }

@@ -209,13 +209,14 @@ mod tests {
             Some("http://127.0.0.1:41000")
         );
         assert_eq!(payfip.titre_payable_after_days, 0);
-        // Kept from the file; added by the overlay to the tenant with that id.
+        // The communes are the file's, untouched: the demo needs no setting of its own.
         let vitry = c.tenant("vitry").unwrap();
         assert_eq!(vitry.name, "Vitry-sur-Seine");
         assert_eq!(vitry.helios.as_ref().unwrap().id_post, "094000");
         assert!(c.tenant("ivry").unwrap().sepa.is_some());
         let report = config::check(c, &|_| true);
         assert!(report.is_ok(), "{:?}", report.issues);
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     }
 
     #[test]

@@ -183,12 +183,52 @@ fn direct_debit_needs_the_creditor_identity() {
     });
     assert!(has(&issues, "tenants[1].regies[0].ics"), "{issues:#?}");
     assert!(has(&issues, "tenants[1].regies[0].creditor_iban"));
-    // Without a [tenants.sepa] section, no pain.008 is written: nothing is required.
+    // A régie that does not debit (no creditor identity) needs no [tenants.sepa] section.
     let issues = issues_after(|c| {
-        c.tenants[1].regies[0].ics = None;
+        let regie = &mut c.tenants[1].regies[0];
+        (regie.ics, regie.creditor_iban, regie.creditor_name) = (None, None, None);
         c.tenants[1].sepa = None;
     });
     assert_eq!(issues, Vec::<String>::new());
+}
+
+#[test]
+fn a_regie_set_up_for_direct_debit_needs_the_sepa_section() {
+    let issues = issues_after(|c| c.tenants[1].sepa = None);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert!(has(&issues, "tenants[1].sepa"), "{issues:#?}");
+    assert!(issues[0].contains("activities CRECHE"), "{issues:#?}");
+    assert!(issues[0].contains("refused"), "{issues:#?}");
+    // An ICS alone is enough to say the régie debits.
+    let issues = issues_after(|c| {
+        c.tenants[1].regies[0].creditor_iban = None;
+        c.tenants[1].sepa = None;
+    });
+    assert!(has(&issues, "tenants[1].sepa"), "{issues:#?}");
+}
+
+#[test]
+fn titres_without_helios_are_a_warning() {
+    let (mut config, _tmp) = example();
+    config.tenants[0].helios = None;
+    let report = check(&config, &all_set);
+    assert!(report.is_ok(), "{:#?}", report.issues);
+    assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert_eq!(warning.field, "tenants[0].helios");
+    assert!(
+        warning
+            .message
+            .contains("PERISCOLAIRE, CRECHE, ANTENNE_QUARTIER, SEJOUR, CLASSE_DECOUVERTE"),
+        "{warning}"
+    );
+    assert!(warning.message.contains("no_helios_config"), "{warning}");
+    // A tenant with no titres activity needs no [tenants.helios].
+    config.tenants[0]
+        .activities
+        .retain(|a| a.collection != CollectionPath::Titres);
+    config.tenants[0].products.clear();
+    assert!(check(&config, &all_set).warnings.is_empty());
 }
 
 #[test]
