@@ -141,10 +141,21 @@ pub fn progress(c: &Connection, key: &BatchKey) -> Result<(u32, Option<u32>), Le
 
 /// Closes the group if it is complete (announced and every item received) and not closed
 /// yet, returning its items in key order (deterministic). Returns `None` otherwise, so two
-/// concurrent handlers can both call it: exactly one gets the items.
+/// concurrent handlers can both call it: exactly one gets the items. Holds every payload in
+/// memory: for large runs prefer [`close_if_complete`] then [`visit_items`].
 pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>>, LedgerError> {
-    if closed_at(c, key)?.is_some() {
+    if !close_if_complete(c, key)? {
         return Ok(None);
+    }
+    items(c, key).map(Some)
+}
+
+/// Closes the group if it is complete (announced and every item received) and not closed
+/// yet: `true` for exactly one caller, which then reads the items with [`visit_items`] in the
+/// same transaction.
+pub fn close_if_complete(c: &Connection, key: &BatchKey) -> Result<bool, LedgerError> {
+    if closed_at(c, key)?.is_some() {
+        return Ok(false);
     }
     let (count, expected) = progress(c, key)?;
     match expected {
@@ -155,12 +166,12 @@ pub fn try_close(c: &Connection, key: &BatchKey) -> Result<Option<Vec<BatchItem>
                 key.run_id, key.group
             )));
         }
-        _ => return Ok(None),
+        _ => return Ok(false),
     }
     c.prepare_cached("UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4")?.execute(
         (&key.stage, &key.tenant, &key.run_id, &key.group, now()),
     )?;
-    items(c, key).map(Some)
+    Ok(true)
 }
 
 /// Every item of a group, in key order (what [`try_close`] hands over), whether the group is
@@ -170,27 +181,34 @@ pub fn items(c: &Connection, key: &BatchKey) -> Result<Vec<BatchItem>, LedgerErr
     let mut items = Vec::new();
     visit_items(c, key, |item| {
         items.push(item);
-        Ok(())
+        Ok::<_, LedgerError>(())
     })?;
     Ok(items)
 }
 
 /// Streams a group's items in key order to `visit`, one at a time, so a stage can render a
-/// run of any size in bounded memory. Stops at the first error `visit` returns.
-pub fn visit_items<F>(c: &Connection, key: &BatchKey, mut visit: F) -> Result<(), LedgerError>
+/// run of any size in bounded memory. Stops at the first error `visit` returns (its own
+/// error type, so a stage's errors pass through unchanged).
+pub fn visit_items<E, F>(c: &Connection, key: &BatchKey, mut visit: F) -> Result<(), E>
 where
-    F: FnMut(BatchItem) -> Result<(), LedgerError>,
+    E: From<LedgerError>,
+    F: FnMut(BatchItem) -> Result<(), E>,
 {
-    let mut stmt = c.prepare_cached(
-        "SELECT item_key, content_hash, payload FROM batch_item
-         WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 ORDER BY item_key",
-    )?;
-    let mut rows = stmt.query((&key.stage, &key.tenant, &key.run_id, &key.group))?;
-    while let Some(row) = rows.next()? {
+    let ledger = |e: rusqlite::Error| E::from(LedgerError::from(e));
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT item_key, content_hash, payload FROM batch_item
+             WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 ORDER BY item_key",
+        )
+        .map_err(ledger)?;
+    let mut rows = stmt
+        .query((&key.stage, &key.tenant, &key.run_id, &key.group))
+        .map_err(ledger)?;
+    while let Some(row) = rows.next().map_err(ledger)? {
         visit(BatchItem {
-            item_key: row.get(0)?,
-            content_hash: row.get(1)?,
-            payload: row.get(2)?,
+            item_key: row.get(0).map_err(ledger)?,
+            content_hash: row.get(1).map_err(ledger)?,
+            payload: row.get(2).map_err(ledger)?,
         })?;
     }
     Ok(())
@@ -311,7 +329,7 @@ mod tests {
                 let mut seen = Vec::new();
                 visit_items(c, &key("principal"), |item| {
                     seen.push(item.item_key);
-                    Ok(())
+                    Ok::<_, LedgerError>(())
                 })?;
                 Ok(seen)
             })

@@ -1,30 +1,34 @@
 //! Writing what was planned: each planned PES Aller file is rendered again from the ledger
-//! (numbers, date, order, invoices) — the same bytes every time — emitted atomically to
-//! `<tenant>/helios/outbox` (`Ledger::emit_file`), then marked written with a journal fact
-//! per invoice, in one transaction. Reports wait the same way.
+//! (numbers, date, order, invoices) — the same bytes every time — streamed to a temporary
+//! file and published atomically to `<tenant>/helios/outbox` (`stage_file`,
+//! `Ledger::emit_staged`), then marked written with a journal fact per invoice, in one
+//! transaction. Reports wait the same way.
+//!
+//! Memory does not grow with the run: the writer reads the file's titres and their invoices
+//! from the ledger in chunks ([`CHUNK`]) on each of its passes, and the bytes go to disk as
+//! they are made.
 //!
 //! Called at every handler call of `helios.titres` (reading the ledger only when this
 //! process may have left something unwritten, and always after planning) and by the
 //! `helios.titres.flush` source (always): a crash anywhere between planning and marking
 //! leaves a plan that the next call writes — never a second bordereau, never a gap.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use encaisse_helios::aller::{Bordereau, OwnedTitre, PesFile, write_pes_aller_split};
+use encaisse_helios::aller::{Bordereau, OwnedTitre, WriteSummary, write_pes_aller_split};
 use encaisse_ledger::Ledger;
-use encaisse_ledger::batch::{BatchKey, items};
-use encaisse_ledger::files::sha256_hex;
-use encaisse_ledger::journal::InvoiceFact;
-use encaisse_schemas::events::InvoiceIssued;
+use encaisse_ledger::files::{StagedFile, stage_file};
+use encaisse_ledger::rusqlite::Connection;
 
 use super::error::{HeliosError, read_tx, write_tx};
 use super::metrics;
-use super::plan::{STAGE, decode_item};
+use super::plan::STAGE;
 use super::settings::TenantHelios;
-use super::store::{self, FileRow, TitreRow, ledger_now};
+use super::store::{self, FileRow, ledger_now};
 
 /// What the process knows of a tenant directory's planned outputs.
 #[derive(Default)]
@@ -147,70 +151,113 @@ async fn write_all(
     Ok(written)
 }
 
-/// Bytes reserved per titre for the rendered file (a titre with an ASAP PES Facture takes
-/// about 3 KB, without about 1 KB).
-const RESERVED_BYTES_PER_TITRE: usize = 4096;
+/// Titres read from the ledger at a time while rendering.
+pub const CHUNK: usize = 1000;
 
-/// What rendering a planned file needs from the ledger.
-struct Loaded {
-    bordereaux: Vec<(u32, Vec<TitreRow>)>,
-    invoices: HashMap<String, InvoiceIssued>,
+/// The titres of one bordereau of a planned file, read from the ledger on demand: the
+/// writer iterates them (three times; it needs a `Clone` iterable) without the run in
+/// memory. A ledger or decoding failure ends the iteration and is kept in `failure`.
+#[derive(Clone, Copy)]
+struct LedgerTitres<'a> {
+    c: &'a Connection,
+    file: &'a FileRow,
+    id_bord: u32,
+    failure: &'a RefCell<Option<HeliosError>>,
 }
 
-/// Reads a planned file's titres and invoices and renders it, on one blocking thread (a
-/// large run's invoices are decoded and written by the same thread, so its memory is
-/// reused rather than held by two).
-async fn load_and_render(
+impl<'a> IntoIterator for LedgerTitres<'a> {
+    type Item = OwnedTitre;
+    type IntoIter = TitreChunks<'a>;
+
+    fn into_iter(self) -> TitreChunks<'a> {
+        TitreChunks {
+            source: self,
+            after: -1,
+            buffer: VecDeque::new(),
+            done: false,
+        }
+    }
+}
+
+/// One pass over a bordereau's titres, [`CHUNK`] at a time.
+struct TitreChunks<'a> {
+    source: LedgerTitres<'a>,
+    /// Position of the last titre read.
+    after: i64,
+    buffer: VecDeque<OwnedTitre>,
+    done: bool,
+}
+
+impl TitreChunks<'_> {
+    fn fetch(&mut self) -> Result<(), HeliosError> {
+        let LedgerTitres {
+            c, file, id_bord, ..
+        } = self.source;
+        let rows = store::titres_to_render(c, file, STAGE, id_bord, self.after, CHUNK)?;
+        self.done = rows.len() < CHUNK;
+        for row in rows {
+            let payload = row.payload.ok_or_else(|| {
+                HeliosError::Corrupt(format!(
+                    "invoice {} of planned file {} is not in its billing run",
+                    row.invoice_key, file.file_name
+                ))
+            })?;
+            let invoice = encaisse_schemas::decode(&payload).map_err(|e| {
+                HeliosError::Corrupt(format!("batch item {}: {e}", row.invoice_key))
+            })?;
+            self.after = i64::from(row.position);
+            self.buffer.push_back(OwnedTitre {
+                invoice,
+                id_pce: row.id_pce,
+                sequence: row.sequence,
+                asap_pdf: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for TitreChunks<'_> {
+    type Item = OwnedTitre;
+
+    fn next(&mut self) -> Option<OwnedTitre> {
+        if self.buffer.is_empty()
+            && !self.done
+            && let Err(e) = self.fetch()
+        {
+            self.done = true;
+            self.buffer.clear();
+            if let Ok(mut failure) = self.source.failure.try_borrow_mut() {
+                failure.get_or_insert(e);
+            }
+        }
+        self.buffer.pop_front()
+    }
+}
+
+/// Renders a planned file from the ledger, streamed to its temporary name next to `path`,
+/// on one blocking thread; checks it is the file that was planned.
+async fn render(
     ledger: &Ledger,
     tenant: &TenantHelios,
     file: &FileRow,
-) -> Result<(PesFile, Vec<TitreRow>), HeliosError> {
-    let (tenant, file) = (tenant.clone(), file.clone());
+    path: &Path,
+) -> Result<StagedFile, HeliosError> {
+    let (tenant, file, path) = (tenant.clone(), file.clone(), path.to_path_buf());
     read_tx(ledger, move |c| {
-        let loaded = load(c, &file)?;
-        let titres: Vec<TitreRow> = loaded
-            .bordereaux
-            .iter()
-            .flat_map(|(_, t)| t.iter().cloned())
-            .collect();
-        let rendered = render_blocking(&tenant, &file, loaded)?;
-        Ok((rendered, titres))
+        let (staged, summary) = stage_file(&path, |out| render_into(c, &tenant, &file, out))?;
+        check_rendered(&file, &summary)?;
+        Ok(staged)
     })
     .await
 }
 
-fn load(c: &encaisse_ledger::rusqlite::Connection, file: &FileRow) -> Result<Loaded, HeliosError> {
-    let bordereaux = store::file_titres(c, file)?;
-    let wanted: HashSet<&str> = bordereaux
-        .iter()
-        .flat_map(|(_, titres)| titres.iter().map(|t| t.invoice_key.as_str()))
-        .collect();
-    let key = BatchKey {
-        stage: STAGE.to_string(),
-        tenant: file.tenant.clone(),
-        run_id: file.run_id.clone(),
-        group: file.batch_group.clone(),
-    };
-    let mut invoices = HashMap::with_capacity(wanted.len());
-    // Consumed while decoding: the payloads are freed as the invoices are made.
-    for item in items(c, &key)? {
-        if wanted.contains(item.item_key.as_str()) {
-            let invoice = decode_item(&item)?;
-            invoices.insert(item.item_key, invoice);
-        }
-    }
-    drop(wanted);
-    Ok(Loaded {
-        bordereaux,
-        invoices,
-    })
-}
-
-fn render_blocking(
+fn render_into(
+    c: &Connection,
     tenant: &TenantHelios,
     file: &FileRow,
-    mut loaded: Loaded,
-) -> Result<PesFile, HeliosError> {
+    out: &mut dyn std::io::Write,
+) -> Result<WriteSummary, HeliosError> {
     let budget = tenant.budget(&file.budget).ok_or_else(|| {
         HeliosError::Setup(format!(
             "budget {:?} of planned file {} is no longer configured",
@@ -225,47 +272,37 @@ fn render_blocking(
             file.budget, file.file_name
         )));
     }
-    let mut groups: Vec<(u32, Vec<OwnedTitre>)> = Vec::with_capacity(loaded.bordereaux.len());
-    for (id_bord, titres) in &loaded.bordereaux {
-        let mut owned = Vec::with_capacity(titres.len());
-        for t in titres {
-            let invoice = loaded.invoices.remove(&t.invoice_key).ok_or_else(|| {
-                HeliosError::Corrupt(format!(
-                    "invoice {} of planned file {} is not in its billing run",
-                    t.invoice_key, file.file_name
-                ))
-            })?;
-            owned.push(OwnedTitre {
-                invoice,
-                id_pce: t.id_pce,
-                sequence: t.sequence,
-                asap_pdf: None,
-            });
-        }
-        groups.push((*id_bord, owned));
-    }
-    let split: Vec<(Bordereau<'_>, &[OwnedTitre])> = groups
-        .iter()
-        .map(|(id_bord, titres)| {
+    let failure = RefCell::new(None);
+    let split: Vec<(Bordereau<'_>, LedgerTitres<'_>)> = store::bordereaux_of_file(c, file.id)?
+        .into_iter()
+        .map(|id_bord| {
             (
                 Bordereau {
                     config: &tenant.config,
                     budget,
                     exercice: file.exercice,
-                    id_bord: *id_bord,
+                    id_bord,
                     date: file.date,
                 },
-                titres.as_slice(),
+                LedgerTitres {
+                    c,
+                    file,
+                    id_bord,
+                    failure: &failure,
+                },
             )
         })
         .collect();
-    // Reserved generously: untouched pages cost no memory, and the buffer of a large file is
-    // never copied while it grows.
-    let reserve = (file.pieces as usize).saturating_mul(RESERVED_BYTES_PER_TITRE);
-    let iterable: Vec<_> = split.iter().map(|(b, t)| (*b, t.iter())).collect();
-    let (bytes, summary) = write_pes_aller_split(Vec::with_capacity(reserve), &iterable)?;
-    let rendered = PesFile { summary, bytes };
-    let summary = &rendered.summary;
+    let written = write_pes_aller_split(out, &split);
+    if let Some(e) = failure.into_inner() {
+        return Err(e);
+    }
+    Ok(written?.1)
+}
+
+/// The rendered file must be the planned one (name, pièces, total); otherwise the
+/// configuration changed under the plan, or the plan is corrupt.
+fn check_rendered(file: &FileRow, summary: &WriteSummary) -> Result<(), HeliosError> {
     if summary.file_name != file.file_name
         || summary.pieces != file.pieces as usize
         || summary.total.cents() != file.total_cents
@@ -280,7 +317,7 @@ fn render_blocking(
             summary.total
         )));
     }
-    Ok(rendered)
+    Ok(())
 }
 
 async fn write_file(
@@ -289,47 +326,23 @@ async fn write_file(
     tenant: &TenantHelios,
     file: &FileRow,
 ) -> Result<(), HeliosError> {
-    let (rendered, titres) = load_and_render(ledger, tenant, file).await?;
     let path = helios_dir.join("outbox").join(&file.file_name);
-    let sha = sha256_hex(&rendered.bytes);
-    let size = rendered.bytes.len();
+    let staged = render(ledger, tenant, file, &path).await?;
+    let (sha, size) = (staged.sha256.clone(), staged.bytes);
     ledger
-        .emit_file(
+        .emit_staged(
             tenant.id.as_str(),
             "pes_aller",
-            &path,
-            rendered.bytes,
+            staged,
             &format!("{STAGE} run {}", file.run_id),
         )
         .await?;
-    let (file_id, file_name, tenant_id) = (file.id, file.file_name.clone(), tenant.id.to_string());
+    let written_file = file.clone();
     let newly = write_tx(ledger, move |c| {
-        if !store::mark_file_written(c, file_id, &sha)? {
+        if !store::mark_file_written(c, written_file.id, &sha)? {
             return Ok(false);
         }
-        let at = ledger_now();
-        for t in &titres {
-            Ledger::record_invoice_fact_in(
-                c,
-                &InvoiceFact {
-                    invoice_key: t.invoice_key.clone(),
-                    tenant: tenant_id.clone(),
-                    at: at.clone(),
-                    kind: "titre_emitted".into(),
-                    detail: serde_json::json!({
-                        "stage": STAGE,
-                        "file": file_name,
-                        "budget": t.budget,
-                        "exercice": t.exercice,
-                        "bordereau_type": t.typ_bord,
-                        "id_bord": t.id_bord,
-                        "id_pce": t.id_pce,
-                    })
-                    .to_string(),
-                    dedupe_key: Some(format!("{STAGE}:emitted:{}", t.invoice_key)),
-                },
-            )?;
-        }
+        store::record_emitted_facts(c, &written_file, STAGE, &ledger_now())?;
         Ok(true)
     })
     .await?;

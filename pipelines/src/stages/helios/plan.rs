@@ -12,7 +12,7 @@ use encaisse_helios::aller::{
     self, Bordereau, MAX_ID_BORD, MAX_ID_PCE, MAX_PIECES, Titre, TitreShape,
 };
 use encaisse_ledger::Ledger;
-use encaisse_ledger::batch::{BatchItem, BatchKey, try_close};
+use encaisse_ledger::batch::{BatchItem, BatchKey, close_if_complete, visit_items};
 use encaisse_ledger::journal::InvoiceFact;
 use encaisse_ledger::rusqlite::Connection;
 use encaisse_schemas::events::{InvoiceIssued, PaymentMode, SequenceType};
@@ -54,27 +54,24 @@ impl Planned {
     }
 }
 
-/// A titre accepted into the plan: what the ledger stores (the invoice itself stays in the
-/// run's batch items, so a large run is planned in one pass without holding every invoice).
-struct Accepted {
-    invoice_key: String,
-    invoice_exercice: u16,
-    invoice_number: String,
-    payment_mode: PaymentMode,
-    id_pce: u32,
+/// A bordereau of the file being planned: its number and what it holds so far.
+struct BordereauTally {
     id_bord: u32,
-    sequence: Option<SequenceType>,
-    shape: TitreShape,
+    pieces: u32,
+    total_cents: i64,
 }
 
-/// The file of one exercice of the run, being planned.
+/// The file of one exercice of the run, being planned. Each accepted titre is stored at
+/// once (its row and lines), so planning a run of any size holds only these tallies.
 struct ExercicePlan {
     exercice: u16,
     first_id_bord: u32,
     next_pce: u32,
     /// Why no invoice of this exercice can be sent (the bordereau's own rules), if so.
     blocked: Option<String>,
-    accepted: Vec<Accepted>,
+    /// Titres accepted so far.
+    accepted: usize,
+    bordereaux: Vec<BordereauTally>,
     /// ORMC (`NumDette`, `Per`) taken in this run.
     dettes: HashSet<(String, u8)>,
 }
@@ -123,10 +120,10 @@ pub fn close_and_plan(
     key: &BatchKey,
     date: NaiveDate,
 ) -> Result<Planned, HeliosError> {
-    let Some(items) = try_close(c, key)? else {
+    if !close_if_complete(c, key)? {
         return Ok(Planned::default());
-    };
-    let count = items.len();
+    }
+    let mut count = 0usize;
     let mut planned = Planned::default();
     match tenant.budget(&key.group) {
         None => {
@@ -134,14 +131,15 @@ pub fn close_and_plan(
                 "budget {:?} is not in the tenant's [[tenants.budgets]]",
                 key.group
             );
-            planned.refused = items
-                .iter()
-                .map(|item| Refusal {
-                    invoice: item.item_key.clone(),
+            visit_items(c, key, |item| {
+                count += 1;
+                planned.refused.push(Refusal {
+                    invoice: item.item_key,
                     field: "budget".into(),
                     rule: rule.clone(),
-                })
-                .collect();
+                });
+                Ok::<_, HeliosError>(())
+            })?;
         }
         Some(budget) => {
             let ctx = Ctx {
@@ -151,7 +149,9 @@ pub fn close_and_plan(
                 date,
             };
             let mut plans: BTreeMap<u16, ExercicePlan> = BTreeMap::new();
-            for item in items {
+            // One invoice at a time from the ledger: checked, numbered and stored.
+            visit_items(c, key, |item| {
+                count += 1;
                 let invoice = decode_item(&item)?;
                 drop(item);
                 let exercice = invoice.invoice.exercice;
@@ -164,7 +164,8 @@ pub fn close_and_plan(
                 if let Some(refused) = plan.consider(&ctx, invoice)? {
                     planned.refused.push(refused);
                 }
-            }
+                Ok::<_, HeliosError>(())
+            })?;
             for plan in plans.into_values() {
                 if let Some((file, titres)) = plan.store(&ctx, key)? {
                     planned.files.push(file);
@@ -247,13 +248,14 @@ impl ExercicePlan {
             first_id_bord,
             next_pce,
             blocked,
-            accepted: Vec::new(),
+            accepted: 0,
+            bordereaux: Vec::new(),
             dettes: HashSet::new(),
         })
     }
 
-    /// Checks `invoice` with the numbers it would take; accepts it (and advances the
-    /// numbers) or says why not (and takes no number).
+    /// Checks `invoice` with the numbers it would take; accepts it (stores its titre and
+    /// advances the numbers) or says why not (and takes no number).
     fn consider(
         &mut self,
         ctx: &Ctx<'_>,
@@ -263,7 +265,7 @@ impl ExercicePlan {
             return Ok(Some(refusal(&invoice, "bordereau", rule)));
         }
         let exercice = self.exercice;
-        let offset = u32::try_from(self.accepted.len() / ctx.per_bordereau()).unwrap_or(u32::MAX);
+        let offset = u32::try_from(self.accepted / ctx.per_bordereau()).unwrap_or(u32::MAX);
         let id_bord = self.first_id_bord.saturating_add(offset);
         if id_bord > MAX_ID_BORD || self.next_pce > MAX_ID_PCE {
             return Ok(Some(refusal(
@@ -296,17 +298,7 @@ impl ExercicePlan {
             Ok(shape) => match self.dette_taken(ctx, &shape)? {
                 Some(rule) => Some(refusal(&invoice, "NumDette", &rule)),
                 None => {
-                    self.accepted.push(Accepted {
-                        invoice_key: invoice.invoice.key(),
-                        invoice_exercice: invoice.invoice.exercice,
-                        invoice_number: invoice.invoice.number.clone(),
-                        payment_mode: invoice.payment_mode,
-                        id_pce: self.next_pce,
-                        id_bord,
-                        sequence,
-                        shape,
-                    });
-                    self.next_pce += 1;
+                    self.accept(ctx, &invoice, id_bord, sequence, &shape)?;
                     None
                 }
             },
@@ -332,6 +324,14 @@ impl ExercicePlan {
         };
         let per = keys.per.to_string();
         let exercice = self.exercice;
+        // This run's own articles first: they are already stored, and the message must say
+        // it is this run that holds the number twice.
+        if self.dettes.contains(&(keys.num_dette.clone(), keys.per)) {
+            return Ok(Some(format!(
+                "debt number {} (period {per}) is shared with another invoice of the same run: an ORMC article number must be unique",
+                keys.num_dette
+            )));
+        }
         if let Some(other) =
             store::dette_holder(ctx.c, ctx.scope(), exercice, &keys.num_dette, &per)?
         {
@@ -340,24 +340,70 @@ impl ExercicePlan {
                 keys.num_dette
             )));
         }
-        if !self.dettes.insert((keys.num_dette.clone(), keys.per)) {
-            return Ok(Some(format!(
-                "debt number {} (period {per}) is shared with another invoice of the same run: an ORMC article number must be unique",
-                keys.num_dette
-            )));
-        }
+        self.dettes.insert((keys.num_dette.clone(), keys.per));
         Ok(None)
     }
 
-    /// Stores the planned file, its bordereaux and titres. `None` when no invoice was
-    /// accepted (no file, no number used).
+    /// Stores an accepted titre (its row and lines) and counts it in its bordereau.
+    fn accept(
+        &mut self,
+        ctx: &Ctx<'_>,
+        invoice: &InvoiceIssued,
+        id_bord: u32,
+        sequence: Option<SequenceType>,
+        shape: &TitreShape,
+    ) -> Result<(), HeliosError> {
+        let (c, scope, exercice) = (ctx.c, ctx.scope(), self.exercice);
+        let row = TitreRow {
+            exercice,
+            id_pce: self.next_pce,
+            typ_bord: ctx.typ_bord().to_string(),
+            id_bord,
+            position: u32::try_from(self.accepted % ctx.per_bordereau()).unwrap_or(u32::MAX),
+            invoice_key: invoice.invoice.key(),
+            invoice_exercice: invoice.invoice.exercice,
+            invoice_number: invoice.invoice.number.clone(),
+            budget: ctx.budget.code.clone(),
+            payment_mode: invoice.payment_mode,
+            sequence,
+            num_dette: shape.ormc.as_ref().map(|k| k.num_dette.clone()),
+            per: shape.ormc.as_ref().map(|k| k.per.to_string()),
+            total_cents: shape.total.cents(),
+        };
+        store::insert_titre(c, scope, &row).map_err(|e| match e {
+            HeliosError::Ledger(l) if is_constraint(&l) => HeliosError::Batch(format!(
+                "invoice {} already has a titre: each invoice is in exactly one titre",
+                row.invoice_key
+            )),
+            other => other,
+        })?;
+        for line in &shape.lines {
+            store::insert_titre_line(c, scope, exercice, self.next_pce, line)?;
+        }
+        match self.bordereaux.last_mut() {
+            Some(b) if b.id_bord == id_bord => {
+                b.pieces += 1;
+                b.total_cents += row.total_cents;
+            }
+            _ => self.bordereaux.push(BordereauTally {
+                id_bord,
+                pieces: 1,
+                total_cents: row.total_cents,
+            }),
+        }
+        self.accepted += 1;
+        self.next_pce += 1;
+        Ok(())
+    }
+
+    /// Stores the planned file and its bordereaux (the titres are stored as they are
+    /// accepted). `None` when no invoice was accepted (no file, no number used).
     fn store(self, ctx: &Ctx<'_>, key: &BatchKey) -> Result<Option<(String, usize)>, HeliosError> {
-        if self.accepted.is_empty() {
+        if self.accepted == 0 {
             return Ok(None);
         }
         let (c, scope, exercice, typ_bord) = (ctx.c, ctx.scope(), self.exercice, ctx.typ_bord());
         let file_name = aller::file_name(&ctx.bordereau(exercice, self.first_id_bord))?;
-        let chunks: Vec<&[Accepted]> = self.accepted.chunks(ctx.per_bordereau()).collect();
         let file_id = store::insert_file(
             c,
             &NewFile {
@@ -369,55 +415,26 @@ impl ExercicePlan {
                 date: ctx.date,
                 run_id: &key.run_id,
                 batch_group: &key.group,
-                bordereaux: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
-                pieces: u32::try_from(self.accepted.len()).unwrap_or(u32::MAX),
-                total_cents: self.accepted.iter().map(|a| a.shape.total.cents()).sum(),
+                bordereaux: u32::try_from(self.bordereaux.len()).unwrap_or(u32::MAX),
+                pieces: u32::try_from(self.accepted).unwrap_or(u32::MAX),
+                total_cents: self.bordereaux.iter().map(|b| b.total_cents).sum(),
             },
         )?;
-        for chunk in &chunks {
-            let Some(head) = chunk.first() else { continue };
+        for b in &self.bordereaux {
             store::insert_bordereau(
                 c,
                 scope,
                 &NewBordereau {
                     exercice,
                     typ_bord,
-                    id_bord: head.id_bord,
+                    id_bord: b.id_bord,
                     file_id,
-                    pieces: u32::try_from(chunk.len()).unwrap_or(u32::MAX),
-                    total_cents: chunk.iter().map(|a| a.shape.total.cents()).sum(),
+                    pieces: b.pieces,
+                    total_cents: b.total_cents,
                 },
             )?;
-            for (position, a) in chunk.iter().enumerate() {
-                let row = TitreRow {
-                    exercice,
-                    id_pce: a.id_pce,
-                    typ_bord: typ_bord.to_string(),
-                    id_bord: a.id_bord,
-                    position: u32::try_from(position).unwrap_or(u32::MAX),
-                    invoice_key: a.invoice_key.clone(),
-                    invoice_exercice: a.invoice_exercice,
-                    invoice_number: a.invoice_number.clone(),
-                    budget: ctx.budget.code.clone(),
-                    payment_mode: a.payment_mode,
-                    sequence: a.sequence,
-                    num_dette: a.shape.ormc.as_ref().map(|k| k.num_dette.clone()),
-                    per: a.shape.ormc.as_ref().map(|k| k.per.to_string()),
-                    total_cents: a.shape.total.cents(),
-                };
-                store::insert_titre(c, scope, &row).map_err(|e| match e {
-                    HeliosError::Ledger(l) if is_constraint(&l) => HeliosError::Batch(format!(
-                        "invoice {} already has a titre: each invoice is in exactly one titre",
-                        row.invoice_key
-                    )),
-                    other => other,
-                })?;
-                for line in &a.shape.lines {
-                    store::insert_titre_line(c, scope, exercice, a.id_pce, line)?;
-                }
-            }
         }
-        Ok(Some((file_name, self.accepted.len())))
+        Ok(Some((file_name, self.accepted)))
     }
 }
 

@@ -243,11 +243,12 @@ fn parse_sequence(text: Option<&str>) -> Result<Option<SequenceType>, HeliosErro
 }
 
 pub fn insert_titre(c: &Connection, scope: Scope<'_>, t: &TitreRow) -> Result<(), HeliosError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO helios_titre (tenant, cod_col, cod_bud, exercice, id_pce, typ_bord, id_bord, position,
              invoice_key, invoice_exercice, invoice_number, budget, payment_mode, sequence, num_dette, per, total_cents)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        encaisse_ledger::rusqlite::params![
+    )?
+    .execute(encaisse_ledger::rusqlite::params![
             scope.tenant,
             scope.cod_col,
             scope.cod_bud,
@@ -265,8 +266,7 @@ pub fn insert_titre(c: &Connection, scope: Scope<'_>, t: &TitreRow) -> Result<()
             t.num_dette,
             t.per,
             t.total_cents,
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
@@ -277,10 +277,11 @@ pub fn insert_titre_line(
     id_pce: u32,
     line: &encaisse_helios::aller::TitreLine,
 ) -> Result<(), HeliosError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO helios_titre_line (tenant, cod_col, cod_bud, exercice, id_pce, id_ligne, invoice_line, amount_cents)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        (
+    )?
+    .execute((
             scope.tenant,
             scope.cod_col,
             scope.cod_bud,
@@ -289,8 +290,7 @@ pub fn insert_titre_line(
             line.id_ligne,
             line.invoice_line,
             line.amount.cents(),
-        ),
-    )?;
+        ))?;
     Ok(())
 }
 
@@ -565,6 +565,111 @@ pub fn file_titres(
                 .map(|titres| (id_bord, titres))
         })
         .collect()
+}
+
+/// The bordereau numbers of a planned file, in order.
+pub fn bordereaux_of_file(c: &Connection, file_id: i64) -> Result<Vec<u32>, HeliosError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id_bord FROM helios_bordereau WHERE file_id = ?1 ORDER BY id_bord",
+    )?;
+    let ids = stmt
+        .query_map([file_id], |r| r.get::<_, u32>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// A titre of a planned file with its invoice's stored payload (`None`: the invoice is not
+/// in the file's billing run — a corrupt plan).
+pub struct TitreToRender {
+    pub position: u32,
+    pub id_pce: u32,
+    pub sequence: Option<SequenceType>,
+    pub invoice_key: String,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// At most `limit` titres of bordereau `id_bord` of `file`, after position `after`
+/// (`-1`: from the first), in position order: rendering reads a file in such chunks, so
+/// it never holds a whole billing run.
+pub fn titres_to_render(
+    c: &Connection,
+    file: &FileRow,
+    stage: &str,
+    id_bord: u32,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<TitreToRender>, HeliosError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT t.position, t.id_pce, t.sequence, t.invoice_key, b.payload
+         FROM helios_titre t
+         LEFT JOIN batch_item b ON b.stage = ?1 AND b.tenant = t.tenant AND b.item_key = t.invoice_key
+              AND b.run_id = ?2 AND b.group_key = ?3
+         WHERE t.tenant = ?4 AND t.cod_col = ?5 AND t.cod_bud = ?6 AND t.exercice = ?7
+           AND t.typ_bord = ?8 AND t.id_bord = ?9 AND t.position > ?10
+         ORDER BY t.position LIMIT ?11",
+    )?;
+    let rows = stmt
+        .query_map(
+            encaisse_ledger::rusqlite::params![
+                stage,
+                file.run_id,
+                file.batch_group,
+                file.tenant,
+                file.cod_col,
+                file.cod_bud,
+                file.exercice,
+                file.typ_bord,
+                id_bord,
+                after,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(position, id_pce, sequence, invoice_key, payload)| {
+            Ok(TitreToRender {
+                position,
+                id_pce,
+                sequence: parse_sequence(sequence.as_deref())?,
+                invoice_key,
+                payload,
+            })
+        })
+        .collect()
+}
+
+/// One `titre_emitted` journal fact per titre of `file` (made in SQL from its titres, so a
+/// run of any size is journalled without loading it); a fact already recorded is kept.
+/// The detail is the JSON the stage has always written (keys in alphabetical order).
+pub fn record_emitted_facts(
+    c: &Connection,
+    file: &FileRow,
+    stage: &str,
+    at: &str,
+) -> Result<usize, HeliosError> {
+    Ok(c.prepare_cached(
+        "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
+         SELECT t.invoice_key, t.tenant, ?1, 'titre_emitted',
+                json_object('bordereau_type', t.typ_bord, 'budget', t.budget, 'exercice', t.exercice,
+                            'file', ?2, 'id_bord', t.id_bord, 'id_pce', t.id_pce, 'stage', ?3),
+                ?3 || ':emitted:' || t.invoice_key
+         FROM helios_titre t JOIN helios_bordereau b
+              ON b.tenant = t.tenant AND b.cod_col = t.cod_col AND b.cod_bud = t.cod_bud
+             AND b.exercice = t.exercice AND b.typ_bord = t.typ_bord AND b.id_bord = t.id_bord
+         WHERE b.file_id = ?4
+         ORDER BY t.id_bord, t.position
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )?
+    .execute((at, &file.file_name, stage, file.id))?)
 }
 
 /// Marks a file written; `false` when it already was (another call wrote it).
