@@ -543,30 +543,6 @@ pub fn unwritten_files(c: &Connection, tenant: &str) -> Result<Vec<FileRow>, Hel
     ids.into_iter().map(|id| file_row(c, id)).collect()
 }
 
-/// A planned file's bordereaux (ascending) and their titres (in order).
-pub fn file_titres(
-    c: &Connection,
-    file: &FileRow,
-) -> Result<Vec<(u32, Vec<TitreRow>)>, HeliosError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id_bord FROM helios_bordereau WHERE file_id = ?1 ORDER BY id_bord",
-    )?;
-    let ids = stmt
-        .query_map([file.id], |r| r.get::<_, u32>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let scope = Scope {
-        tenant: &file.tenant,
-        cod_col: &file.cod_col,
-        cod_bud: &file.cod_bud,
-    };
-    ids.into_iter()
-        .map(|id_bord| {
-            titres_of_bordereau(c, scope, file.exercice, &file.typ_bord, u64::from(id_bord))
-                .map(|titres| (id_bord, titres))
-        })
-        .collect()
-}
-
 /// The bordereau numbers of a planned file, in order.
 pub fn bordereaux_of_file(c: &Connection, file_id: i64) -> Result<Vec<u32>, HeliosError> {
     let mut stmt = c.prepare_cached(
