@@ -136,6 +136,16 @@ impl Rabbitmqctl {
             .collect())
     }
 
+    /// The operating-system pid of the node's Erlang VM (for its CPU time).
+    pub fn os_pid(&self) -> Option<u32> {
+        self.run(&["-q", "eval", "os:getpid()."])
+            .ok()?
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .ok()
+    }
+
     /// Stops the RabbitMQ application (the Erlang node stays up).
     pub fn stop_app(&self) -> Result<()> {
         self.run(&["stop_app"]).map(drop)

@@ -211,7 +211,7 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
     };
     let mut daemon = launch.start(&http, Duration::from_secs(60)).await?;
     let ledger = LedgerView::of(&config).await?;
-    let broker_pid = procstat::broker_pid(options.rabbitmqctl.node.as_deref());
+    let broker_pid = options.rabbitmqctl.os_pid();
 
     let pipeline = pipeline::run(
         &mut daemon,

@@ -46,6 +46,10 @@ pub struct PipelineResult {
     pub drained_secs: Option<f64>,
     /// Who used the CPU from the drop to the last PES file.
     pub cpu: CpuShare,
+    /// The daemon's largest resident memory seen while polling (every 100 ms), in MB, and
+    /// when (seconds since the drop): which step holds the memory.
+    pub max_rss_seen_mb: f64,
+    pub max_rss_seen_at_secs: f64,
     /// Per stage, from the daemon's `/metrics` once drained.
     pub stages: Vec<StageFigures>,
 }
@@ -89,8 +93,14 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
 
     let mut last_log = Instant::now();
     let mut titres_expected = None;
+    let (mut max_rss, mut max_rss_at) = (0u64, 0.0f64);
     let (run, progress) = loop {
         daemon.ensure_alive()?;
+        if let Some(rss) = super::procstat::rss_bytes(daemon.pid())
+            && rss > max_rss
+        {
+            (max_rss, max_rss_at) = (rss, started.elapsed().as_secs_f64());
+        }
         if started.elapsed() > timeout {
             return Err(BenchError::Daemon(format!(
                 "no complete PES output within {timeout:?}; last log lines:\n{}",
@@ -152,6 +162,8 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
         last_file_planned_secs: secs_since(dropped_at, timeline.last_file_planned),
         drained_secs,
         cpu: before.share_until(&after),
+        max_rss_seen_mb: super::report::mb(max_rss),
+        max_rss_seen_at_secs: max_rss_at,
         stages,
     })
 }

@@ -52,22 +52,6 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) / ticks_per_sec()))
 }
 
-/// The Erlang VM (`beam.smp`) of the RabbitMQ node `node` (default: the first `rabbit@…`),
-/// if it runs on this machine.
-pub fn broker_pid(node: Option<&str>) -> Option<u32> {
-    let wanted = node.unwrap_or("rabbit@");
-    let entries = std::fs::read_dir("/proc").ok()?;
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "beam.smp")
-                && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.contains(wanted))
-        })
-}
-
 /// Busy and total CPU time of the whole machine so far (all cores), from `/proc/stat`.
 pub fn machine_cpu() -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

@@ -192,6 +192,10 @@ pub fn table(r: &Report) -> String {
         opt_secs(p.drained_secs),
     ));
     out.push_str(&format!(
+        "  daemon memory: largest RSS seen {:.0} MB, {:.1} s after the drop\n",
+        p.max_rss_seen_mb, p.max_rss_seen_at_secs
+    ));
+    out.push_str(&format!(
         "  CPU (cores busy) from drop to last file: daemon {}, RabbitMQ {}, rest of the machine {}\n",
         cores(p.cpu.daemon_cores),
         cores(p.cpu.broker_cores),
