@@ -279,7 +279,7 @@ fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
     Ok(Built::Source(
         encaisse_pipelines::stages::sepa::returns_source(
             sepa_settings(ctx),
-            encaisse_pipelines::stages::inbox::WatchSettings::default(),
+            ctx.config.sepa.watch(),
         ),
     ))
 }
@@ -334,7 +334,7 @@ fn build_helios_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
     Ok(Built::Source(
         encaisse_pipelines::stages::helios::returns_source(
             helios_settings(ctx),
-            encaisse_pipelines::stages::inbox::WatchSettings::default(),
+            ctx.config.helios.watch(),
         ),
     ))
 }

@@ -92,6 +92,54 @@ async fn json_log_format_prints_one_json_object_per_line() {
     delete_exchange(&prefix).await;
 }
 
+/// Drops `name` into `area/inbox` (hidden name, then renamed, as a transfer tool does) and
+/// returns how long the daemon took to move it out to `area/rejected`.
+fn time_to_reject(area: &std::path::Path, name: &str) -> Duration {
+    let hidden = area.join("inbox").join(format!(".{name}.part"));
+    std::fs::write(&hidden, b"not XML at all").unwrap();
+    let started = std::time::Instant::now();
+    std::fs::rename(&hidden, area.join("inbox").join(name)).unwrap();
+    while !area.join("rejected").join(name).exists() {
+        assert!(started.elapsed() < START, "{name} never left the inbox");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn returns_inboxes_are_read_with_their_configured_timing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("inbox-timing");
+    let config = write_config(tmp.path(), &prefix, BROKER_URL);
+    // The defaults (2 s poll, 2 s settle) would take 2 s at the very least.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for section in ["helios", "sepa"] {
+        text.push_str(&format!(
+            "\n[{section}]\ninbox_poll_interval_ms = 100\ninbox_settle_ms = 0\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &[]);
+    let base = daemon.http_base();
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
+
+    // Ivry has both [tenants.helios] and [tenants.sepa]: both watchers read its inboxes.
+    let data = tmp.path().join("data/ivry");
+    for (area, name) in [
+        ("helios", "PES_Retour_junk.xml"),
+        ("bank", "pain002_junk.xml"),
+    ] {
+        let took = time_to_reject(&data.join(area), name);
+        assert!(
+            took < Duration::from_millis(1500),
+            "{area}/inbox read after {took:?}"
+        );
+    }
+    let status = daemon.terminate(STOP);
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.seen.join("\n"));
+    delete_exchange(&prefix).await;
+}
+
 #[tokio::test]
 async fn broker_down_does_not_stop_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();

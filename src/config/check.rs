@@ -78,6 +78,8 @@ pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
         report.issues.extend(gateway.validate("payfip"));
     }
     report.issues.extend(config.polyfac.validate("polyfac"));
+    report.issues.extend(config.helios.validate("helios"));
+    report.issues.extend(config.sepa.validate("sepa"));
     for (name, mapping) in &config.sources {
         let field = format!("sources.{name}");
         if name.is_empty() {

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use encaisse_helios::config::HeliosTenantConfig;
 use encaisse_payfip::config::{GatewayConfig, PayfipTenantConfig};
 use encaisse_pipelines::runtime::{BrokerConfig, DedupeConfig, RetryConfig, RuntimeConfig};
+use encaisse_pipelines::stages::inbox::InboxWatchConfig;
 use encaisse_pipelines::stages::polyfac::PolyfacStagesConfig;
 use encaisse_polyfac::config::SourceMapping;
 use encaisse_schemas::TenantId;
@@ -76,6 +77,16 @@ pub struct Config {
     /// defaults.
     #[serde(default)]
     pub polyfac: PolyfacStagesConfig,
+    /// The Hélios stages, shared by every tenant: how `helios.returns` watches each tenant's
+    /// `helios/inbox` for the Trésorerie's files (`encaisse_pipelines::stages::inbox::InboxWatchConfig`).
+    /// Absent: the defaults. Each commune's own Hélios settings are `[tenants.helios]`.
+    #[serde(default)]
+    pub helios: InboxWatchConfig,
+    /// The SEPA stages, shared by every tenant: how `sepa.returns` watches each tenant's
+    /// `bank/inbox` for the bank's files (`encaisse_pipelines::stages::inbox::InboxWatchConfig`).
+    /// Absent: the defaults. Each commune's own direct-debit settings are `[tenants.sepa]`.
+    #[serde(default)]
+    pub sepa: InboxWatchConfig,
     /// The communes served by this deployment, one `[[tenants]]` table each.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,

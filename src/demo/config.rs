@@ -199,6 +199,11 @@ mod tests {
         assert_eq!(c.http.listen.port(), 41000);
         assert_eq!(c.retry.tiers_secs, vec![1, 2, 4]);
         assert_eq!(c.polyfac.flush_interval_secs, 1);
+        // The returns watchers read the simulated partners' files within half a second.
+        for watch in [c.helios.watch(), c.sepa.watch()] {
+            assert_eq!(watch.poll_interval, std::time::Duration::from_millis(200));
+            assert_eq!(watch.settle, std::time::Duration::from_millis(300));
+        }
         let payfip = c.payfip.as_ref().unwrap();
         assert_eq!(
             payfip.soap_url,

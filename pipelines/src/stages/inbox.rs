@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use encaisse_schemas::TenantId;
+use encaisse_schemas::tenant::ConfigIssue;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::{Source, SourceContext};
 use crate::stage::{ErrorClass, StageError};
@@ -89,10 +91,66 @@ pub struct WatchSettings {
 
 impl Default for WatchSettings {
     fn default() -> Self {
-        WatchSettings {
-            poll_interval: Duration::from_secs(2),
-            settle: Duration::from_secs(2),
+        InboxWatchConfig::default().watch()
+    }
+}
+
+/// How often a watcher scans its inboxes, in milliseconds, unless configured.
+pub fn default_inbox_poll_interval_ms() -> u64 {
+    2_000
+}
+
+/// How long a file must stay unchanged before it is read, in milliseconds, unless configured.
+pub fn default_inbox_settle_ms() -> u64 {
+    2_000
+}
+
+/// The timing of an inbox watcher, as configured: `[helios]` for `helios.returns` (every
+/// tenant's `helios/inbox`), `[sepa]` for `sepa.returns` (every tenant's `bank/inbox`).
+/// Both keys are optional. (`[polyfac]` has the same two keys among its own.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxWatchConfig {
+    /// Time between two scans of every tenant's inbox, in milliseconds (default 2000, at
+    /// least 1). A file waits on average half of it, plus the settle delay, before it is read.
+    #[serde(default = "default_inbox_poll_interval_ms")]
+    pub inbox_poll_interval_ms: u64,
+    /// How long a file's size and modification time must stay unchanged before it is read,
+    /// in milliseconds (default 2000): a file still being copied is never read half-way. 0
+    /// reads a file as soon as it is seen — only for transfer tools that write under a hidden
+    /// name (`.…`) and rename into the inbox.
+    #[serde(default = "default_inbox_settle_ms")]
+    pub inbox_settle_ms: u64,
+}
+
+impl Default for InboxWatchConfig {
+    fn default() -> Self {
+        InboxWatchConfig {
+            inbox_poll_interval_ms: default_inbox_poll_interval_ms(),
+            inbox_settle_ms: default_inbox_settle_ms(),
         }
+    }
+}
+
+impl InboxWatchConfig {
+    /// The watcher's settings.
+    pub fn watch(&self) -> WatchSettings {
+        WatchSettings {
+            poll_interval: Duration::from_millis(self.inbox_poll_interval_ms.max(1)),
+            settle: Duration::from_millis(self.inbox_settle_ms),
+        }
+    }
+
+    /// Problems a person must fix, each naming its field under `prefix` (`helios`).
+    pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if self.inbox_poll_interval_ms == 0 {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.inbox_poll_interval_ms"),
+                "must be at least 1",
+            ));
+        }
+        issues
     }
 }
 
@@ -288,6 +346,31 @@ fn move_file(dirs: &AreaDirs, file: &InboxFile, outcome: &FileOutcome) -> std::i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inbox_timing_defaults_reads_and_checks() {
+        let defaults: InboxWatchConfig = toml::from_str("").unwrap();
+        assert_eq!(defaults, InboxWatchConfig::default());
+        let watch = defaults.watch();
+        assert_eq!(watch.poll_interval, Duration::from_secs(2));
+        assert_eq!(watch.settle, Duration::from_secs(2));
+        let fast: InboxWatchConfig =
+            toml::from_str("inbox_poll_interval_ms = 200\ninbox_settle_ms = 0").unwrap();
+        assert_eq!(fast.watch().poll_interval, Duration::from_millis(200));
+        assert_eq!(fast.watch().settle, Duration::ZERO);
+        assert!(fast.validate("sepa").is_empty());
+        let zero = InboxWatchConfig {
+            inbox_poll_interval_ms: 0,
+            ..fast
+        };
+        let fields: Vec<String> = zero
+            .validate("helios")
+            .into_iter()
+            .map(|i| i.field)
+            .collect();
+        assert_eq!(fields, ["helios.inbox_poll_interval_ms"]);
+        assert!(toml::from_str::<InboxWatchConfig>("inbox_settle_secs = 2").is_err());
+    }
 
     #[test]
     fn move_never_overwrites_and_writes_reason() {

@@ -266,6 +266,23 @@ fn runtime_settings_are_checked() {
 }
 
 #[test]
+fn inbox_timings_are_checked() {
+    let issues = issues_after(|c| {
+        c.polyfac.inbox_poll_interval_ms = 0;
+        c.helios.inbox_poll_interval_ms = 0;
+        c.sepa.inbox_poll_interval_ms = 0;
+    });
+    for field in [
+        "polyfac.inbox_poll_interval_ms",
+        "helios.inbox_poll_interval_ms",
+        "sepa.inbox_poll_interval_ms",
+    ] {
+        assert!(has(&issues, field), "{field} not in {issues:#?}");
+    }
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+}
+
+#[test]
 fn unusable_data_dir_is_an_issue() {
     let (mut config, tmp) = example();
     let file = tmp.path().join("a-file");

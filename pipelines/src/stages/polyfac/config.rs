@@ -7,7 +7,9 @@ use std::time::Duration;
 use encaisse_schemas::tenant::ConfigIssue;
 use serde::{Deserialize, Serialize};
 
-use crate::stages::inbox::WatchSettings;
+use crate::stages::inbox::{
+    InboxWatchConfig, WatchSettings, default_inbox_poll_interval_ms, default_inbox_settle_ms,
+};
 
 /// `[polyfac]`: inbox watching, publishing batches, REGLEMENTS flushing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,14 +40,6 @@ pub struct PolyfacStagesConfig {
     pub flush_interval_secs: u64,
 }
 
-fn default_inbox_poll_interval_ms() -> u64 {
-    2_000
-}
-
-fn default_inbox_settle_ms() -> u64 {
-    2_000
-}
-
 fn default_publish_batch_size() -> usize {
     500
 }
@@ -70,12 +64,17 @@ impl Default for PolyfacStagesConfig {
 }
 
 impl PolyfacStagesConfig {
+    /// The inbox watcher's timing (the same rules as `[helios]` and `[sepa]`).
+    fn inbox(&self) -> InboxWatchConfig {
+        InboxWatchConfig {
+            inbox_poll_interval_ms: self.inbox_poll_interval_ms,
+            inbox_settle_ms: self.inbox_settle_ms,
+        }
+    }
+
     /// The inbox watcher's settings.
     pub fn watch(&self) -> WatchSettings {
-        WatchSettings {
-            poll_interval: Duration::from_millis(self.inbox_poll_interval_ms.max(1)),
-            settle: Duration::from_millis(self.inbox_settle_ms),
-        }
+        self.inbox().watch()
     }
 
     /// The REGLEMENTS flush interval.
@@ -85,13 +84,7 @@ impl PolyfacStagesConfig {
 
     /// Problems a person must fix, each naming its field under `prefix` (`polyfac`).
     pub fn validate(&self, prefix: &str) -> Vec<ConfigIssue> {
-        let mut issues = Vec::new();
-        if self.inbox_poll_interval_ms == 0 {
-            issues.push(ConfigIssue::new(
-                format!("{prefix}.inbox_poll_interval_ms"),
-                "must be at least 1",
-            ));
-        }
+        let mut issues = self.inbox().validate(prefix);
         if !(1..=MAX_PUBLISH_BATCH).contains(&self.publish_batch_size) {
             issues.push(ConfigIssue::new(
                 format!("{prefix}.publish_batch_size"),
