@@ -306,6 +306,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn items_survive_the_move_to_a_rowid_table() {
+        use crate::migrations::{ALL, Migration};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let before: Vec<Migration> = ALL
+            .iter()
+            .filter(|m| !(m.area == "batch" && m.version >= 3))
+            .map(|m| Migration {
+                area: m.area,
+                version: m.version,
+                sql: m.sql,
+            })
+            .collect();
+        let payload = vec![b'x'; 1500];
+        {
+            let ledger = Ledger::open_with(&path, &before).unwrap();
+            let p = payload.clone();
+            ledger
+                .write(move |c| {
+                    for n in [2, 3, 1] {
+                        add_item(c, &key("principal"), &format!("vitry/2026/F{n}"), "h", &p)?;
+                    }
+                    set_expected(c, &key("principal"), 4)
+                })
+                .await
+                .unwrap();
+        }
+        let ledger = Ledger::open(&path).unwrap();
+        let (kept, again, closed) = ledger
+            .write(move |c| {
+                let kept = items(c, &key("principal"))?;
+                let again = add_item(c, &key("principal"), "vitry/2026/F1", "h", &payload)?;
+                add_item(c, &key("principal"), "vitry/2026/F4", "h", b"4")?;
+                Ok((kept, again, try_close(c, &key("principal"))?))
+            })
+            .await
+            .unwrap();
+        let keys: Vec<_> = kept.iter().map(|i| i.item_key.as_str()).collect();
+        assert_eq!(keys, ["vitry/2026/F1", "vitry/2026/F2", "vitry/2026/F3"]);
+        assert!(kept.iter().all(|i| i.payload.len() == 1500));
+        assert_eq!(again, AddOutcome::AlreadyPresent, "the key is still unique");
+        assert_eq!(closed.unwrap().len(), 4, "the count carried over");
+    }
+
+    #[tokio::test]
     async fn counts_are_maintained_and_items_stream_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();

@@ -27,6 +27,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/batch_0002.sql"),
     },
     Migration {
+        area: "batch",
+        version: 3,
+        sql: include_str!("../migrations/batch_0003.sql"),
+    },
+    Migration {
         area: "payfip",
         version: 1,
         sql: include_str!("../migrations/payfip_0001.sql"),
