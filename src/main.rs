@@ -45,9 +45,9 @@ async fn main() -> ExitCode {
             }
         },
         Command::Check(args) => check::run(&cli.config, args.connect, &mut out, &mut err).await,
-        Command::PayfipSim(args) => encaisse::commands::payfip_sim::run(args).await,
         Command::Dlq(args) => dlq::run(&cli.config, args, &mut out, &mut err).await,
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
+        Command::PayfipSim(args) => encaisse::commands::payfip_sim::run(args).await,
         other => pending::not_yet_available(other.name(), &mut err),
     };
     ExitCode::from(code)

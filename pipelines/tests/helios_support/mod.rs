@@ -5,7 +5,7 @@
 //! answers with `PES_ACQUIT` and `PES_Retour` files, each validated against its official
 //! XSD before it is dropped in the inbox.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,21 +22,14 @@ use encaisse_pipelines::stages::inbox::WatchSettings;
 use encaisse_pipelines::stages::sepa::Clock;
 use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
 use encaisse_schemas::tenant::Budget;
-use encaisse_schemas::{
-    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, RunBudgetCount, TenantId,
-};
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use encaisse_schemas::{BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, TenantId};
 
-use super::support::{BROKER, Client, Namespace, Running, broker_url, wait_connected, wait_until};
+use super::support::{BROKER, Client, Namespace, Running, broker_url, wait_connected};
+pub use super::support::{d, event_props as props, file_name, incoming, list};
 
 /// The fixed "now" of every test: Tuesday 10 March 2026, 09:30 in Paris.
 pub fn now() -> NaiveDateTime {
     d(2026, 3, 10).and_hms_opt(9, 30, 0).unwrap()
-}
-
-pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
 /// A unique tenant id per test (metrics and directories are per tenant).
@@ -156,50 +149,7 @@ pub fn invoice(tenant: &TenantId, run: &str, inv: &Inv) -> InvoiceIssued {
 
 /// `billing_run.closed` announcing `invoices` titres of budget `principal`.
 pub fn run_closed(tenant: &TenantId, run: &str, invoices: &[InvoiceIssued]) -> BillingRunClosed {
-    let total = Money::sum(invoices.iter().map(|i| &i.total)).unwrap();
-    BillingRunClosed {
-        schema_version: 1,
-        tenant: tenant.clone(),
-        run_id: run.into(),
-        application: "polyfac".into(),
-        file: Some(format!("{run}.csv")),
-        exercice: 2026,
-        budgets: vec![RunBudgetCount {
-            budget: "principal".into(),
-            collection: CollectionPath::Titres,
-            invoices: invoices.len() as u32,
-            total,
-        }],
-        rejected_invoices: 0,
-    }
-}
-
-/// AMQP properties a producer sets on a canonical event.
-pub fn props<E: Event>(event: &E, message_id: &str) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "encaisse-tenant".into(),
-        AMQPValue::LongString(LongString::from(event.tenant().as_str())),
-    );
-    BasicProperties::default()
-        .with_message_id(ShortString::from(message_id))
-        .with_type(ShortString::from(E::TYPE))
-        .with_content_type("application/json".into())
-        .with_headers(headers)
-}
-
-/// The stage's view of a delivery, to call its handler directly (no broker).
-pub fn incoming<E: Event>(event: &E) -> encaisse_pipelines::Incoming {
-    encaisse_pipelines::Incoming {
-        message_id: Some(event.message_id()),
-        message_type: Some(E::TYPE.to_string()),
-        exchange: String::new(),
-        routing_key: event.routing_key(),
-        headers: Default::default(),
-        body: bytes::Bytes::from(encaisse_schemas::encode(event)),
-        redelivered: false,
-        attempt: 1,
-    }
+    super::support::run_closed_by(CollectionPath::Titres, tenant, run, invoices)
 }
 
 pub fn settings(dir: &Path, tenants: Vec<TenantHelios>) -> HeliosSettings {
@@ -291,12 +241,7 @@ impl Flow {
 
     pub async fn publish<E: Event>(&self, event: &E) {
         self.client
-            .publish(
-                &self.ns.prefix,
-                &event.routing_key(),
-                props(event, &event.message_id()),
-                &encaisse_schemas::encode(event),
-            )
+            .publish_event(&self.ns.prefix, event, &event.message_id())
             .await;
     }
 
@@ -321,19 +266,7 @@ impl Flow {
         prefix: &str,
         n: usize,
     ) -> Vec<PathBuf> {
-        let matching = || {
-            self.files(tenant, sub)
-                .into_iter()
-                .filter(|p| file_name(p).starts_with(prefix))
-                .collect::<Vec<_>>()
-        };
-        wait_until(
-            &format!("{n} {prefix}* file(s) in helios/{sub}"),
-            Duration::from_secs(30),
-            || async { matching().len() >= n },
-        )
-        .await;
-        matching()
+        super::support::wait_files(&self.helios_dir(tenant, sub), prefix, n).await
     }
 
     /// Every `titre.*` / `payment.*` event published so far.
@@ -361,67 +294,27 @@ impl Flow {
     }
 
     pub async fn wait_events(&self, n: usize) -> Vec<Seen> {
-        wait_until(&format!("{n} events"), Duration::from_secs(30), || async {
+        super::support::wait_until(&format!("{n} events"), Duration::from_secs(30), || async {
             self.events().await.len() >= n
         })
         .await;
         self.events().await
     }
 
-    /// Drops a Trésorerie file in the inbox the way a transfer tool should: written under a
-    /// hidden name, then renamed.
+    /// Drops a Trésorerie file in the tenant's inbox (hidden name, then renamed).
     pub fn drop_file(&self, tenant: &TenantId, name: &str, bytes: &[u8]) {
-        let inbox = self.helios_dir(tenant, "inbox");
-        std::fs::create_dir_all(&inbox).unwrap();
-        let tmp = inbox.join(format!(".{name}.part"));
-        std::fs::write(&tmp, bytes).unwrap();
-        std::fs::rename(&tmp, inbox.join(name)).unwrap();
+        super::support::drop_into(&self.helios_dir(tenant, "inbox"), name, bytes);
     }
 
     /// Waits until `name` left the inbox for `archive/` or `rejected/`; returns where.
     pub async fn wait_handled(&self, tenant: &TenantId, name: &str) -> &'static str {
-        let inbox = self.helios_dir(tenant, "inbox").join(name);
-        wait_until(
-            &format!("{name} handled"),
-            Duration::from_secs(30),
-            || async { !inbox.exists() },
-        )
-        .await;
-        let in_dir = |sub| self.files(tenant, sub).iter().any(|p| file_name(p) == name);
-        if in_dir("archive") {
-            "archive"
-        } else if in_dir("rejected") {
-            "rejected"
-        } else {
-            "nowhere"
-        }
+        super::support::wait_handled(&self.helios_dir(tenant, ""), name).await
     }
 
     /// A number a query gives.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        self.ledger
-            .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
-            .await
-            .unwrap()
+        super::support::count(&self.ledger, sql).await
     }
-}
-
-pub fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-pub fn list(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| !file_name(p).starts_with('.'))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Validates `bytes` against `schema` (official XSD), failing with xmllint's report.

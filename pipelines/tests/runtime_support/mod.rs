@@ -5,11 +5,16 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use encaisse_ledger::Ledger;
 use encaisse_pipelines::runtime::{BrokerState, Health, Runtime, RuntimeConfig, StageQueues};
+use encaisse_schemas::{
+    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, RunBudgetCount,
+};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -199,6 +204,19 @@ impl Client {
         );
     }
 
+    /// Publishes a canonical event as a producer does: to `exchange` with its routing key,
+    /// [`event_props`] under `message_id` (its deterministic id, or another one to play a
+    /// replay), its JSON body.
+    pub async fn publish_event<E: Event>(&self, exchange: &str, event: &E, message_id: &str) {
+        self.publish(
+            exchange,
+            &event.routing_key(),
+            event_props(event, message_id),
+            &encaisse_schemas::encode(event),
+        )
+        .await;
+    }
+
     /// Ready messages of `queue`.
     pub async fn count(&self, queue: &str) -> u32 {
         let ch = self.conn.create_channel().await.unwrap();
@@ -268,6 +286,143 @@ pub fn message_props(id: &str, tenant: &str) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_timestamp(1_790_000_000)
         .with_headers(headers)
+}
+
+/// AMQP properties a producer sets on a canonical event: id, type, JSON, and the
+/// `encaisse-tenant` header.
+pub fn event_props<E: Event>(event: &E, message_id: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "encaisse-tenant".into(),
+        AMQPValue::LongString(LongString::from(event.tenant().as_str())),
+    );
+    BasicProperties::default()
+        .with_message_id(ShortString::from(message_id))
+        .with_type(ShortString::from(E::TYPE))
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// The stage's view of a delivery of `event`, to call a handler directly (no broker).
+pub fn incoming<E: Event>(event: &E) -> encaisse_pipelines::Incoming {
+    encaisse_pipelines::Incoming {
+        message_id: Some(event.message_id()),
+        message_type: Some(E::TYPE.to_string()),
+        exchange: String::new(),
+        routing_key: event.routing_key(),
+        headers: Default::default(),
+        body: bytes::Bytes::from(encaisse_schemas::encode(event)),
+        redelivered: false,
+        attempt: 1,
+    }
+}
+
+/// `billing_run.closed` announcing `invoices` of budget `principal`, exercice 2026, collected
+/// by `collection`.
+pub fn run_closed_by(
+    collection: CollectionPath,
+    tenant: &encaisse_schemas::TenantId,
+    run: &str,
+    invoices: &[InvoiceIssued],
+) -> BillingRunClosed {
+    let total = Money::sum(invoices.iter().map(|i| &i.total)).unwrap();
+    BillingRunClosed {
+        schema_version: 1,
+        tenant: tenant.clone(),
+        run_id: run.into(),
+        application: "polyfac".into(),
+        file: Some(format!("{run}.csv")),
+        exercice: 2026,
+        budgets: vec![RunBudgetCount {
+            budget: "principal".into(),
+            collection,
+            invoices: invoices.len() as u32,
+            total,
+        }],
+        rejected_invoices: 0,
+    }
+}
+
+pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+/// One integer from the ledger (`SELECT count(*) …`).
+pub async fn count(ledger: &Ledger, sql: &'static str) -> i64 {
+    ledger
+        .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+        .await
+        .unwrap()
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Files of a directory (not hidden), sorted; none when it does not exist.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Waits until `dir` holds at least `n` files whose names start with `prefix`; returns them.
+pub async fn wait_files(dir: &Path, prefix: &str, n: usize) -> Vec<PathBuf> {
+    let matching = || {
+        list(dir)
+            .into_iter()
+            .filter(|p| file_name(p).starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        &format!("{n} {prefix}* file(s) in {}", dir.display()),
+        Duration::from_secs(30),
+        || async { matching().len() >= n },
+    )
+    .await;
+    matching()
+}
+
+/// Drops a partner's file in an inbox the way a transfer tool should: written under a
+/// hidden name, then renamed.
+pub fn drop_into(inbox: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(inbox).unwrap();
+    let tmp = inbox.join(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, inbox.join(name)).unwrap();
+}
+
+/// Waits until `name` left `<area>/inbox` for `archive/` or `rejected/` (under its name, or
+/// with the watcher's suffix when the name was taken); returns where.
+pub async fn wait_handled(area: &Path, name: &str) -> &'static str {
+    let inbox = area.join("inbox").join(name);
+    wait_until(
+        &format!("{name} handled"),
+        Duration::from_secs(30),
+        || async { !inbox.exists() },
+    )
+    .await;
+    let moved_to = |sub: &str| {
+        list(&area.join(sub)).iter().any(|p| {
+            let file = file_name(p);
+            file == name || file.starts_with(&format!("{name}."))
+        })
+    };
+    if moved_to("archive") {
+        "archive"
+    } else if moved_to("rejected") {
+        "rejected"
+    } else {
+        "nowhere"
+    }
 }
 
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
