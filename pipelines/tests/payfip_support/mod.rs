@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, FixedOffset};
 use encaisse_ledger::Ledger;
 use encaisse_payfip::config::ReconciliationConfig;
 use encaisse_payfip::sim::{SimulatorHandle, SimulatorOptions};
@@ -26,8 +26,6 @@ use encaisse_schemas::{
     Address, Civilite, CollectionPath, Event, InvoiceIssued, InvoiceLine, InvoiceRef, Money, Payer,
     PaymentMode, SourceRef, TenantId, TitreAccepted, TitreRef, TitreSource,
 };
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -216,23 +214,8 @@ impl Harness {
 
     /// Publishes a canonical event as a producer would.
     pub async fn publish<E: Event>(&self, event: &E) {
-        let mut headers = FieldTable::default();
-        headers.insert(
-            "encaisse-tenant".into(),
-            AMQPValue::LongString(LongString::from(event.tenant().as_str())),
-        );
-        let props = BasicProperties::default()
-            .with_message_id(ShortString::from(event.message_id()))
-            .with_type(ShortString::from(E::TYPE))
-            .with_content_type("application/json".into())
-            .with_headers(headers);
         self.client
-            .publish(
-                &self.ns.prefix,
-                &event.routing_key(),
-                props,
-                &encaisse_schemas::encode(event),
-            )
+            .publish_event(&self.ns.prefix, event, &event.message_id())
             .await;
     }
 
@@ -435,7 +418,7 @@ pub fn invoice(
             lines: None,
         },
         content_hash: format!("hash-{number}-{amount}"),
-        issued_on: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
+        issued_on: d(2026, 1, 31),
         period: 1,
         activity: "PERISCOLAIRE".into(),
         budget: "principal".into(),
@@ -467,7 +450,7 @@ pub fn invoice(
             amount: total,
         }],
         total,
-        due_date: NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(),
+        due_date: d(2026, 2, 28),
         payment_mode: PaymentMode::Tipi,
         mandate: None,
         online_payable: true,

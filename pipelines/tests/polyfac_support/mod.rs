@@ -18,6 +18,7 @@ use encaisse_polyfac::generate::example_catalogue;
 use encaisse_schemas::TenantId;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::support::count;
 use crate::support::{self, BROKER, Client, Namespace, Running};
 
 /// The example tenant of the adapter's generator and samples, with a source mapping.
@@ -107,7 +108,8 @@ impl Harness {
         format!("{}.{name}", self.ns.prefix)
     }
 
-    /// Names of the files of a directory, sorted (none when it does not exist).
+    /// Names of every entry of a directory, hidden ones too (a temporary file left behind
+    /// shows), sorted; none when it does not exist.
     pub fn files(&self, dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map(|entries| {
@@ -136,12 +138,4 @@ impl Harness {
             running.stop().await;
         }
     }
-}
-
-/// One integer from the ledger.
-pub async fn count(ledger: &Ledger, sql: &'static str) -> i64 {
-    ledger
-        .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
-        .await
-        .unwrap()
 }

@@ -3,7 +3,7 @@
 //! real broker), and the bank simulated as the spec describes it (pain.002.001.10 and
 //! camt.054.001.08 files, validated against the ISO schemas before they are dropped).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,24 +17,18 @@ use encaisse_pipelines::stages::sepa::{self, Clock, SepaSettings, TenantSepa};
 use encaisse_schemas::identifiers::{Iban, Ics};
 use encaisse_schemas::tenant::Regie;
 use encaisse_schemas::{
-    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, PaymentRejected, RunBudgetCount,
-    TenantId,
+    BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, PaymentRejected, TenantId,
 };
 use encaisse_sepa::SepaTenantConfig;
 use encaisse_sepa::config::InitiatingPartyIdKind;
 use encaisse_sepa::read::pain008::{SentFile, read_pain008};
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use super::support::{BROKER, Client, Namespace, Running, broker_url, wait_connected, wait_until};
+pub use super::support::{d, file_name as name, incoming, list};
 
 /// The fixed "now" of every test: Tuesday 1 December 2026, 09:30 in Paris (day 335).
 pub fn now() -> NaiveDateTime {
     d(2026, 12, 1).and_hms_opt(9, 30, 0).unwrap()
-}
-
-pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
 pub fn specs(name: &str) -> PathBuf {
@@ -174,50 +168,7 @@ fn mandate_is_null(value: &serde_json::Value) -> bool {
 
 /// `billing_run.closed` announcing `invoices` régie invoices of budget `principal`.
 pub fn run_closed(tenant: &TenantId, run: &str, invoices: &[InvoiceIssued]) -> BillingRunClosed {
-    let total = Money::sum(invoices.iter().map(|i| &i.total)).unwrap();
-    BillingRunClosed {
-        schema_version: 1,
-        tenant: tenant.clone(),
-        run_id: run.into(),
-        application: "polyfac".into(),
-        file: Some(format!("{run}.csv")),
-        exercice: 2026,
-        budgets: vec![RunBudgetCount {
-            budget: "principal".into(),
-            collection: CollectionPath::Regie,
-            invoices: invoices.len() as u32,
-            total,
-        }],
-        rejected_invoices: 0,
-    }
-}
-
-/// AMQP properties a producer sets on a canonical event.
-pub fn props<E: Event>(event: &E, message_id: &str) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "encaisse-tenant".into(),
-        AMQPValue::LongString(LongString::from(event.tenant().as_str())),
-    );
-    BasicProperties::default()
-        .with_message_id(ShortString::from(message_id))
-        .with_type(ShortString::from(E::TYPE))
-        .with_content_type("application/json".into())
-        .with_headers(headers)
-}
-
-/// The stage's view of a delivery, to call its handler directly (no broker).
-pub fn incoming<E: Event>(event: &E) -> encaisse_pipelines::Incoming {
-    encaisse_pipelines::Incoming {
-        message_id: Some(event.message_id()),
-        message_type: Some(E::TYPE.to_string()),
-        exchange: String::new(),
-        routing_key: event.routing_key(),
-        headers: Default::default(),
-        body: bytes::Bytes::from(encaisse_schemas::encode(event)),
-        redelivered: false,
-        attempt: 1,
-    }
+    super::support::run_closed_by(CollectionPath::Regie, tenant, run, invoices)
 }
 
 pub fn settings(dir: &Path, tenants: Vec<TenantSepa>) -> SepaSettings {
@@ -314,12 +265,7 @@ impl Flow {
     /// Publishes `event` under another message id (a producer re-publishing a fact).
     pub async fn publish_as<E: Event>(&self, event: &E, message_id: &str) {
         self.client
-            .publish(
-                &self.ns.prefix,
-                &event.routing_key(),
-                props(event, message_id),
-                &encaisse_schemas::encode(event),
-            )
+            .publish_event(&self.ns.prefix, event, message_id)
             .await;
     }
 
@@ -332,14 +278,9 @@ impl Flow {
         list(&self.bank_dir(tenant, sub))
     }
 
+    /// Waits until `bank/<sub>` holds at least `n` files; returns them.
     pub async fn wait_files(&self, tenant: &TenantId, sub: &str, n: usize) -> Vec<PathBuf> {
-        wait_until(
-            &format!("{n} file(s) in bank/{sub}"),
-            Duration::from_secs(30),
-            || async { self.files(tenant, sub).len() >= n },
-        )
-        .await;
-        self.files(tenant, sub)
+        super::support::wait_files(&self.bank_dir(tenant, sub), "", n).await
     }
 
     /// Every `payment.rejected` published so far.
@@ -362,64 +303,20 @@ impl Flow {
         self.events().await
     }
 
-    /// Drops a bank file in the inbox the way a transfer tool should: written under a
-    /// hidden name, then renamed.
+    /// Drops a bank file in the tenant's inbox (hidden name, then renamed).
     pub fn drop_bank_file(&self, tenant: &TenantId, name: &str, bytes: &[u8]) {
-        let inbox = self.bank_dir(tenant, "inbox");
-        std::fs::create_dir_all(&inbox).unwrap();
-        let tmp = inbox.join(format!(".{name}.part"));
-        std::fs::write(&tmp, bytes).unwrap();
-        std::fs::rename(&tmp, inbox.join(name)).unwrap();
+        super::support::drop_into(&self.bank_dir(tenant, "inbox"), name, bytes);
     }
 
     /// Waits until `name` left the inbox for `archive/` or `rejected/`; returns where.
     pub async fn wait_handled(&self, tenant: &TenantId, name: &str) -> &'static str {
-        let inbox = self.bank_dir(tenant, "inbox").join(name);
-        wait_until(
-            &format!("{name} handled"),
-            Duration::from_secs(30),
-            || async { !inbox.exists() },
-        )
-        .await;
-        let in_dir = |sub| {
-            list(&self.bank_dir(tenant, sub))
-                .iter()
-                .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
-        };
-        if in_dir("archive") {
-            "archive"
-        } else if in_dir("rejected") {
-            "rejected"
-        } else {
-            "nowhere"
-        }
+        super::support::wait_handled(&self.bank_dir(tenant, ""), name).await
     }
 
     /// How many rows a query counts.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        self.ledger
-            .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
-            .await
-            .unwrap()
+        super::support::count(&self.ledger, sql).await
     }
-}
-
-pub fn list(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .collect();
-    files.sort();
-    files
-}
-
-pub fn name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 /// Validates a written pain.008 against the ISO schema and reads it back.
