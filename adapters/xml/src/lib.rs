@@ -7,6 +7,8 @@
 //!   explicitly, not merely left unexpanded.
 //! * [`reader`]: a quick-xml reader configured for such input, and helpers for the PES
 //!   convention where every value is an empty element with a `V` attribute.
+//! * [`tree`]: a bounded element tree over such input, the one parse loop of the bank, PES
+//!   and SOAP readers (each adapter says what it keeps of an element).
 //! * [`xsd`]: validation against an XSD with `xmllint --schema` (libxml2), used by tests and
 //!   by `encaisse` before a file leaves the outbox.
 //! * [`specs`]: where the shared specs live (`../shared/specs`, or `ENCAISSE_SPECS_DIR`).
@@ -14,6 +16,7 @@
 pub mod guard;
 pub mod reader;
 pub mod specs;
+pub mod tree;
 pub mod xsd;
 
 pub use guard::{GuardError, check_untrusted};

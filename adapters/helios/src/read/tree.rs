@@ -1,18 +1,17 @@
 //! A small tree of a PES document read safely: elements, their `V` value and their line.
 //!
-//! The bytes go through `encaisse_xml::check_untrusted` (size limit, no DTD, no entity
-//! declaration), `to_utf8` (ISO-8859-1 decoded) and `untrusted_reader` (no entity expansion).
-//! Text content is skipped (PES values are attributes; PJ contents are not needed here), and
-//! nesting deeper than [`MAX_DEPTH`] is refused.
+//! Built by [`encaisse_xml::tree`] under its rules (size limit, no DTD, no entity
+//! declaration or expansion, ISO-8859-1 decoded, bounded nesting, one root). Text content is
+//! not kept (PES values are attributes; PJ contents are not needed here).
 
-use encaisse_xml::reader::{attribute, local_name, untrusted_reader};
-use encaisse_xml::{check_untrusted, to_utf8};
-use quick_xml::events::{BytesStart, Event};
+use encaisse_xml::reader::{attribute, local_name};
+use encaisse_xml::tree::{Limits, TreeError, TreeNode, parse_with};
+use quick_xml::events::BytesStart;
 
 use super::ReadError;
 
 /// PES documents are at most a dozen levels deep; anything far deeper is not a PES file.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = encaisse_xml::tree::DEFAULT_MAX_DEPTH;
 
 /// An element of the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,37 +32,18 @@ pub struct Tree {
     pub namespace: Option<String>,
 }
 
-/// Counts lines incrementally as the reader moves forward.
-struct LineCounter<'t> {
-    text: &'t [u8],
-    offset: usize,
-    line: u32,
-}
+impl TreeNode for Element {
+    fn name(&self) -> &str {
+        &self.name
+    }
 
-impl LineCounter<'_> {
-    fn at(&mut self, offset: usize) -> u32 {
-        let end = offset.min(self.text.len());
-        if end > self.offset {
-            let newlines = self.text[self.offset..end]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            self.line = self
-                .line
-                .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
-            self.offset = end;
-        }
-        self.line
+    fn push_child(&mut self, child: Self) {
+        self.children.push(child);
     }
 }
 
-fn element(start: &BytesStart<'_>, line: u32) -> Element {
-    Element {
-        name: local_name(start),
-        value: attribute(start, "V"),
-        children: Vec::new(),
-        line,
-    }
+fn line_u32(line: usize) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
 }
 
 /// The namespace bound to the root's prefix (or the default namespace).
@@ -79,91 +59,33 @@ fn root_namespace(start: &BytesStart<'_>) -> Option<String> {
 
 /// Parses `bytes` (untrusted) into a [`Tree`].
 pub fn parse(bytes: &[u8], limit_bytes: u64) -> Result<Tree, ReadError> {
-    check_untrusted(bytes, limit_bytes)?;
-    let text = to_utf8(bytes)?;
-    let mut reader = untrusted_reader(&text);
-    let mut lines = LineCounter {
-        text: text.as_bytes(),
-        offset: 0,
-        line: 1,
-    };
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
     let mut namespace = None;
-    loop {
-        let before = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| ReadError::Syntax {
-            line: lines.at(reader.error_position() as usize),
-            message: e.to_string(),
-        })?;
-        // The line of a tag is the line of its '<' (the last one before the tag's end:
-        // attribute values cannot hold a raw '<').
-        let end = reader.buffer_position() as usize;
-        let tag_start = text.as_bytes()[..end.min(text.len())]
-            .iter()
-            .rposition(|&b| b == b'<')
-            .unwrap_or(before);
-        match event {
-            Event::Start(_) | Event::Empty(_) if root.is_some() => {
-                return Err(ReadError::Syntax {
-                    line: lines.at(tag_start),
-                    message: "content after the root element".into(),
-                });
-            }
-            Event::Start(start) => {
-                if stack.is_empty() {
-                    namespace = root_namespace(&start);
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(ReadError::TooDeep {
-                        line: lines.at(tag_start),
-                        limit: MAX_DEPTH,
-                    });
-                }
-                stack.push(element(&start, lines.at(tag_start)));
-            }
-            Event::Empty(start) => {
-                let node = element(&start, lines.at(tag_start));
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => {
-                        namespace = root_namespace(&start);
-                        root = Some(node);
-                    }
-                }
-            }
-            Event::End(_) => {
-                let node = stack.pop().ok_or_else(|| ReadError::Syntax {
-                    line: lines.at(before),
-                    message: "closing tag without an opening tag".into(),
-                })?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => root = Some(node),
-                }
-            }
-            Event::DocType(_) => {
-                // check_untrusted already refuses DTDs; kept as a second lock.
-                return Err(ReadError::Guard(encaisse_xml::GuardError::Dtd {
-                    found: "<!DOCTYPE",
-                }));
-            }
-            Event::Eof => break,
-            _ => {}
+    let root = parse_with(bytes, Limits::new(limit_bytes), |start, depth, line| {
+        if depth == 0 {
+            namespace = root_namespace(start);
         }
-    }
-    if !stack.is_empty() {
-        return Err(ReadError::Syntax {
-            line: lines.at(text.len()),
-            message: format!(
-                "the document ends inside <{}>",
-                stack.last().map(|e| e.name.as_str()).unwrap_or("")
-            ),
-        });
-    }
-    let root = root.ok_or_else(|| ReadError::Syntax {
-        line: 1,
-        message: "no root element".into(),
+        Ok(Element {
+            name: local_name(start),
+            value: attribute(start, "V"),
+            children: Vec::new(),
+            line: line_u32(line),
+        })
+    })
+    .map_err(|e| match e {
+        TreeError::Guard(e) => ReadError::Guard(e),
+        TreeError::Encoding(e) => ReadError::Encoding(e),
+        TreeError::Malformed { line, reason } => ReadError::Syntax {
+            line: line_u32(line),
+            message: reason,
+        },
+        TreeError::TooDeep { line, limit } => ReadError::TooDeep {
+            line: line_u32(line),
+            limit,
+        },
+        TreeError::TooManyElements { line, limit } => ReadError::Syntax {
+            line: line_u32(line),
+            message: format!("more than {limit} elements"),
+        },
     })?;
     Ok(Tree { root, namespace })
 }
