@@ -52,6 +52,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/helios_0001.sql"),
     },
     Migration {
+        area: "helios",
+        version: 2,
+        sql: include_str!("../migrations/helios_0002.sql"),
+    },
+    Migration {
         area: "ops",
         version: 1,
         sql: include_str!("../migrations/ops_0001.sql"),

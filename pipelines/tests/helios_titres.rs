@@ -2,23 +2,31 @@
 //! Aller file per budget in `<tenant>/helios/outbox`, valid against the official XSD,
 //! numbered 1..n in the ledger (ORMC and titres ordinaires), whatever the order of the
 //! messages; a crash between planning/writing and acking writes the same file once and
-//! leaves no gap; the next run takes the next numbers; refused invoices never block a run;
-//! a run larger than a bordereau is split.
+//! leaves no gap; the next run takes the next numbers; refused invoices never block a run
+//! and are told to Polyfac once (`titre.rejected`, source `local` → `TITRE_REJETE`); a run
+//! larger than a bordereau is split.
 
 #[path = "helios_support/mod.rs"]
 mod helios;
+#[path = "polyfac_support/mod.rs"]
+mod polyfac;
 #[path = "runtime_support/mod.rs"]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use encaisse_helios::codes::BordereauKind;
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::BatchKey;
 use encaisse_pipelines::Stage;
+use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::helios::error::write_tx;
 use encaisse_pipelines::stages::helios::plan::close_and_plan;
 use encaisse_pipelines::stages::helios::{HeliosTitres, STAGE, TitresFlush};
+use encaisse_pipelines::stages::polyfac::{PolyfacExport, PolyfacTenants, export};
+use encaisse_polyfac::SourceMapping;
+use encaisse_schemas::{BillingRunClosed, InvoiceIssued, TenantId};
 use helios::*;
 use support::{counter, install_metrics};
 
@@ -45,6 +53,15 @@ async fn titres(ledger: &Ledger, tenant: &str) -> Vec<(String, u32, u32, String,
         })
         .await
         .unwrap()
+}
+
+/// The invoice number of every titre of `tenant`, by pièce.
+async fn titre_numbers(flow: &Flow, tenant: &TenantId) -> Vec<String> {
+    titres(&flow.ledger, tenant.as_str())
+        .await
+        .into_iter()
+        .map(|r| r.3)
+        .collect()
 }
 
 fn pieces(sent: &Sent) -> Vec<(u32, u32)> {
@@ -307,8 +324,13 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
     let invoices = vec![
         invoice(&t, run, &Inv::new("F2026000041", "10.00")),
         invoice(&t, run, &Inv::new("F2026000042", "11.00")),
+        invoice(
+            &t,
+            run,
+            &Inv::new("F2026000043", "12.00").postal_code("9440"),
+        ),
     ];
-    let expected_bytes = {
+    let (expected_bytes, expected_outputs) = {
         // A reference daemon that was never interrupted.
         let ref_dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(ref_dir.path().join("ledger.sqlite")).unwrap();
@@ -319,14 +341,15 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
         for i in &invoices {
             stage.handle(&incoming(i)).await.unwrap();
         }
-        stage
+        let closing = stage
             .handle(&incoming(&run_closed(&t, run, &invoices)))
             .await
             .unwrap();
         let files = list(&ref_dir.path().join(t.as_str()).join("helios/outbox"));
         assert_eq!(files.len(), 1);
-        std::fs::read(&files[0]).unwrap()
+        (std::fs::read(&files[0]).unwrap(), closing.outputs)
     };
+    assert_eq!(expected_outputs.len(), 1, "the refusal's titre.rejected");
     {
         // The killed daemon: invoices collected, then the closing transaction committed and
         // nothing more (the process died before rendering).
@@ -356,12 +379,12 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
         };
         let tenant_cfg = settings.tenants[0].clone();
         let planned = write_tx(&ledger, move |c| {
-            encaisse_ledger::batch::set_expected(c, &key, 2)?;
-            close_and_plan(c, &tenant_cfg, &key, now().date())
+            encaisse_ledger::batch::set_expected(c, &key, 3)?;
+            close_and_plan(c, &tenant_cfg, &key, now())
         })
         .await
         .unwrap();
-        assert_eq!(planned.titres, 2);
+        assert_eq!((planned.titres, planned.refused.len()), (2, 1));
         assert!(list(&dir.path().join(t.as_str()).join("helios/outbox")).is_empty());
     }
     // Restart: the flush source writes it at once.
@@ -373,16 +396,31 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
         ledger: ledger.clone(),
         shutdown: tokio_util::sync::CancellationToken::new(),
     };
-    assert_eq!(flush.flush_once(&ctx).await, 1);
+    assert_eq!(
+        flush.flush_once(&ctx).await,
+        2,
+        "the file and the refusals' report"
+    );
     let files = list(&dir.path().join(t.as_str()).join("helios/outbox"));
     assert_eq!(files.len(), 1);
     assert_eq!(std::fs::read(&files[0]).unwrap(), expected_bytes);
-    // A redelivered run closure plans nothing more.
+    // A redelivered run closure plans nothing more, and publishes the refusal's
+    // titre.rejected the killed process queued — the same message as an uninterrupted run.
     let stage = HeliosTitres::new(settings, ledger.clone());
-    stage
+    let redelivered = stage
         .handle(&incoming(&run_closed(&t, run, &invoices)))
         .await
         .unwrap();
+    assert_eq!(redelivered.outputs, expected_outputs);
+    let mark = redelivered
+        .ledger_effect
+        .expect("marked handed with the dedupe record");
+    ledger.write(move |c| (mark.0)(c)).await.unwrap();
+    let next = stage.handle(&incoming(&invoices[0])).await;
+    assert!(
+        next.unwrap().outputs.is_empty(),
+        "handed once: the next message publishes nothing"
+    );
     assert_eq!(flush.flush_once(&ctx).await, 0);
     let bordereaux: i64 = ledger
         .read(|c| Ok(c.query_row("SELECT count(*) FROM helios_bordereau", [], |r| r.get(0))?))
@@ -417,17 +455,15 @@ async fn a_refused_invoice_does_not_block_its_run_nor_take_a_number() {
         [(1, 1), (1, 2)],
         "no gap: the refused invoice took no IdPce"
     );
-    let numbers: Vec<String> = titres(&flow.ledger, t.as_str())
-        .await
-        .into_iter()
-        .map(|r| r.3)
-        .collect();
-    assert_eq!(numbers, ["F2026000051", "F2026000053"]);
+    assert_eq!(
+        titre_numbers(&flow, &t).await,
+        ["F2026000051", "F2026000053"]
+    );
     let reports = flow.wait_files(&t, "rejected", "run-refused", 1).await;
     let report = std::fs::read_to_string(&reports[0]).unwrap();
     assert!(
         report.contains(&format!(
-            "{t}/2026/F2026000052\tpayer.address.postal_code\t"
+            "{t}/2026/F2026000052\tLOCAL-RULES\tpayer.address.postal_code\t"
         )),
         "{report}"
     );
@@ -448,6 +484,226 @@ async fn a_refused_invoice_does_not_block_its_run_nor_take_a_number() {
         ),
         1
     );
+    // Polyfac is told: one titre.rejected, refused locally, without a titre.
+    let rejected = titres_rejected(&flow, 1).await;
+    settle().await;
+    assert_eq!(
+        titres_rejected(&flow, 1).await.len(),
+        1,
+        "exactly one event"
+    );
+    let body = &rejected[0].body;
+    assert_eq!(body["source"], "local");
+    assert!(body.get("titre").is_none(), "no titre number: {body}");
+    assert_eq!(body["invoice"]["number"], "F2026000052");
+    assert_eq!(body["code"], "LOCAL-RULES");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not sent to Hélios: payer.address.postal_code: "),
+        "{body}"
+    );
+    assert_eq!(
+        body["file"],
+        format!("{t}/helios/rejected/run-refused-principal.refused.txt")
+    );
+    assert_eq!(
+        flow.count("SELECT count(*) FROM helios_event WHERE handed_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
+/// The `titre.rejected` events seen so far (waiting for at least `n`).
+async fn titres_rejected(flow: &Flow, n: usize) -> Vec<Seen> {
+    let rejected = || async {
+        flow.events()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == "titre.rejected")
+            .collect::<Vec<_>>()
+    };
+    support::wait_until(
+        &format!("{n} titre.rejected"),
+        Duration::from_secs(30),
+        || async { rejected().await.len() >= n },
+    )
+    .await;
+    rejected().await
+}
+
+/// Publishes a run's invoices, then its closure, each under its deterministic id.
+async fn publish_run(flow: &Flow, invoices: &[InvoiceIssued], closed: &BillingRunClosed) {
+    for i in invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(closed).await;
+}
+
+/// `polyfac.export` on `flow`'s broker namespace and ledger, for `tenant` (the daemon runs
+/// it beside `helios.titres`).
+async fn polyfac_export(flow: &Flow, tenant: &TenantId) -> support::Running {
+    let tiers = [1];
+    flow.ns.stage(export::NAME, &tiers);
+    let mut runtime = Runtime::new(
+        flow.ns
+            .config(&support::broker_url(support::BROKER), &tiers),
+        flow.ledger.clone(),
+    );
+    let tenants = PolyfacTenants::new([polyfac::tenant(
+        tenant.as_str(),
+        "polyfac",
+        SourceMapping::polyfac_default(),
+    )]);
+    runtime.add_stage(Arc::new(PolyfacExport::new(tenants, flow.ledger.clone())));
+    let running = support::Running::start(runtime);
+    support::wait_connected(&running.health).await;
+    running
+}
+
+/// `(invoice, line)` of every REGLEMENTS line recorded, by invoice. The lines are
+/// Windows-1252: the `é` of Hélios comes back as `é` here.
+async fn reglements_lines(flow: &Flow) -> Vec<(String, String)> {
+    flow.ledger
+        .read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT invoice_key, bytes FROM polyfac_reglement_line ORDER BY invoice_key",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, Vec<u8>>(1)?)))?
+                .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, bytes)| {
+            let line = String::from_utf8_lossy(&bytes).replace('\u{FFFD}', "é");
+            (key, line.trim_end().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_the_writer_refuses_are_told_to_polyfac_once() {
+    let t = tenant_id("local");
+    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ormc)]).await;
+    let export = polyfac_export(&flow, &t).await;
+    let run = "run-local";
+    let mut late_mandate = invoice(&t, run, &Inv::debit("F2026000072", "20.00", Some("RCUR")));
+    if let Some(mandate) = late_mandate.mandate.as_mut() {
+        mandate.signed_on = d(2026, 4, 1); // after the bordereau date
+    }
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000071", "10.00")),
+        late_mandate,
+        invoice(
+            &t,
+            run,
+            &Inv::new("F2026000073", "30.00").postal_code("9440"),
+        ),
+        invoice(&t, run, &Inv::new("F2026000074", "40.00")),
+    ];
+    let closed = run_closed(&t, run, &invoices);
+    publish_run(&flow, &invoices, &closed).await;
+
+    // The rest of the run makes its titres and its PES file.
+    let files = flow.wait_files(&t, "outbox", "PESORMC", 1).await;
+    let bytes = std::fs::read(&files[0]).unwrap();
+    assert_valid(&pes_aller_xsd(), &file_name(&files[0]), &bytes);
+    assert_eq!(pieces(&read_sent(&bytes)), [(1, 1), (1, 2)]);
+    assert_eq!(
+        titre_numbers(&flow, &t).await,
+        ["F2026000071", "F2026000074"]
+    );
+
+    // One titre.rejected per refused invoice, one TITRE_REJETE line each.
+    let rejected = titres_rejected(&flow, 2).await;
+    let mut told: Vec<(String, String)> = rejected
+        .iter()
+        .map(|e| {
+            assert_eq!(e.body["source"], "local", "{}", e.body);
+            assert!(e.body.get("titre").is_none(), "{}", e.body);
+            (
+                e.body["invoice"]["number"].as_str().unwrap().to_string(),
+                e.body["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            ("F2026000072".to_string(), "LOCAL-MANDATE".to_string()),
+            ("F2026000073".to_string(), "LOCAL-RULES".to_string()),
+        ]
+    );
+    support::wait_until("two REGLEMENTS lines", Duration::from_secs(30), || async {
+        reglements_lines(&flow).await.len() >= 2
+    })
+    .await;
+    let lines = reglements_lines(&flow).await;
+    let expected = [
+        (
+            format!("{t}/2026/F2026000072"),
+            "F2026000072;FAMF2026000072;10/03/2026;20,00;;TITRE_REJETE;;LOCAL-MANDATE Not sent to Hélios: mandate.signed_on: 2026-04-01 is after the bordereau date 2026-03-10;",
+        ),
+        (
+            format!("{t}/2026/F2026000073"),
+            "F2026000073;FAMF2026000073;10/03/2026;30,00;;TITRE_REJETE;;\"LOCAL-RULES Not sent to Hélios: payer.address.postal_code: \"\"9440\"\" is not a 5-digit postal code\";",
+        ),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(k, l)| (k, l.to_string()))
+        .collect();
+    assert_eq!(lines, expected, "no titre number, the local code in Motif");
+    // The journal (encaisse trace) shows the refusal, its code, and the line for Polyfac.
+    let facts = flow
+        .ledger
+        .invoice_facts(&format!("{t}/2026/F2026000072"))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = facts.iter().map(|f| f.kind.as_str()).collect();
+    assert!(kinds.contains(&"titre_refused"), "{kinds:?}");
+    assert!(kinds.contains(&"reglement_recorded"), "{kinds:?}");
+    let refused = facts.iter().find(|f| f.kind == "titre_refused").unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&refused.detail).unwrap();
+    assert_eq!(detail["code"], "LOCAL-MANDATE");
+    assert_eq!(detail["field"], "mandate.signed_on");
+    assert_eq!(
+        detail["titre_rejected"].as_str(),
+        rejected
+            .iter()
+            .find(|e| e.body["invoice"]["number"] == "F2026000072")
+            .map(|e| e.message_id.as_str())
+    );
+
+    // Every message of the run delivered again, under its id: nothing new anywhere.
+    let copies = rejected.len();
+    publish_run(&flow, &invoices, &closed).await;
+    // The message that closed the run republishes its stored outputs (same ids).
+    let again = titres_rejected(&flow, copies + 2).await;
+    settle().await;
+    let mut ids: Vec<&str> = again.iter().map(|e| e.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "no new titre.rejected");
+    assert_eq!(
+        reglements_lines(&flow).await,
+        lines,
+        "no new REGLEMENTS line"
+    );
+    assert_eq!(flow.files(&t, "outbox").len(), 1, "no second PES file");
+    assert_eq!(flow.count("SELECT count(*) FROM helios_titre").await, 2);
+    assert_eq!(flow.count("SELECT count(*) FROM helios_event").await, 2);
+    assert_eq!(
+        flow.count("SELECT count(*) FROM helios_event WHERE handed_at IS NULL")
+            .await,
+        0
+    );
+    export.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,7 @@ fn titre_accepted(invoice: &InvoiceIssued, source: TitreSource) -> TitreAccepted
         file: match source {
             TitreSource::Acquit => "PES_ACQUIT.xml".into(),
             TitreSource::Retour => "PES2R_RCE_081_00_2026_1.xml".into(),
+            TitreSource::Local => unreachable!("a titre is never accepted locally"),
         },
     }
 }
@@ -159,7 +160,7 @@ fn titre_rejected_at_the_acquit(invoice: &InvoiceIssued) -> TitreRejected {
     TitreRejected {
         schema_version: 1,
         invoice: invoice.invoice.clone(),
-        titre: titre(346),
+        titre: Some(titre(346)),
         source: TitreSource::Acquit,
         code: "ACQUIT_KO".into(),
         text: "Bordereau rejete".into(),
@@ -312,6 +313,47 @@ async fn only_the_pes_retour_tells_polyfac_a_titre_is_taken_in_charge() {
             "F2026-000101;FAM000123;05/02/2026;62,95;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;",
             "F2026-000102;FAM000456;05/02/2026;70,13;;TITRE_REJETE;2026/01/12/346;ACQUIT_KO Bordereau rejete;",
         ]
+    );
+    h.stop().await;
+}
+
+/// `helios.titres` refused the invoice before writing any PES file (its postal code).
+fn titre_refused_locally(invoice: &InvoiceIssued) -> TitreRejected {
+    encaisse_pipelines::stages::helios::refusal::event(
+        &invoice.invoice,
+        "payer.address.postal_code",
+        "\"9440\" is not a French postal code (5 digits)",
+        "vitry/helios/rejected/run-1-principal.refused.txt",
+        at("2026-02-05T09:00:00+01:00"),
+    )
+}
+
+#[tokio::test]
+async fn an_invoice_refused_before_the_pes_file_is_one_titre_rejete_line() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let refused = titre_refused_locally(&invoices[1]);
+    assert_eq!(
+        (refused.source, &refused.titre),
+        (TitreSource::Local, &None)
+    );
+    publish(&h, &refused, None).await;
+    publish(&h, &refused, None).await; // redelivered: same id
+    h.wait_count("both deliveries handled", HANDLED, 3).await;
+    assert_eq!(count(&h.ledger, LINES).await, 1, "one line for one refusal");
+
+    flusher(&h).flush_all(&h.ledger).await;
+    let bytes = std::fs::read(h.area("vitry", "outbox").join(file_name(1))).unwrap();
+    // Windows-1252: the `é` of Hélios is one byte, 0xE9.
+    assert!(bytes.contains(&0xE9), "Windows-1252");
+    let text = String::from_utf8_lossy(&bytes).replace('\u{FFFD}', "é");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(
+        lines[1..],
+        [
+            "F2026-000102;FAM000456;05/02/2026;70,13;;TITRE_REJETE;;\"LOCAL-RULES Not sent to Hélios: payer.address.postal_code: \"\"9440\"\" is not a French postal code (5 digits)\";"
+        ],
+        "no titre number (empty Reference), the local code first in Motif"
     );
     h.stop().await;
 }

@@ -464,7 +464,7 @@ impl TitreRef {
     }
 }
 
-/// Which Trésorerie file told us.
+/// Who told us: which Trésorerie file, or encaisse itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TitreSource {
@@ -472,6 +472,21 @@ pub enum TitreSource {
     Acquit,
     /// `PES_Retour` recette (the comptable's decision).
     Retour,
+    /// encaisse itself (`helios.titres`): the invoice was refused before any PES Aller file
+    /// was written, so it never had a titre number. Only on `titre.rejected`, whose `titre`
+    /// is then absent and whose `code` starts with `LOCAL-`.
+    Local,
+}
+
+impl TitreSource {
+    /// `acquit`, `retour`, `local`: the JSON value, also used in business keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TitreSource::Acquit => "acquit",
+            TitreSource::Retour => "retour",
+            TitreSource::Local => "local",
+        }
+    }
 }
 
 /// `titre.accepted` v1 — the Trésorerie accepted (acquit OK) or took in charge (PES Retour)
@@ -498,31 +513,39 @@ impl Event for TitreAccepted {
         Some(&self.invoice)
     }
     fn business_key(&self) -> String {
-        let source = match self.source {
-            TitreSource::Acquit => "acquit",
-            TitreSource::Retour => "retour",
-        };
         format!(
             "{}#{}#{}",
             self.invoice.key(),
             self.titre.reference(),
-            source
+            self.source.as_str()
         )
     }
 }
 
-/// `titre.rejected` v1 — the Trésorerie rejected the titre of an invoice.
+/// `titre.rejected` v1 — the Trésorerie rejected the titre of an invoice (`source`
+/// `acquit` or `retour`), or encaisse refused the invoice before writing any PES Aller file
+/// (`source` `local`: no `titre`, `code` `LOCAL-…`).
+///
+/// v1 was widened, not broken: `titre` became optional and `local` was added to `source`,
+/// so every message written before still reads the same; only a `local` one omits `titre`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TitreRejected {
     pub schema_version: u16,
     pub invoice: InvoiceRef,
-    pub titre: TitreRef,
+    /// The titre the Trésorerie rejected; absent when `source` is `local` (no number was
+    /// ever given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub titre: Option<TitreRef>,
     pub source: TitreSource,
-    /// Error code (acquit) or `ObsEtat` (PES Retour).
+    /// Error code (acquit), `ObsEtat` (PES Retour), or encaisse's own `LOCAL-MANDATE`,
+    /// `LOCAL-RULES`, `LOCAL-SETUP` (local).
     pub code: String,
+    /// For people: the Trésorerie's text, or the invoice field and the rule it breaks.
     pub text: String,
     pub rejected_at: DateTime<FixedOffset>,
+    /// The return file that said so, or (local) the report of the run's refused invoices
+    /// (`<tenant>/helios/rejected/<run>-<budget>.refused.txt`).
     pub file: String,
 }
 
@@ -535,13 +558,13 @@ impl Event for TitreRejected {
     fn invoice(&self) -> Option<&InvoiceRef> {
         Some(&self.invoice)
     }
+    /// `<invoice>#<titre reference>#<code>`, or `<invoice>#local#<code>` for a local
+    /// refusal: refusing the same invoice again for the same reason is the same fact.
     fn business_key(&self) -> String {
-        format!(
-            "{}#{}#{}",
-            self.invoice.key(),
-            self.titre.reference(),
-            self.code
-        )
+        match &self.titre {
+            Some(titre) => format!("{}#{}#{}", self.invoice.key(), titre.reference(), self.code),
+            None => format!("{}#local#{}", self.invoice.key(), self.code),
+        }
     }
 }
 

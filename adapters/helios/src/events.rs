@@ -263,7 +263,7 @@ fn bordereau_verdict(
         out.rejected.push(TitreRejected {
             schema_version: 1,
             invoice: known.invoice,
-            titre: known.titre,
+            titre: Some(known.titre),
             source: TitreSource::Acquit,
             code: code.unwrap_or_else(|| "ACQUIT_KO".to_string()),
             text,
@@ -408,7 +408,7 @@ pub fn retour_events(
                         out.rejected.push(TitreRejected {
                             schema_version: 1,
                             invoice: known.invoice,
-                            titre: known.titre,
+                            titre: Some(known.titre),
                             source: TitreSource::Retour,
                             code: "ROLE_REJETE".into(),
                             text: "the whole ORMC rôle was rejected by the comptable (BordereauORMCGlobal)".into(),
@@ -453,7 +453,7 @@ fn titre_verdict(
         EtatPce::Rejete => out.rejected.push(TitreRejected {
             schema_version: 1,
             invoice: known.invoice.clone(),
-            titre: known.titre.clone(),
+            titre: Some(known.titre.clone()),
             source: TitreSource::Retour,
             code: if piece.reasons.is_empty() {
                 "04".to_string()

@@ -216,7 +216,8 @@ pub fn reglement_row(event: StatusEvent<'_>, ctx: &RowContext) -> ReglementRow {
         StatusEvent::TitreRejected(e) => ReglementRow {
             amount: ctx.invoice_total,
             statut: Statut::TitreRejete,
-            reference: e.titre.reference(),
+            // Empty for a local refusal: the invoice never had a titre number.
+            reference: e.titre.as_ref().map(|t| t.reference()).unwrap_or_default(),
             motif: motif(&e.code, &e.text),
             ..base(&e.invoice, &e.rejected_at)
         },

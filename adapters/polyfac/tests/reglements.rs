@@ -176,7 +176,7 @@ fn titre_events_carry_the_pes_reference() {
     let rejected = TitreRejected {
         schema_version: 1,
         invoice: invoice(),
-        titre: titre(),
+        titre: Some(titre()),
         source: TitreSource::Acquit,
         code: "12".into(),
         text: "Débiteur inconnu; adresse \"incomplète\"\nà revoir".into(),

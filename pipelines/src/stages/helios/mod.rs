@@ -20,6 +20,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
+pub mod refusal;
 pub mod returns;
 pub mod settings;
 pub mod store;

@@ -40,6 +40,9 @@ struct TenantState {
     /// every message a ledger read. Starts `true` (the ledger may hold plans of a previous
     /// run of the daemon).
     maybe_pending: AtomicBool,
+    /// The same for the events queued in `helios_event` (`refusal::hand_over`): `true`
+    /// once this process queued some, or while a pass found some not yet marked handed.
+    events_pending: Arc<AtomicBool>,
 }
 
 /// Process-wide, so the stage and the flush source share it.
@@ -50,6 +53,7 @@ fn tenant_state(dir: &Path) -> Arc<TenantState> {
         Arc::new(TenantState {
             lock: tokio::sync::Mutex::new(()),
             maybe_pending: AtomicBool::new(true),
+            events_pending: Arc::new(AtomicBool::new(true)),
         })
     };
     match states.lock() {
@@ -57,6 +61,13 @@ fn tenant_state(dir: &Path) -> Arc<TenantState> {
         // A poisoned map only means another task panicked while holding it.
         Err(_) => fresh(),
     }
+}
+
+/// Whether `tenant`'s queued events may wait to be handed over (shared by every component
+/// of this process writing under `data_dir`).
+pub fn events_flag(data_dir: &Path, tenant: &TenantHelios) -> Arc<AtomicBool> {
+    let helios_dir = data_dir.join(tenant.id.as_str()).join("helios");
+    tenant_state(&helios_dir).events_pending.clone()
 }
 
 /// When to look in the ledger for planned outputs.

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use encaisse_helios::aller::{
     self, Bordereau, MAX_ID_BORD, MAX_ID_PCE, MAX_PIECES, Titre, TitreShape,
 };
@@ -15,12 +15,15 @@ use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{BatchItem, BatchKey, close_if_complete, visit_items};
 use encaisse_ledger::journal::InvoiceFact;
 use encaisse_ledger::rusqlite::Connection;
-use encaisse_schemas::events::{InvoiceIssued, PaymentMode, SequenceType};
+use encaisse_schemas::Event;
+use encaisse_schemas::events::{InvoiceIssued, InvoiceRef, PaymentMode, SequenceType};
 use encaisse_schemas::tenant::Budget;
 
 use super::error::HeliosError;
+use super::refusal::{self, LocalCode};
 use super::settings::TenantHelios;
 use super::store::{self, NewBordereau, NewFile, Scope, TitreRow, ledger_now};
+use crate::stages::sepa::clock::paris;
 use crate::stages::sepa::mandates::{self, SequenceError};
 
 /// The stage's name (its queue is `<prefix>.helios.titres`), also the batch collector's key.
@@ -29,11 +32,17 @@ pub const STAGE: &str = "helios.titres";
 /// An invoice of a closed run that could not become a titre.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// `tenant/exercice/number`.
-    pub invoice: String,
+    pub invoice: InvoiceRef,
     /// The invoice field or PES element at fault.
     pub field: String,
     pub rule: String,
+}
+
+impl Refusal {
+    /// The local code of its `titre.rejected` (`LOCAL-RULES`…).
+    pub fn code(&self) -> LocalCode {
+        LocalCode::of(&self.field)
+    }
 }
 
 /// What closing a group planned.
@@ -112,17 +121,19 @@ impl Ctx<'_> {
 }
 
 /// Closes `key`'s group if complete and plans its files (one per exercice of its invoices,
-/// normally one). Runs inside the caller's write transaction. The invoices are read in
-/// their key order and numbered in that order.
+/// normally one), dated `now`'s day (Europe/Paris); refusals are recorded and their
+/// `titre.rejected` queued, dated `now`. Runs inside the caller's write transaction. The
+/// invoices are read in their key order and numbered in that order.
 pub fn close_and_plan(
     c: &Connection,
     tenant: &TenantHelios,
     key: &BatchKey,
-    date: NaiveDate,
+    now: NaiveDateTime,
 ) -> Result<Planned, HeliosError> {
     if !close_if_complete(c, key)? {
         return Ok(Planned::default());
     }
+    let date = now.date();
     let mut count = 0usize;
     let mut planned = Planned::default();
     match tenant.budget(&key.group) {
@@ -134,7 +145,7 @@ pub fn close_and_plan(
             visit_items(c, key, |item| {
                 count += 1;
                 planned.refused.push(Refusal {
-                    invoice: item.item_key,
+                    invoice: decode_item(&item)?.invoice,
                     field: "budget".into(),
                     rule: rule.clone(),
                 });
@@ -174,7 +185,7 @@ pub fn close_and_plan(
             }
         }
     }
-    record_refusals(c, tenant, key, &planned.refused)?;
+    record_refusals(c, tenant, key, &planned.refused, now)?;
     tracing::info!(
         tenant = %tenant.id,
         run = %key.run_id,
@@ -195,7 +206,7 @@ pub fn decode_item(item: &BatchItem) -> Result<InvoiceIssued, HeliosError> {
 
 fn refusal(invoice: &InvoiceIssued, field: &str, rule: &str) -> Refusal {
     Refusal {
-        invoice: invoice.invoice.key(),
+        invoice: invoice.invoice.clone(),
         field: field.to_string(),
         rule: rule.to_string(),
     }
@@ -291,7 +302,7 @@ impl ExercicePlan {
         );
         let refused = match checked {
             Err(e) => Some(Refusal {
-                invoice: e.invoice,
+                invoice: invoice.invoice.clone(),
                 field: e.field,
                 rule: e.rule,
             }),
@@ -307,7 +318,7 @@ impl ExercicePlan {
             && sequence.is_some()
         {
             // The mandate use recorded above was never sent.
-            mandates::refuse_use(ctx.c, ctx.tenant.id.as_str(), &refused.invoice, 1)?;
+            mandates::refuse_use(ctx.c, ctx.tenant.id.as_str(), &refused.invoice.key(), 1)?;
         }
         Ok(refused)
     }
@@ -446,33 +457,44 @@ fn is_constraint(e: &encaisse_ledger::LedgerError) -> bool {
     )
 }
 
-/// Records the refusals (ledger row, journal fact) and plans their report for people in
+/// Records the refusals (ledger row, journal fact), queues their `titre.rejected`
+/// (`source: local`) and plans their report for people in
 /// `<tenant>/helios/rejected/<run>-<budget>.refused.txt`.
 fn record_refusals(
     c: &Connection,
     tenant: &TenantHelios,
     key: &BatchKey,
     refused: &[Refusal],
+    now: NaiveDateTime,
 ) -> Result<(), HeliosError> {
     if refused.is_empty() {
         return Ok(());
     }
     let tenant_id = tenant.id.as_str();
     let at = ledger_now();
+    let path = format!(
+        "{tenant_id}/helios/rejected/{}-{}.refused.txt",
+        file_safe(&key.run_id),
+        file_safe(&key.group)
+    );
     let mut report = format!(
         "Invoices of billing run {} (budget {}) that could not become titres: {}.\n\
          They took no number (IdPce) and are in no PES Aller file; the rest of the run was sent.\n\
+         Polyfac is told (REGLEMENTS line TITRE_REJETE, motif LOCAL-…).\n\
          Correct them in the billing application and issue them again.\n\n\
-         invoice\tfield\trule\n",
+         invoice\tcode\tfield\trule\n",
         key.run_id,
         key.group,
         refused.len()
     );
     for r in refused {
+        let invoice = r.invoice.key();
+        let event = refusal::event(&r.invoice, &r.field, &r.rule, &path, paris(now));
+        refusal::queue(c, &event)?;
         store::insert_refused(
             c,
             tenant_id,
-            &r.invoice,
+            &invoice,
             &key.run_id,
             &key.group,
             &r.field,
@@ -481,7 +503,7 @@ fn record_refusals(
         Ledger::record_invoice_fact_in(
             c,
             &InvoiceFact {
-                invoice_key: r.invoice.clone(),
+                invoice_key: invoice.clone(),
                 tenant: tenant_id.to_string(),
                 at: at.clone(),
                 kind: "titre_refused".into(),
@@ -489,25 +511,23 @@ fn record_refusals(
                     "stage": STAGE,
                     "run": key.run_id,
                     "budget": key.group,
+                    "code": event.code,
                     "field": r.field,
                     "rule": r.rule,
+                    "file": path,
+                    "titre_rejected": event.message_id(),
                 })
                 .to_string(),
-                dedupe_key: Some(format!("{STAGE}:refused:{}", r.invoice)),
+                dedupe_key: Some(format!("{STAGE}:refused:{invoice}")),
             },
         )?;
         report.push_str(&format!(
-            "{}\t{}\t{}\n",
-            r.invoice,
+            "{invoice}\t{}\t{}\t{}\n",
+            event.code,
             r.field,
             r.rule.replace(['\n', '\t'], " ")
         ));
     }
-    let path = format!(
-        "{tenant_id}/helios/rejected/{}-{}.refused.txt",
-        file_safe(&key.run_id),
-        file_safe(&key.group)
-    );
     store::insert_report(c, tenant_id, &path, report.as_bytes())
 }
 

@@ -31,7 +31,7 @@ use encaisse_ledger::journal::InvoiceFact;
 use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
 use encaisse_schemas::TenantId;
 use encaisse_schemas::events::{
-    PaymentReceived, PaymentReversed, TitreAccepted, TitreRef, TitreRejected, TitreSource,
+    PaymentReceived, PaymentReversed, TitreAccepted, TitreRef, TitreRejected,
 };
 use futures::future::BoxFuture;
 
@@ -63,13 +63,6 @@ fn rejected(tenant: &TenantId, kind: &'static str, message: impl std::fmt::Displ
     metrics::return_file_rejected(tenant.as_str(), kind);
     FileOutcome::Rejected {
         reason: format!("{kind}: {message}"),
-    }
-}
-
-fn source_label(source: TitreSource) -> &'static str {
-    match source {
-        TitreSource::Acquit => "acquit",
-        TitreSource::Retour => "retour",
     }
 }
 
@@ -184,7 +177,7 @@ fn titre_facts(
     rejected: &[TitreRejected],
 ) -> Result<(), HeliosError> {
     for e in accepted {
-        let source = source_label(e.source);
+        let source = e.source.as_str();
         Ledger::record_invoice_fact_in(
             c,
             &fact(
@@ -200,19 +193,24 @@ fn titre_facts(
             ),
         )?;
     }
-    for e in rejected {
-        let source = source_label(e.source);
+    // A return file's rejections always name their titre (only helios.titres' local
+    // refusals have none, and they are journalled there).
+    for (e, titre) in rejected
+        .iter()
+        .filter_map(|e| e.titre.as_ref().map(|t| (e, t)))
+    {
+        let source = e.source.as_str();
         Ledger::record_invoice_fact_in(
             c,
             &fact(
                 tenant,
                 e.invoice.key(),
                 "titre_rejected",
-                titre_detail(&e.titre, source, &e.file, &e.rejected_at, Some(&e.code)),
+                titre_detail(titre, source, &e.file, &e.rejected_at, Some(&e.code)),
                 format!(
                     "{RETURNS}:rejected:{source}:{}:{}:{}",
                     e.invoice.key(),
-                    e.titre.reference(),
+                    titre.reference(),
                     e.code
                 ),
             ),
@@ -401,7 +399,7 @@ impl HeliosReturns {
         let types: BTreeMap<(u16, u64), String> = accepted
             .iter()
             .map(|e| &e.titre)
-            .chain(rejected_titres.iter().map(|e| &e.titre))
+            .chain(rejected_titres.iter().filter_map(|e| e.titre.as_ref()))
             .map(|t| ((t.exercice, u64::from(t.id_bord)), t.bordereau_type.clone()))
             .collect();
         let flagged: Vec<_> = bordereaux

@@ -1,9 +1,10 @@
-//! The Hélios tables of the ledger (`ledger/migrations/helios_0001.sql`): numbering,
-//! planned files, the invoice ↔ titre mapping, refusals and reports. Every function takes
+//! The Hélios tables of the ledger (`ledger/migrations/helios_000*.sql`): numbering,
+//! planned files, the invoice ↔ titre mapping, refusals, reports and queued events. Every function takes
 //! a connection (a write transaction for writes), so callers make several of them atomic.
 
 use chrono::NaiveDate;
 use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_schemas::TitreRejected;
 use encaisse_schemas::events::{PaymentMode, SequenceType};
 use encaisse_schemas::tenant::Budget;
 
@@ -749,4 +750,63 @@ pub fn last_written_at(c: &Connection, tenant: &str) -> Result<Option<String>, H
         [tenant],
         |r| r.get(0),
     )?)
+}
+
+/// Queues an event to publish (`helios_event`); the same message id again is a no-op.
+pub fn insert_event(
+    c: &Connection,
+    tenant: &str,
+    kind: &str,
+    message_id: &str,
+    body: &[u8],
+) -> Result<(), HeliosError> {
+    c.prepare_cached(
+        "INSERT INTO helios_event (message_id, tenant, kind, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
+    )?
+    .execute((message_id, tenant, kind, body, ledger_now()))?;
+    Ok(())
+}
+
+/// The tenant's events not handed to the runtime yet, in the order they were queued.
+pub fn pending_events(c: &Connection, tenant: &str) -> Result<Vec<TitreRejected>, HeliosError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT message_id, kind, body FROM helios_event
+         WHERE tenant = ?1 AND handed_at IS NULL ORDER BY rowid",
+    )?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, kind, body)| {
+            if kind != <TitreRejected as encaisse_schemas::Event>::TYPE {
+                return Err(HeliosError::Corrupt(format!(
+                    "helios_event {id} is a {kind:?}, which helios.titres never queues"
+                )));
+            }
+            encaisse_schemas::decode(&body)
+                .map_err(|e| HeliosError::Corrupt(format!("helios_event {id}: {e}")))
+        })
+        .collect()
+}
+
+/// Marks events handed (inside the runtime's dedupe transaction).
+pub fn mark_events_handed(
+    c: &Connection,
+    message_ids: &[String],
+) -> Result<(), encaisse_ledger::LedgerError> {
+    let mut stmt = c.prepare_cached(
+        "UPDATE helios_event SET handed_at = ?2 WHERE message_id = ?1 AND handed_at IS NULL",
+    )?;
+    let at = ledger_now();
+    for id in message_ids {
+        stmt.execute((id, &at))?;
+    }
+    Ok(())
 }

@@ -3,9 +3,11 @@
 //! ```text
 //! invoice.issued.titres ──add_item(run, budget)──┐
 //! billing_run.closed ───set_expected(run, budget)┴─► try_close ─► (one transaction) plan:
-//!     check each invoice (refused ones aside, no number) → IdBord, IdPce → split by
-//!     max_pieces_per_bordereau → file name, date, invoice ↔ titre mapping stored
+//!     check each invoice (refused ones aside, no number, their titre.rejected queued) →
+//!     IdBord, IdPce → split by max_pieces_per_bordereau → file name, date,
+//!     invoice ↔ titre mapping stored
 //! ─► commit ─► render (adapter) ─► emit_file (helios/outbox) ─► written + titre_emitted facts
+//! ─► titre.rejected (source local) of the refused ones handed to the runtime
 //! ```
 //!
 //! Every titres invoice of a run is collected per budget with the shared billing-run
@@ -16,6 +18,7 @@
 //! a gap in the numbers.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{AddOutcome, BatchKey, add_item, set_expected};
@@ -24,8 +27,9 @@ use futures::future::BoxFuture;
 
 use super::error::{HeliosError, write_tx};
 use super::metrics;
-use super::outputs::{Check, complete_pending};
+use super::outputs::{self, Check, complete_pending};
 use super::plan::{Planned, STAGE, close_and_plan};
+use super::refusal;
 use super::settings::{HeliosSettings, TenantHelios};
 use crate::stage::{ErrorClass, Handled, Incoming, Stage, StageError};
 
@@ -86,21 +90,18 @@ impl HeliosTitres {
             run_id: invoice.source.run_id.clone(),
             group: invoice.budget.clone(),
         };
-        let (tenant_cfg, date, item_key) = (
-            tenant.clone(),
-            self.settings.clock.today(),
-            invoice_ref.key(),
-        );
+        let (tenant_cfg, now, item_key) =
+            (tenant.clone(), self.settings.clock.now(), invoice_ref.key());
         let hash = invoice.content_hash.clone();
         let planned = write_tx(&self.ledger, move |c| {
             if let AddOutcome::Conflict { reason } = add_item(c, &key, &item_key, &hash, &body)? {
                 return Err(HeliosError::Batch(reason));
             }
-            close_and_plan(c, &tenant_cfg, &key, date)
+            close_and_plan(c, &tenant_cfg, &key, now)
         })
         .await?;
         self.after_plan(tenant, planned).await?;
-        Ok(Handled::none().about(invoice_ref))
+        Ok(self.finish(tenant).await?.about(invoice_ref))
     }
 
     async fn on_run_closed(&self, run: BillingRunClosed) -> Result<Handled, StageError> {
@@ -124,9 +125,9 @@ impl HeliosTitres {
             .into());
         };
         self.write_pending(tenant, Check::IfPending).await?;
-        let (tenant_cfg, date, tenant_id, run_id) = (
+        let (tenant_cfg, now, tenant_id, run_id) = (
             tenant.clone(),
-            self.settings.clock.today(),
+            self.settings.clock.now(),
             tenant.id.to_string(),
             run.run_id.clone(),
         );
@@ -140,27 +141,36 @@ impl HeliosTitres {
                     group: group.clone(),
                 };
                 set_expected(c, &key, *expected)?;
-                planned.absorb(close_and_plan(c, &tenant_cfg, &key, date)?);
+                planned.absorb(close_and_plan(c, &tenant_cfg, &key, now)?);
             }
             Ok(planned)
         })
         .await?;
         self.after_plan(tenant, planned).await?;
-        Ok(Handled::none())
+        self.finish(tenant).await
     }
 
     /// Logs and counts what a commit planned, then writes it.
     async fn after_plan(&self, tenant: &TenantHelios, planned: Planned) -> Result<(), StageError> {
         if !planned.refused.is_empty() {
+            // Their titre.rejected were queued with the plan: this call hands them over.
+            outputs::events_flag(self.data_dir(), tenant).store(true, Ordering::SeqCst);
             metrics::refused(tenant.id.as_str(), planned.refused.len() as u64);
             for r in &planned.refused {
-                tracing::warn!(tenant = %tenant.id, invoice = %r.invoice, field = %r.field, "Invoice refused before numbering: not sent to Hélios (see the report in helios/rejected).");
+                tracing::warn!(tenant = %tenant.id, invoice = %r.invoice.key(), code = r.code().as_str(), field = %r.field, "Invoice refused before numbering: not sent to Hélios, Polyfac told (titre.rejected); see the report in helios/rejected.");
             }
         }
         if planned.files.is_empty() && planned.refused.is_empty() {
             return Ok(());
         }
         self.write_pending(tenant, Check::Ledger).await
+    }
+
+    /// Every successful call ends here: the tenant's queued events (this call's refusals,
+    /// or an earlier call's that crashed before its dedupe record) become this message's
+    /// outputs.
+    async fn finish(&self, tenant: &TenantHelios) -> Result<Handled, StageError> {
+        refusal::hand_over(&self.ledger, self.data_dir(), tenant).await
     }
 
     /// Writes what is planned and unwritten. A transient failure fails the message (it is

@@ -9,7 +9,9 @@
 //! * `payment.reversed` → `ANNULE` with the original payment's channel and reference, once
 //!   per payment (reversing either sighting of a reconciled pair cancels the payment).
 //! * `payment.failed`, `payment.rejected` → `REJETE`; `titre.rejected` → `TITRE_REJETE`
-//!   (from the acquit — the guichet refused the bordereau — or from the PES Retour).
+//!   (from the acquit — the guichet refused the bordereau —, from the PES Retour, or
+//!   `source: local` — `helios.titres` refused the invoice before any PES file: no titre, an
+//!   empty `Reference`, motif `LOCAL-MANDATE|RULES|SETUP <text>`).
 //! * `titre.accepted` from the **PES Retour** (`source: retour`) → `TITRE_PRIS_EN_CHARGE`,
 //!   once per titre (a later PES Retour saying it again confirms it). Prise en charge is the
 //!   comptable's decision, which only the PES Retour reports; a `titre.accepted` from the
