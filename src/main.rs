@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
-use encaisse::commands::{check, dlq, pending, run, trace};
+use encaisse::commands::{check, demo, dlq, payfip_sim, run, trace};
 use encaisse::{config, exit, logging};
 
 #[tokio::main]
@@ -23,12 +23,9 @@ async fn main() -> ExitCode {
         }
     };
     // The demo logs to a file in its data directory, which it wipes first.
-    if let Command::Demo(args) = &cli.command {
-        let mut out = std::io::stdout();
-        let code = encaisse::commands::demo::run(&cli.config, cli.log_format, args, &mut out).await;
-        return ExitCode::from(code);
-    }
-    if let Some(warning) = logging::init(cli.log_format) {
+    if !matches!(cli.command, Command::Demo(_))
+        && let Some(warning) = logging::init(cli.log_format)
+    {
         tracing::warn!("{warning}.");
     }
     let mut out = std::io::stdout();
@@ -47,8 +44,8 @@ async fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.config, args.connect, &mut out, &mut err).await,
         Command::Dlq(args) => dlq::run(&cli.config, args, &mut out, &mut err).await,
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
-        Command::PayfipSim(args) => encaisse::commands::payfip_sim::run(args).await,
-        other => pending::not_yet_available(other.name(), &mut err),
+        Command::PayfipSim(args) => payfip_sim::run(args).await,
+        Command::Demo(args) => demo::run(&cli.config, cli.log_format, args, &mut out).await,
     };
     ExitCode::from(code)
 }

@@ -11,9 +11,7 @@ use crate::{dirs, exit};
 
 /// Exit codes of `encaisse dlq` and `encaisse trace` (README, "Exit codes").
 pub mod codes {
-    pub use crate::exit::{CONFIG, FAILURE, IO_ERROR, OK, UNAVAILABLE, USAGE};
-    /// An ID or invoice that the ledger does not know (`EX_NOINPUT`).
-    pub const NOT_FOUND: u8 = 66;
+    pub use crate::exit::{CONFIG, FAILURE, IO_ERROR, NOT_FOUND, OK, UNAVAILABLE, USAGE};
 }
 
 /// A table: left-aligned columns as wide as their widest cell (in characters), two spaces

@@ -7,6 +7,5 @@ pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
 pub mod payfip_sim;
-pub mod pending;
 pub mod run;
 pub mod trace;
