@@ -69,13 +69,23 @@ pub enum DecodeError {
 
 /// Decodes a JSON body into `E`, checking `schema_version` first so that a message from a
 /// newer producer gets a clear error rather than a confusing missing-field one.
+///
+/// Two passes over the bytes, neither building a `serde_json::Value`: the first reads only
+/// `schema_version` (skipping everything else), the second the event itself. Going through
+/// a `Value` cost an allocation per field of every message the daemon consumes.
 pub fn decode<E: Event>(body: &[u8]) -> Result<E, DecodeError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|source| DecodeError::Malformed {
-            event_type: E::TYPE,
-            source,
-        })?;
-    if let Some(found) = value.get("schema_version").and_then(|v| v.as_u64())
+    /// Only the version; every other field is skipped without being kept.
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default)]
+        schema_version: Option<u64>,
+    }
+    let malformed = |source| DecodeError::Malformed {
+        event_type: E::TYPE,
+        source,
+    };
+    let version: Version = serde_json::from_slice(body).map_err(malformed)?;
+    if let Some(found) = version.schema_version
         && found != u64::from(E::SCHEMA_VERSION)
     {
         return Err(DecodeError::UnsupportedVersion {
@@ -84,10 +94,7 @@ pub fn decode<E: Event>(body: &[u8]) -> Result<E, DecodeError> {
             supported: E::SCHEMA_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|source| DecodeError::Malformed {
-        event_type: E::TYPE,
-        source,
-    })
+    serde_json::from_slice(body).map_err(malformed)
 }
 
 /// Encodes an event as its JSON body.
