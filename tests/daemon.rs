@@ -65,6 +65,17 @@ async fn run_serves_health_and_readiness_then_stops_on_sigterm() {
         !daemon.seen.iter().any(|l| l.contains('\x1b')),
         "no colour codes when standard error is not a terminal"
     );
+    // A clean stop closes the channels, then the connection: nothing at ERROR (a channel
+    // left to lapin's background close raced the connection's: "invalid channel state").
+    let errors: Vec<&String> = daemon
+        .seen
+        .iter()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines on a clean stop: {errors:#?}"
+    );
     delete_exchange(&prefix).await;
 }
 

@@ -95,6 +95,15 @@ impl PublisherCore {
         self.closed.store(true, Ordering::SeqCst);
     }
 
+    /// Closes the publishing channel (reply 200), before the connection is closed.
+    pub async fn close_channel(&self) {
+        if let Some(channel) = self.channel.lock().await.take()
+            && channel.status().connected()
+        {
+            let _ = channel.close(200, "encaisse shutting down".into()).await;
+        }
+    }
+
     /// The publishing channel, opened (in confirm mode) on the current connection when the
     /// previous one is gone. Waits up to `wait` for the broker.
     async fn channel(&self) -> Result<Channel, PublishError> {

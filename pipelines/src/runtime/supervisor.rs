@@ -18,7 +18,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{Connection, ConnectionProperties, Event};
+use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -150,13 +150,14 @@ impl Consumed for DrainConsumer {
     }
 }
 
-/// Consumes one queue until the session ends (`Ok`) or the channel/consumer dies (`Err`).
+/// Consumes one queue until the session ends (`Ok`, with the channel: it is closed once the
+/// in-flight deliveries are acked) or the channel/consumer dies (`Err`).
 async fn consume<C: Consumed>(
     connection: Arc<Connection>,
     stage: Arc<C>,
     session: CancellationToken,
     handlers: TaskTracker,
-) -> Result<(), String> {
+) -> Result<Arc<Channel>, String> {
     let queue = stage.queue().to_string();
     let channel = Arc::new(
         connection
@@ -212,7 +213,27 @@ async fn consume<C: Consumed>(
         let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
         let _ = tokio::time::timeout(Duration::from_secs(5), cancel).await;
     }
-    Ok(())
+    Ok(channel)
+}
+
+/// Closes the consumers' channels, then the publisher's, then the connection (reply 200).
+///
+/// The order matters: a channel dropped without `close` is closed by lapin in the
+/// background, and when that races the connection's close it fails with "invalid channel
+/// state: Closing", logged as an ERROR on a clean stop.
+async fn close_in_order(
+    connection: &Connection,
+    channels: Vec<Arc<Channel>>,
+    publisher: &PublisherCore,
+) {
+    let wait = Duration::from_secs(5);
+    let closes = channels
+        .iter()
+        .map(|channel| channel.close(200, "encaisse shutting down".into()));
+    let _ = tokio::time::timeout(wait, futures::future::join_all(closes)).await;
+    let _ = tokio::time::timeout(wait, publisher.close_channel()).await;
+    let _ =
+        tokio::time::timeout(wait, connection.close(200, "encaisse shutting down".into())).await;
 }
 
 impl Supervisor {
@@ -314,6 +335,8 @@ impl Supervisor {
                 "Broker connected, topology declared, consumers started."
             );
 
+            // Channels of the consumers that stopped for the shutdown, closed last.
+            let mut stopped = Vec::new();
             let lost = loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break None,
@@ -331,8 +354,11 @@ impl Supervisor {
                         None => break Some("connection event stream ended".to_string()),
                     },
                     done = consumers.join_next(), if !consumers.is_empty() => match done {
-                        Some(Ok(Ok(()))) if shutdown.is_cancelled() => break None,
-                        Some(Ok(Ok(()))) => break Some("a consumer stopped".to_string()),
+                        Some(Ok(Ok(channel))) if shutdown.is_cancelled() => {
+                            stopped.push(channel);
+                            break None;
+                        }
+                        Some(Ok(Ok(_))) => break Some("a consumer stopped".to_string()),
                         Some(Ok(Err(e))) => break Some(e),
                         Some(Err(e)) => break Some(format!("a consumer task failed: {e}")),
                         None => {}
@@ -343,15 +369,15 @@ impl Supervisor {
             match lost {
                 None => {
                     session.cancel();
-                    while consumers.join_next().await.is_some() {}
+                    while let Some(done) = consumers.join_next().await {
+                        if let Ok(Ok(channel)) = done {
+                            stopped.push(channel);
+                        }
+                    }
                     self.drain().await;
                     self.publisher.close();
                     self.slot.send_replace(None);
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        connection.close(200, "encaisse shutting down".into()),
-                    )
-                    .await;
+                    close_in_order(&connection, stopped, &self.publisher).await;
                     self.set_health(BrokerState::Disconnected);
                     tracing::info!("Runtime stopped.");
                     return Ok(());
