@@ -54,6 +54,16 @@ impl AcquitRetourError {
     }
 }
 
+/// A file name made only of ASCII letters, digits, `.`, `_` and `-`, not starting with `.`
+/// (so neither a path nor `..` nor a hidden file).
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The acknowledgement file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquitRetourFile {
@@ -87,6 +97,16 @@ pub fn acquit_retour(
             field: "NomFic",
             value: nom_retour.to_string(),
             rule: "longer than 100 characters",
+        });
+    }
+    // NomFic comes from the received file and becomes part of the name of the file we write
+    // in the outbox: only a plain file name may pass (no separator, no `..`, no hidden name).
+    if !is_plain_file_name(nom_retour) {
+        return Err(AcquitRetourError::Header {
+            file,
+            field: "NomFic",
+            value: nom_retour.to_string(),
+            rule: "is not a plain file name (letters, digits, '.', '_', '-'; no leading '.')",
         });
     }
     let mut elements = Vec::new();

@@ -769,8 +769,15 @@ impl HeliosTenantConfig {
                 format!("{:?} must be digits", ormc.cle1_nature_code),
             );
         }
-        if !ormc.bordereau_object.is_empty() {
-            check_text_template(issue, "ormc.bordereau_object", &ormc.bordereau_object);
+        // A bordereau holds many invoices: its object knows no `{invoice}` or `{activity}`
+        // (what `aller::recette` renders it with).
+        if !ormc.bordereau_object.is_empty()
+            && let Err(e) = template::render(&ormc.bordereau_object, |name| match name {
+                "invoice" | "activity" => None,
+                other => text_template_sample(other),
+            })
+        {
+            issue("ormc.bordereau_object", e.to_string());
         }
     }
 
@@ -926,6 +933,22 @@ mod tests {
             "{:?}",
             config.validate("t")
         );
+    }
+
+    #[test]
+    fn a_bordereau_object_names_no_invoice() {
+        let mut config = HeliosTenantConfig {
+            id_post: "094000".into(),
+            ..HeliosTenantConfig::default()
+        };
+        config.ormc.bordereau_object = "CANTINE {month_name} {exercice}".into();
+        assert!(
+            config.validate("t").is_empty(),
+            "{:?}",
+            config.validate("t")
+        );
+        config.ormc.bordereau_object = "FACTURE {invoice} {activity}".into();
+        assert_eq!(fields(&config.validate("t")), ["t.ormc.bordereau_object"]);
     }
 
     /// The example of `docs/helios.md` parses and validates (docs stay true).

@@ -695,6 +695,30 @@ fn acquit_retour_answers_each_pes_retour() {
     assert_eq!(err.class(), ErrorClass::Permanent);
 }
 
+#[test]
+fn a_nomfic_that_is_not_a_plain_file_name_is_not_echoed_into_the_outbox() {
+    let config = config(BordereauKind::Ormc);
+    let good = String::from_utf8(sample(SYNTH_RETOUR)).unwrap();
+    let name = "PES2R_RCE__PO_123_00_094000_20241031_20241101_20241101061502.xml";
+    assert!(good.contains(name));
+    for bad in [
+        "../../etc/cron.d/x.xml",
+        "sub/x.xml",
+        ".hidden.xml",
+        "a b.xml",
+    ] {
+        let forged = good.replace(name, bad);
+        let retour = read_retour(forged.as_bytes(), LIMIT).unwrap();
+        let err = acquit_retour(&config, &retour, "received.xml", date(2024, 11, 2)).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Permanent, "{bad}");
+        let message = err.to_string();
+        assert!(
+            message.contains("NomFic") && message.contains("plain file name"),
+            "{bad}: {message}"
+        );
+    }
+}
+
 /// The pièce of a titre the Trésorerie rejected (always named: only `helios.titres`' local
 /// refusals have none).
 fn id_pce(rejected: &encaisse_schemas::TitreRejected) -> u32 {
