@@ -172,15 +172,23 @@ fn invoice_from(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
 }
 
 /// The invoices of a tenant with this number (one per exercice at most).
+/// The query of [`invoices_by_number`]. `INDEXED BY`: without statistics SQLite prefers the
+/// primary key's `tenant = ?` prefix, i.e. a scan of every invoice of the tenant — measured at
+/// 1 000 000 invoices, each payment request took seconds of CPU. The named index finds the
+/// invoice directly (and the statement fails loudly if the index were ever dropped).
+fn invoices_by_number_sql() -> String {
+    format!(
+        "SELECT {INVOICE_COLUMNS} FROM payfip_invoice INDEXED BY payfip_invoice_number
+         WHERE tenant = ?1 AND number = ?2 ORDER BY exercice DESC"
+    )
+}
+
 pub fn invoices_by_number(
     c: &Connection,
     tenant: &TenantId,
     number: &str,
 ) -> Result<Vec<InvoiceRecord>, LedgerError> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {INVOICE_COLUMNS} FROM payfip_invoice WHERE tenant = ?1 AND number = ?2
-         ORDER BY exercice DESC"
-    ))?;
+    let mut stmt = c.prepare_cached(&invoices_by_number_sql())?;
     let rows = stmt.query_map(params![tenant.as_str(), number], invoice_from)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -792,6 +800,30 @@ mod tests {
             commission: None,
             resolved_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_invoice_is_found_by_number_through_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let plan: Vec<String> = ledger
+            .read(|c| {
+                let mut stmt =
+                    c.prepare(&format!("EXPLAIN QUERY PLAN {}", invoices_by_number_sql()))?;
+                let rows = stmt.query_map(params!["vitry", "F1"], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX payfip_invoice_number")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]
