@@ -4,7 +4,8 @@
 //! recognised by its fingerprint and stored once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 use encaisse_ledger::Ledger;
 use futures::future::BoxFuture;
@@ -19,8 +20,9 @@ use crate::runtime::{Drain, DrainError, Drained, StageQueues};
 pub const NAME: &str = "ops.parking";
 
 /// At most one gauge refresh per this many milliseconds from the drain: a burst of parked
-/// messages (a whole run refused) must not run one grouping query per message. The
-/// `ops.metrics` source refreshes every 15 s anyway.
+/// messages (a whole run refused) must not run one grouping query per message. A message
+/// stored inside the window gets one trailing refresh at its end, so the gauges show the
+/// last of a burst within a second (not at the `ops.metrics` source's next 15 s tick).
 const REFRESH_EVERY_MS: i64 = 1_000;
 
 /// Copies parked messages into `parked_message`.
@@ -30,6 +32,8 @@ pub struct ParkingDrain {
     gauges: Arc<ParkedGauges>,
     /// Unix milliseconds of the drain's last gauge refresh.
     refreshed_at_ms: AtomicI64,
+    /// A trailing refresh is scheduled (shared with its task).
+    trailing: Arc<AtomicBool>,
 }
 
 impl ParkingDrain {
@@ -41,6 +45,7 @@ impl ParkingDrain {
             ledger,
             gauges,
             refreshed_at_ms: AtomicI64::new(0),
+            trailing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -86,21 +91,38 @@ impl ParkingDrain {
 }
 
 impl ParkingDrain {
-    /// Refreshes the gauges unless the drain did so less than [`REFRESH_EVERY_MS`] ago.
+    /// Refreshes the gauges now, or once at the end of the window when the drain did so less
+    /// than [`REFRESH_EVERY_MS`] ago.
     async fn refresh_gauges(&self) {
         let now = chrono::Utc::now().timestamp_millis();
         let last = self.refreshed_at_ms.load(Ordering::Relaxed);
-        if now - last < REFRESH_EVERY_MS
-            || self
+        let elapsed = now - last;
+        if elapsed >= REFRESH_EVERY_MS
+            && self
                 .refreshed_at_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
+                .is_ok()
         {
+            refresh(&self.gauges).await;
             return;
         }
-        if let Err(error) = self.gauges.refresh().await {
-            tracing::debug!(%error, "Parked-message gauges not refreshed.");
+        if self.trailing.swap(true, Ordering::AcqRel) {
+            return; // one trailing refresh already covers this message
         }
+        let wait =
+            u64::try_from(REFRESH_EVERY_MS - elapsed.clamp(0, REFRESH_EVERY_MS)).unwrap_or(0);
+        let (gauges, trailing) = (self.gauges.clone(), self.trailing.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            trailing.store(false, Ordering::Release);
+            refresh(&gauges).await;
+        });
+    }
+}
+
+async fn refresh(gauges: &ParkedGauges) {
+    if let Err(error) = gauges.refresh().await {
+        tracing::debug!(%error, "Parked-message gauges not refreshed.");
     }
 }
 
