@@ -6,9 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    BROKER_URL, Daemon, delete_exchange, get, unique_prefix, wait_for_status, write_config,
-};
+use common::{BROKER_URL, Daemon, Topology, get, unique_prefix, wait_for_status, write_config};
 
 const START: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(30);
@@ -17,6 +15,7 @@ const STOP: Duration = Duration::from_secs(30);
 async fn run_serves_health_and_readiness_then_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("run");
+    let _topology = Topology(prefix.clone());
     let config = write_config(tmp.path(), &prefix, BROKER_URL);
     let mut daemon = Daemon::start(&config, &[]);
     let base = daemon.http_base();
@@ -76,13 +75,13 @@ async fn run_serves_health_and_readiness_then_stops_on_sigterm() {
         errors.is_empty(),
         "ERROR lines on a clean stop: {errors:#?}"
     );
-    delete_exchange(&prefix).await;
 }
 
 #[tokio::test]
 async fn json_log_format_prints_one_json_object_per_line() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("json");
+    let _topology = Topology(prefix.clone());
     let config = write_config(tmp.path(), &prefix, BROKER_URL);
     let mut daemon = Daemon::start(&config, &["--log-format", "json"]);
     daemon.http_base();
@@ -100,7 +99,6 @@ async fn json_log_format_prints_one_json_object_per_line() {
         !daemon.seen.iter().any(|l| l.contains("guest:guest")),
         "the broker password is never logged"
     );
-    delete_exchange(&prefix).await;
 }
 
 /// Drops `name` into `area/inbox` (hidden name, then renamed, as a transfer tool does) and
@@ -121,6 +119,7 @@ fn time_to_reject(area: &std::path::Path, name: &str) -> Duration {
 async fn returns_inboxes_are_read_with_their_configured_timing() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("inbox-timing");
+    let _topology = Topology(prefix.clone());
     let config = write_config(tmp.path(), &prefix, BROKER_URL);
     // The defaults (2 s poll, 2 s settle) would take 2 s at the very least.
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -148,7 +147,6 @@ async fn returns_inboxes_are_read_with_their_configured_timing() {
     }
     let status = daemon.terminate(STOP);
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.seen.join("\n"));
-    delete_exchange(&prefix).await;
 }
 
 #[tokio::test]

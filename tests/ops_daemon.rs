@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{BROKER_URL, Daemon, command, get, unique_prefix, wait_for_status, write_config};
+use common::{
+    BROKER_URL, Daemon, Topology, command, get, unique_prefix, wait_for_status, write_config,
+};
 use serde_json::Value;
 
 const START: Duration = Duration::from_secs(60);
@@ -68,54 +70,6 @@ fn without_ivry(config: &Path) -> PathBuf {
     let path = config.with_file_name("encaisse-vitry-only.toml");
     std::fs::write(&path, &text[..second_tenant(&text)]).unwrap();
     path
-}
-
-/// Deletes every queue and the exchange of the test's prefix, even when the test failed.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let prefix = self.0.clone();
-        let listed = std::process::Command::new("rabbitmqctl")
-            .args(["list_queues", "-q", "--no-table-headers", "name"])
-            .output();
-        let queues: Vec<String> = listed
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-            .lines()
-            .map(str::trim)
-            .filter(|q| q.starts_with(&format!("{prefix}.")))
-            .map(str::to_string)
-            .collect();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(conn) =
-                    lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
-                        .await
-                else {
-                    return;
-                };
-                for queue in queues {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch
-                            .queue_delete(queue.as_str().into(), Default::default())
-                            .await;
-                    }
-                }
-                if let Ok(ch) = conn.create_channel().await {
-                    let _ = ch
-                        .exchange_delete(prefix.as_str().into(), Default::default())
-                        .await;
-                }
-                let _ = conn.close(200, "test cleanup".into()).await;
-            });
-        })
-        .join();
-    }
 }
 
 /// Publishes a canonical event as a producer does (confirmed, persistent, `mandatory`, with
@@ -242,7 +196,7 @@ fn handled_by(trace: &Value, stage: &str) -> usize {
 async fn a_parked_message_is_listed_then_replayed_once_after_the_configuration_is_fixed() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("ops-dlq");
-    let _cleanup = Cleanup(prefix.clone());
+    let _cleanup = Topology(prefix.clone());
     let full = write_config(tmp.path(), &prefix, BROKER_URL);
     let vitry_only = without_ivry(&full);
 
@@ -470,7 +424,7 @@ async fn a_parked_message_is_listed_then_replayed_once_after_the_configuration_i
 async fn trace_follows_an_invoice_from_the_export_through_its_titre_to_its_payment() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("ops-trace");
-    let _cleanup = Cleanup(prefix.clone());
+    let _cleanup = Topology(prefix.clone());
     // The example configuration sends Vitry's titres to its Trésorerie ([tenants.helios]).
     let config = write_config(tmp.path(), &prefix, BROKER_URL);
     let mut daemon = Daemon::start(&config, &[]);
@@ -604,7 +558,7 @@ impl Relay {
 async fn readyz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_back() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("ops-ready");
-    let _cleanup = Cleanup(prefix.clone());
+    let _cleanup = Topology(prefix.clone());
     let mut relay = Relay::start(0).await;
     let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port);
     let config = write_config(tmp.path(), &prefix, &url);

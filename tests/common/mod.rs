@@ -204,20 +204,51 @@ pub async fn wait_for_status(url: &str, status: u16, timeout: Duration) -> Strin
     }
 }
 
-/// Removes the work exchange a test's runtime declared (it has no stage, so no queue).
-pub async fn delete_exchange(prefix: &str) {
-    let Ok(conn) =
-        lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        let _ = channel
-            .exchange_delete(
-                prefix.into(),
-                lapin::options::ExchangeDeleteOptions::default(),
-            )
-            .await;
+/// Deletes every queue and the work exchange of a test's prefix when dropped, so a test
+/// leaves nothing in the broker even when it fails (the example configuration's stages
+/// declare 35 queues per prefix).
+pub struct Topology(pub String);
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let prefix = self.0.clone();
+        let listed = std::process::Command::new("rabbitmqctl")
+            .args(["list_queues", "-q", "--no-table-headers", "name"])
+            .output();
+        let queues: Vec<String> = listed
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|q| q.starts_with(&format!("{prefix}.")))
+            .map(str::to_string)
+            .collect();
+        // Its own thread and runtime: a drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(conn) =
+                    lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
+                        .await
+                else {
+                    return;
+                };
+                if let Ok(ch) = conn.create_channel().await {
+                    for queue in queues {
+                        let _ = ch
+                            .queue_delete(queue.as_str().into(), Default::default())
+                            .await;
+                    }
+                    let _ = ch
+                        .exchange_delete(prefix.as_str().into(), Default::default())
+                        .await;
+                }
+                let _ = conn.close(200, "test cleanup".into()).await;
+            });
+        })
+        .join();
     }
-    let _ = conn.close(200, "test cleanup".into()).await;
 }
