@@ -202,6 +202,18 @@ pub struct LineError {
     pub text: String,
 }
 
+/// `(IdPce, IdLigne, NumAnoAck, LibelleAnoAck)`, the shape tests write rejections in.
+impl From<&(u32, u32, &str, &str)> for LineError {
+    fn from(&(id_pce, id_ligne, code, text): &(u32, u32, &str, &str)) -> Self {
+        LineError {
+            id_pce,
+            id_ligne,
+            code: code.to_string(),
+            text: text.to_string(),
+        }
+    }
+}
+
 /// A `PES_ACQUIT` of the Hélios guichet for every bordereau of `sent`, dated `on`: each
 /// bordereau accepted, except those listed in `rejected` (`IdBord` → the errors on its
 /// lines; an empty list rejects the bordereau without detail).

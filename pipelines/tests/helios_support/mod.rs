@@ -351,15 +351,7 @@ pub fn acquit(sent: &Sent, on: NaiveDate, ko: &[(u32, Vec<LineError<'_>>)]) -> V
     let rejected: Vec<(u32, Vec<sim::LineError>)> = ko
         .iter()
         .map(|(id_bord, errors)| {
-            let errors = errors
-                .iter()
-                .map(|(id_pce, id_ligne, code, text)| sim::LineError {
-                    id_pce: *id_pce,
-                    id_ligne: *id_ligne,
-                    code: code.to_string(),
-                    text: text.to_string(),
-                })
-                .collect();
+            let errors = errors.iter().map(sim::LineError::from).collect();
             (*id_bord, errors)
         })
         .collect();

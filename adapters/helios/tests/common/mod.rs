@@ -367,15 +367,7 @@ pub mod tresorerie {
         let rejected = if errors.is_empty() {
             Vec::new()
         } else {
-            let errors = errors
-                .iter()
-                .map(|(id_pce, id_ligne, code, text)| sim::LineError {
-                    id_pce: *id_pce,
-                    id_ligne: *id_ligne,
-                    code: code.to_string(),
-                    text: text.to_string(),
-                })
-                .collect();
+            let errors = errors.iter().map(sim::LineError::from).collect();
             vec![(id_bord, errors)]
         };
         sim::acquit(&file, date(2024, 10, 6), &rejected).unwrap()
