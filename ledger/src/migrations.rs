@@ -37,6 +37,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/payfip_0001.sql"),
     },
     Migration {
+        area: "payfip",
+        version: 2,
+        sql: include_str!("../migrations/payfip_0002.sql"),
+    },
+    Migration {
         area: "sepa",
         version: 1,
         sql: include_str!("../migrations/sepa_0001.sql"),

@@ -103,6 +103,36 @@ impl ClassicError {
         false
     }
 
+    /// The result field the refusal is about.
+    pub fn field(&self) -> &str {
+        match self {
+            ClassicError::Missing(field) | ClassicError::Invalid { field, .. } => field,
+            ClassicError::Conflicting { field } => field,
+            ClassicError::WrongNumcli { .. } => "numcli",
+            ClassicError::WrongRefdet { .. } => "refdet",
+            ClassicError::WrongExer { .. } => "exer",
+            ClassicError::WrongAmount { .. } => "montant",
+            ClassicError::TestModeInProduction { .. } | ClassicError::WrongMode { .. } => "saisie",
+        }
+    }
+
+    /// What the caller may be told: *which* field is wrong, never the value we expected (the
+    /// channel is unsigned: echoing our amount, client number or mode letter would teach a
+    /// forger how to make the next try match). The full [`fmt::Display`] is for the log.
+    pub fn public_reason(&self) -> String {
+        match self {
+            ClassicError::Missing(field) => format!("result field `{field}` is missing"),
+            ClassicError::Conflicting { field } => {
+                format!("result field `{field}` appears twice with different values")
+            }
+            ClassicError::Invalid { field, .. } => format!("result field `{field}` is not valid"),
+            _ => format!(
+                "result field `{}` does not match the payment",
+                self.field()
+            ),
+        }
+    }
+
     /// Whether the refusal suggests a forged or tampered result rather than a malformed one.
     pub fn is_suspicious(&self) -> bool {
         matches!(

@@ -123,6 +123,18 @@ pub struct ReconciliationConfig {
     /// many seconds is closed (no event; a later, verified result is still accepted).
     #[serde(default = "default_classic_result_wait_secs")]
     pub classic_result_wait_secs: u64,
+    /// A classic result saying "paid" is unsigned: it is only a claim. For this many seconds
+    /// after it the payments API answers `payment_in_progress` for the titre (the family does
+    /// not pay twice while the Trésorerie's confirmation is on its way); afterwards a new
+    /// attempt is allowed again, so a forged claim cannot block a titre for long.
+    #[serde(default = "default_classic_claim_hold_secs")]
+    pub classic_claim_hold_secs: u64,
+    /// A claim that no PES Retour émargement (`OrgEma` 10) confirmed within this many seconds
+    /// is reported to ops (`encaisse_payfip_claims_total{outcome="unconfirmed"}`, a warning,
+    /// and a `payfip_claim_unconfirmed` fact in `encaisse trace`). TIPI payments are émargés
+    /// within a few working days; 10 days leaves room for holidays.
+    #[serde(default = "default_classic_claim_confirm_secs")]
+    pub classic_claim_confirm_secs: u64,
 }
 
 fn default_true() -> bool {
@@ -140,6 +152,12 @@ fn default_reconcile_batch() -> u32 {
 fn default_classic_result_wait_secs() -> u64 {
     86_400
 }
+fn default_classic_claim_hold_secs() -> u64 {
+    5 * 86_400
+}
+fn default_classic_claim_confirm_secs() -> u64 {
+    10 * 86_400
+}
 fn default_titre_refdet_template() -> String {
     "{exercice}{id_bord:6}{id_pce:8}".into()
 }
@@ -156,6 +174,8 @@ impl Default for ReconciliationConfig {
             requery_after_secs: default_requery_after_secs(),
             batch_size: default_reconcile_batch(),
             classic_result_wait_secs: default_classic_result_wait_secs(),
+            classic_claim_hold_secs: default_classic_claim_hold_secs(),
+            classic_claim_confirm_secs: default_classic_claim_confirm_secs(),
         }
     }
 }
@@ -166,6 +186,8 @@ impl ReconciliationConfig {
             ("interval_secs", self.interval_secs),
             ("batch_size", u64::from(self.batch_size)),
             ("classic_result_wait_secs", self.classic_result_wait_secs),
+            ("classic_claim_hold_secs", self.classic_claim_hold_secs),
+            ("classic_claim_confirm_secs", self.classic_claim_confirm_secs),
         ] {
             if value == 0 {
                 issues.push(ConfigIssue::new(
@@ -173,6 +195,12 @@ impl ReconciliationConfig {
                     "must be greater than 0",
                 ));
             }
+        }
+        if self.classic_claim_hold_secs > self.classic_claim_confirm_secs {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.classic_claim_hold_secs"),
+                "must not be longer than classic_claim_confirm_secs (the titre is freed at the latest when its claim is reported)",
+            ));
         }
     }
 
@@ -190,6 +218,14 @@ impl ReconciliationConfig {
 
     pub fn classic_result_wait(&self) -> chrono::Duration {
         chrono::Duration::seconds(clamp_secs(self.classic_result_wait_secs))
+    }
+
+    pub fn classic_claim_hold(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.classic_claim_hold_secs))
+    }
+
+    pub fn classic_claim_confirm(&self) -> chrono::Duration {
+        chrono::Duration::seconds(clamp_secs(self.classic_claim_confirm_secs))
     }
 }
 

@@ -149,6 +149,13 @@ fn label(kind: &str) -> Option<&'static str> {
         "payfip_attempt" => "Online payment started (PayFiP)",
         "payfip_paid" => "Paid online (PayFiP)",
         "payfip_failed" => "Online payment did not pay (PayFiP)",
+        "payfip_announced" => {
+            "Online payment announced by the classic PayFiP result (unsigned: awaits the PES Retour)"
+        }
+        "payfip_claim_confirmed" => "Announced online payment confirmed by the PES Retour",
+        "payfip_claim_unconfirmed" => {
+            "Announced online payment NOT confirmed by any PES Retour in time (reported to ops)"
+        }
         "collection_planned" => "Direct debit planned (pain.008)",
         "sepa_refused" => "Direct debit not planned",
         "payment_received" => "Payment received",

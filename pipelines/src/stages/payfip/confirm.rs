@@ -325,6 +325,7 @@ mod tests {
             numauto: None,
             commission: None,
             resolved_at: None,
+            claim: None,
         };
         let detail = PaymentDetail {
             idop: IdOp::new("cc0cb210-1cd4-11ea-8cca-0213ad91a103").unwrap(),

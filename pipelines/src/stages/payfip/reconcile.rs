@@ -12,17 +12,23 @@
 //! * closes classic-URL attempts (titres) without a result after
 //!   `classic_result_wait_secs` — that channel has no status query; a later result that
 //!   verifies is still accepted;
+//! * reports classic claims (a "paid" classic result, unsigned) that no PES Retour
+//!   émargement confirmed within `classic_claim_confirm_secs`: a warning, the counter
+//!   `encaisse_payfip_claims_total{outcome="unconfirmed"}` and a `payfip_claim_unconfirmed`
+//!   fact in the invoice's journal (`encaisse trace`), once per claim — either a forged
+//!   result or a payment the Trésorerie has not seen, for ops to look into;
 //! * removes reservations left by a crash during `creerPaiementSecurise` (no family was sent
 //!   to the gateway with them).
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use encaisse_ledger::Ledger;
+use encaisse_ledger::{InvoiceFact, Ledger};
 use futures::future::BoxFuture;
 
 use super::RECONCILE_SOURCE;
 use super::confirm::command;
+use super::routes::CLAIMS;
 use super::settings::PayfipSettings;
 use super::store;
 use crate::runtime::{Source, SourceContext};
@@ -41,6 +47,8 @@ pub struct Sweep {
     pub closed: usize,
     /// Stale reservations removed.
     pub dropped: usize,
+    /// Classic claims reported unconfirmed.
+    pub unconfirmed: usize,
 }
 
 impl Reconciler {
@@ -79,6 +87,8 @@ impl Reconciler {
                 .map_err(|e| format!("recording PayFiP questions: {e}"))?;
         }
         sweep.closed = close_classic(&ctx.ledger, now - config.classic_result_wait()).await?;
+        sweep.unconfirmed =
+            report_unconfirmed(&ctx.ledger, now - config.classic_claim_confirm(), limit).await?;
         // A reservation lives for one gateway call: twice its timeout is generous.
         let reservation_age = chrono::Duration::milliseconds(
             i64::try_from(self.settings.gateway.request_timeout_ms.saturating_mul(2))
@@ -106,6 +116,52 @@ async fn close_classic(
         .map_err(|e| format!("closing stale classic PayFiP attempts: {e}"))
 }
 
+async fn report_unconfirmed(
+    ledger: &Ledger,
+    claimed_before: chrono::DateTime<Utc>,
+    limit: u32,
+) -> Result<usize, String> {
+    let (before, now) = (store::ts(claimed_before), store::ts(Utc::now()));
+    let reported = ledger
+        .write(move |c| {
+            let claims = store::report_unconfirmed_claims(c, &before, limit, &now)?;
+            for op in &claims {
+                Ledger::record_invoice_fact_in(c, &unconfirmed_fact(op, &now))?;
+            }
+            Ok(claims)
+        })
+        .await
+        .map_err(|e| format!("reporting unconfirmed classic PayFiP claims: {e}"))?;
+    for op in &reported {
+        metrics::counter!(CLAIMS, "tenant" => op.invoice.tenant.to_string(), "outcome" => "unconfirmed")
+            .increment(1);
+        tracing::warn!(
+            invoice = %op.invoice.key(),
+            payment_id = op.payment_id.as_deref().unwrap_or(""),
+            amount = %op.amount,
+            announced_at = %op.claim.map(|c| store::ts(c.at)).unwrap_or_default(),
+            "Classic PayFiP payment announced but never confirmed by a PES Retour émargement: a forged result, or a payment the Trésorerie has not recorded. Check with the comptable."
+        );
+    }
+    Ok(reported.len())
+}
+
+fn unconfirmed_fact(op: &store::Operation, now: &str) -> InvoiceFact {
+    InvoiceFact {
+        invoice_key: op.invoice.key(),
+        tenant: op.invoice.tenant.to_string(),
+        at: now.to_string(),
+        kind: "payfip_claim_unconfirmed".into(),
+        detail: serde_json::json!({
+            "payment_id": op.payment_id,
+            "amount": op.amount.to_dot_string(),
+            "announced_at": op.claim.map(|c| store::ts(c.at)),
+        })
+        .to_string(),
+        dedupe_key: Some(format!("payfip.claim#{}#unconfirmed", op.op_id)),
+    }
+}
+
 impl Source for Reconciler {
     fn name(&self) -> &str {
         RECONCILE_SOURCE
@@ -128,6 +184,7 @@ impl Source for Reconciler {
                             asked = sweep.asked,
                             closed = sweep.closed,
                             dropped = sweep.dropped,
+                            unconfirmed = sweep.unconfirmed,
                             "PayFiP reconciliation sweep done."
                         );
                     }

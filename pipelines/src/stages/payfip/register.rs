@@ -9,7 +9,9 @@
 //!   titres are payable online only once taken in charge (DGFiP loads them into PayFiP the
 //!   next day); an acquit (`PES_ACQUIT`) only acknowledges the file and changes nothing.
 //! * `payment.received` / `payment.reversed` → `payfip_payment`: what is paid, whatever the
-//!   channel (PayFiP, Hélios émargement, bank), so that a paid invoice is refused.
+//!   channel (PayFiP, Hélios émargement, bank), so that a paid invoice is refused. A Hélios
+//!   émargement of an online payment also confirms the classic-URL claims it covers (a
+//!   classic result is unsigned: only the PES Retour makes such a titre paid).
 //!
 //! Every write is committed with the deduplication record ([`Handled::commit_with`]); the
 //! tables are keyed so that any order of arrival gives the same state.
@@ -17,15 +19,17 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use encaisse_ledger::{InvoiceFact, Ledger};
 use encaisse_schemas::{
-    Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived, PaymentReversed, TitreAccepted,
-    TitreSource,
+    Channel, Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived, PaymentReversed,
+    PaymentSource, TitreAccepted, TitreSource,
 };
 use futures::future::BoxFuture;
 
 use super::REGISTER_STAGE;
 use super::settings::PayfipSettings;
-use super::store::{self, InvoiceRecord, PaymentFact, TitreRecord};
+use super::routes::CLAIMS;
+use super::store::{self, InvoiceRecord, Operation, PaymentFact, TitreRecord};
 use crate::stage::{Handled, Incoming, Stage, StageError};
 
 /// The `payfip.register` stage.
@@ -99,6 +103,24 @@ impl RegisterStage {
             .commit_with(move |c| store::record_payment(c, &key, &payment_id, amount, fact, &now))
     }
 
+    /// A PES Retour émargement of an online payment: recorded like any payment, then the
+    /// invoice's classic claims it covers are confirmed, each with a journal fact.
+    fn emargement(e: PaymentReceived) -> Handled {
+        let now = store::ts(Utc::now());
+        let key = e.invoice.clone();
+        Handled::none().about(e.invoice).commit_with(move |c| {
+            store::record_payment(c, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
+            let covered = store::coverage(c, &key)?.received;
+            for op in store::confirm_claims(c, &key, covered, &now)? {
+                Ledger::record_invoice_fact_in(c, &claim_confirmed(&op, &e.payment_id, &now))?;
+                metrics::counter!(CLAIMS, "tenant" => key.tenant.to_string(), "outcome" => "confirmed")
+                    .increment(1);
+                tracing::info!(invoice = %key.key(), refdet = %op.refdet, confirmed_by = %e.payment_id, "Classic PayFiP claim confirmed by the PES Retour.");
+            }
+            Ok(())
+        })
+    }
+
     fn handle_message(&self, message: &Incoming) -> Result<Handled, StageError> {
         let kind = message
             .message_type
@@ -110,6 +132,9 @@ impl RegisterStage {
             Ok(self.titre_accepted(message.decode()?))
         } else if kind == PaymentReceived::TYPE {
             let e: PaymentReceived = message.decode()?;
+            if confirms_claims(&e) {
+                return Ok(Self::emargement(e));
+            }
             Ok(Self::payment(
                 e.invoice,
                 e.payment_id,
@@ -130,6 +155,29 @@ impl RegisterStage {
                 format!("payfip.register does not handle {kind:?} messages"),
             ))
         }
+    }
+}
+
+/// Whether a payment can confirm a classic claim: reported by Hélios (the PES Retour
+/// émargement — `OrgEma` 10 — is the Trésorerie's own record of the card or one-off debit),
+/// through an online means.
+fn confirms_claims(e: &PaymentReceived) -> bool {
+    e.source == PaymentSource::Helios && matches!(e.channel, Channel::Cb | Channel::PrelevementUnique)
+}
+
+fn claim_confirmed(op: &Operation, confirmed_by: &str, now: &str) -> InvoiceFact {
+    InvoiceFact {
+        invoice_key: op.invoice.key(),
+        tenant: op.invoice.tenant.to_string(),
+        at: now.to_string(),
+        kind: "payfip_claim_confirmed".into(),
+        detail: serde_json::json!({
+            "payment_id": op.payment_id,
+            "confirmed_by": confirmed_by,
+            "amount": op.amount.to_dot_string(),
+        })
+        .to_string(),
+        dedupe_key: Some(format!("payfip.claim#{}#confirmed", op.op_id)),
     }
 }
 

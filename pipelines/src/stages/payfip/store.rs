@@ -461,18 +461,65 @@ pub struct Operation {
     pub numauto: Option<String>,
     pub commission: Option<Money>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Classic channel: the payment a result announced, awaiting the PES Retour.
+    pub claim: Option<Claim>,
+}
+
+/// A classic-URL result that announced a payment. The channel carries no signature and every
+/// field it checks travels through the family's browser, so this is a claim, never proof:
+/// only the Trésorerie's PES Retour émargement makes the titre paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// `P` or `V`, as announced.
+    pub letter: Resultrans,
+    /// When it was first announced.
+    pub at: DateTime<Utc>,
+    /// What became of it; `None` while the PES Retour is awaited.
+    pub settled: Option<ClaimSettled>,
+}
+
+/// How a claim ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimSettled {
+    /// A PES Retour émargement of the same amount reported the payment.
+    Confirmed,
+    /// No PES Retour confirmed it within the window: reported to ops.
+    Unconfirmed,
+}
+
+impl ClaimSettled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimSettled::Confirmed => "confirmed",
+            ClaimSettled::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "confirmed" => Some(ClaimSettled::Confirmed),
+            "unconfirmed" => Some(ClaimSettled::Unconfirmed),
+            _ => None,
+        }
+    }
 }
 
 impl Operation {
-    /// `pending` until an outcome is recorded, then [`Outcome::status`].
+    /// [`Outcome::status`] once an outcome is recorded; before, `announced` while a classic
+    /// claim awaits the PES Retour, else `pending`.
     pub fn status(&self) -> &'static str {
-        self.outcome.map_or("pending", Outcome::status)
+        match (self.outcome, self.claim) {
+            (Some(outcome), _) => outcome.status(),
+            (None, Some(_)) => "announced",
+            (None, None) => "pending",
+        }
     }
 }
 
 const OP_COLUMNS: &str = "op_id, tenant, exercice, number, channel, state, active, idop,
      payment_id, numcli, exer, refdet, amount_cents, mode, return_url, created_at, notified_at,
-     requested_at, outcome, numauto, commission_cents, resolved_at";
+     requested_at, outcome, numauto, commission_cents, resolved_at, claim, claimed_at,
+     claim_settled, claim_settled_at";
 
 fn operation_from(row: &Row<'_>) -> rusqlite::Result<Operation> {
     let channel: String = row.get(4)?;
@@ -518,7 +565,24 @@ fn operation_from(row: &Row<'_>) -> rusqlite::Result<Operation> {
             .map(|cents| Money::from_cents(cents).map_err(|e| bad_value(20, e.to_string())))
             .transpose()?,
         resolved_at: time_at(row, 21)?,
+        claim: claim_from(row)?,
     })
+}
+
+fn claim_from(row: &Row<'_>) -> rusqlite::Result<Option<Claim>> {
+    let letter: Option<String> = row.get(22)?;
+    let Some(letter) = letter else {
+        return Ok(None);
+    };
+    let settled: Option<String> = row.get(24)?;
+    Ok(Some(Claim {
+        letter: Resultrans::parse(&letter)
+            .ok_or_else(|| bad_value(22, format!("claim {letter:?}")))?,
+        at: time_at(row, 23)?.ok_or_else(|| bad_value(23, "no claimed_at".into()))?,
+        settled: settled
+            .map(|s| ClaimSettled::parse(&s).ok_or_else(|| bad_value(24, format!("{s:?}"))))
+            .transpose()?,
+    }))
 }
 
 fn one_operation(
@@ -585,7 +649,7 @@ pub fn insert_operation(c: &Connection, op: &Operation) -> Result<(), LedgerErro
         &format!(
             "INSERT INTO payfip_operation ({OP_COLUMNS})
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22)"
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
         ),
         params![
             op.op_id,
@@ -610,6 +674,10 @@ pub fn insert_operation(c: &Connection, op: &Operation) -> Result<(), LedgerErro
             op.numauto,
             op.commission.map(Money::cents),
             op.resolved_at.map(ts),
+            op.claim.map(|c| c.letter.as_str()),
+            op.claim.map(|c| ts(c.at)),
+            op.claim.and_then(|c| c.settled).map(ClaimSettled::as_str),
+            None::<String>,
         ],
     )?;
     Ok(())
@@ -750,9 +818,106 @@ pub fn close_stale_classic(
     Ok(c.prepare_cached(
         "UPDATE payfip_operation SET state = 'resolved', active = 0, outcome = 'closed',
              resolved_at = ?2
-         WHERE channel = 'classic' AND outcome IS NULL AND created_at <= ?1",
+         WHERE channel = 'classic' AND outcome IS NULL AND claimed_at IS NULL
+           AND created_at <= ?1",
     )?
     .execute(params![created_before, now])?)
+}
+
+/// Records that a verified classic result announced a payment (`P`/`V`): the attempt keeps
+/// it as a claim — its outcome stays unpaid until the PES Retour confirms it. Only the first
+/// announcement counts, and none over an attempt already known paid. Returns whether the row
+/// changed.
+pub fn record_claim(
+    c: &Connection,
+    op_id: &str,
+    letter: Resultrans,
+    numauto: Option<&str>,
+    commission: Option<Money>,
+    now: &str,
+) -> Result<bool, LedgerError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE payfip_operation SET claim = ?2, claimed_at = ?3, numauto = ?4,
+                 commission_cents = ?5
+             WHERE op_id = ?1 AND channel = 'classic' AND claimed_at IS NULL
+               AND (outcome IS NULL OR outcome NOT IN ('P', 'V'))",
+        )?
+        .execute(params![
+            op_id,
+            letter.as_str(),
+            now,
+            numauto,
+            commission.map(Money::cents)
+        ])?;
+    Ok(n == 1)
+}
+
+/// The claims of `invoice` that its PES Retour payments confirm: announced, not confirmed
+/// yet (a late émargement still confirms one reported unconfirmed), for at most `covered` —
+/// what the invoice's recorded payments add up to (a titre of several lines is émargé line
+/// by line). Each becomes the attempt's outcome. Returns the attempts confirmed.
+pub fn confirm_claims(
+    c: &Connection,
+    invoice: &InvoiceRef,
+    covered: Money,
+    now: &str,
+) -> Result<Vec<Operation>, LedgerError> {
+    let claims = {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM payfip_operation INDEXED BY payfip_operation_invoice
+             WHERE tenant = ?1 AND exercice = ?2 AND number = ?3 AND channel = 'classic'
+               AND claimed_at IS NOT NULL AND amount_cents <= ?4
+               AND (claim_settled IS NULL OR claim_settled = 'unconfirmed')
+             ORDER BY claimed_at"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                invoice.tenant.as_str(),
+                invoice.exercice,
+                invoice.number,
+                covered.cents()
+            ],
+            operation_from,
+        )?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut update = c.prepare_cached(
+        "UPDATE payfip_operation SET claim_settled = 'confirmed', claim_settled_at = ?2,
+             outcome = claim, state = 'resolved', active = 0, resolved_at = coalesce(resolved_at, ?2)
+         WHERE op_id = ?1",
+    )?;
+    for op in &claims {
+        update.execute(params![op.op_id, now])?;
+    }
+    Ok(claims)
+}
+
+/// Claims announced at or before `claimed_before` that no PES Retour confirmed: each is marked
+/// `unconfirmed` (reported once). Returns them, oldest first, at most `limit`.
+pub fn report_unconfirmed_claims(
+    c: &Connection,
+    claimed_before: &str,
+    limit: u32,
+    now: &str,
+) -> Result<Vec<Operation>, LedgerError> {
+    let claims = {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM payfip_operation INDEXED BY payfip_operation_open_claims
+             WHERE claimed_at IS NOT NULL AND claim_settled IS NULL AND claimed_at <= ?1
+             ORDER BY claimed_at LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![claimed_before, limit], operation_from)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut update = c.prepare_cached(
+        "UPDATE payfip_operation SET claim_settled = 'unconfirmed', claim_settled_at = ?2
+         WHERE op_id = ?1",
+    )?;
+    for op in &claims {
+        update.execute(params![op.op_id, now])?;
+    }
+    Ok(claims)
 }
 
 /// Removes reservations whose gateway call never finished (a crash between reserving and
@@ -799,6 +964,7 @@ mod tests {
             numauto: None,
             commission: None,
             resolved_at: None,
+            claim: None,
         }
     }
 

@@ -225,6 +225,31 @@ enum Refusal {
     },
 }
 
+/// How long an invoice's current attempt blocks a new one.
+#[derive(Clone, Copy)]
+struct Blocks {
+    /// An open attempt: its idOp or classic URL may still be paid.
+    lock: chrono::Duration,
+    /// A reservation whose gateway call is running.
+    reservation_timeout: chrono::Duration,
+    /// A classic result announced a payment: wait for the PES Retour to confirm it.
+    claim_hold: chrono::Duration,
+}
+
+impl Blocks {
+    fn until(self, active: &Operation) -> DateTime<Utc> {
+        if let Some(claim) = active.claim.filter(|c| c.settled.is_none()) {
+            return claim.at + self.claim_hold;
+        }
+        let blocks_for = match active.state {
+            OpState::Creating => self.reservation_timeout,
+            OpState::Open => self.lock,
+            OpState::Resolved => chrono::Duration::zero(),
+        };
+        active.created_at + blocks_for
+    }
+}
+
 /// In one ledger transaction: refuse a paid invoice or one with a recent attempt, supersede
 /// an older attempt, insert this one. The writer runs transactions one at a time, so two
 /// concurrent requests for an invoice cannot both pass (the unique index is the last guard).
@@ -232,8 +257,7 @@ fn reserve(
     c: &encaisse_ledger::rusqlite::Connection,
     op: &Operation,
     invoice_amount: Money,
-    lock: chrono::Duration,
-    reservation_timeout: chrono::Duration,
+    blocks: Blocks,
 ) -> Result<Result<(), Refusal>, LedgerError> {
     let coverage = store::coverage(c, &op.invoice)?;
     if coverage.is_paid(invoice_amount) {
@@ -247,12 +271,7 @@ fn reserve(
         }));
     }
     if let Some(active) = store::active_operation(c, &op.invoice)? {
-        let blocks_for = match active.state {
-            OpState::Creating => reservation_timeout,
-            OpState::Open => lock,
-            OpState::Resolved => chrono::Duration::zero(),
-        };
-        let until = active.created_at + blocks_for;
+        let until = blocks.until(&active);
         if op.created_at < until {
             let retry_after_secs =
                 u64::try_from((until - op.created_at).num_seconds().max(1)).unwrap_or(1);
@@ -285,10 +304,17 @@ fn refusal_error(routes: &PayfipRoutes, refusal: Refusal) -> ApiError {
             op,
             retry_after_secs,
         } => {
-            let mut e = ApiError::conflict(
-                "payment_in_progress",
-                "a payment of this invoice is in progress; wait for it to end",
-            )
+            let mut e = match op.claim {
+                Some(claim) => ApiError::conflict(
+                    "payment_in_progress",
+                    "the payment gateway announced a payment of this invoice; it awaits the Trésorerie's confirmation",
+                )
+                .with("announced_at", store::ts(claim.at)),
+                None => ApiError::conflict(
+                    "payment_in_progress",
+                    "a payment of this invoice is in progress; wait for it to end",
+                ),
+            }
             .retry_after(retry_after_secs);
             if let Some(id) = &op.payment_id {
                 e = e.with("payment_id", id.clone());
@@ -459,20 +485,24 @@ fn new_operation(
         numauto: None,
         commission: None,
         resolved_at: None,
+        claim: None,
     }
 }
 
 async fn reserve_or_refuse(routes: &PayfipRoutes, op: &Operation) -> Result<(), ApiError> {
     let gateway = &routes.settings().gateway;
-    let lock = gateway.attempt_lock();
-    let reservation_timeout = chrono::Duration::milliseconds(
-        i64::try_from(gateway.request_timeout_ms.saturating_mul(2)).unwrap_or(i64::MAX / 2),
-    );
+    let blocks = Blocks {
+        lock: gateway.attempt_lock(),
+        reservation_timeout: chrono::Duration::milliseconds(
+            i64::try_from(gateway.request_timeout_ms.saturating_mul(2)).unwrap_or(i64::MAX / 2),
+        ),
+        claim_hold: gateway.reconciliation.classic_claim_hold(),
+    };
     let stored = op.clone();
     let amount = op.amount;
     let decided = routes
         .ledger()
-        .write(move |c| reserve(c, &stored, amount, lock, reservation_timeout))
+        .write(move |c| reserve(c, &stored, amount, blocks))
         .await
         .map_err(|e| ApiError::ledger(&e))?;
     decided.map_err(|refusal| refusal_error(routes, refusal))

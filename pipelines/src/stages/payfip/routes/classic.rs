@@ -1,29 +1,41 @@
 //! `GET|POST /payfip/{tenant}/classic`: the result of a classic-URL payment (titres), sent to
 //! `urlcl` by the gateway (server side) and/or the family's browser, as a form or a query.
 //!
-//! That channel has **no signature** (spec §2.5): a result is believed only when
-//! `encaisse_payfip::classic::verify` finds that it matches what the ledger stored for the
-//! latest attempt with that `refdet` — our numcli, the titre's exercice, the exact amount,
-//! the tenant's mode letter (a test letter is refused in production). Only then is
-//! `payment.received` or `payment.failed` published (payment id `tipi:<refdet>`), before the
-//! outcome is recorded; a repeated delivery of a recorded outcome publishes nothing.
+//! That channel has **no signature** (spec §2.5) and every field it carries travels through
+//! the family's browser: anyone who saw the payment URL can post a matching result. So a
+//! result is first checked by `encaisse_payfip::classic::verify` against what the ledger
+//! stored for the latest attempt with that `refdet` (our numcli, the titre's exercice, the
+//! exact amount, the tenant's mode letter; a test letter is refused in production), and even
+//! then it is only believed as far as it cannot hurt:
+//! * `P`/`V` ("paid") is a **claim**: recorded on the attempt (`payfip_announced` in the
+//!   invoice's journal, `encaisse_payfip_claims_total{outcome="announced"}`), the payments API
+//!   answers `payment_in_progress` for `classic_claim_hold_secs`, and **nothing is published**.
+//!   The titre becomes paid only when the Trésorerie's PES Retour émargement (`OrgEma` 10)
+//!   reports the payment (`payfip.register` then confirms the claim; `payfip.reconcile`
+//!   reports a claim never confirmed).
+//! * `R`/`Z`/`A` ends the attempt so that the family can try again, and publishes
+//!   `payment.failed` (payment id `tipi:<refdet>`) — unless a payment was already announced:
+//!   a claim is not undone by a later result.
 //!
 //! Answers: `200` with a page that sends a browser on to the Kiosque return URL (a server
 //! caller just gets its `200`); `400` unreadable result; `404` no attempt with that refdet;
-//! `422` a result that does not match (logged as suspicious); `503` publishing failed.
+//! `422` a result that does not match — the answer names the field, never the value we
+//! expected (that goes to the log); `503` ledger or broker unavailable.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use chrono::Utc;
 use encaisse_payfip::FeeChannel;
 use encaisse_payfip::classic::{ClassicExpectation, ClassicResult, verify};
 use encaisse_payfip::{Exer, NumCli, Refdet};
+use encaisse_schemas::Money;
 use serde_json::json;
 
 use super::page::{page, status_text};
-use super::{PayfipRoutes, return_url_with};
+use super::{CLAIMS, PayfipRoutes, return_url_with};
 use crate::stage::Outgoing;
 use crate::stages::payfip::paris_now;
 use crate::stages::payfip::store::{self, Operation, Outcome, Resolution};
@@ -58,7 +70,7 @@ pub async fn result(
         Ok(result) => result,
         Err(e) => {
             tracing::warn!(tenant = %tenant, error = %e, "Classic PayFiP result unreadable; refused.");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            return (StatusCode::BAD_REQUEST, format!("{}\n", e.public_reason())).into_response();
         }
     };
     let (id, refdet) = (tenant.clone(), result.refdet.clone());
@@ -95,18 +107,31 @@ pub async fn result(
                 suspicious = e.is_suspicious(),
                 "Classic PayFiP result does not match the ledger; refused, nothing published."
             );
-            return (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response();
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{}\n", e.public_reason()),
+            )
+                .into_response();
         }
     };
-    let outcome = Outcome::Result(resultrans);
-    let already = op.outcome == Some(outcome) || op.outcome.is_some_and(Outcome::is_paid);
-    if !already && let Err(response) = publish_and_record(&routes, &op, &result, outcome).await {
-        return response;
-    }
-    let status = if already {
-        op.outcome.map_or("pending", Outcome::status)
+    let status = if resultrans.is_paid() {
+        match record_claim(&routes, &op, &result).await {
+            Ok(()) => "announced",
+            Err(response) => return response,
+        }
     } else {
-        outcome.status()
+        let outcome = Outcome::Result(resultrans);
+        let already = op.claim.is_some()
+            || op.outcome == Some(outcome)
+            || op.outcome.is_some_and(Outcome::is_paid);
+        if already {
+            op.status()
+        } else {
+            match publish_failure(&routes, &op, &result, outcome).await {
+                Ok(()) => outcome.status(),
+                Err(response) => return response,
+            }
+        }
     };
     let next = op
         .return_url
@@ -120,37 +145,103 @@ pub async fn result(
     )
 }
 
-async fn publish_and_record(
+/// The commission of a paid result, from the dated tariff of its Paris date.
+fn commission_of(routes: &PayfipRoutes, result: &ClassicResult) -> Option<Money> {
+    let channel = FeeChannel::of(result.resultrans)?;
+    let on = result.transaction_at.unwrap_or_else(paris_now).date_naive();
+    match routes
+        .settings()
+        .gateway
+        .commission(result.amount, channel, on)
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(refdet = %result.refdet, error = %e, "Commission of a classic PayFiP payment unknown; recorded without it.");
+            None
+        }
+    }
+}
+
+/// A verified "paid" result: recorded as a claim on its attempt, with a journal fact. The
+/// first announcement counts; a repeated one changes nothing.
+async fn record_claim(
+    routes: &PayfipRoutes,
+    op: &Operation,
+    result: &ClassicResult,
+) -> Result<(), Response> {
+    if op.claim.is_some() || op.outcome.is_some_and(Outcome::is_paid) {
+        return Ok(());
+    }
+    let at = store::ts(Utc::now());
+    let commission = commission_of(routes, result);
+    let fact = InvoiceFact {
+        invoice_key: op.invoice.key(),
+        tenant: op.invoice.tenant.to_string(),
+        at: at.clone(),
+        kind: "payfip_announced".into(),
+        detail: json!({
+            "payment_id": result.payment_id(),
+            "claim": result.resultrans.as_str(),
+            "reference": result.numauto,
+            "amount": result.amount.to_dot_string(),
+            "awaits": "PES Retour émargement (OrgEma 10)",
+        })
+        .to_string(),
+        dedupe_key: Some(format!("payfip.classic#{}#claim", op.op_id)),
+    };
+    let (op_id, letter, numauto) = (
+        op.op_id.clone(),
+        result.resultrans,
+        result.numauto.clone(),
+    );
+    let recorded = routes
+        .ledger()
+        .write(move |c| {
+            let changed =
+                store::record_claim(c, &op_id, letter, numauto.as_deref(), commission, &at)?;
+            if changed {
+                Ledger::record_invoice_fact_in(c, &fact)?;
+            }
+            Ok::<bool, LedgerError>(changed)
+        })
+        .await;
+    match recorded {
+        Ok(true) => {
+            metrics::counter!(CLAIMS, "tenant" => op.invoice.tenant.to_string(), "outcome" => "announced")
+                .increment(1);
+            tracing::info!(
+                invoice = %op.invoice.key(),
+                refdet = %result.refdet,
+                resultrans = %result.resultrans,
+                amount = %result.amount,
+                "Classic PayFiP result announces a payment; awaiting the PES Retour émargement."
+            );
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!(refdet = %result.refdet, error = %e, "Classic PayFiP claim not recorded; answered 503.");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
+}
+
+/// A verified result that did not pay: `payment.failed`, then the attempt is ended.
+async fn publish_failure(
     routes: &PayfipRoutes,
     op: &Operation,
     result: &ClassicResult,
     outcome: Outcome,
 ) -> Result<(), Response> {
     let now = paris_now();
-    let commission = FeeChannel::of(result.resultrans).and_then(|channel| {
-        let on = result.transaction_at.unwrap_or(now).date_naive();
-        match routes
-            .settings()
-            .gateway
-            .commission(result.amount, channel, on)
-        {
-            Ok(c) => Some(c),
-            Err(e) => {
-                // No retry is possible here (the gateway may not send the result again): the
-                // payment goes out without its commission rather than not at all.
-                tracing::error!(refdet = %result.refdet, error = %e, "Commission of a classic PayFiP payment unknown; published without it.");
-                None
-            }
-        }
-    });
-    let event = match result.payment_received(op.invoice.clone(), commission, now) {
-        Some(received) => Outgoing::event(&received),
-        None => match result.payment_failed(op.invoice.clone(), now) {
-            Some(failed) => Outgoing::event(&failed),
-            None => return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        },
+    let Some(failed) = result.payment_failed(op.invoice.clone(), now) else {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
     };
-    if let Err(e) = routes.publisher().publish(vec![event]).await {
+    if let Err(e) = routes
+        .publisher()
+        .publish(vec![Outgoing::event(&failed)])
+        .await
+    {
         tracing::warn!(refdet = %result.refdet, error = %e, "Classic PayFiP result not published; answered 503.");
         return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
@@ -158,32 +249,24 @@ async fn publish_and_record(
         invoice = %op.invoice.key(),
         refdet = %result.refdet,
         resultrans = %result.resultrans,
-        amount = %result.amount,
-        "Classic PayFiP result verified and published."
+        "Classic PayFiP result (not paid) verified and published."
     );
     let at = store::ts(now.to_utc());
     let resolution = Resolution {
         outcome,
         numauto: result.numauto.clone(),
-        commission,
+        commission: None,
     };
-    let payment_id = result.payment_id();
     let fact = InvoiceFact {
         invoice_key: op.invoice.key(),
         tenant: op.invoice.tenant.to_string(),
         at: at.clone(),
-        kind: if outcome.is_paid() {
-            "payfip_paid".into()
-        } else {
-            "payfip_failed".into()
-        },
+        kind: "payfip_failed".into(),
         detail: json!({
-            "payment_id": payment_id,
+            "payment_id": result.payment_id(),
             "outcome": outcome.as_str(),
-            "channel": outcome.channel(),
             "reference": result.numauto,
             "amount": result.amount.to_dot_string(),
-            "commission": commission.map(|m| m.to_dot_string()),
         })
         .to_string(),
         dedupe_key: Some(format!("payfip.classic#{}#{}", op.op_id, outcome.as_str())),

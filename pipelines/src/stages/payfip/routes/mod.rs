@@ -32,6 +32,11 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Counter of notifications and browser returns, by route and outcome.
 pub const NOTIFICATIONS: &str = "encaisse_payfip_notifications_total";
 
+/// Counter of classic "paid" results, which are claims until a PES Retour confirms them, by
+/// tenant and outcome: `announced` (recorded), `confirmed` (the émargement came),
+/// `unconfirmed` (none came within `classic_claim_confirm_secs`: reported to ops).
+pub const CLAIMS: &str = "encaisse_payfip_claims_total";
+
 /// What the handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct PayfipRoutes {

@@ -43,6 +43,9 @@ pub fn page(status: StatusCode, title: &str, text: &str, next: Option<&str>) -> 
 pub fn status_text(status: &str) -> &'static str {
     match status {
         "paid" => "Votre paiement est enregistré. Merci.",
+        "announced" => {
+            "Votre paiement a été transmis ; il sera enregistré dès que la Trésorerie l'aura confirmé. Merci."
+        }
         "refused" => "Votre paiement a été refusé ; la facture reste à payer.",
         "abandoned" => "Le paiement a été abandonné ; la facture reste à payer.",
         "expired" => "Le délai de paiement est dépassé ; la facture reste à payer.",
