@@ -12,6 +12,7 @@ mod payfip_support;
 use std::time::Duration;
 
 use encaisse_payfip::Resultrans;
+use encaisse_payfip::config::ReconciliationConfig;
 use encaisse_payfip::sim::{OutageKind, SimulatorOptions};
 use encaisse_schemas::{
     Channel, CollectionPath, InvoiceRef, Money, PaymentReceived, PaymentReversed, PaymentSource,
@@ -146,7 +147,7 @@ async fn a_gateway_outage_is_retried_then_parked_with_a_clear_reason() {
 }
 
 #[tokio::test]
-async fn a_titre_is_paid_with_the_classic_url_and_a_tampered_result_is_refused() {
+async fn a_classic_result_is_only_a_claim_until_the_pes_retour_confirms_it() {
     let h = Harness::start(Setup::default()).await;
     let titre_invoice = invoice("vitry", "T-1", "12.00", CollectionPath::Titres);
     h.issue(&titre_invoice).await;
@@ -216,7 +217,8 @@ async fn a_titre_is_paid_with_the_classic_url_and_a_tampered_result_is_refused()
     assert!(url.contains(&format!("numcli={TITRES_NUMCLI}")) && url.contains("montant=1200"));
     assert!(url.contains("saisie=T") && url.contains("exer=2026"));
 
-    // A forged result: right references, tampered amount. Refused, nothing published.
+    // A forged result: right references, tampered amount. Refused, nothing published, and
+    // the answer names the field without telling the amount, numcli or letter we expect.
     let forged = |montant: &str, refdet: &str| {
         vec![
             ("numcli", TITRES_NUMCLI.to_string()),
@@ -234,18 +236,36 @@ async fn a_titre_is_paid_with_the_classic_url_and_a_tampered_result_is_refused()
     let post = |fields: Vec<(&'static str, String)>| {
         let h = &h;
         async move {
-            h.http
+            let response = h
+                .http
                 .post(format!("{}/payfip/vitry/classic", h.base))
                 .form(&fields)
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
         }
     };
-    assert_eq!(post(forged("100", "202600001200000345")).await, 422);
-    assert_eq!(post(forged("1200", "202600001200000999")).await, 404);
+    let (status, body) = post(forged("100", "202600001200000345")).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("`montant` does not match"), "{body}");
+    assert!(!body.contains("12.00") && !body.contains("1200"), "{body}");
+    let mut wrong_letter = forged("1200", "202600001200000345");
+    wrong_letter[5].1 = "W".into();
+    let (status, body) = post(wrong_letter).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("`saisie` does not match"), "{body}");
+    assert!(!body.contains("\"T\""), "{body}");
+    let mut wrong_numcli = forged("1200", "202600001200000345");
+    wrong_numcli[0].1 = "999999".into();
+    let (status, body) = post(wrong_numcli).await;
+    assert_eq!(
+        (status, body.contains(TITRES_NUMCLI)),
+        (422, false),
+        "{body}"
+    );
+    assert_eq!(post(forged("1200", "202600001200000999")).await.0, 404);
     let tampered_query = format!(
         "{}/payfip/vitry/classic?numcli={TITRES_NUMCLI}&exer=2026&refdet=202600001200000345&montant=120&saisie=T&resultrans=P",
         h.base
@@ -260,33 +280,172 @@ async fn a_titre_is_paid_with_the_classic_url_and_a_tampered_result_is_refused()
             .as_u16(),
         422
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(h.events_for("tipi:202600001200000345").await.is_empty());
 
     // The real payment: the gateway posts the result to urlcl, then sends the browser there.
+    // Unsigned, it is only a claim: recorded and shown, never published as a payment.
     h.sim.set_auto_outcome(Some(Resultrans::P));
     let page = h.http.get(url).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    let event = h.wait_event("tipi:202600001200000345", EVENT_TIMEOUT).await;
-    assert_eq!(event.routing_key, "payment.received");
-    // Card below 20 € in the 2023 tariff: 0.03 + 0.20 % × 12.00 = 0.054.
-    assert_eq!(event.body["commission"], "0.05");
-    assert_eq!(event.body["amount"], "12.00");
-    assert_eq!(event.body["invoice"]["number"], "T-1");
+    let key = titre_invoice.invoice.key();
+    support::wait_until("the claim recorded", EVENT_TIMEOUT, || async {
+        let facts = h.ledger.invoice_facts(&key).await.unwrap();
+        facts.iter().any(|f| f.kind == "payfip_announced")
+    })
+    .await;
     assert_eq!(h.sim.counters().classic_results_delivered, 1);
-    // The browser brings the same result again: nothing more is published.
+    // The browser brings the same result again, then someone forges one with every field
+    // right: still one claim, nothing published.
     let auto_post = page.text().await.unwrap();
     assert!(auto_post.contains("/payfip/vitry/classic"));
-    assert_eq!(post(forged("1200", "202600001200000345")).await, 200);
-    h.assert_exactly_one("tipi:202600001200000345", Duration::from_secs(3))
-        .await;
-    let (status, _, body) = h
+    assert_eq!(post(forged("1200", "202600001200000345")).await.0, 200);
+    let mut refused = forged("1200", "202600001200000345");
+    refused[6].1 = "R".into();
+    assert_eq!(post(refused).await.0, 200, "a refusal after a claim");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        h.events_for("tipi:202600001200000345").await.is_empty(),
+        "a classic result published a payment event"
+    );
+    let facts = h.ledger.invoice_facts(&key).await.unwrap();
+    let announced: Vec<_> = facts
+        .iter()
+        .filter(|f| f.kind == "payfip_announced")
+        .collect();
+    assert_eq!(announced.len(), 1, "{facts:?}");
+    assert!(announced[0].detail.contains("\"claim\":\"P\""));
+    assert!(
+        !facts.iter().any(|f| f.kind == "payfip_failed"),
+        "{facts:?}"
+    );
+    // The family (or the Kiosque) asking again is told a payment is in progress.
+    let (status, headers, body) = h
         .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (409, Some("already_paid"))
+        (409, Some("payment_in_progress")),
+        "{body}"
     );
+    assert!(body["announced_at"].is_string(), "{body}");
+    assert!(headers.get("retry-after").is_some());
+
+    // The PES Retour émargement (OrgEma 10, TIPI: channel CB) is the proof: it confirms the
+    // claim, and the titre is paid.
+    h.publish(&PaymentReceived {
+        schema_version: 1,
+        invoice: titre_invoice.invoice.clone(),
+        payment_id: "helios:2026/01/12/345/1/10-20260303-1200-1".into(),
+        amount: Money::parse("12.00").unwrap(),
+        channel: Channel::Cb,
+        source: PaymentSource::Helios,
+        paid_at: paris("2026-03-03T00:00:00+01:00"),
+        reference: "PES Retour OrgEma 10".into(),
+        commission: None,
+    })
+    .await;
+    support::wait_until("the claim confirmed", EVENT_TIMEOUT, || async {
+        let facts = h.ledger.invoice_facts(&key).await.unwrap();
+        facts.iter().any(|f| f.kind == "payfip_claim_confirmed")
+    })
+    .await;
+    let (status, _, body) = h
+        .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["payment_id"].as_str()),
+        (409, Some("already_paid"), Some("tipi:202600001200000345"))
+    );
+    h.stop().await;
+}
+
+/// A claim that no PES Retour confirms is reported to ops (metric + journal fact) once its
+/// window ends, and stops blocking the titre after the hold, so that a forged result cannot
+/// keep a family from paying.
+#[tokio::test]
+async fn a_classic_claim_never_confirmed_is_reported_and_frees_the_titre() {
+    support::install_metrics();
+    let unconfirmed_before = support::counter(
+        "encaisse_payfip_claims_total",
+        &[("tenant", "ivry"), ("outcome", "unconfirmed")],
+    );
+    let h = Harness::start(Setup {
+        reconciliation: Some(ReconciliationConfig {
+            interval_secs: 1,
+            classic_claim_hold_secs: 2,
+            classic_claim_confirm_secs: 3,
+            ..ReconciliationConfig::default()
+        }),
+        ..Setup::default()
+    })
+    .await;
+    let titre_invoice = invoice("ivry", "T-7", "30.00", CollectionPath::Titres);
+    h.issue(&titre_invoice).await;
+    let earlier = encaisse_pipelines_now() - chrono::Duration::days(2);
+    h.publish(&titre_accepted(
+        &titre_invoice,
+        777,
+        TitreSource::Retour,
+        earlier,
+    ))
+    .await;
+    let request = json!({"invoice": "T-7"});
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    let payment_id = loop {
+        let (s, _, b) = h
+            .start_payment("ivry", Some(IVRY_TOKEN), request.clone())
+            .await;
+        if s == 201 {
+            break b["payment_id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "never payable: {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refdet = payment_id.trim_start_matches("tipi:").to_string();
+    // A forged result with every field right (they are all in the URL the browser gets).
+    let status = h
+        .post_form(
+            "/payfip/ivry/classic",
+            &[
+                ("numcli", TITRES_NUMCLI),
+                ("exer", "2026"),
+                ("refdet", &refdet),
+                ("montant", "3000"),
+                ("saisie", "T"),
+                ("resultrans", "P"),
+                ("numauto", "424242424242-forged"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let key = titre_invoice.invoice.key();
+    support::wait_until("the claim reported", EVENT_TIMEOUT, || async {
+        let facts = h.ledger.invoice_facts(&key).await.unwrap();
+        facts.iter().any(|f| f.kind == "payfip_claim_unconfirmed")
+    })
+    .await;
+    assert_eq!(
+        support::counter(
+            "encaisse_payfip_claims_total",
+            &[("tenant", "ivry"), ("outcome", "unconfirmed")],
+        ),
+        unconfirmed_before + 1
+    );
+    // Reported once, however many sweeps run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let facts = h.ledger.invoice_facts(&key).await.unwrap();
+    assert_eq!(
+        facts
+            .iter()
+            .filter(|f| f.kind == "payfip_claim_unconfirmed")
+            .count(),
+        1
+    );
+    assert!(h.events_for(&payment_id).await.is_empty());
+    // The hold is over: the family can pay.
+    let (status, _, body) = h
+        .start_payment("ivry", Some(IVRY_TOKEN), request.clone())
+        .await;
+    assert_eq!(status, 201, "{body}");
     h.stop().await;
 }
 

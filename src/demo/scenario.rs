@@ -90,8 +90,9 @@ pub const IVRY_ONLINE: [OnlinePayment; 4] = [
     },
 ];
 
-/// Vitry's titre paid online once the Trésorerie took it in charge (classic PayFiP URL),
-/// then reported again by Hélios as a TIPI émargement: reconciled, not doubled.
+/// Vitry's titre paid online once the Trésorerie took it in charge (classic PayFiP URL): the
+/// unsigned result is recorded as an announcement; Hélios's TIPI émargement then confirms it
+/// and makes it `PAYE` for Polyfac, once.
 pub const VITRY_ONLINE: OnlinePayment = OnlinePayment {
     tenant: "vitry",
     invoice: "PERI-000104",
@@ -153,7 +154,8 @@ pub const REGLEMENTS: [Reglement; 18] = [
     ("vitry", "PERI-000102", "PAYE", "PRELEVEMENT"),
     ("vitry", "PERI-000103", "PAYE", "TIP"),
     ("vitry", "PERI-000106", "PAYE", "GUICHET"),
-    // Paid online; Hélios's TIPI émargement of the same payment adds nothing.
+    // Paid online: the classic result (unsigned) only announced it; the PES Retour's TIPI
+    // émargement (OrgEma 10) is the proof and writes this line, once.
     ("vitry", "PERI-000104", "PAYE", "CB"),
     // Ivry's online payments.
     ("ivry", "CRE-000204", "PAYE", "CB"),

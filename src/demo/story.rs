@@ -376,7 +376,10 @@ impl Story {
         Ok(())
     }
 
-    /// Step 7: a family pays its titre online once it was taken in charge (classic URL).
+    /// Step 7: a family pays its titre online once it was taken in charge (classic URL). The
+    /// gateway's result on that channel is unsigned: the daemon records it as an announced
+    /// payment (journal `payfip_announced`), tells the Kiosque a payment is in progress, and
+    /// writes nothing for Polyfac yet.
     async fn pay_titre_online(&mut self, progress: &mut Progress<'_>) -> Result<(), DemoError> {
         let payment = &scenario::VITRY_ONLINE;
         let started = self.pay(payment, STEP_TIMEOUT).await?;
@@ -388,28 +391,70 @@ impl Story {
             started.channel == "classic",
             started.channel.clone(),
         );
-        // Polyfac hears of it before Hélios reports the same payment.
-        let seen = files::wait_for(STEP_TIMEOUT, || {
-            self.reglements()
-                .iter()
-                .any(|(t, l)| t == "vitry" && l.invoice == payment.invoice && l.statut == "PAYE")
-                .then_some(())
-        })
-        .await;
-        if seen.is_none() {
+        let announced = self.wait_fact(payment.invoice, "payfip_announced").await?;
+        if !announced {
             return Err(DemoError::step(
                 "online payment of a titre",
-                format!("no PAYE line for {} in Vitry's REGLEMENTS", payment.invoice),
+                format!("no payfip_announced fact for {}", payment.invoice),
             ));
         }
+        let paye = self
+            .reglements()
+            .iter()
+            .filter(|(t, l)| t == "vitry" && l.invoice == payment.invoice && l.statut == "PAYE")
+            .count();
+        self.report.expect(
+            format!(
+                "{}: the unsigned classic result is an announcement only (no PAYE line before the PES Retour)",
+                payment.invoice
+            ),
+            paye == 0,
+            format!("{paye} PAYE lines"),
+        );
+        let again = kiosque::start_payment(
+            &self.http,
+            &self.daemon,
+            payment.tenant,
+            &self.token(payment.tenant),
+            payment.invoice,
+            Duration::ZERO,
+        )
+        .await;
+        let in_progress = matches!(&again, Err(kiosque::KiosqueError::Refused { status: 409, body, .. }) if body.contains("payment_in_progress"));
+        self.report.expect(
+            format!(
+                "{}: the payments API answers payment_in_progress while the Trésorerie's confirmation is awaited",
+                payment.invoice
+            ),
+            in_progress,
+            format!("{again:?}"),
+        );
         progress.step(&format!(
-            "Paid online (Vitry, titre taken in charge, classic PayFiP URL): {} {} EUR, {}",
+            "Paid online (Vitry, titre taken in charge, classic PayFiP URL): {} {} EUR, {} — announced, awaiting the PES Retour",
             payment.invoice, started.amount, started.payment_id
         ));
         Ok(())
     }
 
-    /// Step 8: the next PES Retour shows that payment as a TIPI émargement.
+    /// Whether the journal of a Vitry invoice gets a fact of `kind` within the step timeout.
+    async fn wait_fact(&mut self, invoice: &str, kind: &str) -> Result<bool, DemoError> {
+        let key = format!("vitry/{}/{invoice}", self.dates.exercice());
+        let ledger = self.ledger()?;
+        let found = files::wait_for_async(STEP_TIMEOUT, || {
+            let ledger = ledger.clone();
+            let key = key.clone();
+            async move {
+                let facts = ledger.invoice_facts(&key).await.ok()?;
+                facts.iter().any(|f| f.kind == kind).then_some(())
+            }
+        })
+        .await;
+        Ok(found.is_some())
+    }
+
+    /// Step 8: the next PES Retour shows that payment as a TIPI émargement (`OrgEma` 10): the
+    /// Trésorerie's record is the proof — Polyfac gets its `PAYE` line, the announcement is
+    /// confirmed.
     async fn tresorerie_sees_online_payment(
         &mut self,
         progress: &mut Progress<'_>,
@@ -426,27 +471,27 @@ impl Story {
         .map_err(|e| DemoError::step("PES Retour", e.to_string()))?;
         self.drop_helios(&retour, &encaisse_helios::schemas::retour(), "PES Retour")
             .await?;
-        let key = format!("vitry/{}/{invoice}", self.dates.exercice());
-        let ledger = self.ledger()?;
-        let confirmed = files::wait_for_async(STEP_TIMEOUT, || {
-            let ledger = ledger.clone();
-            let key = key.clone();
-            async move {
-                let facts = ledger.invoice_facts(&key).await.ok()?;
-                facts
-                    .iter()
-                    .any(|f| f.kind == "payment_confirmed")
-                    .then_some(())
-            }
+        let confirmed = self.wait_fact(invoice, "payfip_claim_confirmed").await?;
+        self.report.expect(
+            format!("{invoice}: Hélios's TIPI émargement confirms the announced online payment (journal: payfip_claim_confirmed)"),
+            confirmed,
+            "no payfip_claim_confirmed fact",
+        );
+        let seen = files::wait_for(STEP_TIMEOUT, || {
+            self.reglements()
+                .iter()
+                .any(|(t, l)| t == "vitry" && l.invoice == invoice && l.statut == "PAYE")
+                .then_some(())
         })
         .await;
-        self.report.expect(
-            format!("{invoice}: Hélios's TIPI émargement reconciled with the online payment (journal: payment_confirmed)"),
-            confirmed.is_some(),
-            "no payment_confirmed fact",
-        );
+        if seen.is_none() {
+            return Err(DemoError::step(
+                "online payment of a titre",
+                format!("no PAYE line for {invoice} in Vitry's REGLEMENTS after the PES Retour"),
+            ));
+        }
         progress.step(&format!(
-            "Trésorerie → Vitry: {} (the online payment of {invoice} as a TIPI émargement: reconciled, not paid twice)",
+            "Trésorerie → Vitry: {} (the online payment of {invoice} as a TIPI émargement: PAYE for Polyfac, the announcement confirmed)",
             retour.name
         ));
         Ok(())

@@ -126,10 +126,7 @@ impl ClassicError {
                 format!("result field `{field}` appears twice with different values")
             }
             ClassicError::Invalid { field, .. } => format!("result field `{field}` is not valid"),
-            _ => format!(
-                "result field `{}` does not match the payment",
-                self.field()
-            ),
+            _ => format!("result field `{}` does not match the payment", self.field()),
         }
     }
 

@@ -187,7 +187,10 @@ impl ReconciliationConfig {
             ("batch_size", u64::from(self.batch_size)),
             ("classic_result_wait_secs", self.classic_result_wait_secs),
             ("classic_claim_hold_secs", self.classic_claim_hold_secs),
-            ("classic_claim_confirm_secs", self.classic_claim_confirm_secs),
+            (
+                "classic_claim_confirm_secs",
+                self.classic_claim_confirm_secs,
+            ),
         ] {
             if value == 0 {
                 issues.push(ConfigIssue::new(

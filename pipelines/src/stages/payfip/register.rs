@@ -27,8 +27,8 @@ use encaisse_schemas::{
 use futures::future::BoxFuture;
 
 use super::REGISTER_STAGE;
-use super::settings::PayfipSettings;
 use super::routes::CLAIMS;
+use super::settings::PayfipSettings;
 use super::store::{self, InvoiceRecord, Operation, PaymentFact, TitreRecord};
 use crate::stage::{Handled, Incoming, Stage, StageError};
 
@@ -162,7 +162,8 @@ impl RegisterStage {
 /// émargement — `OrgEma` 10 — is the Trésorerie's own record of the card or one-off debit),
 /// through an online means.
 fn confirms_claims(e: &PaymentReceived) -> bool {
-    e.source == PaymentSource::Helios && matches!(e.channel, Channel::Cb | Channel::PrelevementUnique)
+    e.source == PaymentSource::Helios
+        && matches!(e.channel, Channel::Cb | Channel::PrelevementUnique)
 }
 
 fn claim_confirmed(op: &Operation, confirmed_by: &str, now: &str) -> InvoiceFact {

@@ -238,7 +238,9 @@ struct Blocks {
 
 impl Blocks {
     fn until(self, active: &Operation) -> DateTime<Utc> {
-        if let Some(claim) = active.claim.filter(|c| c.settled.is_none()) {
+        // The announced payment replaces the attempt's own lock: the family went through the
+        // gateway, and only the hold keeps a second payment from starting.
+        if let Some(claim) = active.claim {
             return claim.at + self.claim_hold;
         }
         let blocks_for = match active.state {

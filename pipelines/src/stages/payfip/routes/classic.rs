@@ -26,8 +26,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
 use chrono::Utc;
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
 use encaisse_payfip::FeeChannel;
 use encaisse_payfip::classic::{ClassicExpectation, ClassicResult, verify};
 use encaisse_payfip::{Exer, NumCli, Refdet};
@@ -189,11 +189,7 @@ async fn record_claim(
         .to_string(),
         dedupe_key: Some(format!("payfip.classic#{}#claim", op.op_id)),
     };
-    let (op_id, letter, numauto) = (
-        op.op_id.clone(),
-        result.resultrans,
-        result.numauto.clone(),
-    );
+    let (op_id, letter, numauto) = (op.op_id.clone(), result.resultrans, result.numauto.clone());
     let recorded = routes
         .ledger()
         .write(move |c| {
