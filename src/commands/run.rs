@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::check::redact_url;
 use crate::config::{self, Loaded};
-use crate::http::{AppState, Server};
+use crate::http::{AppState, HttpLimits, Server};
 use crate::{dirs, exit, metrics, signals, wiring};
 
 /// Extra time, past `shutdown_grace_secs`, that the runtime gets to return after a stop
@@ -134,7 +134,9 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         }
     };
     let state = AppState::new(runtime.health(), ledger, all_dirs, metrics_handle);
-    let server = Server::new(state).merge(payfip_routes);
+    let server = Server::new(state)
+        .merge(payfip_routes)
+        .with_limits(HttpLimits::from(&config.http));
     let http = tokio::spawn(server.serve(listener, shutdown.clone()));
     tracing::info!(addr = %addr, "HTTP server listening.");
 

@@ -100,6 +100,20 @@ pub struct HttpConfig {
     /// which the daemon logs (`HTTP server listening.` with `addr`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Seconds a client has to send the whole header block of a request (also how long an
+    /// idle keep-alive connection stays open); then the connection is closed. Keeps clients
+    /// that trickle their headers from holding connections.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request has, once its headers are read, to send its body and get its answer
+    /// (the payments API's gateway call included); then `408` and the connection is closed.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog until one
+    /// closes. Slow clients are cut by the timeouts above, so the bound is a safety net
+    /// against descriptor exhaustion, not a queue for normal traffic.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// `[[tenants]]`: one commune, with its own identifiers and directories.
@@ -165,6 +179,18 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+
 fn default_source() -> String {
     DEFAULT_SOURCE.to_string()
 }
@@ -173,6 +199,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_listen(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+            max_connections: default_max_connections(),
         }
     }
 }

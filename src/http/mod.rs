@@ -6,6 +6,7 @@
 //! ```
 
 mod health;
+mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use health::{Check, Readiness};
+pub use serve::{HttpLimits, LIMITED};
 
 /// What the built-in routes look at. Cheap to clone.
 #[derive(Clone)]
@@ -56,6 +58,7 @@ impl AppState {
 /// The HTTP server: built-in routes plus merged ones.
 pub struct Server {
     router: Router,
+    limits: HttpLimits,
 }
 
 impl Server {
@@ -65,7 +68,10 @@ impl Server {
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(health::metrics))
             .with_state(state);
-        Server { router }
+        Server {
+            router,
+            limits: HttpLimits::default(),
+        }
     }
 
     /// Mounts another area's routes (they carry their own state). Paths must not clash with
@@ -75,20 +81,26 @@ impl Server {
         self
     }
 
+    /// The listener's limits (`[http]`); without this call, the defaults.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// The assembled router (for tests that call it without a socket).
     pub fn into_router(self) -> Router {
         self.router
     }
 
-    /// Serves until `shutdown` is cancelled, then lets open requests finish.
+    /// Serves until `shutdown` is cancelled, then lets open requests finish; every
+    /// connection held to the [`HttpLimits`].
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        let router = serve::with_request_timeout(self.router, self.limits.request_timeout);
+        serve::serve(router, listener, self.limits, shutdown).await
     }
 }
 

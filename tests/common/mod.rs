@@ -15,6 +15,10 @@ pub const EXAMPLE: &str = include_str!("../../config/encaisse.toml");
 /// The broker of the test machine (CI starts it with scripts/setup.sh).
 pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// The payment API tokens the tests give the daemon (32 characters at least, as `check` asks).
+pub const VITRY_TOKEN: &str = "test-token-vitry-0123456789abcdefghij";
+pub const IVRY_TOKEN: &str = "test-token-ivry-0123456789abcdefghijk";
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_encaisse")
 }
@@ -55,8 +59,8 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("ENCAISSE_DATA_DIR")
         .env_remove("ENCAISSE_AMQP_URL")
         .env_remove("ENCAISSE_LOG")
-        .env("ENCAISSE_TOKEN_VITRY", "test-token-vitry")
-        .env("ENCAISSE_TOKEN_IVRY", "test-token-ivry");
+        .env("ENCAISSE_TOKEN_VITRY", VITRY_TOKEN)
+        .env("ENCAISSE_TOKEN_IVRY", IVRY_TOKEN);
     cmd
 }
 
