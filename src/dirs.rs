@@ -59,7 +59,11 @@ pub fn create_all<'a>(
 /// Proves `dir` is writable by creating and removing a hidden probe file (inbox watchers
 /// ignore files starting with `.`).
 pub fn probe_writable(dir: &Path) -> Result<(), DirError> {
-    let probe = dir.join(format!(".encaisse-probe-{}", std::process::id()));
+    // One name per probe: concurrent probes of one directory (`/readyz` called in parallel)
+    // must not remove each other's file.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".encaisse-probe-{}-{n}", std::process::id()));
     let result = std::fs::write(&probe, b"probe").and_then(|()| std::fs::remove_file(&probe));
     result.map_err(|e| DirError {
         path: dir.display().to_string(),

@@ -2,7 +2,8 @@
 //!
 //! * `/healthz`: 200 as long as the process answers (liveness: restart it if this fails).
 //! * `/readyz`: 200 when the broker is connected, every data directory is writable and the
-//!   ledger answers a read; 503 otherwise. The body lists each check, so ops see which one.
+//!   ledger answers a read; 503 otherwise. The body lists each check, so ops see which one —
+//!   without paths or error texts (anyone may call it): those are logged.
 //! * `/metrics`: Prometheus text format.
 
 use std::path::PathBuf;
@@ -91,7 +92,10 @@ async fn readiness(state: &AppState) -> Readiness {
         })
         .await
         .map(|migrations| format!("readable (schema migrations applied: {migrations})"))
-        .map_err(|e| e.to_string());
+        .map_err(|e| {
+            tracing::warn!(error = %e, "Readiness: the ledger does not answer.");
+            "does not answer (the cause is in the daemon's log)".to_string()
+        });
     let checks = Checks {
         broker: Check::from_result(broker),
         data_dirs: Check::from_result(data_dirs),
@@ -112,6 +116,8 @@ fn broker_check(state: BrokerState) -> Result<String, String> {
     }
 }
 
+/// The answer counts the directories; which ones and why go to the log only: `/readyz` is
+/// anonymous, and the layout of the server's disk is none of its callers' business.
 fn dirs_check(dirs: &[PathBuf]) -> Result<String, String> {
     let failures: Vec<String> = dirs
         .iter()
@@ -121,6 +127,11 @@ fn dirs_check(dirs: &[PathBuf]) -> Result<String, String> {
     if failures.is_empty() {
         Ok(format!("{} directories writable", dirs.len()))
     } else {
-        Err(failures.join("; "))
+        tracing::warn!(failures = %failures.join("; "), "Readiness: data directories not writable.");
+        Err(format!(
+            "{} of {} directories not writable (which ones: the daemon's log)",
+            failures.len(),
+            dirs.len()
+        ))
     }
 }
