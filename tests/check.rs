@@ -163,3 +163,54 @@ fn bad_command_line_exits_2_and_help_exits_0() {
     }
     assert!(stdout.contains("78"), "exit codes are documented in --help");
 }
+
+#[test]
+fn a_short_api_token_is_refused_with_its_key_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), "unused", BROKER_URL);
+    let output = command(&["--config", path.to_str().unwrap(), "check"])
+        .env("ENCAISSE_TOKEN_VITRY", "s3cret-but-short")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "tenants[0].api.token_env: the token in ENCAISSE_TOKEN_VITRY has 16 characters"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret"),
+        "the token itself is never printed"
+    );
+}
+
+#[test]
+fn a_production_tenant_needs_https_gateway_urls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), "unused", BROKER_URL);
+    let original = std::fs::read_to_string(&path).unwrap();
+    let bad = original
+        .replacen(
+            "public_base_url = \"https://encaisse.siim94.example\"",
+            "public_base_url = \"https://encaisse.siim94.example\"\nclassic_url = \"http://payfip.example/tpa/paiement.web\"",
+            1,
+        )
+        .replacen(
+            "enabled = true\nmode = \"test\"",
+            "enabled = true\nmode = \"production\"",
+            1,
+        );
+    assert_ne!(bad, original);
+    std::fs::write(&path, bad).unwrap();
+    let output = run(&["--config", path.to_str().unwrap(), "check"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "payfip.classic_url: must be an https URL: tenants[0].payfip is in production mode"
+        )),
+        "{stderr}"
+    );
+}

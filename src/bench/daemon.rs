@@ -76,7 +76,7 @@ impl Launch {
 }
 
 /// The token the harness gives the daemon's payment API.
-pub const TOKEN: &str = "bench-token";
+pub const TOKEN: &str = "bench-token-0123456789abcdefghijklmn";
 
 /// A running daemon.
 pub struct Daemon {

@@ -117,7 +117,9 @@ impl RunSettings {
 pub fn check(text: &str) -> Result<Config> {
     let config = config::load_str(text, "bench.toml")
         .map_err(|e| BenchError::Setup(format!("the benchmark configuration: {e}")))?;
-    let report = config::check(&config, &|name| name == TOKEN_ENV);
+    let report = config::check(&config, &|name| {
+        (name == TOKEN_ENV).then(|| super::daemon::TOKEN.to_string())
+    });
     if !report.is_ok() {
         let problems: Vec<String> = report
             .issues

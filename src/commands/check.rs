@@ -18,7 +18,7 @@ pub async fn run(path: &Path, connect: bool, out: &mut dyn Write, err: &mut dyn 
             return exit::CONFIG;
         }
     };
-    let report = config::check(&loaded.config, &config::check::env_is_set);
+    let report = config::check(&loaded.config, &config::check::env_value);
     for warning in &report.warnings {
         let _ = writeln!(err, "warning: {warning}");
     }

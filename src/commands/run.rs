@@ -60,8 +60,8 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
     );
     // A token the embedding provides counts as set (the demo's own tokens).
     let report = match &tokens {
-        Some(env) => config::check(config, &|name: &str| env(name).is_some()),
-        None => config::check(config, &config::check::env_is_set),
+        Some(env) => config::check(config, &|name: &str| env(name)),
+        None => config::check(config, &config::check::env_value),
     };
     for warning in &report.warnings {
         tracing::warn!(field = %warning.field, "Configuration warning: {}.", warning.message);

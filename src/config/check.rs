@@ -44,9 +44,9 @@ impl Report {
     }
 }
 
-/// Checks everything; `env_is_set` tells whether an environment variable is set (the real
+/// Checks everything; `env` reads an environment variable, `None` when unset or empty (the real
 /// environment in the binary, a fixed answer in tests).
-pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
+pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
     let mut report = Report::default();
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
@@ -105,7 +105,7 @@ pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
                 ),
             );
         }
-        check_tenant(config, tenant, &field, env_is_set, &mut report);
+        check_tenant(config, tenant, &field, env, &mut report);
     }
     report
 }
@@ -180,7 +180,7 @@ fn check_tenant(
     config: &Config,
     tenant: &TenantConfig,
     field: &str,
-    env_is_set: &dyn Fn(&str) -> bool,
+    env: &dyn Fn(&str) -> Option<String>,
     report: &mut Report,
 ) {
     if tenant.name.trim().is_empty() {
@@ -245,16 +245,19 @@ fn check_tenant(
     check_collection_sections(tenant, field, report);
     if let Some(api) = &tenant.api {
         let f = format!("{field}.api.token_env");
-        match rules::env_var_name(&api.token_env) {
-            Err(message) => report.issue(f, message),
-            Ok(()) if !env_is_set(&api.token_env) => report.warn(
-                f,
-                format!(
-                    "{} is not set: the payment API will refuse this tenant's calls",
-                    api.token_env
+        if let Err(message) = rules::env_var_name(&api.token_env) {
+            report.issue(f, message);
+        } else {
+            match env(&api.token_env) {
+                None => report.warn(
+                    f,
+                    format!(
+                        "{} is not set: the payment API will refuse this tenant's calls",
+                        api.token_env
+                    ),
                 ),
-            ),
-            Ok(()) => {}
+                Some(token) => report.rule(f, rules::api_token(&api.token_env, &token)),
+            }
         }
     }
     if let Some(helios) = &tenant.helios {
@@ -487,9 +490,10 @@ fn unique_codes<'a>(
     seen
 }
 
-/// Convenience for the CLI: the real environment.
-pub fn env_is_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+/// Convenience for the CLI: the real environment (an empty or non-UTF-8 value counts as
+/// unset).
+pub fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -32,6 +32,23 @@ pub fn cod_bud(value: &str) -> Result<(), String> {
     }
 }
 
+/// Fewest characters of a payment API token: 32 random characters cannot be guessed
+/// online, a short word can.
+pub const MIN_API_TOKEN_CHARS: usize = 32;
+
+/// A payment API token read from `variable`: at least [`MIN_API_TOKEN_CHARS`] characters.
+/// The message names the variable and the length, never the token.
+pub fn api_token(variable: &str, token: &str) -> Result<(), String> {
+    let chars = token.trim().chars().count();
+    if chars >= MIN_API_TOKEN_CHARS {
+        Ok(())
+    } else {
+        Err(format!(
+            "the token in {variable} has {chars} characters; at least {MIN_API_TOKEN_CHARS} are required (e.g. `openssl rand -hex 32`)"
+        ))
+    }
+}
+
 /// PayFiP client number `numcli`: 6 digits.
 pub fn numcli(value: &str) -> Result<(), String> {
     if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {

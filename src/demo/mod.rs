@@ -174,7 +174,12 @@ fn tokens() -> EnvLookup {
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty())
-            .or_else(|| Some(format!("demo-{}", name.to_ascii_lowercase())))
+            .or_else(|| {
+                Some(format!(
+                    "demo-{}-kiosque-famille",
+                    name.to_ascii_lowercase()
+                ))
+            })
     })
 }
 
@@ -324,7 +329,8 @@ async fn start_and_tell(
             .flatten()
     })
     .map_err(|e| DemoError::Config(e.to_string()))?;
-    let check = crate::config::check(&loaded.config, &|_| true);
+    let lookup = tokens();
+    let check = crate::config::check(&loaded.config, &|name| lookup(name));
     if !check.is_ok() {
         let problems: Vec<String> = check
             .issues

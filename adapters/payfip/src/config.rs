@@ -644,7 +644,48 @@ pub fn validate_tenant_with_gateway(
             "an enabled tenant needs a public base URL (here or in [payfip]) for notifications",
         ));
     }
+    if tenant.enabled && tenant.mode == PayfipMode::Production {
+        issues.extend(plain_http_in_production(gateway, tenant, prefix));
+    }
     issues
+}
+
+/// In production real payments and payers' addresses travel on these URLs: each must be
+/// `https`. (Test and activation may point at `encaisse payfip-sim` over plain HTTP.) The
+/// gateway's URLs are named under `[payfip]`, the public base where it is set.
+fn plain_http_in_production(
+    gateway: &GatewayConfig,
+    tenant: &PayfipTenantConfig,
+    prefix: &str,
+) -> Vec<ConfigIssue> {
+    let public_base = match &tenant.public_base_url {
+        Some(url) => (format!("{prefix}.public_base_url"), url.as_str()),
+        None => (
+            "payfip.public_base_url".to_string(),
+            gateway.public_base_url.as_deref().unwrap_or(""),
+        ),
+    };
+    [
+        ("payfip.soap_url".to_string(), gateway.soap_url.as_str()),
+        (
+            "payfip.payment_page_url".to_string(),
+            gateway.payment_page_url.as_str(),
+        ),
+        (
+            "payfip.classic_url".to_string(),
+            gateway.classic_url.as_str(),
+        ),
+        public_base,
+    ]
+    .into_iter()
+    .filter(|(_, url)| !url.is_empty() && http_url(url).is_ok_and(|u| u.scheme() != "https"))
+    .map(|(field, _)| {
+        ConfigIssue::new(
+            field,
+            format!("must be an https URL: {prefix} is in production mode"),
+        )
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -667,6 +708,33 @@ mod tests {
         let tenant: PayfipTenantConfig = toml::from_str("").unwrap();
         assert_eq!(tenant, PayfipTenantConfig::default());
         assert!(tenant.validate("tenants[0].payfip").is_empty());
+    }
+
+    #[test]
+    fn production_needs_https_everywhere_test_mode_does_not() {
+        let gateway = GatewayConfig {
+            soap_url: "http://127.0.0.1:8091/tpa/services/securite".into(),
+            public_base_url: Some("http://encaisse.example.fr".into()),
+            ..GatewayConfig::default()
+        };
+        let mut tenant = PayfipTenantConfig {
+            enabled: true,
+            ..PayfipTenantConfig::default()
+        };
+        assert!(validate_tenant_with_gateway(&gateway, &tenant, "tenants[0].payfip").is_empty());
+        tenant.mode = PayfipMode::Production;
+        let fields: Vec<String> =
+            validate_tenant_with_gateway(&gateway, &tenant, "tenants[0].payfip")
+                .into_iter()
+                .map(|i| i.field)
+                .collect();
+        assert_eq!(fields, ["payfip.soap_url", "payfip.public_base_url"]);
+        tenant.public_base_url = Some("https://paiement.vitry.fr".into());
+        let gateway = GatewayConfig {
+            public_base_url: None,
+            ..GatewayConfig::default()
+        };
+        assert!(validate_tenant_with_gateway(&gateway, &tenant, "tenants[0].payfip").is_empty());
     }
 
     #[test]

@@ -11,8 +11,8 @@ fn example() -> (Config, tempfile::TempDir) {
     (config, tmp)
 }
 
-fn all_set(_: &str) -> bool {
-    true
+fn all_set(_: &str) -> Option<String> {
+    Some("a-token-of-thirty-two-characters".into())
 }
 
 fn fields(report: &Report) -> Vec<&str> {
@@ -83,7 +83,9 @@ fn example_tenants_know_every_product_of_the_brief() {
 #[test]
 fn missing_token_variable_is_a_warning_not_an_issue() {
     let (config, _tmp) = example();
-    let report = check(&config, &|name| name != "ENCAISSE_TOKEN_IVRY");
+    let report = check(&config, &|name| {
+        (name != "ENCAISSE_TOKEN_IVRY").then(|| "a-token-of-thirty-two-characters".to_string())
+    });
     assert!(report.is_ok());
     assert_eq!(report.warnings.len(), 1);
     assert_eq!(report.warnings[0].field, "tenants[1].api.token_env");
@@ -334,4 +336,20 @@ fn adapter_sections_are_validated_by_their_adapter() {
         "{:#?}",
         report.issues
     );
+}
+
+#[test]
+fn a_short_api_token_is_an_issue_naming_its_key_not_its_value() {
+    let (config, _tmp) = example();
+    let report = check(&config, &|name| {
+        Some(if name == "ENCAISSE_TOKEN_VITRY" {
+            "s3cret-but-short".to_string()
+        } else {
+            "a-token-of-thirty-two-characters".to_string()
+        })
+    });
+    assert_eq!(fields(&report), vec!["tenants[0].api.token_env"]);
+    let message = &report.issues[0].message;
+    assert!(message.contains("ENCAISSE_TOKEN_VITRY") && message.contains("16 characters"));
+    assert!(!message.contains("s3cret"), "{message}");
 }
