@@ -14,6 +14,7 @@ use std::time::Duration;
 use encaisse_payfip::Resultrans;
 use encaisse_payfip::config::ReconciliationConfig;
 use encaisse_payfip::sim::{OutageKind, SimulatorOptions};
+use encaisse_pipelines::stages::payfip::store;
 use encaisse_schemas::{
     Channel, CollectionPath, InvoiceRef, Money, PaymentReceived, PaymentReversed, PaymentSource,
     TitreSource,
@@ -449,6 +450,65 @@ async fn a_classic_claim_never_confirmed_is_reported_and_frees_the_titre() {
     h.stop().await;
 }
 
+/// With `[payfip] classic_result_networks` set, a result from another network is recorded
+/// nowhere, while the browser still gets its page.
+#[tokio::test]
+async fn a_classic_result_from_outside_the_allowed_networks_is_not_recorded() {
+    let h = Harness::start(Setup {
+        classic_result_networks: vec!["192.0.2.0/24".into()],
+        ..Setup::default()
+    })
+    .await;
+    let titre_invoice = invoice("vitry", "T-8", "30.00", CollectionPath::Titres);
+    h.issue(&titre_invoice).await;
+    let earlier = encaisse_pipelines_now() - chrono::Duration::days(2);
+    h.publish(&titre_accepted(
+        &titre_invoice,
+        888,
+        TitreSource::Retour,
+        earlier,
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    let payment_id = loop {
+        let (s, _, b) = h
+            .start_payment("vitry", Some(VITRY_TOKEN), json!({"invoice": "T-8"}))
+            .await;
+        if s == 201 {
+            break b["payment_id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "never payable: {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refdet = payment_id.trim_start_matches("tipi:").to_string();
+    let status = h
+        .post_form(
+            "/payfip/vitry/classic",
+            &[
+                ("numcli", TITRES_NUMCLI),
+                ("exer", "2026"),
+                ("refdet", &refdet),
+                ("montant", "3000"),
+                ("saisie", "T"),
+                ("resultrans", "P"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "the browser still gets its page");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let facts = h
+        .ledger
+        .invoice_facts(&titre_invoice.invoice.key())
+        .await
+        .unwrap();
+    assert!(
+        !facts.iter().any(|f| f.kind == "payfip_announced"),
+        "{facts:?}"
+    );
+    assert!(h.events_for(&payment_id).await.is_empty());
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn register_follows_payments_and_reversals_from_any_channel() {
     let h = Harness::start(Setup::default()).await;
@@ -468,13 +528,25 @@ async fn register_follows_payments_and_reversals_from_any_channel() {
     };
     h.publish(&sighting).await;
     let request = json!({"invoice": "F-9"});
+    // Watched in the ledger: asking the API before the payment is registered would start an
+    // attempt, whose lock would then hide the reversal below.
     support::wait_until("the payment registered", EVENT_TIMEOUT, || async {
-        let (s, _, b) = h
-            .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
-            .await;
-        s == 409 && b["error"] == "already_paid"
+        let key = invoice_ref.clone();
+        h.ledger
+            .read(move |c| store::coverage(c, &key))
+            .await
+            .unwrap()
+            .received
+            .is_positive()
     })
     .await;
+    let (status, _, body) = h
+        .start_payment("vitry", Some(VITRY_TOKEN), request.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("already_paid"))
+    );
     h.publish(&PaymentReversed {
         schema_version: 1,
         invoice: invoice_ref,

@@ -91,6 +91,14 @@ pub struct GatewayConfig {
     /// the DGFiP loads titres into PayFiP the day after (« J+1 », spec §1) — 1 by default.
     #[serde(default = "default_titre_payable_after_days")]
     pub titre_payable_after_days: u32,
+    /// Networks allowed to deliver classic results (`/payfip/{tenant}/classic`), as CIDR
+    /// blocks or single addresses (`["192.0.2.0/24", "2001:db8::1"]`); empty (the default):
+    /// any. A result from elsewhere is recorded nowhere — the family's browser still gets
+    /// its page and its way back to the Kiosque. The address checked is the TCP peer's:
+    /// behind a reverse proxy it is the proxy's, so filter there instead (forwarded headers
+    /// are not trusted). Even from an allowed network a classic result is only a claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classic_result_networks: Vec<String>,
     /// The reconciliation job that asks the gateway about operations left without a result
     /// (`[payfip.reconciliation]`).
     #[serde(default)]
@@ -369,9 +377,18 @@ impl Default for GatewayConfig {
             tariffs: default_tariffs(),
             titre_refdet_template: default_titre_refdet_template(),
             titre_payable_after_days: default_titre_payable_after_days(),
+            classic_result_networks: Vec::new(),
             reconciliation: ReconciliationConfig::default(),
         }
     }
+}
+
+/// A CIDR block, or a single address as a block of one.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address nor a CIDR block (192.0.2.0/24)"))
 }
 
 /// An absolute `http(s)` URL, or a description of what is wrong with it.
@@ -471,9 +488,28 @@ impl GatewayConfig {
                 message,
             ));
         }
+        for (i, network) in self.classic_result_networks.iter().enumerate() {
+            if let Err(message) = parse_network(network) {
+                issues.push(ConfigIssue::new(
+                    format!("{prefix}.classic_result_networks[{i}]"),
+                    message,
+                ));
+            }
+        }
         self.reconciliation
             .validate(&format!("{prefix}.reconciliation"), &mut issues);
         issues
+    }
+
+    /// Whether a classic result may come from `peer` ([`GatewayConfig::classic_result_networks`]);
+    /// an unparsable entry (refused by `encaisse check`) allows nothing.
+    pub fn classic_result_allowed_from(&self, peer: std::net::IpAddr) -> bool {
+        self.classic_result_networks.is_empty()
+            || self
+                .classic_result_networks
+                .iter()
+                .filter_map(|n| parse_network(n).ok())
+                .any(|net| net.contains(&peer))
     }
 
     /// How long an attempt blocks another one for the same invoice.
@@ -735,6 +771,22 @@ mod tests {
             ..GatewayConfig::default()
         };
         assert!(validate_tenant_with_gateway(&gateway, &tenant, "tenants[0].payfip").is_empty());
+    }
+
+    #[test]
+    fn classic_result_networks() {
+        let any = GatewayConfig::default();
+        assert!(any.classic_result_allowed_from("203.0.113.9".parse().unwrap()));
+        let gateway: GatewayConfig =
+            toml::from_str(r#"classic_result_networks = ["192.0.2.0/24", "2001:db8::1"]"#).unwrap();
+        assert!(gateway.validate("payfip").is_empty());
+        assert!(gateway.classic_result_allowed_from("192.0.2.77".parse().unwrap()));
+        assert!(gateway.classic_result_allowed_from("2001:db8::1".parse().unwrap()));
+        assert!(!gateway.classic_result_allowed_from("192.0.3.1".parse().unwrap()));
+        let bad: GatewayConfig =
+            toml::from_str(r#"classic_result_networks = ["192.0.2.0/33"]"#).unwrap();
+        let issues = bad.validate("payfip");
+        assert_eq!(issues[0].field, "payfip.classic_result_networks[0]");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Setup {
     pub abandon_grace_secs: u64,
     pub result_wait_secs: u64,
     pub idop_lifetime_secs: u64,
+    /// `[payfip] classic_result_networks`.
+    pub classic_result_networks: Vec<String>,
 }
 
 impl Default for Setup {
@@ -60,6 +62,7 @@ impl Default for Setup {
             abandon_grace_secs: 1,
             result_wait_secs: 7_200,
             idop_lifetime_secs: 900,
+            classic_result_networks: Vec::new(),
         }
     }
 }
@@ -147,6 +150,7 @@ impl Harness {
             result_wait_secs: setup.result_wait_secs,
             idop_lifetime_secs: setup.idop_lifetime_secs,
             reconciliation: setup.reconciliation.clone().unwrap_or_default(),
+            classic_result_networks: setup.classic_result_networks.clone(),
             ..sim.gateway_config()
         };
         let settings = Arc::new(PayfipSettings::new(
@@ -178,6 +182,8 @@ impl Harness {
         let server = CancellationToken::new();
         let stop = server.clone();
         tokio::spawn(async move {
+            // With the peer address, as the daemon's server gives it to the routes.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;

@@ -23,7 +23,10 @@
 //! expected (that goes to the log); `503` ledger or broker unavailable.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -54,12 +57,14 @@ fn expectation_of(op: &Operation) -> Option<ClassicExpectation> {
 pub async fn result(
     State(routes): State<PayfipRoutes>,
     Path(tenant): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let Some(tenant) = routes.settings().tenant(&tenant).map(|t| t.id.clone()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let body = String::from_utf8_lossy(&body);
     let encoded = if body.trim().is_empty() {
         query.unwrap_or_default()
@@ -114,6 +119,16 @@ pub async fn result(
                 .into_response();
         }
     };
+    let gateway = &routes.settings().gateway;
+    if !gateway.classic_result_networks.is_empty()
+        && !peer.is_some_and(|ip| gateway.classic_result_allowed_from(ip))
+    {
+        // Recorded nowhere; a family's browser still gets its page back to the Kiosque.
+        tracing::warn!(tenant = %tenant, refdet = %result.refdet, peer = ?peer, "Classic PayFiP result from outside [payfip] classic_result_networks; not recorded.");
+        metrics::counter!(CLAIMS, "tenant" => tenant.to_string(), "outcome" => "outside_networks")
+            .increment(1);
+        return result_page(&op, op.status());
+    }
     let status = if resultrans.is_paid() {
         match record_claim(&routes, &op, &result).await {
             Ok(()) => "announced",
@@ -133,6 +148,11 @@ pub async fn result(
             }
         }
     };
+    result_page(&op, status)
+}
+
+/// The `200` page sending a browser on to the Kiosque return URL with `status`.
+fn result_page(op: &Operation, status: &str) -> Response {
     let next = op
         .return_url
         .as_deref()
