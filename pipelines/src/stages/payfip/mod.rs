@@ -10,7 +10,8 @@
 //! gateway ─ POST /payfip/{t}/notification (idop) ─┐
 //! browser ─ GET  /payfip/{t}/return?idop=…  ──────┼─► payfip.confirm ─► recupererDetailPaiementSecurise
 //! payfip.reconcile (lost notifications) ──────────┘        └─► payment.received | payment.failed (once per operation)
-//! gateway/browser ─ GET|POST /payfip/{t}/classic ─► verified against the ledger ─► payment.received | payment.failed
+//! gateway/browser ─ GET|POST /payfip/{t}/classic ─► verified against the ledger ─► claim (P/V, unsigned) | payment.failed
+//! PES Retour émargement (payment.received, helios) ─► payfip.register ─► claim confirmed; payfip.reconcile reports the others
 //! ```
 //!
 //! * [`settings`]: what the stages and routes take from the configuration (resolved by the
