@@ -5,7 +5,9 @@
 //! scans `settle` apart (a file still being copied is never read half-way). Names starting
 //! with `.` are ignored (temporary files of the atomic-rename convention). After handling,
 //! the file moves to `archive/` (done) or `rejected/` (with a `<name>.reason.txt` next to it);
-//! a transient failure leaves it in place for the next scan. A crash between handling and
+//! a transient failure leaves it in place for the next scan. Files are handled one at a
+//! time and in isolation: one whose handling panics is rejected like an unreadable one
+//! (`encaisse_inbox_panics_total`), and the next file is read. A crash between handling and
 //! moving makes the next scan handle the file again: handlers are idempotent (deterministic
 //! message ids, ledger records).
 //!
@@ -13,12 +15,14 @@
 //! `encaisse_inbox_oldest_age_seconds{tenant,area}` for ops.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::ConfigIssue;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +229,7 @@ impl<H: InboxHandler> InboxWatcher<H> {
                     name,
                     size_bytes: size,
                 };
-                let outcome = match self.handler.handle(ctx, &file).await {
+                let outcome = match self.handle_isolated(ctx, &file).await {
                     Ok(outcome) => outcome,
                     Err(e) if e.class == ErrorClass::Transient => {
                         tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, error = %e, "File left in the inbox; will retry.");
@@ -260,6 +264,32 @@ impl<H: InboxHandler> InboxWatcher<H> {
             }
         }
         handled
+    }
+}
+
+impl<H: InboxHandler> InboxWatcher<H> {
+    /// Handles one file so that nothing in it can stop the watcher: a panic while handling
+    /// it (a hostile input reaching a bug) is a permanent failure of that file alone, which
+    /// is then set aside like any unreadable file, and the next file is read.
+    async fn handle_isolated(
+        &self,
+        ctx: &SourceContext,
+        file: &InboxFile,
+    ) -> Result<FileOutcome, StageError> {
+        AssertUnwindSafe(self.handler.handle(ctx, file))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                metrics::counter!("encaisse_inbox_panics_total", "tenant" => file.tenant.to_string(), "area" => self.handler.area().to_string()).increment(1);
+                tracing::error!(source = %self.name, tenant = %file.tenant, file = %file.name, "Handling the file panicked; it is set aside.");
+                Err(StageError::permanent(
+                    "handler_panicked",
+                    format!(
+                        "handling the file panicked: {}",
+                        crate::runtime::handling::panic_message(panic.as_ref())
+                    ),
+                ))
+            })
     }
 }
 
