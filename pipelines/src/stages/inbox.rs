@@ -303,7 +303,7 @@ impl<H: InboxHandler> Source for InboxWatcher<H> {
             for tenant in &self.tenants {
                 let dirs = AreaDirs::new(&self.data_dir, tenant, self.handler.area());
                 for dir in [&dirs.inbox, &dirs.archive, &dirs.rejected] {
-                    std::fs::create_dir_all(dir)
+                    encaisse_ledger::access::create_dir_all(dir)
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
             }
@@ -359,16 +359,18 @@ fn move_file(dirs: &AreaDirs, file: &InboxFile, outcome: &FileOutcome) -> std::i
         FileOutcome::Archived => &dirs.archive,
         FileOutcome::Rejected { .. } => &dirs.rejected,
     };
-    std::fs::create_dir_all(target_dir)?;
+    encaisse_ledger::access::create_dir_all(target_dir)?;
     let mut dest = target_dir.join(&file.name);
     if dest.exists() {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         dest = target_dir.join(format!("{}.{stamp}", file.name));
     }
     std::fs::rename(&file.path, &dest)?;
+    // The sender chose the mode; in the archive it is the daemon's.
+    encaisse_ledger::access::restrict_file(&dest)?;
     if let FileOutcome::Rejected { reason } = outcome {
         let reason_path = PathBuf::from(format!("{}.reason.txt", dest.display()));
-        std::fs::write(reason_path, format!("{reason}\n"))?;
+        encaisse_ledger::access::write_file(&reason_path, format!("{reason}\n").as_bytes())?;
     }
     Ok(dest)
 }
