@@ -48,7 +48,7 @@ pub fn create_all<'a>(
         all.extend(tenant_dirs(data_dir, tenant));
     }
     for dir in &all {
-        std::fs::create_dir_all(dir).map_err(|e| DirError {
+        encaisse_ledger::access::create_dir_all(dir).map_err(|e| DirError {
             path: dir.display().to_string(),
             message: format!("cannot create directory: {e}"),
         })?;

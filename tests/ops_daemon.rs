@@ -581,3 +581,132 @@ async fn readyz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_back()
     wait_for_status(&format!("{base}/readyz"), 200, START).await;
     assert_eq!(daemon.terminate(STOP).code(), Some(0));
 }
+
+/// Every file and directory under `root`, with its permission bits.
+fn modes(root: &Path) -> Vec<(PathBuf, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut all = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            all.push((
+                entry.path(),
+                meta.is_dir(),
+                meta.permissions().mode() & 0o777,
+            ));
+            if meta.is_dir() {
+                todo.push(entry.path());
+            }
+        }
+    }
+    all
+}
+
+/// Waits until a file whose name contains `part` is in `dir`.
+fn wait_for_file(dir: &Path, part: &str) -> PathBuf {
+    wait_for(&format!("{part} in {}", dir.display()), START, || {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().contains(part))
+    })
+}
+
+#[tokio::test]
+async fn files_written_are_private_by_default_and_group_readable_when_configured() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("ops-modes");
+    let _cleanup = Topology(prefix.clone());
+    let config = write_config(tmp.path(), &prefix, BROKER_URL);
+    let text = std::fs::read_to_string(&config).unwrap();
+    // REGLEMENTS written every second instead of every minute.
+    std::fs::write(
+        &config,
+        format!("{text}\n[polyfac]\nflush_interval_secs = 1\n"),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mut daemon = Daemon::start(&config, &[]);
+    let base = daemon.http_base();
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
+
+    // The partner's files arrive world-readable.
+    let drop_file = |area: &str, name: &str, bytes: &[u8]| {
+        let path = data.join("vitry").join(area).join("inbox").join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    let sample = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("adapters/polyfac/samples/polyfac-2-invoices.csv"),
+    )
+    .unwrap();
+    drop_file("polyfac", "FACT_202601.csv", &sample);
+    drop_file("helios", "garbage.xml", b"%PDF-1.4 not a bank file");
+    wait_for_file(&data.join("vitry/helios/outbox"), "PES");
+    publish_event::<encaisse_schemas::PaymentReceived>(&prefix, &payment()).await;
+    wait_for_file(&data.join("vitry/polyfac/outbox"), "REGLEMENTS");
+    wait_for_file(&data.join("vitry/polyfac/archive"), "FACT_202601.csv");
+    wait_for_file(
+        &data.join("vitry/helios/rejected"),
+        "garbage.xml.reason.txt",
+    );
+    assert_eq!(daemon.terminate(STOP).code(), Some(0));
+
+    let written = modes(&data);
+    let names: Vec<String> = written
+        .iter()
+        .filter(|(_, dir, _)| !dir)
+        .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "ledger.sqlite",
+        "FACT_202601.csv",
+        "garbage.xml",
+        "garbage.xml.reason.txt",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    for part in ["PES", "REGLEMENTS"] {
+        assert!(names.iter().any(|n| n.contains(part)), "{part}: {names:?}");
+    }
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for (path, dir, mode) in &written {
+        let expected = if *dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, expected, "{} is {mode:o}", path.display());
+    }
+
+    // A transfer tool under another account of the group: read access for the group.
+    std::fs::write(
+        &config,
+        format!("file_access = \"group\"\n{text}\n[polyfac]\nflush_interval_secs = 1\n"),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, &[]);
+    let base = daemon.http_base();
+    wait_for_status(&format!("{base}/readyz"), 200, START).await;
+    drop_file("helios", "garbage-2.xml", b"%PDF-1.4 not a bank file");
+    wait_for_file(
+        &data.join("vitry/helios/rejected"),
+        "garbage-2.xml.reason.txt",
+    );
+    assert_eq!(daemon.terminate(STOP).code(), Some(0));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("ledger.sqlite")), 0o640);
+    assert_eq!(mode(&data.join("vitry/helios/rejected")), 0o750);
+    assert_eq!(
+        mode(&data.join("vitry/helios/rejected/garbage-2.xml")),
+        0o640
+    );
+    for (path, dir, mode) in modes(&data) {
+        let widest = if dir { 0o750 } else { 0o640 };
+        assert_eq!(mode & !widest, 0, "{} is {mode:o}", path.display());
+    }
+}

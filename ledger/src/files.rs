@@ -37,7 +37,7 @@ fn temporary_for(path: &Path) -> Result<(PathBuf, PathBuf), LedgerError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    crate::access::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -79,7 +79,7 @@ fn publish(tmp: &Path, path: &Path, dir: &Path) -> Result<(), LedgerError> {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
     let (dir, tmp) = temporary_for(path)?;
     {
-        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+        let mut file = crate::access::create_file(&tmp).map_err(|e| io_error(&tmp, e))?;
         file.write_all(bytes).map_err(|e| io_error(&tmp, e))?;
         file.sync_all().map_err(|e| io_error(&tmp, e))?;
     }
@@ -167,7 +167,7 @@ where
         sha256: String::new(),
         bytes: 0,
     };
-    let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+    let file = crate::access::create_file(&tmp).map_err(|e| io_error(&tmp, e))?;
     let mut out = Hashing {
         inner: std::io::BufWriter::with_capacity(1 << 20, file),
         sha: Sha256::new(),

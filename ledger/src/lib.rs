@@ -11,6 +11,7 @@
 //! Each area of the code (core, polyfac, helios, …) owns its tables and registers its own
 //! migrations in [`migrations::ALL`], so areas evolve without renumbering each other.
 
+pub mod access;
 pub mod batch;
 mod error;
 pub mod files;

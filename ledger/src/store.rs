@@ -40,6 +40,26 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Creates the database file with the daemon's file mode before SQLite does (SQLite makes
+/// its `-wal` and `-shm` files with the database file's mode), and narrows the mode of the
+/// three files when an earlier version left them wider.
+fn restrict_database_files(path: &Path) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if !path.exists() {
+        crate::access::create_file(path).map_err(io)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            crate::access::restrict_file(&file).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open(path)?;
     configure(&conn)?;
@@ -139,11 +159,12 @@ impl Ledger {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io {
+            crate::access::create_dir_all(parent).map_err(|source| LedgerError::Io {
                 path: parent.display().to_string(),
                 source,
             })?;
         }
+        restrict_database_files(&path)?;
         let mut conn = open_writer(&path)?;
         migrate(&mut conn, all)?;
         let (tx, rx) = mpsc::unbounded_channel();

@@ -554,3 +554,37 @@ async fn bad_files_are_rejected_with_a_reason_and_strangers_reported() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_declaration_is_rejected_once_and_the_next_acquit_is_read() {
+    let t = tenant_id("hostile");
+    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ordinaire)]).await;
+    let sent = send_run(
+        &flow,
+        &t,
+        "run-hostile",
+        &[Inv::new("F2026000901", "10.00")],
+    )
+    .await;
+    // Non-ASCII bytes right after `encoding=`: once a string slice inside a character, a
+    // file retried forever.
+    flow.drop_file(
+        &t,
+        "A_HOSTILE.xml",
+        b"<?xml version=\"1.0\" encoding=\xC3\xA9\"ISO-8859-1\"?><n:PES_Retour/>",
+    );
+    flow.drop_file(&t, "B_ACQUIT.xml", &acquit(&sent, d(2026, 3, 11), &[]));
+    assert_eq!(flow.wait_handled(&t, "A_HOSTILE.xml").await, "rejected");
+    assert_eq!(flow.wait_handled(&t, "B_ACQUIT.xml").await, "archive");
+    let why = std::fs::read_to_string(
+        flow.helios_dir(&t, "rejected")
+            .join("A_HOSTILE.xml.reason.txt"),
+    )
+    .unwrap();
+    assert!(
+        why.starts_with("invalid: ") && why.contains("line 1"),
+        "{why}"
+    );
+    let events = flow.wait_events(1).await;
+    assert_eq!(of_kind(&events, "titre.accepted").len(), 1, "{events:#?}");
+}

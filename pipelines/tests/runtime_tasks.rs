@@ -1,5 +1,6 @@
 //! Sources restarted after failures and panics; a stage's concurrency bound; a panicking
-//! handler that does not stop its consumer.
+//! handler that does not stop its consumer; an inbox file whose handling panics is set
+//! aside and the next file is read.
 
 mod runtime_support;
 
@@ -11,7 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use encaisse_ledger::Ledger;
 use encaisse_pipelines::runtime::{Runtime, Source, SourceContext};
+use encaisse_pipelines::stages::inbox::{
+    FileOutcome, InboxFile, InboxHandler, InboxWatcher, WatchSettings,
+};
 use encaisse_pipelines::{Handled, Incoming, Outgoing, Stage, StageError, stage_fn};
+use encaisse_schemas::TenantId;
 use futures::future::BoxFuture;
 use runtime_support::*;
 
@@ -220,4 +225,74 @@ async fn a_panicking_handler_parks_its_message_and_the_consumer_goes_on() {
             .contains("index out of bounds")
     );
     assert_eq!(client.count(&queues.work).await, 0);
+}
+
+/// Archives every file, but panics on the ones named `boom…` (a reader bug a hostile file
+/// reaches).
+struct PanicsOnBoom;
+
+impl InboxHandler for PanicsOnBoom {
+    fn name(&self) -> &str {
+        "boom.inbox"
+    }
+
+    fn area(&self) -> &str {
+        "bank"
+    }
+
+    fn handle<'a>(
+        &'a self,
+        _ctx: &'a SourceContext,
+        file: &'a InboxFile,
+    ) -> BoxFuture<'a, Result<FileOutcome, StageError>> {
+        Box::pin(async move {
+            if file.name.starts_with("boom") {
+                panic!("byte index 31 is not a char boundary");
+            }
+            Ok(FileOutcome::Archived)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_file_whose_handling_panics_is_rejected_and_the_next_file_is_read() {
+    install_metrics();
+    let ns = Namespace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    let tenant = TenantId::new("panicky").unwrap();
+    let area = dir.path().join("panicky").join("bank");
+    // Sorted by name: the panicking file comes first.
+    drop_into(&area.join("inbox"), "boom-1.xml", b"<x/>");
+    drop_into(&area.join("inbox"), "real-2.xml", b"<x/>");
+    ns.stage("idle", &[1]);
+    let mut runtime = Runtime::new(ns.config(&broker_url(BROKER), &[1]), ledger);
+    runtime.add_stage(stage_fn("idle", ["nothing.#"], |_| async {
+        Ok(Handled::none())
+    }));
+    runtime.add_source(Arc::new(InboxWatcher::new(
+        PanicsOnBoom,
+        dir.path().to_path_buf(),
+        vec![tenant],
+        WatchSettings {
+            poll_interval: Duration::from_millis(50),
+            settle: Duration::ZERO,
+        },
+    )));
+    let running = Running::start(runtime);
+    assert_eq!(wait_handled(&area, "boom-1.xml").await, "rejected");
+    assert_eq!(wait_handled(&area, "real-2.xml").await, "archive");
+    let reason = std::fs::read_to_string(area.join("rejected/boom-1.xml.reason.txt")).unwrap();
+    assert!(
+        reason.contains("handler_panicked") && reason.contains("not a char boundary"),
+        "{reason}"
+    );
+    assert_eq!(
+        counter(
+            "encaisse_inbox_panics_total",
+            &[("tenant", "panicky"), ("area", "bank")]
+        ),
+        1
+    );
+    running.stop().await;
 }

@@ -558,3 +558,45 @@ async fn a_failure_after_planning_is_completed_by_the_next_scan() {
     );
     flow.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_files_are_set_aside_and_the_next_real_return_is_read() {
+    let t = tenant_id("r9");
+    let mut flow = Flow::start(vec![tenant(&t)]).await;
+    let (_, sent) = present(&flow, &t, "run-r9", &[Inv::debit("H1", "RUM-H1", "12.00")]).await;
+    // Non-ASCII bytes right after `encoding=`: once a string slice inside a character.
+    flow.drop_bank_file(
+        &t,
+        "a-declaration.xml",
+        b"<?xml version=\"1.0\" encoding=\xC3\xA9\xC3\xA9\"UTF-8\"?><Document/>",
+    );
+    // A link to the ledger: never followed.
+    let inbox = flow.bank_dir(&t, "inbox");
+    std::os::unix::fs::symlink(
+        flow.dir.path().join("ledger.sqlite"),
+        inbox.join("b-link.xml"),
+    )
+    .unwrap();
+    let status = pain002(
+        "BANK-R9-0001",
+        &sent.message_id,
+        None,
+        &[TxReject {
+            block: &block_of(&sent, "2026-H1-1"),
+            end_to_end_id: "2026-H1-1",
+            code: "MS03",
+            amount: "12.00",
+            due: d(2026, 12, 10),
+        }],
+    );
+    flow.drop_bank_file(&t, "c-status.xml", &status);
+    assert_eq!(flow.wait_handled(&t, "c-status.xml").await, "archive");
+    let events = flow.wait_events(1).await;
+    assert_eq!(by_e2e(&events, "2026-H1-1").reason_code, "MS03");
+    assert_eq!(flow.wait_handled(&t, "a-declaration.xml").await, "rejected");
+    let why = reason(&flow, &t, "a-declaration.xml");
+    assert!(why.contains("unreadable_bank_file"), "{why}");
+    // The link is not listed as a file; it stays where it is, unread.
+    assert!(inbox.join("b-link.xml").is_symlink());
+    flow.stop().await;
+}

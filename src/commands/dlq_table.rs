@@ -107,6 +107,8 @@ pub fn open(config_path: &Path, err: &mut dyn Write) -> Result<(Loaded, Ledger),
         let _ = writeln!(err, "{}", super::check::describe_load_error(&e));
         exit::CONFIG
     })?;
+    // Opening the ledger narrows its mode to the configured one: the same as the daemon's.
+    loaded.config.file_access.apply();
     let path = dirs::ledger_path(&loaded.config.data_dir);
     if !path.is_file() {
         let _ = writeln!(

@@ -77,6 +77,7 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         return exit::CONFIG;
     }
 
+    config.file_access.apply();
     let all_dirs = match dirs::create_all(&config.data_dir, config.tenants.iter().map(|t| &t.id)) {
         Ok(all) => all,
         Err(e) => {

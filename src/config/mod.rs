@@ -45,6 +45,12 @@ pub struct Config {
     /// is started from. Overridden by `ENCAISSE_DATA_DIR`. Default `var/encaisse`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Who may read the files and directories the daemon writes (ledger and its WAL, PES
+    /// Aller, pain.008, REGLEMENTS, PES_ACQUIT_RETOUR, reports, archived and rejected
+    /// files): `owner` (default: files `0600`, directories `0700`) or `group` (`0640` /
+    /// `0750`), for a transfer tool running under another account of the daemon's group.
+    #[serde(default)]
+    pub file_access: FileAccess,
     /// How to reach RabbitMQ and how hard to push it (`encaisse_pipelines::runtime::BrokerConfig`).
     #[serde(default)]
     pub broker: BrokerConfig,
@@ -90,6 +96,26 @@ pub struct Config {
     /// The communes served by this deployment, one `[[tenants]]` table each.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// `file_access`: who may read what the daemon writes. The files hold personal data
+/// (IBANs, names, addresses, payments), so other accounts never get access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAccess {
+    /// The daemon's account only: files `0600`, directories `0700`.
+    #[default]
+    Owner,
+    /// Also read access for the daemon's group: files `0640`, directories `0750`.
+    Group,
+}
+
+impl FileAccess {
+    /// Makes every file and directory written from now on follow this choice (modes and
+    /// process umask).
+    pub fn apply(self) {
+        encaisse_ledger::access::allow_group(self == FileAccess::Group);
+    }
 }
 
 /// `[http]`: the daemon's HTTP server.

@@ -16,20 +16,39 @@ pub enum EncodingError {
 }
 
 /// The encoding named in the XML declaration, if any (`<?xml version="1.0" encoding="ISO-8859-1"?>`).
+///
+/// Works on bytes, not text: the head of a hostile file may hold any byte anywhere (a
+/// multi-byte character right after `encoding=` once made a string slice panic). A
+/// declaration that cannot be read is treated as absent; the parser then refuses the file.
 fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let head = &bytes[..bytes.len().min(200)];
-    let text = String::from_utf8_lossy(head);
-    let decl_end = text.find("?>")?;
-    let decl = &text[..decl_end];
-    let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next()?;
-    let rest = &rest[1..];
-    let end = rest.find(quote)?;
-    Some(rest[..end].to_string())
+    let decl_end = find(head, b"?>")?;
+    let decl = &head[..decl_end];
+    let at = find(decl, b"encoding")?;
+    let rest = trim_ascii_start(&decl[at + b"encoding".len()..]);
+    let rest = trim_ascii_start(rest.strip_prefix(b"=")?);
+    let (&quote, rest) = rest.split_first()?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let end = rest.iter().position(|&b| b == quote)?;
+    let name = &rest[..end];
+    // Encoding names are ASCII letters, digits, `.`, `_` and `-` (XML 1.0, EncName).
+    name.iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        .then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim_ascii_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 /// The document as UTF-8 text: PES files from the Trésorerie are often ISO-8859-1, which
@@ -116,6 +135,32 @@ mod tests {
             }
         }
         assert_eq!(found.as_deref(), Some("Hélène & Cie"));
+    }
+
+    #[test]
+    fn any_bytes_in_the_declaration_are_an_error_not_a_panic() {
+        let hostile: [&[u8]; 6] = [
+            b"<?xml version=\"1.0\" encoding=\xC3\xA9\"UTF-8\"?><a/>",
+            b"<?xml version=\"1.0\" encoding=\xC3?><a/>",
+            b"<?xml version=\"1.0\" encoding=\"\xC3\xA9\"?><a/>",
+            b"<?xml encoding = '\xFF\xFE'?><a/>",
+            b"<?xml encoding=\"?>",
+            b"<?xml encoding=?>",
+        ];
+        for bytes in hostile {
+            // Declared names with non-ASCII bytes are not names: read as no declaration,
+            // then the bytes must be UTF-8.
+            let _ = to_utf8(bytes);
+        }
+        assert!(to_utf8(b"<?xml version=\"1.0\" encoding=\xC3\xA9\"x\"?><a/>").is_ok());
+        assert!(matches!(
+            to_utf8(b"<?xml encoding=\"\xFF\"?><a/>"),
+            Err(EncodingError::InvalidUtf8(16))
+        ));
+        assert_eq!(
+            to_utf8(b"<?xml version='1.0' encoding = 'latin1' ?><a>\xe9</a>").as_deref(),
+            Ok("<?xml version='1.0' encoding = 'latin1' ?><a>\u{e9}</a>")
+        );
     }
 
     #[test]

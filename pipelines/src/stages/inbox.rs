@@ -5,7 +5,9 @@
 //! scans `settle` apart (a file still being copied is never read half-way). Names starting
 //! with `.` are ignored (temporary files of the atomic-rename convention). After handling,
 //! the file moves to `archive/` (done) or `rejected/` (with a `<name>.reason.txt` next to it);
-//! a transient failure leaves it in place for the next scan. A crash between handling and
+//! a transient failure leaves it in place for the next scan. Files are handled one at a
+//! time and in isolation: one whose handling panics is rejected like an unreadable one
+//! (`encaisse_inbox_panics_total`), and the next file is read. A crash between handling and
 //! moving makes the next scan handle the file again: handlers are idempotent (deterministic
 //! message ids, ledger records).
 //!
@@ -13,12 +15,14 @@
 //! `encaisse_inbox_oldest_age_seconds{tenant,area}` for ops.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::ConfigIssue;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +229,7 @@ impl<H: InboxHandler> InboxWatcher<H> {
                     name,
                     size_bytes: size,
                 };
-                let outcome = match self.handler.handle(ctx, &file).await {
+                let outcome = match self.handle_isolated(ctx, &file).await {
                     Ok(outcome) => outcome,
                     Err(e) if e.class == ErrorClass::Transient => {
                         tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, error = %e, "File left in the inbox; will retry.");
@@ -263,6 +267,32 @@ impl<H: InboxHandler> InboxWatcher<H> {
     }
 }
 
+impl<H: InboxHandler> InboxWatcher<H> {
+    /// Handles one file so that nothing in it can stop the watcher: a panic while handling
+    /// it (a hostile input reaching a bug) is a permanent failure of that file alone, which
+    /// is then set aside like any unreadable file, and the next file is read.
+    async fn handle_isolated(
+        &self,
+        ctx: &SourceContext,
+        file: &InboxFile,
+    ) -> Result<FileOutcome, StageError> {
+        AssertUnwindSafe(self.handler.handle(ctx, file))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                metrics::counter!("encaisse_inbox_panics_total", "tenant" => file.tenant.to_string(), "area" => self.handler.area().to_string()).increment(1);
+                tracing::error!(source = %self.name, tenant = %file.tenant, file = %file.name, "Handling the file panicked; it is set aside.");
+                Err(StageError::permanent(
+                    "handler_panicked",
+                    format!(
+                        "handling the file panicked: {}",
+                        crate::runtime::handling::panic_message(panic.as_ref())
+                    ),
+                ))
+            })
+    }
+}
+
 impl<H: InboxHandler> Source for InboxWatcher<H> {
     fn name(&self) -> &str {
         &self.name
@@ -273,7 +303,7 @@ impl<H: InboxHandler> Source for InboxWatcher<H> {
             for tenant in &self.tenants {
                 let dirs = AreaDirs::new(&self.data_dir, tenant, self.handler.area());
                 for dir in [&dirs.inbox, &dirs.archive, &dirs.rejected] {
-                    std::fs::create_dir_all(dir)
+                    encaisse_ledger::access::create_dir_all(dir)
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
             }
@@ -329,16 +359,18 @@ fn move_file(dirs: &AreaDirs, file: &InboxFile, outcome: &FileOutcome) -> std::i
         FileOutcome::Archived => &dirs.archive,
         FileOutcome::Rejected { .. } => &dirs.rejected,
     };
-    std::fs::create_dir_all(target_dir)?;
+    encaisse_ledger::access::create_dir_all(target_dir)?;
     let mut dest = target_dir.join(&file.name);
     if dest.exists() {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         dest = target_dir.join(format!("{}.{stamp}", file.name));
     }
     std::fs::rename(&file.path, &dest)?;
+    // The sender chose the mode; in the archive it is the daemon's.
+    encaisse_ledger::access::restrict_file(&dest)?;
     if let FileOutcome::Rejected { reason } = outcome {
         let reason_path = PathBuf::from(format!("{}.reason.txt", dest.display()));
-        std::fs::write(reason_path, format!("{reason}\n"))?;
+        encaisse_ledger::access::write_file(&reason_path, format!("{reason}\n").as_bytes())?;
     }
     Ok(dest)
 }

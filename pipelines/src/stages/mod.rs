@@ -7,3 +7,4 @@ pub mod ops;
 pub mod payfip;
 pub mod polyfac;
 pub mod sepa;
+pub mod untrusted_file;

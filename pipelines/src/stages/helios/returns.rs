@@ -43,6 +43,7 @@ use super::store::{Scope, ledger_now};
 use crate::runtime::SourceContext;
 use crate::stage::{Outgoing, StageError};
 use crate::stages::inbox::{FileOutcome, InboxFile, InboxHandler};
+use crate::stages::untrusted_file;
 
 /// The source's name.
 pub const RETURNS: &str = "helios.returns";
@@ -324,14 +325,12 @@ impl HeliosReturns {
                 ),
             ));
         }
-        let bytes = tokio::fs::read(&file.path).await.map_err(|e| {
-            StageError::transient("io", format!("reading {}: {e}", file.path.display()))
-        })?;
+        let bytes = untrusted_file::read_async(&file.path, limit).await?;
         let sha256 = sha256_hex(&bytes);
         let name = file.name.clone();
         let parsed = tokio::task::spawn_blocking(move || read_return_file(&name, &bytes, limit))
             .await
-            .map_err(|e| StageError::transient("reader_task", e.to_string()))?;
+            .map_err(|e| untrusted_file::join_error("PES return reader", e))?;
         let parsed = match parsed {
             Ok(parsed) => parsed,
             Err(e) => return Ok(rejected(&tenant.id, e.error.kind(), &e)),

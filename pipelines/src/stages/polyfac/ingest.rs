@@ -46,6 +46,7 @@ use crate::runtime::{PublishError, SourceContext};
 use crate::stage::{Outgoing, StageError};
 use crate::stages::inbox::{AreaDirs, FileOutcome, InboxFile, InboxHandler};
 use crate::stages::sepa::mandates::{SequenceError, sequence_for};
+use crate::stages::untrusted_file;
 
 /// Source name (logs, metrics, journal dedupe keys).
 pub const NAME: &str = "polyfac.ingest";
@@ -120,8 +121,17 @@ struct Tally {
     in_flight: Option<InFlight>,
 }
 
-fn transient_join(e: tokio::task::JoinError) -> StageError {
-    StageError::transient("reader_task", format!("export reader task failed: {e}"))
+/// Opens an export without following links (a link or a special file is refused for good);
+/// a plain I/O failure is the reader's own [`FileError::Io`].
+fn open_export(path: &std::path::Path, name: &str) -> Result<Result<File, FileError>, StageError> {
+    match untrusted_file::open(path) {
+        Ok(f) => Ok(Ok(f)),
+        Err(untrusted_file::UntrustedFileError::Io { source, .. }) => Ok(Err(FileError::Io {
+            file: name.to_string(),
+            source,
+        })),
+        Err(other) => Err(other.into_stage_error()),
+    }
 }
 
 fn file_error(e: FileError) -> StageError {
@@ -162,14 +172,12 @@ impl PolyfacIngest {
             let (path, mapping, name) =
                 (file.path.clone(), setup.mapping.clone(), file.name.clone());
             tokio::task::spawn_blocking(move || {
-                let f = File::open(&path).map_err(|source| FileError::Io {
-                    file: name.clone(),
-                    source,
-                })?;
-                prescan(f, &mapping, &name)
+                Ok::<_, StageError>(
+                    open_export(&path, &name)?.and_then(|f| prescan(f, &mapping, &name)),
+                )
             })
             .await
-            .map_err(transient_join)?
+            .map_err(|e| untrusted_file::join_error("export reader", e))??
         };
         let scan = match scan {
             Ok(scan) => scan,
@@ -251,13 +259,18 @@ impl PolyfacIngest {
                 prescan: Some(scan.clone()),
             };
             tokio::task::spawn_blocking(move || {
-                let f = match File::open(&path) {
+                // Replaced by a link or a special file since the first pass: an I/O
+                // failure here, so the next scan reads it again and refuses it.
+                let opened = open_export(&path, &options.file_name).unwrap_or_else(|e| {
+                    Err(FileError::Io {
+                        file: options.file_name.clone(),
+                        source: std::io::Error::other(e.message),
+                    })
+                });
+                let f = match opened {
                     Ok(f) => f,
-                    Err(source) => {
-                        let _ = tx.blocking_send(Err(FileError::Io {
-                            file: options.file_name.clone(),
-                            source,
-                        }));
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
                         return;
                     }
                 };
@@ -314,7 +327,9 @@ impl PolyfacIngest {
         if let Some(last) = tally.in_flight.take() {
             tally.published += last.finish().await?;
         }
-        reader.await.map_err(transient_join)?;
+        reader
+            .await
+            .map_err(|e| untrusted_file::join_error("export reader", e))?;
         let summary = summary.ok_or_else(|| {
             StageError::transient(
                 "reader_task",
@@ -538,7 +553,9 @@ struct InFlight(tokio::task::JoinHandle<Result<u64, StageError>>);
 impl InFlight {
     /// Waits for the batch: how many invoices it published.
     async fn finish(mut self) -> Result<u64, StageError> {
-        (&mut self.0).await.map_err(transient_join)?
+        (&mut self.0)
+            .await
+            .map_err(|e| untrusted_file::join_error("batch publisher", e))?
     }
 }
 

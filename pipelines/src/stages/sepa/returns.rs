@@ -42,6 +42,7 @@ use super::{SepaSettings, TenantSepa, metrics, outputs};
 use crate::runtime::SourceContext;
 use crate::stage::{ErrorClass, Outgoing, StageError};
 use crate::stages::inbox::{FileOutcome, InboxFile, InboxHandler};
+use crate::stages::untrusted_file;
 
 /// The source's name, also the `origin` of what it plans.
 pub const SOURCE: &str = "sepa.returns";
@@ -129,12 +130,7 @@ impl SepaReturns {
                 ),
             ));
         }
-        let bytes = tokio::fs::read(&file.path).await.map_err(|e| {
-            StageError::transient(
-                "inbox_io",
-                format!("cannot read {}: {e}", file.path.display()),
-            )
-        })?;
+        let bytes = untrusted_file::read_async(&file.path, limit).await?;
         let settings = ReadSettings::from(&tenant.sepa);
         let bank = encaisse_sepa::read_bank_file(&file.name, &bytes, &settings).map_err(|e| {
             let class = read_error_class(e.class());
