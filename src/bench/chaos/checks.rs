@@ -142,7 +142,7 @@ pub fn check_all(
         &mut failures,
     )?;
 
-    let queues = ctl.queues(outputs.prefix)?;
+    let queues = ctl.work_queues(outputs.prefix)?;
     counts.queues_checked = queues.len();
     if queues.is_empty() {
         failures.push(format!(
