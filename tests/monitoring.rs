@@ -46,7 +46,9 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 /// The metric names the sources register: the first argument of `counter!`, `gauge!`,
-/// `histogram!` (and their `describe_` forms) when it is a literal.
+/// `histogram!` (and their `describe_` forms) when it is a literal, and the `&str`
+/// constants holding a metric name (`pub const ERRORS: &str = "encaisse_…"`) that the
+/// macros are given instead.
 fn exported_by_sources() -> BTreeSet<String> {
     let root = root();
     let mut dirs = vec![root.join("src"), root.join("pipelines/src")];
@@ -69,7 +71,7 @@ fn exported_by_sources() -> BTreeSet<String> {
 
 fn registered_in(source: &str) -> Vec<String> {
     let mut names = Vec::new();
-    for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+    for macro_name in ["counter!(", "gauge!(", "histogram!(", ": &str ="] {
         for (at, _) in source.match_indices(macro_name) {
             let rest = source[at + macro_name.len()..].trim_start();
             if let Some(literal) = rest.strip_prefix('"')
@@ -149,6 +151,10 @@ fn the_scan_finds_names_in_expressions_and_literals() {
     assert_eq!(
         registered_in("metrics::counter!(\n  \"encaisse_a_total\", \"t\" => x); gauge!(name)"),
         ["encaisse_a_total"]
+    );
+    assert_eq!(
+        registered_in("pub const ERRORS: &str = \"encaisse_b_total\";"),
+        ["encaisse_b_total"]
     );
     assert_eq!(
         read_with_increase("sum(increase(encaisse_a_total[1d])) > 0 or rate(encaisse_b_total[5m])"),
