@@ -19,8 +19,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Packages: xmllint (XSD validation in tests), RabbitMQ (the broker), build dependencies of
-# crates with C code (rusqlite's bundled SQLite, aws-lc-rs for rustls), curl for scripts/demo.sh.
-packages=(libxml2-utils rabbitmq-server build-essential pkg-config curl ca-certificates)
+# crates with C code (rusqlite's bundled SQLite, aws-lc-rs for rustls), curl for scripts/demo.sh,
+# promtool (package prometheus) to check deploy/prometheus/encaisse.rules.yml, dpkg-dev for
+# the Debian package (scripts/package-deb.sh).
+packages=(libxml2-utils rabbitmq-server build-essential pkg-config curl ca-certificates
+          prometheus dpkg-dev)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -39,6 +42,13 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
     exit 1
+fi
+
+# cargo-deny (licences, bans and sources of the dependencies, in CI): built from crates.io
+# once, only when missing.
+if ! cargo deny --version >/dev/null 2>&1; then
+    log "installing cargo-deny (cargo install --locked)"
+    cargo install cargo-deny --locked --quiet
 fi
 
 # RabbitMQ: start it when it does not answer.

@@ -10,15 +10,18 @@ use crate::logging::LogFormat;
 /// channels (PayFiP, Hélios PES V2, SEPA direct debit) and brings every payment back.
 ///
 /// Exit codes: 0 ok, 1 failure, 2 bad command line, 66 unknown ID or invoice (dlq, trace),
-/// 69 broker unreachable, 74 file or directory error, 78 configuration error.
+/// 69 broker unreachable, 74 file or directory error, 75 another daemon holds the data
+/// directory or the broker prefix (run), 78 configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "encaisse", version, about, long_about)]
 pub struct Cli {
-    /// Configuration file.
+    /// Configuration file, for every subcommand (so that `encaisse dlq list` on a server
+    /// reads the daemon's own file when ENCAISSE_CONFIG is set in the ops shell).
     #[arg(
         long,
         short = 'c',
         global = true,
+        env = "ENCAISSE_CONFIG",
         value_name = "FILE",
         default_value = "config/encaisse.toml"
     )]
@@ -49,6 +52,14 @@ pub enum Command {
     /// payments through a PayFiP simulator, the Trésorerie's and the bank's answers, and a
     /// report (data in var/demo, wiped first).
     Demo(crate::commands::demo::DemoArgs),
+    /// Print the shell completion script (e.g. `encaisse completions bash >
+    /// /etc/bash_completion.d/encaisse`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `encaisse man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +100,15 @@ mod tests {
             cli.command,
             Command::Check(CheckArgs { connect: true })
         ));
+    }
+
+    #[test]
+    fn the_configuration_file_may_come_from_encaisse_config() {
+        let config = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .and_then(|a| a.get_env().map(|e| e.to_os_string()));
+        assert_eq!(config, Some("ENCAISSE_CONFIG".into()));
     }
 
     #[test]

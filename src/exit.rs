@@ -20,6 +20,10 @@ pub const UNAVAILABLE: u8 = 69;
 /// A file or directory could not be created, opened or written: the data directory, the
 /// ledger (missing for the ops commands), the HTTP listen address (`EX_IOERR`).
 pub const IO_ERROR: u8 = 74;
+/// `run`: another daemon already runs on the same data directory (its lock file) or the
+/// same broker prefix (`<prefix>.instance`); the message names its pid and host. Not worth
+/// restarting until that one stops (`EX_TEMPFAIL`).
+pub const ALREADY_RUNNING: u8 = 75;
 /// The configuration is unusable: unreadable file, TOML error, unknown key, failed check
 /// (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dirs;
 pub mod exit;
 pub mod http;
+pub mod instance;
 pub mod logging;
 pub mod metrics;
 pub mod payfip;

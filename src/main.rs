@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
-use encaisse::commands::{check, demo, dlq, payfip_sim, run, trace};
+use encaisse::commands::{check, demo, dlq, manual, payfip_sim, run, trace};
 use encaisse::{config, exit, logging};
 
 #[tokio::main]
@@ -22,9 +22,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // The demo logs to a file in its data directory, which it wipes first.
-    if !matches!(cli.command, Command::Demo(_))
-        && let Some(warning) = logging::init(cli.log_format)
+    // The demo logs to a file in its data directory, which it wipes first; completions and
+    // man print a document on standard output.
+    if !matches!(
+        cli.command,
+        Command::Demo(_) | Command::Completions { .. } | Command::Man
+    ) && let Some(warning) = logging::init(cli.log_format)
     {
         tracing::warn!("{warning}.");
     }
@@ -46,6 +49,8 @@ async fn main() -> ExitCode {
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
         Command::PayfipSim(args) => payfip_sim::run(args).await,
         Command::Demo(args) => demo::run(&cli.config, cli.log_format, args, &mut out).await,
+        Command::Completions { shell } => manual::completions(*shell, &mut out),
+        Command::Man => manual::man(&mut out, &mut err),
     };
     ExitCode::from(code)
 }

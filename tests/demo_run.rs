@@ -173,7 +173,12 @@ async fn the_demo_runs_end_to_end_to_its_report() {
             .unwrap()
             .starts_with("1 direct debit(s) (re-presentation)")
     );
-    let validated = encaisse_xml::specs::specs_dir().is_dir();
+    // Without the official schemas the demo says so for each file; CI requires them.
+    let validated = encaisse::demo::files::Validation::schemas()
+        .iter()
+        .all(|schema| {
+            encaisse_xml::specs::schema_or_skip(schema, "validation of the demo's files")
+        });
     for f in files {
         let verdict = f["schema"].as_str().unwrap();
         if validated {

@@ -136,6 +136,19 @@ impl Rabbitmqctl {
             .collect())
     }
 
+    /// [`Rabbitmqctl::queues`] without the daemon's claim on its prefix
+    /// (`<prefix>.instance` and the one message naming the holder in
+    /// `<prefix>.instance.holder`): the queues that must drain when the work is done.
+    pub fn work_queues(&self, prefix: &str) -> Result<Vec<QueueDepth>> {
+        use encaisse_pipelines::runtime::instance::{claim_queue, holder_queue};
+        let claims = [claim_queue(prefix), holder_queue(prefix)];
+        Ok(self
+            .queues(prefix)?
+            .into_iter()
+            .filter(|q| !claims.contains(&q.name))
+            .collect())
+    }
+
     /// The operating-system pid of the node's Erlang VM (for its CPU time).
     pub fn os_pid(&self) -> Option<u32> {
         self.run(&["-q", "eval", "os:getpid()."])

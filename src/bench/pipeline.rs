@@ -178,7 +178,7 @@ pub async fn wait_drained(
 ) -> Result<Option<f64>> {
     let mut empty_since: Option<f64> = None;
     while started.elapsed() < timeout {
-        let busy: u64 = ctl.queues(prefix)?.iter().map(|q| q.total()).sum();
+        let busy: u64 = ctl.work_queues(prefix)?.iter().map(|q| q.total()).sum();
         if busy == 0 {
             match empty_since {
                 Some(at) => return Ok(Some(at)),

@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
+pub mod manual;
 pub mod payfip_sim;
 pub mod run;
 pub mod trace;

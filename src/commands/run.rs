@@ -1,6 +1,10 @@
 //! `encaisse run`: configuration → directories → ledger → runtime with its stages → HTTP →
 //! wait for SIGTERM/SIGINT → graceful stop → exit 0.
 //!
+//! One daemon per data directory and per broker prefix: a second one exits with
+//! [`exit::ALREADY_RUNNING`] naming the holder (module [`crate::instance`], and the
+//! runtime's prefix claim).
+//!
 //! The daemon never exits because the broker is down: the runtime reconnects forever and logs
 //! each attempt, and `/readyz` answers 503 meanwhile.
 
@@ -8,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use encaisse_ledger::Ledger;
-use encaisse_pipelines::runtime::Runtime;
+use encaisse_pipelines::runtime::{Runtime, RuntimeError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::check::redact_url;
 use crate::config::{self, Loaded};
 use crate::http::{AppState, HttpLimits, Server};
+use crate::instance::{self, DataDirLock, InstanceError};
 use crate::{dirs, exit, metrics, signals, wiring};
 
 /// Extra time, past `shutdown_grace_secs`, that the runtime gets to return after a stop
@@ -85,6 +90,19 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
             return exit::IO_ERROR;
         }
     };
+    // Held until the daemon returns; the kernel frees it if the process dies.
+    let lock = match DataDirLock::acquire(&config.data_dir) {
+        Ok(lock) => lock,
+        Err(e @ InstanceError::Held { .. }) => {
+            tracing::error!(error = %e, "Another daemon runs on this data directory.");
+            return exit::ALREADY_RUNNING;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot lock the data directory.");
+            return exit::IO_ERROR;
+        }
+    };
+    tracing::info!(path = %lock.path().display(), "Data directory locked.");
     let ledger_path = dirs::ledger_path(&config.data_dir);
     let ledger = match Ledger::open(&ledger_path) {
         Ok(ledger) => ledger,
@@ -95,7 +113,15 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
     };
     tracing::info!(path = %ledger_path.display(), "Ledger open.");
 
+    // Installed before the stages are built: they describe their metrics and register the
+    // counters alerts read at 0, which a recorder installed later would not see.
+    let metrics_handle = metrics::handle();
     let mut runtime = Runtime::new(config.runtime(), ledger.clone());
+    runtime.claim_prefix(format!(
+        "{}, data directory {}",
+        instance::holder_description(),
+        config.data_dir.display()
+    ));
     let ctx = wiring::Context {
         config,
         ledger: &ledger,
@@ -120,7 +146,6 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         .local_addr()
         .map_or_else(|_| config.http.listen.to_string(), |a| a.to_string());
 
-    let metrics_handle = metrics::handle();
     tokio::spawn(metrics::upkeep(metrics_handle.clone(), shutdown.clone()));
 
     let settings = match tokens {
@@ -176,6 +201,10 @@ async fn supervise(runtime: Runtime, shutdown: CancellationToken, grace: Duratio
     };
     match outcome {
         Ok(Ok(())) => exit::OK,
+        Ok(Err(e @ RuntimeError::PrefixHeld { .. })) => {
+            tracing::error!(error = %e, "Another daemon runs on this broker prefix.");
+            exit::ALREADY_RUNNING
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "Runtime stopped with an error.");
             exit::FAILURE

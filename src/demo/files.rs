@@ -93,11 +93,12 @@ impl Validation {
     pub fn probe() -> Validation {
         let specs = encaisse_xml::specs::specs_dir();
         let specs = specs.canonicalize().unwrap_or(specs);
-        if !specs.is_dir() {
+        if let Some(missing) = Validation::schemas().into_iter().find(|s| !s.is_file()) {
             return Validation::Unavailable {
                 why: format!(
-                    "the official schemas are not at {} (set ENCAISSE_SPECS_DIR)",
-                    specs.display()
+                    "the official schemas are not in {} ({} is missing; docs/schemas.md says where to get them, ENCAISSE_SPECS_DIR where they are)",
+                    specs.display(),
+                    missing.display()
                 ),
             };
         }
@@ -110,6 +111,19 @@ impl Validation {
                 why: "xmllint is not installed (package libxml2-utils)".into(),
             },
         }
+    }
+
+    /// Every official schema the demo validates its files against.
+    pub fn schemas() -> Vec<PathBuf> {
+        let sepa = encaisse_xml::specs::specs_dir().join("sepa");
+        vec![
+            encaisse_helios::schemas::pes_aller(),
+            encaisse_helios::schemas::acquit(),
+            encaisse_helios::schemas::retour(),
+            encaisse_helios::schemas::acquit_retour(),
+            sepa.join("pain.008.001.02.xsd"),
+            sepa.join("pain.002.001.10.xsd"),
+        ]
     }
 
     /// For people: what validation the report's verdicts come from.

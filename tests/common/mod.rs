@@ -56,6 +56,7 @@ pub fn write_config(dir: &Path, prefix: &str, broker_url: &str) -> PathBuf {
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(args)
+        .env_remove("ENCAISSE_CONFIG")
         .env_remove("ENCAISSE_DATA_DIR")
         .env_remove("ENCAISSE_AMQP_URL")
         .env_remove("ENCAISSE_LOG")

@@ -31,6 +31,7 @@ const SYNTH_ORDINAIRE: &str = "synthetic/PESALR1_titre_ordinaire.xml";
 /// must get its own test.
 #[test]
 fn every_sample_is_covered() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let root = specs().join("pes-v2/samples");
     let mut found = Vec::new();
     let mut dirs = vec![root.clone()];
@@ -65,6 +66,7 @@ fn every_sample_is_covered() {
 
 #[test]
 fn real_acquit_all_accepted() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let a = read_acquit(&sample(REAL_ACQUIT_OK), LIMIT).unwrap();
     assert_eq!(
         a.envelope.nom_fic.as_deref(),
@@ -93,6 +95,7 @@ fn real_acquit_all_accepted() {
 
 #[test]
 fn real_acquit_rejection_names_piece_514() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let a = read_acquit(&sample(REAL_ACQUIT_KO), LIMIT).unwrap();
     let rejected: Vec<_> = a.rejected().collect();
     assert_eq!(rejected.len(), 1);
@@ -146,6 +149,7 @@ fn real_acquit_rejection_names_piece_514() {
 
 #[test]
 fn synthetic_acquit_is_read() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let a = read_acquit(&sample(SYNTH_ACQUIT), LIMIT).unwrap();
     assert_eq!(
         a.envelope.nom_fic.as_deref(),
@@ -169,6 +173,7 @@ fn synthetic_acquit_is_read() {
 
 #[test]
 fn synthetic_retour_is_read() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let r = read_retour(&sample(SYNTH_RETOUR), LIMIT).unwrap();
     assert_eq!(
         r.file_name(),
@@ -209,6 +214,7 @@ fn synthetic_retour_is_read() {
 
 #[test]
 fn synthetic_pes_aller_samples_pass_the_checker() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     for name in [SYNTH_ORMC, SYNTH_ORDINAIRE] {
         let bytes = sample(name);
         assert_valid(&schemas::pes_aller(), "sample.xml", &bytes);
@@ -221,6 +227,7 @@ fn synthetic_pes_aller_samples_pass_the_checker() {
 /// it, and the rule checker names each broken rule with its line.
 #[test]
 fn real_pes_aller_is_reported_invalid() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let bytes = sample(REAL_ALLER);
     let err =
         encaisse_xml::xsd::validate_bytes(&schemas::pes_aller(), "real.xml", &bytes).unwrap_err();
@@ -257,6 +264,7 @@ fn real_pes_aller_is_reported_invalid() {
 
 #[test]
 fn dispatch_by_root_and_refusals() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     assert!(matches!(
         read_return_file("a.xml", &sample(REAL_ACQUIT_OK), LIMIT),
         Ok(ReturnFile::Acquit(_))
@@ -605,6 +613,7 @@ fn ignored_origins_are_not_payments() {
 
 #[test]
 fn ormc_articles_are_found_by_debt_number_too() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     // The synthetic PES Retour names pièce 1 of rôle 42; the ledger here only knows the
     // article by its debt number and period (InfoORMC).
     let mut sent = Sent::default();
@@ -634,6 +643,7 @@ fn ormc_articles_are_found_by_debt_number_too() {
 
 #[test]
 fn acquit_retour_answers_each_pes_retour() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let config = config(BordereauKind::Ormc);
     let retour = read_retour(&sample(SYNTH_RETOUR), LIMIT).unwrap();
     let ack = acquit_retour(&config, &retour, "received.xml", date(2024, 11, 2)).unwrap();
@@ -697,6 +707,7 @@ fn acquit_retour_answers_each_pes_retour() {
 
 #[test]
 fn a_nomfic_that_is_not_a_plain_file_name_is_not_echoed_into_the_outbox() {
+    encaisse_xml::specs_or_skip!("pes-v2/samples", "the PES samples are read");
     let config = config(BordereauKind::Ormc);
     let good = String::from_utf8(sample(SYNTH_RETOUR)).unwrap();
     let name = "PES2R_RCE__PO_123_00_094000_20241031_20241101_20241101061502.xml";

@@ -138,6 +138,10 @@ fn large_file_is_exact_and_schema_valid() {
     .unwrap()
     .to_xml()
     .unwrap();
-    encaisse_xml::xsd::validate_bytes(&sepa_spec("pain.008.001.02.xsd"), "large.xml", &bytes)
-        .unwrap();
+    encaisse_xml::specs::validate_bytes_or_skip(
+        &sepa_spec("pain.008.001.02.xsd"),
+        "large.xml",
+        &bytes,
+    )
+    .unwrap();
 }

@@ -78,7 +78,7 @@ fn rich(version: Pain008Version) -> Pain008 {
 
 fn xsd_check(version: Pain008Version, bytes: &[u8]) {
     let schema = sepa_spec(&format!("{}.xsd", version.name()));
-    encaisse_xml::xsd::validate_bytes(&schema, "out.xml", bytes)
+    encaisse_xml::specs::validate_bytes_or_skip(&schema, "out.xml", bytes)
         .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(bytes)));
 }
 
@@ -131,8 +131,12 @@ fn simple_message_also_passes_the_dk_subset() {
     )
     .unwrap();
     let bytes = message.to_xml().unwrap();
-    encaisse_xml::xsd::validate_bytes(&sepa_spec("dk/pain.008.001.02.xsd"), "dk.xml", &bytes)
-        .unwrap();
+    encaisse_xml::specs::validate_bytes_or_skip(
+        &sepa_spec("dk/pain.008.001.02.xsd"),
+        "dk.xml",
+        &bytes,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -288,5 +292,7 @@ fn the_xsd_check_catches_a_misordered_file() {
         1,
     );
     let schema = sepa_spec("pain.008.001.02.xsd");
-    assert!(encaisse_xml::xsd::validate_bytes(&schema, "bad.xml", swapped.as_bytes()).is_err());
+    if encaisse_xml::specs::schema_or_skip(&schema, "the schema refuses a misplaced PmtMtd") {
+        assert!(encaisse_xml::xsd::validate_bytes(&schema, "bad.xml", swapped.as_bytes()).is_err());
+    }
 }

@@ -103,6 +103,13 @@ pub fn drained(drain: &str) {
     metrics::counter!("encaisse_drain_messages_total", "drain" => drain.to_string()).increment(1);
 }
 
+/// Registers a drain's counters at 0 (its failures are alerted on with `rate()`, which needs
+/// the series before the first failure).
+pub fn register_drain(drain: &str) {
+    metrics::counter!("encaisse_drain_messages_total", "drain" => drain.to_string()).increment(0);
+    metrics::counter!("encaisse_drain_failures_total", "drain" => drain.to_string()).increment(0);
+}
+
 pub fn drain_failed(drain: &str) {
     metrics::counter!("encaisse_drain_failures_total", "drain" => drain.to_string()).increment(1);
 }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod drain;
 pub mod handling;
 pub mod headers;
+pub mod instance;
 pub mod metrics;
 pub mod outbox;
 pub mod publisher;
@@ -103,6 +104,11 @@ pub enum RuntimeError {
     Config(String),
     #[error("ledger: {0}")]
     Ledger(#[from] encaisse_ledger::LedgerError),
+    /// Another daemon holds the queue prefix ([`Runtime::claim_prefix`]).
+    #[error(
+        "another encaisse daemon holds the broker prefix {prefix} ({holder}); one daemon per prefix: stop it first, or give this one its own broker.prefix"
+    )]
+    PrefixHeld { prefix: String, holder: String },
 }
 
 impl RuntimeError {
@@ -187,6 +193,7 @@ pub struct Runtime {
     health_tx: watch::Sender<BrokerState>,
     slot_tx: watch::Sender<Option<Arc<lapin::Connection>>>,
     publisher: Publisher,
+    claim: Option<String>,
 }
 
 impl Runtime {
@@ -210,7 +217,17 @@ impl Runtime {
             publisher: Publisher {
                 inner: Arc::new(core),
             },
+            claim: None,
         }
+    }
+
+    /// Makes this runtime the only one on its prefix: on every connection it claims
+    /// `P.instance` (module [`instance`]) before declaring anything, and stops with
+    /// [`RuntimeError::PrefixHeld`] when another process holds it. `holder` (pid, host,
+    /// data directory) is what a refused process reads about this one.
+    pub fn claim_prefix(&mut self, holder: impl Into<String>) -> &mut Self {
+        self.claim = Some(holder.into());
+        self
     }
 
     pub fn add_stage(&mut self, stage: Arc<dyn Stage>) -> &mut Self {
@@ -304,6 +321,9 @@ impl Runtime {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
         self.check()?;
         metrics::describe();
+        for drain in &self.drains {
+            metrics::register_drain(drain.name());
+        }
         let handlers = TaskTracker::new();
         let sources = TaskTracker::new();
         let consumers = self
@@ -373,6 +393,7 @@ impl Runtime {
             publisher: self.publisher.inner.clone(),
             handlers,
             sources,
+            claim: self.claim.clone(),
         };
         let result = supervisor.run(shutdown.clone()).await;
         if result.is_err() {

@@ -28,6 +28,7 @@ use super::config::RuntimeConfig;
 use super::drain::DrainConsumer;
 use super::handling::StageRunner;
 use super::headers::short;
+use super::instance::{self, ClaimError};
 use super::metrics;
 use super::publisher::PublisherCore;
 use super::topology::{self, StageQueues, TopologyError};
@@ -54,6 +55,8 @@ pub struct Supervisor {
     pub handlers: TaskTracker,
     /// The sources' tasks (they stop on the shutdown token).
     pub sources: TaskTracker,
+    /// The holder description when the prefix is claimed ([`super::Runtime::claim_prefix`]).
+    pub claim: Option<String>,
 }
 
 /// Reconnection delays: from `reconnect_min_delay_ms`, doubling, capped, jittered, endless.
@@ -276,6 +279,24 @@ impl Supervisor {
                 }
             };
             let mut events = connection.events_listener();
+            if let Some(holder) = &self.claim {
+                match instance::claim(&connection, &self.config.broker.prefix, holder).await {
+                    Ok(()) => {}
+                    Err(ClaimError::Held { prefix, holder }) => {
+                        let _ = connection.close(200, "prefix held".into()).await;
+                        self.set_health(BrokerState::Disconnected);
+                        return Err(RuntimeError::PrefixHeld { prefix, holder });
+                    }
+                    Err(error @ ClaimError::Broker { .. }) => {
+                        self.set_health(BrokerState::Disconnected);
+                        tracing::warn!(%error, "Claiming the prefix failed; reconnecting.");
+                        if !pause(delays.next(), &shutdown).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
             let prepared = async {
                 if !probed {
                     topology::probe_at_least_once(&connection, &self.config.broker.prefix).await?;

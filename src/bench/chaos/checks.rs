@@ -142,7 +142,7 @@ pub fn check_all(
         &mut failures,
     )?;
 
-    let queues = ctl.queues(outputs.prefix)?;
+    let queues = ctl.work_queues(outputs.prefix)?;
     counts.queues_checked = queues.len();
     if queues.is_empty() {
         failures.push(format!(
@@ -264,6 +264,12 @@ fn read_files(
         .join("helios")
         .join("outbox");
     let schema = encaisse_helios::schemas::pes_aller();
+    // Without the official schema (a bare clone: docs/schemas.md) the files are still
+    // checked against the PES rules below; the XSD check is skipped and counted.
+    let validate = encaisse_xml::specs::schema_or_skip(
+        &schema,
+        "the chaos run's PES files against PES_Aller.xsd",
+    );
     let mut files = Vec::new();
     for name in list(&outbox)? {
         let path = outbox.join(&name);
@@ -273,7 +279,7 @@ fn read_files(
         }
         let bytes =
             std::fs::read(&path).map_err(|e| BenchError::io(path.display().to_string(), e))?;
-        if let Err(e) = encaisse_xml::xsd::validate_file(&schema, &path) {
+        if validate && let Err(e) = encaisse_xml::xsd::validate_file(&schema, &path) {
             failures.push(format!("{name}: not valid against PES_Aller.xsd: {e}"));
         }
         match encaisse_helios::read::aller_check::check_pes_aller(&bytes, u64::MAX) {

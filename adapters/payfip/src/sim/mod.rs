@@ -56,8 +56,9 @@ pub struct SimulatorOptions {
     /// Serve the WSDL and its XSDs under `/tpa/services/` (read from `contract_dir` at
     /// start). `false` runs without the contract files — the SOAP service itself needs
     /// none — and answers 404 for them: `encaisse demo` on a machine without the shared
-    /// specs.
-    #[serde(default = "default_true")]
+    /// specs. Default: whether `contract_dir`'s default holds the WSDL (the official
+    /// contract is not in the repository: docs/schemas.md).
+    #[serde(default = "default_serve_contract")]
     pub serve_contract: bool,
     /// Public base URL of the simulator (`http://payfip-sim:8091`), used in the served WSDL;
     /// default: taken from the request's `Host` header.
@@ -278,6 +279,9 @@ impl Default for NotificationOptions {
 fn default_contract_dir() -> PathBuf {
     encaisse_xml::specs::specs_dir().join("payfip")
 }
+fn default_serve_contract() -> bool {
+    default_contract_dir().join(state::WSDL_FILE).is_file()
+}
 fn default_true() -> bool {
     true
 }
@@ -314,7 +318,7 @@ impl Default for SimulatorOptions {
         SimulatorOptions {
             contract_dir: default_contract_dir(),
             rewrite_wsdl_address: true,
-            serve_contract: true,
+            serve_contract: default_serve_contract(),
             public_url: None,
             fault_http_status: default_fault_http_status(),
             idop_lifetime_secs: crate::config::default_idop_lifetime_secs(),

@@ -128,6 +128,14 @@ pub fn payments_reversed(tenant: &str, count: u64) {
         .increment(count);
 }
 
+/// Registers at 0 the tenant's counters that alerts read with `increase()`: a series that
+/// appears at 1 shows no increase, so the first unmatched file would never alert.
+pub fn register_tenant(tenant: &str) {
+    for kind in ["acquit", "retour"] {
+        unmatched(tenant, kind, 0);
+    }
+}
+
 pub fn unmatched(tenant: &str, kind: &'static str, count: u64) {
     metrics::counter!("encaisse_helios_unmatched_total", "tenant" => tenant.to_string(), "kind" => kind)
         .increment(count);

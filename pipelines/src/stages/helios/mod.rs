@@ -56,7 +56,10 @@ pub fn returns_source(
     settings: HeliosSettings,
     watch: WatchSettings,
 ) -> Arc<InboxWatcher<HeliosReturns>> {
-    let ids = settings.tenants.iter().map(|t| t.id.clone()).collect();
+    let ids: Vec<_> = settings.tenants.iter().map(|t| t.id.clone()).collect();
+    for id in &ids {
+        metrics::register_tenant(id.as_str());
+    }
     let data_dir = settings.data_dir.clone();
     Arc::new(InboxWatcher::new(
         HeliosReturns::new(settings),

@@ -40,6 +40,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::ingest_store::{self, ClosedRun, IssuedRecord};
+use super::progress::{self, ImportProgress};
 use super::tenants::{PolyfacTenant, PolyfacTenants};
 use super::{ledger_now, paris_today};
 use crate::runtime::{PublishError, SourceContext};
@@ -64,6 +65,7 @@ pub struct PolyfacIngest {
 impl PolyfacIngest {
     /// `batch_size`: invoices per confirmed publish (`[polyfac] publish_batch_size`).
     pub fn new(tenants: PolyfacTenants, data_dir: PathBuf, batch_size: usize) -> Self {
+        progress::describe();
         PolyfacIngest {
             tenants,
             data_dir,
@@ -283,6 +285,7 @@ impl PolyfacIngest {
         };
         let mut report = RejectionReport::new();
         let mut tally = Tally::default();
+        let mut progress = ImportProgress::new(&tenant, &file.name, scan.lines);
         let mut batch: Vec<Invoice> = Vec::with_capacity(self.batch_size);
         let mut summary = None;
         while let Some(item) = rx.recv().await {
@@ -297,6 +300,7 @@ impl PolyfacIngest {
                 ),
             })? {
                 ExportItem::Valid(invoice) => {
+                    progress.invoice_read(invoice.file_lines.1);
                     batch.push(*invoice);
                     if batch.len() >= self.batch_size {
                         self.publish_batch(
@@ -311,6 +315,7 @@ impl PolyfacIngest {
                     }
                 }
                 ExportItem::Invalid(rejected) => {
+                    progress.invoice_read(rejected.file_lines.1);
                     for e in &rejected.errors {
                         metrics::counter!("encaisse_polyfac_rejected_total", "tenant" => tenant.clone(), "rule" => e.rule.code()).increment(1);
                     }

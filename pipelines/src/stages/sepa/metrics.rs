@@ -76,6 +76,12 @@ pub fn rejected(tenant: &str, reason_code: &str, will_represent: bool) {
     .increment(1);
 }
 
+/// Registers at 0 the tenant's counters that alerts read with `increase()`: a series that
+/// appears at 1 shows no increase, so the first unmatched record would never alert.
+pub fn register_tenant(tenant: &str) {
+    unmatched(tenant, 0);
+}
+
 /// A bank record named no collection: `encaisse_sepa_unmatched_records_total{tenant}`.
 pub fn unmatched(tenant: &str, count: u64) {
     metrics::counter!("encaisse_sepa_unmatched_records_total", "tenant" => tenant.to_string())

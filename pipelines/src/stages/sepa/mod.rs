@@ -68,7 +68,10 @@ pub fn batch_stage(settings: SepaSettings, ledger: Ledger) -> Arc<dyn Stage> {
 /// `bank/inbox`, handing stable files to [`SepaReturns`].
 pub fn returns_source(settings: SepaSettings, watch: WatchSettings) -> Arc<dyn Source> {
     metrics::describe();
-    let tenants = settings.tenants.iter().map(|t| t.id.clone()).collect();
+    let tenants: Vec<_> = settings.tenants.iter().map(|t| t.id.clone()).collect();
+    for id in &tenants {
+        metrics::register_tenant(id.as_str());
+    }
     let data_dir = settings.data_dir.clone();
     Arc::new(InboxWatcher::new(
         SepaReturns::new(settings),
