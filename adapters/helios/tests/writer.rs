@@ -17,7 +17,7 @@ use encaisse_helios::read::tree::{self, Element};
 use encaisse_helios::schemas;
 use encaisse_helios::text::TextStyle;
 use encaisse_schemas::Money;
-use encaisse_schemas::events::{PaymentMode, SequenceType};
+use encaisse_schemas::events::{InvoiceIssued, PaymentMode, SequenceType};
 
 const LIMIT: u64 = 64 << 20;
 
@@ -462,13 +462,14 @@ fn rule_error(
 fn business_rules_name_invoice_field_and_rule() {
     let ordinaire = config(BordereauKind::Ordinaire);
     let mut inv = invoice(20, PaymentMode::Autre);
-    inv.lines[1].amount = Money::from_cents(-1200).unwrap();
-    inv.total = money("33.30");
+    inv.lines[1].amount = Money::from_cents(-5000).unwrap();
+    inv.total = money("-4.70");
     let e = rule_error(&ordinaire, titre(&inv, 1));
     assert_eq!(
         (e.invoice.as_str(), e.field.as_str()),
-        ("test/2024/F2024000020", "lines[1].amount")
+        ("test/2024/F2024000020", "lines")
     );
+    assert!(e.rule.contains("FactureOrigine"), "{}", e.rule);
 
     let mut inv = invoice(21, PaymentMode::Autre);
     inv.total = money("57.31");
@@ -780,4 +781,104 @@ fn titre_shape_names_written_lines() {
     let ordinaire = common::config(BordereauKind::Ordinaire);
     let shape = aller::titre_shape(&bordereau(&ordinaire, &budget, 4), &titre(&inv, 9)).unwrap();
     assert!(shape.ormc.is_none());
+}
+
+/// The `MtHT` of every line of a pièce, and its `MtPrel` when it has one.
+fn line_amounts(piece: &Element) -> Vec<(String, Option<String>)> {
+    piece
+        .children_named("LigneDePiece")
+        .map(|l| {
+            let bloc = find(l, &["BlocLignePiece"]);
+            (
+                find(bloc, &["InfoLignePiece"])
+                    .value_of("MtHT")
+                    .unwrap()
+                    .to_string(),
+                bloc.child("InfoPrelevementSEPA")
+                    .and_then(|p| p.value_of("MtPrel"))
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// An invoice with a cantine line (45.30), an accueil du soir line (12.00) and `reductions`
+/// (imputation of line `of`, amount) after them.
+fn reduced(n: u32, mode: PaymentMode, reductions: &[(usize, &str)]) -> InvoiceIssued {
+    let mut inv = invoice(n, mode);
+    for (of, amount) in reductions {
+        let mut line = inv.lines[*of].clone();
+        line.number = u32::try_from(inv.lines.len() + 1).unwrap();
+        line.label = "Réduction quotient familial".into();
+        line.quantity = rust_decimal::Decimal::ONE;
+        line.unit_price = money(amount);
+        line.amount = money(amount);
+        inv.lines.push(line);
+    }
+    inv.total = Money::sum(inv.lines.iter().map(|l| &l.amount)).unwrap();
+    inv
+}
+
+#[test]
+fn reductions_are_netted_into_the_titre_for_the_invoice_total() {
+    // Cantine 45.30 − 1.50 (its own imputation); accueil du soir 12.00 − 15.00: the 3.00 the
+    // soir line cannot absorb comes off the largest remaining line (the cantine).
+    let own = reduced(30, PaymentMode::Tipi, &[(0, "-1.50")]);
+    let spill = reduced(31, PaymentMode::Prelevement, &[(1, "-15.00"), (0, "-1.50")]);
+    assert_eq!((own.total, spill.total), (money("55.80"), money("40.80")));
+    for kind in [BordereauKind::Ordinaire, BordereauKind::Ormc] {
+        // ORMC: the ASAP is the commune's PDF, nothing of it is computed here.
+        let config = match kind {
+            BordereauKind::Ordinaire => config_with_asap(kind, AsapMode::All),
+            BordereauKind::Ormc => config(kind),
+        };
+        let (file, tree) = write_valid(&config, &[titre(&own, 1), titre(&spill, 2)]);
+        assert_eq!(file.summary.total, money("96.60"), "{kind:?}");
+        let ps = pieces(&tree);
+        assert_eq!(
+            line_amounts(ps[0]),
+            [("43.80".into(), None), ("12.00".into(), None)],
+            "{kind:?}"
+        );
+        assert_eq!(
+            line_amounts(ps[1]),
+            [("40.80".into(), Some("40.80".into()))],
+            "{kind:?}: the soir line netted to zero is not written; MtPrel = MtHT"
+        );
+        let bloc = find(
+            &tree.root,
+            &["PES_RecetteAller", "Bordereau", "BlocBordereau"],
+        );
+        assert_eq!(bloc.value_of("MtBordHt"), Some("96.60"));
+        if kind == BordereauKind::Ordinaire {
+            // The ASAP the family receives says the same total, line by line.
+            for (_, facture) in pj_contents(&file.bytes) {
+                assert_valid(&schemas::pes_aller(), "asap.xml", &facture);
+                let f = tree::parse(&facture, LIMIT).unwrap();
+                let indiv = find(&f.root, &["PES_Facture", "FactureIndiv"]);
+                let total = find(indiv, &["TotalAPayer"]).value_of("MtTotalTTC");
+                let lines: Vec<Money> = indiv
+                    .children_named("LigneFacture")
+                    .map(|l| money(l.value_of("MtTTC").unwrap()))
+                    .collect();
+                let sum = Money::sum(lines.iter()).unwrap();
+                assert!(
+                    total == Some("55.80") || total == Some("40.80"),
+                    "{total:?}"
+                );
+                assert_eq!(Some(sum.to_dot_string().as_str()), total);
+            }
+        }
+    }
+    // What the ledger keeps: the written lines, their net amounts and invoice lines.
+    let config = config(BordereauKind::Ordinaire);
+    let budget = budget();
+    let shape = aller::titre_shape(&bordereau(&config, &budget, 4), &titre(&spill, 9)).unwrap();
+    let lines: Vec<(u32, u32, Money)> = shape
+        .lines
+        .iter()
+        .map(|l| (l.id_ligne, l.invoice_line, l.amount))
+        .collect();
+    assert_eq!(lines, [(1, 1, money("40.80"))]);
+    assert_eq!(shape.total, spill.total);
 }

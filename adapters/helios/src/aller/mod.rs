@@ -18,6 +18,7 @@
 //! acknowledging is the same file.
 
 pub(crate) mod asap;
+mod netting;
 mod prepare;
 mod recette;
 pub mod talon;

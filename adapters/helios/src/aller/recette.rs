@@ -69,12 +69,8 @@ where
                 format!("invoice {} appears twice", titre.invoice.invoice.key()),
             ));
         }
-        for line in titre
-            .invoice
-            .lines
-            .iter()
-            .filter(|l| l.amount.is_positive())
-        {
+        // Reductions are netted into the other lines: the pièce carries the lines' sum.
+        for line in &titre.invoice.lines {
             cents = cents
                 .checked_add(line.amount.cents())
                 .ok_or(MoneyError::Overflow("MtBordHt"))?;
