@@ -21,6 +21,7 @@ pub(crate) mod asap;
 mod netting;
 mod prepare;
 mod recette;
+pub mod reduction;
 pub mod talon;
 
 use chrono::NaiveDate;

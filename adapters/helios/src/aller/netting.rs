@@ -33,7 +33,7 @@ pub(crate) fn net_lines<K: PartialEq>(lines: &[Gross<K>]) -> Option<Vec<i64>> {
     let mut net: Vec<i64> = lines.iter().map(|l| l.cents.max(0)).collect();
     let mut left: Vec<(usize, i64)> = Vec::new();
     for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.cents < 0) {
-        let owed = take(&mut net, line.cents.unsigned_abs(), |j| {
+        let (owed, _) = take(&mut net, line.cents.unsigned_abs(), |j| {
             lines[j].imputation == line.imputation
         });
         if owed > 0 {
@@ -41,7 +41,7 @@ pub(crate) fn net_lines<K: PartialEq>(lines: &[Gross<K>]) -> Option<Vec<i64>> {
         }
     }
     for (_, owed) in left {
-        let still = take(&mut net, owed.unsigned_abs(), |_| true);
+        let (still, _) = take(&mut net, owed.unsigned_abs(), |_| true);
         // The total is > 0, so the positive lines always cover the reductions.
         if still > 0 {
             return None;
@@ -51,8 +51,14 @@ pub(crate) fn net_lines<K: PartialEq>(lines: &[Gross<K>]) -> Option<Vec<i64>> {
 }
 
 /// Takes `owed` cents from the lines `eligible` accepts, the largest first (the earliest on
-/// equal amounts); returns what could not be taken.
-fn take(net: &mut [i64], mut owed: u64, eligible: impl Fn(usize) -> bool) -> u64 {
+/// equal amounts), lowering `net`; returns what could not be taken and, in order, each
+/// `(line, cents)` taken.
+pub(crate) fn take(
+    net: &mut [i64],
+    mut owed: u64,
+    eligible: impl Fn(usize) -> bool,
+) -> (u64, Vec<(usize, i64)>) {
+    let mut taken_from = Vec::new();
     while owed > 0 {
         let mut best: Option<usize> = None;
         for (j, amount) in net.iter().enumerate() {
@@ -61,12 +67,13 @@ fn take(net: &mut [i64], mut owed: u64, eligible: impl Fn(usize) -> bool) -> u64
             }
         }
         let Some(j) = best else { break };
-        let taken = owed.min(net[j].unsigned_abs());
-        // `taken` ≤ `net[j]`, an i64.
-        net[j] -= i64::try_from(taken).unwrap_or(net[j]);
-        owed -= taken;
+        // At most `net[j]`, an i64 > 0.
+        let taken = i64::try_from(owed).unwrap_or(i64::MAX).min(net[j]);
+        net[j] -= taken;
+        owed -= taken.unsigned_abs();
+        taken_from.push((j, taken));
     }
-    owed
+    (owed, taken_from)
 }
 
 #[cfg(test)]

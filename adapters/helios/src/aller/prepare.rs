@@ -411,6 +411,14 @@ fn prepare_lines<'a>(
     Ok(lines)
 }
 
+/// The debtor of `invoice` as a titre of `bordereau` names it.
+pub(crate) fn debtor(
+    bordereau: &Bordereau<'_>,
+    invoice: &InvoiceIssued,
+) -> Result<Debtor, InvoiceError> {
+    prepare_debtor(&Ctx { bordereau, invoice })
+}
+
 fn prepare_debtor(ctx: &Ctx<'_, '_>) -> Result<Debtor, InvoiceError> {
     let config = ctx.config();
     let payer = &ctx.invoice.payer;
