@@ -57,6 +57,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/helios_0002.sql"),
     },
     Migration {
+        area: "helios",
+        version: 3,
+        sql: include_str!("../migrations/helios_0003.sql"),
+    },
+    Migration {
         area: "ops",
         version: 1,
         sql: include_str!("../migrations/ops_0001.sql"),
