@@ -47,6 +47,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/polyfac_0001.sql"),
     },
     Migration {
+        area: "polyfac",
+        version: 2,
+        sql: include_str!("../migrations/polyfac_0002.sql"),
+    },
+    Migration {
         area: "helios",
         version: 1,
         sql: include_str!("../migrations/helios_0001.sql"),

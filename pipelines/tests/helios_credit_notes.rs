@@ -6,8 +6,12 @@
 //! réduction titre; one for an invoice whose run is not closed waits for its titre; the PES
 //! Retour taking the réduction titre in charge gives a `titre.accepted` for the credit note.
 
+#[path = "helios_support/polyfac_export.rs"]
+mod export_support;
 #[path = "helios_support/mod.rs"]
 mod helios;
+#[path = "polyfac_support/mod.rs"]
+mod polyfac;
 #[path = "runtime_support/mod.rs"]
 mod support;
 
@@ -16,6 +20,7 @@ use std::time::Duration;
 use encaisse_helios::codes::BordereauKind;
 use encaisse_helios::read::tree;
 use encaisse_schemas::{CreditNoteIssued, InvoiceIssued, InvoiceRef, Money, TenantId};
+use export_support::{polyfac_export, reglements_lines};
 use helios::*;
 
 async fn settle() {
@@ -122,6 +127,7 @@ async fn publish_run(flow: &Flow, invoices: &[InvoiceIssued], t: &TenantId, run:
 async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
     let t = tenant_id("avoirs");
     let flow = Flow::start(vec![tenant(&t, BordereauKind::Ordinaire)]).await;
+    let export = polyfac_export(&flow, &t).await;
     let run = "run-avoirs";
     let invoices = vec![
         invoice(&t, run, &Inv::new("F2026000301", "41.20")),
@@ -304,6 +310,42 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
     assert_eq!(accepted[0].body["invoice"]["number"], "A2026000001");
     assert_eq!(accepted[0].body["titre"]["bordereau_type"], "02");
     assert_eq!(accepted[0].body["titre"]["id_pce"], 4);
+
+    // Polyfac is told: AVOIR_REJETE for each refused credit note, TITRE_REDUIT (with the
+    // amount) for the réduction titre taken in charge.
+    support::wait_until("four REGLEMENTS lines", Duration::from_secs(30), || async {
+        reglements_lines(&flow).await.len() >= 4
+    })
+    .await;
+    settle().await;
+    let lines: Vec<String> = reglements_lines(&flow)
+        .await
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
+    let statuses: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            (f[0], f[3], f[5])
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("A2026000001", "6,20", "TITRE_REDUIT"),
+            ("A2026000003", "12,01", "AVOIR_REJETE"),
+            ("A2026000004", "1,00", "AVOIR_REJETE"),
+            ("A2026000006", "0,01", "AVOIR_REJETE"),
+        ],
+        "{lines:#?}"
+    );
+    assert!(
+        lines[0].ends_with(";TITRE_REDUIT;2026/02/1/4;FactureOrigine F2026000301;"),
+        "{}",
+        lines[0]
+    );
+    export.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 //! and are told to Polyfac once (`titre.rejected`, source `local` → `TITRE_REJETE`); a run
 //! larger than a bordereau is split.
 
+#[path = "helios_support/polyfac_export.rs"]
+mod export_support;
 #[path = "helios_support/mod.rs"]
 mod helios;
 #[path = "polyfac_support/mod.rs"]
@@ -13,20 +15,17 @@ mod polyfac;
 #[path = "runtime_support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use encaisse_helios::codes::BordereauKind;
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::BatchKey;
 use encaisse_pipelines::Stage;
-use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::helios::error::write_tx;
 use encaisse_pipelines::stages::helios::plan::close_and_plan;
 use encaisse_pipelines::stages::helios::{HeliosTitres, STAGE, TitresFlush};
-use encaisse_pipelines::stages::polyfac::{PolyfacExport, PolyfacTenants, export};
-use encaisse_polyfac::SourceMapping;
 use encaisse_schemas::{BillingRunClosed, InvoiceIssued, TenantId};
+use export_support::{polyfac_export, reglements_lines};
 use helios::*;
 use support::{counter, install_metrics};
 
@@ -539,50 +538,6 @@ async fn publish_run(flow: &Flow, invoices: &[InvoiceIssued], closed: &BillingRu
         flow.publish(i).await;
     }
     flow.publish(closed).await;
-}
-
-/// `polyfac.export` on `flow`'s broker namespace and ledger, for `tenant` (the daemon runs
-/// it beside `helios.titres`).
-async fn polyfac_export(flow: &Flow, tenant: &TenantId) -> support::Running {
-    let tiers = [1];
-    flow.ns.stage(export::NAME, &tiers);
-    let mut runtime = Runtime::new(
-        flow.ns
-            .config(&support::broker_url(support::BROKER), &tiers),
-        flow.ledger.clone(),
-    );
-    let tenants = PolyfacTenants::new([polyfac::tenant(
-        tenant.as_str(),
-        "polyfac",
-        SourceMapping::polyfac_default(),
-    )]);
-    runtime.add_stage(Arc::new(PolyfacExport::new(tenants, flow.ledger.clone())));
-    let running = support::Running::start(runtime);
-    support::wait_connected(&running.health).await;
-    running
-}
-
-/// `(invoice, line)` of every REGLEMENTS line recorded, by invoice. The lines are
-/// Windows-1252: the `é` of Hélios comes back as `é` here.
-async fn reglements_lines(flow: &Flow) -> Vec<(String, String)> {
-    flow.ledger
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT invoice_key, bytes FROM polyfac_reglement_line ORDER BY invoice_key",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get::<_, Vec<u8>>(1)?)))?
-                .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
-            Ok(rows)
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(key, bytes)| {
-            let line = String::from_utf8_lossy(&bytes).replace('\u{FFFD}', "é");
-            (key, line.trim_end().to_string())
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
