@@ -36,6 +36,12 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/payfip_0001.sql"),
     },
+    // payfip_0002 is another change's.
+    Migration {
+        area: "payfip",
+        version: 3,
+        sql: include_str!("../migrations/payfip_0003.sql"),
+    },
     Migration {
         area: "sepa",
         version: 1,
