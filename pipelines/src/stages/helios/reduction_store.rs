@@ -85,6 +85,22 @@ pub fn mark_refused(
     Ok(())
 }
 
+/// Marks a credit note's réduction titre rejected by the Trésorerie (no-op for a key that
+/// is not a credit note): it no longer counts against what remains of its original.
+pub fn mark_rejected(
+    c: &Connection,
+    tenant: &str,
+    note_key: &str,
+    reason: &str,
+) -> Result<(), HeliosError> {
+    c.execute(
+        "UPDATE helios_reduction SET state = 'rejected', reason = ?3
+         WHERE tenant = ?1 AND note_key = ?2 AND state = 'planned'",
+        (tenant, note_key, reason),
+    )?;
+    Ok(())
+}
+
 /// Marks a credit note planned as réduction titre `id_pce` of `exercice`, reducing titre
 /// `origin_id_pce`, with its lines.
 pub fn mark_planned(
