@@ -36,6 +36,12 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/payfip_0001.sql"),
     },
+    // payfip_0002 is another change's.
+    Migration {
+        area: "payfip",
+        version: 3,
+        sql: include_str!("../migrations/payfip_0003.sql"),
+    },
     Migration {
         area: "payfip",
         version: 2,
@@ -52,6 +58,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/polyfac_0001.sql"),
     },
     Migration {
+        area: "polyfac",
+        version: 2,
+        sql: include_str!("../migrations/polyfac_0002.sql"),
+    },
+    Migration {
         area: "helios",
         version: 1,
         sql: include_str!("../migrations/helios_0001.sql"),
@@ -60,6 +71,11 @@ pub const ALL: &[Migration] = &[
         area: "helios",
         version: 2,
         sql: include_str!("../migrations/helios_0002.sql"),
+    },
+    Migration {
+        area: "helios",
+        version: 3,
+        sql: include_str!("../migrations/helios_0003.sql"),
     },
     Migration {
         area: "ops",

@@ -6,6 +6,8 @@
 //! and are told to Polyfac once (`titre.rejected`, source `local` → `TITRE_REJETE`); a run
 //! larger than a bordereau is split.
 
+#[path = "helios_support/polyfac_export.rs"]
+mod export_support;
 #[path = "helios_support/mod.rs"]
 mod helios;
 #[path = "polyfac_support/mod.rs"]
@@ -13,20 +15,17 @@ mod polyfac;
 #[path = "runtime_support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use encaisse_helios::codes::BordereauKind;
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::BatchKey;
 use encaisse_pipelines::Stage;
-use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::helios::error::write_tx;
 use encaisse_pipelines::stages::helios::plan::close_and_plan;
 use encaisse_pipelines::stages::helios::{HeliosTitres, STAGE, TitresFlush};
-use encaisse_pipelines::stages::polyfac::{PolyfacExport, PolyfacTenants, export};
-use encaisse_polyfac::SourceMapping;
 use encaisse_schemas::{BillingRunClosed, InvoiceIssued, TenantId};
+use export_support::{polyfac_export, reglements_lines};
 use helios::*;
 use support::{counter, install_metrics};
 
@@ -541,50 +540,6 @@ async fn publish_run(flow: &Flow, invoices: &[InvoiceIssued], closed: &BillingRu
     flow.publish(closed).await;
 }
 
-/// `polyfac.export` on `flow`'s broker namespace and ledger, for `tenant` (the daemon runs
-/// it beside `helios.titres`).
-async fn polyfac_export(flow: &Flow, tenant: &TenantId) -> support::Running {
-    let tiers = [1];
-    flow.ns.stage(export::NAME, &tiers);
-    let mut runtime = Runtime::new(
-        flow.ns
-            .config(&support::broker_url(support::BROKER), &tiers),
-        flow.ledger.clone(),
-    );
-    let tenants = PolyfacTenants::new([polyfac::tenant(
-        tenant.as_str(),
-        "polyfac",
-        SourceMapping::polyfac_default(),
-    )]);
-    runtime.add_stage(Arc::new(PolyfacExport::new(tenants, flow.ledger.clone())));
-    let running = support::Running::start(runtime);
-    support::wait_connected(&running.health).await;
-    running
-}
-
-/// `(invoice, line)` of every REGLEMENTS line recorded, by invoice. The lines are
-/// Windows-1252: the `é` of Hélios comes back as `é` here.
-async fn reglements_lines(flow: &Flow) -> Vec<(String, String)> {
-    flow.ledger
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT invoice_key, bytes FROM polyfac_reglement_line ORDER BY invoice_key",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get::<_, Vec<u8>>(1)?)))?
-                .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
-            Ok(rows)
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(key, bytes)| {
-            let line = String::from_utf8_lossy(&bytes).replace('\u{FFFD}', "é");
-            (key, line.trim_end().to_string())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoices_the_writer_refuses_are_told_to_polyfac_once() {
     let t = tenant_id("local");
@@ -761,4 +716,100 @@ async fn an_invoice_and_its_run_of_a_tenant_without_helios_are_parked() {
             Some("no_helios_config")
         );
     }
+}
+
+/// `invoice` with an accueil du soir line of 9.00 and the reductions of its number's rank:
+/// one in three gets a quotient-familial reduction on the cantine (−1.50), one in three an
+/// absence credited on the accueil that exceeds it (−10.00: 1.00 comes off the cantine).
+fn with_reductions(mut invoice: InvoiceIssued, rank: usize) -> InvoiceIssued {
+    let line = |number: u32, cod: &str, label: &str, amount: &str| {
+        let mut line = invoice.lines[0].clone();
+        line.number = number;
+        line.cod_prod_loc = cod.into();
+        line.fonction = Some(if cod == "CANT" { "251" } else { "421" }.into());
+        line.label = label.into();
+        line.unit_price = encaisse_schemas::Money::parse(amount).unwrap();
+        line.amount = line.unit_price;
+        line
+    };
+    let mut lines = vec![line(3, "ACCS", "Accueil du soir février 2026", "9.00")];
+    match rank % 3 {
+        0 => lines.push(line(4, "CANT", "Réduction quotient familial", "-1.50")),
+        1 => lines.push(line(4, "ACCS", "Absences justifiées", "-10.00")),
+        _ => {}
+    }
+    invoice.lines.extend(lines);
+    invoice.total = encaisse_schemas::Money::sum(invoice.lines.iter().map(|l| &l.amount)).unwrap();
+    invoice
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_with_reduction_lines_become_titres_for_their_total() {
+    let ormc = tenant_id("redormc");
+    let ordinaire = tenant_id("redord");
+    let flow = Flow::start(vec![
+        tenant(&ormc, BordereauKind::Ormc),
+        tenant(&ordinaire, BordereauKind::Ordinaire),
+    ])
+    .await;
+    for (t, typ_fic) in [(&ormc, "PESORMC"), (&ordinaire, "PESALR1")] {
+        let run = format!("run-{t}");
+        // 30 invoices, two thirds with reduction lines; every fourth paid by direct debit.
+        let invoices: Vec<InvoiceIssued> = (1..=30)
+            .map(|n| {
+                let number = format!("F20260001{n:02}");
+                let inv = if n % 4 == 0 {
+                    Inv::debit(&number, "20.00", Some("RCUR"))
+                } else {
+                    Inv::new(&number, "20.00")
+                };
+                with_reductions(invoice(t, &run, &inv), n)
+            })
+            .collect();
+        let closed = run_closed(t, &run, &invoices);
+        publish_run(&flow, &invoices, &closed).await;
+        let files = flow.wait_files(t, "outbox", typ_fic, 1).await;
+        let bytes = std::fs::read(&files[0]).unwrap();
+        assert_valid(&pes_aller_xsd(), &file_name(&files[0]), &bytes);
+        let sent = read_sent(&bytes);
+        let written: Vec<_> = sent.pieces().collect();
+        assert_eq!(written.len(), 30, "{t}: one titre per invoice");
+        let numbers = titre_numbers(&flow, t).await;
+        for (_, piece) in written {
+            let number = &numbers[piece.id_pce as usize - 1];
+            let inv = invoices
+                .iter()
+                .find(|i| &i.invoice.number == number)
+                .unwrap();
+            let amounts: Vec<encaisse_schemas::Money> = piece
+                .lines
+                .iter()
+                .map(|l| encaisse_schemas::Money::parse(&l.amount).unwrap())
+                .collect();
+            assert!(amounts.iter().all(|a| a.is_positive()), "{amounts:?}");
+            assert_eq!(
+                encaisse_schemas::Money::sum(amounts.iter()).unwrap(),
+                inv.total,
+                "{t} {number}: the titre is for the invoice's total"
+            );
+            let debit = inv.payment_mode == encaisse_schemas::events::PaymentMode::Prelevement;
+            assert!(
+                piece.lines.iter().all(|l| l.sequence.is_some() == debit),
+                "{number}: every line debited for its net amount"
+            );
+        }
+        // 18.50 + 9.00, 10.00 + 9.00 − 10.00 → 19.00 in one line, 29.00: 10 of each.
+        let total: i64 = invoices.iter().map(|i| i.total.cents()).sum();
+        assert_eq!(total, 10 * (2750 + 1900 + 2900));
+        assert_eq!(sent.bordereaux[0].nbr_pce, 30);
+    }
+    settle().await;
+    assert!(
+        flow.events()
+            .await
+            .iter()
+            .all(|e| e.kind != "titre.rejected"),
+        "no invoice refused for its reductions"
+    );
+    assert_eq!(flow.count("SELECT count(*) FROM helios_refused").await, 0);
 }

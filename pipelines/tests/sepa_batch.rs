@@ -508,3 +508,46 @@ async fn a_large_run_is_one_valid_file_with_exact_totals() {
     eprintln!("{count} invoices → one pain.008 in {elapsed:?}");
     flow.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
+    let t = tenant_id("reduced");
+    let mut flow = Flow::start(vec![tenant(&t)]).await;
+    let run = "run-reduced";
+    let mut reduced = invoice(&t, run, &Inv::debit("R1", "RUM-R1", "120.00"));
+    let mut reduction = reduced.lines[0].clone();
+    reduction.number = 2;
+    reduction.label = "Réduction quotient familial".into();
+    reduction.unit_price = encaisse_schemas::Money::parse("-35.50").unwrap();
+    reduction.amount = reduction.unit_price;
+    reduced.lines.push(reduction);
+    reduced.total = encaisse_schemas::Money::parse("84.50").unwrap();
+    let invoices = vec![
+        reduced,
+        invoice(&t, run, &Inv::debit("R2", "RUM-R2", "10.00")),
+    ];
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let files = flow.wait_files(&t, "outbox", 1).await;
+    let sent = check_pain008(&files[0]);
+    let debited: Vec<(String, i64)> = sent
+        .blocks
+        .iter()
+        .flat_map(|b| &b.collections)
+        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
+        .collect();
+    assert_eq!(
+        debited,
+        [
+            ("2026-R1-1".to_string(), 8_450),
+            ("2026-R2-1".to_string(), 1_000)
+        ],
+        "the invoice's total, never a line"
+    );
+    assert_eq!(sent.declared_cents, Some(9_450));
+    settle().await;
+    assert!(flow.events().await.is_empty(), "nothing refused");
+    flow.stop().await;
+}

@@ -218,6 +218,50 @@ impl Event for InvoiceIssued {
     }
 }
 
+/// `credit_note.issued` v1 — a credit note (avoir) was issued by a source application: it
+/// reduces or cancels an invoice issued before (`origin`). Routing key
+/// `credit_note.issued.<collection>` (the original's collection path).
+///
+/// `note` is the credit note as read and enriched like any invoice (its own number, payer,
+/// product codes), except that its lines are reductions and its `total` is < 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditNoteIssued {
+    /// Always 1 for this version.
+    pub schema_version: u16,
+    /// The original invoice (same tenant; its exercice from `ExerciceOrigine`, else the
+    /// credit note's).
+    pub origin: InvoiceRef,
+    pub note: InvoiceIssued,
+}
+
+impl CreditNoteIssued {
+    /// What the credit note takes off, > 0.
+    pub fn credited(&self) -> Money {
+        Money::from_cents(-self.note.total.cents()).unwrap_or(Money::ZERO)
+    }
+}
+
+impl Event for CreditNoteIssued {
+    const TYPE: &'static str = "credit_note.issued";
+    const SCHEMA_VERSION: u16 = 1;
+    fn tenant(&self) -> &TenantId {
+        &self.note.invoice.tenant
+    }
+    fn invoice(&self) -> Option<&InvoiceRef> {
+        Some(&self.note.invoice)
+    }
+    fn business_key(&self) -> String {
+        format!("{}#{}", self.note.invoice.key(), self.note.content_hash)
+    }
+    fn routing_key(&self) -> String {
+        match self.note.collection {
+            CollectionPath::Titres => "credit_note.issued.titres".into(),
+            CollectionPath::Regie => "credit_note.issued.regie".into(),
+        }
+    }
+}
+
 /// Invoices a billing run published for one budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -26,6 +26,7 @@ pub fn all() -> Vec<(String, String)> {
     }
     vec![
         one::<InvoiceIssued>(),
+        one::<CreditNoteIssued>(),
         one::<BillingRunClosed>(),
         one::<PaymentReceived>(),
         one::<PaymentFailed>(),

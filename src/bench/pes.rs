@@ -95,7 +95,8 @@ pub fn run(
             sequence,
             asap_pdf: None,
         };
-        // Invoices Hélios refuses (a reduction line, say) are not written, as in the daemon.
+        // Invoices Hélios refuses (a postal code of 4 digits, say) are not written, as in the
+        // daemon.
         if titre_shape(&bordereau, &titre).is_err() {
             return ControlFlow::Continue(());
         }

@@ -8,7 +8,7 @@ use std::io::Read;
 use base64::Engine as _;
 use common::*;
 use encaisse_helios::aller::{
-    self, OwnedTitre, Titre, WriteError, check_titre, pes_aller_bytes, write_pes_aller,
+    self, OwnedTitre, Titre, WriteError, check_titre, pes_aller_bytes, reduction, write_pes_aller,
 };
 use encaisse_helios::codes::BordereauKind;
 use encaisse_helios::config::{AsapMode, NumDetteRule, OutputEncoding, PeriodRule};
@@ -17,7 +17,7 @@ use encaisse_helios::read::tree::{self, Element};
 use encaisse_helios::schemas;
 use encaisse_helios::text::TextStyle;
 use encaisse_schemas::Money;
-use encaisse_schemas::events::{PaymentMode, SequenceType};
+use encaisse_schemas::events::{InvoiceIssued, PaymentMode, SequenceType};
 
 const LIMIT: u64 = 64 << 20;
 
@@ -462,13 +462,14 @@ fn rule_error(
 fn business_rules_name_invoice_field_and_rule() {
     let ordinaire = config(BordereauKind::Ordinaire);
     let mut inv = invoice(20, PaymentMode::Autre);
-    inv.lines[1].amount = Money::from_cents(-1200).unwrap();
-    inv.total = money("33.30");
+    inv.lines[1].amount = Money::from_cents(-5000).unwrap();
+    inv.total = money("-4.70");
     let e = rule_error(&ordinaire, titre(&inv, 1));
     assert_eq!(
         (e.invoice.as_str(), e.field.as_str()),
-        ("test/2024/F2024000020", "lines[1].amount")
+        ("test/2024/F2024000020", "lines")
     );
+    assert!(e.rule.contains("FactureOrigine"), "{}", e.rule);
 
     let mut inv = invoice(21, PaymentMode::Autre);
     inv.total = money("57.31");
@@ -780,4 +781,265 @@ fn titre_shape_names_written_lines() {
     let ordinaire = common::config(BordereauKind::Ordinaire);
     let shape = aller::titre_shape(&bordereau(&ordinaire, &budget, 4), &titre(&inv, 9)).unwrap();
     assert!(shape.ormc.is_none());
+}
+
+/// The `MtHT` of every line of a pièce, and its `MtPrel` when it has one.
+fn line_amounts(piece: &Element) -> Vec<(String, Option<String>)> {
+    piece
+        .children_named("LigneDePiece")
+        .map(|l| {
+            let bloc = find(l, &["BlocLignePiece"]);
+            (
+                find(bloc, &["InfoLignePiece"])
+                    .value_of("MtHT")
+                    .unwrap()
+                    .to_string(),
+                bloc.child("InfoPrelevementSEPA")
+                    .and_then(|p| p.value_of("MtPrel"))
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// An invoice with a cantine line (45.30), an accueil du soir line (12.00) and `reductions`
+/// (imputation of line `of`, amount) after them.
+fn reduced(n: u32, mode: PaymentMode, reductions: &[(usize, &str)]) -> InvoiceIssued {
+    let mut inv = invoice(n, mode);
+    for (of, amount) in reductions {
+        let mut line = inv.lines[*of].clone();
+        line.number = u32::try_from(inv.lines.len() + 1).unwrap();
+        line.label = "Réduction quotient familial".into();
+        line.quantity = rust_decimal::Decimal::ONE;
+        line.unit_price = money(amount);
+        line.amount = money(amount);
+        inv.lines.push(line);
+    }
+    inv.total = Money::sum(inv.lines.iter().map(|l| &l.amount)).unwrap();
+    inv
+}
+
+#[test]
+fn reductions_are_netted_into_the_titre_for_the_invoice_total() {
+    // Cantine 45.30 − 1.50 (its own imputation); accueil du soir 12.00 − 15.00: the 3.00 the
+    // soir line cannot absorb comes off the largest remaining line (the cantine).
+    let own = reduced(30, PaymentMode::Tipi, &[(0, "-1.50")]);
+    let spill = reduced(31, PaymentMode::Prelevement, &[(1, "-15.00"), (0, "-1.50")]);
+    assert_eq!((own.total, spill.total), (money("55.80"), money("40.80")));
+    for kind in [BordereauKind::Ordinaire, BordereauKind::Ormc] {
+        // ORMC: the ASAP is the commune's PDF, nothing of it is computed here.
+        let config = match kind {
+            BordereauKind::Ordinaire => config_with_asap(kind, AsapMode::All),
+            BordereauKind::Ormc => config(kind),
+        };
+        let (file, tree) = write_valid(&config, &[titre(&own, 1), titre(&spill, 2)]);
+        assert_eq!(file.summary.total, money("96.60"), "{kind:?}");
+        let ps = pieces(&tree);
+        assert_eq!(
+            line_amounts(ps[0]),
+            [("43.80".into(), None), ("12.00".into(), None)],
+            "{kind:?}"
+        );
+        assert_eq!(
+            line_amounts(ps[1]),
+            [("40.80".into(), Some("40.80".into()))],
+            "{kind:?}: the soir line netted to zero is not written; MtPrel = MtHT"
+        );
+        let bloc = find(
+            &tree.root,
+            &["PES_RecetteAller", "Bordereau", "BlocBordereau"],
+        );
+        assert_eq!(bloc.value_of("MtBordHt"), Some("96.60"));
+        if kind == BordereauKind::Ordinaire {
+            // The ASAP the family receives says the same total, line by line.
+            for (_, facture) in pj_contents(&file.bytes) {
+                assert_valid(&schemas::pes_aller(), "asap.xml", &facture);
+                let f = tree::parse(&facture, LIMIT).unwrap();
+                let indiv = find(&f.root, &["PES_Facture", "FactureIndiv"]);
+                let total = find(indiv, &["TotalAPayer"]).value_of("MtTotalTTC");
+                let lines: Vec<Money> = indiv
+                    .children_named("LigneFacture")
+                    .map(|l| money(l.value_of("MtTTC").unwrap()))
+                    .collect();
+                let sum = Money::sum(lines.iter()).unwrap();
+                assert!(
+                    total == Some("55.80") || total == Some("40.80"),
+                    "{total:?}"
+                );
+                assert_eq!(Some(sum.to_dot_string().as_str()), total);
+            }
+        }
+    }
+    // What the ledger keeps: the written lines, their net amounts and invoice lines.
+    let config = config(BordereauKind::Ordinaire);
+    let budget = budget();
+    let shape = aller::titre_shape(&bordereau(&config, &budget, 4), &titre(&spill, 9)).unwrap();
+    let lines: Vec<(u32, u32, Money)> = shape
+        .lines
+        .iter()
+        .map(|l| (l.id_ligne, l.invoice_line, l.amount))
+        .collect();
+    assert_eq!(lines, [(1, 1, money("40.80"))]);
+    assert_eq!(shape.total, spill.total);
+}
+
+/// The original titre of `invoice(40)` as written: cantine 45.30 (line 1), soir 12.00 (2).
+fn original_lines(remaining: [&str; 2]) -> Vec<reduction::OriginalLine> {
+    [(1, "RS01", remaining[0]), (2, "PS01", remaining[1])]
+        .into_iter()
+        .map(|(id_ligne, cod, left)| reduction::OriginalLine {
+            id_ligne,
+            cod_prod_loc: cod.into(),
+            nature: "7067".into(),
+            fonction: Some("251".into()),
+            remaining: money(left),
+        })
+        .collect()
+}
+
+/// A credit note of `invoice(n)`'s debtor with `lines` (product code, amount).
+fn credit_note(n: u32, lines: &[(&str, &str)]) -> InvoiceIssued {
+    let mut note = invoice(n, PaymentMode::Autre);
+    note.invoice.number = format!("AV2024{n:06}");
+    note.lines = lines
+        .iter()
+        .zip(1..)
+        .map(|((cod, amount), number)| {
+            let mut l = common::line(number, "CANTINE", cod, "Absences justifiées", 1, amount);
+            l.amount = money(amount);
+            l
+        })
+        .collect();
+    note.total = Money::sum(note.lines.iter().map(|l| &l.amount)).unwrap();
+    note
+}
+
+#[test]
+fn a_credit_note_is_allocated_to_the_lines_it_reduces_never_beyond_them() {
+    let original = original_lines(["45.30", "12.00"]);
+    // On the cantine: taken from the cantine line.
+    let partial = credit_note(41, &[("RS01", "-6.04")]);
+    let lines = reduction::allocate(&partial, &original).unwrap();
+    let got: Vec<(u32, u32, Money)> = lines
+        .iter()
+        .map(|l| (l.id_ligne, l.id_ligne_orig, l.amount))
+        .collect();
+    assert_eq!(got, [(1, 1, money("6.04"))]);
+    assert_eq!(lines[0].label, "Absences justifiées");
+    // The whole invoice: every line, in the original's order.
+    let full = credit_note(42, &[("PS01", "-12.00"), ("RS01", "-45.30")]);
+    let got: Vec<(u32, u32, Money)> = reduction::allocate(&full, &original)
+        .unwrap()
+        .iter()
+        .map(|l| (l.id_ligne, l.id_ligne_orig, l.amount))
+        .collect();
+    assert_eq!(got, [(1, 1, money("45.30")), (2, 2, money("12.00"))]);
+    // More on the soir than the soir line holds: the rest from the cantine.
+    let spill = credit_note(43, &[("PS01", "-15.00")]);
+    let got: Vec<(u32, Money)> = reduction::allocate(&spill, &original)
+        .unwrap()
+        .iter()
+        .map(|l| (l.id_ligne_orig, l.amount))
+        .collect();
+    assert_eq!(got, [(1, money("3.00")), (2, money("12.00"))]);
+    // After an earlier credit note only 10.00 remain: 10.01 is refused.
+    let left = original_lines(["0.00", "10.00"]);
+    let too_much = credit_note(44, &[("RS01", "-10.01")]);
+    assert_eq!(
+        reduction::allocate(&too_much, &left),
+        Err(reduction::ReductionError::ExceedsRemaining {
+            asked: money("10.01"),
+            remaining: money("10.00"),
+        })
+    );
+    let nothing = credit_note(45, &[("RS01", "1.00")]);
+    assert!(matches!(
+        reduction::allocate(&nothing, &original),
+        Err(reduction::ReductionError::NothingCredited { .. })
+    ));
+}
+
+#[test]
+fn reduction_titres_are_a_valid_type_02_bordereau_tied_to_their_originals() {
+    let config = config(BordereauKind::Ormc);
+    let budget = budget();
+    let original = original_lines(["45.30", "12.00"]);
+    let partial = credit_note(41, &[("RS01", "-6.04")]);
+    let full = credit_note(42, &[("PS01", "-12.00"), ("RS01", "-45.30")]);
+    let partial_lines = reduction::allocate(&partial, &original).unwrap();
+    let full_lines = reduction::allocate(&full, &original_lines(["45.30", "12.00"])).unwrap();
+    let titres = [
+        reduction::ReductionTitre {
+            credit_note: &partial,
+            id_pce: 31,
+            original_id_pce: 7,
+            original_number: "F2024000040",
+            lines: &partial_lines,
+        },
+        reduction::ReductionTitre {
+            credit_note: &full,
+            id_pce: 32,
+            original_id_pce: 8,
+            original_number: "F2024000039",
+            lines: &full_lines,
+        },
+    ];
+    let b = bordereau(&config, &budget, 3);
+    let file = reduction::pes_reduction_bytes(&b, &titres).unwrap();
+    assert_eq!(
+        file.summary.file_name, "PESALR1_21940000000017_2024_02_0000003.xml",
+        "not the name of ordinary bordereau 3"
+    );
+    assert_valid(&schemas::pes_aller(), &file.summary.file_name, &file.bytes);
+    let report = check_pes_aller(&file.bytes, LIMIT).unwrap();
+    assert!(report.is_valid(), "{:#?}", report.findings);
+    let tree = tree::parse(&file.bytes, LIMIT).unwrap();
+    let head = find(&tree.root, &["Enveloppe", "Parametres"]);
+    assert_eq!(head.value_of("TypFic"), Some("PESALR1"), "a recette file");
+    let bloc = find(
+        &tree.root,
+        &["PES_RecetteAller", "Bordereau", "BlocBordereau"],
+    );
+    assert_eq!(
+        (
+            bloc.value_of("TypBord"),
+            bloc.value_of("IdBord"),
+            bloc.value_of("NbrPce"),
+            bloc.value_of("MtBordHt")
+        ),
+        (Some("02"), Some("3"), Some("2"), Some("63.34"))
+    );
+    let ps = pieces(&tree);
+    let mut links = Vec::new();
+    for p in &ps {
+        let bp = p.child("BlocPiece").unwrap();
+        assert_eq!(
+            (bp.value_of("TypPce"), bp.value_of("NatPce")),
+            (Some("02"), Some("06"))
+        );
+        for l in p.children_named("LigneDePiece") {
+            let r = find(l, &["BlocLignePiece", "RattachPiece"]);
+            links.push((
+                bp.value_of("IdPce").unwrap().to_string(),
+                find(l, &["BlocLignePiece", "InfoLignePiece"])
+                    .value_of("MtHT")
+                    .unwrap()
+                    .to_string(),
+                r.value_of("NatPceOrig").unwrap().to_string(),
+                r.value_of("ExerRat").unwrap().to_string(),
+                r.value_of("IdPceOrig").unwrap().to_string(),
+                r.value_of("IdLigneOrig").unwrap().to_string(),
+            ));
+        }
+    }
+    let s = |v: [&str; 6]| v.map(str::to_string);
+    let expected: Vec<_> = [
+        s(["31", "6.04", "01", "2024", "7", "1"]),
+        s(["32", "45.30", "01", "2024", "8", "1"]),
+        s(["32", "12.00", "01", "2024", "8", "2"]),
+    ]
+    .into_iter()
+    .map(|[a, b, c, d, e, f]| (a, b, c, d, e, f))
+    .collect();
+    assert_eq!(links, expected);
 }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use encaisse_schemas::identifiers::Rum;
 use encaisse_schemas::{
-    BillingRunClosed, CollectionPath, Event, InvoiceIssued, InvoiceLine, InvoiceRef, Money,
-    PaymentMode, RunBudgetCount, SequenceType, SourceRef, TenantId,
+    BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued, InvoiceLine,
+    InvoiceRef, Money, PaymentMode, RunBudgetCount, SequenceType, SourceRef, TenantId,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -106,6 +106,10 @@ struct CanonicalInvoice<'a> {
     mandate: Option<CanonicalMandate<'a>>,
     lines: Vec<CanonicalLine<'a>>,
     total: String,
+    /// A credit note's original (`exercice/number`); absent for an invoice, so invoices
+    /// keep the hash they always had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
 }
 
 /// SHA-256 (hex) of the invoice's canonical content (see the module doc).
@@ -150,6 +154,10 @@ pub fn content_hash(invoice: &Invoice) -> String {
             })
             .collect(),
         total: invoice.total.to_dot_string(),
+        origin: invoice
+            .origin
+            .as_ref()
+            .map(|o| format!("{}/{}", o.exercice, o.number)),
     };
     // Serialising borrowed strings, dates and unit enums to JSON cannot fail.
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
@@ -220,6 +228,32 @@ pub fn enrich<E>(
         // A direct-debit invoice is collected by the debit: offering it online as well
         // would let a family pay twice.
         online_payable: activity.online_payment && invoice.payment_mode != PaymentMode::Prelevement,
+    })
+}
+
+/// Builds `credit_note.issued` from a valid credit note (an invoice with an origin);
+/// `None` for an ordinary invoice. A credit note debits nothing and is not paid: it carries
+/// no mandate (so no mandate use is derived for it) and is not payable online.
+pub fn enrich_credit_note(invoice: &Invoice, ctx: &RunContext) -> Option<CreditNoteIssued> {
+    let origin = invoice.origin.as_ref()?;
+    let note = Invoice {
+        mandate: None,
+        ..invoice.clone()
+    };
+    let mut issued = match enrich(&note, ctx, |_| Err::<SequenceType, ()>(())) {
+        Ok(issued) => issued,
+        // Unreachable: no mandate, no sequence asked.
+        Err(()) => return None,
+    };
+    issued.online_payable = false;
+    Some(CreditNoteIssued {
+        schema_version: CreditNoteIssued::SCHEMA_VERSION,
+        origin: InvoiceRef {
+            tenant: ctx.tenant.clone(),
+            exercice: origin.exercice,
+            number: origin.number.clone(),
+        },
+        note: issued,
     })
 }
 

@@ -81,6 +81,11 @@ pub enum Rule {
     LineAmountMismatch,
     /// The invoice total (sum of the lines) is not > 0.
     TotalNotPositive,
+    /// A credit note (`FactureOrigine` set) whose total is not < 0.
+    CreditNoteNotNegative,
+    /// `FactureOrigine` / `ExerciceOrigine` unusable: exercice without invoice, not a year,
+    /// or the credit note naming itself.
+    InvalidOrigin,
     /// The invoice total given by the source ≠ the sum of the lines.
     TotalMismatch,
     /// A header column differs between lines of one invoice.
@@ -137,6 +142,8 @@ impl Rule {
             Rule::InvalidNumber => "invalid_number",
             Rule::LineAmountMismatch => "line_amount_mismatch",
             Rule::TotalNotPositive => "total_not_positive",
+            Rule::CreditNoteNotNegative => "credit_note_not_negative",
+            Rule::InvalidOrigin => "invalid_origin",
             Rule::TotalMismatch => "total_mismatch",
             Rule::HeaderMismatch => "header_mismatch",
             Rule::InvalidPeriod => "invalid_period",

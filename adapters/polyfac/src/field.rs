@@ -71,6 +71,12 @@ pub enum Field {
     /// `MontantFacture`: invoice total, when the source gives one (not in the Polyfac contract).
     /// When present it must equal the sum of the lines.
     InvoiceTotal,
+    /// `FactureOrigine`: only on a credit note (avoir), the number of the invoice it reduces
+    /// or cancels. Optional.
+    OriginInvoice,
+    /// `ExerciceOrigine`: the original invoice's exercice when it is not `Exercice`.
+    /// Optional, only with `FactureOrigine`.
+    OriginExercice,
 }
 
 /// When a field must have a value.
@@ -86,7 +92,7 @@ pub enum Requirement {
 
 impl Field {
     /// Every field, in the order of the default Polyfac contract.
-    pub const ALL: [Field; 29] = [
+    pub const ALL: [Field; 31] = [
         Field::InvoiceNumber,
         Field::IssueDate,
         Field::Exercice,
@@ -116,6 +122,8 @@ impl Field {
         Field::AccountHolder,
         Field::DueDate,
         Field::InvoiceTotal,
+        Field::OriginInvoice,
+        Field::OriginExercice,
     ];
 
     /// Number of fields (size of per-field tables).
@@ -158,6 +166,8 @@ impl Field {
             Field::AccountHolder => "TitulaireCompte",
             Field::DueDate => "DateEcheance",
             Field::InvoiceTotal => "MontantFacture",
+            Field::OriginInvoice => "FactureOrigine",
+            Field::OriginExercice => "ExerciceOrigine",
         }
     }
 
@@ -193,6 +203,8 @@ impl Field {
             Field::AccountHolder => "account_holder",
             Field::DueDate => "due_date",
             Field::InvoiceTotal => "invoice_total",
+            Field::OriginInvoice => "origin_invoice",
+            Field::OriginExercice => "origin_exercice",
         }
     }
 
@@ -203,7 +215,9 @@ impl Field {
             | Field::Locality
             | Field::Email
             | Field::Sequence
-            | Field::InvoiceTotal => Requirement::Optional,
+            | Field::InvoiceTotal
+            | Field::OriginInvoice
+            | Field::OriginExercice => Requirement::Optional,
             Field::Rum
             | Field::MandateSignedOn
             | Field::Iban

@@ -222,10 +222,17 @@ const MODES: [&str; 4] = ["PRELEVEMENT", "TIP", "TIPI", "AUTRE"];
 /// One generated line, in Polyfac column order.
 type Row = Vec<String>;
 
+/// The generator writes no credit note: the columns of the invoice's own total and of a
+/// credit note's original are left out (all optional).
 fn header() -> Row {
     Field::ALL
         .iter()
-        .filter(|f| **f != Field::InvoiceTotal)
+        .filter(|f| {
+            !matches!(
+                f,
+                Field::InvoiceTotal | Field::OriginInvoice | Field::OriginExercice
+            )
+        })
         .map(|f| f.polyfac_column().to_string())
         .collect()
 }

@@ -86,10 +86,12 @@ pub mod values;
 
 pub use catalogue::TenantCatalogue;
 pub use config::SourceMapping;
-pub use enrich::{RunContext, billing_run_closed, content_hash, enrich, run_id};
+pub use enrich::{
+    RunContext, billing_run_closed, content_hash, enrich, enrich_credit_note, run_id,
+};
 pub use error::{FileError, Rule, ValidationError};
 pub use field::Field;
 pub use reader::{
     ExportItem, ExportReader, ExportSummary, Prescan, ReadOptions, RejectedInvoice, prescan,
 };
-pub use validate::Invoice;
+pub use validate::{Invoice, Origin};

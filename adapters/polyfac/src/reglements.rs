@@ -21,7 +21,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use chrono_tz::Europe::Paris;
 use encaisse_schemas::{
     Channel, Money, PayfipFailure, PaymentFailed, PaymentReceived, PaymentRejected,
-    PaymentReversed, TenantId, TitreAccepted, TitreRejected,
+    PaymentReversed, TenantId, TitreAccepted, TitreRejected, TitreSource,
 };
 use encoding_rs::WINDOWS_1252;
 
@@ -59,6 +59,10 @@ pub enum Statut {
     Annule,
     TitrePrisEnCharge,
     TitreRejete,
+    /// A credit note was taken in charge against its original's titre.
+    TitreReduit,
+    /// A credit note could not be applied (refused before any PES file).
+    AvoirRejete,
 }
 
 impl Statut {
@@ -69,6 +73,8 @@ impl Statut {
             Statut::Annule => "ANNULE",
             Statut::TitrePrisEnCharge => "TITRE_PRIS_EN_CHARGE",
             Statut::TitreRejete => "TITRE_REJETE",
+            Statut::TitreReduit => "TITRE_REDUIT",
+            Statut::AvoirRejete => "AVOIR_REJETE",
         }
     }
 }
@@ -101,6 +107,9 @@ pub struct RowContext {
     pub invoice_total: Option<Money>,
     /// For a reversal: the payment it cancels, when known.
     pub reversed_payment: Option<OriginalPayment>,
+    /// When the event is about a credit note: the number of the invoice it reduces (the
+    /// credit note's `invoice_total` is then what it takes off).
+    pub credit_note_of: Option<String>,
 }
 
 /// One REGLEMENTS line.
@@ -207,15 +216,30 @@ pub fn reglement_row(event: StatusEvent<'_>, ctx: &RowContext) -> ReglementRow {
                 ..base(&e.invoice, &e.reversed_at)
             }
         }
+        // A credit note's réduction titre taken in charge: the reduction, naming the
+        // original in `Motif`.
         StatusEvent::TitreAccepted(e) => ReglementRow {
             amount: ctx.invoice_total,
-            statut: Statut::TitrePrisEnCharge,
+            statut: match ctx.credit_note_of {
+                Some(_) => Statut::TitreReduit,
+                None => Statut::TitrePrisEnCharge,
+            },
             reference: e.titre.reference(),
+            motif: ctx
+                .credit_note_of
+                .as_ref()
+                .map(|origin| format!("FactureOrigine {origin}"))
+                .unwrap_or_default(),
             ..base(&e.invoice, &e.accepted_at)
         },
         StatusEvent::TitreRejected(e) => ReglementRow {
             amount: ctx.invoice_total,
-            statut: Statut::TitreRejete,
+            // A credit note refused before any PES file is an AVOIR_REJETE; one whose
+            // réduction titre the Trésorerie rejected is a TITRE_REJETE like any titre.
+            statut: match (&ctx.credit_note_of, e.source) {
+                (Some(_), TitreSource::Local) => Statut::AvoirRejete,
+                _ => Statut::TitreRejete,
+            },
             // Empty for a local refusal: the invoice never had a titre number.
             reference: e.titre.as_ref().map(|t| t.reference()).unwrap_or_default(),
             motif: motif(&e.code, &e.text),

@@ -75,13 +75,22 @@ pub struct Invoice {
     pub family_code: String,
     pub payer: Payer,
     pub lines: Vec<Line>,
-    /// Sum of the lines, > 0.
+    /// Sum of the lines: > 0, or < 0 for a credit note.
     pub total: Money,
     pub due_date: NaiveDate,
     pub payment_mode: PaymentMode,
     pub mandate: Option<Mandate>,
     /// First and last line numbers in the file.
     pub file_lines: (u64, u64),
+    /// Set on a credit note: the invoice it reduces or cancels (its total is then < 0).
+    pub origin: Option<Origin>,
+}
+
+/// The invoice a credit note reduces (`FactureOrigine`, `ExerciceOrigine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub number: String,
+    pub exercice: u16,
 }
 
 /// Validates groups of lines of one file against a mapping and a tenant catalogue.
@@ -207,13 +216,23 @@ impl Validator<'_> {
             }
         }
         if let Some(total) = total {
-            if !total.is_positive() {
+            if header.origin.is_some() && !total.is_negative() {
+                errors.push(
+                    first.line,
+                    Some(Field::LineAmount),
+                    Rule::CreditNoteNotNegative,
+                    format!(
+                        "credit note total {} must be less than zero (it takes off its FactureOrigine)",
+                        total.to_comma_string()
+                    ),
+                );
+            } else if header.origin.is_none() && !total.is_positive() {
                 errors.push(
                     first.line,
                     Some(Field::LineAmount),
                     Rule::TotalNotPositive,
                     format!(
-                        "invoice total {} must be greater than zero",
+                        "invoice total {} must be greater than zero (a credit note names its FactureOrigine)",
                         total.to_comma_string()
                     ),
                 );
@@ -233,6 +252,7 @@ impl Validator<'_> {
                 );
             }
         }
+        let origin = header.origin.clone().flatten();
         match (header.complete(), total) {
             (Some(h), Some(total)) if errors.list.is_empty() => Ok(Invoice {
                 number: h.number,
@@ -248,6 +268,7 @@ impl Validator<'_> {
                 payment_mode: h.payment_mode,
                 mandate: h.mandate,
                 file_lines: (group.first_line(), group.last_line),
+                origin,
             }),
             _ => {
                 if errors.list.is_empty() {
@@ -439,6 +460,7 @@ impl Validator<'_> {
         let total = m
             .get(line, Field::InvoiceTotal)
             .and_then(|_| self.amount(line, Field::InvoiceTotal, errors));
+        let origin = self.origin(line, number.as_deref(), exercice, errors);
         let payer = match (civilite, last_name, first_name, street, postal_code, city) {
             (
                 Some(civilite),
@@ -474,7 +496,68 @@ impl Validator<'_> {
             payment_mode,
             mandate,
             total,
+            origin,
         }
+    }
+
+    /// `FactureOrigine` / `ExerciceOrigine`: `None` for an invoice, `Some(None)` for a
+    /// credit note whose origin breaks a rule.
+    fn origin(
+        &self,
+        line: &RawLine,
+        number: Option<&str>,
+        exercice: Option<u16>,
+        errors: &mut Errors,
+    ) -> Option<Option<Origin>> {
+        let m = self.mapping;
+        let origin_exercice = m.get(line, Field::OriginExercice);
+        let Some(origin) = m.get(line, Field::OriginInvoice) else {
+            if origin_exercice.is_some() {
+                errors.push(
+                    line.line,
+                    Some(Field::OriginExercice),
+                    Rule::InvalidOrigin,
+                    "ExerciceOrigine is set without FactureOrigine",
+                );
+            }
+            return None;
+        };
+        let mut invalid = |field: Field, message: String| {
+            errors.push(line.line, Some(field), Rule::InvalidOrigin, message);
+            Some(None)
+        };
+        if origin.chars().count() > MAX_INVOICE_NUMBER_CHARS {
+            return invalid(
+                Field::OriginInvoice,
+                format!("{origin:?} is longer than {MAX_INVOICE_NUMBER_CHARS} characters"),
+            );
+        }
+        let origin_exercice = match origin_exercice {
+            None => exercice,
+            Some(v) => match v.parse::<u16>().ok().filter(|_| v.len() == 4) {
+                Some(year) => Some(year),
+                None => {
+                    return invalid(
+                        Field::OriginExercice,
+                        format!("{v:?} is not a four-digit year"),
+                    );
+                }
+            },
+        };
+        let Some(origin_exercice) = origin_exercice else {
+            // The credit note's own exercice is invalid: reported on its column.
+            return Some(None);
+        };
+        if Some(origin) == number && Some(origin_exercice) == exercice {
+            return invalid(
+                Field::OriginInvoice,
+                format!("the credit note {origin:?} names itself as its original"),
+            );
+        }
+        Some(Some(Origin {
+            number: origin.to_string(),
+            exercice: origin_exercice,
+        }))
     }
 
     /// The mandate of a `PRELEVEMENT` invoice (`None` inside when a part is invalid).
@@ -692,6 +775,8 @@ struct Header {
     /// `Some(None)` = direct debit with an invalid mandate; `None` = not a direct debit.
     mandate: Option<Option<Mandate>>,
     total: Option<Money>,
+    /// `Some(None)` = a credit note whose origin is invalid; `None` = an invoice.
+    origin: Option<Option<Origin>>,
 }
 
 /// The header once every field is valid.

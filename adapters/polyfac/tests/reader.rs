@@ -471,3 +471,55 @@ fn read_errors_are_transient() {
     assert_eq!(err.kind(), "io");
     assert!(err.is_transient());
 }
+
+#[test]
+fn credit_notes_name_their_original_and_take_off() {
+    let mut columns = COLUMNS.to_vec();
+    columns.extend(["FactureOrigine", "ExerciceOrigine"]);
+    let credit = |number: &str, origin: &str, exercice: &str, amount: &str| {
+        let mut r = row(number);
+        r.insert("FactureOrigine".into(), origin.into());
+        r.insert("ExerciceOrigine".into(), exercice.into());
+        r.insert("Quantite".into(), "1".into());
+        r.insert("PrixUnitaire".into(), amount.into());
+        r.insert("MontantLigne".into(), amount.into());
+        r
+    };
+    let rows = vec![
+        row("G1"),
+        credit("A1", "F0001", "", "-6,70"),
+        credit("A2", "F0002", "2025", "-13,40"),
+        // Not negative: refused.
+        credit("A3", "F0003", "", "6,70"),
+        // Exercice without invoice.
+        credit("A4", "", "2025", "-1,00"),
+        // Names itself.
+        credit("A5", "A5", "", "-1,00"),
+        // A negative total without FactureOrigine is not a credit note: refused.
+        credit("A6", "", "", "-1,00"),
+    ];
+    let text = export_with(&columns, &rows);
+    let read = read_with(
+        text.as_bytes(),
+        &SourceMapping::polyfac_default(),
+        "export.csv",
+    )
+    .unwrap();
+    assert_eq!(
+        read.valid_numbers(),
+        ["G1", "A1", "A2"],
+        "{:#?}",
+        read.rejected
+    );
+    assert_eq!(read.valid[0].origin, None);
+    let origin = |i: usize| read.valid[i].origin.clone().map(|o| (o.number, o.exercice));
+    assert_eq!(origin(1), Some(("F0001".to_string(), 2026)));
+    assert_eq!(origin(2), Some(("F0002".to_string(), 2025)));
+    assert_eq!(read.valid[1].total, Money::parse("-6,70").unwrap());
+    let rule = |n: &str| read.rejected(n).errors[0].rule;
+    assert_eq!(rule("A3"), Rule::CreditNoteNotNegative);
+    assert_eq!(rule("A4"), Rule::InvalidOrigin);
+    assert_eq!(rule("A5"), Rule::InvalidOrigin);
+    assert_eq!(rule("A6"), Rule::TotalNotPositive);
+    assert_eq!(read.rejected("A4").errors[0].column, "ExerciceOrigine");
+}

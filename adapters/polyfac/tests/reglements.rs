@@ -36,6 +36,7 @@ fn ctx() -> RowContext {
         family_code: "FAM000123".into(),
         invoice_total: Some(eur("62,95")),
         reversed_payment: None,
+        credit_note_of: None,
     }
 }
 
@@ -246,4 +247,60 @@ fn characters_outside_windows_1252_become_question_marks() {
         "{}",
         String::from_utf8_lossy(&bytes)
     );
+}
+
+#[test]
+fn credit_note_events_are_titre_reduit_or_avoir_rejete() {
+    let avoir = RowContext {
+        invoice_total: Some(eur("6,20")),
+        credit_note_of: Some("F2026-000101".into()),
+        ..ctx()
+    };
+    let mut note = invoice();
+    note.number = "A2026-000007".into();
+    let reduction = TitreRef {
+        bordereau_type: "02".into(),
+        id_bord: 3,
+        id_pce: 412,
+        ..titre()
+    };
+    let accepted = TitreAccepted {
+        schema_version: 1,
+        invoice: note.clone(),
+        titre: reduction.clone(),
+        source: TitreSource::Retour,
+        accepted_at: at("2026-03-30T08:00:00+02:00"),
+        file: "PES_Retour.xml".into(),
+    };
+    assert_eq!(
+        line(StatusEvent::TitreAccepted(&accepted), &avoir),
+        b"A2026-000007;FAM000123;30/03/2026;6,20;;TITRE_REDUIT;2026/02/3/412;FactureOrigine F2026-000101;\r\n"
+    );
+    let refused = TitreRejected {
+        schema_version: 1,
+        invoice: note.clone(),
+        titre: None,
+        source: TitreSource::Local,
+        code: "LOCAL-AVOIR".into(),
+        text: "Not sent to Hélios: credit_note: too much".into(),
+        rejected_at: at("2026-03-30T08:00:00+02:00"),
+        file: String::new(),
+    };
+    let bytes = line(StatusEvent::TitreRejected(&refused), &avoir);
+    let (text, _, _) = encoding_rs::WINDOWS_1252.decode(&bytes);
+    assert_eq!(
+        text,
+        "A2026-000007;FAM000123;30/03/2026;6,20;;AVOIR_REJETE;;LOCAL-AVOIR Not sent to Hélios: credit_note: too much;\r\n"
+    );
+    // The Trésorerie rejecting the réduction titre: TITRE_REJETE, with its reference.
+    let rejected = TitreRejected {
+        titre: Some(reduction),
+        source: TitreSource::Retour,
+        code: "04".into(),
+        text: "Titre d'origine soldé".into(),
+        ..refused
+    };
+    let row = reglement_row(StatusEvent::TitreRejected(&rejected), &avoir);
+    assert_eq!(row.statut.as_str(), "TITRE_REJETE");
+    assert_eq!(row.reference, "2026/02/3/412");
 }

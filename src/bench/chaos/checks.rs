@@ -598,7 +598,7 @@ mod tests {
             (
                 "F2026-0000003",
                 800,
-                Some("lines[2].amount: negative".to_string()),
+                Some("payer.address.postal_code: not 5 digits".to_string()),
             ),
         ] {
             expected.valid.insert(

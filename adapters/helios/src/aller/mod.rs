@@ -18,8 +18,10 @@
 //! acknowledging is the same file.
 
 pub(crate) mod asap;
+mod netting;
 mod prepare;
 mod recette;
+pub mod reduction;
 pub mod talon;
 
 use chrono::NaiveDate;

@@ -8,6 +8,7 @@ use encaisse_schemas::events::{Civilite, InvoiceIssued, PaymentMode, SequenceTyp
 use encaisse_schemas::identifiers::BicFlavour;
 use encaisse_schemas::tenant::{Budget, CollectionPath};
 
+use super::netting::{Gross, net_lines};
 use super::talon::{TalonInput, TalonOptique, talon_optique_lines};
 use super::{Bordereau, InvoiceError, MAX_ID_PCE, Titre, month_name};
 use crate::codes::BordereauKind;
@@ -146,8 +147,9 @@ pub struct TitreLine {
 }
 
 /// What a stage keeps of a titre to find it again when the Trésorerie answers: its lines
-/// as written (a free line is not written, so `IdLigne` may differ from the invoice line
-/// number) and, for ORMC, its keys.
+/// as written (free lines and reductions are not written, reductions are netted into the
+/// other lines, so `IdLigne` may differ from the invoice line number and `amount` from the
+/// invoice line's) and, for ORMC, its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TitreShape {
     pub lines: Vec<TitreLine>,
@@ -330,17 +332,11 @@ fn prepare_lines<'a>(
     kind: BordereauKind,
 ) -> Result<Vec<Line<'a>>, InvoiceError> {
     let config = ctx.config();
-    let mut lines = Vec::with_capacity(ctx.invoice.lines.len());
+    // Every line that owes or takes off something, checked; free lines are not sous-articles.
+    let mut checked: Vec<Line<'a>> = Vec::with_capacity(ctx.invoice.lines.len());
     for (i, line) in ctx.invoice.lines.iter().enumerate() {
         let field = |name: &str| format!("lines[{i}].{name}");
-        if line.amount.is_negative() {
-            return Err(ctx.error(
-                field("amount"),
-                format!("{} is negative: a PES line amount (MtHT) must be > 0; issue a reduction titre instead", line.amount),
-            ));
-        }
-        if !line.amount.is_positive() {
-            // A free line owes nothing: it is not a sous-article.
+        if line.amount.cents() == 0 {
             continue;
         }
         if !is_alnum(&line.cod_prod_loc)
@@ -374,12 +370,8 @@ fn prepare_lines<'a>(
                 format!("{f:?} is not a fonction account (1-10 digits)"),
             ));
         }
-        let id_ligne = u32::try_from(lines.len() + 1).unwrap_or(u32::MAX);
-        if id_ligne > 999_999 {
-            return Err(ctx.error("lines", "more than 999 999 lines"));
-        }
-        lines.push(Line {
-            id_ligne,
+        checked.push(Line {
+            id_ligne: 0,
             object: ctx.text_opt(Some(&line.label), 160),
             cod_prod_loc: &line.cod_prod_loc,
             nature,
@@ -388,10 +380,43 @@ fn prepare_lines<'a>(
             source: i,
         });
     }
-    if lines.is_empty() {
-        return Err(ctx.error("lines", "no line with an amount > 0"));
+    let gross: Vec<Gross<(&str, Option<&str>, &str)>> = checked
+        .iter()
+        .map(|l| Gross {
+            imputation: (l.nature, l.fonction, l.cod_prod_loc),
+            cents: l.amount.cents(),
+        })
+        .collect();
+    let net = net_lines(&gross).ok_or_else(|| {
+        ctx.error(
+            "lines",
+            "the lines add up to 0 or less: nothing to collect (a correction of an invoice \
+             already sent is a credit note naming its FactureOrigine)",
+        )
+    })?;
+    let mut lines = Vec::with_capacity(checked.len());
+    for (mut line, cents) in checked.into_iter().zip(net) {
+        if cents <= 0 {
+            // A reduction, or a line its reductions took in full: nothing left to owe.
+            continue;
+        }
+        let id_ligne = u32::try_from(lines.len() + 1).unwrap_or(u32::MAX);
+        if id_ligne > 999_999 {
+            return Err(ctx.error("lines", "more than 999 999 lines"));
+        }
+        line.id_ligne = id_ligne;
+        line.amount = Money::from_cents(cents).map_err(|e| ctx.error("lines", e.to_string()))?;
+        lines.push(line);
     }
     Ok(lines)
+}
+
+/// The debtor of `invoice` as a titre of `bordereau` names it.
+pub(crate) fn debtor(
+    bordereau: &Bordereau<'_>,
+    invoice: &InvoiceIssued,
+) -> Result<Debtor, InvoiceError> {
+    prepare_debtor(&Ctx { bordereau, invoice })
 }
 
 fn prepare_debtor(ctx: &Ctx<'_, '_>) -> Result<Debtor, InvoiceError> {

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use encaisse_schemas::{Money, MoneyError};
 
-use super::prepare::{self, Debtor, Piece, check_bordereau, ormc_asap_date};
+use super::prepare::{self, BankAccount, Debtor, Piece, check_bordereau, ormc_asap_date};
 use super::{
     AsTitre, Bordereau, BordereauSummary, MAX_PIECES, WriteError, WriteSummary, asap, file_name,
 };
@@ -69,12 +69,8 @@ where
                 format!("invoice {} appears twice", titre.invoice.invoice.key()),
             ));
         }
-        for line in titre
-            .invoice
-            .lines
-            .iter()
-            .filter(|l| l.amount.is_positive())
-        {
+        // Reductions are netted into the other lines: the pièce carries the lines' sum.
+        for line in &titre.invoice.lines {
             cents = cents
                 .checked_add(line.amount.cents())
                 .ok_or(MoneyError::Overflow("MtBordHt"))?;
@@ -457,22 +453,26 @@ fn write_piece<W: Write>(
             w.close("InfoPrelevementSEPA")?;
         }
         w.close("BlocLignePiece")?;
-        write_tiers(w, piece)?;
+        write_tiers(w, &piece.debtor, piece.bank.as_ref())?;
         w.close("LigneDePiece")?;
     }
     w.close("Piece")?;
     Ok(())
 }
 
-fn write_tiers<W: Write>(w: &mut PesWriter<W>, piece: &Piece<'_>) -> Result<(), WriteError> {
-    let d = &piece.debtor;
+/// The line's `Tiers`: the debtor, its address, and the account debited when there is one.
+pub(crate) fn write_tiers<W: Write>(
+    w: &mut PesWriter<W>,
+    d: &Debtor,
+    bank: Option<&BankAccount<'_>>,
+) -> Result<(), WriteError> {
     w.open("Tiers")?;
     w.open("InfoTiers")?;
     w.leaf_opt("RefTiers", d.ref_tiers.as_deref())?;
     write_person(w, d)?;
     w.close("InfoTiers")?;
     write_debtor_address(w, d)?;
-    if let Some(bank) = &piece.bank {
+    if let Some(bank) = bank {
         w.open("CpteBancaire")?;
         w.leaf_opt("BIC", bank.bic)?;
         w.leaf("IBAN", bank.iban)?;

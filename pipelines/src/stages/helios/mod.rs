@@ -4,6 +4,8 @@
 //!   `billing_run.closed` → one PES Aller file per billing run and budget in
 //!   `<tenant>/helios/outbox`, numbered in the ledger (`IdBord` gapless, `IdPce` unique,
 //!   never reused), crash-safe ([`plan`] then [`outputs`]);
+//!   `credit_note.issued.titres` → a réduction titre (bordereau of type 02) in a file of
+//!   its own, or a refusal told to Polyfac ([`reductions`]);
 //! * [`flush`] — `helios.titres.flush`, a source: writes what was planned and not written
 //!   (at start-up, then periodically);
 //! * [`returns`] — `helios.returns`, a source on every tenant's `helios/inbox` (through the
@@ -20,6 +22,8 @@ pub mod lookup;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
+pub mod reduction_store;
+pub mod reductions;
 pub mod refusal;
 pub mod returns;
 pub mod settings;

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use encaisse_helios::aller::{Bordereau, OwnedTitre, WriteSummary, write_pes_aller_split};
+use encaisse_helios::aller::reduction::{ReductionTitre, TYP_BORD_REDUCTION, pes_reduction_bytes};
+use encaisse_helios::aller::{
+    Bordereau, OwnedTitre, WriteError, WriteSummary, write_pes_aller_split,
+};
 use encaisse_ledger::Ledger;
 use encaisse_ledger::files::{StagedFile, stage_file};
 use encaisse_ledger::rusqlite::Connection;
@@ -27,6 +30,7 @@ use encaisse_ledger::rusqlite::Connection;
 use super::error::{HeliosError, read_tx, write_tx};
 use super::metrics;
 use super::plan::STAGE;
+use super::reduction_store;
 use super::settings::TenantHelios;
 use super::store::{self, FileRow, ledger_now};
 
@@ -283,6 +287,9 @@ fn render_into(
             file.budget, file.file_name
         )));
     }
+    if file.typ_bord == TYP_BORD_REDUCTION {
+        return render_reductions(c, tenant, budget, file, out);
+    }
     let failure = RefCell::new(None);
     let split: Vec<(Bordereau<'_>, LedgerTitres<'_>)> = store::bordereaux_of_file(c, file.id)?
         .into_iter()
@@ -309,6 +316,43 @@ fn render_into(
         return Err(e);
     }
     Ok(written?.1)
+}
+
+/// A file of réduction titres (one bordereau of type 02): small, rendered in memory.
+fn render_reductions(
+    c: &Connection,
+    tenant: &TenantHelios,
+    budget: &encaisse_schemas::tenant::Budget,
+    file: &FileRow,
+    out: &mut dyn std::io::Write,
+) -> Result<WriteSummary, HeliosError> {
+    let mut summary = None;
+    for id_bord in store::bordereaux_of_file(c, file.id)? {
+        let rows = reduction_store::reductions_to_render(c, file, id_bord)?;
+        let titres: Vec<ReductionTitre<'_>> = rows
+            .iter()
+            .map(|r| ReductionTitre {
+                credit_note: &r.note.note,
+                id_pce: r.id_pce,
+                original_id_pce: r.origin_id_pce,
+                original_number: &r.note.origin.number,
+                lines: &r.lines,
+            })
+            .collect();
+        let bordereau = Bordereau {
+            config: &tenant.config,
+            budget,
+            exercice: file.exercice,
+            id_bord,
+            date: file.date,
+        };
+        let pes = pes_reduction_bytes(&bordereau, &titres)?;
+        out.write_all(&pes.bytes).map_err(WriteError::Io)?;
+        summary = Some(pes.summary);
+    }
+    summary.ok_or_else(|| {
+        HeliosError::Corrupt(format!("planned file {} has no bordereau", file.file_name))
+    })
 }
 
 /// The rendered file must be the planned one (name, pièces, total); otherwise the

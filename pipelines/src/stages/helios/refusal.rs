@@ -36,6 +36,9 @@ pub enum LocalCode {
     /// The tenant cannot send it as configured: budget unknown, bordereau refused (date,
     /// codes, codique), no number left in the exercice, ASAP or template settings.
     Setup,
+    /// A credit note that cannot be applied to its original (unknown, not sent, already
+    /// reduced below what it takes off): Polyfac sees `AVOIR_REJETE`.
+    CreditNote,
 }
 
 impl LocalCode {
@@ -44,6 +47,7 @@ impl LocalCode {
             LocalCode::Mandate => "LOCAL-MANDATE",
             LocalCode::Rules => "LOCAL-RULES",
             LocalCode::Setup => "LOCAL-SETUP",
+            LocalCode::CreditNote => "LOCAL-AVOIR",
         }
     }
 
@@ -61,7 +65,9 @@ impl LocalCode {
             "piece_object",
             "debit.label",
         ];
-        if field == "mandate" || field.starts_with("mandate.") {
+        if field == "credit_note" {
+            LocalCode::CreditNote
+        } else if field == "mandate" || field.starts_with("mandate.") {
             LocalCode::Mandate
         } else if SETUP.contains(&field)
             || field.starts_with("asap.")
@@ -155,5 +161,6 @@ mod tests {
         assert_eq!(LocalCode::of("bordereau"), LocalCode::Setup);
         assert_eq!(LocalCode::of("asap.ics"), LocalCode::Setup);
         assert_eq!(LocalCode::of("budget.payfip_numcli"), LocalCode::Setup);
+        assert_eq!(LocalCode::of("credit_note"), LocalCode::CreditNote);
     }
 }

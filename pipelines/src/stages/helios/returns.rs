@@ -38,12 +38,14 @@ use futures::future::BoxFuture;
 use super::error::{HeliosError, read_tx, write_tx};
 use super::lookup::{LedgerLookup, line_state_date, store_line_state};
 use super::metrics;
+use super::reduction_store;
 use super::settings::{HeliosSettings, TenantHelios};
 use super::store::{Scope, ledger_now};
 use crate::runtime::SourceContext;
 use crate::stage::{Outgoing, StageError};
 use crate::stages::inbox::{FileOutcome, InboxFile, InboxHandler};
 use crate::stages::untrusted_file;
+use encaisse_helios::aller::reduction::TYP_BORD_REDUCTION;
 
 /// The source's name.
 pub const RETURNS: &str = "helios.returns";
@@ -201,6 +203,15 @@ fn titre_facts(
         .filter_map(|e| e.titre.as_ref().map(|t| (e, t)))
     {
         let source = e.source.as_str();
+        if titre.bordereau_type == TYP_BORD_REDUCTION {
+            // A réduction titre the Trésorerie rejected takes nothing off its original.
+            reduction_store::mark_rejected(
+                c,
+                tenant,
+                &e.invoice.key(),
+                &format!("{} {}", e.code, e.text),
+            )?;
+        }
         Ledger::record_invoice_fact_in(
             c,
             &fact(

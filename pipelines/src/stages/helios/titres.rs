@@ -22,13 +22,14 @@ use std::sync::atomic::Ordering;
 
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{AddOutcome, BatchKey, add_item, set_expected};
-use encaisse_schemas::{BillingRunClosed, CollectionPath, Event, InvoiceIssued};
+use encaisse_schemas::{BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued};
 use futures::future::BoxFuture;
 
 use super::error::{HeliosError, write_tx};
 use super::metrics;
 use super::outputs::{self, Check, complete_pending};
 use super::plan::{Planned, STAGE, close_and_plan};
+use super::reductions::{self, Decision};
 use super::refusal;
 use super::settings::{HeliosSettings, TenantHelios};
 use crate::stage::{ErrorClass, Handled, Incoming, Stage, StageError};
@@ -56,6 +57,9 @@ impl HeliosTitres {
             .unwrap_or(message.routing_key.as_str());
         if kind == BillingRunClosed::TYPE {
             self.on_run_closed(message.decode()?).await
+        } else if kind == CreditNoteIssued::TYPE || kind.starts_with("credit_note.issued.") {
+            self.on_credit_note(message.decode()?, message.body.to_vec())
+                .await
         } else if kind == InvoiceIssued::TYPE || kind.starts_with("invoice.issued.") {
             self.on_invoice(message.decode()?, message.body.to_vec())
                 .await
@@ -102,6 +106,54 @@ impl HeliosTitres {
         .await?;
         self.after_plan(tenant, planned).await?;
         Ok(self.finish(tenant).await?.about(invoice_ref))
+    }
+
+    async fn on_credit_note(
+        &self,
+        note: CreditNoteIssued,
+        body: Vec<u8>,
+    ) -> Result<Handled, StageError> {
+        let note_ref = note.note.invoice.clone();
+        if note.note.collection != CollectionPath::Titres {
+            return Ok(Handled::none().about(note_ref));
+        }
+        let Some(tenant) = self.settings.tenant(note_ref.tenant.as_str()) else {
+            return Err(HeliosError::Setup(format!(
+                "tenant {} has no [tenants.helios] section: its credit notes cannot be sent to Hélios",
+                note_ref.tenant
+            ))
+            .into());
+        };
+        self.write_pending(tenant, Check::IfPending).await?;
+        let (tenant_cfg, now) = (tenant.clone(), self.settings.clock.now());
+        let decision = write_tx(&self.ledger, move |c| {
+            reductions::receive(c, &tenant_cfg, &note, &body, now)
+        })
+        .await?;
+        self.after_decisions(tenant, std::slice::from_ref(&decision))
+            .await?;
+        Ok(self.finish(tenant).await?.about(note_ref))
+    }
+
+    /// Writes the réduction titres just planned; makes the refusals' events go out.
+    async fn after_decisions(
+        &self,
+        tenant: &TenantHelios,
+        decisions: &[Decision],
+    ) -> Result<(), StageError> {
+        if decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Refused { .. }))
+        {
+            outputs::events_flag(self.data_dir(), tenant).store(true, Ordering::SeqCst);
+        }
+        if decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Planned { .. }))
+        {
+            self.write_pending(tenant, Check::Ledger).await?;
+        }
+        Ok(())
     }
 
     async fn on_run_closed(&self, run: BillingRunClosed) -> Result<Handled, StageError> {
@@ -163,7 +215,14 @@ impl HeliosTitres {
         if planned.files.is_empty() && planned.refused.is_empty() {
             return Ok(());
         }
-        self.write_pending(tenant, Check::Ledger).await
+        self.write_pending(tenant, Check::Ledger).await?;
+        // Credit notes waiting for an original this plan numbered (or refused).
+        let (tenant_cfg, now) = (tenant.clone(), self.settings.clock.now());
+        let decisions = write_tx(&self.ledger, move |c| {
+            reductions::retry_waiting(c, &tenant_cfg, now)
+        })
+        .await?;
+        self.after_decisions(tenant, &decisions).await
     }
 
     /// Every successful call ends here: the tenant's queued events (this call's refusals,
@@ -197,6 +256,7 @@ impl Stage for HeliosTitres {
     fn bindings(&self) -> Vec<String> {
         vec![
             "invoice.issued.titres".to_string(),
+            "credit_note.issued.titres".to_string(),
             BillingRunClosed::TYPE.to_string(),
         ]
     }

@@ -8,6 +8,9 @@
 //! * `titre.accepted` from a **PES Retour** (the comptable's prise en charge) → `payfip_titre`:
 //!   titres are payable online only once taken in charge (DGFiP loads them into PayFiP the
 //!   next day); an acquit (`PES_ACQUIT`) only acknowledges the file and changes nothing.
+//! * `credit_note.issued.#` → `payfip_credit_note`: once the credit note's réduction titre
+//!   is taken in charge (its `titre.accepted`, recorded like any titre), what can be paid
+//!   online of the original is lowered by its amount; fully cancelled, it is not payable.
 //! * `payment.received` / `payment.reversed` → `payfip_payment`: what is paid, whatever the
 //!   channel (PayFiP, Hélios émargement, bank), so that a paid invoice is refused. A Hélios
 //!   émargement of an online payment also confirms the classic-URL claims it covers (a
@@ -21,8 +24,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use encaisse_ledger::{InvoiceFact, Ledger};
 use encaisse_schemas::{
-    Channel, Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived, PaymentReversed,
-    PaymentSource, TitreAccepted, TitreSource,
+    Channel, CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived,
+    PaymentReversed, PaymentSource, TitreAccepted, TitreSource,
 };
 use futures::future::BoxFuture;
 
@@ -70,6 +73,22 @@ impl RegisterStage {
         Handled::none()
             .about(event.invoice)
             .commit_with(move |c| store::upsert_invoice(c, &record, &now))
+    }
+
+    fn credit_note_issued(&self, event: CreditNoteIssued) -> Handled {
+        let enabled = self
+            .settings
+            .tenants
+            .get(&event.note.invoice.tenant)
+            .is_some_and(|t| t.payfip.enabled);
+        if !enabled {
+            return Handled::none().about(event.note.invoice);
+        }
+        let amount = event.credited();
+        let (note, origin) = (event.note.invoice.clone(), event.origin);
+        Handled::none()
+            .about(event.note.invoice)
+            .commit_with(move |c| store::record_credit_note(c, &note, &origin, amount))
     }
 
     fn titre_accepted(&self, event: TitreAccepted) -> Handled {
@@ -128,6 +147,8 @@ impl RegisterStage {
             .unwrap_or_else(|| message.routing_key.clone());
         if kind == InvoiceIssued::TYPE || kind.starts_with("invoice.issued.") {
             Ok(self.invoice_issued(message.decode()?))
+        } else if kind == CreditNoteIssued::TYPE || kind.starts_with("credit_note.issued.") {
+            Ok(self.credit_note_issued(message.decode()?))
         } else if kind == TitreAccepted::TYPE {
             Ok(self.titre_accepted(message.decode()?))
         } else if kind == PaymentReceived::TYPE {
@@ -190,6 +211,7 @@ impl Stage for RegisterStage {
     fn bindings(&self) -> Vec<String> {
         vec![
             "invoice.issued.#".into(),
+            "credit_note.issued.#".into(),
             TitreAccepted::TYPE.into(),
             PaymentReceived::TYPE.into(),
             PaymentReversed::TYPE.into(),

@@ -144,8 +144,16 @@ pub fn upsert_invoice(c: &Connection, r: &InvoiceRecord, now: &str) -> Result<()
     Ok(())
 }
 
-const INVOICE_COLUMNS: &str = "tenant, exercice, number, content_hash, amount_cents, email,
-     collection, budget, regie, numcli, online_payable, issued_on";
+/// `amount_cents` is what remains to collect: the invoice's amount less its credit notes
+/// whose réduction titre was taken in charge.
+const INVOICE_COLUMNS: &str = "tenant, exercice, number, content_hash,
+     amount_cents - (SELECT coalesce(sum(n.amount_cents), 0) FROM payfip_credit_note n
+                     JOIN payfip_titre t ON t.tenant = n.tenant AND t.exercice = n.exercice
+                                        AND t.number = n.number
+                     WHERE n.tenant = payfip_invoice.tenant
+                       AND n.origin_exercice = payfip_invoice.exercice
+                       AND n.origin_number = payfip_invoice.number),
+     email, collection, budget, regie, numcli, online_payable, issued_on";
 
 fn invoice_from(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
     let collection: String = row.get(6)?;
@@ -191,6 +199,29 @@ pub fn invoices_by_number(
     let mut stmt = c.prepare_cached(&invoices_by_number_sql())?;
     let rows = stmt.query_map(params![tenant.as_str(), number], invoice_from)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Records a credit note and the invoice it reduces (idempotent).
+pub fn record_credit_note(
+    c: &Connection,
+    note: &InvoiceRef,
+    origin: &InvoiceRef,
+    amount: Money,
+) -> Result<(), LedgerError> {
+    c.execute(
+        "INSERT INTO payfip_credit_note (tenant, exercice, number, origin_exercice, origin_number, amount_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, exercice, number) DO NOTHING",
+        params![
+            note.tenant.as_str(),
+            note.exercice,
+            note.number,
+            origin.exercice,
+            origin.number,
+            amount.cents()
+        ],
+    )?;
+    Ok(())
 }
 
 /// The titre of an invoice, once taken in charge.

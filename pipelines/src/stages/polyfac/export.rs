@@ -3,7 +3,9 @@
 //! [`super::flush::ReglementsFlusher`] (docs/polyfac.md, "Export").
 //!
 //! * `invoice.issued.#` teaches the stage each invoice's family code and total (the events
-//!   carry neither); it writes no line.
+//!   carry neither); it writes no line. `credit_note.issued.#` does the same for a credit
+//!   note (what it takes off, and its original): its `titre.accepted` (PES Retour) becomes
+//!   `TITRE_REDUIT`, its local `titre.rejected` (`LOCAL-AVOIR`) `AVOIR_REJETE`.
 //! * `payment.received` → `PAYE`, unless it confirms an earlier sighting of the same
 //!   payment ([`super::reconcile`]): then a journal fact, no line — Polyfac is told once.
 //! * `payment.reversed` → `ANNULE` with the original payment's channel and reference, once
@@ -31,8 +33,8 @@ use encaisse_polyfac::reglements::{
     OriginalPayment, ReglementsFormat, RowContext, StatusEvent, reglement_row,
 };
 use encaisse_schemas::{
-    Event, InvoiceIssued, InvoiceRef, PaymentFailed, PaymentReceived, PaymentRejected,
-    PaymentReversed, TitreAccepted, TitreRejected, TitreSource,
+    CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, PaymentFailed, PaymentReceived,
+    PaymentRejected, PaymentReversed, TitreAccepted, TitreRejected, TitreSource,
 };
 use futures::future::BoxFuture;
 
@@ -122,6 +124,9 @@ fn event_type(message: &Incoming) -> String {
     match &message.message_type {
         Some(t) if !t.is_empty() => t.clone(),
         _ if message.routing_key.starts_with("invoice.issued") => InvoiceIssued::TYPE.to_string(),
+        _ if message.routing_key.starts_with("credit_note.issued") => {
+            CreditNoteIssued::TYPE.to_string()
+        }
         _ => message.routing_key.clone(),
     }
 }
@@ -134,6 +139,7 @@ impl Stage for PolyfacExport {
     fn bindings(&self) -> Vec<String> {
         vec![
             "invoice.issued.#".to_string(),
+            "credit_note.issued.#".to_string(),
             "payment.#".to_string(),
             "titre.#".to_string(),
         ]
@@ -160,7 +166,15 @@ impl PolyfacExport {
         if kind == InvoiceIssued::TYPE {
             let invoice: InvoiceIssued = message.decode()?;
             self.format(&invoice.invoice)?;
-            return Ok(learn(invoice));
+            return Ok(learn(invoice, None));
+        }
+        if kind == CreditNoteIssued::TYPE {
+            let note: CreditNoteIssued = message.decode()?;
+            self.format(&note.note.invoice)?;
+            let credited = note.credited();
+            let mut invoice = note.note;
+            invoice.total = credited;
+            return Ok(learn(invoice, Some(note.origin.number)));
         }
         let Some(event) = LineEvent::decode(&kind, message)? else {
             tracing::debug!(stage = NAME, event_type = %kind, "Event of no concern to Polyfac ignored.");
@@ -223,8 +237,9 @@ impl PolyfacExport {
     }
 }
 
-/// `invoice.issued`: remember the invoice for its later lines.
-fn learn(invoice: InvoiceIssued) -> Handled {
+/// `invoice.issued` (or `credit_note.issued`, with the original's number and the amount it
+/// takes off as total): remember it for its later lines.
+fn learn(invoice: InvoiceIssued, origin_number: Option<String>) -> Handled {
     let seen = InvoiceSeen {
         tenant: invoice.invoice.tenant.as_str().to_string(),
         invoice_key: invoice.invoice.key(),
@@ -236,6 +251,7 @@ fn learn(invoice: InvoiceIssued) -> Handled {
             .unwrap_or_default(),
         application: invoice.source.application.clone(),
         content_hash: invoice.content_hash.clone(),
+        origin_number,
     };
     Handled::none()
         .about(invoice.invoice)
@@ -269,6 +285,7 @@ fn record_event(
         family_code: known.family_code.clone(),
         invoice_total: Some(known.total),
         reversed_payment: None,
+        credit_note_of: known.origin_number.clone(),
     };
     let now = ledger_now();
     let event_key = match event {

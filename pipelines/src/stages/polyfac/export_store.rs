@@ -17,6 +17,8 @@ pub struct KnownInvoice {
     pub family_code: String,
     pub total: Money,
     pub content_hash: String,
+    /// For a credit note: the number of the invoice it reduces.
+    pub origin_number: Option<String>,
 }
 
 /// An invoice learnt from `invoice.issued`.
@@ -29,6 +31,9 @@ pub struct InvoiceSeen {
     pub payment_mode: String,
     pub application: String,
     pub content_hash: String,
+    /// For a credit note: the number of the invoice it reduces (`total` is then what it
+    /// takes off).
+    pub origin_number: Option<String>,
 }
 
 /// Records an invoice; the first `invoice.issued` of an invoice key wins (the ingest never
@@ -43,8 +48,8 @@ pub fn learn_invoice(
     }
     c.prepare_cached(
         "INSERT INTO polyfac_export_invoice (tenant, invoice_key, family_code, total_cents,
-             payment_mode, application, content_hash, seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             payment_mode, application, content_hash, seen_at, origin_number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute((
         &seen.tenant,
@@ -55,6 +60,7 @@ pub fn learn_invoice(
         &seen.application,
         &seen.content_hash,
         at,
+        &seen.origin_number,
     ))?;
     Ok(None)
 }
@@ -66,18 +72,26 @@ pub fn invoice(
 ) -> Result<Option<KnownInvoice>, LedgerError> {
     let row = c
         .query_row(
-            "SELECT family_code, total_cents, content_hash FROM polyfac_export_invoice
+            "SELECT family_code, total_cents, content_hash, origin_number FROM polyfac_export_invoice
              WHERE tenant = ?1 AND invoice_key = ?2",
             (tenant, invoice_key),
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            },
         )
         .optional()?;
-    row.map(|(family_code, cents, content_hash)| {
+    row.map(|(family_code, cents, content_hash, origin_number)| {
         Ok(KnownInvoice {
             family_code,
             total: Money::from_cents(cents)
                 .map_err(|_| corrupt("polyfac_export_invoice.total_cents", &cents.to_string()))?,
             content_hash,
+            origin_number,
         })
     })
     .transpose()

@@ -33,9 +33,12 @@ use encaisse_polyfac::report::{
 };
 use encaisse_polyfac::{
     ExportItem, ExportReader, ExportSummary, Field, FileError, Invoice, Prescan, ReadOptions,
-    RejectedInvoice, Rule, RunContext, ValidationError, content_hash, enrich, prescan,
+    RejectedInvoice, Rule, RunContext, ValidationError, content_hash, enrich, enrich_credit_note,
+    prescan,
 };
-use encaisse_schemas::{BillingRunClosed, Event, InvoiceIssued, InvoiceRef, Money};
+use encaisse_schemas::{
+    BillingRunClosed, CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, Money,
+};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
@@ -95,11 +98,47 @@ impl InboxHandler for PolyfacIngest {
 /// What became of one valid invoice of a batch.
 enum Decision {
     /// New: publish it, then record it.
-    Publish(Box<InvoiceIssued>),
+    Publish(Box<Issued>),
     /// Published before by this same run (the file dropped again, or a crash half-way).
     Skip,
     /// Not published: the rule it broke and why (reported like a validation error).
     Refuse(Box<Refusal>),
+}
+
+/// What a valid line group becomes: an invoice, or a credit note against an earlier one.
+enum Issued {
+    Invoice(InvoiceIssued),
+    CreditNote(CreditNoteIssued),
+}
+
+impl Issued {
+    fn invoice(&self) -> &InvoiceIssued {
+        match self {
+            Issued::Invoice(i) => i,
+            Issued::CreditNote(n) => &n.note,
+        }
+    }
+
+    fn outgoing(&self) -> Outgoing {
+        match self {
+            Issued::Invoice(i) => Outgoing::event(i),
+            Issued::CreditNote(n) => Outgoing::event(n),
+        }
+    }
+
+    fn message_id(&self) -> String {
+        match self {
+            Issued::Invoice(i) => i.message_id(),
+            Issued::CreditNote(n) => n.message_id(),
+        }
+    }
+
+    fn origin_key(&self) -> Option<String> {
+        match self {
+            Issued::Invoice(_) => None,
+            Issued::CreditNote(n) => Some(n.origin.key()),
+        }
+    }
 }
 
 /// An invoice the stage refuses after validation.
@@ -575,9 +614,9 @@ impl Drop for InFlight {
 async fn publish_and_record(
     ctx: SourceContext,
     tenant: String,
-    events: Vec<InvoiceIssued>,
+    events: Vec<Issued>,
 ) -> Result<u64, StageError> {
-    let outgoing: Vec<Outgoing> = events.iter().map(Outgoing::event).collect();
+    let outgoing: Vec<Outgoing> = events.iter().map(Issued::outgoing).collect();
     ctx.publisher
         .publish(outgoing)
         .await
@@ -661,6 +700,9 @@ fn decide(
             Decision::Skip
         });
     }
+    if let Some(note) = enrich_credit_note(invoice, run) {
+        return Ok(Decision::Publish(Box::new(Issued::CreditNote(note))));
+    }
     let event = enrich(invoice, run, |_rum| match &invoice.mandate {
         Some(mandate) => sequence_for(c, &key, mandate, invoice.due_date, &setup.sequence_policy),
         // `enrich` asks only for an invoice with a mandate.
@@ -669,7 +711,7 @@ fn decide(
         ))),
     });
     match event {
-        Ok(event) => Ok(Decision::Publish(Box::new(event))),
+        Ok(event) => Ok(Decision::Publish(Box::new(Issued::Invoice(event)))),
         Err(SequenceError::Unusable(why)) => Ok(refuse(
             Field::Rum,
             Rule::MandateUnusable,
@@ -683,11 +725,13 @@ fn decide(
     }
 }
 
-/// The ledger record and the journal fact of a published invoice.
-fn issued_record(event: &InvoiceIssued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
+/// The ledger record and the journal fact of a published invoice (or credit note).
+fn issued_record(issued: &Issued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
+    let event = issued.invoice();
     let key = event.invoice.key();
     let lines = event.source.lines.unwrap_or((0, 0));
-    let message_id = event.message_id();
+    let message_id = issued.message_id();
+    let origin_key = issued.origin_key();
     let record = IssuedRecord {
         tenant: tenant.to_string(),
         invoice_key: key.clone(),
@@ -699,6 +743,7 @@ fn issued_record(event: &InvoiceIssued, tenant: &str) -> (IssuedRecord, InvoiceF
         collection: event.collection,
         total: event.total,
         message_id: message_id.clone(),
+        origin_key: origin_key.clone(),
     };
     let fact = InvoiceFact {
         invoice_key: key.clone(),
@@ -715,6 +760,7 @@ fn issued_record(event: &InvoiceIssued, tenant: &str) -> (IssuedRecord, InvoiceF
             "budget": event.budget,
             "collection": ingest_store::collection_text(event.collection),
             "total": event.total.to_dot_string(),
+            "credit_note_of": origin_key,
         })
         .to_string(),
         dedupe_key: Some(format!("{NAME}/issued/{key}#{}", event.content_hash)),

@@ -50,6 +50,8 @@ pub struct IssuedRecord {
     pub collection: CollectionPath,
     pub total: Money,
     pub message_id: String,
+    /// A credit note's original invoice key; `None` for an invoice.
+    pub origin_key: Option<String>,
 }
 
 pub fn collection_text(c: CollectionPath) -> &'static str {
@@ -74,8 +76,8 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
 pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
     c.prepare_cached(
         "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
-             last_line, budget, collection, total_cents, message_id, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             last_line, budget, collection, total_cents, message_id, published_at, origin_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (tenant, invoice_key) DO NOTHING",
     )?
     .execute((
@@ -91,6 +93,7 @@ pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), L
         r.total.cents(),
         &r.message_id,
         at,
+        &r.origin_key,
     ))?;
     Ok(())
 }
@@ -104,7 +107,8 @@ pub fn run_counts(
 ) -> Result<Vec<RunBudgetCount>, LedgerError> {
     let mut stmt = c.prepare(
         "SELECT budget, collection, count(*), sum(total_cents) FROM polyfac_issued
-         WHERE tenant = ?1 AND run_id = ?2 GROUP BY budget, collection ORDER BY budget, collection",
+         WHERE tenant = ?1 AND run_id = ?2 AND origin_key IS NULL
+         GROUP BY budget, collection ORDER BY budget, collection",
     )?;
     let rows = stmt
         .query_map((tenant, run_id), |r| {

@@ -163,6 +163,12 @@ async fn payability(
             "this invoice is not payable online (activity setting or direct debit)",
         ));
     }
+    if !invoice.amount.is_positive() {
+        return Err(ApiError::conflict(
+            "cancelled",
+            "this invoice was cancelled by credit notes: nothing is left to pay",
+        ));
+    }
     let numcli = invoice
         .numcli
         .clone()
