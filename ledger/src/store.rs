@@ -56,7 +56,7 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> {
+pub(crate) fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migration (
              area TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
