@@ -27,7 +27,7 @@ pub fn sandbox(
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    migrate(&mut conn, migrations::ALL)?;
+    migrate(&mut conn, migrations::ALL, false)?;
     if let Some(path) = existing {
         conn.execute("ATTACH DATABASE ?1 AS existing", [read_only_uri(path)])?;
         for table in tables {

@@ -56,7 +56,13 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-pub(crate) fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> {
+/// Applies the pending migrations of `all`; `announce` logs each one (not for a throwaway
+/// in-memory copy).
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    all: &[Migration],
+    announce: bool,
+) -> Result<(), LedgerError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migration (
              area TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
@@ -88,11 +94,13 @@ pub(crate) fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), Le
             (migration.area, migration.version),
         )?;
         tx.commit()?;
-        tracing::info!(
-            area = migration.area,
-            version = migration.version,
-            "Ledger migration applied."
-        );
+        if announce {
+            tracing::info!(
+                area = migration.area,
+                version = migration.version,
+                "Ledger migration applied."
+            );
+        }
     }
     Ok(())
 }
@@ -145,7 +153,7 @@ impl Ledger {
             })?;
         }
         let mut conn = open_writer(&path)?;
-        migrate(&mut conn, all)?;
+        migrate(&mut conn, all, true)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("ledger-writer".into())

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
 pub mod payfip_sim;
+pub mod preview;
 pub mod run;
 pub mod trace;

@@ -47,6 +47,17 @@ impl Report {
 /// Checks everything; `env_is_set` tells whether an environment variable is set (the real
 /// environment in the binary, a fixed answer in tests).
 pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
+    let mut report = check_settings(config, env_is_set);
+    if let Err(message) = dirs::check_creatable(&config.data_dir) {
+        report.issue("data_dir", message);
+    }
+    report
+}
+
+/// Everything [`check`] checks but the data directory, which it probes by writing a file:
+/// for commands that write nothing and may run as another user than the daemon
+/// (`encaisse preview`).
+pub fn check_settings(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
     let mut report = Report::default();
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
@@ -70,9 +81,6 @@ pub fn check(config: &Config, env_is_set: &dyn Fn(&str) -> bool) -> Report {
             "shutdown_grace_secs",
             "0 s: in-flight messages are abandoned on stop (they will be redelivered)",
         );
-    }
-    if let Err(message) = dirs::check_creatable(&config.data_dir) {
-        report.issue("data_dir", message);
     }
     if let Some(gateway) = &config.payfip {
         report.issues.extend(gateway.validate("payfip"));

@@ -95,6 +95,27 @@ pub struct ExportSummary {
     pub rules: BTreeMap<Rule, u64>,
 }
 
+impl ExportSummary {
+    /// The counts of a file before its first line is read.
+    pub fn empty(file: &str, encoding: DetectedEncoding) -> Self {
+        ExportSummary {
+            file: file.to_string(),
+            file_sha256: String::new(),
+            bytes: 0,
+            encoding,
+            lines: 0,
+            valid_invoices: 0,
+            rejected_invoices: 0,
+            duplicate_invoices: 0,
+            rejected_lines: 0,
+            valid_total: Money::ZERO,
+            exercice: None,
+            activities: BTreeMap::new(),
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
 fn serialize_encoding<S: serde::Serializer>(e: &DetectedEncoding, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(e.label())
 }
@@ -228,21 +249,7 @@ impl<R: Read> ExportReader<R> {
         options: ReadOptions,
     ) -> Self {
         let records = RecordReader::new(read, mapping, &options.file_name);
-        let summary = ExportSummary {
-            file: options.file_name.clone(),
-            file_sha256: String::new(),
-            bytes: 0,
-            encoding: records.encoding(),
-            lines: 0,
-            valid_invoices: 0,
-            rejected_invoices: 0,
-            duplicate_invoices: 0,
-            rejected_lines: 0,
-            valid_total: Money::ZERO,
-            exercice: None,
-            activities: BTreeMap::new(),
-            rules: BTreeMap::new(),
-        };
+        let summary = ExportSummary::empty(&options.file_name, records.encoding());
         ExportReader {
             records,
             mapping: mapping.clone(),

@@ -17,6 +17,7 @@ pub mod export_store;
 pub mod flush;
 pub mod ingest;
 pub mod ingest_store;
+pub mod preview;
 pub mod reconcile;
 pub mod tenants;
 
