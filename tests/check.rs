@@ -163,3 +163,27 @@ fn bad_command_line_exits_2_and_help_exits_0() {
     }
     assert!(stdout.contains("78"), "exit codes are documented in --help");
 }
+
+#[test]
+fn a_value_map_naming_an_unknown_product_exits_78_naming_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), "unused", BROKER_URL);
+    let mut config = std::fs::read_to_string(&path).unwrap().replacen(
+        "source = \"polyfac\"",
+        "source = \"sejours\"",
+        1,
+    );
+    config.push_str(
+        "\n[sources.sejours]\nseparator = \"\\t\"\n\n[sources.sejours.product_values]\nSEJ = \"SEJOURS\"\n",
+    );
+    std::fs::write(&path, config).unwrap();
+    let output = run(&["--config", path.to_str().unwrap(), "check"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sources.sejours.product_values.SEJ: \"SEJOURS\" is not a product of tenant vitry"
+        ),
+        "{stderr}"
+    );
+}

@@ -194,7 +194,9 @@ fn check_tenant(
     if tenant.name.trim().is_empty() {
         report.issue(format!("{field}.name"), "must not be empty");
     }
-    if tenant.source != DEFAULT_SOURCE && !config.sources.contains_key(&tenant.source) {
+    if let Some(mapping) = config.sources.get(&tenant.source) {
+        source_values::check(&tenant.source, mapping, tenant, report);
+    } else if tenant.source != DEFAULT_SOURCE {
         report.issue(
             format!("{field}.source"),
             format!(
@@ -499,6 +501,8 @@ fn unique_codes<'a>(
 pub fn env_is_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
+
+mod source_values;
 
 #[cfg(test)]
 mod tests;
