@@ -9,9 +9,10 @@ use crate::logging::LogFormat;
 /// Carries a commune's receivables from its billing application to the DGFiP collection
 /// channels (PayFiP, Hélios PES V2, SEPA direct debit) and brings every payment back.
 ///
-/// Exit codes: 0 ok, 1 failure, 2 bad command line, 66 unknown ID or invoice (dlq, trace),
-/// 69 broker unreachable, 74 file or directory error, 75 another daemon holds the data
-/// directory or the broker prefix (run), 78 configuration error.
+/// Exit codes: 0 ok, 1 failure, 2 bad command line, 65 invoices rejected (preview), 66
+/// unknown ID, invoice or file (dlq, trace, preview), 69 broker unreachable, 74 file or
+/// directory error, 75 another daemon holds the data directory or the broker prefix (run),
+/// 78 configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "encaisse", version, about, long_about)]
 pub struct Cli {
@@ -46,6 +47,9 @@ pub enum Command {
     Dlq(crate::commands::dlq::DlqArgs),
     /// Show the life of an invoice, from export to Trésorerie and back.
     Trace(crate::commands::trace::TraceArgs),
+    /// Read an export as the daemon would and show what it would publish and reject,
+    /// without the broker and writing nothing (exit 0 all valid, 65 some rejected).
+    Preview(crate::commands::preview::PreviewArgs),
     /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
     PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
     /// Run the end-to-end demonstration against RabbitMQ: two communes' exports, online

@@ -11,8 +11,11 @@ pub const FAILURE: u8 = 1;
 /// Bad command line (unknown option or subcommand: clap's own code; a `dlq` filter or a
 /// discard without a reason; an ambiguous `trace` key).
 pub const USAGE: u8 = 2;
+/// `preview`: the export has invoices the daemon would reject, or would be rejected whole
+/// (`EX_DATAERR`).
+pub const DATA_ERROR: u8 = 65;
 /// `dlq show|replay|discard`, `trace`: an ID or invoice that the ledger does not know
-/// (`EX_NOINPUT`).
+/// (`EX_NOINPUT`); `preview`: the export file does not exist.
 pub const NOT_FOUND: u8 = 66;
 /// The broker could not be reached: `check --connect`, `dlq replay`, `demo`
 /// (`EX_UNAVAILABLE`).

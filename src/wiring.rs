@@ -174,47 +174,59 @@ fn polyfac_tenants(
     ctx: &Context<'_>,
     component: &'static str,
 ) -> Result<encaisse_pipelines::stages::polyfac::PolyfacTenants, WiringError> {
-    use encaisse_pipelines::stages::polyfac::{PolyfacTenant, PolyfacTenants};
+    let tenants = ctx
+        .config
+        .tenants
+        .iter()
+        .map(|t| {
+            polyfac_tenant(ctx.config, t, &t.source)
+                .map_err(|message| WiringError { component, message })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(encaisse_pipelines::stages::polyfac::PolyfacTenants::new(
+        tenants,
+    ))
+}
+
+/// One tenant as the Polyfac stages see it when it reads the exports of `source` (a
+/// `[sources.<name>]` key, or the built-in Polyfac contract): the daemon and `encaisse
+/// preview` build it the same way.
+pub fn polyfac_tenant(
+    config: &Config,
+    t: &crate::config::TenantConfig,
+    source: &str,
+) -> Result<encaisse_pipelines::stages::polyfac::PolyfacTenant, String> {
+    use encaisse_pipelines::stages::polyfac::PolyfacTenant;
     use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
     use encaisse_polyfac::{SourceMapping, TenantCatalogue};
 
-    let mut tenants = Vec::new();
-    for t in &ctx.config.tenants {
-        let mapping = match ctx.config.sources.get(&t.source) {
-            Some(mapping) => mapping.clone(),
-            None if t.source == crate::config::DEFAULT_SOURCE => SourceMapping::polyfac_default(),
-            None => {
-                return Err(WiringError {
-                    component,
-                    message: format!("tenant {}: unknown source {:?}", t.id, t.source),
-                });
-            }
-        };
-        let catalogue = TenantCatalogue::new(
-            t.id.clone(),
-            t.budgets.clone(),
-            t.activities.clone(),
-            t.products.clone(),
-            t.regies.clone(),
-        )
-        .map_err(|issues| WiringError {
-            component,
-            message: issues
-                .iter()
-                .map(|i| format!("{}: {}", i.field, i.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        })?;
-        let sepa = t.sepa.clone().unwrap_or_default();
-        tenants.push(PolyfacTenant {
-            tenant: t.id.clone(),
-            application: t.source.clone(),
-            mapping,
-            catalogue: Arc::new(catalogue),
-            sequence_policy: SequencePolicy::from(&sepa),
-        });
-    }
-    Ok(PolyfacTenants::new(tenants))
+    let mapping = match config.sources.get(source) {
+        Some(mapping) => mapping.clone(),
+        None if source == crate::config::DEFAULT_SOURCE => SourceMapping::polyfac_default(),
+        None => return Err(format!("tenant {}: unknown source {source:?}", t.id)),
+    };
+    let catalogue = TenantCatalogue::new(
+        t.id.clone(),
+        t.budgets.clone(),
+        t.activities.clone(),
+        t.products.clone(),
+        t.regies.clone(),
+    )
+    .map_err(|issues| {
+        issues
+            .iter()
+            .map(|i| format!("{}: {}", i.field, i.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let sepa = t.sepa.clone().unwrap_or_default();
+    Ok(PolyfacTenant {
+        tenant: t.id.clone(),
+        application: source.to_string(),
+        mapping,
+        catalogue: Arc::new(catalogue),
+        sequence_policy: SequencePolicy::from(&sepa),
+    })
 }
 
 fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
@@ -289,26 +301,32 @@ fn build_sepa_returns(ctx: &Context<'_>) -> Result<Built, WiringError> {
 /// their budgets, the mandate policy of `[tenants.sepa]` (or its defaults) and the system
 /// clock (Europe/Paris).
 fn helios_settings(ctx: &Context<'_>) -> encaisse_pipelines::stages::helios::HeliosSettings {
-    use encaisse_pipelines::stages::helios::{HeliosSettings, TenantHelios};
+    use encaisse_pipelines::stages::helios::HeliosSettings;
     use encaisse_pipelines::stages::sepa::Clock;
-    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
     HeliosSettings {
         tenants: ctx
             .config
             .tenants
             .iter()
-            .filter_map(|t| {
-                t.helios.as_ref().map(|helios| TenantHelios {
-                    id: t.id.clone(),
-                    config: helios.clone(),
-                    budgets: t.budgets.clone(),
-                    sequence_policy: SequencePolicy::from(&t.sepa.clone().unwrap_or_default()),
-                })
-            })
+            .filter_map(tenant_helios)
             .collect(),
         data_dir: ctx.data_dir.to_path_buf(),
         clock: Clock::system(),
     }
+}
+
+/// A tenant's Hélios settings, when it has a `[tenants.helios]` section.
+pub fn tenant_helios(
+    t: &crate::config::TenantConfig,
+) -> Option<encaisse_pipelines::stages::helios::TenantHelios> {
+    use encaisse_pipelines::stages::helios::TenantHelios;
+    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
+    t.helios.as_ref().map(|helios| TenantHelios {
+        id: t.id.clone(),
+        config: helios.clone(),
+        budgets: t.budgets.clone(),
+        sequence_policy: SequencePolicy::from(&t.sepa.clone().unwrap_or_default()),
+    })
 }
 
 fn build_helios_titres(ctx: &Context<'_>) -> Result<Built, WiringError> {

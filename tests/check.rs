@@ -204,6 +204,18 @@ fn a_production_tenant_needs_https_gateway_urls() {
         );
     assert_ne!(bad, original);
     std::fs::write(&path, bad).unwrap();
+fn a_value_map_naming_an_unknown_product_exits_78_naming_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), "unused", BROKER_URL);
+    let mut config = std::fs::read_to_string(&path).unwrap().replacen(
+        "source = \"polyfac\"",
+        "source = \"sejours\"",
+        1,
+    );
+    config.push_str(
+        "\n[sources.sejours]\nseparator = \"\\t\"\n\n[sources.sejours.product_values]\nSEJ = \"SEJOURS\"\n",
+    );
+    std::fs::write(&path, config).unwrap();
     let output = run(&["--config", path.to_str().unwrap(), "check"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
@@ -211,6 +223,9 @@ fn a_production_tenant_needs_https_gateway_urls() {
         stderr.lines().any(|l| l.starts_with(
             "payfip.classic_url: must be an https URL: tenants[0].payfip is in production mode"
         )),
+        stderr.contains(
+            "sources.sejours.product_values.SEJ: \"SEJOURS\" is not a product of tenant vitry"
+        ),
         "{stderr}"
     );
 }

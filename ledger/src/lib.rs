@@ -18,6 +18,7 @@ pub mod files;
 pub mod journal;
 pub mod migrations;
 pub mod processed;
+pub mod sandbox;
 mod store;
 
 pub use error::LedgerError;

@@ -76,7 +76,13 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> {
+/// Applies the pending migrations of `all`; `announce` logs each one (not for a throwaway
+/// in-memory copy).
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    all: &[Migration],
+    announce: bool,
+) -> Result<(), LedgerError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migration (
              area TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
@@ -108,11 +114,13 @@ fn migrate(conn: &mut Connection, all: &[Migration]) -> Result<(), LedgerError> 
             (migration.area, migration.version),
         )?;
         tx.commit()?;
-        tracing::info!(
-            area = migration.area,
-            version = migration.version,
-            "Ledger migration applied."
-        );
+        if announce {
+            tracing::info!(
+                area = migration.area,
+                version = migration.version,
+                "Ledger migration applied."
+            );
+        }
     }
     Ok(())
 }
@@ -166,7 +174,7 @@ impl Ledger {
         }
         restrict_database_files(&path)?;
         let mut conn = open_writer(&path)?;
-        migrate(&mut conn, all)?;
+        migrate(&mut conn, all, true)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("ledger-writer".into())

@@ -207,12 +207,36 @@ async fn the_same_file_twice_publishes_nothing_more_and_a_changed_invoice_is_ref
         "it published nothing: {:?}",
         run.budgets
     );
-    assert_eq!(run.rejected_invoices, 2);
+    assert_eq!(
+        run.rejected_invoices, 1,
+        "the reused number is rejected; the unchanged invoice is a duplicate, not a rejection"
+    );
     let report = std::fs::read_to_string(
         h.area("vitry", "rejected")
             .join("FACT_202601_bis.csv.rejected.csv"),
     )
     .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            h.area("vitry", "rejected")
+                .join("FACT_202601_bis.csv.summary.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &summary["valid_invoices"],
+            &summary["rejected_invoices"],
+            &summary["duplicate_invoices"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{summary}"
+    );
     assert!(
         report.lines().any(|l| l
             .contains(";5;NumFacture;F2026-000102;invoice_number;invoice_number_reused;")
@@ -374,7 +398,56 @@ async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
             .unwrap();
     assert_eq!(summary["valid_invoices"], 2);
     assert_eq!(summary["rejected_invoices"], 1);
+
+    // The rejected invoice is in its journal: `encaisse trace` finds it, with file, lines
+    // and rule.
+    let key = "vitry/2026/F2026-000102";
+    let facts = h.ledger.invoice_facts(key).await.unwrap();
+    let rejected = facts
+        .iter()
+        .find(|f| f.kind == "rejected")
+        .expect("a rejected fact");
+    let detail: serde_json::Value = serde_json::from_str(&rejected.detail).unwrap();
+    assert_eq!(detail["file"], "FACT_BAD.csv");
+    assert_eq!(detail["lines"], serde_json::json!([5, 5]));
+    assert_eq!(detail["rule"], "line_amount_mismatch");
+    assert_eq!(detail["column"], "MontantLigne");
+
+    // Corrected and sent again under another file name: the corrected invoice is issued
+    // (its journal now tells both), the two others are duplicates of the first run — not
+    // rejections.
+    let fixed = replace(&bytes, b"37,5;1,87;70,14", b"37,5;1,87;70,13");
+    drop_and_scan(&h, vitry(), "FACT_FIXED.csv", &fixed, 500).await;
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(
+        decode::<InvoiceIssued>(&issued[0]).invoice.number,
+        "F2026-000102"
+    );
+    let closed = h.client.drain(&h.queue(CLOSED)).await;
+    let run: BillingRunClosed = decode(&closed[0]);
+    assert_eq!(run.rejected_invoices, 0);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rejected_dir_file(&h, "FACT_FIXED.csv.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["valid_invoices"], 1);
+    assert_eq!(summary["rejected_invoices"], 0);
+    assert_eq!(summary["duplicate_invoices"], 2);
+    let kinds: Vec<String> = h
+        .ledger
+        .invoice_facts(key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.kind)
+        .collect();
+    assert_eq!(kinds, ["rejected", "issued"]);
     h.stop().await;
+}
+
+fn rejected_dir_file(h: &Harness, name: &str) -> std::path::PathBuf {
+    h.area("vitry", "rejected").join(name)
 }
 
 #[tokio::test]

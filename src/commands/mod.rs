@@ -8,5 +8,6 @@ pub mod dlq;
 pub mod dlq_table;
 pub mod manual;
 pub mod payfip_sim;
+pub mod preview;
 pub mod run;
 pub mod trace;

@@ -47,6 +47,17 @@ impl Report {
 /// Checks everything; `env` reads an environment variable, `None` when unset or empty (the real
 /// environment in the binary, a fixed answer in tests).
 pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
+    let mut report = check_settings(config, env);
+    if let Err(message) = dirs::check_creatable(&config.data_dir) {
+        report.issue("data_dir", message);
+    }
+    report
+}
+
+/// Everything [`check`] checks but the data directory, which it probes by writing a file:
+/// for commands that write nothing and may run as another user than the daemon
+/// (`encaisse preview`).
+pub fn check_settings(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
     let mut report = Report::default();
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
@@ -70,9 +81,6 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
             "shutdown_grace_secs",
             "0 s: in-flight messages are abandoned on stop (they will be redelivered)",
         );
-    }
-    if let Err(message) = dirs::check_creatable(&config.data_dir) {
-        report.issue("data_dir", message);
     }
     if let Some(gateway) = &config.payfip {
         report.issues.extend(gateway.validate("payfip"));
@@ -186,7 +194,9 @@ fn check_tenant(
     if tenant.name.trim().is_empty() {
         report.issue(format!("{field}.name"), "must not be empty");
     }
-    if tenant.source != DEFAULT_SOURCE && !config.sources.contains_key(&tenant.source) {
+    if let Some(mapping) = config.sources.get(&tenant.source) {
+        source_values::check(&tenant.source, mapping, tenant, report);
+    } else if tenant.source != DEFAULT_SOURCE {
         report.issue(
             format!("{field}.source"),
             format!(
@@ -495,6 +505,8 @@ fn unique_codes<'a>(
 pub fn env_value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
+
+mod source_values;
 
 #[cfg(test)]
 mod tests;

@@ -312,12 +312,17 @@ impl SourceMapping {
         );
         check_value_keys(&mut issues, &at("civilite_values"), &self.civilite_values);
         check_value_keys(&mut issues, &at("sequence_values"), &self.sequence_values);
-        for (key, value) in self.activity_values.iter().chain(&self.product_values) {
-            if value.trim().is_empty() {
-                issues.push(ConfigIssue::new(
-                    at(&format!("values.{key}")),
-                    "target code must not be empty",
-                ));
+        for (map, values) in [
+            ("activity_values", &self.activity_values),
+            ("product_values", &self.product_values),
+        ] {
+            for (key, value) in values {
+                if value.trim().is_empty() {
+                    issues.push(ConfigIssue::new(
+                        at(&format!("{map}.{key}")),
+                        "target code must not be empty",
+                    ));
+                }
             }
         }
         issues

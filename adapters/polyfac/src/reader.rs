@@ -51,6 +51,9 @@ pub struct RejectedInvoice {
     pub file_lines: (u64, u64),
     /// Number of lines of the invoice.
     pub line_count: u64,
+    /// The exercice its first line gives, when readable (4 digits): with the number, the
+    /// invoice's key in the ledger's journal, so a rejected invoice can be traced.
+    pub exercice: Option<u16>,
     pub errors: Vec<ValidationError>,
 }
 
@@ -75,6 +78,10 @@ pub struct ExportSummary {
     pub lines: u64,
     pub valid_invoices: u64,
     pub rejected_invoices: u64,
+    /// Invoices already issued, unchanged, by an earlier run (a renamed export dropped
+    /// again): neither published nor rejected. The reader never sees the ledger, so it
+    /// leaves this at 0; the ingest stage counts them.
+    pub duplicate_invoices: u64,
     /// Lines of the rejected invoices.
     pub rejected_lines: u64,
     /// Sum of the valid invoices' totals.
@@ -86,6 +93,27 @@ pub struct ExportSummary {
     pub activities: BTreeMap<String, ActivityCount>,
     /// How many times each rule was broken.
     pub rules: BTreeMap<Rule, u64>,
+}
+
+impl ExportSummary {
+    /// The counts of a file before its first line is read.
+    pub fn empty(file: &str, encoding: DetectedEncoding) -> Self {
+        ExportSummary {
+            file: file.to_string(),
+            file_sha256: String::new(),
+            bytes: 0,
+            encoding,
+            lines: 0,
+            valid_invoices: 0,
+            rejected_invoices: 0,
+            duplicate_invoices: 0,
+            rejected_lines: 0,
+            valid_total: Money::ZERO,
+            exercice: None,
+            activities: BTreeMap::new(),
+            rules: BTreeMap::new(),
+        }
+    }
 }
 
 fn serialize_encoding<S: serde::Serializer>(e: &DetectedEncoding, s: S) -> Result<S::Ok, S::Error> {
@@ -221,20 +249,7 @@ impl<R: Read> ExportReader<R> {
         options: ReadOptions,
     ) -> Self {
         let records = RecordReader::new(read, mapping, &options.file_name);
-        let summary = ExportSummary {
-            file: options.file_name.clone(),
-            file_sha256: String::new(),
-            bytes: 0,
-            encoding: records.encoding(),
-            lines: 0,
-            valid_invoices: 0,
-            rejected_invoices: 0,
-            rejected_lines: 0,
-            valid_total: Money::ZERO,
-            exercice: None,
-            activities: BTreeMap::new(),
-            rules: BTreeMap::new(),
-        };
+        let summary = ExportSummary::empty(&options.file_name, records.encoding());
         ExportReader {
             records,
             mapping: mapping.clone(),
@@ -337,6 +352,7 @@ impl<R: Read> ExportReader<R> {
                 family_code: None,
                 file_lines: (first, group.last_line),
                 line_count: 0,
+                exercice: None,
                 errors: Vec::new(),
             });
         };
@@ -398,15 +414,17 @@ impl<R: Read> ExportReader<R> {
                 for e in &errors {
                     *s.rules.entry(e.rule).or_insert(0) += 1;
                 }
-                if s.exercice.is_none() && s.valid_invoices == 0 {
-                    // Remember a readable exercice so that an all-rejected run still closes.
-                    let exercice = first_raw
-                        .and_then(|l| compiled.get(l, Field::Exercice))
-                        .and_then(|v| v.parse::<u16>().ok())
-                        .filter(|y| (1000..=9999).contains(y));
-                    if exercice.is_some() && self.fallback_exercice.is_none() {
-                        self.fallback_exercice = exercice;
-                    }
+                let exercice = first_raw
+                    .and_then(|l| compiled.get(l, Field::Exercice))
+                    .and_then(|v| v.parse::<u16>().ok())
+                    .filter(|y| (1000..=9999).contains(y));
+                // Remember a readable exercice so that an all-rejected run still closes.
+                if s.exercice.is_none()
+                    && s.valid_invoices == 0
+                    && exercice.is_some()
+                    && self.fallback_exercice.is_none()
+                {
+                    self.fallback_exercice = exercice;
                 }
                 ExportItem::Invalid(RejectedInvoice {
                     family_code: first_raw
@@ -415,6 +433,7 @@ impl<R: Read> ExportReader<R> {
                     line_count: group.line_count(),
                     number: group.number,
                     file_lines: (first, group.last_line),
+                    exercice,
                     errors,
                 })
             }

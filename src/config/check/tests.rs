@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{ApiConfig, load_str};
+use encaisse_polyfac::config::Field;
 
 const EXAMPLE: &str = include_str!("../../../config/encaisse.toml");
 
@@ -352,4 +353,62 @@ fn a_short_api_token_is_an_issue_naming_its_key_not_its_value() {
     let message = &report.issues[0].message;
     assert!(message.contains("ENCAISSE_TOKEN_VITRY") && message.contains("16 characters"));
     assert!(!message.contains("s3cret"), "{message}");
+/// The crèche mapping of the integrators' guide, read by a tenant.
+fn with_creche_source(c: &mut Config) {
+    let mapping: encaisse_polyfac::SourceMapping = toml::from_str(include_str!(
+        "../../../adapters/polyfac/samples/creche-mapping.toml"
+    ))
+    .unwrap();
+    c.sources.insert("creche".into(), mapping);
+    c.tenants[0].source = "creche".into();
+}
+
+#[test]
+fn a_source_is_checked_against_each_tenant_reading_it() {
+    assert_eq!(issues_after(with_creche_source), Vec::<String>::new());
+    let issues = issues_after(|c| {
+        with_creche_source(c);
+        let creche = c.sources.get_mut("creche").unwrap();
+        creche
+            .product_values
+            .insert("HEURES".into(), "CRECHE_HEUR".into());
+        creche
+            .product_values
+            .insert("REPAS".into(), "CANTINE".into());
+        creche
+            .activity_values
+            .insert("Crèche".into(), "CRECH".into());
+        for (field, value) in [
+            (Field::Quantity, "un"),
+            (Field::Period, "13"),
+            (Field::PaymentMode, "CHEQUE"),
+        ] {
+            creche.columns.remove(&field);
+            creche.fixed.insert(field, value.into());
+        }
+    });
+    for field in [
+        "sources.creche.product_values.HEURES",
+        "sources.creche.product_values.REPAS",
+        "sources.creche.activity_values.Crèche",
+        "sources.creche.fixed.quantity",
+        "sources.creche.fixed.period",
+        "sources.creche.fixed.payment_mode",
+    ] {
+        assert!(has(&issues, field), "{field} not in {issues:#?}");
+    }
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("\"CRECHE_HEUR\" is not a product of tenant vitry")),
+        "{issues:#?}"
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("belongs to activity \"PERISCOLAIRE\"")),
+        "{issues:#?}"
+    );
+    assert_eq!(issues.len(), 6, "{issues:#?}");
+    assert!(issues.iter().all(|i| !i.contains('?')), "{issues:#?}");
 }

@@ -142,6 +142,7 @@ fn label(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "issued" => "Invoice read from the export and published",
         "refused" => "Invoice refused at ingestion",
+        "rejected" => "Invoice rejected at validation, not published (see the export's report)",
         "titre_emitted" => "Titre emitted to the Trésorerie (PES Aller)",
         "titre_refused" => "Titre not emitted",
         "titre_accepted" => "Titre accepted by the Trésorerie",

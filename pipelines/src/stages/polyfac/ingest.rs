@@ -95,8 +95,8 @@ impl InboxHandler for PolyfacIngest {
     }
 }
 
-/// What became of one valid invoice of a batch.
-enum Decision {
+/// What became of one valid invoice of a batch ([`decide`]).
+pub enum Decision {
     /// New: publish it, then record it.
     Publish(Box<Issued>),
     /// Published before by this same run (the file dropped again, or a crash half-way).
@@ -142,12 +142,12 @@ impl Issued {
 }
 
 /// An invoice the stage refuses after validation.
-struct Refusal {
-    rejected: RejectedInvoice,
-    key: InvoiceRef,
-    hash: String,
-    activity: String,
-    total: Money,
+pub struct Refusal {
+    pub rejected: RejectedInvoice,
+    pub key: InvoiceRef,
+    pub hash: String,
+    pub activity: String,
+    pub total: Money,
 }
 
 /// Counts of one file, for the report, the metrics and `billing_run.closed`.
@@ -158,6 +158,8 @@ struct Tally {
     /// Invoices refused by the stage (ledger or mandate rules) after validation, with
     /// their activity and total.
     refused: Vec<(RejectedInvoice, String, Money)>,
+    /// Invoices rejected at validation, recorded in their journal once the file is read.
+    rejected: Vec<RejectedInvoice>,
     /// The batch being published and recorded while the next one is read and decided.
     in_flight: Option<InFlight>,
 }
@@ -254,10 +256,12 @@ impl PolyfacIngest {
                 ),
             ));
         }
+        self.record_rejected(ctx, &setup, &summary, &tally, &run)
+            .await?;
         self.close_run(ctx, &setup, &summary, &tally, &run).await?;
-        let refused_total = tally.refused.len() as u64;
+        let counted = adjusted_summary(&summary, &tally.refused);
         if report.rows() > 0 {
-            let report_summary = adjusted_summary(&summary, &tally);
+            let report_summary = counted.clone();
             let files = report.finish(&report_summary);
             self.emit_report(ctx, &setup, file, files, &run.run_id)
                 .await?;
@@ -271,7 +275,8 @@ impl PolyfacIngest {
             lines = summary.lines,
             published = tally.published,
             skipped = tally.skipped,
-            rejected = summary.rejected_invoices + refused_total,
+            rejected = counted.rejected_invoices,
+            duplicates = counted.duplicate_invoices,
             "Export ingested."
         );
         Ok(FileOutcome::Archived)
@@ -360,6 +365,7 @@ impl PolyfacIngest {
                     }
                     metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "rejected").increment(1);
                     report.add(&rejected);
+                    tally.rejected.push(rejected);
                 }
                 ExportItem::Summary(s) => summary = Some(s),
             }
@@ -432,8 +438,12 @@ impl PolyfacIngest {
                     } = *refusal;
                     report.add(&rejected);
                     let rule = rejected.errors.first().map_or("", |e| e.rule.code());
-                    metrics::counter!("encaisse_polyfac_rejected_total", "tenant" => tenant.clone(), "rule" => rule).increment(1);
-                    metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "rejected").increment(1);
+                    if is_duplicate(&rejected) {
+                        metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "duplicate").increment(1);
+                    } else {
+                        metrics::counter!("encaisse_polyfac_rejected_total", "tenant" => tenant.clone(), "rule" => rule).increment(1);
+                        metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant.clone(), "outcome" => "rejected").increment(1);
+                    }
                     let fact = InvoiceFact {
                         invoice_key: key.key(),
                         tenant: tenant.clone(),
@@ -471,6 +481,36 @@ impl PolyfacIngest {
         Ok(())
     }
 
+    /// Records each invoice rejected at validation in its journal (`rejected`: file, lines,
+    /// rules), so `encaisse trace` finds it. The key is the invoice's own exercice, or the
+    /// run's when its exercice is unreadable; an invoice without number has no key.
+    async fn record_rejected(
+        &self,
+        ctx: &SourceContext,
+        setup: &Arc<PolyfacTenant>,
+        summary: &ExportSummary,
+        tally: &Tally,
+        run: &RunContext,
+    ) -> Result<(), StageError> {
+        let facts: Vec<InvoiceFact> = tally
+            .rejected
+            .iter()
+            .filter_map(|r| rejected_fact(setup.tenant.as_str(), run, r, summary.exercice))
+            .collect();
+        if facts.is_empty() {
+            return Ok(());
+        }
+        ctx.ledger
+            .write(move |c| {
+                for fact in &facts {
+                    Ledger::record_invoice_fact_in(c, fact)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Publishes `billing_run.closed` (once per run) and records it.
     async fn close_run(
         &self,
@@ -500,7 +540,7 @@ impl PolyfacIngest {
             tracing::info!(source = NAME, tenant = %tenant, run_id = %run.run_id, "Run already closed; billing_run.closed is not sent again.");
             return Ok(());
         }
-        let refused = summary.rejected_invoices + tally.refused.len() as u64;
+        let refused = adjusted_summary(summary, &tally.refused).rejected_invoices;
         let event = BillingRunClosed {
             schema_version: BillingRunClosed::SCHEMA_VERSION,
             tenant: setup.tenant.clone(),
@@ -638,8 +678,9 @@ async fn publish_and_record(
     Ok(published)
 }
 
-/// The decision for one valid invoice, inside the batch's ledger transaction.
-fn decide(
+/// The decision for one valid invoice, inside the batch's ledger transaction (or, for
+/// `encaisse preview`, inside a private in-memory copy of the tenant's ledger rows).
+pub fn decide(
     c: &Connection,
     setup: &PolyfacTenant,
     run: &RunContext,
@@ -659,6 +700,7 @@ fn decide(
                 family_code: Some(invoice.family_code.clone()),
                 file_lines: invoice.file_lines,
                 line_count: invoice.lines.len() as u64,
+                exercice: Some(invoice.exercice),
                 errors: vec![ValidationError {
                     file: run.file.clone().unwrap_or_default(),
                     line: invoice.file_lines.0,
@@ -768,11 +810,60 @@ fn issued_record(issued: &Issued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
     (record, fact)
 }
 
-/// The reader's summary with the stage's refusals moved from valid to rejected, so the
-/// report's counts match what was published.
-fn adjusted_summary(summary: &ExportSummary, tally: &Tally) -> ExportSummary {
+/// Whether a refusal only says the invoice was issued, unchanged, by an earlier run: a
+/// duplicate, counted apart from the rejected invoices.
+pub fn is_duplicate(refused: &RejectedInvoice) -> bool {
+    refused.errors.iter().all(|e| e.rule == Rule::AlreadyIssued) && !refused.errors.is_empty()
+}
+
+/// The journal fact of an invoice rejected at validation; `None` without a number or any
+/// readable exercice.
+fn rejected_fact(
+    tenant: &str,
+    run: &RunContext,
+    rejected: &RejectedInvoice,
+    run_exercice: Option<u16>,
+) -> Option<InvoiceFact> {
+    let number = rejected.number.trim();
+    let exercice = rejected.exercice.or(run_exercice)?;
+    if number.is_empty() {
+        return None;
+    }
+    let key = format!("{tenant}/{exercice}/{number}");
+    let first = rejected.errors.first();
+    let rules: Vec<&str> = rejected.errors.iter().map(|e| e.rule.code()).collect();
+    Some(InvoiceFact {
+        invoice_key: key.clone(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: "rejected".into(),
+        detail: serde_json::json!({
+            "stage": NAME,
+            "file": run.file,
+            "lines": [rejected.file_lines.0, rejected.file_lines.1],
+            "run_id": run.run_id,
+            "rule": first.map_or("", |e| e.rule.code()),
+            "column": first.map_or("", |e| e.column.as_str()),
+            "message": first.map_or("", |e| e.message.as_str()),
+            "rules": rules.join(", "),
+        })
+        .to_string(),
+        dedupe_key: Some(format!(
+            "{NAME}/rejected/{key}#{}#{}",
+            run.run_id, rejected.file_lines.0
+        )),
+    })
+}
+
+/// The reader's summary with the stage's refusals moved from valid to rejected — or, for an
+/// invoice already issued unchanged by an earlier run, to duplicates — so the report's counts
+/// match what was published.
+pub fn adjusted_summary(
+    summary: &ExportSummary,
+    refusals: &[(RejectedInvoice, String, Money)],
+) -> ExportSummary {
     let mut adjusted = summary.clone();
-    for (refused, activity, total) in &tally.refused {
+    for (refused, activity, total) in refusals {
         adjusted.valid_invoices = adjusted.valid_invoices.saturating_sub(1);
         adjusted.valid_total = adjusted
             .valid_total
@@ -781,6 +872,10 @@ fn adjusted_summary(summary: &ExportSummary, tally: &Tally) -> ExportSummary {
         if let Some(count) = adjusted.activities.get_mut(activity) {
             count.invoices = count.invoices.saturating_sub(1);
             count.total = count.total.checked_sub(*total).unwrap_or(count.total);
+        }
+        if is_duplicate(refused) {
+            adjusted.duplicate_invoices += 1;
+            continue;
         }
         adjusted.rejected_invoices += 1;
         adjusted.rejected_lines += refused.line_count;

@@ -18,6 +18,7 @@ pub mod flush;
 pub mod ingest;
 pub mod ingest_store;
 pub mod progress;
+pub mod preview;
 pub mod reconcile;
 pub mod tenants;
 

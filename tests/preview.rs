@@ -1,0 +1,268 @@
+//! `encaisse preview` run as an integrator would, through the real binary, with the broker
+//! unreachable: what it prints, its exit codes, and that it leaves nothing behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::Datelike;
+use common::{command, write_config};
+
+/// A broker nobody listens on: `preview` must not need one.
+const NO_BROKER: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+const HEADER: &str = "NumFacture;DateFacture;Exercice;Periode;Activite;CodeFamille;Civilite;Nom;Prenom;Adresse1;Adresse2;Adresse3;CodePostal;Ville;Email;CodeProduit;Libelle;Quantite;PrixUnitaire;MontantLigne;ModeReglement;RUM;DateSignatureMandat;SequencePrelevement;IBAN;BIC;TitulaireCompte;DateEcheance";
+
+/// One crèche invoice of this year (paid online, collected by titre) with its number,
+/// postal code and line amount.
+fn creche_line(number: &str, postal_code: &str, amount: &str) -> String {
+    let year = chrono::Utc::now().year();
+    format!(
+        "{number};02/01/{year};{year};1;CRECHE;FAM000456;M;N'Diaye;François;;3 bis avenue Paul Vaillant-Couturier;;{postal_code};Vitry-sur-Seine;;CRECHE_HEURE;Accueil crèche (heures);37,5;1,87;{amount};TIPI;;;;;;;28/02/{year}"
+    )
+}
+
+fn export(lines: &[String]) -> String {
+    let mut text = format!("{HEADER}\r\n");
+    for line in lines {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text
+}
+
+/// Every file under `dir`, relative, sorted.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+        }
+    }
+    found.sort();
+    found
+}
+
+fn preview(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--config", config.to_str().unwrap(), "preview"];
+    all.extend_from_slice(args);
+    command(&all).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn bad_invoices_are_named_with_their_rule_exit_65_and_nothing_is_left_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let file = tmp.path().join("CRECHE_2026.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            creche_line("F2026-000102", "94400", "70,14"),
+            creche_line("F2026-000103", "94400", "70,13"),
+            creche_line("F2026-000104", "9440", "70,13"),
+        ]),
+    )
+    .unwrap();
+    let before = listing(tmp.path());
+
+    let output = preview(
+        &config,
+        &["--tenant", "vitry", "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(65),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["status"], "read");
+    let published: Vec<&str> = doc["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(published, ["F2026-000103"]);
+    assert_eq!(doc["groups"][0]["budget"], "principal");
+    assert_eq!(doc["groups"][0]["collection"], "titres");
+    assert_eq!(doc["groups"][0]["total"], "70.13");
+    let rejects: Vec<(String, u64, String, String, String)> = doc["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_str().unwrap().to_string(),
+                r["line"].as_u64().unwrap(),
+                r["column"].as_str().unwrap().to_string(),
+                r["field"].as_str().unwrap().to_string(),
+                r["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejects,
+        [
+            (
+                "F2026-000102".to_string(),
+                2,
+                "MontantLigne".to_string(),
+                "line_amount".to_string(),
+                "line_amount_mismatch".to_string()
+            ),
+            (
+                "F2026-000104".to_string(),
+                4,
+                "CodePostal".to_string(),
+                "postal_code".to_string(),
+                "invalid_postal_code".to_string()
+            ),
+        ]
+    );
+    assert_eq!(doc["rejects"][0]["file"], "CRECHE_2026.csv");
+    assert_eq!(doc["summary"]["valid_invoices"], 1);
+    assert_eq!(doc["summary"]["rejected_invoices"], 2);
+
+    // No ledger, no data directory, no report: the directory is as it was.
+    assert_eq!(listing(tmp.path()), before);
+    assert!(!tmp.path().join("data").exists());
+
+    // The human form says the same.
+    let output = preview(&config, &["--tenant", "vitry", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(65));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("would publish 1 invoice(s); rejected 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line_amount_mismatch"), "{stdout}");
+    assert!(stdout.contains("invalid_postal_code"), "{stdout}");
+}
+
+#[test]
+fn a_valid_export_exits_0_and_an_existing_ledger_is_read_not_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let file = tmp.path().join("OK.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            creche_line("F2026-000201", "94400", "70,13"),
+            creche_line("F2026-000202", "94400", "70,13"),
+        ]),
+    )
+    .unwrap();
+    let output = preview(&config, &["--tenant", "vitry", file.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("principal  titres  2         140.26"),
+        "{stdout}"
+    );
+
+    // A ledger where F2026-000202 was issued before with other content: the preview reads
+    // it (the number is reused) and leaves it byte for byte as it was.
+    let year = chrono::Utc::now().year();
+    let ledger_path = tmp.path().join("data").join("ledger.sqlite");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ledger = encaisse_ledger::Ledger::open(&ledger_path).unwrap();
+        let key = format!("vitry/{year}/F2026-000202");
+        ledger
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file,
+                         first_line, last_line, budget, collection, total_cents, message_id, published_at)
+                     VALUES ('vitry', ?1, 'another-content', 'run-earlier', 'EARLIER.csv', 2, 2,
+                             'principal', 'titres', 7013, 'm', '2026-01-01T00:00:00Z')",
+                    [key],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    drop(runtime);
+    let wal = tmp.path().join("data").join("ledger.sqlite-wal");
+    for _ in 0..100 {
+        if !wal.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = listing(tmp.path());
+    let bytes = std::fs::read(&ledger_path).unwrap();
+
+    let output = preview(
+        &config,
+        &["--tenant", "vitry", "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(65), "{}", text(&output.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["rejects"][0]["number"], "F2026-000202");
+    assert_eq!(doc["rejects"][0]["rule"], "invoice_number_reused");
+    assert_eq!(doc["rejects"][0]["stage"], "ingest");
+    assert_eq!(listing(tmp.path()), before);
+    assert_eq!(std::fs::read(&ledger_path).unwrap(), bytes);
+}
+
+#[test]
+fn unreadable_or_missing_files_get_their_codes_and_hints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let missing = tmp.path().join("NOPE.csv");
+    let output = preview(&config, &["--tenant", "vitry", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(66));
+
+    // Tab-separated, and a column renamed: the hint names the separator.
+    let file = tmp.path().join("TABS.csv");
+    let tabbed = export(&[creche_line("F2026-000301", "94400", "70,13")]).replace(';', "\t");
+    std::fs::write(&file, tabbed).unwrap();
+    let output = preview(&config, &["--tenant", "vitry", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(65));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("whole file would be rejected"), "{stdout}");
+    assert!(stdout.contains("separator = \"\\t\""), "{stdout}");
+
+    let file = tmp.path().join("RENAMED.csv");
+    let renamed = export(&[creche_line("F2026-000302", "94400", "70,13")]).replacen(
+        "NumFacture",
+        "Num_Facture",
+        1,
+    );
+    std::fs::write(&file, renamed).unwrap();
+    let output = preview(
+        &config,
+        &["--tenant", "vitry", "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(65));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["status"], "unreadable");
+    assert_eq!(doc["kind"], "missing_columns");
+    let hints = doc["hints"].to_string();
+    assert!(
+        hints.contains("invoice_number = \\\"Num_Facture\\\""),
+        "{hints}"
+    );
+
+    let output = preview(&config, &["--tenant", "nowhere", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+}
