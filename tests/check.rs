@@ -204,6 +204,18 @@ fn a_production_tenant_needs_https_gateway_urls() {
         );
     assert_ne!(bad, original);
     std::fs::write(&path, bad).unwrap();
+    let output = run(&["--config", path.to_str().unwrap(), "check"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "payfip.classic_url: must be an https URL: tenants[0].payfip is in production mode"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_value_map_naming_an_unknown_product_exits_78_naming_its_key() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write_config(tmp.path(), "unused", BROKER_URL);
@@ -220,9 +232,6 @@ fn a_value_map_naming_an_unknown_product_exits_78_naming_its_key() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(
-        stderr.lines().any(|l| l.starts_with(
-            "payfip.classic_url: must be an https URL: tenants[0].payfip is in production mode"
-        )),
         stderr.contains(
             "sources.sejours.product_values.SEJ: \"SEJOURS\" is not a product of tenant vitry"
         ),

@@ -353,6 +353,8 @@ fn a_short_api_token_is_an_issue_naming_its_key_not_its_value() {
     let message = &report.issues[0].message;
     assert!(message.contains("ENCAISSE_TOKEN_VITRY") && message.contains("16 characters"));
     assert!(!message.contains("s3cret"), "{message}");
+}
+
 /// The crèche mapping of the integrators' guide, read by a tenant.
 fn with_creche_source(c: &mut Config) {
     let mapping: encaisse_polyfac::SourceMapping = toml::from_str(include_str!(

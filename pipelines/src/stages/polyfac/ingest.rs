@@ -106,13 +106,14 @@ pub enum Decision {
 }
 
 /// What a valid line group becomes: an invoice, or a credit note against an earlier one.
-enum Issued {
+pub enum Issued {
     Invoice(InvoiceIssued),
     CreditNote(CreditNoteIssued),
 }
 
 impl Issued {
-    fn invoice(&self) -> &InvoiceIssued {
+    /// The invoice itself, or the credit note's own lines (negative total).
+    pub fn invoice(&self) -> &InvoiceIssued {
         match self {
             Issued::Invoice(i) => i,
             Issued::CreditNote(n) => &n.note,
