@@ -15,6 +15,10 @@ struct Fixture {
 
 /// A server with a real ledger and a runtime that is not running (broker never connected).
 async fn start(extra: Option<Router>) -> Fixture {
+    start_with(extra, HttpLimits::default()).await
+}
+
+async fn start_with(extra: Option<Router>, limits: HttpLimits) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let tenant = encaisse_schemas::TenantId::new("vitry").unwrap();
@@ -27,7 +31,7 @@ async fn start(extra: Option<Router>) -> Fixture {
         dirs.clone(),
         crate::metrics::handle(),
     );
-    let mut server = Server::new(state);
+    let mut server = Server::new(state).with_limits(limits);
     if let Some(router) = extra {
         server = server.merge(router);
     }
@@ -143,5 +147,38 @@ async fn merged_routes_are_served_beside_the_built_in_ones() {
     );
     assert_eq!(get_text(&format!("{}/healthz", fx.base)).await.0, 200);
     assert_eq!(get_text(&format!("{}/nothing", fx.base)).await.0, 404);
+    fx.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_bound_wait_until_idle_ones_are_cut() {
+    let limits = HttpLimits {
+        header_read_timeout: std::time::Duration::from_secs(2),
+        request_timeout: std::time::Duration::from_secs(5),
+        max_connections: 2,
+    };
+    let fx = start_with(None, limits).await;
+    let addr = fx.base.trim_start_matches("http://").to_string();
+    // Two clients that connect and send nothing hold both slots.
+    let idle: Vec<_> =
+        futures::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(addr.clone())))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", fx.base);
+    assert!(
+        http.get(&url).send().await.is_err(),
+        "a third connection was served beyond the bound"
+    );
+    // The header-read timeout closes the idle ones; the next client is served.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    let status = http.get(&url).send().await.unwrap().status().as_u16();
+    assert_eq!(status, 200);
+    drop(idle);
     fx.shutdown.cancel();
 }

@@ -857,8 +857,11 @@ pub fn close_stale_classic(
 
 /// Records that a verified classic result announced a payment (`P`/`V`): the attempt keeps
 /// it as a claim — its outcome stays unpaid until the PES Retour confirms it. Only the first
-/// announcement counts, and none over an attempt already known paid. Returns whether the row
-/// changed.
+/// announcement counts, and none over an attempt already known paid. An attempt closed
+/// meanwhile (no result in time, or a refusal first) is opened again and, unless another
+/// attempt took its place, becomes the invoice's current one again: the family may really
+/// have paid, and the hold must keep a second payment from starting. Returns whether the
+/// row changed.
 pub fn record_claim(
     c: &Connection,
     op_id: &str,
@@ -870,7 +873,14 @@ pub fn record_claim(
     let n = c
         .prepare_cached(
             "UPDATE payfip_operation SET claim = ?2, claimed_at = ?3, numauto = ?4,
-                 commission_cents = ?5
+                 commission_cents = ?5, outcome = NULL, state = 'open', resolved_at = NULL,
+                 active = CASE WHEN active = 1 THEN 1
+                     WHEN EXISTS (SELECT 1 FROM payfip_operation other
+                         WHERE other.tenant = payfip_operation.tenant
+                           AND other.exercice = payfip_operation.exercice
+                           AND other.number = payfip_operation.number
+                           AND other.active = 1) THEN 0
+                     ELSE 1 END
              WHERE op_id = ?1 AND channel = 'classic' AND claimed_at IS NULL
                AND (outcome IS NULL OR outcome NOT IN ('P', 'V'))",
         )?
@@ -1094,6 +1104,49 @@ mod tests {
         let coverage = ledger.read(|c| coverage(c, &invoice("F1"))).await.unwrap();
         assert_eq!(coverage.paid_attempt.as_deref(), Some("payfip:idop-a"));
         assert!(coverage.is_paid(Money::parse("45.60").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_claim_over_a_closed_attempt_makes_it_current_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut classic = op("c", "T1", t0);
+        classic.channel = OpChannel::Classic;
+        classic.idop = None;
+        let later = ts(t0 + chrono::Duration::days(2));
+        let (stored, now) = (classic.clone(), later.clone());
+        let (closed, claimed, again) = ledger
+            .write(move |c| {
+                insert_operation(c, &stored)?;
+                let closed = close_stale_classic(c, &now, &now)?;
+                let claimed = record_claim(c, "c", Resultrans::P, Some("n1"), None, &now)?;
+                let again = record_claim(c, "c", Resultrans::P, Some("n2"), None, &now)?;
+                Ok((closed, claimed, again))
+            })
+            .await
+            .unwrap();
+        assert_eq!((closed, claimed, again), (1, true, false));
+        let read = ledger.read(|c| operation(c, "c")).await.unwrap().unwrap();
+        assert_eq!(read.status(), "announced");
+        assert!(read.active && read.outcome.is_none());
+        assert_eq!(read.numauto.as_deref(), Some("n1"));
+        let claim = read.claim.unwrap();
+        assert_eq!((claim.letter, claim.settled), (Resultrans::P, None));
+        // Not paid until the PES Retour: the claim adds nothing to the coverage.
+        let coverage = ledger.read(|c| coverage(c, &invoice("T1"))).await.unwrap();
+        assert!(!coverage.is_paid(Money::parse("45.60").unwrap()));
+        let amount = Money::parse("45.60").unwrap();
+        let confirmed = ledger
+            .write(move |c| confirm_claims(c, &invoice("T1"), amount, &later))
+            .await
+            .unwrap();
+        assert_eq!(confirmed.len(), 1);
+        let read = ledger.read(|c| operation(c, "c")).await.unwrap().unwrap();
+        assert_eq!(read.status(), "paid");
+        assert_eq!(read.claim.unwrap().settled, Some(ClaimSettled::Confirmed));
     }
 
     #[tokio::test]

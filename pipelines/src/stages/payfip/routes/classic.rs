@@ -17,6 +17,9 @@
 //!   `payment.failed` (payment id `tipi:<refdet>`) — unless a payment was already announced:
 //!   a claim is not undone by a later result.
 //!
+//! With `[payfip] classic_result_networks` set, a result whose TCP peer is outside those
+//! networks is recorded nowhere (the page is still shown).
+//!
 //! Answers: `200` with a page that sends a browser on to the Kiosque return URL (a server
 //! caller just gets its `200`); `400` unreadable result; `404` no attempt with that refdet;
 //! `422` a result that does not match — the answer names the field, never the value we
