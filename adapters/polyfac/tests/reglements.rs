@@ -247,3 +247,46 @@ fn characters_outside_windows_1252_become_question_marks() {
         String::from_utf8_lossy(&bytes)
     );
 }
+
+#[test]
+fn formula_cells_are_text_and_a_negative_amount_stays_a_number() {
+    // A credit note: its titre line carries the negative total.
+    let accepted = TitreAccepted {
+        schema_version: 1,
+        invoice: InvoiceRef {
+            number: "-1+1".into(),
+            ..invoice()
+        },
+        titre: titre(),
+        source: TitreSource::Retour,
+        accepted_at: at("2026-02-05T08:00:00+01:00"),
+        file: "PES_Retour.xml".into(),
+    };
+    let hostile = RowContext {
+        family_code: "@SUM(A1)".into(),
+        invoice_total: Some(eur("-12,50")),
+        reversed_payment: None,
+    };
+    assert_eq!(
+        line(StatusEvent::TitreAccepted(&accepted), &hostile),
+        b"'-1+1;'@SUM(A1);05/02/2026;-12,50;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;\r\n"
+    );
+    let rejected = PaymentRejected {
+        schema_version: 1,
+        invoice: invoice(),
+        payment_id: "sepa:F2026-000101-1".into(),
+        end_to_end_id: "F2026-000101-1".into(),
+        amount: eur("62,95"),
+        reason_code: String::new(),
+        reason_text: "\t=cmd|' /C calc'!A0".into(),
+        rejected_at: at("2026-02-12T09:00:00+01:00"),
+        will_represent: false,
+        file: None,
+    };
+    let bytes = line(StatusEvent::Rejected(&rejected), &ctx());
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.contains(";'=cmd|' /C calc'!A0;"),
+        "a leading tab is still a formula: {text}"
+    );
+}
