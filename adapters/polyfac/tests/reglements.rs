@@ -111,20 +111,25 @@ fn payment_failed_is_rejete_with_the_payfip_result() {
     }
 }
 
-#[test]
-fn payment_rejected_is_a_rejected_debit() {
-    let rejected = PaymentRejected {
+/// A direct debit of the invoice rejected by the bank with `code` and `text`.
+fn rejected_debit(code: &str, text: &str) -> PaymentRejected {
+    PaymentRejected {
         schema_version: 1,
         invoice: invoice(),
         payment_id: "sepa:F2026-000101-1".into(),
         end_to_end_id: "F2026-000101-1".into(),
         amount: eur("62,95"),
-        reason_code: "AM04".into(),
-        reason_text: "Provision insuffisante".into(),
+        reason_code: code.into(),
+        reason_text: text.into(),
         rejected_at: at("2026-02-12T09:00:00+01:00"),
         will_represent: true,
         file: None,
-    };
+    }
+}
+
+#[test]
+fn payment_rejected_is_a_rejected_debit() {
+    let rejected = rejected_debit("AM04", "Provision insuffisante");
     assert_eq!(
         line(StatusEvent::Rejected(&rejected), &ctx()),
         b"F2026-000101;FAM000123;12/02/2026;62,95;PRELEVEMENT;REJETE;F2026-000101-1;AM04 Provision insuffisante;\r\n"
@@ -271,18 +276,7 @@ fn formula_cells_are_text_and_a_negative_amount_stays_a_number() {
         line(StatusEvent::TitreAccepted(&accepted), &hostile),
         b"'-1+1;'@SUM(A1);05/02/2026;-12,50;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;\r\n"
     );
-    let rejected = PaymentRejected {
-        schema_version: 1,
-        invoice: invoice(),
-        payment_id: "sepa:F2026-000101-1".into(),
-        end_to_end_id: "F2026-000101-1".into(),
-        amount: eur("62,95"),
-        reason_code: String::new(),
-        reason_text: "\t=cmd|' /C calc'!A0".into(),
-        rejected_at: at("2026-02-12T09:00:00+01:00"),
-        will_represent: false,
-        file: None,
-    };
+    let rejected = rejected_debit("", "\t=cmd|' /C calc'!A0");
     let bytes = line(StatusEvent::Rejected(&rejected), &ctx());
     let text = String::from_utf8(bytes).unwrap();
     assert!(
