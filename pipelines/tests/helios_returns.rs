@@ -560,9 +560,11 @@ async fn bad_files_are_rejected_with_a_reason_and_strangers_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_declaration_is_rejected_once_and_the_next_acquit_is_read() {
+async fn hostile_files_are_rejected_once_and_the_next_acquit_is_read() {
     let t = tenant_id("hostile");
-    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ordinaire)]).await;
+    let mut config = tenant(&t, BordereauKind::Ordinaire);
+    config.config.max_input_elements = 1_000;
+    let flow = Flow::start(vec![config]).await;
     let sent = send_run(
         &flow,
         &t,
@@ -577,6 +579,11 @@ async fn a_hostile_declaration_is_rejected_once_and_the_next_acquit_is_read() {
         "A_HOSTILE.xml",
         b"<?xml version=\"1.0\" encoding=\xC3\xA9\"ISO-8859-1\"?><n:PES_Retour/>",
     );
+    // Small in bytes, huge in elements: refused at the element bound, not held in memory.
+    let mut flood = b"<n:PES_Retour xmlns:n=\"x\">".to_vec();
+    flood.extend(b"<a/>".repeat(2_000));
+    flood.extend(b"</n:PES_Retour>");
+    flow.drop_file(&t, "A_FLOOD.xml", &flood);
     flow.drop_file(&t, "B_ACQUIT.xml", &acquit(&sent, d(2026, 3, 11), &[]));
     assert_eq!(flow.wait_handled(&t, "A_HOSTILE.xml").await, "rejected");
     assert_eq!(flow.wait_handled(&t, "B_ACQUIT.xml").await, "archive");

@@ -488,3 +488,36 @@ async fn a_crash_between_planning_and_writing_writes_the_same_file_once() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn cells_a_spreadsheet_would_evaluate_are_written_as_text() {
+    let h = harness().await;
+    let invoices = publish_invoices(&h).await;
+    let debit = &invoices[0];
+    // A Trésorerie reference and a reason that a spreadsheet would run as formulas.
+    let payment = PaymentReceived {
+        reference: "=HYPERLINK(\"http://x.invalid\",\"ok\")".into(),
+        ..helios_emargement(debit)
+    };
+    publish(&h, &payment, None).await;
+    let reversal = PaymentReversed {
+        schema_version: 1,
+        invoice: debit.invoice.clone(),
+        payment_id: payment.payment_id.clone(),
+        amount: debit.total,
+        reversed_at: at("2026-02-20T00:00:00+01:00"),
+        reason: "@SUM(1+1)*cmd|' /C calc'!A0".into(),
+    };
+    publish(&h, &reversal, None).await;
+    h.wait_count("both lines", LINES, 2).await;
+    flusher(&h).flush_all(&h.ledger).await;
+    let lines = lines_of(&std::fs::read(h.area("vitry", "outbox").join(file_name(1))).unwrap());
+    assert_eq!(
+        lines[1..],
+        [
+            "F2026-000101;FAM000123;07/02/2026;62,95;CB;PAYE;\"'=HYPERLINK(\"\"http://x.invalid\"\",\"\"ok\"\")\";;",
+            "F2026-000101;FAM000123;20/02/2026;62,95;CB;ANNULE;\"'=HYPERLINK(\"\"http://x.invalid\"\",\"\"ok\"\")\";'@SUM(1+1)*cmd|' /C calc'!A0;",
+        ]
+    );
+    h.stop().await;
+}

@@ -74,6 +74,11 @@ pub struct HeliosTenantConfig {
     /// Largest PES_ACQUIT / PES_Retour file read, in bytes; larger files are refused.
     #[serde(default = "default_max_input_bytes")]
     pub max_input_bytes: u64,
+    /// PES_ACQUIT / PES_Retour files with more XML elements than this are refused (default
+    /// 1 000 000: a large commune's PES Retour holds some tens of thousands; the bound caps
+    /// the memory one file takes).
+    #[serde(default = "default_max_input_elements")]
+    pub max_input_elements: usize,
     /// `Civilite` written for `M` payers. The DGFiP list is closed but not published
     /// (`pes-v2.md` §2.6): `M` is what Noethysweb sends.
     #[serde(default = "default_civilite_m")]
@@ -124,6 +129,7 @@ impl Default for HeliosTenantConfig {
             text_style: TextStyle::default(),
             indent_spaces: 0,
             max_input_bytes: default_max_input_bytes(),
+            max_input_elements: default_max_input_elements(),
             civilite_m: default_civilite_m(),
             civilite_mme: default_civilite_mme(),
             send_family_code: true,
@@ -519,6 +525,9 @@ fn default_file_name_pattern() -> String {
 }
 fn default_max_input_bytes() -> u64 {
     64 * 1024 * 1024
+}
+fn default_max_input_elements() -> usize {
+    encaisse_xml::tree::DEFAULT_MAX_ELEMENTS
 }
 fn default_civilite_m() -> String {
     "M".into()

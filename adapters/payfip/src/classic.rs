@@ -17,7 +17,8 @@ use url::Url;
 use crate::config::{PayfipMode, SaisieCodes, http_url};
 use crate::datetime::parse_paris;
 use crate::fields::{
-    AmountBounds, Email, Exer, FieldError, NumCli, Objet, Refdet, Saisie, parse_montant,
+    AmountBounds, Email, Exer, FieldError, NumCli, Objet, Refdet, Saisie, check_numauto,
+    parse_montant,
 };
 use crate::result::{Resultrans, Sighting};
 
@@ -266,7 +267,13 @@ impl ClassicResult {
             mel: take("mel"),
             saisie: require("saisie")?,
             resultrans,
-            numauto: take("numauto"),
+            numauto: take("numauto")
+                .map(|n| check_numauto(&n))
+                .transpose()
+                .map_err(|e| ClassicError::Invalid {
+                    field: "numauto",
+                    rule: e.rule,
+                })?,
             transaction_at,
         })
     }

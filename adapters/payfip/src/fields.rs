@@ -385,6 +385,27 @@ fn cents_to_money_text(cents: i64) -> String {
         .unwrap_or_else(|_| format!("{cents} cents"))
 }
 
+/// Longest `numauto`: the gateway stores it in a `varchar(16)`.
+pub const NUMAUTO_MAX_LEN: usize = 16;
+
+/// `numauto`, the card authorisation number of a paid result: 1 to 16 ASCII letters, digits
+/// or `-` (`00000001`, `112233445566-tip`). It is written into the REGLEMENTS file Polyfac
+/// imports, so nothing else (separators, quotes, a leading `=`) may get through.
+pub fn check_numauto(value: &str) -> Result<String, FieldError> {
+    if (1..=NUMAUTO_MAX_LEN).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(value.to_string())
+    } else {
+        Err(FieldError::new(
+            "numauto",
+            format!("must be 1 to {NUMAUTO_MAX_LEN} letters, digits or '-'"),
+        ))
+    }
+}
+
 /// Parses a `montant` received from the gateway (digits only, cents) into an amount.
 pub fn parse_montant(text: &str) -> Result<Money, FieldError> {
     let text = text.trim();
@@ -403,6 +424,24 @@ pub fn parse_montant(text: &str) -> Result<Money, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numauto_is_letters_digits_and_dashes_only() {
+        for good in ["00000001", "112233445566-tip", "A"] {
+            assert_eq!(check_numauto(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "=1+2",
+            "12;34",
+            "12 34",
+            "\"x",
+            "12345678901234567",
+            "é1",
+        ] {
+            assert_eq!(check_numauto(bad).unwrap_err().field, "numauto", "{bad:?}");
+        }
+    }
     use chrono::TimeZone;
 
     #[test]

@@ -10,7 +10,7 @@ use encaisse_schemas::{
 
 use crate::datetime::parse_paris;
 use crate::error::{PayfipError, RetryClass};
-use crate::fields::{Email, IdOp, parse_montant};
+use crate::fields::{Email, IdOp, check_numauto, parse_montant};
 use crate::xml::Element;
 
 /// `resultrans`: the outcome of a payment (spec §2.5, §3.3).
@@ -155,7 +155,11 @@ impl PaymentDetail {
             mel: ret.child_value("mel").and_then(|m| Email::new(m).ok()),
             objet: ret.child_value("objet").map(str::to_string),
             saisie: ret.child_value("saisie").unwrap_or("").to_string(),
-            numauto: ret.child_value("numauto").map(str::to_string),
+            numauto: ret
+                .child_value("numauto")
+                .map(check_numauto)
+                .transpose()
+                .map_err(|e| e.to_string())?,
             transaction_at,
         })
     }

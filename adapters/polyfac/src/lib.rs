@@ -71,6 +71,7 @@
 //! ```
 
 pub mod catalogue;
+pub mod cell;
 pub mod config;
 pub mod enrich;
 pub mod error;

@@ -25,6 +25,7 @@ use encaisse_schemas::{
 };
 use encoding_rs::WINDOWS_1252;
 
+use crate::cell::neutralise_formula;
 use crate::config::{LineEnding, SourceEncoding, SourceMapping};
 
 /// Columns of a REGLEMENTS file, in order.
@@ -357,11 +358,14 @@ impl ReglementsFormat {
     }
 }
 
-/// Line breaks and tabs become spaces: Polyfac's importer is line-based.
+/// Line breaks and tabs become spaces: Polyfac's importer is line-based. A cell that a
+/// spreadsheet would read as a formula is quoted ([`neutralise_formula`]).
 fn one_line(text: &str) -> String {
-    text.chars()
+    let line: String = text
+        .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+        .collect();
+    neutralise_formula(&line).into_owned()
 }
 
 /// Windows-1252, with `?` for a character it cannot represent (encoding_rs would write an

@@ -3,11 +3,13 @@
 //! field, rule, message), and a JSON summary of the whole file.
 //!
 //! The CSV is UTF-8 with a byte-order mark (so that spreadsheet software shows accents),
-//! `;`-separated, CRLF. Messages never carry bank details, names or e-mail addresses (the
+//! `;`-separated, CRLF; text cells a spreadsheet would read as formulas are quoted
+//! ([`crate::cell`]). Messages never carry bank details, names or e-mail addresses (the
 //! validator writes them that way); the report adds nothing else from the file.
 
 use serde::Serialize;
 
+use crate::cell::neutralise_formula;
 use crate::error::FileError;
 use crate::reader::{ExportSummary, RejectedInvoice};
 
@@ -68,15 +70,16 @@ impl RejectionReport {
     pub fn add(&mut self, invoice: &RejectedInvoice) {
         for e in &invoice.errors {
             let line = e.line.to_string();
-            let record = [
-                e.file.as_str(),
-                line.as_str(),
-                e.column.as_str(),
-                invoice.number.as_str(),
-                e.field.map_or("", |f| f.name()),
-                e.rule.code(),
-                e.message.as_str(),
+            let record: [std::borrow::Cow<'_, str>; 7] = [
+                neutralise_formula(&e.file),
+                line.as_str().into(),
+                neutralise_formula(&e.column),
+                neutralise_formula(&invoice.number),
+                e.field.map_or("", |f| f.name()).into(),
+                e.rule.code().into(),
+                neutralise_formula(&e.message),
             ];
+            let record = record.each_ref().map(|c| c.as_bytes());
             let _ = self.csv.write_record(record);
             self.rows += 1;
         }
@@ -123,7 +126,15 @@ pub fn unreadable_file_report(file: &str, error: &FileError) -> ReportFiles {
     }
     .to_string();
     let reason = error.to_string();
-    let _ = csv.write_record([file, &line, "", "", "", error.kind(), &reason]);
+    let _ = csv.write_record([
+        neutralise_formula(file).as_ref(),
+        &line,
+        "",
+        "",
+        "",
+        error.kind(),
+        neutralise_formula(&reason).as_ref(),
+    ]);
     ReportFiles {
         rejected_csv: csv.into_inner().unwrap_or_default(),
         summary_json: to_json(&Unreadable {

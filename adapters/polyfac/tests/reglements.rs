@@ -112,20 +112,25 @@ fn payment_failed_is_rejete_with_the_payfip_result() {
     }
 }
 
-#[test]
-fn payment_rejected_is_a_rejected_debit() {
-    let rejected = PaymentRejected {
+/// A direct debit of the invoice rejected by the bank with `code` and `text`.
+fn rejected_debit(code: &str, text: &str) -> PaymentRejected {
+    PaymentRejected {
         schema_version: 1,
         invoice: invoice(),
         payment_id: "sepa:F2026-000101-1".into(),
         end_to_end_id: "F2026-000101-1".into(),
         amount: eur("62,95"),
-        reason_code: "AM04".into(),
-        reason_text: "Provision insuffisante".into(),
+        reason_code: code.into(),
+        reason_text: text.into(),
         rejected_at: at("2026-02-12T09:00:00+01:00"),
         will_represent: true,
         file: None,
-    };
+    }
+}
+
+#[test]
+fn payment_rejected_is_a_rejected_debit() {
+    let rejected = rejected_debit("AM04", "Provision insuffisante");
     assert_eq!(
         line(StatusEvent::Rejected(&rejected), &ctx()),
         b"F2026-000101;FAM000123;12/02/2026;62,95;PRELEVEMENT;REJETE;F2026-000101-1;AM04 Provision insuffisante;\r\n"
@@ -303,4 +308,37 @@ fn credit_note_events_are_titre_reduit_or_avoir_rejete() {
     let row = reglement_row(StatusEvent::TitreRejected(&rejected), &avoir);
     assert_eq!(row.statut.as_str(), "TITRE_REJETE");
     assert_eq!(row.reference, "2026/02/3/412");
+}
+
+#[test]
+fn formula_cells_are_text_and_a_negative_amount_stays_a_number() {
+    // A credit note: its titre line carries the negative total.
+    let accepted = TitreAccepted {
+        schema_version: 1,
+        invoice: InvoiceRef {
+            number: "-1+1".into(),
+            ..invoice()
+        },
+        titre: titre(),
+        source: TitreSource::Retour,
+        accepted_at: at("2026-02-05T08:00:00+01:00"),
+        file: "PES_Retour.xml".into(),
+    };
+    let hostile = RowContext {
+        family_code: "@SUM(A1)".into(),
+        invoice_total: Some(eur("-12,50")),
+        reversed_payment: None,
+        credit_note_of: None,
+    };
+    assert_eq!(
+        line(StatusEvent::TitreAccepted(&accepted), &hostile),
+        b"'-1+1;'@SUM(A1);05/02/2026;-12,50;;TITRE_PRIS_EN_CHARGE;2026/01/12/345;;\r\n"
+    );
+    let rejected = rejected_debit("", "\t=cmd|' /C calc'!A0");
+    let bytes = line(StatusEvent::Rejected(&rejected), &ctx());
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.contains(";'=cmd|' /C calc'!A0;"),
+        "a leading tab is still a formula: {text}"
+    );
 }

@@ -116,3 +116,29 @@ fn unreadable_file_has_a_one_line_report() {
         )
     );
 }
+
+#[test]
+fn cells_a_spreadsheet_would_evaluate_are_written_as_text() {
+    let mut bad = row("=HYPERLINK(\"http://x.invalid\")");
+    bad.insert("CodePostal".into(), "944".into());
+    let read = read(export(&[bad]).as_bytes()).unwrap();
+    let mut report = RejectionReport::new();
+    for r in &read.rejected {
+        report.add(r);
+    }
+    let rows = csv_rows(&report.finish(&read.summary).rejected_csv);
+    assert!(rows.len() > 1, "{rows:?}");
+    for row in &rows[1..] {
+        assert_eq!(row[3], "'=HYPERLINK(\"http://x.invalid\")", "{row:?}");
+    }
+    let unreadable = unreadable_file_report(
+        "+cmd.csv",
+        &encaisse_polyfac::error::FileError::NoHeader {
+            file: "+cmd.csv".into(),
+            reason: "empty".into(),
+        },
+    );
+    let rows = csv_rows(&unreadable.rejected_csv);
+    assert_eq!(rows[1][0], "'+cmd.csv");
+    assert!(rows[1][6].starts_with("'+cmd.csv: "), "{:?}", rows[1]);
+}

@@ -150,6 +150,10 @@ pub struct SepaTenantConfig {
     /// Bank files (pain.002, camt.054) larger than this are refused before parsing.
     #[serde(default = "default_max_input_bytes")]
     pub max_input_bytes: u64,
+    /// Bank files with more XML elements than this are refused (default 1 000 000: a
+    /// return file holds some tens of thousands; the bound caps the memory one file takes).
+    #[serde(default = "default_max_input_elements")]
+    pub max_input_elements: usize,
 }
 
 fn default_batch_booking() -> bool {
@@ -172,6 +176,10 @@ fn default_max_input_bytes() -> u64 {
     10 * 1024 * 1024
 }
 
+fn default_max_input_elements() -> usize {
+    encaisse_xml::tree::DEFAULT_MAX_ELEMENTS
+}
+
 impl Default for SepaTenantConfig {
     fn default() -> Self {
         SepaTenantConfig {
@@ -189,6 +197,7 @@ impl Default for SepaTenantConfig {
             ultimate_creditor_name: None,
             ultimate_creditor_id: None,
             max_input_bytes: default_max_input_bytes(),
+            max_input_elements: default_max_input_elements(),
         }
     }
 }

@@ -471,6 +471,16 @@ fn billion_laughs_and_oversized_files_are_refused() {
         err.to_string().contains("larger than the 1024-byte limit"),
         "{err}"
     );
+
+    // Many tiny elements within the byte limit: refused at the element bound, not held.
+    let few = ReadSettings {
+        max_input_elements: 10,
+        ..settings()
+    };
+    let err = read_bank_file("many.xml", PAIN002_V10.as_bytes(), &few).unwrap_err();
+    assert!(err.to_string().contains("more than 10 elements"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Poison);
+    assert!(read_bank_file("ok.xml", PAIN002_V10.as_bytes(), &settings()).is_ok());
 }
 
 #[test]

@@ -25,6 +25,11 @@ use crate::{EncodingError, GuardError, check_untrusted, to_utf8};
 /// Nesting accepted by default: PES and ISO 20022 documents stay under 20 levels.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
+/// Elements accepted by default. A large commune's PES Retour or a bank's return file holds
+/// some tens of thousands; a tree node costs around a hundred bytes, so the bound keeps one
+/// hostile file (millions of `<a/>` within the byte limit) from taking gigabytes.
+pub const DEFAULT_MAX_ELEMENTS: usize = 1_000_000;
+
 /// Bounds of one parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -37,13 +42,25 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// `bytes` at most, [`DEFAULT_MAX_DEPTH`] levels, elements bounded by the size alone.
+    /// `bytes` at most, [`DEFAULT_MAX_DEPTH`] levels, [`DEFAULT_MAX_ELEMENTS`] elements.
     pub const fn new(bytes: u64) -> Self {
         Limits {
             bytes,
             depth: DEFAULT_MAX_DEPTH,
-            elements: usize::MAX,
+            elements: DEFAULT_MAX_ELEMENTS,
         }
+    }
+
+    /// The same limits with at most `elements` elements.
+    pub const fn with_elements(self, elements: usize) -> Self {
+        Limits { elements, ..self }
+    }
+}
+
+impl From<u64> for Limits {
+    /// A byte limit with the default depth and element bounds.
+    fn from(bytes: u64) -> Self {
+        Limits::new(bytes)
     }
 }
 

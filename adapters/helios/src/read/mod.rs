@@ -104,18 +104,21 @@ pub enum ReturnFile {
     Retour(PesRetour),
 }
 
+/// Bounds of one read (bytes, nesting, elements).
+pub use encaisse_xml::tree::Limits;
+
 /// Reads a file dropped in `helios/inbox`: a `PES_ACQUIT` or a `PES_Retour`, anything else
-/// is refused.
+/// is refused. `limits`: a byte limit, or [`Limits`] with an element bound.
 pub fn read_return_file(
     file: &str,
     bytes: &[u8],
-    limit_bytes: u64,
+    limits: impl Into<Limits>,
 ) -> Result<ReturnFile, FileError> {
     let wrap = |error| FileError {
         file: file.to_string(),
         error,
     };
-    let tree = tree::parse(bytes, limit_bytes).map_err(wrap)?;
+    let tree = tree::parse(bytes, limits).map_err(wrap)?;
     match tree.root.name.as_str() {
         "PES_ACQUIT" => acquit::from_tree(&tree)
             .map(ReturnFile::Acquit)

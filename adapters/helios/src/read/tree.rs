@@ -58,9 +58,9 @@ fn root_namespace(start: &BytesStart<'_>) -> Option<String> {
 }
 
 /// Parses `bytes` (untrusted) into a [`Tree`].
-pub fn parse(bytes: &[u8], limit_bytes: u64) -> Result<Tree, ReadError> {
+pub fn parse(bytes: &[u8], limits: impl Into<Limits>) -> Result<Tree, ReadError> {
     let mut namespace = None;
-    let root = parse_with(bytes, Limits::new(limit_bytes), |start, depth, line| {
+    let root = parse_with(bytes, limits.into(), |start, depth, line| {
         if depth == 0 {
             namespace = root_namespace(start);
         }

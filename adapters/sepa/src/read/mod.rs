@@ -22,6 +22,7 @@ use encaisse_schemas::{Event, InvoiceRef, Money, PaymentRejected, SequenceType};
 use crate::error::ErrorClass;
 use crate::ids::attempt_of;
 use crate::policy::{Decision, RepresentationPolicy};
+use encaisse_xml::tree::Limits;
 use tree::{Node, XmlError};
 
 /// Why a bank file cannot be read. The stage moves such a file to `bank/rejected` with
@@ -283,6 +284,8 @@ impl BankFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadSettings {
     pub max_input_bytes: u64,
+    /// Most XML elements in one file.
+    pub max_input_elements: usize,
     pub policy: RepresentationPolicy,
 }
 
@@ -290,6 +293,7 @@ impl From<&crate::config::SepaTenantConfig> for ReadSettings {
     fn from(config: &crate::config::SepaTenantConfig) -> Self {
         ReadSettings {
             max_input_bytes: config.max_input_bytes,
+            max_input_elements: config.max_input_elements,
             policy: RepresentationPolicy::from(&config.represent),
         }
     }
@@ -334,7 +338,8 @@ pub fn read_bank_file(
     bytes: &[u8],
     settings: &ReadSettings,
 ) -> Result<BankFile, ReadError> {
-    let root = tree::parse(bytes, settings.max_input_bytes).map_err(|source| ReadError::Xml {
+    let limits = Limits::new(settings.max_input_bytes).with_elements(settings.max_input_elements);
+    let root = tree::parse(bytes, limits).map_err(|source| ReadError::Xml {
         file: file.to_string(),
         source,
     })?;

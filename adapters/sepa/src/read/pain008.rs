@@ -144,6 +144,7 @@ pub fn read_pain008(file: &str, bytes: &[u8], max_input_bytes: u64) -> Result<Se
     }
     let settings = ReadSettings {
         max_input_bytes,
+        max_input_elements: encaisse_xml::tree::DEFAULT_MAX_ELEMENTS,
         policy: RepresentationPolicy::from(&RepresentationConfig::default()),
     };
     let ctx = Ctx::new(file, &settings, false);

@@ -8,6 +8,6 @@ use encaisse_xml::tree::Limits;
 pub use encaisse_xml::tree::{Node, TreeError as XmlError};
 
 /// Parses untrusted bytes into the root element.
-pub fn parse(bytes: &[u8], limit_bytes: u64) -> Result<Node, XmlError> {
-    encaisse_xml::tree::parse(bytes, Limits::new(limit_bytes))
+pub fn parse(bytes: &[u8], limits: impl Into<Limits>) -> Result<Node, XmlError> {
+    encaisse_xml::tree::parse(bytes, limits.into())
 }

@@ -339,7 +339,9 @@ impl HeliosReturns {
         let bytes = untrusted_file::read_async(&file.path, limit).await?;
         let sha256 = sha256_hex(&bytes);
         let name = file.name.clone();
-        let parsed = tokio::task::spawn_blocking(move || read_return_file(&name, &bytes, limit))
+        let limits = encaisse_helios::read::Limits::new(limit)
+            .with_elements(tenant.config.max_input_elements);
+        let parsed = tokio::task::spawn_blocking(move || read_return_file(&name, &bytes, limits))
             .await
             .map_err(|e| untrusted_file::join_error("PES return reader", e))?;
         let parsed = match parsed {

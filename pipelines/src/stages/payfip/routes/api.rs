@@ -44,7 +44,7 @@ use crate::stages::payfip::store::{
 /// The request body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PaymentRequest {
+pub struct PaymentRequest {
     /// The invoice number (`NumFacture`).
     invoice: String,
     /// Its exercice, when the number is not unique across exercices.
@@ -86,7 +86,9 @@ fn authenticate(tenant: &TenantPayfip, headers: &HeaderMap) -> Result<(), ApiErr
     }
 }
 
-fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<PaymentRequest, ApiError> {
+/// Reads a payment request body (JSON, `Content-Type` checked when given). Public for the
+/// hostile-input test suite, which feeds it random bodies.
+pub fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<PaymentRequest, ApiError> {
     if let Some(kind) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
