@@ -836,6 +836,7 @@ async fn bad_options_are_refused() {
     assert!(err.to_string().contains("http_500_rate"));
     let err = SimulatorHandle::start(SimulatorOptions {
         contract_dir: "/nonexistent".into(),
+        serve_contract: true,
         ..SimulatorOptions::default()
     })
     .await

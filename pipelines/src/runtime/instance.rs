@@ -7,13 +7,18 @@
 //! (or loses the broker) frees the prefix at once; no heartbeat or expiry is involved.
 //!
 //! Who holds the claim cannot be read from an exclusive queue by another connection, so the
-//! holder also leaves its description (pid, host, data directory) as the single message of
-//! `P.instance.holder`, which the refused daemon reads without taking it.
+//! holder also leaves its description (pid, host, start time, data directory) as the single
+//! message of `P.instance.holder`, which the refused daemon reads without taking it. A
+//! daemon that finds its own description there is reconnecting while the broker still keeps
+//! its previous connection (until the heartbeat timeout): the supervisor retries.
 
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection};
+
+/// The longest holder description read back (pid, host, time and a data directory path).
+const MAX_HOLDER_BYTES: usize = 4096;
 
 /// Why the prefix could not be claimed.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +120,8 @@ async fn read_holder(connection: &Connection, prefix: &str) -> String {
         Ok(Some(message)) => {
             let bytes = &message.delivery.data;
             // Bounded: the broker is not trusted to hand back what was written.
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+            let text =
+                String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_HOLDER_BYTES)]).into_owned();
             Some(text)
         }
         _ => None,

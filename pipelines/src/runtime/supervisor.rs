@@ -282,6 +282,22 @@ impl Supervisor {
             if let Some(holder) = &self.claim {
                 match instance::claim(&connection, &self.config.broker.prefix, holder).await {
                     Ok(()) => {}
+                    // Our own previous connection, not yet closed by the broker (a network
+                    // cut it lost on our side only): it goes at the broker's heartbeat
+                    // timeout, so this is a passing state.
+                    Err(ClaimError::Held { holder: held, .. }) if &held == holder => {
+                        let _ = connection
+                            .close(200, "prefix still held by our previous connection".into())
+                            .await;
+                        self.set_health(BrokerState::Disconnected);
+                        tracing::warn!(
+                            "Our previous broker connection still holds the prefix; retrying once the broker drops it."
+                        );
+                        if !pause(delays.next(), &shutdown).await {
+                            break;
+                        }
+                        continue;
+                    }
                     Err(ClaimError::Held { prefix, holder }) => {
                         let _ = connection.close(200, "prefix held".into()).await;
                         self.set_health(BrokerState::Disconnected);

@@ -362,6 +362,7 @@ mod tests {
     fn the_contract_files_are_needed_only_when_served() {
         let missing = SimulatorOptions {
             contract_dir: "/nonexistent/payfip-contract".into(),
+            serve_contract: true,
             ..SimulatorOptions::default()
         };
         assert!(matches!(

@@ -121,6 +121,39 @@ mod tests {
         assert_eq!((progress.tenths(), progress.invoices()), (10, 5));
     }
 
+    /// The gauges of one tenant as the recorder holds them: (lines, invoices, ratio).
+    fn gauges(snapshotter: &metrics_util::debugging::Snapshotter) -> (f64, f64, f64) {
+        let mut values = (f64::NAN, f64::NAN, f64::NAN);
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            if let metrics_util::debugging::DebugValue::Gauge(v) = value {
+                match key.key().name() {
+                    "encaisse_polyfac_import_lines_read" => values.0 = v.into_inner(),
+                    "encaisse_polyfac_import_invoices_read" => values.1 = v.into_inner(),
+                    "encaisse_polyfac_import_progress_ratio" => values.2 = v.into_inner(),
+                    _ => {}
+                }
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn the_gauges_follow_each_tenth_and_return_to_zero_when_the_file_is_done() {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let mut progress = ImportProgress::new("vitry", "big.csv", 1000);
+            assert_eq!(gauges(&snapshotter), (0.0, 0.0, 0.0));
+            progress.invoice_read(120);
+            progress.invoice_read(180);
+            assert_eq!(gauges(&snapshotter), (120.0, 1.0, 0.1), "set at the tenth");
+            progress.invoice_read(510);
+            assert_eq!(gauges(&snapshotter), (510.0, 3.0, 0.5));
+            drop(progress);
+            assert_eq!(gauges(&snapshotter), (0.0, 0.0, 0.0));
+        });
+    }
+
     #[test]
     fn an_empty_file_is_complete() {
         assert_eq!(ImportProgress::new("vitry", "empty.csv", 0).tenths(), 10);
