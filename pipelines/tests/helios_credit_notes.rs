@@ -345,6 +345,30 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
         "{}",
         lines[0]
     );
+    // `encaisse trace` of the original: its réduction titres and their fate beside it.
+    let key = format!("{t}/2026/F2026000301");
+    let steps: Vec<String> = flow
+        .ledger
+        .read(move |c| {
+            Ok(encaisse_pipelines::stages::ops::trace::trace(c, &key)?
+                .steps
+                .into_iter()
+                .map(|s| s.summary)
+                .collect())
+        })
+        .await
+        .unwrap();
+    let has = |text: &str| steps.iter().any(|s| s.contains(text));
+    assert!(has("Réduction titre planned"), "{steps:#?}");
+    assert!(has("titre 2026/02/1/4"), "{steps:#?}");
+    assert!(
+        has("Credit note ") && has("Titre accepted by the Trésorerie"),
+        "{steps:#?}"
+    );
+    assert!(
+        has("Credit note refused"),
+        "A2026000006 refused against it: {steps:#?}"
+    );
     export.stop().await;
 }
 
