@@ -509,6 +509,15 @@ async fn a_large_run_is_one_valid_file_with_exact_totals() {
     flow.stop().await;
 }
 
+/// `(end-to-end id, cents)` of every collection of a pain.008, in file order.
+fn debited(sent: &encaisse_sepa::read::pain008::SentFile) -> Vec<(String, i64)> {
+    sent.blocks
+        .iter()
+        .flat_map(|b| &b.collections)
+        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
     let t = tenant_id("reduced");
@@ -532,12 +541,7 @@ async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
     flow.publish(&run_closed(&t, run, &invoices)).await;
     let files = flow.wait_files(&t, "outbox", 1).await;
     let sent = check_pain008(&files[0]);
-    let debited: Vec<(String, i64)> = sent
-        .blocks
-        .iter()
-        .flat_map(|b| &b.collections)
-        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
-        .collect();
+    let debited = debited(&sent);
     assert_eq!(
         debited,
         [
@@ -604,12 +608,7 @@ async fn regie_credit_notes_lower_the_next_debit_or_are_refunds_to_make() {
     flow.publish(&run_closed(&t, run, &invoices)).await;
     let files = flow.wait_files(&t, "outbox", 1).await;
     let sent = check_pain008(&files[0]);
-    let debited: Vec<(String, i64)> = sent
-        .blocks
-        .iter()
-        .flat_map(|b| &b.collections)
-        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
-        .collect();
+    let debited = debited(&sent);
     assert_eq!(
         debited,
         [
