@@ -94,9 +94,9 @@ async fn the_demo_runs_end_to_end_to_its_report() {
     assert!(out.contains("wiped (it held a previous demo run)"), "{out}");
     assert!(!data.join("vitry/polyfac/outbox/old.csv").exists());
     // One progress line per step, then the report.
-    for step in 1..=10 {
+    for step in 1..=13 {
         assert!(
-            out.contains(&format!("[{step:>2}/10]")),
+            out.contains(&format!("[{step:>2}/13]")),
             "step {step}:\n{out}"
         );
     }
@@ -124,7 +124,7 @@ async fn the_demo_runs_end_to_end_to_its_report() {
             )
         })
         .collect();
-    assert_eq!(figures, [("vitry", 6, 3), ("ivry", 8, 2)]);
+    assert_eq!(figures, [("vitry", 6, 3), ("ivry", 8, 2), ("vitry", 1, 0)]);
     let rules: Vec<&str> = exports[0]["rejections"]
         .as_array()
         .unwrap()
@@ -143,6 +143,8 @@ async fn the_demo_runs_end_to_end_to_its_report() {
         kinds,
         [
             "PES Aller",
+            "PES Aller",
+            "PES_ACQUIT_RETOUR",
             "PES_ACQUIT_RETOUR",
             "PES_ACQUIT_RETOUR",
             "pain.008",
@@ -161,14 +163,27 @@ async fn the_demo_runs_end_to_end_to_its_report() {
             .unwrap()
             .ends_with("240.25 EUR")
     );
+    // The credit note's réduction titre (bordereau type 02).
     assert!(
-        files[3]["content"]
+        files[1]["path"]
+            .as_str()
+            .unwrap()
+            .contains("_02_0000001.xml")
+            && files[1]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 titres in 1 bordereau(x), 6.70 EUR"),
+        "{}",
+        files[1]
+    );
+    assert!(
+        files[5]["content"]
             .as_str()
             .unwrap()
             .starts_with("3 direct debit(s), 345.60 EUR")
     );
     assert!(
-        files[4]["content"]
+        files[6]["content"]
             .as_str()
             .unwrap()
             .starts_with("1 direct debit(s) (re-presentation)")
@@ -207,7 +222,8 @@ async fn the_demo_runs_end_to_end_to_its_report() {
         ]
     );
 
-    // What Polyfac got back: 12 lines for Vitry, 6 for Ivry; the titre paid online and
+    // What Polyfac got back: 13 lines for Vitry (one the credit note's TITRE_REDUIT), 6 for
+    // Ivry; the titre paid online and
     // reported again by Hélios is paid once; a titre is taken in charge only by the PES
     // Retour (the acquit before it writes no line).
     let lines = |tenant: &str| -> Vec<Value> {
@@ -220,7 +236,8 @@ async fn the_demo_runs_end_to_end_to_its_report() {
             .collect()
     };
     let (vitry, ivry) = (lines("vitry"), lines("ivry"));
-    assert_eq!((vitry.len(), ivry.len()), (12, 6));
+    assert_eq!((vitry.len(), ivry.len()), (13, 6));
+    assert_eq!(count(&vitry, "AV-000101", "TITRE_REDUIT"), 1);
     assert_eq!(count(&vitry, "PERI-000104", "PAYE"), 1);
     assert_eq!(count(&vitry, "PERI-000101", "PAYE"), 2);
     assert_eq!(count(&vitry, "PERI-000105", "TITRE_REJETE"), 1);
@@ -303,7 +320,7 @@ async fn the_demo_runs_end_to_end_to_its_report() {
         .filter(|s| s["kind"] == "collection_planned")
         .map(|s| s["detail"]["file"].as_str().unwrap())
         .collect();
-    let pain008: Vec<&str> = files[3..]
+    let pain008: Vec<&str> = files[5..]
         .iter()
         .map(|f| f["path"].as_str().unwrap().rsplit('/').next().unwrap())
         .collect();

@@ -53,6 +53,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/sepa_0001.sql"),
     },
     Migration {
+        area: "sepa",
+        version: 2,
+        sql: include_str!("../migrations/sepa_0002.sql"),
+    },
+    Migration {
         area: "polyfac",
         version: 1,
         sql: include_str!("../migrations/polyfac_0001.sql"),

@@ -189,22 +189,45 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
         "one ordinary file, two réduction files: {:?}",
         flow.files(&t, "outbox")
     );
+    // The stage handles messages concurrently: which credit note came first is not fixed,
+    // the numbers are: IdBord 1 and 2 of type 02 (their own sequence, the ordinary
+    // bordereau is 1 too), IdPce 4 and 5 (after the originals' 1–3), in the same order.
     let mut seen = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         assert_valid(&pes_aller_xsd(), &file_name(f), &bytes);
-        seen.push(reductions_in(&bytes));
+        let (id_bord, lines) = reductions_in(&bytes);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let [id_pce, amount, nat, exer, orig, orig_line] = lines[0].clone();
+        seen.push((id_bord, id_pce, (amount, nat, exer, orig, orig_line)));
     }
     seen.sort();
-    let row = |v: [&str; 6]| v.map(str::to_string);
+    let numbers: Vec<(u32, String)> = seen.iter().map(|(b, p, _)| (*b, p.clone())).collect();
+    assert_eq!(numbers, [(1, "4".to_string()), (2, "5".to_string())]);
+    let mut links: Vec<_> = seen.iter().map(|(_, _, l)| l.clone()).collect();
+    links.sort();
+    let link = |v: [&str; 5]| {
+        (
+            v[0].into(),
+            v[1].into(),
+            v[2].into(),
+            v[3].into(),
+            v[4].into(),
+        )
+    };
     assert_eq!(
-        seen,
+        links,
         [
-            (1, vec![row(["4", "6.20", "01", "2026", "1", "1"])]),
-            (2, vec![row(["5", "57.30", "01", "2026", "2", "1"])]),
+            link(["57.30", "01", "2026", "2", "1"]),
+            link(["6.20", "01", "2026", "1", "1"]),
         ],
-        "IdBord 1, 2 of type 02 (their own sequence); IdPce after the originals'"
+        "MtHT, NatPceOrig, ExerRat, IdPceOrig, IdLigneOrig"
     );
+    let (partial_bord, partial_pce) = seen
+        .iter()
+        .find(|(_, _, l)| l.3 == "1")
+        .map(|(b, p, _)| (*b, p.parse::<u32>().unwrap()))
+        .unwrap();
 
     let events = flow.wait_events(2).await;
     assert_eq!(
@@ -268,7 +291,7 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
     // The Trésorerie takes the partial réduction titre in charge.
     let partial_file = files
         .iter()
-        .find(|f| reductions_in(&std::fs::read(f).unwrap()).0 == 1)
+        .find(|f| reductions_in(&std::fs::read(f).unwrap()).0 == partial_bord)
         .unwrap();
     let sent = read_sent(&std::fs::read(partial_file).unwrap());
     let name = "PES2R_RCE__PO_081_00_094000_20260330_20260330_20260330061502.xml";
@@ -279,7 +302,7 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
         "02",
         d(2026, 3, 30),
         &[RPiece {
-            id_pce: 4,
+            id_pce: partial_pce,
             state: "02",
             obs: None,
             taken_on: Some("2026-03-28"),
@@ -309,7 +332,7 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
     assert_eq!(accepted.len(), 1, "{accepted:#?}");
     assert_eq!(accepted[0].body["invoice"]["number"], "A2026000001");
     assert_eq!(accepted[0].body["titre"]["bordereau_type"], "02");
-    assert_eq!(accepted[0].body["titre"]["id_pce"], 4);
+    assert_eq!(accepted[0].body["titre"]["id_pce"], partial_pce);
 
     // Polyfac is told: AVOIR_REJETE for each refused credit note, TITRE_REDUIT (with the
     // amount) for the réduction titre taken in charge.
@@ -341,9 +364,38 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
         "{lines:#?}"
     );
     assert!(
-        lines[0].ends_with(";TITRE_REDUIT;2026/02/1/4;FactureOrigine F2026000301;"),
+        lines[0].ends_with(&format!(
+            ";TITRE_REDUIT;2026/02/{partial_bord}/{partial_pce};FactureOrigine F2026000301;"
+        )),
         "{}",
         lines[0]
+    );
+    // `encaisse trace` of the original: its réduction titres and their fate beside it.
+    let key = format!("{t}/2026/F2026000301");
+    let steps: Vec<String> = flow
+        .ledger
+        .read(move |c| {
+            Ok(encaisse_pipelines::stages::ops::trace::trace(c, &key)?
+                .steps
+                .into_iter()
+                .map(|s| s.summary)
+                .collect())
+        })
+        .await
+        .unwrap();
+    let has = |text: &str| steps.iter().any(|s| s.contains(text));
+    assert!(has("Réduction titre planned"), "{steps:#?}");
+    assert!(
+        has(&format!("titre 2026/02/{partial_bord}/{partial_pce}")),
+        "{steps:#?}"
+    );
+    assert!(
+        has("Credit note ") && has("Titre accepted by the Trésorerie"),
+        "{steps:#?}"
+    );
+    assert!(
+        has("Credit note refused"),
+        "A2026000006 refused against it: {steps:#?}"
     );
     export.stop().await;
 }

@@ -88,6 +88,21 @@ async fn a_reduced_titre_is_paid_for_what_remains_and_a_cancelled_one_not_at_all
 
     let body = wait_answer(&h, "T-22", 409).await;
     assert_eq!(body["error"], "cancelled", "{body}");
+    // A régie invoice: its credit note counts at once (no titre, the régie collects it).
+    let regie = invoice("vitry", "R-21", "8.00", CollectionPath::Regie);
+    h.issue(&regie).await;
+    let mut note = invoice("vitry", "A-24", "8.00", CollectionPath::Regie);
+    note.total = Money::from_cents(-800).unwrap();
+    note.lines[0].amount = note.total;
+    note.lines[0].unit_price = note.total;
+    h.publish(&CreditNoteIssued {
+        schema_version: 1,
+        origin: regie.invoice.clone(),
+        note,
+    })
+    .await;
+    let body = wait_answer(&h, "R-21", 409).await;
+    assert_eq!(body["error"], "cancelled", "{body}");
     let created = wait_answer(&h, "T-21", 201).await;
     let url = created["redirect_url"].as_str().unwrap();
     assert!(url.contains("montant=700"), "12.00 − 5.00: {url}");

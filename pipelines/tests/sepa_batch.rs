@@ -509,6 +509,15 @@ async fn a_large_run_is_one_valid_file_with_exact_totals() {
     flow.stop().await;
 }
 
+/// `(end-to-end id, cents)` of every collection of a pain.008, in file order.
+fn debited(sent: &encaisse_sepa::read::pain008::SentFile) -> Vec<(String, i64)> {
+    sent.blocks
+        .iter()
+        .flat_map(|b| &b.collections)
+        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
     let t = tenant_id("reduced");
@@ -532,12 +541,7 @@ async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
     flow.publish(&run_closed(&t, run, &invoices)).await;
     let files = flow.wait_files(&t, "outbox", 1).await;
     let sent = check_pain008(&files[0]);
-    let debited: Vec<(String, i64)> = sent
-        .blocks
-        .iter()
-        .flat_map(|b| &b.collections)
-        .map(|c| (c.end_to_end_id.clone(), c.amount.cents()))
-        .collect();
+    let debited = debited(&sent);
     assert_eq!(
         debited,
         [
@@ -549,5 +553,125 @@ async fn an_invoice_with_reduction_lines_is_debited_for_its_total() {
     assert_eq!(sent.declared_cents, Some(9_450));
     settle().await;
     assert!(flow.events().await.is_empty(), "nothing refused");
+    flow.stop().await;
+}
+
+/// A credit note `number` against `origin`, taking `amount` off.
+fn regie_credit_note(
+    t: &encaisse_schemas::TenantId,
+    number: &'static str,
+    origin: &encaisse_schemas::InvoiceIssued,
+    amount: &str,
+) -> encaisse_schemas::CreditNoteIssued {
+    let mut note = invoice(t, "run-notes", &Inv::debit(number, "RUM-X", "1.00"));
+    let minus = encaisse_schemas::Money::parse(amount).unwrap();
+    note.lines[0].unit_price = minus;
+    note.lines[0].amount = minus;
+    note.total = minus;
+    note.mandate = None;
+    encaisse_schemas::CreditNoteIssued {
+        schema_version: 1,
+        origin: origin.invoice.clone(),
+        note,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regie_credit_notes_lower_the_next_debit_or_are_refunds_to_make() {
+    let t = tenant_id("avregie");
+    let mut flow = Flow::start(vec![tenant(&t)]).await;
+    let told = flow.client.sink(&flow.ns, "told", "titre.rejected").await;
+    let run = "run-avregie";
+    let invoices = vec![
+        invoice(&t, run, &Inv::debit("R1", "RUM-R1", "40.00")),
+        invoice(&t, run, &Inv::debit("R2", "RUM-R2", "10.00")),
+        invoice(&t, run, &Inv::debit("R3", "RUM-R3", "25.00")),
+    ];
+    for i in &invoices {
+        flow.publish(i).await;
+    }
+    // Before the run is planned: R1 lowered, R2 cancelled.
+    let lower = regie_credit_note(&t, "AV1", &invoices[0], "-15.00");
+    let cancel = regie_credit_note(&t, "AV2", &invoices[1], "-10.00");
+    flow.publish(&lower).await;
+    flow.publish(&cancel).await;
+    wait_until(
+        "two pending credit notes",
+        Duration::from_secs(30),
+        || async {
+            flow.count("SELECT count(*) FROM sepa_credit_note WHERE state = 'pending'")
+                .await
+                == 2
+        },
+    )
+    .await;
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let files = flow.wait_files(&t, "outbox", 1).await;
+    let sent = check_pain008(&files[0]);
+    let debited = debited(&sent);
+    assert_eq!(
+        debited,
+        [
+            ("2026-R1-1".to_string(), 2_500),
+            ("2026-R3-1".to_string(), 2_500)
+        ],
+        "R1 less its credit note, R2 cancelled: not debited"
+    );
+    // After the pain.008: a refund to make; an unknown original: refused. Each told once,
+    // even when received twice.
+    let refund = regie_credit_note(&t, "AV3", &invoices[2], "-5.00");
+    let mut unknown = regie_credit_note(&t, "AV4", &invoices[2], "-1.00");
+    unknown.origin.number = "R9".into();
+    for n in [&refund, &unknown, &refund] {
+        flow.publish(n).await;
+    }
+    let seen = std::sync::Mutex::new(Vec::<serde_json::Value>::new());
+    let drain = || async {
+        let fresh = flow.client.drain(&told).await;
+        let mut seen = seen.lock().unwrap();
+        seen.extend(
+            fresh
+                .iter()
+                .map(|d| serde_json::from_slice(&d.data).unwrap()),
+        );
+        seen.len()
+    };
+    wait_until("two titre.rejected", Duration::from_secs(30), || async {
+        drain().await >= 2
+    })
+    .await;
+    settle().await;
+    drain().await;
+    let seen = seen.into_inner().unwrap();
+    let mut codes: Vec<(String, String)> = seen
+        .iter()
+        .map(|e| {
+            (
+                e["invoice"]["number"].as_str().unwrap().to_string(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(
+        codes,
+        [
+            ("AV3".to_string(), "LOCAL-REMBOURSEMENT".to_string()),
+            ("AV4".to_string(), "LOCAL-AVOIR".to_string()),
+        ]
+    );
+    let refund_text = seen
+        .iter()
+        .find(|e| e["invoice"]["number"] == "AV3")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(refund_text.contains("refunds 5,00"), "{refund_text}");
+    assert_eq!(
+        flow.count("SELECT count(*) FROM sepa_credit_note").await,
+        4,
+        "one row per credit note"
+    );
+    assert_eq!(flow.files(&t, "outbox").len(), 1, "no other debit");
     flow.stop().await;
 }

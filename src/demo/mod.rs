@@ -129,7 +129,7 @@ pub struct Progress<'a> {
 }
 
 /// Steps the demo announces.
-pub const STEPS: usize = 10;
+pub const STEPS: usize = 13;
 
 impl<'a> Progress<'a> {
     pub fn new(out: &'a mut dyn Write) -> Self {

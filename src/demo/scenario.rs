@@ -47,6 +47,21 @@ pub const EXPORTS: [Export; 2] = [
     },
 ];
 
+/// Vitry's credit note, dropped once the titres were taken in charge: two meals of
+/// PERI-000102 not eaten (absences justified late), credited after its titre was sent. It
+/// becomes a réduction titre (bordereau of type 02) the Trésorerie takes in charge.
+pub const CREDIT_NOTE_EXPORT: Export = Export {
+    tenant: "vitry",
+    source: "demo/exports/vitry-avoirs.csv",
+    template: include_bytes!("../../demo/exports/vitry-avoirs.csv"),
+    stem: "vitry-avoirs",
+    valid: 1,
+    rejected: &[],
+};
+
+/// The credit note of [`CREDIT_NOTE_EXPORT`], the invoice it reduces, and the amount.
+pub const CREDIT_NOTE: (&str, &str, &str) = ("AV-000101", "PERI-000102", "6.70");
+
 /// Titres Vitry's PES Aller must hold (the valid invoices of its export).
 pub const VITRY_TITRES: usize = 6;
 
@@ -138,7 +153,7 @@ pub const IVRY_BANK_REJECTS: [(&str, &str); 2] = [
 pub type Reglement = (&'static str, &'static str, &'static str, &'static str);
 
 /// Every REGLEMENTS line of the demo, and nothing else.
-pub const REGLEMENTS: [Reglement; 18] = [
+pub const REGLEMENTS: [Reglement; 19] = [
     // The PES Retour: the comptable took five titres in charge, once each (the next PES
     // Retour repeats it and adds no line) and rejected one. The acquit before it (the guichet
     // integrated the bordereau) is no prise en charge: no line, only the invoices' journal.
@@ -148,6 +163,8 @@ pub const REGLEMENTS: [Reglement; 18] = [
     ("vitry", "PERI-000104", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000106", "TITRE_PRIS_EN_CHARGE", ""),
     ("vitry", "PERI-000105", "TITRE_REJETE", ""),
+    // The credit note's réduction titre, taken in charge: the reduction of PERI-000102.
+    ("vitry", "AV-000101", "TITRE_REDUIT", ""),
     // Émargements: one per line (PERI-000101 has two lines).
     ("vitry", "PERI-000101", "PAYE", "PRELEVEMENT"),
     ("vitry", "PERI-000101", "PAYE", "PRELEVEMENT"),

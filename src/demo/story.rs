@@ -22,7 +22,7 @@ use super::report::{
     ExportReport, FileReport, OnlineReport, ParkedReport, ReglementLine, ReglementsFile, Rejection,
     Report,
 };
-use super::scenario::{self, EXPORTS, OnlinePayment};
+use super::scenario::{self, EXPORTS, Export, OnlinePayment};
 use super::{DemoError, Progress, bank, tresorerie};
 use crate::config::Config;
 
@@ -100,7 +100,8 @@ impl Story {
 
     /// Tells the whole story; returns the report (whose checks say whether it held).
     pub async fn tell(&mut self, progress: &mut Progress<'_>) -> Result<Report, DemoError> {
-        self.exports(progress).await?;
+        let exports: Vec<&Export> = EXPORTS.iter().collect();
+        self.exports(progress, &exports).await?;
         self.interrupted()?;
         let (pes, pain008) = self.outgoing_files(progress).await?;
         self.interrupted()?;
@@ -112,6 +113,8 @@ impl Story {
         self.interrupted()?;
         self.tresorerie_sees_online_payment(progress, &pes).await?;
         self.interrupted()?;
+        self.credit_note(progress).await?;
+        self.interrupted()?;
         self.bank_rejects(progress, &pain008).await?;
         self.interrupted()?;
         self.back_to_polyfac(progress).await?;
@@ -122,10 +125,15 @@ impl Story {
         Ok(self.report.clone())
     }
 
-    /// Step 3: both exports dropped, read, invalid invoices reported.
-    async fn exports(&mut self, progress: &mut Progress<'_>) -> Result<(), DemoError> {
+    /// Step 3: both exports dropped, read, invalid invoices reported (and, later, the
+    /// credit note's export).
+    async fn exports(
+        &mut self,
+        progress: &mut Progress<'_>,
+        exports: &[&Export],
+    ) -> Result<(), DemoError> {
         let mut dropped = Vec::new();
-        for export in &EXPORTS {
+        for export in exports.iter().copied() {
             let name = format!("{}-{}.csv", export.stem, self.dates.month_tag());
             let inbox = self.dir(export.tenant, "polyfac").join("inbox");
             let bytes = exports::render(export.template, &self.dates);
@@ -163,10 +171,11 @@ impl Story {
             let invoices: std::collections::BTreeSet<&str> =
                 found.iter().map(|(i, _)| i.as_str()).collect();
             let summary = read_summary(&area.join("rejected"), &name);
-            let valid = summary
-                .as_ref()
-                .and_then(|s| s["valid_invoices"].as_u64())
-                .unwrap_or(0);
+            // No summary when nothing was refused: every invoice of the file is valid.
+            let valid = match &summary {
+                Some(s) => s["valid_invoices"].as_u64().unwrap_or(0),
+                None => count_invoices(&area.join("archive").join(&name)),
+            };
             let rejected = invoices.len() as u64;
             let expected: Vec<(String, String)> = export
                 .rejected
@@ -497,7 +506,67 @@ impl Story {
         Ok(())
     }
 
-    /// Step 9: the bank rejects two debits (AM04 re-presented, MD01 final).
+    /// Step 9: an absence credited after the titre was sent: Polyfac's credit note becomes
+    /// a réduction titre (bordereau of type 02, `RattachPiece` naming the original), which
+    /// the Trésorerie takes in charge (`TITRE_REDUIT`).
+    async fn credit_note(&mut self, progress: &mut Progress<'_>) -> Result<(), DemoError> {
+        let (note, origin, amount) = scenario::CREDIT_NOTE;
+        self.exports(progress, &[&scenario::CREDIT_NOTE_EXPORT])
+            .await?;
+        let outbox = self.dir("vitry", "helios/outbox");
+        let reduction = files::wait_for(STEP_TIMEOUT, || {
+            files::list(&outbox)
+                .into_iter()
+                .find(|p| files::name(p).contains(&format!("_{}_02_", self.dates.exercice())))
+        })
+        .await
+        .ok_or_else(|| {
+            DemoError::step(
+                "réduction titre",
+                format!("helios.titres wrote no réduction titre for {note}"),
+            )
+        })?;
+        let sent = read_pes(&reduction)?;
+        let (bordereau, piece) = tresorerie::titre_of(&sent, note)
+            .map_err(|e| DemoError::step("réduction titre", e.to_string()))?;
+        let reduced = Money::sum(
+            piece
+                .lines
+                .iter()
+                .filter_map(|l| Money::parse(&l.amount).ok())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .unwrap_or(Money::ZERO);
+        self.report.expect(
+            format!("{note}: a réduction titre (bordereau type 02, TypPce 02) of {amount} EUR against {origin}"),
+            bordereau.typ_bord == "02" && piece.typ_pce == "02" && reduced.to_dot_string() == amount,
+            format!(
+                "bordereau {} pièce {} of {reduced}",
+                bordereau.typ_bord, piece.typ_pce
+            ),
+        );
+        progress.step(&format!(
+            "Credit note {note} (absences credited on {origin} after its titre was sent): réduction titre in {}",
+            self.report.relative(&reduction)
+        ));
+        let retour = tresorerie::retour(
+            &sent,
+            &[(note, scenario::TitreFate::Taken)],
+            self.dates.today,
+            3,
+        )
+        .map_err(|e| DemoError::step("PES Retour", e.to_string()))?;
+        self.drop_helios(&retour, &encaisse_helios::schemas::retour(), "PES Retour")
+            .await?;
+        progress.step(&format!(
+            "Trésorerie → Vitry: {} (the réduction titre of {note} taken in charge: TITRE_REDUIT for Polyfac)",
+            retour.name
+        ));
+        Ok(())
+    }
+
+    /// Step 10: the bank rejects two debits (AM04 re-presented, MD01 final).
     async fn bank_rejects(
         &mut self,
         progress: &mut Progress<'_>,
@@ -816,6 +885,20 @@ fn count_lines(path: &Path) -> u64 {
                 .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
                 .count()
                 .saturating_sub(1) as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Distinct invoice numbers (first field) of an export, header excluded.
+fn count_invoices(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| {
+            b.split(|c| *c == b'\n')
+                .skip(1)
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .filter_map(|l| l.split(|c| *c == b';').next())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64
         })
         .unwrap_or(0)
 }

@@ -167,6 +167,9 @@ fn label(kind: &str) -> Option<&'static str> {
         "reglement_recorded" => "Payment line prepared for Polyfac (REGLEMENTS)",
         "reglement_confirmed" => "Payment line already sent to Polyfac",
         "reglements_written" => "REGLEMENTS file written for Polyfac",
+        "credit_note_received" => "Credit note received by helios.titres",
+        "reduction_planned" => "Réduction titre planned for a credit note",
+        "credit_note_refused" => "Credit note refused (not sent, Polyfac told AVOIR_REJETE)",
         _ => return None,
     })
 }
@@ -361,10 +364,43 @@ fn instant(at: &str) -> (i64, String) {
 }
 
 /// The trace of invoice `key` (already resolved).
+/// The journals of the credit notes against `key`, so that an invoice's trace shows each
+/// credit note, its réduction titre and its fate next to the original. Facts already in the
+/// original's own journal (planned, refused) are not repeated.
+fn credit_note_steps(
+    c: &Connection,
+    tenant: &str,
+    key: &str,
+    names: &mut BTreeSet<String>,
+) -> Result<Vec<Step>, LedgerError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT note_key FROM helios_reduction WHERE tenant = ?1 AND origin_key = ?2
+         ORDER BY received_at, note_key",
+    )?;
+    let notes = stmt
+        .query_map((tenant, key), |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut steps = Vec::new();
+    for note in notes {
+        for mut step in journal(c, &note, names)? {
+            if matches!(
+                step.kind.as_str(),
+                "reduction_planned" | "credit_note_refused"
+            ) {
+                continue;
+            }
+            step.summary = format!("Credit note {note}: {}", step.summary);
+            steps.push(step);
+        }
+    }
+    Ok(steps)
+}
+
 pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
     let tenant = key.split('/').next().unwrap_or_default().to_string();
     let mut names = BTreeSet::new();
     let mut steps = journal(c, key, &mut names)?;
+    steps.extend(credit_note_steps(c, &tenant, key, &mut names)?);
     steps.extend(handled(c, key)?);
     let files = files(c, &tenant, &names)?;
     steps.extend(files.iter().map(|f| Step {

@@ -144,15 +144,17 @@ pub fn upsert_invoice(c: &Connection, r: &InvoiceRecord, now: &str) -> Result<()
     Ok(())
 }
 
-/// `amount_cents` is what remains to collect: the invoice's amount less its credit notes
-/// whose réduction titre was taken in charge.
+/// `amount_cents` is what remains to collect: the invoice's amount less its credit notes —
+/// at once for a régie invoice (the régie collects it), once their réduction titre is taken
+/// in charge for a titre (until then the Trésorerie collects the whole titre).
 const INVOICE_COLUMNS: &str = "tenant, exercice, number, content_hash,
      amount_cents - (SELECT coalesce(sum(n.amount_cents), 0) FROM payfip_credit_note n
-                     JOIN payfip_titre t ON t.tenant = n.tenant AND t.exercice = n.exercice
-                                        AND t.number = n.number
+                     LEFT JOIN payfip_titre t ON t.tenant = n.tenant AND t.exercice = n.exercice
+                                             AND t.number = n.number
                      WHERE n.tenant = payfip_invoice.tenant
                        AND n.origin_exercice = payfip_invoice.exercice
-                       AND n.origin_number = payfip_invoice.number),
+                       AND n.origin_number = payfip_invoice.number
+                       AND (payfip_invoice.collection = 'regie' OR t.number IS NOT NULL)),
      email, collection, budget, regie, numcli, online_payable, issued_on";
 
 fn invoice_from(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {

@@ -23,12 +23,14 @@ use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{AddOutcome, BatchItem, BatchKey, add_item, set_expected, try_close};
 use encaisse_ledger::rusqlite::Connection;
 use encaisse_schemas::{
-    BillingRunClosed, CollectionPath, Event, InvoiceIssued, PaymentMode, PaymentRejected, TenantId,
+    BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued, PaymentMode,
+    PaymentRejected, TenantId,
 };
 use encaisse_sepa::report::refused_report;
 use futures::future::BoxFuture;
 
 use super::clock::{Clock, paris};
+use super::credit_notes;
 use super::outputs;
 use super::plan::{self, Candidate, PlanContext, PlanError};
 use super::refusal::{self, Refusal, RefusalCode};
@@ -84,6 +86,8 @@ impl SepaBatch {
         } else if kind == InvoiceIssued::TYPE || kind.starts_with("invoice.issued.") {
             self.on_invoice(message.decode()?, message.body.to_vec())
                 .await
+        } else if kind == CreditNoteIssued::TYPE || kind.starts_with("credit_note.issued.") {
+            self.on_credit_note(message.decode()?).await
         } else {
             Err(StageError::permanent(
                 "unexpected_message",
@@ -124,6 +128,30 @@ impl SepaBatch {
             Err(reason) => return Err(StageError::permanent("batch_conflict", reason)),
         }
         Ok(self.finish(tenant).await?.about(invoice_ref))
+    }
+
+    /// A credit note against a régie invoice: lowers its debit if not planned yet, else a
+    /// refund (or a refusal) told to Polyfac.
+    async fn on_credit_note(&self, note: CreditNoteIssued) -> Result<Handled, StageError> {
+        let note_ref = note.note.invoice.clone();
+        if note.note.collection != CollectionPath::Regie {
+            return Ok(Handled::none().about(note_ref));
+        }
+        let Some(tenant) = self.tenants.get(&note_ref.tenant) else {
+            return Ok(Handled::none().about(note_ref));
+        };
+        let now = self.clock.now();
+        let decision = plan::commit(&self.ledger, move |c| {
+            credit_notes::decide(c, STAGE, &note, now)
+        })
+        .await?;
+        match decision {
+            credit_notes::Decision::Pending => Ok(self.finish(tenant).await?.about(note_ref)),
+            credit_notes::Decision::Tell(event) => {
+                tracing::warn!(tenant = %tenant.id, credit_note = %note_ref.key(), code = %event.code, "Credit note against a régie invoice not applied to a debit; Polyfac told (AVOIR_REJETE).");
+                Ok(Handled::publish(vec![Outgoing::event(event.as_ref())]).about(note_ref))
+            }
+        }
     }
 
     async fn on_run_closed(&self, run: BillingRunClosed) -> Result<Handled, StageError> {
@@ -241,6 +269,10 @@ fn close_and_plan(
         if invoice.payment_mode != PaymentMode::Prelevement {
             continue;
         }
+        // Credit notes received before the debit is planned lower it (or remove it).
+        let Some(invoice) = credit_notes::lower_debit(c, key, invoice)? else {
+            continue;
+        };
         per_regie
             .entry(invoice.regie.clone())
             .or_default()
@@ -319,6 +351,7 @@ impl Stage for SepaBatch {
     fn bindings(&self) -> Vec<String> {
         vec![
             "invoice.issued.regie".to_string(),
+            "credit_note.issued.regie".to_string(),
             BillingRunClosed::TYPE.to_string(),
         ]
     }

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod credit_notes;
 pub mod mandates;
 pub mod metrics;
 pub mod outputs;
