@@ -56,6 +56,15 @@ pub async fn run(path: &Path, connect: bool, out: &mut dyn Write, err: &mut dyn 
     exit::OK
 }
 
+/// Loads `path` for a subcommand; on failure writes the key at fault to `err` and returns
+/// the exit code (78).
+pub fn load_or_report(path: &Path, err: &mut dyn Write) -> Result<Loaded, u8> {
+    config::load(path).map_err(|e| {
+        let _ = writeln!(err, "{}", describe_load_error(&e));
+        exit::CONFIG
+    })
+}
+
 /// One line naming the key and where it is, as `field: message (file line L, column C)`.
 pub fn describe_load_error(e: &LoadError) -> String {
     match e {

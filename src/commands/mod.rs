@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
+pub mod mandates;
 pub mod payfip_sim;
 pub mod preview;
 pub mod run;

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod mandate_import;
 pub mod mandates;
 pub mod metrics;
 pub mod outputs;
