@@ -87,14 +87,18 @@ fn write_summary(loaded: &Loaded, out: &mut dyn Write) -> std::io::Result<()> {
     for tenant in &config.tenants {
         writeln!(
             out,
-            "  {} ({}): budgets {}, activities {}, products {}, régies {}, source {}",
+            "  {} ({}): budgets {}, activities {}, products {}, régies {}, sources {}",
             tenant.id,
             tenant.name,
             tenant.budgets.len(),
             tenant.activities.len(),
             tenant.products.len(),
             tenant.regies.len(),
-            tenant.source
+            std::iter::once(&tenant.source)
+                .chain(&tenant.extra_sources)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     let plan = wiring::plan();
