@@ -50,6 +50,8 @@ pub enum Command {
     /// Read an export as the daemon would and show what it would publish and reject,
     /// without the broker and writing nothing (exit 0 all valid, 65 some rejected).
     Preview(crate::commands::preview::PreviewArgs),
+    /// Direct-debit mandates: import the history of mandates migrated from another tool.
+    Mandates(crate::commands::mandates::MandatesArgs),
     /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
     PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
     /// Run the end-to-end demonstration against RabbitMQ: two communes' exports, online

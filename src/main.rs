@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
-use encaisse::commands::{check, demo, dlq, manual, payfip_sim, preview, run, trace};
+use encaisse::commands::{
+    check, demo, dlq, mandates, manual, payfip_sim, preview, run, trace,
+};
 use encaisse::{config, exit, logging};
 
 #[tokio::main]
@@ -48,6 +50,7 @@ async fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(&cli.config, args, &mut out, &mut err).await,
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
         Command::Preview(args) => preview::run(&cli.config, args, &mut out, &mut err).await,
+        Command::Mandates(args) => mandates::run(&cli.config, args, &mut out, &mut err).await,
         Command::PayfipSim(args) => payfip_sim::run(args).await,
         Command::Demo(args) => demo::run(&cli.config, cli.log_format, args, &mut out).await,
         Command::Completions { shell } => manual::completions(*shell, &mut out),

@@ -230,10 +230,38 @@ pub fn polyfac_tenant(
 }
 
 fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
-    let tenants = polyfac_tenants(ctx, "polyfac.ingest")?;
+    use encaisse_pipelines::stages::polyfac::PolyfacTenants;
+    const COMPONENT: &str = "polyfac.ingest";
+    let tenants = polyfac_tenants(ctx, COMPONENT)?;
+    // Each further source, with the tenants that receive it, read with its own mapping.
+    let mut names: Vec<&String> = ctx
+        .config
+        .tenants
+        .iter()
+        .flat_map(|t| &t.extra_sources)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut further = Vec::new();
+    for name in names {
+        let receiving = ctx
+            .config
+            .tenants
+            .iter()
+            .filter(|t| t.extra_sources.contains(name))
+            .map(|t| {
+                polyfac_tenant(ctx.config, t, name).map_err(|message| WiringError {
+                    component: COMPONENT,
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        further.push((name.clone(), PolyfacTenants::new(receiving)));
+    }
     Ok(Built::Source(
-        encaisse_pipelines::stages::polyfac::ingest_source(
+        encaisse_pipelines::stages::polyfac::ingest_sources(
             tenants,
+            further,
             ctx.data_dir.to_path_buf(),
             &ctx.config.polyfac,
         ),

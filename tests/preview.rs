@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use chrono::Datelike;
-use common::{command, write_config};
+use common::{run_with, text, write_config};
 
 /// A broker nobody listens on: `preview` must not need one.
 const NO_BROKER: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
@@ -50,13 +50,9 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn preview(config: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--config", config.to_str().unwrap(), "preview"];
+    let mut all = vec!["preview"];
     all.extend_from_slice(args);
-    command(&all).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_with(config, &all)
 }
 
 #[test]

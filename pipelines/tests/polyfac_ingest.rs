@@ -11,7 +11,10 @@ mod polyfac;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use encaisse_pipelines::stages::polyfac::{PolyfacStagesConfig, PolyfacTenants, ingest_source};
+use encaisse_pipelines::runtime::SourceContext;
+use encaisse_pipelines::stages::polyfac::{
+    PolyfacStagesConfig, PolyfacTenants, ingest_source, ingest_sources,
+};
 use encaisse_polyfac::SourceMapping;
 use encaisse_polyfac::generate::{ExportSpec, write_export};
 use encaisse_schemas::{BillingRunClosed, CollectionPath, InvoiceIssued, SequenceType};
@@ -625,6 +628,79 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
             .starts_with("FACT_202602.csv;2;RUM;F2026-000201;rum;mandate_unusable;")
             && l.contains("mandate_closed")),
         "{report}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_with_two_sources_gets_both_files_published() {
+    let h = harness().await;
+    let creche: SourceMapping =
+        toml::from_str(std::str::from_utf8(&sample("creche-mapping.toml")).unwrap()).unwrap();
+    let source = ingest_sources(
+        vitry(),
+        vec![(
+            "creche".to_string(),
+            PolyfacTenants::new([polyfac::tenant("vitry", "creche", creche)]),
+        )],
+        h.data_dir(),
+        &settings(500),
+    );
+    // Polyfac's export in the default inbox, the crèche tool's in its own.
+    let polyfac_inbox = h.area("vitry", "inbox");
+    let creche_area = h.data_dir().join("vitry").join("sources").join("creche");
+    for dir in [&polyfac_inbox, &creche_area.join("inbox")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(
+        polyfac_inbox.join("FACT_202601.csv"),
+        sample("polyfac-2-invoices.csv"),
+    )
+    .unwrap();
+    std::fs::write(
+        creche_area.join("inbox").join("creche-2026-01.csv"),
+        sample("creche-2-invoices.csv"),
+    )
+    .unwrap();
+    let ctx = SourceContext {
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        ..h.ctx.clone()
+    };
+    let stop = ctx.shutdown.clone();
+    let running = tokio::spawn(source.run(ctx));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.client.count(&h.queue(CLOSED)).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both runs closed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    let mut published: Vec<(String, String)> = issued
+        .iter()
+        .map(|d| {
+            let e: InvoiceIssued = decode(d);
+            (e.source.application, e.invoice.number)
+        })
+        .collect();
+    published.sort();
+    assert_eq!(
+        published,
+        [
+            ("creche".to_string(), "CR-2026-0007".to_string()),
+            ("creche".to_string(), "CR-2026-0008".to_string()),
+            ("polyfac".to_string(), "F2026-000101".to_string()),
+            ("polyfac".to_string(), "F2026-000102".to_string()),
+        ]
+    );
+    assert_eq!(h.files(&h.area("vitry", "archive")), ["FACT_202601.csv"]);
+    assert_eq!(
+        h.files(&creche_area.join("archive")),
+        ["creche-2026-01.csv"]
     );
     h.stop().await;
 }

@@ -56,6 +56,15 @@ pub async fn run(path: &Path, connect: bool, out: &mut dyn Write, err: &mut dyn 
     exit::OK
 }
 
+/// Loads `path` for a subcommand; on failure writes the key at fault to `err` and returns
+/// the exit code (78).
+pub fn load_or_report(path: &Path, err: &mut dyn Write) -> Result<Loaded, u8> {
+    config::load(path).map_err(|e| {
+        let _ = writeln!(err, "{}", describe_load_error(&e));
+        exit::CONFIG
+    })
+}
+
 /// One line naming the key and where it is, as `field: message (file line L, column C)`.
 pub fn describe_load_error(e: &LoadError) -> String {
     match e {
@@ -78,14 +87,18 @@ fn write_summary(loaded: &Loaded, out: &mut dyn Write) -> std::io::Result<()> {
     for tenant in &config.tenants {
         writeln!(
             out,
-            "  {} ({}): budgets {}, activities {}, products {}, régies {}, source {}",
+            "  {} ({}): budgets {}, activities {}, products {}, régies {}, sources {}",
             tenant.id,
             tenant.name,
             tenant.budgets.len(),
             tenant.activities.len(),
             tenant.products.len(),
             tenant.regies.len(),
-            tenant.source
+            std::iter::once(&tenant.source)
+                .chain(&tenant.extra_sources)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     let plan = wiring::plan();

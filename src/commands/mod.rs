@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
 pub mod manual;
+pub mod mandates;
 pub mod payfip_sim;
 pub mod preview;
 pub mod run;

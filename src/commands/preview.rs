@@ -47,12 +47,9 @@ pub async fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let loaded = match config::load(config_path) {
+    let loaded = match super::check::load_or_report(config_path, err) {
         Ok(loaded) => loaded,
-        Err(e) => {
-            let _ = writeln!(err, "{}", super::check::describe_load_error(&e));
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let config = loaded.config;
     let report = config::check::check_settings(&config, &config::check::env_value);

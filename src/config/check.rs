@@ -194,6 +194,22 @@ fn check_tenant(
     if tenant.name.trim().is_empty() {
         report.issue(format!("{field}.name"), "must not be empty");
     }
+    for (i, extra) in tenant.extra_sources.iter().enumerate() {
+        let f = format!("{field}.extra_sources[{i}]");
+        if *extra == tenant.source || tenant.extra_sources[..i].contains(extra) {
+            report.issue(
+                f,
+                format!("source {extra:?} is listed twice for this tenant"),
+            );
+        } else if let Some(mapping) = config.sources.get(extra) {
+            source_values::check(extra, mapping, tenant, report);
+        } else if extra != DEFAULT_SOURCE {
+            report.issue(
+                f,
+                format!("unknown source {extra:?}: add a [sources.{extra}] table"),
+            );
+        }
+    }
     if let Some(mapping) = config.sources.get(&tenant.source) {
         source_values::check(&tenant.source, mapping, tenant, report);
     } else if tenant.source != DEFAULT_SOURCE {

@@ -154,6 +154,11 @@ pub struct TenantConfig {
     /// Which `[sources.<name>]` format its billing exports use (default `polyfac`, built in).
     #[serde(default = "default_source")]
     pub source: String,
+    /// Other `[sources.<name>]` this tenant also receives (a crèche or séjours tool beside
+    /// Polyfac). Each has its own inbox, `<tenant>/sources/<name>/inbox` (with `archive/`
+    /// and `rejected/` beside it); the default `source` keeps `<tenant>/polyfac/inbox`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_sources: Vec<String>,
     /// Budgets as the Trésorerie knows them (`[[tenants.budgets]]`).
     #[serde(default)]
     pub budgets: Vec<Budget>,

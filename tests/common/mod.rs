@@ -65,6 +65,18 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `encaisse --config <config> <args>` to completion.
+pub fn run_with(config: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    command(&all).output().unwrap()
+}
+
+/// Bytes of an output, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// A running `encaisse run`, its standard error read on a thread.
 pub struct Daemon {
     pub child: Child,

@@ -90,6 +90,12 @@ pub struct SourceMapping {
     /// applications, the default) or `lf`. Reading accepts both.
     #[serde(default = "default_line_ending")]
     pub line_ending: LineEnding,
+    /// Column names of the REGLEMENTS files written back, when the source names them
+    /// otherwise: Polyfac's name → the source's (`NumFacture = "facture"`). Columns not listed
+    /// keep Polyfac's names (`NumFacture`, `CodeFamille`, `DateEvenement`, `Montant`, `Canal`,
+    /// `Statut`, `Reference`, `Motif`, `Frais`); their order does not change.
+    #[serde(default)]
+    pub reglements_columns: BTreeMap<String, String>,
 }
 
 /// Text encoding of a source's files.
@@ -225,6 +231,7 @@ impl SourceMapping {
             max_line_bytes: default_max_line_bytes(),
             max_invoice_lines: default_max_invoice_lines(),
             line_ending: default_line_ending(),
+            reglements_columns: BTreeMap::new(),
         }
     }
 
@@ -302,6 +309,26 @@ impl SourceMapping {
                 at("max_invoice_lines"),
                 "must be at least 1",
             ));
+        }
+        let mut renamed = std::collections::HashSet::new();
+        for (polyfac, name) in &self.reglements_columns {
+            let field = at(&format!("reglements_columns.{polyfac}"));
+            if !crate::reglements::COLUMNS.contains(&polyfac.as_str()) {
+                issues.push(ConfigIssue::new(
+                    field,
+                    format!(
+                        "not a REGLEMENTS column (one of {})",
+                        crate::reglements::COLUMNS.join(", ")
+                    ),
+                ));
+            } else if name.trim().is_empty() {
+                issues.push(ConfigIssue::new(field, "column name must not be empty"));
+            } else if !renamed.insert(name.trim().to_uppercase()) {
+                issues.push(ConfigIssue::new(
+                    field,
+                    format!("{name:?} names two columns"),
+                ));
+            }
         }
         check_value_keys(&mut issues, &at("activity_values"), &self.activity_values);
         check_value_keys(&mut issues, &at("product_values"), &self.product_values);

@@ -260,6 +260,8 @@ pub struct ReglementsFormat {
     /// strftime format of `DateEvenement`.
     pub date_format: String,
     pub line_ending: LineEnding,
+    /// The header's names, in [`COLUMNS`] order (Polyfac's, or the source's own).
+    pub column_names: Vec<String>,
 }
 
 impl Default for ReglementsFormat {
@@ -279,6 +281,15 @@ impl ReglementsFormat {
             decimal_separator: mapping.decimal_separator,
             date_format: mapping.date_format.clone(),
             line_ending: mapping.line_ending,
+            column_names: COLUMNS
+                .iter()
+                .map(|c| {
+                    mapping
+                        .reglements_columns
+                        .get(*c)
+                        .map_or_else(|| c.to_string(), |name| name.trim().to_string())
+                })
+                .collect(),
         }
     }
 
@@ -305,7 +316,7 @@ impl ReglementsFormat {
 
     /// The header line.
     pub fn header(&self) -> Vec<u8> {
-        self.write(&[COLUMNS.iter().map(|c| c.to_string()).collect()])
+        self.write(std::slice::from_ref(&self.column_names))
     }
 
     /// Rows, without header (to append to the day's file).

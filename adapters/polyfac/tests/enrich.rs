@@ -342,3 +342,45 @@ fn toml_text_of_sample() -> String {
         .collect();
     format!("[sources.creche]\n{body}")
 }
+
+/// The séjours walk-through of `docs/adding-a-source.md` (one line per invoice, UTF-8 with a
+/// byte-order mark, tabs, decimal point, ISO dates, the tool's own payment words) reads as
+/// the page says: one invoice of 185.00 paid online, the other rejected for its postal code.
+#[test]
+fn documented_sejours_recipe_reads_one_invoice_per_line() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/adding-a-source.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let section = doc
+        .split("### 1.10 Walk-through: a séjours tool")
+        .nth(1)
+        .unwrap();
+    let export = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap();
+    let toml_text = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap();
+    let table: toml::Table = toml::from_str(toml_text).unwrap();
+    let mapping: SourceMapping = table["sources"]["sejours"].clone().try_into().unwrap();
+    assert!(mapping.validate("sources.sejours").is_empty());
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(export.replace('\n', "\r\n").as_bytes());
+    let read = read_with(&bytes, &mapping, "sejours-2026-02.tsv").unwrap();
+    assert_eq!(read.valid.len(), 1);
+    let invoice = &read.valid[0];
+    assert_eq!(invoice.number, "SEJ-26-0112");
+    assert_eq!(invoice.total.to_dot_string(), "185.00");
+    assert_eq!(invoice.lines.len(), 1);
+    assert_eq!(invoice.payment_mode, encaisse_schemas::PaymentMode::Tipi);
+    let rejected = read.rejected("SEJ-26-0113");
+    assert_eq!(
+        rejected.errors[0].rule,
+        encaisse_polyfac::Rule::InvalidPostalCode
+    );
+    assert_eq!(rejected.errors[0].column, "cp");
+}

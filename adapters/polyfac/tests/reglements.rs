@@ -342,3 +342,35 @@ fn formula_cells_are_text_and_a_negative_amount_stays_a_number() {
         "a leading tab is still a formula: {text}"
     );
 }
+
+#[test]
+fn a_source_names_the_reglements_columns_its_own_way() {
+    let mut mapping: SourceMapping = toml::from_str(
+        "separator = \",\"\nline_ending = \"lf\"\n[reglements_columns]\nNumFacture = \"facture\"\nMontant = \"montant\"\n",
+    )
+    .unwrap();
+    assert!(mapping.validate("sources.creche").is_empty());
+    let format = ReglementsFormat::from_mapping(&mapping);
+    assert_eq!(
+        format.header(),
+        b"facture,CodeFamille,DateEvenement,montant,Canal,Statut,Reference,Motif,Frais\n"
+    );
+    mapping
+        .reglements_columns
+        .insert("Amount".into(), "x".into());
+    mapping
+        .reglements_columns
+        .insert("Frais".into(), "MONTANT".into());
+    let fields: Vec<String> = mapping
+        .validate("sources.creche")
+        .into_iter()
+        .map(|i| i.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sources.creche.reglements_columns.Amount",
+            "sources.creche.reglements_columns.Montant"
+        ]
+    );
+}

@@ -414,3 +414,25 @@ fn a_source_is_checked_against_each_tenant_reading_it() {
     assert_eq!(issues.len(), 6, "{issues:#?}");
     assert!(issues.iter().all(|i| !i.contains('?')), "{issues:#?}");
 }
+
+#[test]
+fn further_sources_must_be_known_listed_once_and_fit_the_tenant() {
+    let issues = issues_after(|c| {
+        with_creche_source(c);
+        c.tenants[0].source = "polyfac".into();
+        c.tenants[0].extra_sources = vec!["creche".into(), "sejours".into(), "creche".into()];
+        c.sources
+            .get_mut("creche")
+            .unwrap()
+            .product_values
+            .insert("HEURES".into(), "NOPE".into());
+    });
+    for field in [
+        "tenants[0].extra_sources[1]",
+        "tenants[0].extra_sources[2]",
+        "sources.creche.product_values.HEURES",
+    ] {
+        assert!(has(&issues, field), "{field} not in {issues:#?}");
+    }
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+}

@@ -143,6 +143,7 @@ fn label(kind: &str) -> Option<&'static str> {
         "issued" => "Invoice read from the export and published",
         "refused" => "Invoice refused at ingestion",
         "rejected" => "Invoice rejected at validation, not published (see the export's report)",
+        "mandate_imported" => "Mandate history imported (encaisse mandates import)",
         "titre_emitted" => "Titre emitted to the Trésorerie (PES Aller)",
         "titre_refused" => "Titre not emitted",
         "titre_accepted" => "Titre accepted by the Trésorerie",

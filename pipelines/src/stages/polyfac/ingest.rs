@@ -63,6 +63,9 @@ pub struct PolyfacIngest {
     tenants: PolyfacTenants,
     data_dir: PathBuf,
     batch_size: usize,
+    /// The tenant area it reads: `polyfac` for each tenant's default source, or
+    /// `sources/<name>` for another source the tenant receives.
+    area: String,
 }
 
 impl PolyfacIngest {
@@ -73,7 +76,14 @@ impl PolyfacIngest {
             tenants,
             data_dir,
             batch_size: batch_size.max(1),
+            area: AREA.to_string(),
         }
+    }
+
+    /// The same, reading the area `area` of each tenant (a further source's own inbox).
+    pub fn in_area(mut self, area: String) -> Self {
+        self.area = area;
+        self
     }
 }
 
@@ -83,7 +93,7 @@ impl InboxHandler for PolyfacIngest {
     }
 
     fn area(&self) -> &str {
-        AREA
+        &self.area
     }
 
     fn handle<'a>(
@@ -585,7 +595,7 @@ impl PolyfacIngest {
         files: ReportFiles,
         discriminator: &str,
     ) -> Result<(), StageError> {
-        let dir = AreaDirs::new(&self.data_dir, &setup.tenant, AREA).rejected;
+        let dir = AreaDirs::new(&self.data_dir, &setup.tenant, &self.area).rejected;
         let (csv_name, json_name) = report_file_names(&file.name);
         let plain = dir.join(&csv_name);
         let taken = match ctx

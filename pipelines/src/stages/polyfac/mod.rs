@@ -34,6 +34,9 @@ pub use flush::ReglementsFlusher;
 pub use ingest::PolyfacIngest;
 pub use tenants::{PolyfacTenant, PolyfacTenants};
 
+use futures::future::BoxFuture;
+
+use crate::runtime::{Source, SourceContext};
 use crate::stages::inbox::InboxWatcher;
 
 /// `polyfac.ingest`: the shared inbox watcher over every tenant's `polyfac/inbox`.
@@ -49,6 +52,58 @@ pub fn ingest_source(
         ids,
         config.watch(),
     ))
+}
+
+/// The tenant area of a source other than the tenant's default one: its files go to
+/// `<tenant>/sources/<name>/{inbox,archive,rejected}`.
+pub fn source_area(source: &str) -> String {
+    format!("sources/{source}")
+}
+
+/// `polyfac.ingest` over every source of every tenant: the default sources' `polyfac/inbox`
+/// (`default`), and, for each further source name, the inbox of its area
+/// ([`source_area`]) in the tenants that receive it, read with that source's mapping.
+pub fn ingest_sources(
+    default: PolyfacTenants,
+    further: Vec<(String, PolyfacTenants)>,
+    data_dir: PathBuf,
+    config: &PolyfacStagesConfig,
+) -> Arc<dyn Source> {
+    let mut watchers: Vec<Arc<dyn Source>> = vec![ingest_source(default, data_dir.clone(), config)];
+    for (source, tenants) in further {
+        let ids = tenants.ids();
+        watchers.push(Arc::new(InboxWatcher::new(
+            PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size)
+                .in_area(source_area(&source)),
+            data_dir.clone(),
+            ids,
+            config.watch(),
+        )));
+    }
+    Arc::new(IngestSources { watchers })
+}
+
+/// Several inbox watchers run as one source (`polyfac.ingest`).
+struct IngestSources {
+    watchers: Vec<Arc<dyn Source>>,
+}
+
+impl Source for IngestSources {
+    fn name(&self) -> &str {
+        ingest::NAME
+    }
+
+    fn run(self: Arc<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), String>> {
+        let runs: Vec<_> = self
+            .watchers
+            .iter()
+            .map(|w| w.clone().run(ctx.clone()))
+            .collect();
+        Box::pin(async move {
+            futures::future::try_join_all(runs).await?;
+            Ok(())
+        })
+    }
 }
 
 /// `polyfac.export.flush`: writes REGLEMENTS files every `flush_interval_secs`.

@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod clock;
 pub mod credit_notes;
+pub mod mandate_import;
 pub mod mandates;
 pub mod metrics;
 pub mod outputs;
