@@ -43,6 +43,11 @@ pub enum Command {
     Dlq(crate::commands::dlq::DlqArgs),
     /// Show the life of an invoice, from export to Trésorerie and back.
     Trace(crate::commands::trace::TraceArgs),
+    /// The web console for ops and finance: `hash-password` makes a `[[console.users]]`
+    /// password hash from standard input.
+    Console(crate::commands::console::ConsoleArgs),
+    /// Reports for finance: `reconciliation --tenant T --month YYYY-MM [--csv]`.
+    Report(crate::commands::report::ReportArgs),
     /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
     PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
     /// Run the end-to-end demonstration against RabbitMQ: two communes' exports, online

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
-use encaisse::commands::{check, demo, dlq, payfip_sim, run, trace};
+use encaisse::commands::{check, console, demo, dlq, payfip_sim, report, run, trace};
 use encaisse::{config, exit, logging};
 
 #[tokio::main]
@@ -44,6 +44,10 @@ async fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.config, args.connect, &mut out, &mut err).await,
         Command::Dlq(args) => dlq::run(&cli.config, args, &mut out, &mut err).await,
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
+        Command::Console(args) => {
+            console::run(args, &mut std::io::stdin().lock(), &mut out, &mut err)
+        }
+        Command::Report(args) => report::run(&cli.config, args, &mut out, &mut err).await,
         Command::PayfipSim(args) => payfip_sim::run(args).await,
         Command::Demo(args) => demo::run(&cli.config, cli.log_format, args, &mut out).await,
     };

@@ -61,4 +61,9 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/ops_0001.sql"),
     },
+    Migration {
+        area: "ops",
+        version: 2,
+        sql: include_str!("../migrations/ops_0002.sql"),
+    },
 ];

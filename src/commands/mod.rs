@@ -3,9 +3,11 @@
 //! `tracing`.
 
 pub mod check;
+pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
 pub mod payfip_sim;
+pub mod report;
 pub mod run;
 pub mod trace;

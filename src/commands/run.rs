@@ -133,6 +133,11 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
             return exit::CONFIG;
         }
     };
+    let console =
+        match crate::console::start(config, &ledger, runtime.health(), shutdown.clone()).await {
+            Ok(console) => console,
+            Err(code) => return code,
+        };
     let state = AppState::new(runtime.health(), ledger, all_dirs, metrics_handle);
     let server = Server::new(state).merge(payfip_routes);
     let http = tokio::spawn(server.serve(listener, shutdown.clone()));
@@ -146,6 +151,9 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error."),
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed."),
         Err(_) => tracing::warn!("HTTP server did not stop in time."),
+    }
+    if let Some(console) = console {
+        let _ = tokio::time::timeout(STOP_MARGIN, console).await;
     }
     if code == exit::OK {
         tracing::info!("Stopped.");

@@ -1,0 +1,363 @@
+//! The month's reconciliation of one tenant, per budget: what was invoiced, what was
+//! collected through which channel, what PayFiP charged, what the bank rejected, what was
+//! reversed, and what is still owed. The console's page, its CSV and `encaisse report
+//! reconciliation` all come from [`reconcile`], so they cannot disagree.
+//!
+//! Definitions (times are the ledger's, in UTC; a month is `[YYYY-MM-01, next month)`):
+//! - **invoiced**: invoices published from the month's exports (`polyfac_issued.published_at`);
+//! - **collected**: payments first seen in the month (`polyfac_payment`, primary sightings
+//!   only — a second source confirming a payment is not counted twice), by REGLEMENTS channel;
+//! - **reversed**: payments reversed in the month (whenever they were collected);
+//! - **commissions**: PayFiP operations resolved as paid in the month, at the commission the
+//!   gateway stage computed from the dated tariff on the payment's day;
+//! - **rejects**: direct debits the bank rejected or returned, dated in the month;
+//! - **outstanding**: of the month's invoices, what is not (or no longer) paid today:
+//!   invoiced − payments on them not reversed.
+//!
+//! Amounts are integer cents throughout; totals are sums of the rows.
+
+use std::collections::BTreeMap;
+
+use encaisse_ledger::LedgerError;
+use encaisse_ledger::rusqlite::{self, Connection};
+use serde::Serialize;
+
+/// How the family paid, as finance reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Card (PayFiP `CB`).
+    Card,
+    /// One-off SEPA debit through PayFiP (`PRELEVEMENT_UNIQUE`).
+    OneOffDebit,
+    /// Recurrent direct debit (`PRELEVEMENT`).
+    DirectDebit,
+    /// TIP.
+    Tip,
+    /// At the counter of a régie or the Trésorerie (`GUICHET`).
+    Counter,
+    /// Anything else (`AUTRE`).
+    Other,
+}
+
+impl Channel {
+    /// Every channel, in the order reports show them.
+    pub const ALL: [Channel; 6] = [
+        Channel::Card,
+        Channel::OneOffDebit,
+        Channel::DirectDebit,
+        Channel::Tip,
+        Channel::Counter,
+        Channel::Other,
+    ];
+
+    /// From a REGLEMENTS `Canal`.
+    pub fn from_canal(canal: &str) -> Channel {
+        match canal {
+            "CB" => Channel::Card,
+            "PRELEVEMENT_UNIQUE" => Channel::OneOffDebit,
+            "PRELEVEMENT" => Channel::DirectDebit,
+            "TIP" => Channel::Tip,
+            "GUICHET" => Channel::Counter,
+            _ => Channel::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Card => "card",
+            Channel::OneOffDebit => "one_off_debit",
+            Channel::DirectDebit => "direct_debit",
+            Channel::Tip => "tip",
+            Channel::Counter => "counter",
+            Channel::Other => "other",
+        }
+    }
+}
+
+/// One budget's figures (or the totals), in cents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    pub invoices: i64,
+    pub invoiced_cents: i64,
+    /// Collected in the month, by channel.
+    pub collected_cents: BTreeMap<Channel, i64>,
+    pub commission_cents: i64,
+    pub rejects: i64,
+    pub rejected_cents: i64,
+    pub reversed_cents: i64,
+    pub outstanding_cents: i64,
+}
+
+impl Figures {
+    /// Collected in the month, every channel.
+    pub fn collected_total(&self) -> i64 {
+        self.collected_cents.values().sum()
+    }
+
+    /// The figures in report order (invoices, invoiced, collected per channel in
+    /// [`Channel::ALL`] order, collected total, commissions, rejects, rejected, reversed,
+    /// outstanding), amounts written by `euros` from cents.
+    pub fn cells(&self, euros: impl Fn(i64) -> String) -> Vec<String> {
+        let mut cells = vec![self.invoices.to_string(), euros(self.invoiced_cents)];
+        cells.extend(
+            Channel::ALL
+                .iter()
+                .map(|c| euros(self.collected_cents.get(c).copied().unwrap_or_default())),
+        );
+        cells.extend([
+            euros(self.collected_total()),
+            euros(self.commission_cents),
+            self.rejects.to_string(),
+            euros(self.rejected_cents),
+            euros(self.reversed_cents),
+            euros(self.outstanding_cents),
+        ]);
+        cells
+    }
+
+    fn add(&mut self, other: &Figures) {
+        self.invoices += other.invoices;
+        self.invoiced_cents += other.invoiced_cents;
+        for (channel, cents) in &other.collected_cents {
+            *self.collected_cents.entry(*channel).or_default() += cents;
+        }
+        self.commission_cents += other.commission_cents;
+        self.rejects += other.rejects;
+        self.rejected_cents += other.rejected_cents;
+        self.reversed_cents += other.reversed_cents;
+        self.outstanding_cents += other.outstanding_cents;
+    }
+}
+
+/// Collections of one day through one channel (the chart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Daily {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub channel: Channel,
+    pub cents: i64,
+}
+
+/// The month's reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    pub tenant: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Per budget key (`principal`); a payment on an invoice the ledger has no issue row for
+    /// falls under `?`.
+    pub budgets: BTreeMap<String, Figures>,
+    pub totals: Figures,
+    pub daily: Vec<Daily>,
+}
+
+/// A month that is not `YYYY-MM`.
+#[derive(Debug, thiserror::Error)]
+#[error("month {0:?} is not of the form YYYY-MM")]
+pub struct BadMonth(pub String);
+
+/// `[start, end)` of `YYYY-MM` as text bounds.
+pub fn month_bounds(month: &str) -> Result<(String, String), BadMonth> {
+    let bad = || BadMonth(month.to_string());
+    let (y, m) = month.split_once('-').ok_or_else(bad)?;
+    if y.len() != 4 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (y, m): (i32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(1..=12).contains(&m) {
+        return Err(bad());
+    }
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Ok((format!("{y:04}-{m:02}-01"), format!("{ny:04}-{nm:02}-01")))
+}
+
+fn budget_of(budgets: &mut BTreeMap<String, Figures>, budget: Option<String>) -> &mut Figures {
+    budgets
+        .entry(budget.unwrap_or_else(|| "?".to_string()))
+        .or_default()
+}
+
+/// The reconciliation of `tenant` for `month` (`YYYY-MM`, already checked by
+/// [`month_bounds`]).
+pub fn reconcile(
+    c: &Connection,
+    tenant: &str,
+    month: &str,
+    (start, end): (&str, &str),
+) -> Result<Reconciliation, LedgerError> {
+    let mut budgets: BTreeMap<String, Figures> = BTreeMap::new();
+    let p = rusqlite::params![tenant, start, end];
+
+    // Invoiced, and what of it is still owed.
+    let mut stmt = c.prepare(
+        "SELECT i.budget, count(*), sum(i.total_cents),
+                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents) FROM polyfac_payment p
+                     WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
+                       AND p.confirms IS NULL AND p.reversed_at IS NULL), 0))
+         FROM polyfac_issued i
+         WHERE i.tenant = ?1 AND i.published_at >= ?2 AND i.published_at < ?3
+         GROUP BY i.budget",
+    )?;
+    let mut rows = stmt.query(p)?;
+    while let Some(r) = rows.next()? {
+        let f = budget_of(&mut budgets, r.get(0)?);
+        f.invoices += r.get::<_, i64>(1)?;
+        f.invoiced_cents += r.get::<_, i64>(2)?;
+        f.outstanding_cents += r.get::<_, i64>(3)?;
+    }
+
+    // Collected, by channel and by day.
+    let mut daily: BTreeMap<(String, Channel), i64> = BTreeMap::new();
+    let mut stmt = c.prepare(
+        "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
+                p.channel, substr(p.seen_at, 1, 10), sum(p.amount_cents)
+         FROM polyfac_payment p
+         WHERE p.tenant = ?1 AND p.seen_at >= ?2 AND p.seen_at < ?3 AND p.confirms IS NULL
+         GROUP BY 1, 2, 3",
+    )?;
+    let mut rows = stmt.query(p)?;
+    while let Some(r) = rows.next()? {
+        let channel = Channel::from_canal(&r.get::<_, String>(1)?);
+        let cents: i64 = r.get(3)?;
+        *budget_of(&mut budgets, r.get(0)?)
+            .collected_cents
+            .entry(channel)
+            .or_default() += cents;
+        *daily.entry((r.get(2)?, channel)).or_default() += cents;
+    }
+
+    // Reversed in the month.
+    let mut stmt = c.prepare(
+        "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
+                sum(p.amount_cents)
+         FROM polyfac_payment p
+         WHERE p.tenant = ?1 AND p.reversed_at >= ?2 AND p.reversed_at < ?3
+           AND p.confirms IS NULL
+         GROUP BY 1",
+    )?;
+    let mut rows = stmt.query(p)?;
+    while let Some(r) = rows.next()? {
+        budget_of(&mut budgets, r.get(0)?).reversed_cents += r.get::<_, i64>(1)?;
+    }
+
+    // PayFiP commissions of the payments resolved in the month.
+    let mut stmt = c.prepare(
+        "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = o.tenant
+                    AND i.invoice_key = o.tenant || '/' || o.exercice || '/' || o.number),
+                sum(o.commission_cents)
+         FROM payfip_operation o
+         WHERE o.tenant = ?1 AND o.resolved_at >= ?2 AND o.resolved_at < ?3
+           AND o.outcome IN ('P', 'V') AND o.commission_cents IS NOT NULL
+         GROUP BY 1",
+    )?;
+    let mut rows = stmt.query(p)?;
+    while let Some(r) = rows.next()? {
+        budget_of(&mut budgets, r.get(0)?).commission_cents += r.get::<_, i64>(1)?;
+    }
+
+    // Direct debits rejected or returned by the bank in the month.
+    let mut stmt = c.prepare(
+        "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = s.tenant AND i.invoice_key = s.invoice_key),
+                count(*), coalesce(sum(s.amount_cents), 0)
+         FROM sepa_collection s
+         WHERE s.tenant = ?1 AND s.outcome_on >= ?2 AND s.outcome_on < ?3
+           AND s.status IN ('rejected', 'returned')
+         GROUP BY 1",
+    )?;
+    let mut rows = stmt.query(p)?;
+    while let Some(r) = rows.next()? {
+        let f = budget_of(&mut budgets, r.get(0)?);
+        f.rejects += r.get::<_, i64>(1)?;
+        f.rejected_cents += r.get::<_, i64>(2)?;
+    }
+
+    let mut totals = Figures::default();
+    for f in budgets.values() {
+        totals.add(f);
+    }
+    Ok(Reconciliation {
+        tenant: tenant.to_string(),
+        month: month.to_string(),
+        budgets,
+        totals,
+        daily: daily
+            .into_iter()
+            .map(|((day, channel), cents)| Daily {
+                day,
+                channel,
+                cents,
+            })
+            .collect(),
+    })
+}
+
+/// The reconciliation as CSV (one line per budget, then `TOTAL`; amounts in euros with a
+/// dot and two decimals).
+pub fn to_csv(r: &Reconciliation) -> String {
+    let euros = |cents: i64| rust_decimal::Decimal::new(cents, 2).to_string();
+    let mut out = String::from("tenant,month,budget,invoices,invoiced");
+    for channel in Channel::ALL {
+        out.push_str(",collected_");
+        out.push_str(channel.as_str());
+    }
+    out.push_str(",collected_total,payfip_commissions,rejects,rejected,reversed,outstanding\n");
+    let rows = r
+        .budgets
+        .iter()
+        .map(|(b, f)| (b.as_str(), f))
+        .chain(std::iter::once(("TOTAL", &r.totals)));
+    for (budget, f) in rows {
+        let mut line = vec![csv_field(&r.tenant), csv_field(&r.month), csv_field(budget)];
+        line.extend(f.cells(euros));
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when needed; a leading `=`, `+`, `-` or `@` is neutralised so a
+/// spreadsheet never runs it as a formula.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_bound_their_days() {
+        assert_eq!(
+            month_bounds("2026-12").unwrap(),
+            ("2026-12-01".into(), "2027-01-01".into())
+        );
+        assert_eq!(
+            month_bounds("2026-03").unwrap(),
+            ("2026-03-01".into(), "2026-04-01".into())
+        );
+        for bad in ["2026-13", "2026-3", "26-03", "2026/03", "x"] {
+            assert!(month_bounds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
