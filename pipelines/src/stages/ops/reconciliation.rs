@@ -178,6 +178,61 @@ fn budget_of(budgets: &mut BTreeMap<String, Figures>, budget: Option<String>) ->
         .or_default()
 }
 
+/// Invoiced in the month per budget, and what of those invoices is still owed.
+const INVOICED_SQL: &str = "SELECT i.budget, count(*), sum(i.total_cents),
+                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents) FROM polyfac_payment p
+                     WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
+                       AND p.confirms IS NULL AND p.reversed_at IS NULL), 0))
+         FROM polyfac_issued i
+         WHERE i.tenant = ?1 AND i.published_at >= ?2 AND i.published_at < ?3
+         GROUP BY i.budget";
+
+/// Collected in the month per budget, channel and day (primary sightings only).
+const COLLECTED_SQL: &str = "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
+                p.channel, substr(p.seen_at, 1, 10), sum(p.amount_cents)
+         FROM polyfac_payment p
+         WHERE p.tenant = ?1 AND p.seen_at >= ?2 AND p.seen_at < ?3 AND p.confirms IS NULL
+         GROUP BY 1, 2, 3";
+
+/// Reversed in the month per budget.
+const REVERSED_SQL: &str = "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
+                sum(p.amount_cents)
+         FROM polyfac_payment p
+         WHERE p.tenant = ?1 AND p.reversed_at >= ?2 AND p.reversed_at < ?3
+           AND p.confirms IS NULL
+         GROUP BY 1";
+
+/// PayFiP commissions of the payments resolved as paid in the month, per budget.
+const COMMISSIONS_SQL: &str = "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = o.tenant
+                    AND i.invoice_key = o.tenant || '/' || o.exercice || '/' || o.number),
+                sum(o.commission_cents)
+         FROM payfip_operation o
+         WHERE o.tenant = ?1 AND o.resolved_at >= ?2 AND o.resolved_at < ?3
+           AND o.outcome IN ('P', 'V') AND o.commission_cents IS NOT NULL
+         GROUP BY 1";
+
+/// Direct debits rejected or returned by the bank in the month, per budget.
+const REJECTS_SQL: &str = "SELECT (SELECT i.budget FROM polyfac_issued i
+                  WHERE i.tenant = s.tenant AND i.invoice_key = s.invoice_key),
+                count(*), coalesce(sum(s.amount_cents), 0)
+         FROM sepa_collection s
+         WHERE s.tenant = ?1 AND s.outcome_on >= ?2 AND s.outcome_on < ?3
+           AND s.status IN ('rejected', 'returned')
+         GROUP BY 1";
+
+/// Every query of [`reconcile`] (`?1` tenant, `?2` and `?3` the month's bounds), for the
+/// test that checks each one is answered from indexes.
+pub const QUERIES: [&str; 5] = [
+    INVOICED_SQL,
+    COLLECTED_SQL,
+    REVERSED_SQL,
+    COMMISSIONS_SQL,
+    REJECTS_SQL,
+];
+
 /// The reconciliation of `tenant` for `month` (`YYYY-MM`, already checked by
 /// [`month_bounds`]).
 pub fn reconcile(
@@ -190,15 +245,7 @@ pub fn reconcile(
     let p = rusqlite::params![tenant, start, end];
 
     // Invoiced, and what of it is still owed.
-    let mut stmt = c.prepare(
-        "SELECT i.budget, count(*), sum(i.total_cents),
-                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents) FROM polyfac_payment p
-                     WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
-                       AND p.confirms IS NULL AND p.reversed_at IS NULL), 0))
-         FROM polyfac_issued i
-         WHERE i.tenant = ?1 AND i.published_at >= ?2 AND i.published_at < ?3
-         GROUP BY i.budget",
-    )?;
+    let mut stmt = c.prepare(INVOICED_SQL)?;
     let mut rows = stmt.query(p)?;
     while let Some(r) = rows.next()? {
         let f = budget_of(&mut budgets, r.get(0)?);
@@ -209,14 +256,7 @@ pub fn reconcile(
 
     // Collected, by channel and by day.
     let mut daily: BTreeMap<(String, Channel), i64> = BTreeMap::new();
-    let mut stmt = c.prepare(
-        "SELECT (SELECT i.budget FROM polyfac_issued i
-                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
-                p.channel, substr(p.seen_at, 1, 10), sum(p.amount_cents)
-         FROM polyfac_payment p
-         WHERE p.tenant = ?1 AND p.seen_at >= ?2 AND p.seen_at < ?3 AND p.confirms IS NULL
-         GROUP BY 1, 2, 3",
-    )?;
+    let mut stmt = c.prepare(COLLECTED_SQL)?;
     let mut rows = stmt.query(p)?;
     while let Some(r) = rows.next()? {
         let channel = Channel::from_canal(&r.get::<_, String>(1)?);
@@ -229,46 +269,21 @@ pub fn reconcile(
     }
 
     // Reversed in the month.
-    let mut stmt = c.prepare(
-        "SELECT (SELECT i.budget FROM polyfac_issued i
-                  WHERE i.tenant = p.tenant AND i.invoice_key = p.invoice_key),
-                sum(p.amount_cents)
-         FROM polyfac_payment p
-         WHERE p.tenant = ?1 AND p.reversed_at >= ?2 AND p.reversed_at < ?3
-           AND p.confirms IS NULL
-         GROUP BY 1",
-    )?;
+    let mut stmt = c.prepare(REVERSED_SQL)?;
     let mut rows = stmt.query(p)?;
     while let Some(r) = rows.next()? {
         budget_of(&mut budgets, r.get(0)?).reversed_cents += r.get::<_, i64>(1)?;
     }
 
     // PayFiP commissions of the payments resolved in the month.
-    let mut stmt = c.prepare(
-        "SELECT (SELECT i.budget FROM polyfac_issued i
-                  WHERE i.tenant = o.tenant
-                    AND i.invoice_key = o.tenant || '/' || o.exercice || '/' || o.number),
-                sum(o.commission_cents)
-         FROM payfip_operation o
-         WHERE o.tenant = ?1 AND o.resolved_at >= ?2 AND o.resolved_at < ?3
-           AND o.outcome IN ('P', 'V') AND o.commission_cents IS NOT NULL
-         GROUP BY 1",
-    )?;
+    let mut stmt = c.prepare(COMMISSIONS_SQL)?;
     let mut rows = stmt.query(p)?;
     while let Some(r) = rows.next()? {
         budget_of(&mut budgets, r.get(0)?).commission_cents += r.get::<_, i64>(1)?;
     }
 
     // Direct debits rejected or returned by the bank in the month.
-    let mut stmt = c.prepare(
-        "SELECT (SELECT i.budget FROM polyfac_issued i
-                  WHERE i.tenant = s.tenant AND i.invoice_key = s.invoice_key),
-                count(*), coalesce(sum(s.amount_cents), 0)
-         FROM sepa_collection s
-         WHERE s.tenant = ?1 AND s.outcome_on >= ?2 AND s.outcome_on < ?3
-           AND s.status IN ('rejected', 'returned')
-         GROUP BY 1",
-    )?;
+    let mut stmt = c.prepare(REJECTS_SQL)?;
     let mut rows = stmt.query(p)?;
     while let Some(r) = rows.next()? {
         let f = budget_of(&mut budgets, r.get(0)?);
@@ -352,6 +367,118 @@ mod tests {
         for bad in ["2026-13", "2026-3", "26-03", "2026/03", "x"] {
             assert!(month_bounds(bad).is_err(), "{bad}");
         }
+    }
+
+    fn ledger() -> (tempfile::TempDir, encaisse_ledger::Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = encaisse_ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        (dir, ledger)
+    }
+
+    /// Every query is answered from indexes: no full scan of a table, whatever its size.
+    #[test]
+    fn every_query_uses_indexes() {
+        let (_dir, ledger) = ledger();
+        ledger
+            .read_blocking(|c| {
+                for sql in QUERIES {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let plan: Vec<String> = stmt
+                        .query_map(
+                            rusqlite::params!["vitry", "2026-03-01", "2026-04-01"],
+                            |r| r.get(3),
+                        )?
+                        .collect::<Result<_, _>>()?;
+                    assert!(
+                        plan.iter().all(|step| !step.starts_with("SCAN ")),
+                        "{sql}\n{plan:#?}"
+                    );
+                    assert!(
+                        plan.iter().any(|step| step.contains("USING INDEX")
+                            || step.contains("USING COVERING INDEX")
+                            || step.contains("USING PRIMARY KEY")),
+                        "{sql}\n{plan:#?}"
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Figures per budget and channel, to the cent, from rows of every source; the totals are
+    /// the sums of the budgets.
+    #[tokio::test]
+    async fn figures_come_from_every_source_to_the_cent() {
+        let (_dir, ledger) = ledger();
+        ledger
+            .write(|c| {
+                c.execute_batch(
+                    "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file,
+                         first_line, last_line, budget, collection, total_cents, message_id,
+                         published_at) VALUES
+                       ('vitry', 'vitry/2026/A1', 'h', 'r', 'f', 2, 2, 'principal', 'titres', 7013, 'm1', '2026-03-05T08:00:00Z'),
+                       ('vitry', 'vitry/2026/A2', 'h', 'r', 'f', 3, 3, 'principal', 'titres', 3350, 'm2', '2026-03-31T23:59:59Z'),
+                       ('vitry', 'vitry/2026/B1', 'h', 'r', 'f', 4, 4, 'eau', 'regie', 12000, 'm3', '2026-03-10T08:00:00Z'),
+                       ('vitry', 'vitry/2026/C1', 'h', 'r', 'f', 5, 5, 'principal', 'titres', 999, 'm4', '2026-04-01T00:00:00Z'),
+                       ('ivry', 'ivry/2026/A1', 'h', 'r', 'f', 2, 2, 'principal', 'titres', 5000, 'm5', '2026-03-05T08:00:00Z');
+                     INSERT INTO polyfac_payment (tenant, payment_id, invoice_key, amount_cents,
+                         channel, source, reference, seen_at, confirms, reversed_at) VALUES
+                       ('vitry', 'payfip:1', 'vitry/2026/A1', 7013, 'CB', 'payfip', 'x', '2026-03-06T10:00:00Z', NULL, NULL),
+                       ('vitry', 'helios:1', 'vitry/2026/A1', 7013, 'CB', 'helios', 'x', '2026-03-09T10:00:00Z', 'payfip:1', NULL),
+                       ('vitry', 'sepa:1', 'vitry/2026/B1', 12000, 'PRELEVEMENT', 'bank', 'x', '2026-03-15T10:00:00Z', NULL, '2026-03-20T10:00:00Z'),
+                       ('vitry', 'regie:1', 'vitry/2026/A2', 1000, 'GUICHET', 'regie', 'x', '2026-03-31T12:00:00Z', NULL, NULL);
+                     INSERT INTO payfip_operation (op_id, tenant, exercice, number, channel, state,
+                         active, payment_id, numcli, exer, refdet, amount_cents, mode, created_at,
+                         outcome, commission_cents, resolved_at) VALUES
+                       ('op1', 'vitry', 2026, 'A1', 'ws', 'done', 0, 'payfip:1', '1', 2026, 'A1', 7013, 'test', '2026-03-06T09:59:00Z', 'P', 18, '2026-03-06T10:00:00Z'),
+                       ('op2', 'vitry', 2026, 'A2', 'ws', 'done', 0, NULL, '1', 2026, 'A2', 3350, 'test', '2026-03-06T09:59:00Z', 'A', NULL, '2026-03-06T10:00:00Z');
+                     INSERT INTO sepa_collection (tenant, invoice_key, attempt, rum_key, due_date,
+                         sequence, status, planned_at, amount_cents, outcome_code, outcome_on) VALUES
+                       ('vitry', 'vitry/2026/B1', 1, 'R1', '2026-03-15', 'FRST', 'returned', '2026-03-01T00:00:00Z', 12000, 'AM04', '2026-03-20');",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        ledger
+            .read_blocking(|c| {
+                let (start, end) = month_bounds("2026-03").unwrap();
+                let r = reconcile(c, "vitry", "2026-03", (&start, &end))?;
+                let principal = &r.budgets["principal"];
+                assert_eq!((principal.invoices, principal.invoiced_cents), (2, 10363));
+                assert_eq!(
+                    principal.collected_cents[&Channel::Card],
+                    7013,
+                    "confirmation not counted twice"
+                );
+                assert_eq!(principal.collected_cents[&Channel::Counter], 1000);
+                assert_eq!(principal.commission_cents, 18);
+                assert_eq!(principal.outstanding_cents, 3350 - 1000);
+                let eau = &r.budgets["eau"];
+                assert_eq!(eau.collected_cents[&Channel::DirectDebit], 12000);
+                assert_eq!(
+                    (eau.rejects, eau.rejected_cents, eau.reversed_cents),
+                    (1, 12000, 12000)
+                );
+                assert_eq!(
+                    eau.outstanding_cents, 12000,
+                    "a reversed payment no longer pays"
+                );
+                assert_eq!(r.totals.invoiced_cents, 22363);
+                assert_eq!(r.totals.collected_total(), 20013);
+                assert_eq!(r.totals.outstanding_cents, 14350);
+                assert_eq!(r.daily.len(), 3);
+                let csv = to_csv(&r);
+                assert!(
+                    csv.lines()
+                        .last()
+                        .unwrap()
+                        .starts_with("vitry,2026-03,TOTAL,3,223.63,70.13,"),
+                    "{csv}"
+                );
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
