@@ -178,9 +178,12 @@ fn budget_of(budgets: &mut BTreeMap<String, Figures>, budget: Option<String>) ->
         .or_default()
 }
 
-/// Invoiced in the month per budget, and what of those invoices is still owed.
+/// Invoiced in the month per budget, and what of those invoices is still owed. `INDEXED BY`:
+/// without statistics SQLite chose the payments' primary key on the tenant alone, reading every
+/// payment of the tenant for each invoice (seconds on 20 000 invoices).
 const INVOICED_SQL: &str = "SELECT i.budget, count(*), sum(i.total_cents),
-                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents) FROM polyfac_payment p
+                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents)
+                     FROM polyfac_payment p INDEXED BY polyfac_payment_invoice
                      WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
                        AND p.confirms IS NULL AND p.reversed_at IS NULL), 0))
          FROM polyfac_issued i
@@ -389,8 +392,11 @@ mod tests {
                             |r| r.get(3),
                         )?
                         .collect::<Result<_, _>>()?;
+                    // A full scan, or a search on the tenant alone (all its rows), would grow
+                    // with the ledger.
                     assert!(
-                        plan.iter().all(|step| !step.starts_with("SCAN ")),
+                        plan.iter()
+                            .all(|step| !step.starts_with("SCAN ") && !step.ends_with("(tenant=?)")),
                         "{sql}\n{plan:#?}"
                     );
                     assert!(
