@@ -3,15 +3,13 @@
 //! over 36 months, each with its journal fact, most of them paid; then each page is fetched
 //! over real HTTP by a logged-in user and its median time must stay under 200 ms.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use encaisse::config::console::{ConsoleConfig, ConsoleUser, Role};
-use encaisse::console::{self, TenantView};
+use encaisse::config::console::{ConsoleConfig, Role};
 use encaisse_ledger::Ledger;
 use encaisse_ledger::rusqlite::params;
-use encaisse_pipelines::runtime::{Runtime, RuntimeConfig};
-use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 50_000;
 const BUDGET_MS: u128 = 200;
@@ -122,32 +120,10 @@ async fn pages_answer_within_200_ms_on_a_large_ledger() {
     );
 
     let settings = ConsoleConfig {
-        listen: None,
-        users: vec![ConsoleUser {
-            name: "ops".into(),
-            password_hash: console::password::hash("load-test-password").unwrap(),
-            role: Role::Ops,
-            tenants: vec![],
-        }],
+        users: vec![common::console_user("ops", "load-test-password", Role::Ops)],
         ..ConsoleConfig::default()
     };
-    let health = Runtime::new(RuntimeConfig::default(), ledger.clone()).health();
-    let state = console::Console::new(
-        settings,
-        ledger.clone(),
-        health,
-        RuntimeConfig::default(),
-        dir.path().to_path_buf(),
-        vec![TenantView {
-            id: "vitry".into(),
-            name: "Vitry-sur-Seine".into(),
-        }],
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(console::serve(state, listener, shutdown.clone()));
-    let base = format!("http://{addr}");
+    let (base, shutdown) = common::start_console(&ledger, dir.path(), settings).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -202,7 +178,6 @@ async fn pages_answer_within_200_ms_on_a_large_ledger() {
         }
     }
     shutdown.cancel();
-    let _ = server.await;
     assert!(
         slow.is_empty(),
         "pages over {BUDGET_MS} ms with {n} invoices: {slow:?}"

@@ -13,10 +13,15 @@ CREATE TABLE console_action (
 );
 CREATE INDEX console_action_at ON console_action (at);
 
--- Invoices issued in a month (reconciliation), per tenant.
-CREATE INDEX polyfac_issued_published ON polyfac_issued (tenant, published_at);
--- Payments seen in a month, and reversals made in a month (reconciliation).
-CREATE INDEX polyfac_payment_seen ON polyfac_payment (tenant, seen_at);
+-- Invoices issued in a month (reconciliation), per tenant; covering (budget and total in the
+-- index, the key through the primary key) so a month is read from the index alone.
+CREATE INDEX polyfac_issued_published ON polyfac_issued (tenant, published_at, budget, total_cents);
+-- Payments seen in a month (covering), what is paid on an invoice (covering), and reversals
+-- made in a month (reconciliation).
+CREATE INDEX polyfac_payment_seen
+    ON polyfac_payment (tenant, seen_at, confirms, channel, amount_cents, invoice_key);
+CREATE INDEX polyfac_payment_paid
+    ON polyfac_payment (tenant, invoice_key, confirms, reversed_at, amount_cents);
 CREATE INDEX polyfac_payment_reversed ON polyfac_payment (tenant, reversed_at)
     WHERE reversed_at IS NOT NULL;
 -- Online payments resolved in a month, with their commission (reconciliation).

@@ -133,8 +133,15 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
             return exit::CONFIG;
         }
     };
+    let queues = runtime
+        .stage_queues()
+        .into_iter()
+        .flat_map(|q| [q.work, q.parked])
+        .collect();
     let console =
-        match crate::console::start(config, &ledger, runtime.health(), shutdown.clone()).await {
+        match crate::console::start(config, &ledger, runtime.health(), queues, shutdown.clone())
+            .await
+        {
             Ok(console) => console,
             Err(code) => return code,
         };

@@ -128,3 +128,69 @@ pub fn problems(console: &ConsoleConfig, tenant_ids: &[&str]) -> Vec<(String, St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, hash: &str, tenants: &[&str]) -> ConsoleUser {
+        ConsoleUser {
+            name: name.into(),
+            password_hash: hash.into(),
+            role: Role::Finance,
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn users_hashes_and_tenants_are_checked() {
+        let good = crate::console::password::hash("pw").unwrap();
+        let console = ConsoleConfig {
+            listen: Some("127.0.0.1:8081".parse().unwrap()),
+            users: vec![
+                user("anne", &good, &["vitry"]),
+                user("anne", "plain text", &["nowhere"]),
+            ],
+            ..ConsoleConfig::default()
+        };
+        let fields: Vec<String> = problems(&console, &["vitry"])
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "console.users[1].name",
+                "console.users[1].password_hash",
+                "console.users[1].tenants[0]"
+            ]
+        );
+        let nobody = ConsoleConfig {
+            listen: Some("127.0.0.1:8081".parse().unwrap()),
+            ..ConsoleConfig::default()
+        };
+        assert_eq!(problems(&nobody, &[])[0].0, "console.users");
+        assert!(
+            problems(&ConsoleConfig::default(), &[]).is_empty(),
+            "off by default"
+        );
+    }
+
+    #[test]
+    fn the_section_reads_from_toml() {
+        let text = r#"
+            listen = "127.0.0.1:8081"
+            secure_cookie = true
+            [[users]]
+            name = "marc"
+            password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
+            role = "finance"
+        "#;
+        let console: ConsoleConfig = toml::from_str(text).unwrap();
+        assert!(console.secure_cookie);
+        assert_eq!(console.idle_timeout_secs, 1800);
+        assert_eq!(console.users[0].role, Role::Finance);
+        assert!(console.users[0].tenants.is_empty());
+        assert!(toml::from_str::<ConsoleConfig>("lisen = \"x\"").is_err());
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod audit;
+mod broker;
 pub mod html;
 pub mod pages;
 pub mod password;
@@ -49,6 +50,8 @@ pub struct Console {
     pub runtime: RuntimeConfig,
     pub data_dir: PathBuf,
     pub tenants: Vec<TenantView>,
+    /// The stages' work and parking queues, whose depths the overview shows.
+    pub queues: Vec<String>,
     pub sessions: Sessions,
     pub throttle: Throttle,
 }
@@ -61,6 +64,7 @@ impl Console {
         runtime: RuntimeConfig,
         data_dir: PathBuf,
         tenants: Vec<TenantView>,
+        queues: Vec<String>,
     ) -> Arc<Console> {
         Arc::new(Console {
             sessions: Sessions::new(Duration::from_secs(settings.idle_timeout_secs)),
@@ -71,7 +75,16 @@ impl Console {
             runtime,
             data_dir,
             tenants,
+            queues,
         })
+    }
+
+    /// Ready messages per queue, or why the broker could not be asked.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, u32)>, String> {
+        if self.queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        broker::depths(&self.runtime, &self.queues).await
     }
 
     /// The tenants `ctx`'s user may see.
@@ -108,6 +121,7 @@ pub async fn start(
     config: &crate::config::Config,
     ledger: &Ledger,
     health: Health,
+    queues: Vec<String>,
     shutdown: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, u8> {
     let Some(addr) = config.console.listen else {
@@ -138,6 +152,7 @@ pub async fn start(
         config.runtime(),
         config.data_dir.clone(),
         tenants,
+        queues,
     );
     tracing::info!(addr = %bound, users = config.console.users.len(), "Console listening.");
     Ok(Some(tokio::spawn(async move {

@@ -306,3 +306,45 @@ pub async fn publish_event<E: encaisse_schemas::Event>(prefix: &str, body: &serd
     assert!(confirm.is_ack() && confirm.take_message().is_none());
     let _ = conn.close(200, "OK".into()).await;
 }
+
+/// A console serving `ledger` on a free port, for tenant `vitry`, with `settings`; returns
+/// its base URL and the token that stops it.
+pub async fn start_console(
+    ledger: &encaisse_ledger::Ledger,
+    data_dir: &Path,
+    settings: encaisse::config::console::ConsoleConfig,
+) -> (String, tokio_util::sync::CancellationToken) {
+    use encaisse_pipelines::runtime::{Runtime, RuntimeConfig};
+    let health = Runtime::new(RuntimeConfig::default(), ledger.clone()).health();
+    let state = encaisse::console::Console::new(
+        settings,
+        ledger.clone(),
+        health,
+        RuntimeConfig::default(),
+        data_dir.to_path_buf(),
+        vec![encaisse::console::TenantView {
+            id: "vitry".into(),
+            name: "Vitry-sur-Seine".into(),
+        }],
+        vec![],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(encaisse::console::serve(state, listener, shutdown.clone()));
+    (format!("http://{addr}"), shutdown)
+}
+
+/// A console user with `password`.
+pub fn console_user(
+    name: &str,
+    password: &str,
+    role: encaisse::config::console::Role,
+) -> encaisse::config::console::ConsoleUser {
+    encaisse::config::console::ConsoleUser {
+        name: name.into(),
+        password_hash: encaisse::console::password::hash(password).unwrap(),
+        role,
+        tenants: vec![],
+    }
+}

@@ -126,6 +126,17 @@ pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Page {
         ));
     }
 
+    let depths = console.queue_depths().await;
+    if let Err(e) = &depths {
+        alerts.push(format!(
+            "{} {e}",
+            l.t(
+                "Profondeur des files indisponible :",
+                "Queue depths unavailable:"
+            )
+        ));
+    }
+
     let data_dir = console.data_dir.clone();
     let inbox_tenants = tenants.clone();
     let inboxes = tokio::task::spawn_blocking(move || {
@@ -216,6 +227,19 @@ pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Page {
             l.t("Plus ancien", "Oldest"),
         ],
         &group_rows,
+    ));
+    let depth_rows: Vec<Vec<String>> = depths
+        .unwrap_or_default()
+        .iter()
+        .map(|(queue, ready)| vec![esc(queue), ready.to_string()])
+        .collect();
+    body.push_str(&table(
+        l.t(
+            "Files RabbitMQ (messages prêts)",
+            "RabbitMQ queues (ready messages)",
+        ),
+        &[l.t("File", "Queue"), l.t("Messages", "Messages")],
+        &depth_rows,
     ));
     let inbox_rows: Vec<Vec<String>> = inboxes
         .iter()
