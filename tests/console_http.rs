@@ -120,7 +120,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
 }
 
 #[tokio::test]
-async fn failed_logins_are_throttled_and_audited() {
+async fn failed_logins_are_throttled() {
     let (_dir, base) = console(ConsoleConfig {
         max_failed_logins: 3,
         ..ConsoleConfig::default()
@@ -191,4 +191,88 @@ async fn french_by_default_english_on_request() {
         .await
         .unwrap();
     assert!(text(remembered).await.contains("Password"));
+}
+
+#[tokio::test]
+async fn ops_download_emitted_files_under_the_data_directory_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    let outbox = dir.path().join("vitry/helios/outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("PES_1.xml"), "<PES_Aller/>").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "not for you").unwrap();
+    let (inside, elsewhere) = (
+        outbox.join("PES_1.xml").display().to_string(),
+        outside.path().join("secret.txt").display().to_string(),
+    );
+    ledger
+        .write(move |c| {
+            c.execute(
+                "INSERT INTO emitted_file (id, tenant, kind, path, sha256, bytes, written_at)
+                 VALUES (1, 'vitry', 'pes_aller', ?1, 'x', 12, '2026-03-01T00:00:00Z'),
+                        (2, 'vitry', 'report', ?2, 'y', 11, '2026-03-01T00:00:00Z')",
+                [inside, elsewhere],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let settings = ConsoleConfig {
+        users: vec![
+            common::console_user("anne", PASSWORD, Role::Ops),
+            common::console_user("marc", PASSWORD, Role::Finance),
+        ],
+        ..ConsoleConfig::default()
+    };
+    let (base, _shutdown) = common::start_console(&ledger, dir.path(), settings).await;
+    let login_as = |user: &'static str| {
+        let base = base.clone();
+        async move {
+            let r = client()
+                .post(format!("{base}/login"))
+                .form(&[("username", user), ("password", PASSWORD)])
+                .send()
+                .await
+                .unwrap();
+            session(&r)
+        }
+    };
+    let get = |cookie: String, path: &'static str| {
+        let base = base.clone();
+        async move {
+            client()
+                .get(format!("{base}{path}"))
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let ops = login_as("anne").await;
+    let r = get(ops.clone(), "/files/1/download").await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "<PES_Aller/>");
+    assert_eq!(
+        get(ops.clone(), "/files/2/download")
+            .await
+            .status()
+            .as_u16(),
+        410
+    );
+    let files = get(ops, "/files").await.text().await.unwrap();
+    assert!(files.contains("/files/1/download"), "{files}");
+    let finance = login_as("marc").await;
+    assert_eq!(
+        get(finance.clone(), "/files/1/download")
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+    let files = get(finance, "/files").await.text().await.unwrap();
+    assert!(
+        files.contains("PES_1.xml") && !files.contains("/download"),
+        "{files}"
+    );
 }
