@@ -3,7 +3,7 @@
 //!
 //! One story, one daemon: a wrong password is refused; ops log in, see the parked messages
 //! (two invoices of a commune missing from the configuration), open one and discard it with
-//! a reason (recorded in the ledger and on the audit page); an invoice exported through the
+//! a reason (recorded in the ledger and on the audit page) and replay another; an invoice exported through the
 //! real stages is found and its timeline shown; the month's reconciliation shows the
 //! ledger's totals to the cent; finance see no action form and get 403 when they post one.
 //! A screenshot of each page goes to `target/console-screenshots/`.
@@ -516,6 +516,30 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .unwrap();
     assert_eq!(state, "parked");
     screenshot(&client, "finance-parked-message").await;
+    logout(&client).await;
+
+    // Ops replay the other one to its stage: published, marked, audited.
+    login(&client, &base, OPS).await;
+    client
+        .goto(&format!("{base}/parked/{}", parked[1]))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form[action$='/replay'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&client, ".notice").await.contains("1 traité(s)"));
+    let (state, by): (String, String) = ledger(tmp.path())
+        .query_row(
+            "SELECT state, resolved_by FROM parked_message WHERE id = ?1",
+            [parked[1]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), by.as_str()), ("replayed", "console:anne"));
 
     client.close().await.unwrap();
     assert_eq!(daemon.terminate(Duration::from_secs(40)).code(), Some(0));
