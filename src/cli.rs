@@ -9,8 +9,8 @@ use crate::logging::LogFormat;
 /// Carries a commune's receivables from its billing application to the DGFiP collection
 /// channels (PayFiP, Hélios PES V2, SEPA direct debit) and brings every payment back.
 ///
-/// Exit codes: 0 ok, 1 failure, 2 bad command line, 66 unknown ID or invoice (dlq, trace),
-/// 69 broker unreachable, 74 file or directory error, 78 configuration error.
+/// Exit codes: 0 ok, 1 failure, 2 bad command line, 66 unknown ID, invoice or tenant (dlq,
+/// trace, report), 69 broker unreachable, 74 file or directory error, 78 configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "encaisse", version, about, long_about)]
 pub struct Cli {
