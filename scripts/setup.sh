@@ -39,6 +39,25 @@ else
     log "packages present"
 fi
 
+# --- Browser for the console's tests (tests/console_browser.rs): Debian's Chromium and its
+# WebDriver. Installed only when missing; CI sets ENCAISSE_REQUIRE_BROWSER=1 so that a missing
+# browser fails the test instead of skipping it.
+browser_missing=()
+for package in chromium chromium-driver; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        browser_missing+=("$package")
+    fi
+done
+if [ "${#browser_missing[@]}" -gt 0 ]; then
+    log "installing ${browser_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${browser_missing[@]}" >/dev/null
+else
+    log "chromium and chromium-driver present"
+fi
+# --- end of the browser block
+
 if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
     exit 1

@@ -10,9 +10,9 @@ use crate::logging::LogFormat;
 /// channels (PayFiP, Hélios PES V2, SEPA direct debit) and brings every payment back.
 ///
 /// Exit codes: 0 ok, 1 failure, 2 bad command line, 65 invoices rejected (preview), 66
-/// unknown ID, invoice or file (dlq, trace, preview), 69 broker unreachable, 74 file or
-/// directory error, 75 another daemon holds the data directory or the broker prefix (run),
-/// 78 configuration error.
+/// unknown ID, invoice, file or tenant (dlq, trace, preview, report), 69 broker unreachable,
+/// 74 file or directory error, 75 another daemon holds the data directory or the broker
+/// prefix (run), 78 configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "encaisse", version, about, long_about)]
 pub struct Cli {
@@ -52,6 +52,11 @@ pub enum Command {
     Preview(crate::commands::preview::PreviewArgs),
     /// Direct-debit mandates: import the history of mandates migrated from another tool.
     Mandates(crate::commands::mandates::MandatesArgs),
+    /// The web console for ops and finance: `hash-password` makes a `[[console.users]]`
+    /// password hash from standard input.
+    Console(crate::commands::console::ConsoleArgs),
+    /// Reports for finance: `reconciliation --tenant T --month YYYY-MM [--csv]`.
+    Report(crate::commands::report::ReportArgs),
     /// Run a local simulator of the DGFiP PayFiP gateway (fault injection by options).
     PayfipSim(crate::commands::payfip_sim::PayfipSimArgs),
     /// Run the end-to-end demonstration against RabbitMQ: two communes' exports, online

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
 use encaisse::commands::{
-    check, demo, dlq, mandates, manual, payfip_sim, preview, run, trace,
+    check, console, demo, dlq, mandates, manual, payfip_sim, preview, report, run, trace,
 };
 use encaisse::{config, exit, logging};
 
@@ -51,6 +51,10 @@ async fn main() -> ExitCode {
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
         Command::Preview(args) => preview::run(&cli.config, args, &mut out, &mut err).await,
         Command::Mandates(args) => mandates::run(&cli.config, args, &mut out, &mut err).await,
+        Command::Console(args) => {
+            console::run(args, &mut std::io::stdin().lock(), &mut out, &mut err)
+        }
+        Command::Report(args) => report::run(&cli.config, args, &mut out, &mut err).await,
         Command::PayfipSim(args) => payfip_sim::run(args).await,
         Command::Demo(args) => demo::run(&cli.config, cli.log_format, args, &mut out).await,
         Command::Completions { shell } => manual::completions(*shell, &mut out),

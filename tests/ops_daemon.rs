@@ -16,7 +16,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{
-    BROKER_URL, Daemon, Topology, command, get, unique_prefix, wait_for_status, write_config,
+    BROKER_URL, Daemon, Topology, command, get, publish_event, unique_prefix, wait_for_status,
+    write_config,
 };
 use serde_json::Value;
 
@@ -70,60 +71,6 @@ fn without_ivry(config: &Path) -> PathBuf {
     let path = config.with_file_name("encaisse-vitry-only.toml");
     std::fs::write(&path, &text[..second_tenant(&text)]).unwrap();
     path
-}
-
-/// Publishes a canonical event as a producer does (confirmed, persistent, `mandatory`, with
-/// its deterministic id, type and the `encaisse-*` headers).
-async fn publish_event<E: encaisse_schemas::Event>(prefix: &str, body: &serde_json::Value) {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-    use lapin::types::{AMQPValue, FieldTable, LongString};
-    let bytes = serde_json::to_vec(body).unwrap();
-    let event: E = encaisse_schemas::decode(&bytes).unwrap();
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "encaisse-tenant".into(),
-        AMQPValue::LongString(LongString::from(event.tenant().to_string())),
-    );
-    if let Some(invoice) = event.invoice() {
-        headers.insert(
-            "encaisse-invoice".into(),
-            AMQPValue::LongString(LongString::from(invoice.key())),
-        );
-    }
-    headers.insert(
-        "encaisse-schema-version".into(),
-        AMQPValue::LongLongInt(i64::from(E::SCHEMA_VERSION)),
-    );
-    let conn = lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let confirm = channel
-        .basic_publish(
-            prefix.into(),
-            event.routing_key().as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &bytes,
-            lapin::BasicProperties::default()
-                .with_message_id(event.message_id().as_str().into())
-                .with_type(E::TYPE.into())
-                .with_content_type("application/json".into())
-                .with_delivery_mode(2)
-                .with_headers(headers),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(confirm.is_ack() && confirm.take_message().is_none());
-    let _ = conn.close(200, "OK".into()).await;
 }
 
 /// The payment `payfip.confirm` publishes once the gateway says the invoice is paid.

@@ -36,16 +36,15 @@ pub const ALL: &[Migration] = &[
         version: 1,
         sql: include_str!("../migrations/payfip_0001.sql"),
     },
-    // payfip_0002 is another change's.
-    Migration {
-        area: "payfip",
-        version: 3,
-        sql: include_str!("../migrations/payfip_0003.sql"),
-    },
     Migration {
         area: "payfip",
         version: 2,
         sql: include_str!("../migrations/payfip_0002.sql"),
+    },
+    Migration {
+        area: "payfip",
+        version: 3,
+        sql: include_str!("../migrations/payfip_0003.sql"),
     },
     Migration {
         area: "sepa",
@@ -86,5 +85,10 @@ pub const ALL: &[Migration] = &[
         area: "ops",
         version: 1,
         sql: include_str!("../migrations/ops_0001.sql"),
+    },
+    Migration {
+        area: "ops",
+        version: 2,
+        sql: include_str!("../migrations/ops_0002.sql"),
     },
 ];

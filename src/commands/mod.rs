@@ -3,6 +3,7 @@
 //! `tracing`.
 
 pub mod check;
+pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
@@ -10,5 +11,6 @@ pub mod manual;
 pub mod mandates;
 pub mod payfip_sim;
 pub mod preview;
+pub mod report;
 pub mod run;
 pub mod trace;

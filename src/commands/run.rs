@@ -159,6 +159,18 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
             return exit::CONFIG;
         }
     };
+    let queues = runtime
+        .stage_queues()
+        .into_iter()
+        .flat_map(|q| [q.work, q.parked])
+        .collect();
+    let console =
+        match crate::console::start(config, &ledger, runtime.health(), queues, shutdown.clone())
+            .await
+        {
+            Ok(console) => console,
+            Err(code) => return code,
+        };
     let state = AppState::new(runtime.health(), ledger, all_dirs, metrics_handle);
     let server = Server::new(state)
         .merge(payfip_routes)
@@ -174,6 +186,9 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error."),
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed."),
         Err(_) => tracing::warn!("HTTP server did not stop in time."),
+    }
+    if let Some(console) = console {
+        let _ = tokio::time::timeout(STOP_MARGIN, console).await;
     }
     if code == exit::OK {
         tracing::info!("Stopped.");

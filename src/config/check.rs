@@ -61,6 +61,10 @@ pub fn check_settings(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> 
     let mut report = Report::default();
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
+    let tenant_ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
+    for (field, message) in super::console::problems(&config.console, &tenant_ids) {
+        report.issue(field, message);
+    }
     // The runtime's own rules (it refuses to start otherwise); reported unless one of the
     // checks above already named the same field.
     if let Err(message) = config.runtime().validate() {

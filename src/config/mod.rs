@@ -11,6 +11,7 @@
 //!   identifiers, directories) and lists every problem as `field: message`.
 
 pub mod check;
+pub mod console;
 pub mod load;
 pub mod rules;
 
@@ -69,6 +70,10 @@ pub struct Config {
     /// The HTTP server (health, readiness, metrics, and later the payment API).
     #[serde(default)]
     pub http: HttpConfig,
+    /// The web console for ops and finance (`[console]`, `console::ConsoleConfig`). Absent:
+    /// no console.
+    #[serde(default)]
+    pub console: console::ConsoleConfig,
     /// The DGFiP PayFiP gateway, shared by every tenant (`encaisse_payfip::config::GatewayConfig`).
     /// Absent: the adapter's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -269,3 +269,99 @@ impl Drop for Topology {
         .join();
     }
 }
+
+/// Publishes a canonical event as a producer does (confirmed, persistent, `mandatory`, with
+/// its deterministic id, type and the `encaisse-*` headers).
+pub async fn publish_event<E: encaisse_schemas::Event>(prefix: &str, body: &serde_json::Value) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let bytes = serde_json::to_vec(body).unwrap();
+    let event: E = encaisse_schemas::decode(&bytes).unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "encaisse-tenant".into(),
+        AMQPValue::LongString(LongString::from(event.tenant().to_string())),
+    );
+    if let Some(invoice) = event.invoice() {
+        headers.insert(
+            "encaisse-invoice".into(),
+            AMQPValue::LongString(LongString::from(invoice.key())),
+        );
+    }
+    headers.insert(
+        "encaisse-schema-version".into(),
+        AMQPValue::LongLongInt(i64::from(E::SCHEMA_VERSION)),
+    );
+    let conn = lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let confirm = channel
+        .basic_publish(
+            prefix.into(),
+            event.routing_key().as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            &bytes,
+            lapin::BasicProperties::default()
+                .with_message_id(event.message_id().as_str().into())
+                .with_type(E::TYPE.into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2)
+                .with_headers(headers),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack() && confirm.take_message().is_none());
+    let _ = conn.close(200, "OK".into()).await;
+}
+
+/// A console serving `ledger` on a free port, for tenant `vitry`, with `settings`; returns
+/// its base URL and the token that stops it.
+pub async fn start_console(
+    ledger: &encaisse_ledger::Ledger,
+    data_dir: &Path,
+    settings: encaisse::config::console::ConsoleConfig,
+) -> (String, tokio_util::sync::CancellationToken) {
+    use encaisse_pipelines::runtime::{Runtime, RuntimeConfig};
+    let health = Runtime::new(RuntimeConfig::default(), ledger.clone()).health();
+    let state = encaisse::console::Console::new(
+        settings,
+        ledger.clone(),
+        health,
+        RuntimeConfig::default(),
+        data_dir.to_path_buf(),
+        vec![encaisse::console::TenantView {
+            id: "vitry".into(),
+            name: "Vitry-sur-Seine".into(),
+        }],
+        vec![],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(encaisse::console::serve(state, listener, shutdown.clone()));
+    (format!("http://{addr}"), shutdown)
+}
+
+/// A console user with `password`.
+pub fn console_user(
+    name: &str,
+    password: &str,
+    role: encaisse::config::console::Role,
+) -> encaisse::config::console::ConsoleUser {
+    encaisse::config::console::ConsoleUser {
+        name: name.into(),
+        password_hash: encaisse::console::password::hash(password).unwrap(),
+        role,
+        tenants: vec![],
+    }
+}

@@ -23,6 +23,7 @@ pub mod decode;
 pub mod drain;
 pub mod gauges;
 pub mod parked;
+pub mod reconciliation;
 pub mod replay;
 pub mod show;
 pub mod since;

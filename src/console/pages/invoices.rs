@@ -1,0 +1,295 @@
+//! `GET /invoices?q=`: find invoices by number, family code or payer name (names are matched,
+//! never shown); `GET /invoices/{tenant}/{exercice}/{number}`: the trace of one invoice as a
+//! timeline, from the same query as `encaisse trace`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use encaisse_ledger::LedgerError;
+use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension};
+use encaisse_pipelines::stages::ops::trace;
+
+use super::{PAGE_SIZE, input, page_number, param};
+use crate::console::html::{esc, euros, pager, table, url_part};
+use crate::console::{Console, Ctx, Page};
+
+/// One invoice as listed.
+struct Found {
+    key: String,
+    budget: String,
+    total_cents: i64,
+    published_at: String,
+}
+
+fn issued(c: &Connection, tenant: &str, key: &str) -> Result<Option<Found>, LedgerError> {
+    Ok(c.query_row(
+        "SELECT invoice_key, budget, total_cents, published_at FROM polyfac_issued
+         WHERE tenant = ?1 AND invoice_key = ?2",
+        [tenant, key],
+        |r| {
+            Ok(Found {
+                key: r.get(0)?,
+                budget: r.get(1)?,
+                total_cents: r.get(2)?,
+                published_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Keys matching `q` in `tenant`: as a number of any exercice (exact key look-ups, one per
+/// exercice the tenant has exported), a family code (indexed), or a payer's name (a scan of
+/// the invoices waiting in batches, bounded).
+fn find_keys(c: &Connection, tenant: &str, q: &str) -> Result<BTreeSet<String>, LedgerError> {
+    let mut keys = BTreeSet::new();
+    if q.contains('/') {
+        keys.extend(trace::candidates(c, q, Some(tenant))?);
+    }
+    let mut stmt = c.prepare("SELECT DISTINCT exercice FROM polyfac_run WHERE tenant = ?1")?;
+    let exercices: Vec<i64> = stmt
+        .query_map([tenant], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for exercice in exercices {
+        let key = format!("{tenant}/{exercice}/{q}");
+        if issued(c, tenant, &key)?.is_some() {
+            keys.insert(key);
+        }
+    }
+    let mut stmt = c.prepare(
+        "SELECT invoice_key FROM polyfac_export_invoice WHERE family_code = ?1 AND tenant = ?2
+         LIMIT 200",
+    )?;
+    keys.extend(
+        stmt.query_map([q, tenant], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    if q.chars().count() >= 2 && !q.chars().any(|ch| ch.is_ascii_digit()) {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%\"last_name\":\"{escaped}%");
+        let mut stmt = c.prepare(
+            "SELECT DISTINCT item_key FROM batch_item WHERE tenant = ?1
+               AND CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\' LIMIT 200",
+        )?;
+        keys.extend(
+            stmt.query_map(rusqlite::params![tenant, pattern], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok(keys)
+}
+
+fn latest(
+    c: &Connection,
+    tenant: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Found>, LedgerError> {
+    let mut stmt = c.prepare(
+        "SELECT invoice_key, budget, total_cents, published_at FROM polyfac_issued
+         WHERE tenant = ?1 ORDER BY published_at DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![tenant, limit, offset], |r| {
+        Ok(Found {
+            key: r.get(0)?,
+            budget: r.get(1)?,
+            total_cents: r.get(2)?,
+            published_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn invoice_link(key: &str) -> String {
+    let href: Vec<String> = key.splitn(3, '/').map(url_part).collect();
+    format!("<a href=\"/invoices/{}\">{}</a>", href.join("/"), esc(key))
+}
+
+pub async fn search_page(console: &Console, ctx: &Ctx, params: &HashMap<String, String>) -> Page {
+    let l = ctx.lang;
+    let tenant = super::chosen_tenant(console, ctx, params);
+    let Some(tenant) = tenant else {
+        return ctx.page(
+            l.t("Factures", "Invoices"),
+            l.t("Aucune collectivité.", "No tenant."),
+        );
+    };
+    let q = param(params, "q").map(str::to_string);
+    let page = page_number(params);
+    let (t, query) = (tenant.clone(), q.clone());
+    let found = console
+        .ledger
+        .read(move |c| match query {
+            Some(q) => {
+                let keys = find_keys(c, &t, &q)?;
+                let mut out = Vec::new();
+                for key in keys {
+                    out.push(issued(c, &t, &key)?.unwrap_or(Found {
+                        key,
+                        budget: "?".into(),
+                        total_cents: 0,
+                        published_at: String::new(),
+                    }));
+                }
+                Ok(out)
+            }
+            None => latest(c, &t, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE),
+        })
+        .await;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => return ctx.ledger_error(&e),
+    };
+    let options = super::tenant_options(console, ctx);
+    let mut body = format!(
+        "<form method=\"get\" action=\"/invoices\" class=\"filters\" role=\"search\">{}{}<div><button type=\"submit\">{}</button></div></form>",
+        super::select(
+            "tenant",
+            l.t("Collectivité", "Tenant"),
+            &options,
+            Some(&tenant)
+        ),
+        input(
+            "q",
+            l.t("Numéro, code famille ou nom", "Number, family code or name"),
+            q.as_deref()
+        ),
+        l.t("Chercher", "Search"),
+    );
+    let has_next = q.is_none() && found.len() > PAGE_SIZE as usize;
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .take(PAGE_SIZE as usize)
+        .map(|f| {
+            vec![
+                invoice_link(&f.key),
+                esc(&f.budget),
+                format!("<span class=\"num\">{}</span>", euros(l, f.total_cents)),
+                esc(&f.published_at),
+            ]
+        })
+        .collect();
+    let caption = if q.is_some() {
+        l.t("Résultats", "Results")
+    } else {
+        l.t("Dernières factures", "Latest invoices")
+    };
+    body.push_str(&table(
+        caption,
+        &[
+            l.t("Facture", "Invoice"),
+            l.t("Budget", "Budget"),
+            l.t("Montant", "Amount"),
+            l.t("Publiée le", "Published at"),
+        ],
+        &rows,
+    ));
+    if q.is_none() {
+        body.push_str(&pager(
+            l,
+            &format!("/invoices?tenant={}&amp;", url_part(&tenant)),
+            page,
+            has_next,
+        ));
+    }
+    ctx.page(l.t("Factures", "Invoices"), &body)
+}
+
+pub async fn search(
+    State(console): State<Arc<Console>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> Page {
+    search_page(&console, &ctx, &params).await
+}
+
+pub async fn timeline(
+    State(console): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((tenant, exercice, number)): Path<(String, String, String)>,
+) -> Page {
+    let l = ctx.lang;
+    let unknown = l.t("Facture inconnue.", "No such invoice.");
+    if !ctx.session.sees(&tenant) || !console.tenants.iter().any(|t| t.id == tenant) {
+        return ctx.error(StatusCode::NOT_FOUND, unknown);
+    }
+    let key = format!("{tenant}/{exercice}/{number}");
+    let k = key.clone();
+    let traced = match console.ledger.read(move |c| trace::trace(c, &k)).await {
+        Ok(traced) => traced,
+        Err(e) => return ctx.ledger_error(&e),
+    };
+    if traced.steps.is_empty() {
+        return ctx.error(StatusCode::NOT_FOUND, unknown);
+    }
+    let mut body = format!(
+        "<ol class=\"timeline\" aria-label=\"{}\">",
+        l.t("Chronologie", "Timeline")
+    );
+    for step in &traced.steps {
+        body.push_str(&format!(
+            "<li class=\"{}\"><time datetime=\"{at}\">{at}</time> <strong>{}</strong>{} — {}</li>",
+            esc(step.source),
+            esc(&step.kind),
+            step.stage
+                .as_deref()
+                .map(|s| format!(" <span class=\"stage\">({})</span>", esc(s)))
+                .unwrap_or_default(),
+            esc(&step.summary),
+            at = esc(&step.at),
+        ));
+    }
+    body.push_str("</ol>");
+    let file_rows: Vec<Vec<String>> = traced
+        .files
+        .iter()
+        .map(|f| {
+            vec![
+                esc(&f.kind),
+                esc(&f.path),
+                f.bytes.to_string(),
+                esc(&f.written_at),
+            ]
+        })
+        .collect();
+    body.push_str(&table(
+        l.t("Fichiers", "Files"),
+        &[
+            l.t("Type", "Kind"),
+            l.t("Chemin", "Path"),
+            l.t("Octets", "Bytes"),
+            l.t("Écrit le", "Written at"),
+        ],
+        &file_rows,
+    ));
+    let parked_rows: Vec<Vec<String>> = traced
+        .parked
+        .iter()
+        .map(|p| {
+            vec![
+                format!("<a href=\"/parked/{}\">{}</a>", p.id, p.id),
+                esc(&p.group),
+                esc(p.state.as_str()),
+                esc(&p.error),
+            ]
+        })
+        .collect();
+    body.push_str(&table(
+        l.t("Messages mis de côté", "Parked messages"),
+        &[
+            "ID",
+            l.t("Groupe", "Group"),
+            l.t("État", "State"),
+            l.t("Erreur", "Error"),
+        ],
+        &parked_rows,
+    ));
+    ctx.page(&format!("{} {key}", l.t("Facture", "Invoice")), &body)
+}
