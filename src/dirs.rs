@@ -48,7 +48,12 @@ pub fn create_all<'a>(
         all.extend(tenant_dirs(data_dir, tenant));
     }
     for dir in &all {
-        encaisse_ledger::access::create_dir_all(dir).map_err(|e| DirError {
+        let created = if dir.ends_with("inbox") {
+            encaisse_ledger::access::create_inbox_dir_all(dir)
+        } else {
+            encaisse_ledger::access::create_dir_all(dir)
+        };
+        created.map_err(|e| DirError {
             path: dir.display().to_string(),
             message: format!("cannot create directory: {e}"),
         })?;

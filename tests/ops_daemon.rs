@@ -648,12 +648,18 @@ async fn files_written_are_private_by_default_and_group_readable_when_configured
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data.join("ledger.sqlite")), 0o640);
     assert_eq!(mode(&data.join("vitry/helios/rejected")), 0o750);
+    // The group's transfer tool drops the Trésorerie's and the bank's files itself.
+    assert_eq!(mode(&data.join("vitry/helios/inbox")), 0o770);
     assert_eq!(
         mode(&data.join("vitry/helios/rejected/garbage-2.xml")),
         0o640
     );
     for (path, dir, mode) in modes(&data) {
-        let widest = if dir { 0o750 } else { 0o640 };
+        let widest = match (dir, path.ends_with("inbox")) {
+            (true, true) => 0o770,
+            (true, false) => 0o750,
+            (false, _) => 0o640,
+        };
         assert_eq!(mode & !widest, 0, "{} is {mode:o}", path.display());
     }
 }

@@ -46,15 +46,34 @@ pub fn dir_mode() -> u32 {
     }
 }
 
+/// Mode of an inbox directory: `0700`, or `0770` when the group may read, so that the
+/// group's transfer tool can also drop files there (and nobody else can).
+pub fn inbox_dir_mode() -> u32 {
+    if GROUP_READABLE.load(Ordering::SeqCst) {
+        0o770
+    } else {
+        0o700
+    }
+}
+
 /// Creates `dir` and its missing parents with [`dir_mode`], and gives `dir` itself that mode
 /// if it already existed (a data directory made by an earlier version, or by hand). Parents
 /// that existed are left alone: they are not the daemon's.
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    create_dir_all_with(dir, dir_mode())
+}
+
+/// [`create_dir_all`] for an inbox: `dir` itself gets [`inbox_dir_mode`].
+pub fn create_inbox_dir_all(dir: &Path) -> io::Result<()> {
+    create_dir_all_with(dir, inbox_dir_mode())
+}
+
+fn create_dir_all_with(dir: &Path, mode: u32) -> io::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(dir_mode())
         .create(dir)?;
-    std::fs::set_permissions(dir, Permissions::from_mode(dir_mode()))
+    std::fs::set_permissions(dir, Permissions::from_mode(mode))
 }
 
 /// Creates (or truncates) `path` for writing with [`file_mode`].

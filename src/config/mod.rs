@@ -49,7 +49,8 @@ pub struct Config {
     /// Who may read the files and directories the daemon writes (ledger and its WAL, PES
     /// Aller, pain.008, REGLEMENTS, PES_ACQUIT_RETOUR, reports, archived and rejected
     /// files): `owner` (default: files `0600`, directories `0700`) or `group` (`0640` /
-    /// `0750`), for a transfer tool running under another account of the daemon's group.
+    /// `0750`, inboxes `0770`), for a transfer tool running under another account of the
+    /// daemon's group.
     #[serde(default)]
     pub file_access: FileAccess,
     /// How to reach RabbitMQ and how hard to push it (`encaisse_pipelines::runtime::BrokerConfig`).
@@ -111,7 +112,8 @@ pub enum FileAccess {
     /// The daemon's account only: files `0600`, directories `0700`.
     #[default]
     Owner,
-    /// Also read access for the daemon's group: files `0640`, directories `0750`.
+    /// Also read access for the daemon's group: files `0640`, directories `0750`; inboxes
+    /// `0770`, so the group's transfer tool can drop files there.
     Group,
 }
 

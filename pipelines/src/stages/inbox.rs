@@ -302,7 +302,9 @@ impl<H: InboxHandler> Source for InboxWatcher<H> {
         Box::pin(async move {
             for tenant in &self.tenants {
                 let dirs = AreaDirs::new(&self.data_dir, tenant, self.handler.area());
-                for dir in [&dirs.inbox, &dirs.archive, &dirs.rejected] {
+                encaisse_ledger::access::create_inbox_dir_all(&dirs.inbox)
+                    .map_err(|e| format!("cannot create {}: {e}", dirs.inbox.display()))?;
+                for dir in [&dirs.archive, &dirs.rejected] {
                     encaisse_ledger::access::create_dir_all(dir)
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
