@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use encaisse_pipelines::runtime::SourceContext;
+use encaisse_pipelines::stages::ops::trace;
 use encaisse_pipelines::stages::polyfac::{
     PolyfacStagesConfig, PolyfacTenants, ingest_source, ingest_sources,
 };
@@ -415,6 +416,26 @@ async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
     assert_eq!(detail["lines"], serde_json::json!([5, 5]));
     assert_eq!(detail["rule"], "line_amount_mismatch");
     assert_eq!(detail["column"], "MontantLigne");
+    // What `encaisse trace F2026-000102` reads: found by its number alone, the rejection
+    // in its timeline.
+    let timeline = h
+        .ledger
+        .read(|c| {
+            let key = trace::resolve(c, "F2026-000102", None).unwrap();
+            trace::trace(c, &key)
+        })
+        .await
+        .unwrap();
+    assert_eq!(timeline.invoice, key);
+    assert!(
+        timeline
+            .steps
+            .iter()
+            .any(|s| s.summary.starts_with("Invoice rejected at validation")
+                && s.summary.contains("line_amount_mismatch")),
+        "{:?}",
+        timeline.steps
+    );
 
     // Corrected and sent again under another file name: the corrected invoice is issued
     // (its journal now tells both), the two others are duplicates of the first run — not
