@@ -413,6 +413,16 @@ async fn a_credit_note_for_an_invoice_not_yet_sent_waits_for_its_titre() {
     for i in &invoices {
         flow.publish(i).await;
     }
+    support::wait_until(
+        "both invoices received",
+        Duration::from_secs(30),
+        || async {
+            flow.count("SELECT count(*) FROM batch_item WHERE stage = 'helios.titres'")
+                .await
+                == 2
+        },
+    )
+    .await;
     let note = credit_note(
         &t,
         "run-avwait-2",

@@ -590,6 +590,12 @@ async fn regie_credit_notes_lower_the_next_debit_or_are_refunds_to_make() {
     for i in &invoices {
         flow.publish(i).await;
     }
+    wait_until("the invoices received", Duration::from_secs(30), || async {
+        flow.count("SELECT count(*) FROM batch_item WHERE stage = 'sepa.batch'")
+            .await
+            == 3
+    })
+    .await;
     // Before the run is planned: R1 lowered, R2 cancelled.
     let lower = regie_credit_note(&t, "AV1", &invoices[0], "-15.00");
     let cancel = regie_credit_note(&t, "AV2", &invoices[1], "-10.00");

@@ -204,6 +204,19 @@ pub fn batch_payload(
     .optional()?)
 }
 
+/// Whether `polyfac.ingest` published `invoice_key` (the ledger is shared by the stages).
+pub fn issued_by_ingest(
+    c: &Connection,
+    tenant: &str,
+    invoice_key: &str,
+) -> Result<bool, HeliosError> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2)",
+        (tenant, invoice_key),
+        |r| r.get(0),
+    )?)
+}
+
 /// Why the original was refused before numbering, if it was.
 pub fn refusal_of(
     c: &Connection,

@@ -112,7 +112,11 @@ fn decide(
                 &format!("the original invoice {origin_key} was not sent to Hélios ({why})"),
             );
         }
-        if rs::batch_payload(c, STAGE, tenant_id, &origin_key)?.is_some() {
+        // Received, or published by the ingest and still on its way (messages of one queue
+        // are handled concurrently): its titre will come.
+        if rs::batch_payload(c, STAGE, tenant_id, &origin_key)?.is_some()
+            || rs::issued_by_ingest(c, tenant_id, &origin_key)?
+        {
             return Ok(Decision::Waiting);
         }
         return refuse(

@@ -60,8 +60,11 @@ pub fn decide(
                 (tenant, &origin_key),
                 |r| r.get(0),
             )?;
+            // Received, or published by the ingest and still on its way (messages of one
+            // queue are handled concurrently).
             let received: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3)",
+                "SELECT EXISTS (SELECT 1 FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3)
+                     OR EXISTS (SELECT 1 FROM polyfac_issued WHERE tenant = ?2 AND invoice_key = ?3)",
                 (stage, tenant, &origin_key),
                 |r| r.get(0),
             )?;
