@@ -31,7 +31,7 @@ target/release/encaisse completions bash > target/debian-assets/encaisse.bash
 
 log "packaging"
 rm -f "$deb"
-cargo deb --no-build --locked -p encaisse --output "$deb"
+cargo deb --no-build --strip --locked -p encaisse --output "$deb"
 
 scripts/check-deb.sh "$deb"
 log "$deb"
