@@ -125,6 +125,29 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Clicks what `locator` finds and waits until the page it leads to has replaced the current
+/// one: a click only starts the navigation, and a find or a URL read right after it can still
+/// see the old page (a login's Argon2 check takes a while in a debug build on a busy machine).
+async fn click_and_load(client: &Client, locator: Locator<'_>) {
+    let old_page = client.find(Locator::Css("html")).await.unwrap();
+    client.find(locator).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The old document's root goes stale once the new page is loaded.
+    while old_page.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the page did not change after the click"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("body"))
+        .await
+        .unwrap();
+}
+
 async fn login(client: &Client, base: &str, (user, password): (&str, &str)) {
     client.goto(&format!("{base}/login")).await.unwrap();
     client
@@ -141,13 +164,7 @@ async fn login(client: &Client, base: &str, (user, password): (&str, &str)) {
         .send_keys(password)
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form.login button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(client, Locator::Css("form.login button[type=submit]")).await;
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -161,13 +178,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 }
 
 async fn logout(client: &Client) {
-    client
-        .find(Locator::Css("form.logout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(client, Locator::Css("form.logout button")).await;
 }
 
 /// An invoice of Ivry as a source application publishes it (Ivry is not configured here, so
@@ -344,21 +355,9 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
     screenshot(&client, "overview").await;
     client.goto(&format!("{base}/parked")).await.unwrap();
     screenshot(&client, "parked-groups").await;
-    client
-        .find(Locator::LinkText("polyfac.export/unknown_tenant"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(&client, Locator::LinkText("polyfac.export/unknown_tenant")).await;
     let id = parked[0].to_string();
-    client
-        .find(Locator::LinkText(&id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(&client, Locator::LinkText(&id)).await;
     let detail = client.source().await.unwrap();
     assert!(detail.contains("unknown_tenant"), "{detail}");
     assert!(
@@ -377,13 +376,7 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .send_keys(REASON)
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form[action$='/discard'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(&client, Locator::Css("form[action$='/discard'] button")).await;
     assert!(text_of(&client, ".notice").await.contains("1 traité(s)"));
     let (state, by, reason): (String, String, String) = ledger(tmp.path())
         .query_row(
@@ -409,13 +402,7 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .goto(&format!("{base}/invoices?tenant=vitry&q=F2026-000102"))
         .await
         .unwrap();
-    client
-        .find(Locator::LinkText("vitry/2026/F2026-000102"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(&client, Locator::LinkText("vitry/2026/F2026-000102")).await;
     let timeline = text_of(&client, "ol.timeline").await;
     for what in [
         "issued",
@@ -524,13 +511,7 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .goto(&format!("{base}/parked/{}", parked[1]))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form[action$='/replay'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(&client, Locator::Css("form[action$='/replay'] button")).await;
     assert!(text_of(&client, ".notice").await.contains("1 traité(s)"));
     let (state, by): (String, String) = ledger(tmp.path())
         .query_row(

@@ -413,7 +413,7 @@ async fn a_classic_claim_never_confirmed_is_reported_and_frees_the_titre() {
                 ("montant", "3000"),
                 ("saisie", "T"),
                 ("resultrans", "P"),
-                ("numauto", "424242424242-forged"),
+                ("numauto", "4242424242-FORGE"),
             ],
         )
         .await;

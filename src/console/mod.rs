@@ -15,7 +15,6 @@ pub mod password;
 pub mod session;
 mod web;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::console::ConsoleConfig;
+use crate::http::HttpLimits;
 use session::{Sessions, Throttle};
 
 pub use web::{Ctx, Page};
@@ -101,18 +101,17 @@ pub fn router(console: Arc<Console>) -> Router {
     web::router(console)
 }
 
-/// Serves the console on `listener` until `shutdown`.
+/// Serves the console on `listener` until `shutdown`, held to the same `[http]` limits as the
+/// daemon's main listener (header-read and request timeouts, bounded connections): a slow
+/// client must not hold the ops' console either.
 pub async fn serve(
     console: Arc<Console>,
     listener: TcpListener,
+    limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(console).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    let router = crate::http::with_request_timeout(router(console), limits.request_timeout);
+    crate::http::serve_limited(router, listener, limits, shutdown).await
 }
 
 /// Starts the console when `[console] listen` is set: binds its listener and serves it until
@@ -154,9 +153,10 @@ pub async fn start(
         tenants,
         queues,
     );
+    let limits = HttpLimits::from(&config.http);
     tracing::info!(addr = %bound, users = config.console.users.len(), "Console listening.");
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = serve(console, listener, shutdown).await {
+        if let Err(e) = serve(console, listener, limits, shutdown).await {
             tracing::error!(error = %e, "Console server stopped with an error.");
         }
     })))

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use health::{Check, Readiness};
-pub use serve::{HttpLimits, LIMITED};
+pub use serve::{HttpLimits, LIMITED, serve as serve_limited, with_request_timeout};
 
 /// What the built-in routes look at. Cheap to clone.
 #[derive(Clone)]

@@ -348,7 +348,12 @@ pub async fn start_console(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(encaisse::console::serve(state, listener, shutdown.clone()));
+    tokio::spawn(encaisse::console::serve(
+        state,
+        listener,
+        encaisse::http::HttpLimits::default(),
+        shutdown.clone(),
+    ));
     (format!("http://{addr}"), shutdown)
 }
 

@@ -17,8 +17,8 @@ pub mod export_store;
 pub mod flush;
 pub mod ingest;
 pub mod ingest_store;
-pub mod progress;
 pub mod preview;
+pub mod progress;
 pub mod reconcile;
 pub mod tenants;
 

@@ -232,19 +232,21 @@ pub fn preview_file(
             },
         })? {
             ExportItem::Valid(invoice) => match decide(ledger, tenant, &run, &invoice)? {
-                Decision::Publish(issued) => match downstream(setup, issued.invoice(), &mut warnings) {
-                    Some(reject) => preview.rejects.push(reject),
-                    None => {
-                        let event = issued.invoice();
-                        let collection = collection_text(event.collection);
-                        let group = groups
-                            .entry((event.budget.clone(), collection))
-                            .or_insert((0, Money::ZERO));
-                        group.0 += 1;
-                        group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
-                        preview.invoices.push(listed(event));
+                Decision::Publish(issued) => {
+                    match downstream(setup, issued.invoice(), &mut warnings) {
+                        Some(reject) => preview.rejects.push(reject),
+                        None => {
+                            let event = issued.invoice();
+                            let collection = collection_text(event.collection);
+                            let group = groups
+                                .entry((event.budget.clone(), collection))
+                                .or_insert((0, Money::ZERO));
+                            group.0 += 1;
+                            group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
+                            preview.invoices.push(listed(event));
+                        }
                     }
-                },
+                }
                 Decision::Skip => preview.duplicates.push(PreviewDuplicate {
                     number: invoice.number.clone(),
                     lines: invoice.file_lines,
