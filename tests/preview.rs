@@ -262,3 +262,39 @@ fn unreadable_or_missing_files_get_their_codes_and_hints() {
     let output = preview(&config, &["--tenant", "nowhere", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_credit_note_is_listed_against_its_original_not_refused_for_its_negative_total() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let year = chrono::Utc::now().year();
+    let invoice = creche_line("F2026-000301", "94400", "70,13");
+    // Two hours credited on F2026-000301: same columns, negative price and amount.
+    let credit_note =
+        creche_line("AV2026-000301", "94400", "-3,74").replace(";37,5;1,87;", ";2;-1,87;");
+    let file = tmp.path().join("AVOIRS.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{HEADER};FactureOrigine;ExerciceOrigine\r\n{invoice};;\r\n{credit_note};F2026-000301;{year}\r\n"
+        ),
+    )
+    .unwrap();
+    let output = preview(
+        &config,
+        &["--tenant", "vitry", "--json", file.to_str().unwrap()],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["rejects"], serde_json::json!([]), "{stdout}");
+    assert_eq!(doc["invoices"][0]["number"], "F2026-000301");
+    assert_eq!(doc["credit_notes"][0]["number"], "AV2026-000301");
+    assert_eq!(doc["credit_notes"][0]["origin"], "F2026-000301");
+    assert_eq!(doc["credit_notes"][0]["credited"], "3.74", "{stdout}");
+}

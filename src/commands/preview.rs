@@ -232,6 +232,22 @@ fn write_preview(out: &mut dyn Write, p: &Preview) -> std::io::Result<()> {
         }
         table.write(out)?;
     }
+    if !p.credit_notes.is_empty() {
+        writeln!(
+            out,
+            "\nCredit notes (each reduces its original, decided when it is sent)"
+        )?;
+        let mut table = Table::new(vec!["NUMBER", "LINES", "REDUCES", "CREDITED"]);
+        for c in &p.credit_notes {
+            table.row(vec![
+                c.number.clone(),
+                format!("{}–{}", c.lines.0, c.lines.1),
+                format!("{}/{}", c.origin_exercice, c.origin),
+                c.credited.to_dot_string(),
+            ]);
+        }
+        table.write(out)?;
+    }
     if !p.rejects.is_empty() {
         writeln!(out, "\nRejected")?;
         let mut table = Table::new(vec![

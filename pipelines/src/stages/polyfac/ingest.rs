@@ -123,7 +123,7 @@ pub enum Issued {
 
 impl Issued {
     /// The invoice itself, or the credit note's own lines (negative total).
-    pub fn invoice(&self) -> &InvoiceIssued {
+    fn invoice(&self) -> &InvoiceIssued {
         match self {
             Issued::Invoice(i) => i,
             Issued::CreditNote(n) => &n.note,

@@ -31,7 +31,7 @@ use encaisse_sepa::rules::{check_collection, describe_all};
 use encaisse_sepa::{Presentation, collection_for};
 use serde::Serialize;
 
-use super::ingest::{Decision, adjusted_summary, decide, is_duplicate};
+use super::ingest::{Decision, Issued, adjusted_summary, decide, is_duplicate};
 use super::ingest_store::collection_text;
 use super::tenants::PolyfacTenant;
 use crate::stages::helios::TenantHelios;
@@ -96,6 +96,10 @@ pub struct Preview {
     pub invoices: Vec<PreviewInvoice>,
     /// Those invoices per budget and collection path.
     pub groups: Vec<PreviewGroup>,
+    /// Credit notes that would be published: whether each can reduce its original is decided
+    /// downstream (`helios.titres`, `sepa.batch`) against what was sent, so none is refused
+    /// here for its negative total.
+    pub credit_notes: Vec<PreviewCreditNote>,
     /// Every broken rule, one row each (an invoice may have several).
     pub rejects: Vec<PreviewReject>,
     /// Invoices already issued unchanged (by an earlier run, or by this same file already
@@ -130,6 +134,17 @@ pub struct PreviewInvoice {
     /// The direct-debit sequence the mandate history gives (`FRST`, `RCUR`…).
     pub sequence: Option<SequenceType>,
     pub total: Money,
+}
+
+/// A credit note (`FactureOrigine` set) and the invoice it reduces.
+#[derive(Debug, Serialize)]
+pub struct PreviewCreditNote {
+    pub number: String,
+    pub lines: (u64, u64),
+    pub origin: String,
+    pub origin_exercice: u16,
+    /// What it takes off the original, > 0.
+    pub credited: Money,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +227,7 @@ pub fn preview_file(
         run_id: run.run_id.clone(),
         invoices: Vec::new(),
         groups: Vec::new(),
+        credit_notes: Vec::new(),
         rejects: Vec::new(),
         duplicates: Vec::new(),
         warnings: Vec::new(),
@@ -232,21 +248,27 @@ pub fn preview_file(
             },
         })? {
             ExportItem::Valid(invoice) => match decide(ledger, tenant, &run, &invoice)? {
-                Decision::Publish(issued) => {
-                    match downstream(setup, issued.invoice(), &mut warnings) {
+                Decision::Publish(issued) => match *issued {
+                    Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
+                        number: note.note.invoice.number.clone(),
+                        lines: note.note.source.lines.unwrap_or((0, 0)),
+                        origin: note.origin.number.clone(),
+                        origin_exercice: note.origin.exercice,
+                        credited: note.credited(),
+                    }),
+                    Issued::Invoice(event) => match downstream(setup, &event, &mut warnings) {
                         Some(reject) => preview.rejects.push(reject),
                         None => {
-                            let event = issued.invoice();
                             let collection = collection_text(event.collection);
                             let group = groups
                                 .entry((event.budget.clone(), collection))
                                 .or_insert((0, Money::ZERO));
                             group.0 += 1;
                             group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
-                            preview.invoices.push(listed(event));
+                            preview.invoices.push(listed(&event));
                         }
-                    }
-                }
+                    },
+                },
                 Decision::Skip => preview.duplicates.push(PreviewDuplicate {
                     number: invoice.number.clone(),
                     lines: invoice.file_lines,
