@@ -369,7 +369,7 @@ pub fn coverage(c: &Connection, invoice: &InvoiceRef) -> Result<Coverage, Ledger
         )
         .optional()?;
     let received = Money::from_cents(cents)
-        .map_err(|e| LedgerError::Conflict(format!("payfip_payment sum: {e}")))?;
+        .map_err(|e| LedgerError::Corrupt(format!("payfip_payment sum: {e}")))?;
     Ok(Coverage {
         received,
         paid_attempt,

@@ -759,7 +759,7 @@ pub fn decide(
     let event = enrich(invoice, run, |_rum| match &invoice.mandate {
         Some(mandate) => sequence_for(c, &key, mandate, invoice.due_date, &setup.sequence_policy),
         // `enrich` asks only for an invoice with a mandate.
-        None => Err(SequenceError::Ledger(LedgerError::Conflict(
+        None => Err(SequenceError::Ledger(LedgerError::Corrupt(
             "sequence asked for an invoice without mandate".into(),
         ))),
     });

@@ -103,7 +103,7 @@ impl UseStatus {
 }
 
 fn corrupt(field: &str, value: &str) -> LedgerError {
-    LedgerError::Conflict(format!("{field}: unexpected value {value:?} in the ledger"))
+    LedgerError::Corrupt(format!("{field}: unexpected value {value:?}"))
 }
 
 pub(crate) fn parse_date(field: &str, text: &str) -> Result<NaiveDate, LedgerError> {
@@ -481,7 +481,8 @@ pub fn plan_use(
         )?;
     }
     let history = history(c, tenant, &request.mandate.rum, None)?.ok_or_else(|| {
-        LedgerError::Conflict(format!(
+        // Every caller observes the mandate earlier in the same transaction.
+        LedgerError::Corrupt(format!(
             "mandate {} of invoice {invoice_key} was not observed before its use",
             request.mandate.rum
         ))
