@@ -18,9 +18,9 @@ use encaisse_sepa::rules::{RuleViolation, Subject, check_collection, describe_al
 use encaisse_sepa::{Collection, Creditor, MessageHeader, Presentation, build, collection_for};
 
 use super::TenantSepa;
-use super::mandates::{self, SequenceError, UseRequest};
 use super::refusal::{Refusal, RefusalCode};
 use super::store::{self, FileKind, NewFile, PainMeta};
+use crate::mandates::{self, SequenceError, UseRequest};
 
 /// Why planning cannot go on: the transaction is rolled back and the message parked (or
 /// the bank file left for the next scan) until a person fixes the cause.

@@ -9,7 +9,7 @@ use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
 use encaisse_schemas::{InvoiceIssued, PaymentRejected};
 
 use super::clock::ledger_now;
-use super::mandates::{self, MandateUse};
+use crate::mandates::{self, MandateUse};
 
 /// What a planned file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,8 +29,8 @@ pub use encaisse_sepa::mandate::{
     MandateHistory, MandateKind, MandateUnusable, Outcome, PastCollection, SequencePolicy,
 };
 
-use super::clock::{Clock, ledger_now};
 use crate::stage::ErrorClass;
+use crate::stages::sepa::clock::{Clock, ledger_now};
 
 /// Why no sequence type can be given.
 #[derive(Debug, thiserror::Error)]
