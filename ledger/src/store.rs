@@ -110,8 +110,8 @@ pub(crate) fn migrate(
             })?;
         tx.execute(
             "INSERT INTO schema_migration (area, version, applied_at)
-             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-            (migration.area, migration.version),
+             VALUES (?1, ?2, ?3)",
+            (migration.area, migration.version, crate::clock::now()),
         )?;
         tx.commit()?;
         if announce {

@@ -30,7 +30,8 @@ pub use encaisse_sepa::mandate::{
 };
 
 use crate::stage::ErrorClass;
-use crate::stages::sepa::clock::{Clock, ledger_now};
+use crate::stages::sepa::clock::Clock;
+use encaisse_ledger::clock::now as ledger_now;
 
 /// Why no sequence type can be given.
 #[derive(Debug, thiserror::Error)]
