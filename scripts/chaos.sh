@@ -3,8 +3,9 @@
 # daemon (`encaisse run`), kill it with SIGKILL once and restart it, and restart the broker once
 # (rabbitmqctl stop_app / start_app); then check the end state strictly — every valid invoice in
 # exactly one titre of exactly one PES file, every PES file valid (XSD via xmllint, PES rules),
-# the ledger agreeing with the files, no message left in any queue, nothing parked. Prints the
-# counts; exits 0 only when every check holds.
+# the ledger agreeing with the files, no message left in any queue, nothing parked. The verdict
+# waits (bounded) for the daemon to reconnect after the broker restart and for the queues to
+# drain; it prints the reconnection delay and the counts; exits 0 only when every check holds.
 #
 #   scripts/chaos.sh [N]            # N invoices, default 20000
 #

@@ -196,8 +196,8 @@ pub fn polyfac_tenant(
     t: &crate::config::TenantConfig,
     source: &str,
 ) -> Result<encaisse_pipelines::stages::polyfac::PolyfacTenant, String> {
+    use encaisse_pipelines::mandates::SequencePolicy;
     use encaisse_pipelines::stages::polyfac::PolyfacTenant;
-    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
     use encaisse_polyfac::{SourceMapping, TenantCatalogue};
 
     let mapping = match config.sources.get(source) {
@@ -347,8 +347,8 @@ fn helios_settings(ctx: &Context<'_>) -> encaisse_pipelines::stages::helios::Hel
 pub fn tenant_helios(
     t: &crate::config::TenantConfig,
 ) -> Option<encaisse_pipelines::stages::helios::TenantHelios> {
+    use encaisse_pipelines::mandates::SequencePolicy;
     use encaisse_pipelines::stages::helios::TenantHelios;
-    use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
     t.helios.as_ref().map(|helios| TenantHelios {
         id: t.id.clone(),
         config: helios.clone(),

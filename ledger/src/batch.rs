@@ -36,9 +36,7 @@ pub enum AddOutcome {
     Conflict { reason: String },
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use crate::clock::now;
 
 /// Adds an item to its batch (idempotent). Refuses items for a group already closed.
 pub fn add_item(

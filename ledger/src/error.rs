@@ -1,6 +1,9 @@
-/// A ledger failure. Every variant is transient from a message's point of view (disk full,
-/// database locked by an operator's tool, writer restarting): the message is retried, never
-/// parked, because the data was fine.
+/// A ledger failure. The database variants are transient from a message's point of view (disk
+/// full, database locked by an operator's tool, writer restarting): the message is retried,
+/// never parked, because the data was fine. [`LedgerError::Conflict`],
+/// [`LedgerError::Corrupt`] and [`LedgerError::Unsupported`] are not: retrying changes
+/// nothing. Business refusals are not ledger errors: a stage returns its own error from
+/// [`crate::Ledger::write_with`].
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger database error: {0}")]
@@ -21,14 +24,38 @@ pub enum LedgerError {
     Commit(String),
     #[error("ledger writer is not running")]
     WriterGone,
-    /// A consistency rule of the ledger was broken by the request (not a database failure).
+    /// The request contradicts what the ledger recorded: a file path emitted with other
+    /// bytes, a batch group announced with another count or holding more items than
+    /// announced, a reservation changed concurrently. Not a database failure, and not a
+    /// business refusal (those are the stage's own errors).
     #[error("ledger conflict: {0}")]
     Conflict(String),
+    /// The ledger holds a value this code never writes (an unknown enum text, an unparsable
+    /// date or amount, a row that should have been written earlier in the same flow).
+    #[error("ledger holds unexpected data: {0}")]
+    Corrupt(String),
+    /// The database file cannot serve as a ledger (a journal mode it refuses).
+    #[error("ledger unsupported: {0}")]
+    Unsupported(String),
 }
 
 impl LedgerError {
-    /// Whether retrying later can help. Only [`LedgerError::Conflict`] cannot.
+    /// Whether retrying later can help. A conflict, corrupt data or an unsupported database
+    /// stay what they are.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, LedgerError::Conflict(_))
+        !matches!(
+            self,
+            LedgerError::Conflict(_) | LedgerError::Corrupt(_) | LedgerError::Unsupported(_)
+        )
+    }
+
+    /// Short machine kind (groups parked messages, labels metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LedgerError::Conflict(_) => "ledger_conflict",
+            LedgerError::Corrupt(_) => "ledger_corrupt",
+            LedgerError::Unsupported(_) => "ledger_unsupported",
+            _ => "ledger",
+        }
     }
 }

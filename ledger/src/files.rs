@@ -266,7 +266,7 @@ impl Ledger {
     ) -> Result<EmittedFile, LedgerError> {
         let (tenant, kind, caused_by) =
             (tenant.to_string(), kind.to_string(), caused_by.to_string());
-        let written_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let written_at = crate::clock::now();
         self.write(move |c| {
             c.execute(
                 "INSERT INTO emitted_file (tenant, kind, path, sha256, bytes, written_at, caused_by)

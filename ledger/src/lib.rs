@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod batch;
+pub mod clock;
 mod error;
 pub mod files;
 pub mod journal;

@@ -77,7 +77,7 @@ fn copy_tenant_rows(c: &Connection, table: &str, tenant: &str) -> Result<(), Led
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
     {
-        return Err(LedgerError::Conflict(format!(
+        return Err(LedgerError::Unsupported(format!(
             "sandbox: {table:?} is not a table name"
         )));
     }

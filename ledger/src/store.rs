@@ -67,7 +67,7 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     // is what "effects durable before the ack" needs.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(LedgerError::Conflict(format!(
+        return Err(LedgerError::Unsupported(format!(
             "{} cannot use WAL journal mode (got {mode})",
             path.display()
         )));
@@ -110,8 +110,8 @@ pub(crate) fn migrate(
             })?;
         tx.execute(
             "INSERT INTO schema_migration (area, version, applied_at)
-             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-            (migration.area, migration.version),
+             VALUES (?1, ?2, ?3)",
+            (migration.area, migration.version, crate::clock::now()),
         )?;
         tx.commit()?;
         if announce {
@@ -151,6 +151,35 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         });
         for reply in replies {
             reply(committed.clone());
+        }
+    }
+}
+
+/// Runs one job in its own savepoint of the batch transaction: released when `f` succeeds,
+/// rolled back (alone) when it fails. A savepoint statement that fails is a ledger failure
+/// and wins over `f`'s own error, since the job's changes may then not be undone.
+fn run_in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    E: From<LedgerError>,
+    F: FnOnce(&Connection) -> Result<T, E>,
+{
+    // Cached statements: a group commit runs these for every job, and parsing them again
+    // each time was a visible part of the writer's time.
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| E::from(LedgerError::from(e)))
+    };
+    run("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(value) => {
+            run("RELEASE job")?;
+            Ok(value)
+        }
+        Err(e) => {
+            run("ROLLBACK TO job")?;
+            run("RELEASE job")?;
+            Err(e)
         }
     }
 }
@@ -204,29 +233,26 @@ impl Ledger {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
-        let (result_tx, result_rx) = oneshot::channel::<Result<T, LedgerError>>();
+        self.write_with(f).await
+    }
+
+    /// [`Ledger::write`] for a closure that fails with the caller's own error `E`: a business
+    /// refusal rolls the job's changes back and comes back as itself, so callers need not
+    /// smuggle it through a [`LedgerError`]. Failures of the ledger itself (savepoint,
+    /// commit, writer gone) arrive as `E::from(LedgerError)`.
+    pub async fn write_with<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<LedgerError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn: &Connection| {
-            // Cached statements: a group commit runs these for every job, and parsing them
-            // again each time was a visible part of the writer's time.
-            let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-            let outcome = (|| {
-                run("SAVEPOINT job")?;
-                match f(conn) {
-                    Ok(value) => {
-                        run("RELEASE job")?;
-                        Ok(value)
-                    }
-                    Err(e) => {
-                        run("ROLLBACK TO job")?;
-                        run("RELEASE job")?;
-                        Err(e)
-                    }
-                }
-            })();
+            let outcome = run_in_savepoint(conn, f);
             Box::new(move |committed: Result<(), String>| {
                 let answer = match (outcome, committed) {
                     (Err(e), _) => Err(e),
-                    (Ok(_), Err(message)) => Err(LedgerError::Commit(message)),
+                    (Ok(_), Err(message)) => Err(E::from(LedgerError::Commit(message))),
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = result_tx.send(answer);
@@ -235,8 +261,10 @@ impl Ledger {
         self.inner
             .writer
             .send(job)
-            .map_err(|_| LedgerError::WriterGone)?;
-        result_rx.await.map_err(|_| LedgerError::WriterGone)?
+            .map_err(|_| E::from(LedgerError::WriterGone))?;
+        result_rx
+            .await
+            .map_err(|_| E::from(LedgerError::WriterGone))?
     }
 
     /// Runs a read-only query on a pooled connection, off the async threads.
@@ -245,10 +273,25 @@ impl Ledger {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
+        self.read_with(f).await
+    }
+
+    /// [`Ledger::read`] for a closure that fails with the caller's own error `E`.
+    pub async fn read_with<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<LedgerError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_blocking(f))
-            .await
-            .map_err(|_| LedgerError::WriterGone)?
+        tokio::task::spawn_blocking(move || {
+            let conn = this.take_reader()?;
+            let result = f(&conn);
+            this.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|_| E::from(LedgerError::WriterGone))?
     }
 
     /// Synchronous read, for the CLI and for blocking contexts.
@@ -258,12 +301,17 @@ impl Ledger {
     {
         let conn = self.take_reader()?;
         let result = f(&conn);
+        self.give_back(conn);
+        result
+    }
+
+    /// Returns a read connection to the pool (dropped when the pool is full).
+    fn give_back(&self, conn: Connection) {
         if let Ok(mut pool) = self.inner.readers.lock()
             && pool.len() < READ_POOL
         {
             pool.push(conn);
         }
-        result
     }
 
     fn take_reader(&self) -> Result<Connection, LedgerError> {
@@ -328,5 +376,99 @@ mod tests {
             })
             .unwrap();
         assert_eq!(count, 180);
+    }
+
+    /// A caller's own error type: a business refusal and the ledger's failures.
+    #[derive(Debug)]
+    enum Refusal {
+        Business(u32),
+        Ledger(LedgerError),
+    }
+
+    impl From<LedgerError> for Refusal {
+        fn from(e: LedgerError) -> Self {
+            Refusal::Ledger(e)
+        }
+    }
+
+    fn insert_event(c: &Connection, key: &str) -> Result<(), LedgerError> {
+        c.execute(
+            "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail)
+             VALUES (?1, 't', '2026-01-01T00:00:00Z', 'issued', '{}')",
+            [key],
+        )?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_callers_error_rolls_its_job_back_and_comes_back_as_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let mut handles = Vec::new();
+        for i in 0..50u32 {
+            let l = ledger.clone();
+            handles.push(tokio::spawn(async move {
+                l.write_with(move |c| {
+                    insert_event(c, &format!("t/2026/{i}"))?;
+                    if i % 5 == 0 {
+                        return Err(Refusal::Business(i));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        let mut refused = Vec::new();
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(_) => {}
+                Err(Refusal::Business(i)) => refused.push(i),
+                Err(Refusal::Ledger(e)) => panic!("unexpected ledger failure: {e}"),
+            }
+        }
+        refused.sort_unstable();
+        assert_eq!(refused, (0..50).step_by(5).collect::<Vec<u32>>());
+        let keys: Vec<String> = ledger
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT invoice_key FROM invoice_event")?;
+                let keys = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(keys)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 40, "the refused jobs' rows are rolled back");
+        assert!(!keys.contains(&"t/2026/5".to_string()));
+        assert!(keys.contains(&"t/2026/6".to_string()));
+    }
+
+    #[tokio::test]
+    async fn ledger_failures_reach_the_callers_error_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let failed = ledger
+            .write_with(|c| -> Result<(), Refusal> {
+                c.execute("INSERT INTO no_such_table VALUES (1)", [])
+                    .map_err(LedgerError::from)?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(
+            failed,
+            Err(Refusal::Ledger(LedgerError::Sqlite(_)))
+        ));
+        let read = ledger
+            .read_with(|c| -> Result<i64, Refusal> {
+                let n: i64 = c
+                    .query_row("SELECT count(*) FROM invoice_event", [], |r| r.get(0))
+                    .map_err(LedgerError::from)?;
+                if n == 0 {
+                    return Err(Refusal::Business(0));
+                }
+                Ok(n)
+            })
+            .await;
+        assert!(matches!(read, Err(Refusal::Business(0))));
     }
 }

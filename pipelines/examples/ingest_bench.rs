@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use encaisse_ledger::Ledger;
+use encaisse_pipelines::mandates::SequencePolicy;
 use encaisse_pipelines::runtime::{BrokerState, Runtime, RuntimeConfig, SourceContext};
 use encaisse_pipelines::stages::polyfac::{
     PolyfacStagesConfig, PolyfacTenant, PolyfacTenants, ingest_source,
 };
-use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
 use encaisse_polyfac::SourceMapping;
 use encaisse_polyfac::generate::{ExportSpec, example_catalogue, write_export};
 use encaisse_schemas::TenantId;

@@ -71,7 +71,7 @@ impl From<encaisse_ledger::LedgerError> for StageError {
         } else {
             ErrorClass::Permanent
         };
-        StageError::new(class, "ledger", e.to_string())
+        StageError::new(class, e.kind(), e.to_string())
     }
 }
 

@@ -575,9 +575,7 @@ async fn the_creche_source_is_read_by_mapping_end_to_end() {
 
 #[tokio::test]
 async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
-    use encaisse_pipelines::stages::sepa::mandates::{
-        BankOutcome, Recorded, record_outcome, uses_of_mandate,
-    };
+    use encaisse_pipelines::mandates::{BankOutcome, Recorded, record_outcome, uses_of_mandate};
     let h = harness().await;
     let bytes = sample("polyfac-2-invoices.csv");
     drop_and_scan(&h, vitry(), "FACT_202601.csv", &bytes, 500).await;

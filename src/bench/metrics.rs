@@ -75,19 +75,22 @@ pub fn stage_figures(text: &str) -> Vec<StageFigures> {
     stages.into_values().collect()
 }
 
+/// The daemon's `/metrics` page, as text.
+pub async fn fetch_text(http: &reqwest::Client, base_url: &str) -> Result<String, reqwest::Error> {
+    http.get(format!("{base_url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await
+}
+
 /// Fetches and parses the daemon's `/metrics`.
 pub async fn fetch(
     http: &reqwest::Client,
     base_url: &str,
 ) -> Result<Vec<StageFigures>, reqwest::Error> {
-    let text = http
-        .get(format!("{base_url}/metrics"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    Ok(stage_figures(&text))
+    Ok(stage_figures(&fetch_text(http, base_url).await?))
 }
 
 #[cfg(test)]

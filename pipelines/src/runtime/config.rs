@@ -27,7 +27,11 @@ pub struct BrokerConfig {
     /// `reconnect_max_delay_ms`, with jitter. The daemon never gives up.
     #[serde(default = "default_reconnect_min_delay_ms")]
     pub reconnect_min_delay_ms: u64,
-    /// Longest delay between reconnection attempts (default 30 000 ms).
+    /// Longest delay between reconnection attempts, jitter included (default 5 000 ms): a
+    /// broker back from a restart is used within this delay. An attempt costs the broker one
+    /// TCP connection, so a few seconds is cheap even for several daemons; 30 s (the
+    /// earlier default, up to 60 s with the jitter then) left work waiting a minute after a
+    /// short broker restart.
     #[serde(default = "default_reconnect_max_delay_ms")]
     pub reconnect_max_delay_ms: u64,
     /// `x-delivery-limit` of every quorum work queue (default 20): a message redelivered
@@ -167,7 +171,7 @@ fn default_reconnect_min_delay_ms() -> u64 {
     500
 }
 fn default_reconnect_max_delay_ms() -> u64 {
-    30_000
+    5_000
 }
 fn default_delivery_limit() -> u32 {
     20

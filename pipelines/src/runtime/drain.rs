@@ -19,7 +19,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -145,20 +144,7 @@ impl DrainConsumer {
             body: Bytes::from(std::mem::take(&mut delivery.data)),
         };
         let name = self.drain.name().to_string();
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(
-                self.config.broker.reconnect_min_delay_ms,
-            ))
-            .with_max_delay(Duration::from_millis(
-                self.config
-                    .broker
-                    .reconnect_max_delay_ms
-                    .max(self.config.broker.reconnect_min_delay_ms),
-            ))
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = super::supervisor::reconnect_backoff(&self.config);
         loop {
             let outcome = AssertUnwindSafe(self.drain.handle(&message))
                 .catch_unwind()

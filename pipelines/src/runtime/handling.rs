@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
+use encaisse_ledger::clock::now as now_rfc3339;
 use encaisse_ledger::{Ledger, ProcessedMessage};
 use futures::FutureExt;
 use lapin::message::Delivery;
@@ -66,10 +67,6 @@ pub fn incoming(delivery: &Delivery, body: Bytes) -> Incoming {
         redelivered: delivery.redelivered,
         attempt: headers::attempt(table),
     }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

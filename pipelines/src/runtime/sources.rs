@@ -64,7 +64,7 @@ pub fn retention_cutoff(
         return None;
     }
     let cutoff = now - chrono::Duration::days(i64::from(config.retention_days));
-    Some(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    Some(encaisse_ledger::clock::format(cutoff))
 }
 
 /// Prunes old `processed_message` rows every `prune_interval_secs`, until shutdown.

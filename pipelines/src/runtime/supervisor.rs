@@ -59,20 +59,21 @@ pub struct Supervisor {
     pub claim: Option<String>,
 }
 
-/// Reconnection delays: from `reconnect_min_delay_ms`, doubling, capped, jittered, endless.
+/// Reconnection delays: from `reconnect_min_delay_ms`, doubling, jittered, endless, and never
+/// longer than `reconnect_max_delay_ms`. The jitter adds up to the delay itself, so the
+/// doubling stops at half the cap and the jittered value is clamped: the cap is a real
+/// bound on how long a returning broker waits for the daemon.
 pub fn reconnect_backoff(config: &RuntimeConfig) -> impl Iterator<Item = Duration> + use<> {
+    let min = Duration::from_millis(config.broker.reconnect_min_delay_ms);
+    let cap = Duration::from_millis(config.broker.reconnect_max_delay_ms).max(min);
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(config.broker.reconnect_min_delay_ms))
-        .with_max_delay(Duration::from_millis(
-            config
-                .broker
-                .reconnect_max_delay_ms
-                .max(config.broker.reconnect_min_delay_ms),
-        ))
+        .with_min_delay(min)
+        .with_max_delay((cap / 2).max(min))
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
+        .map(move |delay| delay.min(cap))
 }
 
 /// Sleeps `delay` unless shutdown comes first (then `false`).
@@ -470,5 +471,38 @@ impl Supervisor {
                 "Grace period over; unfinished messages will be redelivered."
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(min_ms: u64, max_ms: u64) -> RuntimeConfig {
+        let mut config = RuntimeConfig::default();
+        config.broker.reconnect_min_delay_ms = min_ms;
+        config.broker.reconnect_max_delay_ms = max_ms;
+        config
+    }
+
+    #[test]
+    fn reconnection_delays_never_exceed_the_cap() {
+        let delays: Vec<Duration> = reconnect_backoff(&config(500, 5_000)).take(200).collect();
+        let cap = Duration::from_millis(5_000);
+        assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+        assert!(delays[0] >= Duration::from_millis(500), "{delays:?}");
+        assert!(
+            delays[20..].iter().all(|d| *d >= cap / 2),
+            "past the doubling, delays stay between half the cap and the cap: {delays:?}"
+        );
+    }
+
+    #[test]
+    fn a_cap_below_the_first_delay_is_the_first_delay() {
+        let delays: Vec<Duration> = reconnect_backoff(&config(2_000, 500)).take(50).collect();
+        assert!(
+            delays.iter().all(|d| *d == Duration::from_millis(2_000)),
+            "{delays:?}"
+        );
     }
 }

@@ -16,11 +16,11 @@ use encaisse_helios::codes::BordereauKind;
 use encaisse_helios::config::HeliosTenantConfig;
 use encaisse_helios::sim;
 use encaisse_ledger::Ledger;
+use encaisse_pipelines::mandates::SequencePolicy;
 use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::helios::{self, HeliosSettings, TenantHelios};
 use encaisse_pipelines::stages::inbox::WatchSettings;
 use encaisse_pipelines::stages::sepa::Clock;
-use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
 use encaisse_schemas::tenant::Budget;
 use encaisse_schemas::{BillingRunClosed, CollectionPath, Event, InvoiceIssued, Money, TenantId};
 

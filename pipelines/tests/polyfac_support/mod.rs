@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use encaisse_ledger::Ledger;
 use encaisse_pipelines::Stage;
+use encaisse_pipelines::mandates::SequencePolicy;
 use encaisse_pipelines::runtime::{Runtime, SourceContext};
 use encaisse_pipelines::stages::polyfac::{PolyfacTenant, PolyfacTenants};
-use encaisse_pipelines::stages::sepa::mandates::SequencePolicy;
 use encaisse_polyfac::SourceMapping;
 use encaisse_polyfac::generate::example_catalogue;
 use encaisse_schemas::TenantId;

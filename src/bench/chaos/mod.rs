@@ -7,9 +7,11 @@
 //! ingest is half-way through the file, `helios.titres` collecting behind it), the broker
 //! restart once `helios.titres` has collected half of them (after the daemon's restart).
 //! The counts at each fault are printed. The broker is always started again, even when the
-//! run fails (`broker::BrokerStopped`).
+//! run fails (`broker::BrokerStopped`). The verdict waits for the daemon to be back on the
+//! broker and for the queues to drain ([`end`]), each within the run's timeout.
 
 pub mod checks;
+pub mod end;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use super::error::{BenchError, Result};
 use super::ledger::LedgerView;
 use super::metrics::{self, StageFigures};
 use super::settings::{RunSettings, TENANT};
-use super::{WorkDir, pipeline, run_name};
+use super::{WorkDir, run_name};
 
 /// Short delay tiers: a message that failed during a fault comes back within seconds, so
 /// the run ends soon after the flow (the production default starts at 5 s).
@@ -28,6 +30,11 @@ pub const TIERS_SECS: [u64; 3] = [1, 2, 5];
 
 /// Longest wait for the daemon to be ready (a debug build, the broker just restarted).
 const READY: Duration = Duration::from_secs(120);
+
+/// The queues count as drained once this many listings in a row, spanning [`SETTLE`], show
+/// every one empty (a listing takes a few hundred ms of `rabbitmqctl`).
+const DRAIN_POLLS: u32 = 4;
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// How a chaos run goes.
 #[derive(Debug, Clone)]
@@ -56,6 +63,8 @@ pub struct ChaosReport {
     /// Invoices `helios.titres` had collected when the broker was stopped.
     pub broker_stopped_at_collected: u64,
     pub broker_down_secs: f64,
+    /// From the broker's return to the daemon connected again (topology, consumers).
+    pub reconnect_secs: f64,
     /// From the drop to the end state.
     pub secs: f64,
     /// The restarted daemon's stage figures (redeliveries recognised, retries).
@@ -72,7 +81,7 @@ impl ChaosReport {
         let mut out = format!(
             "chaos: {} invoices ({} lines) in {:.1} s\n\
              faults: SIGKILL at {} published / {} collected by helios.titres, then restart; \
-             broker stopped {:.1} s at {} collected\n\
+             broker stopped {:.1} s at {} collected, daemon reconnected {:.1} s after its return\n\
              ingest: {} valid, {} rejected\n\
              PES: {} file(s), {} bordereau(x), {} titres ({} distinct invoices); expected {} titres, {} refused by Hélios rules\n\
              ledger: {} titres, {} refusals, {} titre_emitted facts; {} queues checked; {} parked\n",
@@ -83,6 +92,7 @@ impl ChaosReport {
             self.killed_at_collected,
             self.broker_down_secs,
             self.broker_stopped_at_collected,
+            self.reconnect_secs,
             c.valid_invoices,
             c.rejected_by_ingest,
             c.pes_files,
@@ -127,12 +137,12 @@ async fn wait_until(
     daemon: &mut Daemon,
     what: &str,
     timeout: Duration,
-    mut done: impl FnMut() -> Result<bool>,
+    mut done: impl AsyncFnMut() -> Result<bool>,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         daemon.ensure_alive()?;
-        if done()? {
+        if done().await? {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -143,6 +153,14 @@ async fn wait_until(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The daemon's link to the broker, from its `/metrics` (nothing while it does not answer).
+async fn broker_link(http: &reqwest::Client, base_url: &str) -> end::BrokerLink {
+    metrics::fetch_text(http, base_url)
+        .await
+        .map(|text| end::BrokerLink::parse(&text))
+        .unwrap_or_default()
 }
 
 /// Runs the chaos run. `Ok` carries the report, whose `failures` say whether it passed.
@@ -196,7 +214,7 @@ async fn run_in(options: &ChaosOptions, prefix: &str, work: &WorkDir) -> Result<
         &mut daemon,
         "30 % of the invoices published",
         options.timeout,
-        || {
+        async || {
             Ok(ledger.issued(TENANT)? >= kill_at
                 || ledger.ingest_run(TENANT, &generated.name)?.is_some())
         },
@@ -219,10 +237,17 @@ async fn run_in(options: &ChaosOptions, prefix: &str, work: &WorkDir) -> Result<
         &mut daemon,
         "half of the titres collected",
         options.timeout,
-        || Ok(ledger.helios_collected(TENANT)? >= titres / 2),
+        async || Ok(ledger.helios_collected(TENANT)? >= titres / 2),
     )
     .await?;
     let broker_stopped_at_collected = ledger.helios_collected(TENANT)?;
+    let queues_before: Vec<String> = options
+        .rabbitmqctl
+        .work_queues(prefix)?
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    let reconnection = end::Reconnection::after(broker_link(&http, &base_url).await);
     let stopped = BrokerStopped::stop(&options.rabbitmqctl)?;
     let down = Instant::now();
     tracing::warn!(
@@ -233,29 +258,52 @@ async fn run_in(options: &ChaosOptions, prefix: &str, work: &WorkDir) -> Result<
     stopped.restore()?;
     let broker_down_secs = down.elapsed().as_secs_f64();
     tracing::info!(down_secs = broker_down_secs, "Broker started again.");
+    let back = Instant::now();
+    wait_until(
+        &mut daemon,
+        "the daemon connected to the restarted broker",
+        options.timeout,
+        async || Ok(reconnection.done(broker_link(&http, &base_url).await)),
+    )
+    .await?;
+    let reconnect_secs = back.elapsed().as_secs_f64();
+    tracing::info!(reconnect_secs, "Daemon reconnected.");
 
     // The end state: every titre written, every queue empty.
     let expected_titres = titres;
     let expected_refused = expected.refused() as u64;
-    wait_until(&mut daemon, "every titre written", options.timeout, || {
-        let Some(run) = ledger.ingest_run(TENANT, &generated.name)? else {
-            return Ok(false);
-        };
-        let progress = ledger.helios_progress(TENANT, &run.run_id)?;
-        Ok(progress.files_unwritten == 0
-            && progress.titres_written + progress.refused >= expected_titres + expected_refused)
-    })
-    .await?;
-    let drained = pipeline::wait_drained(
-        &options.rabbitmqctl,
-        prefix,
-        Instant::now(),
+    wait_until(
+        &mut daemon,
+        "every titre written",
         options.timeout,
+        async || {
+            let Some(run) = ledger.ingest_run(TENANT, &generated.name)? else {
+                return Ok(false);
+            };
+            let progress = ledger.helios_progress(TENANT, &run.run_id)?;
+            Ok(progress.files_unwritten == 0
+                && progress.titres_written + progress.refused >= expected_titres + expected_refused)
+        },
     )
     .await?;
-    if drained.is_none() {
-        tracing::warn!("The queues did not empty; the checks will say which.");
-    }
+    let mut drain = end::DrainWatch::new(queues_before, DRAIN_POLLS, SETTLE);
+    let drain_started = Instant::now();
+    let mut last = end::Drain::Settling;
+    let drained = wait_until(
+        &mut daemon,
+        "every queue drained",
+        options.timeout,
+        async || {
+            let queues = options.rabbitmqctl.work_queues(prefix)?;
+            last = drain.observe(drain_started.elapsed(), &queues);
+            if last == end::Drain::Settling {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(last == end::Drain::Drained)
+        },
+    )
+    .await;
+    drained.map_err(|e| BenchError::Daemon(format!("{e}\nlast look at the queues: {last:?}")))?;
     let secs = started.elapsed().as_secs_f64();
     let stages = metrics::fetch(&http, &base_url).await.unwrap_or_default();
     let status = daemon.terminate(Duration::from_secs(60))?;
@@ -283,6 +331,7 @@ async fn run_in(options: &ChaosOptions, prefix: &str, work: &WorkDir) -> Result<
         killed_at_collected,
         broker_stopped_at_collected,
         broker_down_secs,
+        reconnect_secs,
         secs,
         stages,
         counts,

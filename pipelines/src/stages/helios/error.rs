@@ -1,7 +1,5 @@
 //! The Hélios stages' failures and their retry class.
 
-use std::sync::{Arc, Mutex};
-
 use encaisse_helios::aller::WriteError;
 use encaisse_helios::{ErrorClass as AdapterClass, acquit_retour::AcquitRetourError};
 use encaisse_ledger::rusqlite::Connection;
@@ -63,8 +61,7 @@ impl HeliosError {
     /// Short machine kind (groups parked messages, labels metrics).
     pub fn kind(&self) -> &'static str {
         match self {
-            HeliosError::Ledger(LedgerError::Conflict(_)) => "ledger_conflict",
-            HeliosError::Ledger(_) => "ledger",
+            HeliosError::Ledger(e) => e.kind(),
             HeliosError::Render(_) => "pes_render",
             HeliosError::AcquitRetour(_) => "acquit_retour",
             HeliosError::Batch(_) => "batch_conflict",
@@ -85,33 +82,6 @@ impl From<HeliosError> for StageError {
     }
 }
 
-/// Keeps a non-ledger error across a ledger closure, which can only return `LedgerError`.
-#[derive(Clone, Default)]
-struct Stash(Arc<Mutex<Option<HeliosError>>>);
-
-impl Stash {
-    fn wrap<T>(&self, result: Result<T, HeliosError>) -> Result<T, LedgerError> {
-        result.map_err(|e| match e {
-            HeliosError::Ledger(e) => e,
-            other => {
-                let message = other.to_string();
-                if let Ok(mut slot) = self.0.lock() {
-                    *slot = Some(other);
-                }
-                // Any error rolls a write back; the real one is restored by `unwrap`.
-                LedgerError::Conflict(message)
-            }
-        })
-    }
-
-    fn unwrap<T>(&self, result: Result<T, LedgerError>) -> Result<T, HeliosError> {
-        result.map_err(|e| {
-            let stashed = self.0.lock().ok().and_then(|mut s| s.take());
-            stashed.unwrap_or(HeliosError::Ledger(e))
-        })
-    }
-}
-
 /// Runs `work` in one ledger write transaction. A [`HeliosError`] rolls the whole
 /// transaction back (no batch closed, no number used) and comes back as itself.
 pub async fn write_tx<T, F>(ledger: &Ledger, work: F) -> Result<T, HeliosError>
@@ -119,10 +89,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
 {
-    let stash = Stash::default();
-    let inner = stash.clone();
-    let result = ledger.write(move |c| inner.wrap(work(c))).await;
-    stash.unwrap(result)
+    ledger.write_with(work).await
 }
 
 /// Runs `work` on a read connection (a blocking thread); a [`HeliosError`] comes back as
@@ -132,8 +99,5 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
 {
-    let stash = Stash::default();
-    let inner = stash.clone();
-    let result = ledger.read(move |c| inner.wrap(work(c))).await;
-    stash.unwrap(result)
+    ledger.read_with(work).await
 }

@@ -23,8 +23,8 @@ use super::error::HeliosError;
 use super::refusal::{self, LocalCode};
 use super::settings::TenantHelios;
 use super::store::{self, NewBordereau, NewFile, Scope, TitreRow, ledger_now};
+use crate::mandates::{self, SequenceError};
 use crate::stages::sepa::clock::paris;
-use crate::stages::sepa::mandates::{self, SequenceError};
 
 /// The stage's name (its queue is `<prefix>.helios.titres`), also the batch collector's key.
 pub const STAGE: &str = "helios.titres";
@@ -213,7 +213,7 @@ fn refusal(invoice: &InvoiceIssued, field: &str, rule: &str) -> Refusal {
 }
 
 /// The sequence to write for a direct-debit invoice that came without one: asked of the
-/// mandate history (`sepa::mandates`), which records the invoice's use of the mandate.
+/// mandate history (`crate::mandates`), which records the invoice's use of the mandate.
 /// `Ok(None)` when the invoice needs none or carries its own.
 fn sequence(
     c: &Connection,

@@ -8,8 +8,8 @@ use encaisse_helios::config::HeliosTenantConfig;
 use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::Budget;
 
+use crate::mandates::SequencePolicy;
 use crate::stages::sepa::Clock;
-use crate::stages::sepa::mandates::SequencePolicy;
 
 /// One tenant that sends titres to Hélios.
 #[derive(Debug, Clone)]

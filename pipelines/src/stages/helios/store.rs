@@ -10,10 +10,8 @@ use encaisse_schemas::tenant::Budget;
 
 use super::error::HeliosError;
 
-/// RFC 3339 UTC, milliseconds: the ledger's time format.
-pub fn ledger_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+/// Now in the ledger's time format (`encaisse_ledger::clock`).
+pub use encaisse_ledger::clock::now as ledger_now;
 
 /// A budget as Hélios numbers it, for one tenant.
 #[derive(Debug, Clone, Copy)]

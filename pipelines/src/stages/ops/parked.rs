@@ -109,8 +109,7 @@ pub fn stage_of(prefix: &str, queue: &str) -> Option<String> {
 }
 
 fn rfc3339_from_secs(secs: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    chrono::DateTime::from_timestamp(secs, 0).map(encaisse_ledger::clock::format)
 }
 
 fn secs_of(rfc3339: &str) -> Option<i64> {

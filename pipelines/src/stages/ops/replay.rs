@@ -127,10 +127,8 @@ impl Outcome {
     }
 }
 
-/// RFC 3339 UTC with microseconds (the store's time format).
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+/// Now in the ledger's time format.
+pub use encaisse_ledger::clock::now as now_rfc3339;
 
 /// The properties a replay publishes: the parked ones without the attempt counter and the
 /// broker's dead-lettering history, marked with who replayed it and when.

@@ -5,10 +5,10 @@ use chrono_tz::Europe::Paris;
 
 /// Reads `--since`: RFC 3339 (`2026-05-04T08:00:00Z`), a day (`2026-05-04`, from midnight
 /// Europe/Paris: the communes' day), or a duration back from `now` (`90s`, `30m`, `2h`,
-/// `3d`, `1w`). Returns RFC 3339 UTC with microseconds, the store's format.
+/// `3d`, `1w`). Returns the ledger's time format (`encaisse_ledger::clock`).
 pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<String, String> {
     let text = text.trim();
-    let format = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let format = encaisse_ledger::clock::format;
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(format(at.with_timezone(&Utc)));
     }

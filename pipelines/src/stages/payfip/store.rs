@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension, Row, params};
 use encaisse_payfip::{PayfipMode, Resultrans};
@@ -13,7 +13,7 @@ use encaisse_schemas::{CollectionPath, InvoiceRef, Money, TenantId, TitreRef};
 
 /// A time as the PayFiP tables store it.
 pub fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    encaisse_ledger::clock::format(at)
 }
 
 fn bad_value(column: usize, what: String) -> rusqlite::Error {
@@ -369,7 +369,7 @@ pub fn coverage(c: &Connection, invoice: &InvoiceRef) -> Result<Coverage, Ledger
         )
         .optional()?;
     let received = Money::from_cents(cents)
-        .map_err(|e| LedgerError::Conflict(format!("payfip_payment sum: {e}")))?;
+        .map_err(|e| LedgerError::Corrupt(format!("payfip_payment sum: {e}")))?;
     Ok(Coverage {
         received,
         paid_attempt,

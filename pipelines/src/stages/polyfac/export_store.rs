@@ -8,7 +8,7 @@ use encaisse_polyfac::reglements::canal;
 use encaisse_schemas::{Channel, Money, PaymentSource};
 
 fn corrupt(field: &str, value: &str) -> LedgerError {
-    LedgerError::Conflict(format!("{field}: unexpected value {value:?} in the ledger"))
+    LedgerError::Corrupt(format!("{field}: unexpected value {value:?}"))
 }
 
 /// What the stage knows of an invoice (from its `invoice.issued`).

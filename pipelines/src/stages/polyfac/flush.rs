@@ -125,7 +125,7 @@ pub async fn plan_next(
         .write(move |c| {
             let name_of = |day: &str, seq: u32| {
                 let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
-                    LedgerError::Conflict(format!(
+                    LedgerError::Corrupt(format!(
                         "polyfac_reglement_line.day: unexpected value {day:?} in the ledger"
                     ))
                 })?;

@@ -9,7 +9,7 @@
 //! 3. per batch: **decide** in one ledger transaction (already published with the same
 //!    content → skipped; same number with other content, or same content from another run →
 //!    refused; a direct debit without sequence → the mandate history decides it,
-//!    [`crate::stages::sepa::mandates::sequence_for`]), **publish** the new ones (confirmed),
+//!    [`crate::mandates::sequence_for`]), **publish** the new ones (confirmed),
 //!    then **record** them with their journal facts (one transaction) — in a task of its own
 //!    while the next batch is read and decided, batches kept in file order;
 //! 4. **close**: `billing_run.closed` with the counts the ledger holds for the run (every
@@ -46,10 +46,10 @@ use super::ingest_store::{self, ClosedRun, IssuedRecord};
 use super::progress::{self, ImportProgress};
 use super::tenants::{PolyfacTenant, PolyfacTenants};
 use super::{ledger_now, paris_today};
+use crate::mandates::{SequenceError, sequence_for};
 use crate::runtime::{PublishError, SourceContext};
 use crate::stage::{Outgoing, StageError};
 use crate::stages::inbox::{AreaDirs, FileOutcome, InboxFile, InboxHandler};
-use crate::stages::sepa::mandates::{SequenceError, sequence_for};
 use crate::stages::untrusted_file;
 
 /// Source name (logs, metrics, journal dedupe keys).
@@ -759,7 +759,7 @@ pub fn decide(
     let event = enrich(invoice, run, |_rum| match &invoice.mandate {
         Some(mandate) => sequence_for(c, &key, mandate, invoice.due_date, &setup.sequence_policy),
         // `enrich` asks only for an invoice with a mandate.
-        None => Err(SequenceError::Ledger(LedgerError::Conflict(
+        None => Err(SequenceError::Ledger(LedgerError::Corrupt(
             "sequence asked for an invoice without mandate".into(),
         ))),
     });

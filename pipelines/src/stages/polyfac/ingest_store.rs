@@ -65,8 +65,8 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
     match text {
         "titres" => Ok(CollectionPath::Titres),
         "regie" => Ok(CollectionPath::Regie),
-        other => Err(LedgerError::Conflict(format!(
-            "polyfac_issued.collection: unexpected value {other:?} in the ledger"
+        other => Err(LedgerError::Corrupt(format!(
+            "polyfac_issued.collection: unexpected value {other:?}"
         ))),
     }
 }
@@ -127,7 +127,7 @@ pub fn run_counts(
                 collection: collection_from_text(&collection)?,
                 invoices,
                 total: Money::from_cents(cents).map_err(|e| {
-                    LedgerError::Conflict(format!("run {run_id}: total out of range: {e}"))
+                    LedgerError::Corrupt(format!("run {run_id}: total out of range: {e}"))
                 })?,
             })
         })

@@ -124,7 +124,5 @@ pub fn paris_today() -> NaiveDate {
     chrono::Utc::now().with_timezone(&Paris).date_naive()
 }
 
-/// The ledger's time format: RFC 3339 UTC, milliseconds.
-pub fn ledger_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+/// Now in the ledger's time format (`encaisse_ledger::clock`).
+pub use encaisse_ledger::clock::now as ledger_now;

@@ -8,7 +8,7 @@ use encaisse_polyfac::reglements::ReglementsFormat;
 use encaisse_polyfac::{SourceMapping, TenantCatalogue};
 use encaisse_schemas::TenantId;
 
-use crate::stages::sepa::mandates::SequencePolicy;
+use crate::mandates::SequencePolicy;
 
 /// One tenant, as the Polyfac stages see it.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
+use encaisse_ledger::clock::{Clock as _, SystemClock};
 
 /// Where "now" comes from.
 #[derive(Clone)]
@@ -16,7 +17,9 @@ pub struct Clock(Arc<dyn Fn() -> NaiveDateTime + Send + Sync>);
 impl Clock {
     /// The system clock, in Europe/Paris local time.
     pub fn system() -> Self {
-        Clock(Arc::new(|| Utc::now().with_timezone(&Paris).naive_local()))
+        Clock(Arc::new(|| {
+            SystemClock.now().with_timezone(&Paris).naive_local()
+        }))
     }
 
     /// Always `at` (Europe/Paris local time).
@@ -71,10 +74,8 @@ pub fn paris_midnight(day: NaiveDate) -> DateTime<FixedOffset> {
     paris(day.and_time(chrono::NaiveTime::MIN))
 }
 
-/// RFC 3339 UTC, milliseconds: the ledger's time format.
-pub fn ledger_now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+/// Now in the ledger's time format (`encaisse_ledger::clock`).
+pub use encaisse_ledger::clock::now as ledger_now;
 
 #[cfg(test)]
 mod tests {

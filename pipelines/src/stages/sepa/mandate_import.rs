@@ -15,7 +15,7 @@ use encaisse_schemas::identifiers::{Bic, Iban, Rum};
 use encaisse_schemas::{Mandate, SequenceType};
 
 use super::clock::ledger_now;
-use super::mandates::observe_mandate;
+use crate::mandates::observe_mandate;
 
 /// One mandate's history, as the previous tool knew it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub fn import_mandate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::sepa::mandates::{SequencePolicy, sequence_for};
+    use crate::mandates::{SequencePolicy, sequence_for};
     use encaisse_schemas::InvoiceRef;
     use encaisse_schemas::TenantId;
     use encaisse_sepa::config::FirstSequence;

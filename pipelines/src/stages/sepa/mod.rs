@@ -1,12 +1,12 @@
 //! The régie direct-debit path (issue 5 §3–4; `docs/sepa.md`): the `sepa.batch` stage
 //! (one pain.008 per régie and billing run, crash-safe), the `sepa.returns` source (pain.002
 //! and camt.054 from `bank/inbox` → `payment.rejected`, re-presentation), and the mandate
-//! history other stages ask for a sequence type ([`mandates::sequence_for`]).
+//! history other stages ask for a sequence type ([`crate::mandates::sequence_for`], a
+//! neutral module: polyfac, helios and sepa all use it).
 //!
 //! The adapter `encaisse_sepa` does the pure work (rules, XML, reading, decisions); these
 //! modules keep the state in the ledger and move files and messages:
 //!
-//! * [`mandates`] — mandates and their uses (the public API of the history);
 //! * [`plan`] — one pain.008 for one régie, planned in the caller's transaction;
 //! * [`outputs`] — writing what was planned, taking the events waiting to be published;
 //! * [`batch`] — the stage; [`returns`] — the inbox handler;
@@ -16,7 +16,6 @@ pub mod batch;
 pub mod clock;
 pub mod credit_notes;
 pub mod mandate_import;
-pub mod mandates;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
@@ -32,9 +31,9 @@ use encaisse_schemas::TenantId;
 use encaisse_schemas::tenant::Regie;
 use encaisse_sepa::SepaTenantConfig;
 
+pub use crate::mandates::{SequenceError, sequence_for};
 pub use batch::SepaBatch;
 pub use clock::Clock;
-pub use mandates::{SequenceError, sequence_for};
 pub use returns::SepaReturns;
 
 use super::inbox::{InboxWatcher, WatchSettings};

@@ -18,9 +18,9 @@ use encaisse_sepa::rules::{RuleViolation, Subject, check_collection, describe_al
 use encaisse_sepa::{Collection, Creditor, MessageHeader, Presentation, build, collection_for};
 
 use super::TenantSepa;
-use super::mandates::{self, SequenceError, UseRequest};
 use super::refusal::{Refusal, RefusalCode};
 use super::store::{self, FileKind, NewFile, PainMeta};
+use crate::mandates::{self, SequenceError, UseRequest};
 
 /// Why planning cannot go on: the transaction is rolled back and the message parked (or
 /// the bank file left for the next scan) until a person fixes the cause.
@@ -536,30 +536,8 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, PlanError> + Send + 'static,
 {
-    let failure = std::sync::Arc::new(std::sync::Mutex::new(None::<PlanError>));
-    let slot = failure.clone();
-    let result = ledger
-        .write(move |c| {
-            plan(c).map_err(|e| match e {
-                PlanError::Ledger(e) => e,
-                other => {
-                    let message = other.to_string();
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = Some(other);
-                    }
-                    LedgerError::Conflict(message)
-                }
-            })
-        })
-        .await;
-    match result {
-        Ok(value) => Ok(value),
-        Err(e) => {
-            let stashed = failure.lock().ok().and_then(|mut s| s.take());
-            Err(match stashed {
-                Some(plan_error) => plan_error.into_stage_error(),
-                None => crate::stage::StageError::from(e),
-            })
-        }
-    }
+    ledger
+        .write_with(plan)
+        .await
+        .map_err(PlanError::into_stage_error)
 }

@@ -34,11 +34,11 @@ use futures::future::BoxFuture;
 
 use super::batch::file_safe;
 use super::clock::{Clock, paris_midnight};
-use super::mandates::{self, BankOutcome, MandateUse, Recorded, UseStatus};
 use super::plan::{self, Candidate, PlanContext, PlanError};
 use super::refusal::{self, Refusal};
 use super::store::{self, FileKind, NewFile};
 use super::{SepaSettings, TenantSepa, metrics, outputs};
+use crate::mandates::{self, BankOutcome, MandateUse, Recorded, UseStatus};
 use crate::runtime::SourceContext;
 use crate::stage::{ErrorClass, Outgoing, StageError};
 use crate::stages::inbox::{FileOutcome, InboxFile, InboxHandler};

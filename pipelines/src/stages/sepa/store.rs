@@ -9,7 +9,7 @@ use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
 use encaisse_schemas::{InvoiceIssued, PaymentRejected};
 
 use super::clock::ledger_now;
-use super::mandates::{self, MandateUse};
+use crate::mandates::{self, MandateUse};
 
 /// What a planned file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl FileKind {
             "sepa_refused_report" => FileKind::RefusedReport,
             "sepa_unmatched_report" => FileKind::UnmatchedReport,
             other => {
-                return Err(LedgerError::Conflict(format!(
+                return Err(LedgerError::Corrupt(format!(
                     "sepa_file.kind: unexpected value {other:?}"
                 )));
             }
@@ -291,7 +291,7 @@ pub fn pending_events(
         .iter()
         .map(|b| {
             encaisse_schemas::decode::<PaymentRejected>(b)
-                .map_err(|e| LedgerError::Conflict(format!("sepa_event.body: {e}")))
+                .map_err(|e| LedgerError::Corrupt(format!("sepa_event.body: {e}")))
         })
         .collect()
 }
@@ -338,7 +338,7 @@ pub fn kept_invoice(
     payload
         .map(|p| {
             serde_json::from_slice(&p)
-                .map_err(|e| LedgerError::Conflict(format!("sepa_invoice.payload: {e}")))
+                .map_err(|e| LedgerError::Corrupt(format!("sepa_invoice.payload: {e}")))
         })
         .transpose()
 }

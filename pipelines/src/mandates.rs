@@ -29,8 +29,9 @@ pub use encaisse_sepa::mandate::{
     MandateHistory, MandateKind, MandateUnusable, Outcome, PastCollection, SequencePolicy,
 };
 
-use super::clock::{Clock, ledger_now};
 use crate::stage::ErrorClass;
+use crate::stages::sepa::clock::Clock;
+use encaisse_ledger::clock::now as ledger_now;
 
 /// Why no sequence type can be given.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +104,7 @@ impl UseStatus {
 }
 
 fn corrupt(field: &str, value: &str) -> LedgerError {
-    LedgerError::Conflict(format!("{field}: unexpected value {value:?} in the ledger"))
+    LedgerError::Corrupt(format!("{field}: unexpected value {value:?}"))
 }
 
 pub(crate) fn parse_date(field: &str, text: &str) -> Result<NaiveDate, LedgerError> {
@@ -481,7 +482,8 @@ pub fn plan_use(
         )?;
     }
     let history = history(c, tenant, &request.mandate.rum, None)?.ok_or_else(|| {
-        LedgerError::Conflict(format!(
+        // Every caller observes the mandate earlier in the same transaction.
+        LedgerError::Corrupt(format!(
             "mandate {} of invoice {invoice_key} was not observed before its use",
             request.mandate.rum
         ))
