@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use encaisse_schemas::TenantId;
 
 /// File name of the ledger inside the data directory.
-pub const LEDGER_FILE: &str = "ledger.sqlite";
+pub const LEDGER_FILE: &str = encaisse_ledger::url::SQLITE_FILE;
 
 /// Sub-directories of a tenant: `(area, [folders])`.
 pub const TENANT_LAYOUT: &[(&str, &[&str])] = &[

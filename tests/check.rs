@@ -238,3 +238,37 @@ fn a_value_map_naming_an_unknown_product_exits_78_naming_its_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_postgres_ledger_is_refused_by_check_and_run_naming_the_missing_areas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), &unique_prefix("pgrefused"), BROKER_URL);
+    let config = path.to_str().unwrap();
+    for subcommand in ["check", "run"] {
+        let output = command(&["--config", config, subcommand])
+            .env(
+                "ENCAISSE_LEDGER_URL",
+                "postgres://encaisse:s3cret@127.0.0.1:5432/encaisse",
+            )
+            .output()
+            .unwrap();
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(78), "{subcommand}: {all}");
+        assert!(all.contains("ledger.url"), "{subcommand}: {all}");
+        assert!(all.contains("cannot run on PostgreSQL yet"), "{all}");
+        assert!(all.contains("helios") && all.contains("polyfac"), "{all}");
+        assert!(!all.contains("s3cret"), "the password is never printed: {all}");
+        assert!(
+            !tmp.path().join("data").join("ledger.sqlite").exists(),
+            "{subcommand} opened no ledger"
+        );
+    }
+    let output = command(&["--config", config, "check"])
+        .env("ENCAISSE_LEDGER_URL", "mysql://root@db/encaisse")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("ENCAISSE_LEDGER_URL"), "{stderr}");
+    assert!(stderr.contains("is not a ledger URL"), "{stderr}");
+}

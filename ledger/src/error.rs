@@ -8,6 +8,10 @@
 pub enum LedgerError {
     #[error("ledger database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL ledger's failure: a lost connection, a serialization failure or
+    /// deadlock (`40001`, `40P01`), a statement refused. Transient, as SQLite's are.
+    #[error("ledger database error (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("ledger I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -34,7 +38,8 @@ pub enum LedgerError {
     /// date or amount, a row that should have been written earlier in the same flow).
     #[error("ledger holds unexpected data: {0}")]
     Corrupt(String),
-    /// The database file cannot serve as a ledger (a journal mode it refuses).
+    /// The database cannot serve as a ledger (a journal mode it refuses), or the operation
+    /// has no implementation for its backend yet (an area not ported to PostgreSQL).
     #[error("ledger unsupported: {0}")]
     Unsupported(String),
 }

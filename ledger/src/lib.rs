@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod processed;
 pub mod sandbox;
 mod store;
+pub mod url;
 
 pub use error::LedgerError;
 pub use files::{EmittedFile, write_atomically};
@@ -28,3 +29,4 @@ pub use journal::InvoiceFact;
 pub use processed::ProcessedMessage;
 pub use rusqlite;
 pub use store::Ledger;
+pub use url::{LedgerUrl, UrlError};

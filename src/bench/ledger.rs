@@ -88,11 +88,8 @@ impl LedgerView {
 
     /// The ledger of the daemon configured by `config`.
     pub async fn of(config: &crate::config::Config) -> Result<Self> {
-        Self::open(
-            &crate::dirs::ledger_path(&config.data_dir),
-            Duration::from_secs(30),
-        )
-        .await
+        let path = config.ledger_file().map_err(BenchError::Setup)?;
+        Self::open(&path, Duration::from_secs(30)).await
     }
 
     /// The raw connection, for the chaos run's checks.

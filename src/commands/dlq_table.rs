@@ -7,7 +7,7 @@ use std::path::Path;
 use encaisse_ledger::Ledger;
 
 use crate::config::{self, Loaded};
-use crate::{dirs, exit};
+use crate::exit;
 
 /// Exit codes of `encaisse dlq` and `encaisse trace` (README, "Exit codes").
 pub mod codes {
@@ -109,7 +109,10 @@ pub fn open(config_path: &Path, err: &mut dyn Write) -> Result<(Loaded, Ledger),
     })?;
     // Opening the ledger narrows its mode to the configured one: the same as the daemon's.
     loaded.config.file_access.apply();
-    let path = dirs::ledger_path(&loaded.config.data_dir);
+    let path = loaded.config.ledger_file().map_err(|message| {
+        let _ = writeln!(err, "ledger.url: {message}");
+        exit::CONFIG
+    })?;
     if !path.is_file() {
         let _ = writeln!(
             err,

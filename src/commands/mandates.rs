@@ -24,7 +24,7 @@ use encaisse_pipelines::stages::sepa::mandate_import::{ImportedMandate, import_m
 use encaisse_schemas::SequenceType;
 use encaisse_schemas::identifiers::{Bic, Iban, Rum};
 
-use crate::{dirs, exit};
+use crate::exit;
 
 /// `encaisse mandates …`
 #[derive(Debug, Args)]
@@ -107,7 +107,14 @@ async fn run_import(
             return exit::DATA_ERROR;
         }
     };
-    let ledger = match Ledger::open(dirs::ledger_path(&loaded.config.data_dir)) {
+    let path = match loaded.config.ledger_file() {
+        Ok(path) => path,
+        Err(message) => {
+            let _ = writeln!(err, "ledger.url: {message}");
+            return exit::CONFIG;
+        }
+    };
+    let ledger = match Ledger::open(path) {
         Ok(ledger) => ledger,
         Err(e) => {
             let _ = writeln!(err, "encaisse mandates import: ledger: {e}");

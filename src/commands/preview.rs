@@ -22,7 +22,7 @@ use encaisse_pipelines::stages::polyfac::preview::{
 
 use super::dlq_table::{Table, write_json};
 use crate::config::{self, Config, TenantConfig};
-use crate::{dirs, exit, wiring};
+use crate::{exit, wiring};
 
 /// `encaisse preview …`
 #[derive(Debug, Args)]
@@ -142,7 +142,9 @@ fn preview(
 ) -> Result<PreviewOutcome, Failure> {
     let polyfac = wiring::polyfac_tenant(config, tenant, source).map_err(Failure::Config)?;
     let helios = wiring::tenant_helios(tenant);
-    let ledger_path = dirs::ledger_path(&config.data_dir);
+    let ledger_path = config
+        .ledger_file()
+        .map_err(|message| Failure::Config(format!("ledger.url: {message}")))?;
     let existing = ledger_path.is_file().then_some(ledger_path.as_path());
     let ledger = sandbox(existing, tenant.id.as_str(), LEDGER_TABLES)
         .map_err(|e| Failure::Read(PreviewError::Ledger(e)))?;

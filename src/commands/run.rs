@@ -103,7 +103,13 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         }
     };
     tracing::info!(path = %lock.path().display(), "Data directory locked.");
-    let ledger_path = dirs::ledger_path(&config.data_dir);
+    let ledger_path = match config.ledger_file() {
+        Ok(path) => path,
+        Err(message) => {
+            tracing::error!(field = "ledger.url", "Configuration error: {message}.");
+            return exit::CONFIG;
+        }
+    };
     let ledger = match Ledger::open(&ledger_path) {
         Ok(ledger) => ledger,
         Err(e) => {

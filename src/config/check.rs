@@ -59,6 +59,9 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
 /// (`encaisse preview`).
 pub fn check_settings(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
     let mut report = Report::default();
+    if let Err(message) = config.ledger_file() {
+        report.issue("ledger.url", message);
+    }
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
     let tenant_ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();

@@ -9,6 +9,8 @@ use super::Config;
 pub const ENV_DATA_DIR: &str = "ENCAISSE_DATA_DIR";
 /// Overrides the broker URL of any configuration file (credentials belong here, not in the file).
 pub const ENV_AMQP_URL: &str = "ENCAISSE_AMQP_URL";
+/// Overrides `[ledger] url` (a PostgreSQL password belongs here, not in the file).
+pub const ENV_LEDGER_URL: &str = "ENCAISSE_LEDGER_URL";
 
 /// A configuration read from a file, with what the environment changed in it.
 #[derive(Debug, Clone)]
@@ -108,7 +110,8 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, LoadError> {
     })
 }
 
-/// Applies `ENCAISSE_DATA_DIR` and `ENCAISSE_AMQP_URL`, reading variables through `var`.
+/// Applies `ENCAISSE_DATA_DIR`, `ENCAISSE_AMQP_URL` and `ENCAISSE_LEDGER_URL`, reading
+/// variables through `var`.
 pub fn apply_overrides(
     loaded: &mut Loaded,
     var: impl Fn(&str) -> Option<std::ffi::OsString>,
@@ -136,6 +139,18 @@ pub fn apply_overrides(
         }
         loaded.config.broker.url = url;
         loaded.overrides.push(ENV_AMQP_URL);
+    }
+    if let Some(url) = var(ENV_LEDGER_URL) {
+        let url = url.into_string().map_err(|_| LoadError::Override {
+            variable: ENV_LEDGER_URL,
+            message: "is not valid UTF-8".into(),
+        })?;
+        encaisse_ledger::LedgerUrl::parse(&url).map_err(|e| LoadError::Override {
+            variable: ENV_LEDGER_URL,
+            message: e.to_string(),
+        })?;
+        loaded.config.ledger.url = Some(url);
+        loaded.overrides.push(ENV_LEDGER_URL);
     }
     Ok(())
 }

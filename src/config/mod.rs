@@ -53,6 +53,10 @@ pub struct Config {
     /// daemon's group.
     #[serde(default)]
     pub file_access: FileAccess,
+    /// Where the ledger lives (`[ledger]`, [`LedgerConfig`]). Absent: the SQLite file in
+    /// `data_dir`.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// How to reach RabbitMQ and how hard to push it (`encaisse_pipelines::runtime::BrokerConfig`).
     #[serde(default)]
     pub broker: BrokerConfig,
@@ -102,6 +106,51 @@ pub struct Config {
     /// The communes served by this deployment, one `[[tenants]]` table each.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// `[ledger]`: which database holds the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// `sqlite://<path>` (default `sqlite://<data_dir>/ledger.sqlite`) or
+    /// `postgres://user@host/database`. Overridden by `ENCAISSE_LEDGER_URL` (where a
+    /// password belongs). The daemon does not run on PostgreSQL yet: `check` names the areas
+    /// still missing there (docs/scaling.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl Config {
+    /// The ledger's URL: `[ledger] url`, or the SQLite file of `data_dir`.
+    pub fn ledger_url(&self) -> Result<encaisse_ledger::LedgerUrl, encaisse_ledger::UrlError> {
+        match &self.ledger.url {
+            Some(text) => encaisse_ledger::LedgerUrl::parse(text),
+            None => Ok(encaisse_ledger::LedgerUrl::default_for(&self.data_dir)),
+        }
+    }
+
+    /// The SQLite ledger file every command opens today; `Err` (the problem with
+    /// `ledger.url`, exit 78) for an unusable URL or a PostgreSQL ledger, which the daemon
+    /// and the commands do not run on yet.
+    pub fn ledger_file(&self) -> Result<PathBuf, String> {
+        match self.ledger_url() {
+            Ok(encaisse_ledger::LedgerUrl::Sqlite(path)) => Ok(path),
+            Ok(url) => Err(not_on_postgres_yet(&url)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Why a PostgreSQL ledger is refused: the areas without a PostgreSQL store, so that no
+/// daemon runs half on one database and half nowhere.
+pub fn not_on_postgres_yet(url: &encaisse_ledger::LedgerUrl) -> String {
+    format!(
+        "{} is a PostgreSQL ledger, and the daemon cannot run on PostgreSQL yet: the areas \
+         {} have no PostgreSQL store (only {} do); use an sqlite:// URL (docs/scaling.md)",
+        url.redacted(),
+        url.missing_areas().join(", "),
+        encaisse_ledger::url::POSTGRES_AREAS.join(" and ")
+    )
 }
 
 /// `file_access`: who may read what the daemon writes. The files hold personal data
