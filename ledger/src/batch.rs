@@ -1,7 +1,9 @@
 //! Billing runs as units: collect a run's items per group and close each group exactly once.
 //!
 //! Every function takes the connection of a write transaction (`Ledger::write`), so a stage
-//! can add an item, close the group and plan its output (numbers, file) atomically.
+//! can add an item, close the group and plan its output (numbers, file) atomically. These
+//! functions are the SQLite implementation of [`crate::stores::BatchStore`]; code that runs
+//! on either backend calls the store on a [`crate::stores::Tx`] instead.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -54,25 +56,11 @@ pub fn add_item(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    if let Some((run, group, hash)) = existing {
-        if run == key.run_id && group == key.group && hash == content_hash {
-            return Ok(AddOutcome::AlreadyPresent);
-        }
-        return Ok(AddOutcome::Conflict {
-            reason: if hash != content_hash {
-                format!("{item_key} was already received with other content (run {run})")
-            } else {
-                format!("{item_key} already belongs to run {run}, group {group}")
-            },
-        });
+    if let Some(existing) = existing {
+        return Ok(already_known(key, item_key, content_hash, existing));
     }
     if closed_at(c, key)?.is_some() {
-        return Ok(AddOutcome::Conflict {
-            reason: format!(
-                "run {} group {} is already closed; {item_key} arrived after it",
-                key.run_id, key.group
-            ),
-        });
+        return Ok(arrived_after_close(key, item_key));
     }
     c.prepare_cached("INSERT INTO batch_item (stage, tenant, item_key, run_id, group_key, content_hash, payload, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
@@ -106,6 +94,45 @@ pub fn set_expected(c: &Connection, key: &BatchKey, expected: u32) -> Result<(),
         (&key.stage, &key.tenant, &key.run_id, &key.group),
         |r| r.get(0),
     )?;
+    same_announcement(key, expected, stored)
+}
+
+/// What [`add_item`] answers for an item key already collected (`run`, `group`, `hash`
+/// as recorded), on either backend.
+pub(crate) fn already_known(
+    key: &BatchKey,
+    item_key: &str,
+    content_hash: &str,
+    (run, group, hash): (String, String, String),
+) -> AddOutcome {
+    if run == key.run_id && group == key.group && hash == content_hash {
+        return AddOutcome::AlreadyPresent;
+    }
+    AddOutcome::Conflict {
+        reason: if hash != content_hash {
+            format!("{item_key} was already received with other content (run {run})")
+        } else {
+            format!("{item_key} already belongs to run {run}, group {group}")
+        },
+    }
+}
+
+/// What [`add_item`] answers for an item of a group already closed.
+pub(crate) fn arrived_after_close(key: &BatchKey, item_key: &str) -> AddOutcome {
+    AddOutcome::Conflict {
+        reason: format!(
+            "run {} group {} is already closed; {item_key} arrived after it",
+            key.run_id, key.group
+        ),
+    }
+}
+
+/// [`set_expected`]'s check: the stored count is the one announced now.
+pub(crate) fn same_announcement(
+    key: &BatchKey,
+    expected: u32,
+    stored: Option<u32>,
+) -> Result<(), LedgerError> {
     if stored != Some(expected) {
         return Err(LedgerError::Conflict(format!(
             "run {} group {} announced {expected} items, but {stored:?} was recorded before",
@@ -113,6 +140,14 @@ pub fn set_expected(c: &Connection, key: &BatchKey, expected: u32) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// A group holding more items than announced.
+pub(crate) fn too_many(key: &BatchKey, count: u32, expected: u32) -> LedgerError {
+    LedgerError::Conflict(format!(
+        "run {} group {} has {count} items, more than the {expected} announced",
+        key.run_id, key.group
+    ))
 }
 
 fn closed_at(c: &Connection, key: &BatchKey) -> Result<Option<String>, LedgerError> {
@@ -158,12 +193,7 @@ pub fn close_if_complete(c: &Connection, key: &BatchKey) -> Result<bool, LedgerE
     let (count, expected) = progress(c, key)?;
     match expected {
         Some(expected) if count == expected => {}
-        Some(expected) if count > expected => {
-            return Err(LedgerError::Conflict(format!(
-                "run {} group {} has {count} items, more than the {expected} announced",
-                key.run_id, key.group
-            )));
-        }
+        Some(expected) if count > expected => return Err(too_many(key, count, expected)),
         _ => return Ok(false),
     }
     c.prepare_cached("UPDATE batch_group SET closed_at = ?5 WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4")?.execute(

@@ -5,11 +5,12 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::error::LedgerError;
 use crate::store::Ledger;
+use crate::stores::CoreStore;
 
 /// A file recorded in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,29 +265,16 @@ impl Ledger {
         size: u64,
         caused_by: &str,
     ) -> Result<EmittedFile, LedgerError> {
-        let (tenant, kind, caused_by) =
-            (tenant.to_string(), kind.to_string(), caused_by.to_string());
-        let written_at = crate::clock::now();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO emitted_file (tenant, kind, path, sha256, bytes, written_at, caused_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (path) DO NOTHING",
-                (&tenant, &kind, &path_text, &sha, size as i64, &written_at, &caused_by),
-            )?;
-            let row = c.query_row(
-                "SELECT id, tenant, kind, path, sha256, bytes, written_at FROM emitted_file WHERE path = ?1",
-                [&path_text],
-                row_to_file,
-            )?;
-            if row.sha256 != sha {
-                return Err(LedgerError::Conflict(format!(
-                    "{path_text} was concurrently emitted with different content"
-                )));
-            }
-            Ok(row)
-        })
-        .await
+        let file = NewFile {
+            tenant: tenant.to_string(),
+            kind: kind.to_string(),
+            path: path_text,
+            sha256: sha,
+            bytes: size,
+            written_at: crate::clock::now(),
+            caused_by: caused_by.to_string(),
+        };
+        self.transact(move |tx| tx.record_file(&file)).await
     }
 
     /// The record of a file by its path.
@@ -295,16 +283,72 @@ impl Ledger {
         path: &str,
     ) -> Result<Option<EmittedFile>, LedgerError> {
         let path = path.to_string();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT id, tenant, kind, path, sha256, bytes, written_at FROM emitted_file WHERE path = ?1",
-                [&path],
-                row_to_file,
-            )
-            .optional()?)
-        })
-        .await
+        self.inspect(move |tx| tx.file_by_path(&path)).await
     }
+}
+
+/// A file written and about to be recorded ([`CoreStore::record_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    pub tenant: String,
+    pub kind: String,
+    /// The path as text, the record's key.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub written_at: String,
+    /// Stage and message id, or run id.
+    pub caused_by: String,
+}
+
+impl NewFile {
+    /// A concurrent record of the same path with other bytes.
+    pub(crate) fn check_same(&self, row: EmittedFile) -> Result<EmittedFile, LedgerError> {
+        if row.sha256 != self.sha256 {
+            return Err(LedgerError::Conflict(format!(
+                "{} was concurrently emitted with different content",
+                self.path
+            )));
+        }
+        Ok(row)
+    }
+}
+
+/// [`CoreStore::record_file`] on SQLite.
+pub(crate) fn record_file_in(c: &Connection, file: &NewFile) -> Result<EmittedFile, LedgerError> {
+    c.prepare_cached(
+        "INSERT INTO emitted_file (tenant, kind, path, sha256, bytes, written_at, caused_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (path) DO NOTHING",
+    )?
+    .execute((
+        &file.tenant,
+        &file.kind,
+        &file.path,
+        &file.sha256,
+        file.bytes as i64,
+        &file.written_at,
+        &file.caused_by,
+    ))?;
+    match file_by_path_in(c, &file.path)? {
+        Some(row) => file.check_same(row),
+        None => Err(LedgerError::Corrupt(format!(
+            "{} is not recorded right after its insert",
+            file.path
+        ))),
+    }
+}
+
+/// [`CoreStore::file_by_path`] on SQLite.
+pub(crate) fn file_by_path_in(
+    c: &Connection,
+    path: &str,
+) -> Result<Option<EmittedFile>, LedgerError> {
+    Ok(c.prepare_cached(
+        "SELECT id, tenant, kind, path, sha256, bytes, written_at FROM emitted_file WHERE path = ?1",
+    )?
+    .query_row([path], row_to_file)
+    .optional()?)
 }
 
 /// A recorded file must never change.

@@ -2,6 +2,7 @@
 
 use crate::error::LedgerError;
 use crate::store::Ledger;
+use crate::stores::CoreStore;
 
 /// One fact about an invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +28,7 @@ pub mod serde_json_text {
 impl Ledger {
     /// Records a fact (idempotent when `dedupe_key` is set).
     pub async fn record_invoice_fact(&self, fact: InvoiceFact) -> Result<(), LedgerError> {
-        self.write(move |c| {
-            Self::record_invoice_fact_in(c, &fact)?;
-            Ok(())
-        })
-        .await
+        self.transact(move |tx| tx.record_fact(&fact)).await
     }
 
     /// Same, inside a write transaction the caller already holds (to keep a fact atomic
@@ -59,25 +56,30 @@ impl Ledger {
     /// Every fact about an invoice, in time order.
     pub async fn invoice_facts(&self, invoice_key: &str) -> Result<Vec<InvoiceFact>, LedgerError> {
         let key = invoice_key.to_string();
-        self.read(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT invoice_key, tenant, at, kind, detail, dedupe_key FROM invoice_event
-                 WHERE invoice_key = ?1 ORDER BY at, id",
-            )?;
-            let rows = stmt.query_map([&key], |r| {
-                Ok(InvoiceFact {
-                    invoice_key: r.get(0)?,
-                    tenant: r.get(1)?,
-                    at: r.get(2)?,
-                    kind: r.get(3)?,
-                    detail: r.get(4)?,
-                    dedupe_key: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.inspect(move |tx| tx.facts_of(&key)).await
     }
+}
+
+/// [`CoreStore::facts_of`] on SQLite.
+pub(crate) fn facts_of_in(
+    c: &rusqlite::Connection,
+    invoice_key: &str,
+) -> Result<Vec<InvoiceFact>, LedgerError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT invoice_key, tenant, at, kind, detail, dedupe_key FROM invoice_event
+         WHERE invoice_key = ?1 ORDER BY at, id",
+    )?;
+    let rows = stmt.query_map([invoice_key], |r| {
+        Ok(InvoiceFact {
+            invoice_key: r.get(0)?,
+            tenant: r.get(1)?,
+            at: r.get(2)?,
+            kind: r.get(3)?,
+            detail: r.get(4)?,
+            dedupe_key: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

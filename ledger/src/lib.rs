@@ -1,5 +1,6 @@
 //! The ledger: an embedded SQLite database (`<data_dir>/ledger.sqlite`, WAL) holding what must
-//! survive a restart (DESIGN §4).
+//! survive a restart (DESIGN §4), or a PostgreSQL database for the areas already ported
+//! there ([`stores`], docs/scaling.md).
 //!
 //! Writes go through one writer thread that **group-commits**: every write request that
 //! arrives while a transaction is being committed joins the next one, each inside its own
@@ -18,9 +19,11 @@ mod error;
 pub mod files;
 pub mod journal;
 pub mod migrations;
+mod pg;
 pub mod processed;
 pub mod sandbox;
 mod store;
+pub mod stores;
 pub mod url;
 
 pub use error::LedgerError;
@@ -29,4 +32,5 @@ pub use journal::InvoiceFact;
 pub use processed::ProcessedMessage;
 pub use rusqlite;
 pub use store::Ledger;
+pub use stores::{BatchStore, CoreStore, Tx};
 pub use url::{LedgerUrl, UrlError};

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::LedgerError;
 use crate::store::Ledger;
+use crate::stores::CoreStore;
 
 /// One processed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Ledger {
         message_id: &str,
     ) -> Result<Option<ProcessedMessage>, LedgerError> {
         let (stage, message_id) = (stage.to_string(), message_id.to_string());
-        self.read(move |c| Self::processed_in(c, &stage, &message_id))
+        self.inspect(move |tx| tx.processed(&stage, &message_id))
             .await
     }
 
@@ -105,14 +106,16 @@ impl Ledger {
     /// Returns how many rows went.
     pub async fn prune_processed(&self, before: &str) -> Result<usize, LedgerError> {
         let before = before.to_string();
-        self.write(move |c| {
-            Ok(c.execute(
-                "DELETE FROM processed_message WHERE processed_at < ?1",
-                [&before],
-            )?)
-        })
-        .await
+        self.transact(move |tx| tx.prune_processed(&before)).await
     }
+}
+
+/// [`CoreStore::prune_processed`] on SQLite.
+pub(crate) fn prune_in(c: &Connection, before: &str) -> Result<usize, LedgerError> {
+    Ok(c.execute(
+        "DELETE FROM processed_message WHERE processed_at < ?1",
+        [before],
+    )?)
 }
 
 #[cfg(test)]

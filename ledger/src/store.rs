@@ -7,6 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LedgerError;
 use crate::migrations::{self, Migration};
+use crate::stores::Tx;
+use crate::url::LedgerUrl;
 
 /// Told once the batch's transaction has committed (`Ok`) or failed (`Err(message)`).
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -21,16 +23,32 @@ const READ_POOL: usize = 4;
 /// stages and the runtime, so none is parsed again per message.
 const STATEMENT_CACHE: usize = 256;
 
-/// Handle to the ledger. Cheap to clone; all clones share the writer thread and read pool.
+/// Handle to the ledger. Cheap to clone; all clones share the writer thread and read pool
+/// (SQLite) or the connection pool (PostgreSQL).
 #[derive(Clone)]
 pub struct Ledger {
-    inner: Arc<Inner>,
+    inner: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(Inner),
+    Postgres(crate::pg::Pool),
 }
 
 struct Inner {
     path: PathBuf,
     writer: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// What a closure written against `rusqlite` gets on a PostgreSQL ledger: its area has no
+/// PostgreSQL store yet.
+fn sqlite_only() -> LedgerError {
+    LedgerError::Unsupported(
+        "this operation is written for SQLite and its area has no PostgreSQL store yet \
+         (docs/scaling.md)"
+            .into(),
+    )
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -213,17 +231,94 @@ impl Ledger {
                 source,
             })?;
         Ok(Ledger {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Backend::Sqlite(Inner {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
-            }),
+            })),
         })
     }
 
-    /// Path of the database file.
+    /// Opens the ledger `url` names: [`Ledger::open`] for SQLite; for PostgreSQL, connects
+    /// and applies the pending PostgreSQL migrations ([`migrations::POSTGRES`]).
+    pub fn open_url(url: &LedgerUrl) -> Result<Self, LedgerError> {
+        match url {
+            LedgerUrl::Sqlite(path) => Self::open(path),
+            LedgerUrl::Postgres(url) => Ok(Ledger {
+                inner: Arc::new(Backend::Postgres(crate::pg::Pool::open(
+                    url,
+                    migrations::POSTGRES,
+                )?)),
+            }),
+        }
+    }
+
+    /// Path of the database file (empty for a PostgreSQL ledger).
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        match &*self.inner {
+            Backend::Sqlite(inner) => &inner.path,
+            Backend::Postgres(_) => Path::new(""),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match &*self.inner {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    fn sqlite(&self) -> Result<&Inner, LedgerError> {
+        match &*self.inner {
+            Backend::Sqlite(inner) => Ok(inner),
+            Backend::Postgres(_) => Err(sqlite_only()),
+        }
+    }
+
+    /// Runs `f` in one write transaction on either backend and returns its value once the
+    /// transaction is durable, or the caller's error with the transaction's changes rolled
+    /// back. On SQLite this is [`Ledger::write_with`] (group commit, a savepoint per job);
+    /// on PostgreSQL one transaction on a pooled connection, on a blocking thread.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<LedgerError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        match &*self.inner {
+            Backend::Sqlite(_) => self.write_with(move |c| f(&mut Tx::sqlite(c))).await,
+            Backend::Postgres(_) => self.on_postgres(false, f).await,
+        }
+    }
+
+    /// Runs `f` on a read-only transaction of either backend (a pooled read connection on
+    /// SQLite, a `READ ONLY` transaction on PostgreSQL).
+    pub async fn inspect<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<LedgerError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        match &*self.inner {
+            Backend::Sqlite(_) => self.read_with(move |c| f(&mut Tx::sqlite(c))).await,
+            Backend::Postgres(_) => self.on_postgres(true, f).await,
+        }
+    }
+
+    async fn on_postgres<T, E, F>(&self, read_only: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<LedgerError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || match &*this.inner {
+            Backend::Postgres(pool) => pool.run(read_only, f),
+            Backend::Sqlite(_) => Err(E::from(LedgerError::WriterGone)),
+        })
+        .await
+        .map_err(|_| E::from(LedgerError::WriterGone))?
     }
 
     /// Runs `f` inside the next group-committed transaction and returns its result once the
@@ -258,7 +353,7 @@ impl Ledger {
                 let _ = result_tx.send(answer);
             })
         });
-        self.inner
+        self.sqlite()?
             .writer
             .send(job)
             .map_err(|_| E::from(LedgerError::WriterGone))?;
@@ -307,7 +402,10 @@ impl Ledger {
 
     /// Returns a read connection to the pool (dropped when the pool is full).
     fn give_back(&self, conn: Connection) {
-        if let Ok(mut pool) = self.inner.readers.lock()
+        let Ok(inner) = self.sqlite() else {
+            return;
+        };
+        if let Ok(mut pool) = inner.readers.lock()
             && pool.len() < READ_POOL
         {
             pool.push(conn);
@@ -315,13 +413,14 @@ impl Ledger {
     }
 
     fn take_reader(&self) -> Result<Connection, LedgerError> {
-        if let Ok(mut pool) = self.inner.readers.lock()
+        let inner = self.sqlite()?;
+        if let Ok(mut pool) = inner.readers.lock()
             && let Some(conn) = pool.pop()
         {
             return Ok(conn);
         }
         let conn = Connection::open_with_flags(
-            &self.inner.path,
+            &inner.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&conn)?;

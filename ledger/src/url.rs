@@ -121,7 +121,10 @@ mod tests {
             LedgerUrl::Sqlite(PathBuf::from("var/ledger.sqlite"))
         );
         let pg = LedgerUrl::parse("postgres://encaisse:s3cret@db.example:5432/ledger").unwrap();
-        assert_eq!(pg.redacted(), "postgres://encaisse:***@db.example:5432/ledger");
+        assert_eq!(
+            pg.redacted(),
+            "postgres://encaisse:***@db.example:5432/ledger"
+        );
         assert!(matches!(
             LedgerUrl::parse("postgresql://postgres@127.0.0.1/encaisse"),
             Ok(LedgerUrl::Postgres(_))

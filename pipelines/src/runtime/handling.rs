@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use encaisse_ledger::clock::now as now_rfc3339;
-use encaisse_ledger::{Ledger, ProcessedMessage};
+use encaisse_ledger::{CoreStore, Ledger, ProcessedMessage};
 use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
@@ -200,14 +200,15 @@ impl StageRunner {
         let (stage, key) = (self.name.clone(), id.to_string());
         let written = self
             .ledger
-            .write(move |c| {
-                if Ledger::record_processed_in(c, &record)? {
+            .transact(move |tx| {
+                if tx.record_processed(&record)? {
+                    // Stage effects are still written for SQLite (docs/scaling.md).
                     if let Some(effect) = effect {
-                        (effect.0)(c)?;
+                        (effect.0)(tx.sqlite_connection()?)?;
                     }
                     Ok(None)
                 } else {
-                    Ledger::processed_in(c, &stage, &key)
+                    tx.processed(&stage, &key)
                 }
             })
             .await;
