@@ -10,7 +10,7 @@ pub enum LedgerError {
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL ledger's failure: a lost connection, a serialization failure or
     /// deadlock (`40001`, `40P01`), a statement refused. Transient, as SQLite's are.
-    #[error("ledger database error (PostgreSQL): {0}")]
+    #[error("ledger database error (PostgreSQL): {}", postgres_detail(.0))]
     Postgres(#[from] postgres::Error),
     #[error("ledger I/O error on {path}: {source}")]
     Io {
@@ -62,5 +62,16 @@ impl LedgerError {
             LedgerError::Unsupported(_) => "ledger_unsupported",
             _ => "ledger",
         }
+    }
+}
+
+/// The server's own message and SQLSTATE: the driver's `Display` alone says "db error".
+pub(crate) fn postgres_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
     }
 }

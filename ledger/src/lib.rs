@@ -24,6 +24,7 @@ pub mod processed;
 pub mod sandbox;
 mod store;
 pub mod stores;
+pub mod testing;
 pub mod url;
 
 pub use error::LedgerError;

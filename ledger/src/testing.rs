@@ -1,0 +1,125 @@
+//! For contract tests: a fresh PostgreSQL database per test, or a visible skip.
+//!
+//! `ENCAISSE_TEST_POSTGRES_URL` (`postgres://postgres@127.0.0.1:5432/postgres`) names a
+//! server where the tests may create databases. Unset, a PostgreSQL test prints
+//! `SKIPPED (no PostgreSQL): …`, appends a line to the skip log that `scripts/test.sh` counts
+//! (`ENCAISSE_SPECS_SKIP_LOG`), and passes without running; with
+//! `ENCAISSE_REQUIRE_POSTGRES=1` (CI) it fails instead, so CI cannot pass on SQLite alone.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use postgres::{Client, NoTls};
+
+/// The server the tests create their databases on.
+pub const URL_ENV: &str = "ENCAISSE_TEST_POSTGRES_URL";
+/// `1`: a PostgreSQL test without [`URL_ENV`] fails instead of skipping.
+pub const REQUIRE_ENV: &str = "ENCAISSE_REQUIRE_POSTGRES";
+/// The skip log shared with the official-specs checks.
+const SKIP_LOG_ENV: &str = "ENCAISSE_SPECS_SKIP_LOG";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A database created for one test, dropped with it.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+/// A fresh database for the test `what`, or `None` (skipped, said on stderr and in the
+/// skip log) when no server is configured. Panics when one is required, or when the
+/// server refuses to create it.
+pub fn postgres_or_skip(what: &str) -> Option<TestDatabase> {
+    let Some(admin_url) = std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()) else {
+        skip(what);
+        return None;
+    };
+    let name = format!(
+        "encaisse_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let url = with_database(&admin_url, &name);
+    if let Err(e) = admin(&admin_url, &format!("CREATE DATABASE {name}")) {
+        panic!("{URL_ENV}: cannot create the test database {name}: {e}");
+    }
+    Some(TestDatabase {
+        admin_url,
+        name,
+        url,
+    })
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = admin(&self.admin_url, &statement) {
+            eprintln!("cannot drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Runs one statement on the server, on a thread of its own (the caller may be async, where
+/// the synchronous client must not run).
+fn admin(url: &str, statement: &str) -> Result<(), String> {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    std::thread::spawn(move || {
+        let detail = |e: postgres::Error| crate::error::postgres_detail(&e);
+        let mut client = Client::connect(&url, NoTls).map_err(detail)?;
+        client.batch_execute(&statement).map_err(detail)
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the admin thread panicked".into()))
+}
+
+/// `scheme://authority/db?query` with another database.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+fn skip(what: &str) {
+    let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v.trim() == "1");
+    if required {
+        panic!("{REQUIRE_ENV}=1 and {URL_ENV} is not set: {what} must run on PostgreSQL");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_string();
+    eprintln!("SKIPPED (no PostgreSQL: {URL_ENV} unset): {what} [{test}]");
+    if let Some(log) = std::env::var_os(SKIP_LOG_ENV) {
+        let line = format!("{test}\t{what}\t{URL_ENV} unset\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("cannot record the skipped test: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            super::with_database("postgresql://u:p@h?sslmode=disable", "t2"),
+            "postgresql://u:p@h/t2?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! The ledger's store contract: one test body per operation of the core and batch stores,
+//! run on SQLite (a temporary file) and on PostgreSQL (a fresh database per test, from
+//! `ENCAISSE_TEST_POSTGRES_URL`; skipped visibly when unset, required in CI with
+//! `ENCAISSE_REQUIRE_POSTGRES=1`).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use encaisse_ledger::batch::{AddOutcome, BatchKey};
+use encaisse_ledger::files::NewFile;
+use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
+use encaisse_ledger::{
+    BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, ProcessedMessage, Tx,
+};
+
+/// A ledger for one test, and what it lives in (removed after the test).
+struct Fixture {
+    ledger: Ledger,
+    dir: tempfile::TempDir,
+    _database: Option<TestDatabase>,
+}
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open_url(&LedgerUrl::Sqlite(dir.path().join("ledger.sqlite"))).unwrap();
+    assert_eq!(ledger.backend(), "sqlite");
+    Fixture {
+        ledger,
+        dir,
+        _database: None,
+    }
+}
+
+fn postgres(what: &str) -> Option<Fixture> {
+    let database = postgres_or_skip(what)?;
+    let ledger = Ledger::open_url(&LedgerUrl::parse(&database.url).unwrap()).unwrap();
+    assert_eq!(ledger.backend(), "postgres");
+    Some(Fixture {
+        ledger,
+        dir: tempfile::tempdir().unwrap(),
+        _database: Some(database),
+    })
+}
+
+/// Runs each body on both backends, one test each.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = super::sqlite();
+                    super::$name(&fixture).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(fixture) = super::postgres(stringify!($name)) {
+                        super::$name(&fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    record_processed_keeps_the_first_record,
+    prune_processed_drops_old_records,
+    record_file_is_idempotent_and_refuses_other_bytes,
+    emit_file_writes_and_records_once,
+    record_fact_deduplicates_and_facts_come_in_time_order,
+    applied_migrations_list_core_and_batch,
+    a_duplicate_processed_row_under_concurrency_is_refused_once,
+    add_item_says_what_it_did,
+    set_expected_accepts_the_same_count_only,
+    close_if_complete_closes_once_and_items_come_in_byte_order,
+    an_item_after_the_close_is_refused_and_the_transaction_goes_on,
+    more_items_than_announced_is_a_conflict,
+    visit_items_stops_at_the_callers_error,
+    open_groups_lists_the_unclosed,
+    a_refused_transaction_leaves_nothing,
+    two_writers_adding_to_one_batch_close_it_once,
+);
+
+fn message(id: &str, at: &str, outputs: &[u8]) -> ProcessedMessage {
+    ProcessedMessage {
+        stage: "helios.titres".into(),
+        message_id: id.into(),
+        message_type: Some("invoice.issued".into()),
+        tenant: Some("vitry".into()),
+        invoice_key: None,
+        processed_at: at.into(),
+        outputs: outputs.to_vec(),
+    }
+}
+
+fn key(group: &str) -> BatchKey {
+    BatchKey {
+        stage: "helios.titres".into(),
+        tenant: "vitry".into(),
+        run_id: "run-1".into(),
+        group: group.into(),
+    }
+}
+
+async fn write<T, F>(f: &Fixture, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, LedgerError> + Send + 'static,
+{
+    f.ledger.transact(body).await.unwrap()
+}
+
+async fn read<T, F>(f: &Fixture, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, LedgerError> + Send + 'static,
+{
+    f.ledger.inspect(body).await.unwrap()
+}
+
+/// Runs `n` copies of `job` at once and collects their results in order.
+async fn concurrently<T, Fut>(n: usize, job: impl Fn(usize) -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(job(i))).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}
+
+async fn record_processed_keeps_the_first_record(f: &Fixture) {
+    let first = message("m1", "2026-01-01T00:00:00.000000Z", b"[1]");
+    let again = message("m1", "2026-01-02T00:00:00.000000Z", b"[2]");
+    let a = first.clone();
+    assert!(write(f, move |tx| tx.record_processed(&a)).await);
+    assert!(!write(f, move |tx| tx.record_processed(&again)).await);
+    let stored = read(f, |tx| tx.processed("helios.titres", "m1")).await;
+    assert_eq!(
+        stored,
+        Some(first),
+        "the first record and its outputs are kept"
+    );
+    assert_eq!(f.ledger.processed("other.stage", "m1").await.unwrap(), None);
+    let empty = ProcessedMessage {
+        message_type: None,
+        tenant: None,
+        outputs: Vec::new(),
+        ..message("m2", "2026-01-01T00:00:00.000000Z", b"")
+    };
+    let e = empty.clone();
+    assert!(write(f, move |tx| tx.record_processed(&e)).await);
+    assert_eq!(
+        f.ledger.processed("helios.titres", "m2").await.unwrap(),
+        Some(empty),
+        "absent fields read back as absent"
+    );
+}
+
+async fn prune_processed_drops_old_records(f: &Fixture) {
+    for (id, at) in [
+        ("old", "2026-01-01T00:00:00.000000Z"),
+        ("edge", "2026-02-01T00:00:00.000000Z"),
+        ("new", "2026-03-01T00:00:00.000000Z"),
+    ] {
+        let m = message(id, at, b"[]");
+        write(f, move |tx| tx.record_processed(&m)).await;
+    }
+    let pruned = f
+        .ledger
+        .prune_processed("2026-02-01T00:00:00.000000Z")
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "strictly before the cut-off");
+    let processed = |id: &'static str| f.ledger.processed("helios.titres", id);
+    assert!(processed("old").await.unwrap().is_none());
+    assert!(processed("edge").await.unwrap().is_some());
+    assert!(processed("new").await.unwrap().is_some());
+}
+
+fn new_file(path: &str, sha: &str) -> NewFile {
+    NewFile {
+        tenant: "vitry".into(),
+        kind: "pes_aller".into(),
+        path: path.into(),
+        sha256: sha.into(),
+        bytes: 4_000_000_000,
+        written_at: "2026-01-01T00:00:00.000000Z".into(),
+        caused_by: "run-1".into(),
+    }
+}
+
+async fn record_file_is_idempotent_and_refuses_other_bytes(f: &Fixture) {
+    let file = new_file("/out/PES-1.xml", "aa");
+    let (a, b) = (file.clone(), file.clone());
+    let first = write(f, move |tx| tx.record_file(&a)).await;
+    assert_eq!(first.bytes, 4_000_000_000, "sizes beyond 32 bits");
+    let again = write(f, move |tx| tx.record_file(&b)).await;
+    assert_eq!(first, again);
+    let second = write(f, |tx| tx.record_file(&new_file("/out/PES-2.xml", "bb"))).await;
+    assert!(second.id > first.id, "ids grow");
+    let changed = f
+        .ledger
+        .transact(|tx| tx.record_file(&new_file("/out/PES-1.xml", "cc")))
+        .await;
+    assert!(
+        matches!(changed, Err(LedgerError::Conflict(_))),
+        "{changed:?}"
+    );
+    let found = f
+        .ledger
+        .emitted_file_by_path("/out/PES-1.xml")
+        .await
+        .unwrap();
+    assert_eq!(found, Some(first));
+    assert_eq!(
+        f.ledger.emitted_file_by_path("/out/none").await.unwrap(),
+        None
+    );
+}
+
+async fn emit_file_writes_and_records_once(f: &Fixture) {
+    let out = f.dir.path().join("vitry/helios/outbox/PES.xml");
+    let emit = |bytes: &'static [u8]| {
+        f.ledger
+            .emit_file("vitry", "pes_aller", &out, bytes.to_vec(), "run-1")
+    };
+    let first = emit(b"<a/>").await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"<a/>");
+    assert_eq!(emit(b"<a/>").await.unwrap(), first);
+    let err = emit(b"<b/>").await.unwrap_err();
+    assert!(matches!(err, LedgerError::Conflict(_)), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"<a/>");
+}
+
+async fn record_fact_deduplicates_and_facts_come_in_time_order(f: &Fixture) {
+    let fact = |at: &str, kind: &str, dedupe: Option<&str>| InvoiceFact {
+        invoice_key: "vitry/2026/F1".into(),
+        tenant: "vitry".into(),
+        at: at.into(),
+        kind: kind.into(),
+        detail: "{\"file\":\"PES-1.xml\"}".into(),
+        dedupe_key: dedupe.map(str::to_string),
+    };
+    let facts = [
+        fact("2026-01-03T00:00:00.000000Z", "paid", Some("p1")),
+        fact("2026-01-03T00:00:00.000000Z", "paid", Some("p1")),
+        fact("2026-01-01T00:00:00.000000Z", "issued", None),
+        fact("2026-01-02T00:00:00.000000Z", "titre_emitted", None),
+        fact("2026-01-02T00:00:00.000000Z", "titre_accepted", None),
+    ];
+    for one in facts.clone() {
+        f.ledger.record_invoice_fact(one).await.unwrap();
+    }
+    let stored = f.ledger.invoice_facts("vitry/2026/F1").await.unwrap();
+    let kinds: Vec<_> = stored.iter().map(|x| x.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["issued", "titre_emitted", "titre_accepted", "paid"],
+        "time order, then recording order; the deduplicated fact once"
+    );
+    assert_eq!(stored[3], facts[0]);
+    assert!(read(f, |tx| tx.facts_of("vitry/2026/F2")).await.is_empty());
+}
+
+async fn applied_migrations_list_core_and_batch(f: &Fixture) {
+    let applied = read(f, |tx| tx.applied_migrations()).await;
+    for (area, version) in [("batch", 1), ("batch", 2), ("batch", 3), ("core", 1)] {
+        assert!(
+            applied.contains(&(area.to_string(), version)),
+            "{area}/{version} in {applied:?}"
+        );
+    }
+    let mut sorted = applied.clone();
+    sorted.sort();
+    assert_eq!(applied, sorted, "area then version order");
+}
+
+async fn a_duplicate_processed_row_under_concurrency_is_refused_once(f: &Fixture) {
+    let results = concurrently(16, |i| {
+        let ledger = f.ledger.clone();
+        async move {
+            let outputs = format!("[{i}]");
+            let m = message("dup", "2026-01-01T00:00:00.000000Z", outputs.as_bytes());
+            ledger
+                .transact(move |tx| tx.record_processed(&m))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|won| **won).count(), 1, "{results:?}");
+    let stored = f
+        .ledger
+        .processed("helios.titres", "dup")
+        .await
+        .unwrap()
+        .unwrap();
+    let winner = results.iter().position(|won| *won).unwrap();
+    assert_eq!(
+        stored.outputs,
+        format!("[{winner}]").as_bytes(),
+        "the winner's outputs are stored"
+    );
+}
+
+async fn add_item_says_what_it_did(f: &Fixture) {
+    let outcomes = write(f, |tx| {
+        Ok([
+            tx.add_item(&key("principal"), "vitry/2026/F1", "h1", b"1")?,
+            tx.add_item(&key("principal"), "vitry/2026/F1", "h1", b"1")?,
+            tx.add_item(&key("principal"), "vitry/2026/F1", "other", b"1")?,
+            tx.add_item(&key("caisse"), "vitry/2026/F1", "h1", b"1")?,
+        ])
+    })
+    .await;
+    assert_eq!(outcomes[0], AddOutcome::Added);
+    assert_eq!(outcomes[1], AddOutcome::AlreadyPresent);
+    assert!(
+        matches!(&outcomes[2], AddOutcome::Conflict { reason } if reason.contains("other content")),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(&outcomes[3], AddOutcome::Conflict { reason } if reason.contains("group principal")),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (1, None)
+    );
+    assert_eq!(read(f, |tx| tx.progress(&key("caisse"))).await, (0, None));
+}
+
+async fn set_expected_accepts_the_same_count_only(f: &Fixture) {
+    write(f, |tx| {
+        tx.set_expected(&key("principal"), 3)?;
+        tx.set_expected(&key("principal"), 3)
+    })
+    .await;
+    let err = f
+        .ledger
+        .transact(|tx| tx.set_expected(&key("principal"), 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Conflict(_)), "{err}");
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (0, Some(3))
+    );
+}
+
+async fn close_if_complete_closes_once_and_items_come_in_byte_order(f: &Fixture) {
+    // Keys whose byte order differs from a natural-language collation's.
+    let keys = [
+        "vitry/2026/f1",
+        "vitry/2026/F10",
+        "vitry/2026/F9",
+        "vitry/2026/F-2",
+        "vitry/2026/F_1",
+    ];
+    write(f, move |tx| {
+        for k in keys {
+            tx.add_item(&key("principal"), k, "h", k.as_bytes())?;
+        }
+        assert!(
+            !tx.close_if_complete(&key("principal"))?,
+            "not announced yet"
+        );
+        tx.set_expected(&key("principal"), 5)
+    })
+    .await;
+    let first = write(f, |tx| tx.close_if_complete(&key("principal"))).await;
+    let second = write(f, |tx| tx.close_if_complete(&key("principal"))).await;
+    assert!(first && !second, "closed exactly once");
+    let items = read(f, |tx| tx.items(&key("principal"))).await;
+    let read_keys: Vec<_> = items.iter().map(|i| i.item_key.as_str()).collect();
+    let mut expected = keys.to_vec();
+    expected.sort_unstable();
+    assert_eq!(read_keys, expected, "byte order on every backend");
+    assert!(items.iter().all(|i| i.payload == i.item_key.as_bytes()));
+    assert!(!write(f, |tx| tx.close_if_complete(&key("absent"))).await);
+}
+
+async fn an_item_after_the_close_is_refused_and_the_transaction_goes_on(f: &Fixture) {
+    write(f, |tx| {
+        tx.set_expected(&key("principal"), 1)?;
+        tx.add_item(&key("principal"), "vitry/2026/F1", "h", b"1")?;
+        tx.close_if_complete(&key("principal"))
+    })
+    .await;
+    let (late, other) = write(f, |tx| {
+        let late = tx.add_item(&key("principal"), "vitry/2026/F2", "h", b"2")?;
+        // The same transaction is still usable after the refusal.
+        let other = tx.add_item(&key("caisse"), "vitry/2026/F3", "h", b"3")?;
+        Ok((late, other))
+    })
+    .await;
+    assert!(
+        matches!(&late, AddOutcome::Conflict { reason } if reason.contains("already closed")),
+        "{late:?}"
+    );
+    assert_eq!(other, AddOutcome::Added);
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (1, Some(1))
+    );
+    assert_eq!(read(f, |tx| tx.items(&key("principal"))).await.len(), 1);
+    assert_eq!(read(f, |tx| tx.progress(&key("caisse"))).await, (1, None));
+}
+
+async fn more_items_than_announced_is_a_conflict(f: &Fixture) {
+    let err = f
+        .ledger
+        .transact(|tx| {
+            tx.set_expected(&key("caisse"), 1)?;
+            tx.add_item(&key("caisse"), "vitry/2026/F8", "h", b"8")?;
+            tx.add_item(&key("caisse"), "vitry/2026/F9", "h", b"9")?;
+            tx.close_if_complete(&key("caisse"))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Conflict(_)), "{err}");
+}
+
+/// A caller's own error, to stop a visit early.
+#[derive(Debug)]
+enum Visit {
+    Enough(usize),
+    Ledger(LedgerError),
+}
+
+impl From<LedgerError> for Visit {
+    fn from(e: LedgerError) -> Self {
+        Visit::Ledger(e)
+    }
+}
+
+async fn visit_items_stops_at_the_callers_error(f: &Fixture) {
+    write(f, |tx| {
+        for n in 0..10 {
+            tx.add_item(&key("principal"), &format!("vitry/2026/F{n}"), "h", b"x")?;
+        }
+        Ok(())
+    })
+    .await;
+    let outcome = f
+        .ledger
+        .inspect(|tx| {
+            let mut seen = Vec::new();
+            tx.visit_items(&key("principal"), |item| {
+                seen.push(item.item_key);
+                if seen.len() == 3 {
+                    return Err(Visit::Enough(seen.len()));
+                }
+                Ok(())
+            })
+        })
+        .await;
+    match outcome {
+        Err(Visit::Enough(3)) => {}
+        Err(Visit::Ledger(e)) => panic!("the ledger failed: {e}"),
+        other => panic!("the visit did not stop at the third item: {other:?}"),
+    }
+}
+
+async fn open_groups_lists_the_unclosed(f: &Fixture) {
+    write(f, |tx| {
+        tx.add_item(&key("b"), "vitry/2026/F1", "h", b"1")?;
+        tx.add_item(&key("b"), "vitry/2026/F2", "h", b"2")?;
+        tx.set_expected(&key("a"), 4)?;
+        tx.set_expected(&key("c"), 1)?;
+        tx.add_item(&key("c"), "vitry/2026/F3", "h", b"3")?;
+        tx.close_if_complete(&key("c"))
+    })
+    .await;
+    let open = read(f, |tx| tx.open_groups("helios.titres")).await;
+    assert_eq!(open, vec![(key("a"), 0, Some(4)), (key("b"), 2, None)]);
+    assert!(read(f, |tx| tx.open_groups("sepa.batch")).await.is_empty());
+}
+
+async fn a_refused_transaction_leaves_nothing(f: &Fixture) {
+    let refused = f
+        .ledger
+        .transact(|tx| {
+            tx.add_item(&key("principal"), "vitry/2026/F1", "h", b"1")?;
+            tx.record_processed(&message("m1", "2026-01-01T00:00:00.000000Z", b"[]"))?;
+            Err::<(), _>(Visit::Enough(0))
+        })
+        .await;
+    assert!(matches!(refused, Err(Visit::Enough(0))), "{refused:?}");
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (0, None)
+    );
+    assert!(
+        f.ledger
+            .processed("helios.titres", "m1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn two_writers_adding_to_one_batch_close_it_once(f: &Fixture) {
+    const PER_WRITER: usize = 20;
+    write(f, |tx| {
+        tx.set_expected(&key("principal"), 2 * PER_WRITER as u32)
+    })
+    .await;
+    let closes = concurrently(2, |writer| {
+        let ledger = f.ledger.clone();
+        async move {
+            let mut closed = 0;
+            for n in 0..PER_WRITER {
+                let item = format!("vitry/2026/W{writer}-{n:02}");
+                let (added, won) = ledger
+                    .transact(move |tx| {
+                        let added = tx.add_item(&key("principal"), &item, "h", item.as_bytes())?;
+                        Ok::<_, LedgerError>((added, tx.close_if_complete(&key("principal"))?))
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(added, AddOutcome::Added);
+                closed += usize::from(won);
+            }
+            closed
+        }
+    })
+    .await;
+    assert_eq!(
+        closes.iter().sum::<usize>(),
+        1,
+        "one close for both writers: {closes:?}"
+    );
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (40, Some(40))
+    );
+    let items = read(f, |tx| tx.items(&key("principal"))).await;
+    let distinct: BTreeSet<_> = items.iter().map(|i| i.item_key.clone()).collect();
+    assert_eq!(distinct.len(), 2 * PER_WRITER);
+    assert!(
+        read(f, |tx| tx.open_groups("helios.titres"))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_only_closures_are_refused_on_postgres_not_run() {
+    let Some(f) = postgres("sqlite_only_closures_are_refused_on_postgres_not_run") else {
+        return;
+    };
+    let refused = f
+        .ledger
+        .write(|c| Ok(c.execute("DELETE FROM batch_item", [])?))
+        .await;
+    assert!(
+        matches!(refused, Err(LedgerError::Unsupported(_))),
+        "{refused:?}"
+    );
+    let within = f
+        .ledger
+        .transact(|tx| tx.sqlite_connection().map(|_| ()))
+        .await;
+    assert!(
+        matches!(within, Err(LedgerError::Unsupported(_))),
+        "{within:?}"
+    );
+}
