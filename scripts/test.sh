@@ -10,7 +10,8 @@
 #    rely on (they restart the broker, say); their names contain `exclusive`;
 # 4. one line saying how many checks were skipped for lack of the official schemas and
 #    samples (not in the repository: docs/schemas.md). ENCAISSE_REQUIRE_SPECS=1 (CI) makes
-#    such a check fail instead.
+#    such a check fail instead. Likewise for the ledger's contract tests on PostgreSQL,
+#    skipped without ENCAISSE_TEST_POSTGRES_URL (required in CI: ENCAISSE_REQUIRE_POSTGRES=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ cd "$(dirname "$0")/.."
 mkdir -p target
 export ENCAISSE_SPECS_SKIP_LOG="$PWD/target/specs-skipped.txt"
 : > "$ENCAISSE_SPECS_SKIP_LOG"
+export ENCAISSE_POSTGRES_SKIP_LOG="$PWD/target/postgres-skipped.txt"
+: > "$ENCAISSE_POSTGRES_SKIP_LOG"
 summarise_skips() {
     local specs="${ENCAISSE_SPECS_DIR:-../shared/specs}"
     local checks tests
@@ -28,6 +31,11 @@ summarise_skips() {
         echo "== no check skipped: the official schemas and samples were all found in $specs" >&2
     else
         echo "== $checks checks skipped in $tests tests for lack of the official schemas/samples (not in $specs); docs/schemas.md says how to get them; the list: target/specs-skipped.txt" >&2
+    fi
+    local pg
+    pg=$(wc -l < "$ENCAISSE_POSTGRES_SKIP_LOG")
+    if [ "$pg" -gt 0 ]; then
+        echo "== $pg ledger contract tests skipped on PostgreSQL: ENCAISSE_TEST_POSTGRES_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/postgres); the list: target/postgres-skipped.txt" >&2
     fi
 }
 trap summarise_skips EXIT

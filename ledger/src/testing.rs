@@ -3,7 +3,7 @@
 //! `ENCAISSE_TEST_POSTGRES_URL` (`postgres://postgres@127.0.0.1:5432/postgres`) names a
 //! server where the tests may create databases. Unset, a PostgreSQL test prints
 //! `SKIPPED (no PostgreSQL): …`, appends a line to the skip log that `scripts/test.sh` counts
-//! (`ENCAISSE_SPECS_SKIP_LOG`), and passes without running; with
+//! and names at the end (`ENCAISSE_POSTGRES_SKIP_LOG`), and passes without running; with
 //! `ENCAISSE_REQUIRE_POSTGRES=1` (CI) it fails instead, so CI cannot pass on SQLite alone.
 
 use std::io::Write;
@@ -15,8 +15,8 @@ use postgres::{Client, NoTls};
 pub const URL_ENV: &str = "ENCAISSE_TEST_POSTGRES_URL";
 /// `1`: a PostgreSQL test without [`URL_ENV`] fails instead of skipping.
 pub const REQUIRE_ENV: &str = "ENCAISSE_REQUIRE_POSTGRES";
-/// The skip log shared with the official-specs checks.
-const SKIP_LOG_ENV: &str = "ENCAISSE_SPECS_SKIP_LOG";
+/// A file each skipped test appends one line to (`scripts/test.sh` counts them).
+pub const SKIP_LOG_ENV: &str = "ENCAISSE_POSTGRES_SKIP_LOG";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
