@@ -21,10 +21,13 @@ fi
 # Packages: xmllint (XSD validation in tests), RabbitMQ (the broker), build dependencies of
 # crates with C code (rusqlite's bundled SQLite, aws-lc-rs for rustls), curl for scripts/demo.sh,
 # promtool (package prometheus) to check deploy/prometheus/encaisse.rules.yml, dpkg-dev for
-# the Debian package (scripts/package-deb.sh), PostgreSQL for the ledger's contract tests on
-# that backend (ledger/tests/contract.rs).
+# the Debian package (scripts/package-deb.sh); PostgreSQL only when the ledger's contract
+# tests are to run on it (below), so the demo never needs it.
 packages=(libxml2-utils rabbitmq-server build-essential pkg-config curl ca-certificates
-          prometheus dpkg-dev postgresql)
+          prometheus dpkg-dev)
+if [ -n "${ENCAISSE_TEST_POSTGRES_URL:-}" ]; then
+    packages+=(postgresql)
+fi
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -71,31 +74,37 @@ if ! cargo deny --version >/dev/null 2>&1; then
     cargo install cargo-deny --locked --quiet
 fi
 
-# PostgreSQL: start it when it does not answer (no init system in containers: `service`).
-# The ledger's contract tests create a database per test as the `postgres` role over TCP
-# (ENCAISSE_TEST_POSTGRES_URL, which .ci/run sets to postgres://postgres:postgres@…).
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    log "starting PostgreSQL"
-    $SUDO service postgresql start >/dev/null 2>&1 || true
-    for _ in $(seq 1 30); do
-        pg_isready -q -h 127.0.0.1 -p 5432 && break
-        sleep 1
-    done
-fi
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    log "PostgreSQL does not answer on 127.0.0.1:5432; see /var/log/postgresql/"
-    exit 1
-fi
-log "PostgreSQL running"
-# A fresh cluster asks a password over TCP (scram) and the role has none: give it the one the
-# CI URL carries. Where 127.0.0.1 is trusted (a developer's machine) nothing changes.
-if ! psql "postgres://postgres:postgres@127.0.0.1:5432/postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; then
-    log "setting the postgres role's password for the tests"
-    if [ -n "$SUDO" ]; then
-        sudo -u postgres psql -q -c "ALTER ROLE postgres PASSWORD 'postgres'"
-    else
-        runuser -u postgres -- psql -q -c "ALTER ROLE postgres PASSWORD 'postgres'"
+# PostgreSQL, when ENCAISSE_TEST_POSTGRES_URL asks for the ledger's contract tests on it
+# (.ci/run sets it to postgres://postgres:postgres@127.0.0.1:5432/postgres): start it when it
+# does not answer (no init system in containers: `service`).
+if [ -n "${ENCAISSE_TEST_POSTGRES_URL:-}" ]; then
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        log "starting PostgreSQL"
+        $SUDO service postgresql start >/dev/null 2>&1 || true
+        for _ in $(seq 1 30); do
+            pg_isready -q -h 127.0.0.1 -p 5432 && break
+            sleep 1
+        done
     fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        log "PostgreSQL does not answer on 127.0.0.1:5432; see /var/log/postgresql/"
+        exit 1
+    fi
+    # A fresh cluster asks a password over TCP (scram) and the role has none: give it the
+    # one the CI URL carries. Where 127.0.0.1 is trusted nothing changes.
+    if ! psql "$ENCAISSE_TEST_POSTGRES_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+        log "setting the postgres role's password for the tests"
+        if [ -n "$SUDO" ]; then
+            sudo -u postgres psql -q -c "ALTER ROLE postgres PASSWORD 'postgres'"
+        else
+            runuser -u postgres -- psql -q -c "ALTER ROLE postgres PASSWORD 'postgres'"
+        fi
+    fi
+    if ! psql "$ENCAISSE_TEST_POSTGRES_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+        log "cannot connect to ENCAISSE_TEST_POSTGRES_URL as given"
+        exit 1
+    fi
+    log "PostgreSQL running"
 fi
 
 # RabbitMQ: start it when it does not answer.
