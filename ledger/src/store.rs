@@ -32,7 +32,8 @@ pub struct Ledger {
 
 enum Backend {
     Sqlite(Inner),
-    Postgres(crate::pg::Pool),
+    /// Shared with the blocking threads that run its transactions.
+    Postgres(Arc<crate::pg::Pool>),
 }
 
 struct Inner {
@@ -245,10 +246,10 @@ impl Ledger {
         match url {
             LedgerUrl::Sqlite(path) => Self::open(path),
             LedgerUrl::Postgres(url) => Ok(Ledger {
-                inner: Arc::new(Backend::Postgres(crate::pg::Pool::open(
+                inner: Arc::new(Backend::Postgres(Arc::new(crate::pg::Pool::open(
                     url,
                     migrations::POSTGRES,
-                )?)),
+                )?))),
             }),
         }
     }
@@ -286,10 +287,7 @@ impl Ledger {
         E: From<LedgerError> + Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        match &*self.inner {
-            Backend::Sqlite(_) => self.write_with(move |c| f(&mut Tx::sqlite(c))).await,
-            Backend::Postgres(_) => self.on_postgres(false, f).await,
-        }
+        self.neutral(false, f).await
     }
 
     /// Runs `f` on a read-only transaction of either backend (a pooled read connection on
@@ -300,25 +298,25 @@ impl Ledger {
         E: From<LedgerError> + Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        match &*self.inner {
-            Backend::Sqlite(_) => self.read_with(move |c| f(&mut Tx::sqlite(c))).await,
-            Backend::Postgres(_) => self.on_postgres(true, f).await,
-        }
+        self.neutral(true, f).await
     }
 
-    async fn on_postgres<T, E, F>(&self, read_only: bool, f: F) -> Result<T, E>
+    async fn neutral<T, E, F>(&self, read_only: bool, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<LedgerError> + Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || match &*this.inner {
-            Backend::Postgres(pool) => pool.run(read_only, f),
-            Backend::Sqlite(_) => Err(E::from(LedgerError::WriterGone)),
-        })
-        .await
-        .map_err(|_| E::from(LedgerError::WriterGone))?
+        let pool = match &*self.inner {
+            Backend::Sqlite(_) if read_only => {
+                return self.read_with(move |c| f(&mut Tx::sqlite(c))).await;
+            }
+            Backend::Sqlite(_) => return self.write_with(move |c| f(&mut Tx::sqlite(c))).await,
+            Backend::Postgres(pool) => Arc::clone(pool),
+        };
+        tokio::task::spawn_blocking(move || pool.run(read_only, f))
+            .await
+            .map_err(|_| E::from(LedgerError::WriterGone))?
     }
 
     /// Runs `f` inside the next group-committed transaction and returns its result once the

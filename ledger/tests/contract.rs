@@ -578,3 +578,52 @@ async fn sqlite_only_closures_are_refused_on_postgres_not_run() {
         "{within:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_transactions_share_a_bounded_number_of_connections() {
+    let Some(f) = postgres("concurrent_transactions_share_a_bounded_number_of_connections") else {
+        return;
+    };
+    let url = f._database.as_ref().unwrap().url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = stop.clone();
+    // Counts the ledger's sessions on its database while the transactions run.
+    let watcher = std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut most = 0i64;
+        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            most = most.max(row.get(0));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        most
+    });
+    let done = concurrently(40, |i| {
+        let ledger = f.ledger.clone();
+        async move {
+            ledger
+                .transact(move |tx| {
+                    let m = message(&format!("m{i}"), "2026-01-01T00:00:00.000000Z", b"[]");
+                    let recorded = tx.record_processed(&m)?;
+                    // Holds the connection a while, as a slow stage effect would.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Ok::<_, LedgerError>(recorded)
+                })
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    eprintln!("40 concurrent transactions used at most {most} connections");
+    assert!(done.iter().all(|recorded| *recorded));
+    assert!(most <= 16, "{most} connections at once");
+    assert!(most > 1, "the transactions did run concurrently ({most})");
+}

@@ -14,7 +14,7 @@
 pub(crate) mod batch;
 pub(crate) mod core;
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use postgres::{Client, NoTls};
 
@@ -22,15 +22,45 @@ use crate::error::LedgerError;
 use crate::migrations::Migration;
 use crate::stores::Tx;
 
-/// Idle connections kept open.
-const IDLE: usize = 8;
+/// Most connections open at once: concurrent transactions beyond it wait for one (a
+/// server's `max_connections` is shared with every daemon and tool).
+const MAX_CONNECTIONS: usize = 16;
 /// Key of the advisory lock that serialises migrations when several daemons start at once.
 const MIGRATION_LOCK: i64 = 0x656e_6361_6973_7365; // "encaisse"
 
 /// The connections of a PostgreSQL ledger.
 pub(crate) struct Pool {
     config: postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    slots: Mutex<Slots>,
+    freed: Condvar,
+}
+
+/// Idle connections, and how many are open (idle or lent).
+#[derive(Default)]
+struct Slots {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+/// A connection lent by the pool: back to it when dropped, or its slot freed when the
+/// connection is broken (or the transaction panicked).
+struct Lease<'p> {
+    pool: &'p Pool,
+    client: Option<Client>,
+    usable: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let client = self.client.take();
+        let mut slots = self.pool.lock();
+        match client {
+            Some(client) if self.usable && !client.is_closed() => slots.idle.push(client),
+            _ => slots.open = slots.open.saturating_sub(1),
+        }
+        drop(slots);
+        self.pool.freed.notify_one();
+    }
 }
 
 impl Pool {
@@ -40,15 +70,17 @@ impl Pool {
         let config: postgres::Config = url.parse()?;
         let pool = Pool {
             config,
-            idle: Mutex::new(Vec::new()),
+            slots: Mutex::new(Slots::default()),
+            freed: Condvar::new(),
         };
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let mut client = pool.connect()?;
-                    migrate(&mut client, all)?;
-                    pool.give_back(client);
-                    Ok(())
+                    let mut lease = pool.take()?;
+                    match lease.client.as_mut() {
+                        Some(client) => migrate(client, all),
+                        None => Err(LedgerError::WriterGone),
+                    }
                 })
                 .join()
                 .unwrap_or(Err(LedgerError::WriterGone))
@@ -56,26 +88,47 @@ impl Pool {
         Ok(pool)
     }
 
-    fn connect(&self) -> Result<Client, LedgerError> {
-        Ok(self.config.connect(NoTls)?)
+    /// The slots, even after a panic elsewhere (they hold no invariant a panic can break).
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Result<Client, LedgerError> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match pooled {
-            Some(client) if !client.is_closed() => Ok(client),
-            _ => self.connect(),
+    /// An idle connection, a new one while fewer than [`MAX_CONNECTIONS`] are open, or the
+    /// first one given back.
+    fn take(&self) -> Result<Lease<'_>, LedgerError> {
+        let mut slots = self.lock();
+        loop {
+            if let Some(client) = slots.idle.pop() {
+                if !client.is_closed() {
+                    return Ok(self.lease(client));
+                }
+                slots.open -= 1;
+                continue;
+            }
+            if slots.open < MAX_CONNECTIONS {
+                slots.open += 1;
+                drop(slots);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(self.lease(client)),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            slots = self
+                .freed
+                .wait(slots)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
-    fn give_back(&self, client: Client) {
-        if client.is_closed() {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < IDLE
-        {
-            idle.push(client);
+    fn lease(&self, client: Client) -> Lease<'_> {
+        Lease {
+            pool: self,
+            client: Some(client),
+            usable: true,
         }
     }
 
@@ -87,29 +140,36 @@ impl Pool {
         E: From<LedgerError>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        let mut client = self.take().map_err(E::from)?;
+        let mut lease = self.take().map_err(E::from)?;
+        let Some(client) = lease.client.as_mut() else {
+            return Err(E::from(LedgerError::WriterGone));
+        };
         let begin = if read_only {
             "BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY"
         } else {
             "BEGIN ISOLATION LEVEL READ COMMITTED"
         };
-        client
-            .batch_execute(begin)
-            .map_err(|e| E::from(LedgerError::from(e)))?;
-        let outcome = f(&mut Tx::postgres(&mut client));
+        if let Err(e) = client.batch_execute(begin) {
+            lease.usable = false;
+            return Err(E::from(LedgerError::from(e)));
+        }
+        let outcome = f(&mut Tx::postgres(client));
         let end = if outcome.is_ok() {
             "COMMIT"
         } else {
             "ROLLBACK"
         };
         match (client.batch_execute(end), outcome) {
-            (Ok(()), outcome) => {
-                self.give_back(client);
-                outcome
+            (Ok(()), outcome) => outcome,
+            // The connection's state is unknown: it is closed, not lent again.
+            (Err(e), Ok(_)) => {
+                lease.usable = false;
+                Err(E::from(LedgerError::Commit(e.to_string())))
             }
-            // The connection's state is unknown: it is dropped (here, on a blocking thread).
-            (Err(e), Ok(_)) => Err(E::from(LedgerError::Commit(e.to_string()))),
-            (Err(_), Err(e)) => Err(e),
+            (Err(_), Err(e)) => {
+                lease.usable = false;
+                Err(e)
+            }
         }
     }
 }
@@ -118,7 +178,8 @@ impl Drop for Pool {
     /// Idle connections are closed on a thread of their own: closing one blocks on its
     /// runtime, which panics on an async thread (where the last `Ledger` handle may go).
     fn drop(&mut self) {
-        let idle = self.idle.get_mut().map(std::mem::take).unwrap_or_default();
+        let slots = self.slots.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let idle = std::mem::take(&mut slots.idle);
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
