@@ -272,7 +272,16 @@ async fn record_fact_deduplicates_and_facts_come_in_time_order(f: &Fixture) {
 }
 
 async fn applied_migrations_list_core_and_batch(f: &Fixture) {
-    let applied = read(f, |tx| tx.applied_migrations()).await;
+    let backend = f.ledger.backend();
+    let applied = read(f, move |tx| {
+        assert_eq!(
+            tx.backend(),
+            backend,
+            "the transaction runs on the ledger's backend"
+        );
+        tx.applied_migrations()
+    })
+    .await;
     for (area, version) in [("batch", 1), ("batch", 2), ("batch", 3), ("core", 1)] {
         assert!(
             applied.contains(&(area.to_string(), version)),
@@ -626,4 +635,34 @@ async fn concurrent_transactions_share_a_bounded_number_of_connections() {
     assert!(done.iter().all(|recorded| *recorded));
     assert!(most <= 16, "{most} connections at once");
     assert!(most > 1, "the transactions did run concurrently ({most})");
+}
+
+#[tokio::test]
+async fn two_daemons_opening_one_new_database_migrate_it_once() {
+    let Some(database) = postgres_or_skip("two_daemons_opening_one_new_database_migrate_it_once")
+    else {
+        return;
+    };
+    let url = LedgerUrl::parse(&database.url).unwrap();
+    let opened: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Ledger::open_url(&url))
+        })
+        .collect();
+    let ledgers: Vec<Ledger> = opened
+        .into_iter()
+        .map(|one| one.join().unwrap().unwrap())
+        .collect();
+    let applied = ledgers[0]
+        .inspect(|tx| tx.applied_migrations())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        [("batch", 1), ("batch", 2), ("batch", 3), ("core", 1)]
+            .map(|(area, version)| (area.to_string(), version)),
+        "each PostgreSQL migration once"
+    );
+    drop(ledgers);
 }
