@@ -9,6 +9,27 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+impl Migration {
+    /// This migration's SQL failed (the message names it, for the operator).
+    pub(crate) fn failed(&self, error: impl std::fmt::Display) -> crate::LedgerError {
+        crate::LedgerError::Migration {
+            area: self.area,
+            version: self.version,
+            message: error.to_string(),
+        }
+    }
+
+    /// Logs that it was applied, on `backend`.
+    pub(crate) fn announce(&self, backend: &str) {
+        tracing::info!(
+            area = self.area,
+            version = self.version,
+            backend,
+            "Ledger migration applied."
+        );
+    }
+}
+
 /// Every migration of every area. Areas append their own entries.
 pub const ALL: &[Migration] = &[
     Migration {

@@ -122,11 +122,7 @@ pub(crate) fn migrate(
         }
         let tx = conn.transaction()?;
         tx.execute_batch(migration.sql)
-            .map_err(|e| LedgerError::Migration {
-                area: migration.area,
-                version: migration.version,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| migration.failed(e))?;
         tx.execute(
             "INSERT INTO schema_migration (area, version, applied_at)
              VALUES (?1, ?2, ?3)",
@@ -134,11 +130,7 @@ pub(crate) fn migrate(
         )?;
         tx.commit()?;
         if announce {
-            tracing::info!(
-                area = migration.area,
-                version = migration.version,
-                "Ledger migration applied."
-            );
+            migration.announce("sqlite");
         }
     }
     Ok(())

@@ -211,21 +211,13 @@ fn migrate(client: &mut Client, all: &[Migration]) -> Result<(), LedgerError> {
             continue;
         }
         tx.batch_execute(migration.sql)
-            .map_err(|e| LedgerError::Migration {
-                area: migration.area,
-                version: migration.version,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| migration.failed(crate::error::postgres_detail(&e)))?;
         tx.execute(
             "INSERT INTO schema_migration (area, version, applied_at) VALUES ($1, $2, $3)",
             &[&migration.area, &version, &crate::clock::now()],
         )?;
         tx.commit()?;
-        tracing::info!(
-            area = migration.area,
-            version = migration.version,
-            "Ledger migration applied (PostgreSQL)."
-        );
+        migration.announce("postgres");
     }
     Ok(())
 }
