@@ -298,3 +298,169 @@ fn a_credit_note_is_listed_against_its_original_not_refused_for_its_negative_tot
     assert_eq!(doc["credit_notes"][0]["origin"], "F2026-000301");
     assert_eq!(doc["credit_notes"][0]["credited"], "3.74", "{stdout}");
 }
+
+/// One invoice of Ivry (no ASAP; the crèche collected by its régie, with its own pain.008)
+/// of this year: `activity`, `product`, payment `mode`, due on `due` (`dd/mm/yyyy`).
+fn ivry_line(number: &str, activity: &str, product: &str, mode: &str, due: &str) -> String {
+    let year = chrono::Utc::now().year();
+    let mandate = if mode == "PRELEVEMENT" {
+        "CRECHE-000789;30/08/2025;;FR1420041010050500013M02606;PSSTFRPPPAR;Zoé Lefèvre"
+    } else {
+        ";;;;;"
+    };
+    format!(
+        "{number};02/01/{year};{year};1;{activity};FAM000789;MME;Lefèvre;Zoé;;45 boulevard de Stalingrad;;94200;Ivry-sur-Seine;;{product};Prestation;10;3,35;33,50;{mode};{mandate};{due}"
+    )
+}
+
+/// The rejects of a preview document, as (number, stage, field, rule).
+fn rejects_of(doc: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    doc["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("number"), s("stage"), s("field"), s("rule"))
+        })
+        .collect()
+}
+
+fn preview_json(config: &Path, tenant: &str, file: &Path) -> serde_json::Value {
+    let output = preview(
+        config,
+        &["--tenant", tenant, "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(65),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `helios.titres` and `sepa.batch` refuse by their own planning, which the preview runs on
+/// its in-memory ledger: a TIP titre without ASAP, a direct debit due before the EPC lead
+/// time; the invoice beside them passes.
+#[test]
+fn the_collection_paths_refusals_are_named_by_the_daemons_own_planning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let year = chrono::Utc::now().year();
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%d/%m/%Y")
+        .to_string();
+    let file = tmp.path().join("IVRY.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            ivry_line(
+                "I2026-000001",
+                "PERISCOLAIRE",
+                "CANTINE",
+                "TIPI",
+                &format!("28/02/{year}"),
+            ),
+            ivry_line(
+                "I2026-000002",
+                "PERISCOLAIRE",
+                "CANTINE",
+                "TIP",
+                &format!("28/02/{year}"),
+            ),
+            ivry_line(
+                "I2026-000003",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &today,
+            ),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "ivry", &file);
+    let published: Vec<&str> = doc["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(published, ["I2026-000001"], "{doc:#}");
+    let rejects = rejects_of(&doc);
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    let (number, stage, field, rule) = &rejects[0];
+    assert_eq!(
+        (number.as_str(), stage.as_str(), rule.as_str()),
+        ("I2026-000002", "helios", "LOCAL-SETUP"),
+        "a TIP titre needs ASAP: {rejects:?}"
+    );
+    assert!(!field.is_empty());
+    assert_eq!(
+        rejects[1],
+        (
+            "I2026-000003".to_string(),
+            "sepa".to_string(),
+            "collection".to_string(),
+            "LOCAL-RULES".to_string()
+        ),
+        "a debit due today is before the EPC lead time"
+    );
+    assert!(
+        doc["rejects"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("earliest due date"),
+        "{doc:#}"
+    );
+}
+
+/// An ORMC article number (`NumDette`, from the invoice's digits) taken twice in one run is
+/// refused by `helios.titres`' own check, which the preview runs.
+#[test]
+fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let ordinaire = "bordereau_kind = \"ordinaire\"";
+    assert!(text.contains(ordinaire), "the example's shape changed");
+    // Articles the commune prints itself (an ORMC article printed by the DGFiP needs the
+    // invoice's PDF).
+    let asap = "mode = \"tip_and_online\"";
+    assert!(text.contains(asap), "the example's shape changed");
+    std::fs::write(
+        &config,
+        text.replacen(ordinaire, "bordereau_kind = \"ormc\"", 1)
+            .replacen(asap, "mode = \"none\"", 1),
+    )
+    .unwrap();
+    let file = tmp.path().join("ORMC.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            creche_line("F2026-000401", "94400", "70,13"),
+            creche_line("G2026-000401", "94400", "70,13"),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "vitry", &file);
+    assert_eq!(doc["invoices"][0]["number"], "F2026-000401", "{doc:#}");
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "G2026-000401".to_string(),
+            "helios".to_string(),
+            "NumDette".to_string(),
+            "LOCAL-RULES".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shared with another invoice of the same run"),
+        "{doc:#}"
+    );
+}
