@@ -299,15 +299,31 @@ fn a_credit_note_is_listed_against_its_original_not_refused_for_its_negative_tot
     assert_eq!(doc["credit_notes"][0]["credited"], "3.74", "{stdout}");
 }
 
+/// The mandate columns of Ivry's direct debits (`RUM` to `TitulaireCompte`).
+const IVRY_MANDATE: &str =
+    "CRECHE-000789;30/08/2025;;FR1420041010050500013M02606;PSSTFRPPPAR;Zoé Lefèvre";
+
 /// One invoice of Ivry (no ASAP; the crèche collected by its régie, with its own pain.008)
 /// of this year: `activity`, `product`, payment `mode`, due on `due` (`dd/mm/yyyy`).
 fn ivry_line(number: &str, activity: &str, product: &str, mode: &str, due: &str) -> String {
-    let year = chrono::Utc::now().year();
     let mandate = if mode == "PRELEVEMENT" {
-        "CRECHE-000789;30/08/2025;;FR1420041010050500013M02606;PSSTFRPPPAR;Zoé Lefèvre"
+        IVRY_MANDATE
     } else {
         ";;;;;"
     };
+    ivry_line_with(number, activity, product, mode, mandate, due)
+}
+
+/// [`ivry_line`] with its own mandate columns.
+fn ivry_line_with(
+    number: &str,
+    activity: &str,
+    product: &str,
+    mode: &str,
+    mandate: &str,
+    due: &str,
+) -> String {
+    let year = chrono::Utc::now().year();
     format!(
         "{number};02/01/{year};{year};1;{activity};FAM000789;MME;Lefèvre;Zoé;;45 boulevard de Stalingrad;;94200;Ivry-sur-Seine;;{product};Prestation;10;3,35;33,50;{mode};{mandate};{due}"
     )
@@ -461,6 +477,61 @@ fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
             .as_str()
             .unwrap()
             .contains("shared with another invoice of the same run"),
+        "{doc:#}"
+    );
+}
+
+/// A one-off mandate carries one collection: `sepa.batch`'s planning refuses the second
+/// (`LOCAL-MANDATE`), and so does the preview, which plans on its in-memory ledger.
+#[test]
+fn a_one_off_mandate_used_twice_is_refused_by_the_debit_planning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let month = |n: u64| {
+        (chrono::Utc::now().date_naive() + chrono::Days::new(n * 30))
+            .format("%d/%m/%Y")
+            .to_string()
+    };
+    let one_off = IVRY_MANDATE.replacen(";;", ";OOFF;", 1);
+    let file = tmp.path().join("OOFF.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            ivry_line_with(
+                "I2026-000011",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &one_off,
+                &month(1),
+            ),
+            ivry_line_with(
+                "I2026-000012",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &one_off,
+                &month(2),
+            ),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "ivry", &file);
+    assert_eq!(doc["invoices"][0]["number"], "I2026-000011", "{doc:#}");
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "I2026-000012".to_string(),
+            "sepa".to_string(),
+            "mandate".to_string(),
+            "LOCAL-MANDATE".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one-off mandate already used"),
         "{doc:#}"
     );
 }
