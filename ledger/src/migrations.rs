@@ -72,6 +72,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/polyfac_0003.sql"),
     },
     Migration {
+        area: "polyfac",
+        version: 4,
+        sql: include_str!("../migrations/polyfac_0004.sql"),
+    },
+    Migration {
         area: "helios",
         version: 1,
         sql: include_str!("../migrations/helios_0001.sql"),
