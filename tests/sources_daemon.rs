@@ -5,7 +5,8 @@
 //! against the official XSD when it is present), and a payment of one invoice of each source
 //! comes back to that source only: Polyfac's in `polyfac/outbox` in the Polyfac dialect, the
 //! crèche tool's in `sources/creche/outbox` in its own columns, separator, decimals, dates
-//! and line endings.
+//! and line endings. An invoice of the crèche file rejected at validation is traced by its
+//! number and by its file and line.
 
 mod common;
 
@@ -195,6 +196,14 @@ async fn a_commune_with_two_sources_gets_both_files_titred_and_each_payment_back
         .unwrap()
         .replace("2026-02-10", &due.to_string())
         .replace("2026-02-28", &due.to_string());
+    // A third crèche invoice whose line amount is wrong (line 5): rejected at validation.
+    let bad = creche
+        .lines()
+        .find(|l| l.starts_with("CR-2026-0008,"))
+        .unwrap()
+        .replace("CR-2026-0008,", "CR-2026-0009,")
+        .replace(",224.40,224.40,", ",224.41,224.41,");
+    let creche = format!("{}\n{bad}\n", creche.trim_end_matches('\n'));
     drop_file(&creche_inbox, "creche-2026-01.csv", creche.as_bytes());
 
     // Every invoice of both files is titred.
@@ -291,5 +300,33 @@ async fn a_commune_with_two_sources_gets_both_files_titred_and_each_payment_back
     {
         assert!(!text.contains("F2026-"), "{text}");
     }
+
+    // The rejected invoice is traced (exit 0) by its number, and by its file and line.
+    let trace = wait_for("the rejected crèche invoice in the ledger", START, || {
+        cli_json(&config, &["trace", "CR-2026-0009", "--json"])
+    });
+    let rejected = trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "rejected")
+        .cloned()
+        .unwrap_or_else(|| panic!("{trace:#}"));
+    assert_eq!(rejected["detail"]["file"], "creche-2026-01.csv");
+    assert_eq!(rejected["detail"]["rule"], "line_amount_mismatch");
+    let by_line = cli_json(
+        &config,
+        &[
+            "trace",
+            "--file",
+            "creche-2026-01.csv",
+            "--line",
+            "5",
+            "--json",
+        ],
+    )
+    .expect("trace --file exits 0");
+    assert_eq!(by_line[0]["number"], "CR-2026-0009", "{by_line:#}");
+    assert_eq!(by_line[0]["application"], "creche");
     assert_eq!(daemon.terminate(STOP).code(), Some(0));
 }
