@@ -433,17 +433,13 @@ fn the_collection_paths_refusals_are_named_by_the_daemons_own_planning() {
     );
 }
 
-/// An ORMC article number (`NumDette`, from the invoice's digits) taken twice in one run is
-/// refused by `helios.titres`' own check, which the preview runs.
-#[test]
-fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "unused", NO_BROKER);
+/// Vitry's configuration in `dir`, sending ORMC bordereaux it prints itself (an ORMC article
+/// printed by the DGFiP needs the invoice's PDF).
+fn ormc_config(dir: &Path) -> PathBuf {
+    let config = write_config(dir, "unused", NO_BROKER);
     let text = std::fs::read_to_string(&config).unwrap();
     let ordinaire = "bordereau_kind = \"ordinaire\"";
     assert!(text.contains(ordinaire), "the example's shape changed");
-    // Articles the commune prints itself (an ORMC article printed by the DGFiP needs the
-    // invoice's PDF).
     let asap = "mode = \"tip_and_online\"";
     assert!(text.contains(asap), "the example's shape changed");
     std::fs::write(
@@ -452,6 +448,15 @@ fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
             .replacen(asap, "mode = \"none\"", 1),
     )
     .unwrap();
+    config
+}
+
+/// An ORMC article number (`NumDette`, from the invoice's digits) taken twice in one run is
+/// refused by `helios.titres`' own check, which the preview runs.
+#[test]
+fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ormc_config(tmp.path());
     let file = tmp.path().join("ORMC.csv");
     std::fs::write(
         &file,
@@ -532,6 +537,58 @@ fn a_one_off_mandate_used_twice_is_refused_by_the_debit_planning() {
             .as_str()
             .unwrap()
             .contains("one-off mandate already used"),
+        "{doc:#}"
+    );
+}
+
+/// An ORMC article number already sent in the exercice (a titre in the existing ledger) is
+/// refused as `helios.titres` would: the preview copies the tenant's titres read-only.
+#[test]
+fn an_ormc_debt_number_already_in_the_ledger_is_refused_in_the_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ormc_config(tmp.path());
+    let year = chrono::Utc::now().year();
+    let ledger_path = tmp.path().join("data").join("ledger.sqlite");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ledger = encaisse_ledger::Ledger::open(&ledger_path).unwrap();
+        ledger
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO helios_titre (tenant, cod_col, cod_bud, exercice, id_pce, typ_bord,
+                         id_bord, position, invoice_key, invoice_exercice, invoice_number, budget,
+                         payment_mode, num_dette, per, total_cents)
+                     VALUES ('vitry', '081', '00', ?1, 7, '06', 1, 0, ?2, ?1, 'E2026-000401',
+                             'principal', 'TIPI', '2026000401', '1', 7013)",
+                    (year, format!("vitry/{year}/E2026-000401")),
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    drop(runtime);
+    let file = tmp.path().join("ORMC.csv");
+    std::fs::write(
+        &file,
+        export(&[creche_line("F2026-000401", "94400", "70,13")]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "vitry", &file);
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "F2026-000401".to_string(),
+            "helios".to_string(),
+            "NumDette".to_string(),
+            "LOCAL-RULES".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already the article of invoice"),
         "{doc:#}"
     );
 }

@@ -45,9 +45,10 @@ pub const LEDGER_TABLES: &[&str] = &[
     "polyfac_run",
     "sepa_mandate",
     "sepa_collection",
-    // The titres of the exercice: an ORMC article already taken, the next numbers.
+    // The titres sent: an ORMC article already taken, the next IdPce. Not their bordereaux
+    // (they need their PES files): the preview numbers bordereaux from 1, so it cannot see
+    // an exercice running out of IdBord.
     "helios_titre",
-    "helios_bordereau",
 ];
 
 /// What the preview knows of the tenant.
