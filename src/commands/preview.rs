@@ -142,6 +142,7 @@ fn preview(
 ) -> Result<PreviewOutcome, Failure> {
     let polyfac = wiring::polyfac_tenant(config, tenant, source).map_err(Failure::Config)?;
     let helios = wiring::tenant_helios(tenant);
+    let sepa = wiring::tenant_sepa(tenant);
     let ledger_path = dirs::ledger_path(&config.data_dir);
     let existing = ledger_path.is_file().then_some(ledger_path.as_path());
     let ledger = sandbox(existing, tenant.id.as_str(), LEDGER_TABLES)
@@ -149,7 +150,7 @@ fn preview(
     let setup = PreviewTenant {
         polyfac: &polyfac,
         helios: helios.as_ref(),
-        sepa: tenant.sepa.as_ref(),
+        sepa: sepa.as_ref(),
         today: paris_today(),
     };
     let name = file

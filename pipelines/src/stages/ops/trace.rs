@@ -167,7 +167,7 @@ fn label(kind: &str) -> Option<&'static str> {
         "payment_reversal_confirmed" => "Reversal confirmed by a second source",
         "reglement_recorded" => "Payment line prepared for Polyfac (REGLEMENTS)",
         "reglement_confirmed" => "Payment line already sent to Polyfac",
-        "reglements_written" => "REGLEMENTS file written for Polyfac",
+        "reglements_written" => "REGLEMENTS file written for the source",
         "credit_note_received" => "Credit note received by helios.titres",
         "reduction_planned" => "Réduction titre planned for a credit note",
         "credit_note_refused" => "Credit note refused (not sent, Polyfac told AVOIR_REJETE)",
