@@ -403,14 +403,25 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .await
         .unwrap();
     click_and_load(&client, Locator::LinkText("vitry/2026/F2026-000102")).await;
+    // In French: each step's kind is in the page's markup, its wording in the text.
     let timeline = text_of(&client, "ol.timeline").await;
-    for what in [
-        "issued",
-        "titre_emitted",
-        "file_emitted",
-        "reglement_recorded",
+    for (kind, words) in [
+        ("issued", "Facture lue dans l'export et publiée"),
+        ("titre_emitted", "Titre émis vers la Trésorerie (PES Aller)"),
+        ("file_emitted", "Fichier écrit :"),
+        (
+            "reglement_recorded",
+            "Ligne de paiement préparée pour Polyfac (REGLEMENTS)",
+        ),
     ] {
-        assert!(timeline.contains(what), "{what} missing:\n{timeline}");
+        assert!(
+            client
+                .find(Locator::Css(&format!("ol.timeline li[data-kind={kind}]")))
+                .await
+                .is_ok(),
+            "{kind} missing:\n{timeline}"
+        );
+        assert!(timeline.contains(words), "{words:?} missing:\n{timeline}");
     }
     screenshot(&client, "invoice-timeline").await;
 

@@ -12,7 +12,7 @@ use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension};
 use encaisse_pipelines::stages::ops::trace;
 
 use super::{PAGE_SIZE, input, page_number, param};
-use crate::console::html::{esc, euros, pager, table, url_part};
+use crate::console::html::{Lang, esc, euros, pager, table, url_part};
 use crate::console::{Console, Ctx, Page};
 
 /// One invoice as listed.
@@ -242,16 +242,20 @@ pub async fn timeline(
         "<ol class=\"timeline\" aria-label=\"{}\">",
         l.t("Chronologie", "Timeline")
     );
+    let language = match l {
+        Lang::Fr => trace::Language::French,
+        Lang::En => trace::Language::English,
+    };
     for step in &traced.steps {
         body.push_str(&format!(
-            "<li class=\"{}\"><time datetime=\"{at}\">{at}</time> <strong>{}</strong>{} — {}</li>",
+            "<li class=\"{}\" data-kind=\"{}\"><time datetime=\"{at}\">{at}</time>{} — {}</li>",
             esc(step.source),
             esc(&step.kind),
             step.stage
                 .as_deref()
                 .map(|s| format!(" <span class=\"stage\">({})</span>", esc(s)))
                 .unwrap_or_default(),
-            esc(&step.summary),
+            esc(&trace::phrase(step, language)),
             at = esc(&step.at),
         ));
     }
