@@ -18,6 +18,7 @@ mod error;
 pub mod files;
 pub mod journal;
 pub mod migrations;
+pub mod plan;
 pub mod processed;
 pub mod sandbox;
 mod store;

@@ -101,6 +101,11 @@ pub const ALL: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/ops_0002.sql"),
     },
+    Migration {
+        area: "ops",
+        version: 3,
+        sql: include_str!("../migrations/ops_0003.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -804,10 +804,12 @@ fn issued_record(issued: &Issued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
         file: event.source.file.clone().unwrap_or_default(),
         lines,
         budget: event.budget.clone(),
+        activity: event.activity.clone(),
         collection: event.collection,
         total: event.total,
         message_id: message_id.clone(),
         origin_key: origin_key.clone(),
+        payer_key: encaisse_schemas::text::search_key(&event.payer.last_name),
     };
     let fact = InvoiceFact {
         invoice_key: key.clone(),

@@ -48,11 +48,16 @@ pub struct IssuedRecord {
     pub file: String,
     pub lines: (u64, u64),
     pub budget: String,
+    /// Activity code (the reconciliation is per budget and activity).
+    pub activity: String,
     pub collection: CollectionPath,
     pub total: Money,
     pub message_id: String,
     /// A credit note's original invoice key; `None` for an invoice.
     pub origin_key: Option<String>,
+    /// The payer's last name as a search key ([`encaisse_schemas::text::search_key`]): the
+    /// console finds invoices by name through an index on it.
+    pub payer_key: String,
 }
 
 pub fn collection_text(c: CollectionPath) -> &'static str {
@@ -72,13 +77,21 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
     }
 }
 
-/// Records a published invoice (idempotent: a second record of the same invoice keeps the
-/// first).
+/// Records a published invoice and its payer's search key (idempotent: a second record of
+/// the same invoice keeps the first).
 pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
+    if !r.payer_key.is_empty() {
+        c.prepare_cached(
+            "INSERT OR IGNORE INTO invoice_payer_name (tenant, name_key, invoice_key)
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute((&r.tenant, &r.payer_key, &r.invoice_key))?;
+    }
     c.prepare_cached(
         "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
-             last_line, budget, collection, total_cents, message_id, published_at, origin_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             last_line, budget, collection, total_cents, message_id, published_at, origin_key,
+             activity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (tenant, invoice_key) DO NOTHING",
     )?
     .execute((
@@ -95,6 +108,7 @@ pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), L
         &r.message_id,
         at,
         &r.origin_key,
+        &r.activity,
     ))?;
     Ok(())
 }
