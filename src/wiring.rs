@@ -229,11 +229,13 @@ pub fn polyfac_tenant(
     })
 }
 
-fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
+/// Each further source (`extra_sources`), with the tenants that receive it as that source
+/// sees them (its mapping: how its exports are read and its REGLEMENTS written).
+fn further_sources(
+    ctx: &Context<'_>,
+    component: &'static str,
+) -> Result<Vec<(String, encaisse_pipelines::stages::polyfac::PolyfacTenants)>, WiringError> {
     use encaisse_pipelines::stages::polyfac::PolyfacTenants;
-    const COMPONENT: &str = "polyfac.ingest";
-    let tenants = polyfac_tenants(ctx, COMPONENT)?;
-    // Each further source, with the tenants that receive it, read with its own mapping.
     let mut names: Vec<&String> = ctx
         .config
         .tenants
@@ -250,14 +252,19 @@ fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
             .iter()
             .filter(|t| t.extra_sources.contains(name))
             .map(|t| {
-                polyfac_tenant(ctx.config, t, name).map_err(|message| WiringError {
-                    component: COMPONENT,
-                    message,
-                })
+                polyfac_tenant(ctx.config, t, name)
+                    .map_err(|message| WiringError { component, message })
             })
             .collect::<Result<Vec<_>, _>>()?;
         further.push((name.clone(), PolyfacTenants::new(receiving)));
     }
+    Ok(further)
+}
+
+fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
+    const COMPONENT: &str = "polyfac.ingest";
+    let tenants = polyfac_tenants(ctx, COMPONENT)?;
+    let further = further_sources(ctx, COMPONENT)?;
     Ok(Built::Source(
         encaisse_pipelines::stages::polyfac::ingest_sources(
             tenants,
@@ -269,14 +276,16 @@ fn build_polyfac_ingest(ctx: &Context<'_>) -> Result<Built, WiringError> {
 }
 
 fn build_polyfac_export(ctx: &Context<'_>) -> Result<Built, WiringError> {
-    let tenants = polyfac_tenants(ctx, "polyfac.export")?;
+    const COMPONENT: &str = "polyfac.export";
+    let tenants = polyfac_tenants(ctx, COMPONENT)?.with_further(&further_sources(ctx, COMPONENT)?);
     Ok(Built::Stage(Arc::new(
         encaisse_pipelines::stages::polyfac::PolyfacExport::new(tenants, ctx.ledger.clone()),
     )))
 }
 
 fn build_polyfac_flush(ctx: &Context<'_>) -> Result<Built, WiringError> {
-    let tenants = polyfac_tenants(ctx, "polyfac.export.flush")?;
+    const COMPONENT: &str = "polyfac.export.flush";
+    let tenants = polyfac_tenants(ctx, COMPONENT)?.with_further(&further_sources(ctx, COMPONENT)?);
     Ok(Built::Source(
         encaisse_pipelines::stages::polyfac::flush_source(
             tenants,
@@ -286,23 +295,26 @@ fn build_polyfac_flush(ctx: &Context<'_>) -> Result<Built, WiringError> {
     ))
 }
 
+/// A tenant's régie direct-debit settings, when it has a `[tenants.sepa]` section (the
+/// daemon's `sepa.batch` and `encaisse preview` alike).
+pub fn tenant_sepa(
+    t: &crate::config::TenantConfig,
+) -> Option<encaisse_pipelines::stages::sepa::TenantSepa> {
+    t.sepa
+        .as_ref()
+        .map(|sepa| encaisse_pipelines::stages::sepa::TenantSepa {
+            id: t.id.clone(),
+            sepa: sepa.clone(),
+            regies: t.regies.clone(),
+        })
+}
+
 /// The régie direct-debit settings of the tenants that have a `[tenants.sepa]` section
 /// (the others send no pain.008), with the system clock (Europe/Paris).
 fn sepa_settings(ctx: &Context<'_>) -> encaisse_pipelines::stages::sepa::SepaSettings {
-    use encaisse_pipelines::stages::sepa::{Clock, SepaSettings, TenantSepa};
+    use encaisse_pipelines::stages::sepa::{Clock, SepaSettings};
     SepaSettings {
-        tenants: ctx
-            .config
-            .tenants
-            .iter()
-            .filter_map(|t| {
-                t.sepa.as_ref().map(|sepa| TenantSepa {
-                    id: t.id.clone(),
-                    sepa: sepa.clone(),
-                    regies: t.regies.clone(),
-                })
-            })
-            .collect(),
+        tenants: ctx.config.tenants.iter().filter_map(tenant_sepa).collect(),
         data_dir: ctx.data_dir.to_path_buf(),
         clock: Clock::system(),
     }

@@ -403,35 +403,60 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
         .await
         .unwrap();
     click_and_load(&client, Locator::LinkText("vitry/2026/F2026-000102")).await;
+    // In French: each step's kind is in the page's markup, its wording in the text.
     let timeline = text_of(&client, "ol.timeline").await;
-    for what in [
-        "issued",
-        "titre_emitted",
-        "file_emitted",
-        "reglement_recorded",
+    for (kind, words) in [
+        ("issued", "Facture lue dans l'export et publiée"),
+        ("titre_emitted", "Titre émis vers la Trésorerie (PES Aller)"),
+        ("file_emitted", "Fichier écrit :"),
+        (
+            "reglement_recorded",
+            "Ligne de paiement préparée pour Polyfac (REGLEMENTS)",
+        ),
     ] {
-        assert!(timeline.contains(what), "{what} missing:\n{timeline}");
+        assert!(
+            client
+                .find(Locator::Css(&format!("ol.timeline li[data-kind={kind}]")))
+                .await
+                .is_ok(),
+            "{kind} missing:\n{timeline}"
+        );
+        assert!(timeline.contains(words), "{words:?} missing:\n{timeline}");
     }
     screenshot(&client, "invoice-timeline").await;
 
     // The month's reconciliation against the ledger, to the cent.
     let c = ledger(tmp.path());
-    let (month, invoices, invoiced): (String, i64, i64) = c
+    // Months are Europe/Paris: the month of the latest invoice, in Paris.
+    let paris_month = |at: &str| {
+        chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&chrono_tz::Europe::Paris)
+            .format("%Y-%m")
+            .to_string()
+    };
+    let (latest, invoices, invoiced): (String, i64, i64) = c
         .query_row(
-            "SELECT substr(max(published_at), 1, 7), count(*), sum(total_cents) FROM polyfac_issued
+            "SELECT max(published_at), count(*), sum(total_cents) FROM polyfac_issued
              WHERE tenant = 'vitry'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    let collected: i64 = c
-        .query_row(
-            "SELECT coalesce(sum(amount_cents), 0) FROM polyfac_payment
-             WHERE tenant = 'vitry' AND confirms IS NULL AND substr(seen_at, 1, 7) = ?1",
-            [&month],
-            |r| r.get(0),
+    let month = paris_month(&latest);
+    let mut stmt = c
+        .prepare(
+            "SELECT seen_at, amount_cents FROM polyfac_payment
+             WHERE tenant = 'vitry' AND confirms IS NULL",
         )
         .unwrap();
+    let collected: i64 = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|(seen_at, _)| paris_month(seen_at) == month)
+        .map(|(_, cents)| cents)
+        .sum();
     assert_eq!(invoices, 2);
     assert_eq!(collected, 7013);
     client
@@ -447,6 +472,15 @@ async fn ops_and_finance_use_the_console_in_a_real_browser() {
     assert_eq!(total("collected").await, euros_fr(collected));
     assert_eq!(total("card").await, euros_fr(collected));
     assert_eq!(total("outstanding").await, euros_fr(invoiced - collected));
+    // The stages recorded each invoice's activity: no line of unknown activity.
+    assert!(
+        client
+            .find_all(Locator::Css("tbody tr[data-activity='']"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "every line has its activity"
+    );
     assert!(
         client.find(Locator::Css("figure svg rect")).await.is_ok(),
         "a bar in the chart"

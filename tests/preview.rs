@@ -298,3 +298,297 @@ fn a_credit_note_is_listed_against_its_original_not_refused_for_its_negative_tot
     assert_eq!(doc["credit_notes"][0]["origin"], "F2026-000301");
     assert_eq!(doc["credit_notes"][0]["credited"], "3.74", "{stdout}");
 }
+
+/// The mandate columns of Ivry's direct debits (`RUM` to `TitulaireCompte`).
+const IVRY_MANDATE: &str =
+    "CRECHE-000789;30/08/2025;;FR1420041010050500013M02606;PSSTFRPPPAR;Zoé Lefèvre";
+
+/// One invoice of Ivry (no ASAP; the crèche collected by its régie, with its own pain.008)
+/// of this year: `activity`, `product`, payment `mode`, due on `due` (`dd/mm/yyyy`).
+fn ivry_line(number: &str, activity: &str, product: &str, mode: &str, due: &str) -> String {
+    let mandate = if mode == "PRELEVEMENT" {
+        IVRY_MANDATE
+    } else {
+        ";;;;;"
+    };
+    ivry_line_with(number, activity, product, mode, mandate, due)
+}
+
+/// [`ivry_line`] with its own mandate columns.
+fn ivry_line_with(
+    number: &str,
+    activity: &str,
+    product: &str,
+    mode: &str,
+    mandate: &str,
+    due: &str,
+) -> String {
+    let year = chrono::Utc::now().year();
+    format!(
+        "{number};02/01/{year};{year};1;{activity};FAM000789;MME;Lefèvre;Zoé;;45 boulevard de Stalingrad;;94200;Ivry-sur-Seine;;{product};Prestation;10;3,35;33,50;{mode};{mandate};{due}"
+    )
+}
+
+/// The rejects of a preview document, as (number, stage, field, rule).
+fn rejects_of(doc: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    doc["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("number"), s("stage"), s("field"), s("rule"))
+        })
+        .collect()
+}
+
+fn preview_json(config: &Path, tenant: &str, file: &Path) -> serde_json::Value {
+    let output = preview(
+        config,
+        &["--tenant", tenant, "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(65),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `helios.titres` and `sepa.batch` refuse by their own planning, which the preview runs on
+/// its in-memory ledger: a TIP titre without ASAP, a direct debit due before the EPC lead
+/// time; the invoice beside them passes.
+#[test]
+fn the_collection_paths_refusals_are_named_by_the_daemons_own_planning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let year = chrono::Utc::now().year();
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%d/%m/%Y")
+        .to_string();
+    let file = tmp.path().join("IVRY.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            ivry_line(
+                "I2026-000001",
+                "PERISCOLAIRE",
+                "CANTINE",
+                "TIPI",
+                &format!("28/02/{year}"),
+            ),
+            ivry_line(
+                "I2026-000002",
+                "PERISCOLAIRE",
+                "CANTINE",
+                "TIP",
+                &format!("28/02/{year}"),
+            ),
+            ivry_line(
+                "I2026-000003",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &today,
+            ),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "ivry", &file);
+    let published: Vec<&str> = doc["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(published, ["I2026-000001"], "{doc:#}");
+    let rejects = rejects_of(&doc);
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    let (number, stage, field, rule) = &rejects[0];
+    assert_eq!(
+        (number.as_str(), stage.as_str(), rule.as_str()),
+        ("I2026-000002", "helios", "LOCAL-SETUP"),
+        "a TIP titre needs ASAP: {rejects:?}"
+    );
+    assert!(!field.is_empty());
+    assert_eq!(
+        rejects[1],
+        (
+            "I2026-000003".to_string(),
+            "sepa".to_string(),
+            "collection".to_string(),
+            "LOCAL-RULES".to_string()
+        ),
+        "a debit due today is before the EPC lead time"
+    );
+    assert!(
+        doc["rejects"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("earliest due date"),
+        "{doc:#}"
+    );
+}
+
+/// Vitry's configuration in `dir`, sending ORMC bordereaux it prints itself (an ORMC article
+/// printed by the DGFiP needs the invoice's PDF).
+fn ormc_config(dir: &Path) -> PathBuf {
+    let config = write_config(dir, "unused", NO_BROKER);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let ordinaire = "bordereau_kind = \"ordinaire\"";
+    assert!(text.contains(ordinaire), "the example's shape changed");
+    let asap = "mode = \"tip_and_online\"";
+    assert!(text.contains(asap), "the example's shape changed");
+    std::fs::write(
+        &config,
+        text.replacen(ordinaire, "bordereau_kind = \"ormc\"", 1)
+            .replacen(asap, "mode = \"none\"", 1),
+    )
+    .unwrap();
+    config
+}
+
+/// An ORMC article number (`NumDette`, from the invoice's digits) taken twice in one run is
+/// refused by `helios.titres`' own check, which the preview runs.
+#[test]
+fn an_ormc_debt_number_taken_twice_is_refused_in_the_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ormc_config(tmp.path());
+    let file = tmp.path().join("ORMC.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            creche_line("F2026-000401", "94400", "70,13"),
+            creche_line("G2026-000401", "94400", "70,13"),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "vitry", &file);
+    assert_eq!(doc["invoices"][0]["number"], "F2026-000401", "{doc:#}");
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "G2026-000401".to_string(),
+            "helios".to_string(),
+            "NumDette".to_string(),
+            "LOCAL-RULES".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shared with another invoice of the same run"),
+        "{doc:#}"
+    );
+}
+
+/// A one-off mandate carries one collection: `sepa.batch`'s planning refuses the second
+/// (`LOCAL-MANDATE`), and so does the preview, which plans on its in-memory ledger.
+#[test]
+fn a_one_off_mandate_used_twice_is_refused_by_the_debit_planning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "unused", NO_BROKER);
+    let month = |n: u64| {
+        (chrono::Utc::now().date_naive() + chrono::Days::new(n * 30))
+            .format("%d/%m/%Y")
+            .to_string()
+    };
+    let one_off = IVRY_MANDATE.replacen(";;", ";OOFF;", 1);
+    let file = tmp.path().join("OOFF.csv");
+    std::fs::write(
+        &file,
+        export(&[
+            ivry_line_with(
+                "I2026-000011",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &one_off,
+                &month(1),
+            ),
+            ivry_line_with(
+                "I2026-000012",
+                "CRECHE",
+                "CRECHE_HEURE",
+                "PRELEVEMENT",
+                &one_off,
+                &month(2),
+            ),
+        ]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "ivry", &file);
+    assert_eq!(doc["invoices"][0]["number"], "I2026-000011", "{doc:#}");
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "I2026-000012".to_string(),
+            "sepa".to_string(),
+            "mandate".to_string(),
+            "LOCAL-MANDATE".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one-off mandate already used"),
+        "{doc:#}"
+    );
+}
+
+/// An ORMC article number already sent in the exercice (a titre in the existing ledger) is
+/// refused as `helios.titres` would: the preview copies the tenant's titres read-only.
+#[test]
+fn an_ormc_debt_number_already_in_the_ledger_is_refused_in_the_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ormc_config(tmp.path());
+    let year = chrono::Utc::now().year();
+    let ledger_path = tmp.path().join("data").join("ledger.sqlite");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ledger = encaisse_ledger::Ledger::open(&ledger_path).unwrap();
+        ledger
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO helios_titre (tenant, cod_col, cod_bud, exercice, id_pce, typ_bord,
+                         id_bord, position, invoice_key, invoice_exercice, invoice_number, budget,
+                         payment_mode, num_dette, per, total_cents)
+                     VALUES ('vitry', '081', '00', ?1, 7, '06', 1, 0, ?2, ?1, 'E2026-000401',
+                             'principal', 'TIPI', '2026000401', '1', 7013)",
+                    (year, format!("vitry/{year}/E2026-000401")),
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    drop(runtime);
+    let file = tmp.path().join("ORMC.csv");
+    std::fs::write(
+        &file,
+        export(&[creche_line("F2026-000401", "94400", "70,13")]),
+    )
+    .unwrap();
+    let doc = preview_json(&config, "vitry", &file);
+    assert_eq!(
+        rejects_of(&doc),
+        [(
+            "F2026-000401".to_string(),
+            "helios".to_string(),
+            "NumDette".to_string(),
+            "LOCAL-RULES".to_string()
+        )]
+    );
+    assert!(
+        doc["rejects"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already the article of invoice"),
+        "{doc:#}"
+    );
+}

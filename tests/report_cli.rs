@@ -57,10 +57,12 @@ async fn the_month_as_a_table_and_as_csv() {
     );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("tenant,month,budget,invoices,invoiced,collected_card,"));
+    assert!(lines[0].starts_with("tenant,month,budget,activity,invoices,invoiced,collected_card,"));
+    // Invoices recorded without their activity: an empty activity.
+    assert!(lines[1].starts_with("vitry,2026-03,principal,,2,"), "{csv}");
     assert_eq!(
         lines[2],
-        "vitry,2026-03,TOTAL,2,103.63,70.13,0.00,0.00,0.00,0.00,0.00,70.13,0.00,0,0.00,0.00,33.50"
+        "vitry,2026-03,TOTAL,,2,103.63,70.13,0.00,0.00,0.00,0.00,0.00,70.13,0.00,0,0.00,0.00,33.50"
     );
     let (code, table, _) = run(&config, &["--tenant", "vitry", "--month", "2026-03"]);
     assert_eq!(code, 0);

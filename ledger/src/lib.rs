@@ -20,6 +20,7 @@ pub mod files;
 pub mod journal;
 pub mod migrations;
 mod pg;
+pub mod plan;
 pub mod processed;
 pub mod sandbox;
 mod store;

@@ -88,6 +88,16 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/polyfac_0002.sql"),
     },
     Migration {
+        area: "polyfac",
+        version: 3,
+        sql: include_str!("../migrations/polyfac_0003.sql"),
+    },
+    Migration {
+        area: "polyfac",
+        version: 4,
+        sql: include_str!("../migrations/polyfac_0004.sql"),
+    },
+    Migration {
         area: "helios",
         version: 1,
         sql: include_str!("../migrations/helios_0001.sql"),
@@ -111,6 +121,11 @@ pub const ALL: &[Migration] = &[
         area: "ops",
         version: 2,
         sql: include_str!("../migrations/ops_0002.sql"),
+    },
+    Migration {
+        area: "ops",
+        version: 3,
+        sql: include_str!("../migrations/ops_0003.sql"),
     },
 ];
 
@@ -150,3 +165,71 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/batch_0003.sql"),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The REGLEMENTS tables are rebuilt with an outbox column: what an earlier version
+    /// recorded stays, belongs to the default source's outbox, and keeps its file links.
+    #[test]
+    fn reglements_rows_of_an_earlier_version_belong_to_the_default_outbox() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let before: Vec<Migration> = ALL
+            .iter()
+            .filter(|m| !(m.area == "polyfac" && m.version >= 3))
+            .map(|m| Migration {
+                area: m.area,
+                version: m.version,
+                sql: m.sql,
+            })
+            .collect();
+        crate::store::migrate(&mut conn, &before, false).unwrap();
+        conn.execute_batch(
+            "INSERT INTO polyfac_reglements_file (id, tenant, day, seq, name, lines, planned_at, written_at)
+                 VALUES (7, 'vitry', '2026-02-03', 1, 'REGLEMENTS_vitry_20260203_001.csv', 1, 't', 't');
+             INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at, file_id)
+                 VALUES ('vitry', 'e1', 'vitry/2026/F1', 'PAYE', '2026-02-03', x'41', 't', 7),
+                        ('vitry', 'e2', 'vitry/2026/F2', 'PAYE', '2026-02-03', x'42', 't', NULL);",
+        )
+        .unwrap();
+        crate::store::migrate(&mut conn, ALL, false).unwrap();
+        let rows: Vec<(String, String, Option<i64>)> = conn
+            .prepare("SELECT event_key, source, file_id FROM polyfac_reglement_line ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("e1".to_string(), String::new(), Some(7)),
+                ("e2".to_string(), String::new(), None)
+            ]
+        );
+        let file: (String, u32) = conn
+            .query_row(
+                "SELECT source, seq FROM polyfac_reglements_file WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(file, (String::new(), 1));
+        // The lines still point at the file table (foreign key enforced after the rename).
+        let dangling = conn.execute(
+            "INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at, file_id)
+             VALUES ('vitry', 'e3', 'vitry/2026/F3', 'PAYE', '2026-02-03', x'43', 't', 99)",
+            [],
+        );
+        assert!(dangling.is_err(), "a line of a missing file is refused");
+        // Another outbox counts its own sequence on the same day.
+        conn.execute(
+            "INSERT INTO polyfac_reglements_file (tenant, source, day, seq, name, lines, planned_at)
+             VALUES ('vitry', 'creche', '2026-02-03', 1, 'REGLEMENTS_vitry_20260203_001.csv', 0, 't')",
+            [],
+        )
+        .unwrap();
+    }
+}

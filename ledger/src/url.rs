@@ -78,12 +78,14 @@ impl LedgerUrl {
         match self {
             LedgerUrl::Sqlite(_) => Vec::new(),
             LedgerUrl::Postgres(_) => {
-                let mut missing: Vec<&'static str> = crate::migrations::ALL
-                    .iter()
-                    .map(|m| m.area)
-                    .filter(|area| !POSTGRES_AREAS.contains(area))
-                    .collect();
-                missing.dedup();
+                let mut missing: Vec<&'static str> = Vec::new();
+                for migration in crate::migrations::ALL {
+                    if !POSTGRES_AREAS.contains(&migration.area)
+                        && !missing.contains(&migration.area)
+                    {
+                        missing.push(migration.area);
+                    }
+                }
                 missing
             }
         }

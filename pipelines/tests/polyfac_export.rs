@@ -14,7 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 use encaisse_pipelines::Stage;
 use encaisse_pipelines::stages::polyfac::flush::plan_next;
-use encaisse_pipelines::stages::polyfac::{PolyfacExport, ReglementsFlusher, paris_today};
+use encaisse_pipelines::stages::polyfac::{
+    PolyfacExport, PolyfacTenants, ReglementsFlusher, paris_today,
+};
 use encaisse_polyfac::generate::example_catalogue;
 use encaisse_polyfac::{
     ExportItem, ExportReader, ReadOptions, RunContext, SourceMapping, enrich, prescan,
@@ -25,7 +27,7 @@ use encaisse_schemas::{
     TitreSource,
 };
 use lapin::BasicProperties;
-use polyfac::{Harness, count, sample, vitry};
+use polyfac::{Harness, count, sample, tenant, vitry};
 
 async fn harness() -> Harness {
     Harness::start(
@@ -442,7 +444,7 @@ async fn a_crash_between_planning_and_writing_writes_the_same_file_once() {
 
     // The flush planned _001 (its line assigned), then the daemon died before writing it.
     let tenant = TenantId::new("vitry").unwrap();
-    let planned = plan_next(&h.ledger, &tenant).await.unwrap().unwrap();
+    let planned = plan_next(&h.ledger, &tenant, "").await.unwrap().unwrap();
     assert_eq!(planned.name, file_name(1));
     let outbox = h.area("vitry", "outbox");
     assert!(h.files(&outbox).is_empty());
@@ -518,6 +520,104 @@ async fn cells_a_spreadsheet_would_evaluate_are_written_as_text() {
             "F2026-000101;FAM000123;07/02/2026;62,95;CB;PAYE;\"'=HYPERLINK(\"\"http://x.invalid\"\",\"\"ok\"\")\";;",
             "F2026-000101;FAM000123;20/02/2026;62,95;CB;ANNULE;\"'=HYPERLINK(\"\"http://x.invalid\"\",\"\"ok\"\")\";'@SUM(1+1)*cmd|' /C calc'!A0;",
         ]
+    );
+    h.stop().await;
+}
+
+/// `vitry` receiving Polyfac and a crèche tool that reads its REGLEMENTS with its own column
+/// names, commas, dot decimals, ISO dates and LF line endings.
+fn vitry_with_creche() -> PolyfacTenants {
+    let creche: SourceMapping = toml::from_str(
+        "separator = \",\"\ndecimal_separator = \".\"\ndate_format = \"%Y-%m-%d\"\n\
+         encoding = \"utf-8\"\nline_ending = \"lf\"\n\
+         [reglements_columns]\nNumFacture = \"facture\"\nMontant = \"montant\"\n",
+    )
+    .unwrap();
+    vitry().with_further(&[(
+        "creche".to_string(),
+        PolyfacTenants::new([tenant("vitry", "creche", creche)]),
+    )])
+}
+
+#[tokio::test]
+async fn each_source_gets_the_lines_of_its_invoices_in_its_own_outbox_and_dialect() {
+    let h = Harness::start(
+        |ledger| {
+            vec![
+                Arc::new(PolyfacExport::new(vitry_with_creche(), ledger.clone())) as Arc<dyn Stage>,
+            ]
+        },
+        &[],
+    )
+    .await;
+    let mut invoices = invoices();
+    // The second invoice came from the crèche tool's inbox.
+    invoices[1].source.application = "creche".into();
+    for invoice in &invoices {
+        publish(&h, invoice, None).await;
+    }
+    h.wait_count(
+        "the invoices learnt",
+        "SELECT count(*) FROM polyfac_export_invoice",
+        2,
+    )
+    .await;
+    publish(&h, &payfip_payment(&invoices[0], "1001"), None).await;
+    publish(&h, &payfip_payment(&invoices[1], "1002"), None).await;
+    h.wait_count("two lines", LINES, 2).await;
+    assert_eq!(
+        count(
+            &h.ledger,
+            "SELECT count(*) FROM polyfac_reglement_line WHERE source = 'creche'"
+        )
+        .await,
+        1,
+        "the ledger knows the crèche line's outbox"
+    );
+
+    let flush = ReglementsFlusher::new(vitry_with_creche(), h.data_dir(), Duration::from_secs(60));
+    let written = flush.flush_all(&h.ledger).await;
+    let polyfac_outbox = h.area("vitry", "outbox");
+    let creche_outbox = h.data_dir().join("vitry/sources/creche/outbox");
+    assert_eq!(
+        written,
+        [
+            polyfac_outbox.join(file_name(1)),
+            creche_outbox.join(file_name(1))
+        ],
+        "each outbox counts its own sequence"
+    );
+    let polyfac = lines_of(&std::fs::read(polyfac_outbox.join(file_name(1))).unwrap());
+    assert_eq!(
+        polyfac,
+        [
+            HEADER,
+            "F2026-000101;FAM000123;03/02/2026;62,95;CB;PAYE;123456 1001;;0,10"
+        ],
+        "Polyfac is told of its own invoice only, in its dialect"
+    );
+    let creche =
+        String::from_utf8(std::fs::read(creche_outbox.join(file_name(1))).unwrap()).unwrap();
+    assert_eq!(
+        creche,
+        "facture,CodeFamille,DateEvenement,montant,Canal,Statut,Reference,Motif,Frais\n\
+         F2026-000102,FAM000456,2026-02-03,70.13,CB,PAYE,123456 1002,,0.10\n",
+        "the crèche tool gets its invoice's line in its own columns and formats"
+    );
+    let facts = h
+        .ledger
+        .invoice_facts(&invoices[1].invoice.key())
+        .await
+        .unwrap();
+    assert!(
+        facts.iter().any(|f| f.kind == "reglements_written"
+            && f.detail
+                .contains(&format!("sources/creche/outbox/{}", file_name(1)))),
+        "trace names the crèche outbox: {facts:?}"
+    );
+    assert!(
+        flush.flush_all(&h.ledger).await.is_empty(),
+        "nothing new, no file"
     );
     h.stop().await;
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use encaisse_pipelines::runtime::SourceContext;
 use encaisse_pipelines::stages::ops::trace;
 use encaisse_pipelines::stages::polyfac::{
-    PolyfacStagesConfig, PolyfacTenants, ingest_source, ingest_sources,
+    PolyfacStagesConfig, PolyfacTenants, ingest_source, ingest_sources, ingest_store,
 };
 use encaisse_polyfac::SourceMapping;
 use encaisse_polyfac::generate::{ExportSpec, write_export};
@@ -467,6 +467,65 @@ async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
         .map(|f| f.kind)
         .collect();
     assert_eq!(kinds, ["rejected", "issued"]);
+    h.stop().await;
+}
+
+/// An invoice without number has no key in any journal: it is recorded by file and line,
+/// where `encaisse trace --file NAME --line N` finds it, beside the numbered rejects.
+#[tokio::test]
+async fn an_invoice_without_number_is_recorded_by_file_and_line() {
+    let h = harness().await;
+    let bytes = sample("polyfac-2-invoices.csv");
+    let creche_line = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| l.starts_with(b"F2026-000102"))
+        .unwrap()
+        .to_vec();
+    // The crèche invoice's line without its number, right after the header (line 2).
+    let header_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut file = bytes[..header_end].to_vec();
+    file.extend_from_slice(&replace(&creche_line, b"F2026-000102", b""));
+    file.extend_from_slice(b"\n");
+    file.extend_from_slice(&bytes[header_end..]);
+    drop_and_scan(&h, vitry(), "FACT_NONUM.csv", &file, 500).await;
+
+    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    assert_eq!(issued.len(), 2, "the numbered invoices are published");
+    let rows = h
+        .ledger
+        .read(|c| ingest_store::file_rejects(c, "FACT_NONUM.csv", None, None))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (row.tenant.as_str(), row.number.as_str(), row.lines),
+        ("vitry", "", (2, 2))
+    );
+    assert_eq!(row.rule, "missing_field");
+    assert_eq!(row.column, "NumFacture");
+    assert_eq!(row.application, "polyfac");
+    // By line: the line it covers finds it, another does not; another tenant neither.
+    let at = |line: u64, tenant: Option<&'static str>| {
+        let ledger = h.ledger.clone();
+        async move {
+            ledger
+                .read(move |c| ingest_store::file_rejects(c, "FACT_NONUM.csv", tenant, Some(line)))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(at(2, Some("vitry")).await, 1);
+    assert_eq!(at(3, None).await, 0);
+    assert_eq!(at(2, Some("ivry")).await, 0);
+
+    // Read again (a crash before the file was archived): recorded once.
+    drop_and_scan(&h, vitry(), "FACT_NONUM.csv", &file, 500).await;
+    assert_eq!(
+        count(&h.ledger, "SELECT count(*) FROM polyfac_rejected").await,
+        1
+    );
     h.stop().await;
 }
 

@@ -69,6 +69,12 @@ pub fn to_sepa(input: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// A name as a search key: [`to_sepa`] (accents folded, symbols dropped, spaces collapsed)
+/// in lower case, so that `Hélène`, `HELENE` and `helene` find one another.
+pub fn search_key(input: &str) -> String {
+    to_sepa(input).to_ascii_lowercase()
+}
+
 /// [`to_sepa`], then cut to at most `max_chars` characters (never inside the result's
 /// bytes: the SEPA set is ASCII).
 pub fn to_sepa_max(input: &str, max_chars: usize) -> String {
@@ -88,6 +94,13 @@ pub fn truncate_chars(input: &str, max_chars: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_keys_fold_case_and_accents() {
+        assert_eq!(search_key("Hélène"), "helene");
+        assert_eq!(search_key("  DÜRAND  Œuvray "), "durand ouvray");
+        assert_eq!(search_key("N'Diaye"), "n'diaye");
+    }
 
     #[test]
     fn french_names() {

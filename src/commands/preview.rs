@@ -142,6 +142,7 @@ fn preview(
 ) -> Result<PreviewOutcome, Failure> {
     let polyfac = wiring::polyfac_tenant(config, tenant, source).map_err(Failure::Config)?;
     let helios = wiring::tenant_helios(tenant);
+    let sepa = wiring::tenant_sepa(tenant);
     let ledger_path = config
         .ledger_file()
         .map_err(|message| Failure::Config(format!("ledger.url: {message}")))?;
@@ -151,7 +152,7 @@ fn preview(
     let setup = PreviewTenant {
         polyfac: &polyfac,
         helios: helios.as_ref(),
-        sepa: tenant.sepa.as_ref(),
+        sepa: sepa.as_ref(),
         today: paris_today(),
     };
     let name = file

@@ -59,9 +59,9 @@ pub async fn run(config: &Path, args: &ReportArgs, out: &mut dyn Write, err: &mu
         );
         return codes::NOT_FOUND;
     }
-    let (tenant, month) = (args.tenant.clone(), args.month.clone());
+    let tenant = args.tenant.clone();
     let result = ledger
-        .read(move |c| reconciliation::reconcile(c, &tenant, &month, (&bounds.0, &bounds.1)))
+        .read(move |c| reconciliation::reconcile(c, &tenant, &bounds))
         .await;
     match result {
         Ok(r) if args.csv => {
@@ -81,9 +81,14 @@ pub async fn run(config: &Path, args: &ReportArgs, out: &mut dyn Write, err: &mu
 
 fn write_table(out: &mut dyn Write, r: &Reconciliation) -> std::io::Result<()> {
     let euros = |cents: i64| rust_decimal::Decimal::new(cents, 2).to_string();
-    writeln!(out, "Reconciliation of {} for {} (UTC)", r.tenant, r.month)?;
+    writeln!(
+        out,
+        "Reconciliation of {} for {} (Europe/Paris)",
+        r.tenant, r.month
+    )?;
     let mut table = Table::new(vec![
         "BUDGET",
+        "ACTIVITY",
         "INVOICES",
         "INVOICED",
         "CARD",
@@ -99,13 +104,8 @@ fn write_table(out: &mut dyn Write, r: &Reconciliation) -> std::io::Result<()> {
         "REVERSED",
         "OUTSTANDING",
     ]);
-    let rows = r
-        .budgets
-        .iter()
-        .map(|(b, f)| (b.as_str(), f))
-        .chain(std::iter::once(("TOTAL", &r.totals)));
-    for (budget, f) in rows {
-        let mut row = vec![budget.to_string()];
+    for (budget, activity, f) in r.rows() {
+        let mut row = vec![budget.to_string(), activity.unwrap_or("-").to_string()];
         row.extend(f.cells(euros));
         table.row(row);
     }

@@ -2,9 +2,13 @@
 //! in time order — export file and lines, titre, files written, payments and rejects with
 //! their references, messages handled, parked messages about it.
 //!
+//! `encaisse trace --file NAME [--line N] [--tenant T] [--json]`: the invoices of an export
+//! rejected at validation, by line — the only way to find those without invoice number or
+//! readable exercice, which no journal can key.
+//!
 //! Exit codes: 0 found; 2 the invoice is ambiguous (several tenants or exercices: give the
-//! full key or `--tenant`); 66 unknown invoice; 74 ledger missing or unreadable; 78
-//! configuration unusable.
+//! full key or `--tenant`); 66 unknown invoice, or no rejected invoice in that file (line);
+//! 74 ledger missing or unreadable; 78 configuration unusable.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +16,7 @@ use std::path::Path;
 use clap::Args;
 use encaisse_pipelines::stages::ops::since::short_time;
 use encaisse_pipelines::stages::ops::trace::{self, Trace, TraceError};
+use encaisse_pipelines::stages::polyfac::ingest_store;
 
 use super::dlq_table::{Table, codes, open, or_dash, write_json};
 
@@ -20,7 +25,15 @@ use super::dlq_table::{Table, codes, open, or_dash, write_json};
 pub struct TraceArgs {
     /// The invoice: `tenant/exercice/number`, or `exercice/number` or `number` (with
     /// `--tenant` when several tenants could have it).
-    pub invoice: String,
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub invoice: Option<String>,
+    /// Instead of an invoice: the invoices of this export (its name in the inbox) rejected
+    /// at validation, numbered or not.
+    #[arg(long)]
+    pub file: Option<String>,
+    /// With `--file`: only the invoice covering this line of the export.
+    #[arg(long, requires = "file")]
+    pub line: Option<u64>,
     /// The tenant, when the invoice is not given as a full key.
     #[arg(long)]
     pub tenant: Option<String>,
@@ -35,7 +48,11 @@ pub async fn run(config: &Path, args: &TraceArgs, out: &mut dyn Write, err: &mut
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let (given, tenant) = (args.invoice.clone(), args.tenant.clone());
+    if let Some(file) = &args.file {
+        return file_rejects(&ledger, file, args, out, err).await;
+    }
+    let given = args.invoice.clone().unwrap_or_default();
+    let tenant = args.tenant.clone();
     let result = ledger
         .read(move |c| {
             Ok(match trace::resolve(c, &given, tenant.as_deref()) {
@@ -64,6 +81,75 @@ pub async fn run(config: &Path, args: &TraceArgs, out: &mut dyn Write, err: &mut
         let _ = write_json(out, &traced);
     } else {
         let _ = write_timeline(out, &traced);
+    }
+    codes::OK
+}
+
+/// `trace --file NAME [--line N]`: the rejected invoices of an export, by line.
+async fn file_rejects(
+    ledger: &encaisse_ledger::Ledger,
+    file: &str,
+    args: &TraceArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let (file, tenant, line) = (file.to_string(), args.tenant.clone(), args.line);
+    let found = ledger
+        .read(move |c| ingest_store::file_rejects(c, &file, tenant.as_deref(), line))
+        .await;
+    let rows = match found {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = writeln!(err, "encaisse trace: ledger: {e}");
+            return codes::IO_ERROR;
+        }
+    };
+    if rows.is_empty() {
+        let at = args
+            .line
+            .map(|l| format!(" at line {l}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            err,
+            "encaisse trace: no invoice of file {:?} rejected at validation{at} in the ledger",
+            args.file.as_deref().unwrap_or_default()
+        );
+        return codes::NOT_FOUND;
+    }
+    let written = if args.json {
+        write_json(out, &rows)
+    } else {
+        let mut table = Table::new(vec![
+            "TENANT",
+            "LINES",
+            "INVOICE",
+            "RULE",
+            "COLUMN",
+            "MESSAGE",
+            "READ AT (UTC)",
+        ])
+        .with_max_width(200);
+        for r in &rows {
+            let number = match (r.number.as_str(), r.exercice) {
+                ("", _) => "(no number)".to_string(),
+                (n, Some(e)) => format!("{e}/{n}"),
+                (n, None) => n.to_string(),
+            };
+            table.row(vec![
+                r.tenant.clone(),
+                format!("{}–{}", r.lines.0, r.lines.1),
+                number,
+                r.rules.clone(),
+                or_dash(Some(r.column.as_str()).filter(|c| !c.is_empty())),
+                r.message.clone(),
+                short_time(&r.recorded_at),
+            ]);
+        }
+        table.write(out)
+    };
+    if let Err(e) = written {
+        let _ = writeln!(err, "encaisse trace: cannot write the result: {e}");
+        return codes::IO_ERROR;
     }
     codes::OK
 }

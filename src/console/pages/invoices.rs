@@ -12,7 +12,7 @@ use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension};
 use encaisse_pipelines::stages::ops::trace;
 
 use super::{PAGE_SIZE, input, page_number, param};
-use crate::console::html::{esc, euros, pager, table, url_part};
+use crate::console::html::{Lang, esc, euros, pager, table, url_part};
 use crate::console::{Console, Ctx, Page};
 
 /// One invoice as listed.
@@ -40,9 +40,21 @@ fn issued(c: &Connection, tenant: &str, key: &str) -> Result<Option<Found>, Ledg
     .optional()?)
 }
 
+/// Invoices by family code.
+const BY_FAMILY_SQL: &str = "SELECT invoice_key FROM polyfac_export_invoice
+     WHERE family_code = ?1 AND tenant = ?2 LIMIT 200";
+
+/// Invoices whose payer's last name starts with a search key (`[?2, ?3)`).
+const BY_NAME_SQL: &str = "SELECT invoice_key FROM invoice_payer_name
+     WHERE tenant = ?1 AND name_key >= ?2 AND name_key < ?3 LIMIT 200";
+
+/// The latest invoices of a tenant, a page of them.
+const LATEST_SQL: &str = "SELECT invoice_key, budget, total_cents, published_at FROM polyfac_issued
+     WHERE tenant = ?1 ORDER BY published_at DESC LIMIT ?2 OFFSET ?3";
+
 /// Keys matching `q` in `tenant`: as a number of any exercice (exact key look-ups, one per
-/// exercice the tenant has exported), a family code (indexed), or a payer's name (a scan of
-/// the invoices waiting in batches, bounded).
+/// exercice the tenant has exported), a family code, or the start of a payer's last name
+/// (accents and case folded) — each through an index.
 fn find_keys(c: &Connection, tenant: &str, q: &str) -> Result<BTreeSet<String>, LedgerError> {
     let mut keys = BTreeSet::new();
     if q.contains('/') {
@@ -58,30 +70,30 @@ fn find_keys(c: &Connection, tenant: &str, q: &str) -> Result<BTreeSet<String>, 
             keys.insert(key);
         }
     }
-    let mut stmt = c.prepare(
-        "SELECT invoice_key FROM polyfac_export_invoice WHERE family_code = ?1 AND tenant = ?2
-         LIMIT 200",
-    )?;
+    let mut stmt = c.prepare(BY_FAMILY_SQL)?;
     keys.extend(
         stmt.query_map([q, tenant], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?,
     );
     if q.chars().count() >= 2 && !q.chars().any(|ch| ch.is_ascii_digit()) {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = format!("%\"last_name\":\"{escaped}%");
-        let mut stmt = c.prepare(
-            "SELECT DISTINCT item_key FROM batch_item WHERE tenant = ?1
-               AND CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\' LIMIT 200",
-        )?;
-        keys.extend(
-            stmt.query_map(rusqlite::params![tenant, pattern], |r| {
-                r.get::<_, String>(0)
-            })?
-            .collect::<Result<Vec<_>, _>>()?,
-        );
+        // The folded key, and the name lower-cased as SQLite does (ASCII only): the keys of
+        // invoices recorded before the ledger kept folded names.
+        let folded = encaisse_schemas::text::search_key(q);
+        let lowered = q.trim().to_ascii_lowercase();
+        let mut stmt = c.prepare(BY_NAME_SQL)?;
+        for prefix in BTreeSet::from([folded, lowered]) {
+            if prefix.is_empty() {
+                continue;
+            }
+            // Every key that starts with `prefix` sorts before `prefix` + the last code point.
+            let end = format!("{prefix}\u{10FFFF}");
+            keys.extend(
+                stmt.query_map(rusqlite::params![tenant, prefix, end], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
     }
     Ok(keys)
 }
@@ -92,10 +104,7 @@ fn latest(
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Found>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT invoice_key, budget, total_cents, published_at FROM polyfac_issued
-         WHERE tenant = ?1 ORDER BY published_at DESC LIMIT ?2 OFFSET ?3",
-    )?;
+    let mut stmt = c.prepare(LATEST_SQL)?;
     let rows = stmt.query_map(rusqlite::params![tenant, limit, offset], |r| {
         Ok(Found {
             key: r.get(0)?,
@@ -233,16 +242,20 @@ pub async fn timeline(
         "<ol class=\"timeline\" aria-label=\"{}\">",
         l.t("Chronologie", "Timeline")
     );
+    let language = match l {
+        Lang::Fr => trace::Language::French,
+        Lang::En => trace::Language::English,
+    };
     for step in &traced.steps {
         body.push_str(&format!(
-            "<li class=\"{}\"><time datetime=\"{at}\">{at}</time> <strong>{}</strong>{} — {}</li>",
+            "<li class=\"{}\" data-kind=\"{}\"><time datetime=\"{at}\">{at}</time>{} — {}</li>",
             esc(step.source),
             esc(&step.kind),
             step.stage
                 .as_deref()
                 .map(|s| format!(" <span class=\"stage\">({})</span>", esc(s)))
                 .unwrap_or_default(),
-            esc(&step.summary),
+            esc(&trace::phrase(step, language)),
             at = esc(&step.at),
         ));
     }
@@ -292,4 +305,80 @@ pub async fn timeline(
         &parked_rows,
     ));
     ctx.page(&format!("{} {key}", l.t("Facture", "Invoice")), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use encaisse_ledger::plan::unindexed_steps;
+
+    use super::*;
+
+    fn ledger() -> (tempfile::TempDir, encaisse_ledger::Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = encaisse_ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        (dir, ledger)
+    }
+
+    /// The search reads through indexes, whatever the number of invoices.
+    #[test]
+    fn every_query_uses_indexes() {
+        let (_dir, ledger) = ledger();
+        ledger
+            .read_blocking(|c| {
+                let checks = [
+                    (BY_FAMILY_SQL, unindexed_steps(c, BY_FAMILY_SQL, ["F1", "vitry"])?),
+                    (
+                        BY_NAME_SQL,
+                        unindexed_steps(c, BY_NAME_SQL, ["vitry", "dur", "dur\u{10FFFF}"])?,
+                    ),
+                ];
+                for (sql, bad) in checks {
+                    assert!(bad.is_empty(), "{sql}\n{bad:#?}");
+                }
+                // The latest: all of the tenant's invoices, but read in the index's order
+                // (no sort), so the LIMIT stops after a page.
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {LATEST_SQL}"))?;
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params!["vitry", 51, 0], |r| r.get(3))?
+                    .collect::<Result<_, _>>()?;
+                assert_eq!(
+                    plan,
+                    [
+                        "SEARCH polyfac_issued USING COVERING INDEX polyfac_issued_published (tenant=?)"
+                    ]
+                );
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A name is found by its start, whatever its case and accents, in its tenant only.
+    #[tokio::test]
+    async fn names_are_found_by_their_folded_start() {
+        let (_dir, ledger) = ledger();
+        ledger
+            .write(|c| {
+                c.execute_batch(
+                    "INSERT INTO invoice_payer_name (tenant, name_key, invoice_key) VALUES
+                       ('vitry', 'helene', 'vitry/2026/F1'),
+                       ('vitry', 'hel', 'vitry/2026/F2'),
+                       ('vitry', 'he', 'vitry/2026/F3'),
+                       ('ivry', 'helene', 'ivry/2026/F1');",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        ledger
+            .read_blocking(|c| {
+                let found = find_keys(c, "vitry", "HÉL")?;
+                assert_eq!(
+                    found.into_iter().collect::<Vec<_>>(),
+                    ["vitry/2026/F1", "vitry/2026/F2"]
+                );
+                assert!(find_keys(c, "vitry", "Hélènes")?.is_empty());
+                Ok(())
+            })
+            .unwrap();
+    }
 }

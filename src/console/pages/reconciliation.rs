@@ -60,10 +60,10 @@ async fn load(
         ctx.error(StatusCode::BAD_REQUEST, &e.to_string())
             .into_response()
     })?;
-    let (t, m) = (tenant.to_string(), month.to_string());
+    let t = tenant.to_string();
     console
         .ledger
-        .read(move |c| reconciliation::reconcile(c, &t, &m, (&bounds.0, &bounds.1)))
+        .read(move |c| reconciliation::reconcile(c, &t, &bounds))
         .await
         .map_err(|e| ctx.ledger_error(&e).into_response())
 }
@@ -134,8 +134,8 @@ pub async fn month(
     body.push_str(&format!(
         "<p class=\"note\">{}</p>",
         l.t(
-            "Encaissé : paiements vus dans le mois (une confirmation par une seconde source n'est pas comptée deux fois). Commissions : opérations PayFiP payées dans le mois, au tarif daté du jour du paiement. Reste dû : des factures du mois, ce qui n'est pas (ou plus) payé aujourd'hui. Heures en UTC.",
-            "Collected: payments seen in the month (a confirmation by a second source is not counted twice). Commissions: PayFiP operations paid in the month, at the dated tariff of the payment's day. Outstanding: of the month's invoices, what is not (or no longer) paid today. Times in UTC."
+            "Encaissé : paiements vus dans le mois (une confirmation par une seconde source n'est pas comptée deux fois). Commissions : opérations PayFiP payées dans le mois, au tarif daté du jour du paiement. Reste dû : des factures du mois, ce qui n'est pas (ou plus) payé aujourd'hui. Mois et jours à l'heure de Paris ; « — » : activité non enregistrée (factures d'avant son suivi).",
+            "Collected: payments seen in the month (a confirmation by a second source is not counted twice). Commissions: PayFiP operations paid in the month, at the dated tariff of the payment's day. Outstanding: of the month's invoices, what is not (or no longer) paid today. Months and days in Paris time; \"—\": activity not recorded (invoices from before it was kept)."
         )
     ));
     let title = format!(
@@ -150,10 +150,11 @@ pub async fn month(
 fn figures_table(l: Lang, r: &Reconciliation) -> String {
     let mut out = format!(
         "<table class=\"sortable\" id=\"reconciliation\"><caption>{}</caption><thead><tr>",
-        l.t("Par budget", "Per budget")
+        l.t("Par budget et activité", "Per budget and activity")
     );
     let mut headers = vec![
         l.t("Budget", "Budget").to_string(),
+        l.t("Activité", "Activity").to_string(),
         l.t("Factures", "Invoices").to_string(),
         l.t("Facturé", "Invoiced").to_string(),
     ];
@@ -181,21 +182,39 @@ fn figures_table(l: Lang, r: &Reconciliation) -> String {
         );
     }
     out.push_str("</tr></thead><tbody>");
-    for (budget, f) in &r.budgets {
-        out.push_str(&figures_row(l, budget, f, "td"));
+    for line in &r.lines {
+        out.push_str(&figures_row(
+            l,
+            (&line.group.budget, line.group.activity.as_deref()),
+            &line.figures,
+            "td",
+        ));
     }
     out.push_str("</tbody><tfoot>");
-    out.push_str(&figures_row(l, l.t("Total", "Total"), &r.totals, "th"));
+    out.push_str(&figures_row(
+        l,
+        (l.t("Total", "Total"), Some("")),
+        &r.totals,
+        "th",
+    ));
     out.push_str("</tfoot></table>");
     out
 }
 
-fn figures_row(l: Lang, budget: &str, f: &Figures, cell: &str) -> String {
+/// One line; an activity of `None` is shown "—" (unknown).
+fn figures_row(
+    l: Lang,
+    (budget, activity): (&str, Option<&str>),
+    f: &Figures,
+    cell: &str,
+) -> String {
     let cells = f.cells(|cents| euros(l, cents));
     let mut out = format!(
-        "<tr class=\"budget\" data-budget=\"{}\"><{cell} scope=\"row\">{}</{cell}>",
+        "<tr class=\"budget\" data-budget=\"{}\" data-activity=\"{}\"><{cell} scope=\"row\">{}</{cell}><td>{}</td>",
         esc(budget),
-        esc(budget)
+        esc(activity.unwrap_or_default()),
+        esc(budget),
+        esc(activity.unwrap_or("—"))
     );
     let names = [
         "invoices",

@@ -138,10 +138,7 @@ pub fn close_and_plan(
     let mut planned = Planned::default();
     match tenant.budget(&key.group) {
         None => {
-            let rule = format!(
-                "budget {:?} is not in the tenant's [[tenants.budgets]]",
-                key.group
-            );
+            let rule = unknown_budget(&key.group);
             visit_items(c, key, |item| {
                 count += 1;
                 planned.refused.push(Refusal {
@@ -197,6 +194,61 @@ pub fn close_and_plan(
         "Billing run closed for Hélios: PES Aller planned."
     );
     Ok(planned)
+}
+
+/// Why the invoices of a budget the tenant's `[tenants.helios]` lacks are refused.
+fn unknown_budget(code: &str) -> String {
+    format!("budget {code:?} is not in the tenant's [[tenants.budgets]]")
+}
+
+/// Planning's checks, one invoice at a time, outside any billing run: `encaisse preview`
+/// runs them on its in-memory ledger so that it refuses exactly what `helios.titres` would,
+/// in the same order (the budget, the bordereau's rules and name, numbers left, the
+/// mandate, the PES writer's rules, an ORMC article taken twice in the run or already in the
+/// exercice). An accepted invoice is numbered and stored in that connection, as planning
+/// does, so the next one sees its numbers and its article.
+pub struct DryRun<'a> {
+    c: &'a Connection,
+    tenant: &'a TenantHelios,
+    date: NaiveDate,
+    plans: BTreeMap<(String, u16), ExercicePlan>,
+}
+
+impl<'a> DryRun<'a> {
+    /// Planning as on `date` (the bordereau's date).
+    pub fn new(c: &'a Connection, tenant: &'a TenantHelios, date: NaiveDate) -> Self {
+        DryRun {
+            c,
+            tenant,
+            date,
+            plans: BTreeMap::new(),
+        }
+    }
+
+    /// Why planning would refuse `invoice`, if it would.
+    pub fn consider(&mut self, invoice: InvoiceIssued) -> Result<Option<Refusal>, HeliosError> {
+        let Some(budget) = self.tenant.budget(&invoice.budget) else {
+            return Ok(Some(refusal(
+                &invoice,
+                "budget",
+                &unknown_budget(&invoice.budget),
+            )));
+        };
+        let ctx = Ctx {
+            c: self.c,
+            tenant: self.tenant,
+            budget,
+            date: self.date,
+        };
+        let exercice = invoice.invoice.exercice;
+        let plan = match self.plans.entry((budget.code.clone(), exercice)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(ExercicePlan::start(&ctx, exercice)?)
+            }
+        };
+        plan.consider(&ctx, invoice)
+    }
 }
 
 pub fn decode_item(item: &BatchItem) -> Result<InvoiceIssued, HeliosError> {

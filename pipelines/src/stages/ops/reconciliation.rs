@@ -1,9 +1,10 @@
-//! The month's reconciliation of one tenant, per budget: what was invoiced, what was
-//! collected through which channel, what PayFiP charged, what the bank rejected, what was
+//! The month's reconciliation of one tenant, per budget and activity: what was invoiced, what
+//! was collected through which channel, what PayFiP charged, what the bank rejected, what was
 //! reversed, and what is still owed. The console's page, its CSV and `encaisse report
 //! reconciliation` all come from [`reconcile`], so they cannot disagree.
 //!
-//! Definitions (times are the ledger's, in UTC; a month is `[YYYY-MM-01, next month)`):
+//! Months and days are Europe/Paris (the commune's): a payment at 2026-01-31T23:30Z belongs
+//! to 1 February. Definitions:
 //! - **invoiced**: invoices published from the month's exports (`polyfac_issued.published_at`);
 //! - **collected**: payments first seen in the month (`polyfac_payment`, primary sightings
 //!   only — a second source confirming a payment is not counted twice), by REGLEMENTS channel;
@@ -14,10 +15,18 @@
 //! - **outstanding**: of the month's invoices, what is not (or no longer) paid today:
 //!   invoiced − payments on them not reversed.
 //!
+//! Invoiced, outstanding and collected are read from the per-hour summaries that triggers keep
+//! in the transaction writing the facts (`recon_issued`, `recon_collected`, ledger migration
+//! `ops_0003`): a month of a large commune is a few hundred rows instead of every invoice and
+//! payment in it. Every Paris month and day starts on a whole UTC hour, so hours cut them
+//! exactly. The other figures are few rows a month and are read directly.
+//!
 //! Amounts are integer cents throughout; totals are sums of the rows.
 
 use std::collections::BTreeMap;
 
+use chrono::{Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Europe::Paris;
 use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::{self, Connection};
 use serde::Serialize;
@@ -133,10 +142,48 @@ impl Figures {
 /// Collections of one day through one channel (the chart).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Daily {
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, in Europe/Paris.
     pub day: String,
     pub channel: Channel,
     pub cents: i64,
+}
+
+/// What a line of the reconciliation is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Group {
+    /// Budget key (`principal`); `?` for payments on an invoice the ledger has no issue row
+    /// for.
+    pub budget: String,
+    /// Activity code (`CANTINE`); `None` when unknown (invoices recorded before the ledger
+    /// kept activities, payments on an unknown invoice).
+    pub activity: Option<String>,
+}
+
+impl Group {
+    /// From the summaries' columns, where unknown is ''.
+    fn from_columns(budget: String, activity: String) -> Group {
+        Group {
+            budget: if budget.is_empty() {
+                "?".into()
+            } else {
+                budget
+            },
+            activity: (!activity.is_empty()).then_some(activity),
+        }
+    }
+
+    /// From a LEFT JOIN on the invoice (NULL when it is unknown).
+    fn from_join(budget: Option<String>, activity: Option<String>) -> Group {
+        Group::from_columns(budget.unwrap_or_default(), activity.unwrap_or_default())
+    }
+}
+
+/// One line: a budget and activity, and its figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    #[serde(flatten)]
+    pub group: Group,
+    pub figures: Figures,
 }
 
 /// The month's reconciliation.
@@ -145,11 +192,27 @@ pub struct Reconciliation {
     pub tenant: String,
     /// `YYYY-MM`.
     pub month: String,
-    /// Per budget key (`principal`); a payment on an invoice the ledger has no issue row for
-    /// falls under `?`.
-    pub budgets: BTreeMap<String, Figures>,
+    /// Per budget and activity, in that order.
+    pub lines: Vec<Line>,
     pub totals: Figures,
     pub daily: Vec<Daily>,
+}
+
+impl Reconciliation {
+    /// Every line as (budget, activity, figures), then the totals as `TOTAL` without
+    /// activity: the rows of the CSV, the CLI's table and the page.
+    pub fn rows(&self) -> impl Iterator<Item = (&str, Option<&str>, &Figures)> {
+        self.lines
+            .iter()
+            .map(|l| {
+                (
+                    l.group.budget.as_str(),
+                    l.group.activity.as_deref(),
+                    &l.figures,
+                )
+            })
+            .chain(std::iter::once(("TOTAL", None, &self.totals)))
+    }
 }
 
 /// A month that is not `YYYY-MM`.
@@ -157,78 +220,111 @@ pub struct Reconciliation {
 #[error("month {0:?} is not of the form YYYY-MM")]
 pub struct BadMonth(pub String);
 
-/// `[start, end)` of `YYYY-MM` as text bounds.
-pub fn month_bounds(month: &str) -> Result<(String, String), BadMonth> {
+/// A Europe/Paris month as bounds on the ledger's texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Month {
+    /// `YYYY-MM`.
+    pub text: String,
+    /// `[start_hour, end_hour)`: the UTC hours (`YYYY-MM-DDTHH`) of the month's first instant
+    /// and of the next month's. As a bound on an RFC 3339 UTC time, a 13-character prefix
+    /// is right whatever follows it (seconds, fractions, `Z`).
+    pub start_hour: String,
+    pub end_hour: String,
+    /// `[first_day, next_first_day)`: Paris days (`YYYY-MM-DD`), for the columns that hold
+    /// days.
+    pub first_day: String,
+    pub next_first_day: String,
+}
+
+/// The UTC hour (`YYYY-MM-DDTHH`) at which a Paris day starts.
+fn paris_midnight_utc(day: NaiveDate) -> String {
+    let midnight = day.and_time(NaiveTime::MIN);
+    // Paris changes time at 02:00 or 03:00, never at midnight: `earliest` always has one.
+    let at = Paris
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight));
+    at.format("%Y-%m-%dT%H").to_string()
+}
+
+/// The Paris day of a summary hour (`YYYY-MM-DDTHH`, UTC); the text's first 10 characters
+/// when it is not an hour (a time the ledger did not write).
+fn paris_day(hour: &str) -> String {
+    match NaiveDateTime::parse_from_str(&format!("{hour}:00"), "%Y-%m-%dT%H:%M") {
+        Ok(t) => Utc
+            .from_utc_datetime(&t)
+            .with_timezone(&Paris)
+            .format("%Y-%m-%d")
+            .to_string(),
+        Err(_) => hour.chars().take(10).collect(),
+    }
+}
+
+/// The bounds of `YYYY-MM` in Europe/Paris.
+pub fn month_bounds(month: &str) -> Result<Month, BadMonth> {
     let bad = || BadMonth(month.to_string());
     let (y, m) = month.split_once('-').ok_or_else(bad)?;
     if y.len() != 4 || m.len() != 2 {
         return Err(bad());
     }
     let (y, m): (i32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if !(1..=12).contains(&m) {
-        return Err(bad());
-    }
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    Ok((format!("{y:04}-{m:02}-01"), format!("{ny:04}-{nm:02}-01")))
+    let first = NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(bad)?;
+    let next = first.checked_add_months(Months::new(1)).ok_or_else(bad)?;
+    Ok(Month {
+        text: month.to_string(),
+        start_hour: paris_midnight_utc(first),
+        end_hour: paris_midnight_utc(next),
+        first_day: first.format("%Y-%m-%d").to_string(),
+        next_first_day: next.format("%Y-%m-%d").to_string(),
+    })
 }
 
-fn budget_of(budgets: &mut BTreeMap<String, Figures>, budget: Option<String>) -> &mut Figures {
-    budgets
-        .entry(budget.unwrap_or_else(|| "?".to_string()))
-        .or_default()
-}
+/// Invoiced in the month per budget and activity, and what of those invoices is still owed
+/// (the summary of their publication hours).
+const INVOICED_SQL: &str =
+    "SELECT budget, activity, sum(invoices), sum(invoiced_cents), sum(invoiced_cents - paid_cents)
+         FROM recon_issued
+         WHERE tenant = ?1 AND hour >= ?2 AND hour < ?3
+         GROUP BY budget, activity HAVING sum(invoices) <> 0";
 
-/// Invoiced in the month per budget, and what of those invoices is still owed. `INDEXED BY`:
-/// without statistics SQLite chose the payments' primary key on the tenant alone, reading every
-/// payment of the tenant for each invoice (seconds on 20 000 invoices); the index named covers
-/// what the subquery reads.
-const INVOICED_SQL: &str = "SELECT i.budget, count(*), sum(i.total_cents),
-                sum(i.total_cents - coalesce((SELECT sum(p.amount_cents)
-                     FROM polyfac_payment p INDEXED BY polyfac_payment_paid
-                     WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
-                       AND p.confirms IS NULL AND p.reversed_at IS NULL), 0))
-         FROM polyfac_issued i
-         WHERE i.tenant = ?1 AND i.published_at >= ?2 AND i.published_at < ?3
-         GROUP BY i.budget";
+/// Collected in the month per budget, activity, channel and hour (primary sightings only);
+/// hours are summed into Paris days here.
+const COLLECTED_SQL: &str = "SELECT budget, activity, channel, hour, cents
+         FROM recon_collected
+         WHERE tenant = ?1 AND hour >= ?2 AND hour < ?3 AND payments <> 0";
 
 // The budget of a payment comes from its invoice by a LEFT JOIN (the payment drives: one
-// look-up per row; a scalar subquery in a GROUP BY would be evaluated twice per row).
+// look-up per row).
 
-/// Collected in the month per budget, channel and day (primary sightings only).
-const COLLECTED_SQL: &str =
-    "SELECT i.budget, p.channel, substr(p.seen_at, 1, 10), sum(p.amount_cents)
-         FROM polyfac_payment p
-         LEFT JOIN polyfac_issued i ON i.tenant = p.tenant AND i.invoice_key = p.invoice_key
-         WHERE p.tenant = ?1 AND p.seen_at >= ?2 AND p.seen_at < ?3 AND p.confirms IS NULL
-         GROUP BY 1, 2, 3";
-
-/// Reversed in the month per budget.
-const REVERSED_SQL: &str = "SELECT i.budget, sum(p.amount_cents)
+/// Reversed in the month per budget and activity.
+const REVERSED_SQL: &str = "SELECT i.budget, i.activity, sum(p.amount_cents)
          FROM polyfac_payment p
          LEFT JOIN polyfac_issued i ON i.tenant = p.tenant AND i.invoice_key = p.invoice_key
          WHERE p.tenant = ?1 AND p.reversed_at >= ?2 AND p.reversed_at < ?3
            AND p.confirms IS NULL
-         GROUP BY 1";
+         GROUP BY 1, 2";
 
-/// PayFiP commissions of the payments resolved as paid in the month, per budget.
-const COMMISSIONS_SQL: &str = "SELECT i.budget, sum(o.commission_cents)
+/// PayFiP commissions of the payments resolved as paid in the month, per budget and activity.
+const COMMISSIONS_SQL: &str = "SELECT i.budget, i.activity, sum(o.commission_cents)
          FROM payfip_operation o
          LEFT JOIN polyfac_issued i ON i.tenant = o.tenant
              AND i.invoice_key = o.tenant || '/' || o.exercice || '/' || o.number
          WHERE o.tenant = ?1 AND o.resolved_at >= ?2 AND o.resolved_at < ?3
            AND o.outcome IN ('P', 'V') AND o.commission_cents IS NOT NULL
-         GROUP BY 1";
+         GROUP BY 1, 2";
 
-/// Direct debits rejected or returned by the bank in the month, per budget.
-const REJECTS_SQL: &str = "SELECT i.budget, count(*), coalesce(sum(s.amount_cents), 0)
+/// Direct debits rejected or returned by the bank in the month (a Paris day), per budget and
+/// activity.
+const REJECTS_SQL: &str = "SELECT i.budget, i.activity, count(*), coalesce(sum(s.amount_cents), 0)
          FROM sepa_collection s
          LEFT JOIN polyfac_issued i ON i.tenant = s.tenant AND i.invoice_key = s.invoice_key
-         WHERE s.tenant = ?1 AND s.outcome_on >= ?2 AND s.outcome_on < ?3
+         WHERE s.tenant = ?1 AND s.outcome_on >= ?4 AND s.outcome_on < ?5
            AND s.status IN ('rejected', 'returned')
-         GROUP BY 1";
+         GROUP BY 1, 2";
 
-/// Every query of [`reconcile`] (`?1` tenant, `?2` and `?3` the month's bounds), for the
-/// test that checks each one is answered from indexes.
+/// Every query of [`reconcile`] (`?1` tenant, `?2` and `?3` the month's UTC hours, `?4` and
+/// `?5` its Paris days), for the test that checks each one is answered from indexes.
 pub const QUERIES: [&str; 5] = [
     INVOICED_SQL,
     COLLECTED_SQL,
@@ -237,72 +333,118 @@ pub const QUERIES: [&str; 5] = [
     REJECTS_SQL,
 ];
 
-/// The reconciliation of `tenant` for `month` (`YYYY-MM`, already checked by
-/// [`month_bounds`]).
+/// The parameters of [`QUERIES`], in order.
+fn month_params<'a>(tenant: &'a str, month: &'a Month) -> [&'a str; 5] {
+    [
+        tenant,
+        &month.start_hour,
+        &month.end_hour,
+        &month.first_day,
+        &month.next_first_day,
+    ]
+}
+
+/// Runs one of [`QUERIES`] and hands each row to `each`.
+fn each_row(
+    c: &Connection,
+    sql: &str,
+    tenant: &str,
+    month: &Month,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    // Each query names only the parameters it uses (its count is its highest number).
+    let count = stmt.parameter_count();
+    for (i, value) in month_params(tenant, month).iter().take(count).enumerate() {
+        stmt.raw_bind_parameter(i + 1, value)?;
+    }
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next()? {
+        each(r)?;
+    }
+    Ok(())
+}
+
+/// The reconciliation of `tenant` for `month`.
 pub fn reconcile(
     c: &Connection,
     tenant: &str,
-    month: &str,
-    (start, end): (&str, &str),
+    month: &Month,
 ) -> Result<Reconciliation, LedgerError> {
-    let mut budgets: BTreeMap<String, Figures> = BTreeMap::new();
-    let p = rusqlite::params![tenant, start, end];
+    let mut groups: BTreeMap<Group, Figures> = BTreeMap::new();
 
-    // Invoiced, and what of it is still owed.
-    let mut stmt = c.prepare(INVOICED_SQL)?;
-    let mut rows = stmt.query(p)?;
-    while let Some(r) = rows.next()? {
-        let f = budget_of(&mut budgets, r.get(0)?);
-        f.invoices += r.get::<_, i64>(1)?;
-        f.invoiced_cents += r.get::<_, i64>(2)?;
-        f.outstanding_cents += r.get::<_, i64>(3)?;
-    }
+    each_row(c, INVOICED_SQL, tenant, month, |r| {
+        let f = groups
+            .entry(Group::from_columns(r.get(0)?, r.get(1)?))
+            .or_default();
+        f.invoices += r.get::<_, i64>(2)?;
+        f.invoiced_cents += r.get::<_, i64>(3)?;
+        f.outstanding_cents += r.get::<_, i64>(4)?;
+        Ok(())
+    })?;
 
-    // Collected, by channel and by day.
     let mut daily: BTreeMap<(String, Channel), i64> = BTreeMap::new();
-    let mut stmt = c.prepare(COLLECTED_SQL)?;
-    let mut rows = stmt.query(p)?;
-    while let Some(r) = rows.next()? {
-        let channel = Channel::from_canal(&r.get::<_, String>(1)?);
-        let cents: i64 = r.get(3)?;
-        *budget_of(&mut budgets, r.get(0)?)
+    each_row(c, COLLECTED_SQL, tenant, month, |r| {
+        let channel = Channel::from_canal(&r.get::<_, String>(2)?);
+        let cents: i64 = r.get(4)?;
+        *groups
+            .entry(Group::from_columns(r.get(0)?, r.get(1)?))
+            .or_default()
             .collected_cents
             .entry(channel)
             .or_default() += cents;
-        *daily.entry((r.get(2)?, channel)).or_default() += cents;
-    }
+        *daily
+            .entry((paris_day(&r.get::<_, String>(3)?), channel))
+            .or_default() += cents;
+        Ok(())
+    })?;
 
-    // Reversed in the month.
-    let mut stmt = c.prepare(REVERSED_SQL)?;
-    let mut rows = stmt.query(p)?;
-    while let Some(r) = rows.next()? {
-        budget_of(&mut budgets, r.get(0)?).reversed_cents += r.get::<_, i64>(1)?;
-    }
+    each_row(c, REVERSED_SQL, tenant, month, |r| {
+        groups
+            .entry(Group::from_join(r.get(0)?, r.get(1)?))
+            .or_default()
+            .reversed_cents += r.get::<_, i64>(2)?;
+        Ok(())
+    })?;
 
-    // PayFiP commissions of the payments resolved in the month.
-    let mut stmt = c.prepare(COMMISSIONS_SQL)?;
-    let mut rows = stmt.query(p)?;
-    while let Some(r) = rows.next()? {
-        budget_of(&mut budgets, r.get(0)?).commission_cents += r.get::<_, i64>(1)?;
-    }
+    each_row(c, COMMISSIONS_SQL, tenant, month, |r| {
+        groups
+            .entry(Group::from_join(r.get(0)?, r.get(1)?))
+            .or_default()
+            .commission_cents += r.get::<_, i64>(2)?;
+        Ok(())
+    })?;
 
-    // Direct debits rejected or returned by the bank in the month.
-    let mut stmt = c.prepare(REJECTS_SQL)?;
-    let mut rows = stmt.query(p)?;
-    while let Some(r) = rows.next()? {
-        let f = budget_of(&mut budgets, r.get(0)?);
-        f.rejects += r.get::<_, i64>(1)?;
-        f.rejected_cents += r.get::<_, i64>(2)?;
-    }
+    each_row(c, REJECTS_SQL, tenant, month, |r| {
+        let f = groups
+            .entry(Group::from_join(r.get(0)?, r.get(1)?))
+            .or_default();
+        f.rejects += r.get::<_, i64>(2)?;
+        f.rejected_cents += r.get::<_, i64>(3)?;
+        Ok(())
+    })?;
 
+    Ok(assemble(tenant, &month.text, groups, daily))
+}
+
+/// The reconciliation from its lines and the chart's days; the totals are the lines' sums.
+fn assemble(
+    tenant: &str,
+    month: &str,
+    groups: BTreeMap<Group, Figures>,
+    daily: BTreeMap<(String, Channel), i64>,
+) -> Reconciliation {
     let mut totals = Figures::default();
-    for f in budgets.values() {
+    for f in groups.values() {
         totals.add(f);
     }
-    Ok(Reconciliation {
+    Reconciliation {
         tenant: tenant.to_string(),
         month: month.to_string(),
-        budgets,
+        lines: groups
+            .into_iter()
+            .map(|(group, figures)| Line { group, figures })
+            .collect(),
         totals,
         daily: daily
             .into_iter()
@@ -312,26 +454,26 @@ pub fn reconcile(
                 cents,
             })
             .collect(),
-    })
+    }
 }
 
-/// The reconciliation as CSV (one line per budget, then `TOTAL`; amounts in euros with a
+/// The reconciliation as CSV (one line per budget and activity, then `TOTAL`; amounts in euros with a
 /// dot and two decimals).
 pub fn to_csv(r: &Reconciliation) -> String {
     let euros = |cents: i64| rust_decimal::Decimal::new(cents, 2).to_string();
-    let mut out = String::from("tenant,month,budget,invoices,invoiced");
+    let mut out = String::from("tenant,month,budget,activity,invoices,invoiced");
     for channel in Channel::ALL {
         out.push_str(",collected_");
         out.push_str(channel.as_str());
     }
     out.push_str(",collected_total,payfip_commissions,rejects,rejected,reversed,outstanding\n");
-    let rows = r
-        .budgets
-        .iter()
-        .map(|(b, f)| (b.as_str(), f))
-        .chain(std::iter::once(("TOTAL", &r.totals)));
-    for (budget, f) in rows {
-        let mut line = vec![csv_field(&r.tenant), csv_field(&r.month), csv_field(budget)];
+    for (budget, activity, f) in r.rows() {
+        let mut line = vec![
+            csv_field(&r.tenant),
+            csv_field(&r.month),
+            csv_field(budget),
+            csv_field(activity.unwrap_or_default()),
+        ];
         line.extend(f.cells(euros));
         out.push_str(&line.join(","));
         out.push('\n');
@@ -355,143 +497,4 @@ fn csv_field(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_bound_their_days() {
-        assert_eq!(
-            month_bounds("2026-12").unwrap(),
-            ("2026-12-01".into(), "2027-01-01".into())
-        );
-        assert_eq!(
-            month_bounds("2026-03").unwrap(),
-            ("2026-03-01".into(), "2026-04-01".into())
-        );
-        for bad in ["2026-13", "2026-3", "26-03", "2026/03", "x"] {
-            assert!(month_bounds(bad).is_err(), "{bad}");
-        }
-    }
-
-    fn ledger() -> (tempfile::TempDir, encaisse_ledger::Ledger) {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = encaisse_ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
-        (dir, ledger)
-    }
-
-    /// Every query is answered from indexes: no full scan of a table, whatever its size.
-    #[test]
-    fn every_query_uses_indexes() {
-        let (_dir, ledger) = ledger();
-        ledger
-            .read_blocking(|c| {
-                for sql in QUERIES {
-                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let plan: Vec<String> = stmt
-                        .query_map(
-                            rusqlite::params!["vitry", "2026-03-01", "2026-04-01"],
-                            |r| r.get(3),
-                        )?
-                        .collect::<Result<_, _>>()?;
-                    // A full scan, or a search on the tenant alone (all its rows), would grow
-                    // with the ledger.
-                    assert!(
-                        plan.iter()
-                            .all(|step| !step.starts_with("SCAN ") && !step.ends_with("(tenant=?)")),
-                        "{sql}\n{plan:#?}"
-                    );
-                    assert!(
-                        plan.iter().any(|step| step.contains("USING INDEX")
-                            || step.contains("USING COVERING INDEX")
-                            || step.contains("USING PRIMARY KEY")),
-                        "{sql}\n{plan:#?}"
-                    );
-                }
-                Ok(())
-            })
-            .unwrap();
-    }
-
-    /// Figures per budget and channel, to the cent, from rows of every source; the totals are
-    /// the sums of the budgets.
-    #[tokio::test]
-    async fn figures_come_from_every_source_to_the_cent() {
-        let (_dir, ledger) = ledger();
-        ledger
-            .write(|c| {
-                c.execute_batch(
-                    "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file,
-                         first_line, last_line, budget, collection, total_cents, message_id,
-                         published_at) VALUES
-                       ('vitry', 'vitry/2026/A1', 'h', 'r', 'f', 2, 2, 'principal', 'titres', 7013, 'm1', '2026-03-05T08:00:00Z'),
-                       ('vitry', 'vitry/2026/A2', 'h', 'r', 'f', 3, 3, 'principal', 'titres', 3350, 'm2', '2026-03-31T23:59:59Z'),
-                       ('vitry', 'vitry/2026/B1', 'h', 'r', 'f', 4, 4, 'eau', 'regie', 12000, 'm3', '2026-03-10T08:00:00Z'),
-                       ('vitry', 'vitry/2026/C1', 'h', 'r', 'f', 5, 5, 'principal', 'titres', 999, 'm4', '2026-04-01T00:00:00Z'),
-                       ('ivry', 'ivry/2026/A1', 'h', 'r', 'f', 2, 2, 'principal', 'titres', 5000, 'm5', '2026-03-05T08:00:00Z');
-                     INSERT INTO polyfac_payment (tenant, payment_id, invoice_key, amount_cents,
-                         channel, source, reference, seen_at, confirms, reversed_at) VALUES
-                       ('vitry', 'payfip:1', 'vitry/2026/A1', 7013, 'CB', 'payfip', 'x', '2026-03-06T10:00:00Z', NULL, NULL),
-                       ('vitry', 'helios:1', 'vitry/2026/A1', 7013, 'CB', 'helios', 'x', '2026-03-09T10:00:00Z', 'payfip:1', NULL),
-                       ('vitry', 'sepa:1', 'vitry/2026/B1', 12000, 'PRELEVEMENT', 'bank', 'x', '2026-03-15T10:00:00Z', NULL, '2026-03-20T10:00:00Z'),
-                       ('vitry', 'regie:1', 'vitry/2026/A2', 1000, 'GUICHET', 'regie', 'x', '2026-03-31T12:00:00Z', NULL, NULL);
-                     INSERT INTO payfip_operation (op_id, tenant, exercice, number, channel, state,
-                         active, payment_id, numcli, exer, refdet, amount_cents, mode, created_at,
-                         outcome, commission_cents, resolved_at) VALUES
-                       ('op1', 'vitry', 2026, 'A1', 'ws', 'done', 0, 'payfip:1', '1', 2026, 'A1', 7013, 'test', '2026-03-06T09:59:00Z', 'P', 18, '2026-03-06T10:00:00Z'),
-                       ('op2', 'vitry', 2026, 'A2', 'ws', 'done', 0, NULL, '1', 2026, 'A2', 3350, 'test', '2026-03-06T09:59:00Z', 'A', NULL, '2026-03-06T10:00:00Z');
-                     INSERT INTO sepa_collection (tenant, invoice_key, attempt, rum_key, due_date,
-                         sequence, status, planned_at, amount_cents, outcome_code, outcome_on) VALUES
-                       ('vitry', 'vitry/2026/B1', 1, 'R1', '2026-03-15', 'FRST', 'returned', '2026-03-01T00:00:00Z', 12000, 'AM04', '2026-03-20');",
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-        ledger
-            .read_blocking(|c| {
-                let (start, end) = month_bounds("2026-03").unwrap();
-                let r = reconcile(c, "vitry", "2026-03", (&start, &end))?;
-                let principal = &r.budgets["principal"];
-                assert_eq!((principal.invoices, principal.invoiced_cents), (2, 10363));
-                assert_eq!(
-                    principal.collected_cents[&Channel::Card],
-                    7013,
-                    "confirmation not counted twice"
-                );
-                assert_eq!(principal.collected_cents[&Channel::Counter], 1000);
-                assert_eq!(principal.commission_cents, 18);
-                assert_eq!(principal.outstanding_cents, 3350 - 1000);
-                let eau = &r.budgets["eau"];
-                assert_eq!(eau.collected_cents[&Channel::DirectDebit], 12000);
-                assert_eq!(
-                    (eau.rejects, eau.rejected_cents, eau.reversed_cents),
-                    (1, 12000, 12000)
-                );
-                assert_eq!(
-                    eau.outstanding_cents, 12000,
-                    "a reversed payment no longer pays"
-                );
-                assert_eq!(r.totals.invoiced_cents, 22363);
-                assert_eq!(r.totals.collected_total(), 20013);
-                assert_eq!(r.totals.outstanding_cents, 14350);
-                assert_eq!(r.daily.len(), 3);
-                let csv = to_csv(&r);
-                assert!(
-                    csv.lines()
-                        .last()
-                        .unwrap()
-                        .starts_with("vitry,2026-03,TOTAL,3,223.63,70.13,"),
-                    "{csv}"
-                );
-                Ok(())
-            })
-            .unwrap();
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-        assert_eq!(csv_field("plain"), "plain");
-    }
-}
+mod tests;

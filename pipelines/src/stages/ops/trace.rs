@@ -56,10 +56,28 @@ pub struct Step {
     /// `replayed`, `discarded`.
     pub kind: String,
     pub stage: Option<String>,
-    /// One line for people.
+    /// The credit note whose journal this step comes from, when it is not the invoice's own.
+    pub credit_note: Option<String>,
+    /// One line for people, in English ([`phrase`] in either language): what the CLI shows.
     pub summary: String,
-    /// Everything recorded, as JSON.
+    /// Everything recorded, as JSON: with `kind`, what [`phrase`] words.
     pub detail: Value,
+}
+
+/// The language a step is phrased in: the console speaks French by default, the CLI English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    French,
+    English,
+}
+
+impl Language {
+    fn t(self, fr: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Language::French => fr,
+            Language::English => en,
+        }
+    }
 }
 
 /// A file written about the invoice.
@@ -138,39 +156,102 @@ pub fn resolve(c: &Connection, given: &str, tenant: Option<&str>) -> Result<Stri
     }
 }
 
-fn label(kind: &str) -> Option<&'static str> {
+/// What a journal fact's kind means, in French and English.
+fn label(kind: &str) -> Option<(&'static str, &'static str)> {
     Some(match kind {
-        "issued" => "Invoice read from the export and published",
-        "refused" => "Invoice refused at ingestion",
-        "rejected" => "Invoice rejected at validation, not published (see the export's report)",
-        "mandate_imported" => "Mandate history imported (encaisse mandates import)",
-        "titre_emitted" => "Titre emitted to the Trésorerie (PES Aller)",
-        "titre_refused" => "Titre not emitted",
-        "titre_accepted" => "Titre accepted by the Trésorerie",
-        "titre_rejected" => "Titre rejected by the Trésorerie",
-        "payfip_attempt" => "Online payment started (PayFiP)",
-        "payfip_paid" => "Paid online (PayFiP)",
-        "payfip_failed" => "Online payment did not pay (PayFiP)",
-        "payfip_announced" => {
-            "Online payment announced by the classic PayFiP result (unsigned: awaits the PES Retour)"
-        }
-        "payfip_claim_confirmed" => "Announced online payment confirmed by the PES Retour",
-        "payfip_claim_unconfirmed" => {
-            "Announced online payment NOT confirmed by any PES Retour in time (reported to ops)"
-        }
-        "collection_planned" => "Direct debit planned (pain.008)",
-        "sepa_refused" => "Direct debit not planned",
-        "payment_received" => "Payment received",
-        "payment_rejected" => "Direct debit rejected by the bank",
-        "payment_reversed" => "Payment reversed",
-        "payment_confirmed" => "Payment confirmed by a second source",
-        "payment_reversal_confirmed" => "Reversal confirmed by a second source",
-        "reglement_recorded" => "Payment line prepared for Polyfac (REGLEMENTS)",
-        "reglement_confirmed" => "Payment line already sent to Polyfac",
-        "reglements_written" => "REGLEMENTS file written for Polyfac",
-        "credit_note_received" => "Credit note received by helios.titres",
-        "reduction_planned" => "Réduction titre planned for a credit note",
-        "credit_note_refused" => "Credit note refused (not sent, Polyfac told AVOIR_REJETE)",
+        "issued" => (
+            "Facture lue dans l'export et publiée",
+            "Invoice read from the export and published",
+        ),
+        "refused" => (
+            "Facture refusée à l'ingestion",
+            "Invoice refused at ingestion",
+        ),
+        "rejected" => (
+            "Facture rejetée à la validation, non publiée (voir le compte rendu de l'export)",
+            "Invoice rejected at validation, not published (see the export's report)",
+        ),
+        "mandate_imported" => (
+            "Historique du mandat importé (encaisse mandates import)",
+            "Mandate history imported (encaisse mandates import)",
+        ),
+        "titre_emitted" => (
+            "Titre émis vers la Trésorerie (PES Aller)",
+            "Titre emitted to the Trésorerie (PES Aller)",
+        ),
+        "titre_refused" => ("Titre non émis", "Titre not emitted"),
+        "titre_accepted" => (
+            "Titre accepté par la Trésorerie",
+            "Titre accepted by the Trésorerie",
+        ),
+        "titre_rejected" => (
+            "Titre rejeté par la Trésorerie",
+            "Titre rejected by the Trésorerie",
+        ),
+        "payfip_attempt" => (
+            "Paiement en ligne commencé (PayFiP)",
+            "Online payment started (PayFiP)",
+        ),
+        "payfip_paid" => ("Payé en ligne (PayFiP)", "Paid online (PayFiP)"),
+        "payfip_failed" => (
+            "Le paiement en ligne n'a pas payé (PayFiP)",
+            "Online payment did not pay (PayFiP)",
+        ),
+        "payfip_announced" => (
+            "Paiement en ligne annoncé par le résultat PayFiP classique (non signé : attend le PES Retour)",
+            "Online payment announced by the classic PayFiP result (unsigned: awaits the PES Retour)",
+        ),
+        "payfip_claim_confirmed" => (
+            "Paiement en ligne annoncé, confirmé par le PES Retour",
+            "Announced online payment confirmed by the PES Retour",
+        ),
+        "payfip_claim_unconfirmed" => (
+            "Paiement en ligne annoncé NON confirmé à temps par un PES Retour (signalé à l'exploitation)",
+            "Announced online payment NOT confirmed by any PES Retour in time (reported to ops)",
+        ),
+        "collection_planned" => (
+            "Prélèvement planifié (pain.008)",
+            "Direct debit planned (pain.008)",
+        ),
+        "sepa_refused" => ("Prélèvement non planifié", "Direct debit not planned"),
+        "payment_received" => ("Paiement reçu", "Payment received"),
+        "payment_rejected" => (
+            "Prélèvement rejeté par la banque",
+            "Direct debit rejected by the bank",
+        ),
+        "payment_reversed" => ("Paiement annulé", "Payment reversed"),
+        "payment_confirmed" => (
+            "Paiement confirmé par une seconde source",
+            "Payment confirmed by a second source",
+        ),
+        "payment_reversal_confirmed" => (
+            "Annulation confirmée par une seconde source",
+            "Reversal confirmed by a second source",
+        ),
+        "reglement_recorded" => (
+            "Ligne de paiement préparée pour Polyfac (REGLEMENTS)",
+            "Payment line prepared for Polyfac (REGLEMENTS)",
+        ),
+        "reglement_confirmed" => (
+            "Ligne de paiement déjà envoyée à Polyfac",
+            "Payment line already sent to Polyfac",
+        ),
+        "reglements_written" => (
+            "Fichier REGLEMENTS écrit pour la source",
+            "REGLEMENTS file written for the source",
+        ),
+        "credit_note_received" => (
+            "Avoir reçu par helios.titres",
+            "Credit note received by helios.titres",
+        ),
+        "reduction_planned" => (
+            "Titre de réduction planifié pour un avoir",
+            "Réduction titre planned for a credit note",
+        ),
+        "credit_note_refused" => (
+            "Avoir refusé (non envoyé, Polyfac informé par AVOIR_REJETE)",
+            "Credit note refused (not sent, Polyfac told AVOIR_REJETE)",
+        ),
         _ => return None,
     })
 }
@@ -187,9 +268,15 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
-/// One line: the label, the titre reference when there is one, then every detail.
-fn summarize(kind: &str, detail: &Value) -> String {
-    let mut parts = vec![label(kind).unwrap_or(kind).to_string()];
+/// A journal fact in one line: the label, the titre reference when there is one, then
+/// every detail as recorded.
+fn fact_line(kind: &str, detail: &Value, lang: Language) -> String {
+    let mut parts = vec![
+        label(kind)
+            .map(|(fr, en)| lang.t(fr, en))
+            .unwrap_or(kind)
+            .to_string(),
+    ];
     if let Some(d) = detail.as_object() {
         let get = |k: &str| d.get(k).and_then(scalar);
         if let (Some(e), Some(t), Some(b), Some(p)) = (
@@ -212,6 +299,65 @@ fn summarize(kind: &str, detail: &Value) -> String {
         }
     }
     parts.join(" — ")
+}
+
+/// A step in one line for people, in `lang`, from its kind and detail: the console and the
+/// CLI word the same facts.
+pub fn phrase(step: &Step, lang: Language) -> String {
+    let d = &step.detail;
+    let text = |k: &str| d.get(k).and_then(scalar).unwrap_or_default();
+    let line = match (step.source, step.kind.as_str()) {
+        ("message", _) => {
+            let stage = step.stage.as_deref().unwrap_or("?");
+            match d.get("message_type").and_then(Value::as_str) {
+                Some(kind) => format!("{stage} {} {kind}", lang.t("a traité", "handled")),
+                None => format!(
+                    "{stage} {}",
+                    lang.t("a traité un message", "handled a message")
+                ),
+            }
+        }
+        ("file", _) => format!(
+            "{} {} ({}, {} {})",
+            lang.t("Fichier écrit :", "File written:"),
+            text("path"),
+            text("kind"),
+            text("bytes"),
+            lang.t("octets", "bytes")
+        ),
+        ("parked", "parked") => format!(
+            "{} {}){} {} {} — {}",
+            lang.t("Message mis de côté (dlq n°", "Message parked (dlq id"),
+            text("id"),
+            lang.t(" :", ":"),
+            text("error_class"),
+            text("error_kind"),
+            text("error")
+        ),
+        ("parked", state) => {
+            let done = match state {
+                "replayed" => lang.t("rejoué", "replayed"),
+                "discarded" => lang.t("écarté", "discarded"),
+                other => other,
+            };
+            let by = d.get("by").and_then(Value::as_str).unwrap_or("?");
+            format!(
+                "{} {} {done} {} {by}",
+                lang.t("Message mis de côté n°", "Parked message"),
+                text("id"),
+                lang.t("par", "by")
+            )
+        }
+        (_, kind) => fact_line(kind, d, lang),
+    };
+    match &step.credit_note {
+        Some(note) => format!(
+            "{} {note}{} {line}",
+            lang.t("Avoir", "Credit note"),
+            lang.t(" :", ":")
+        ),
+        None => line,
+    }
 }
 
 fn file_names(detail: &Value, into: &mut BTreeSet<String>) {
@@ -250,7 +396,8 @@ fn journal(
         let detail: Value = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
         file_names(&detail, names);
         steps.push(Step {
-            summary: summarize(&kind, &detail),
+            summary: String::new(),
+            credit_note: None,
             stage: detail
                 .get("stage")
                 .and_then(Value::as_str)
@@ -273,7 +420,8 @@ fn handled(c: &Connection, key: &str) -> Result<Vec<Step>, LedgerError> {
         let (at, stage, kind, id): (String, String, Option<String>, String) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         Ok(Step {
-            summary: format!("{stage} handled {}", kind.as_deref().unwrap_or("a message")),
+            summary: String::new(),
+            credit_note: None,
             detail: json!({ "message_type": kind, "message_id": id }),
             stage: Some(stage),
             at,
@@ -324,11 +472,11 @@ fn parked_steps(parked: &[ParkedSummary]) -> Vec<Step> {
             source: "parked",
             kind: "parked".into(),
             stage: Some(p.stage.clone()),
-            summary: format!(
-                "Message parked (dlq id {}): {} {} — {}",
-                p.id, p.error_class, p.error_kind, p.error
-            ),
-            detail: json!({ "id": p.id, "group": p.group, "message_type": p.message_type, "attempts": p.attempts }),
+            credit_note: None,
+            summary: String::new(),
+            detail: json!({ "id": p.id, "group": p.group, "message_type": p.message_type,
+                "attempts": p.attempts, "error_class": p.error_class,
+                "error_kind": p.error_kind, "error": p.error }),
         });
         if let Some(at) = &p.resolved_at {
             let mut detail = Map::new();
@@ -342,12 +490,8 @@ fn parked_steps(parked: &[ParkedSummary]) -> Vec<Step> {
                 source: "parked",
                 kind: p.state.as_str().into(),
                 stage: Some(p.stage.clone()),
-                summary: format!(
-                    "Parked message {} {} by {}",
-                    p.id,
-                    p.state.as_str(),
-                    p.resolved_by.as_deref().unwrap_or("?")
-                ),
+                credit_note: None,
+                summary: String::new(),
                 detail: Value::Object(detail),
             });
         }
@@ -364,7 +508,6 @@ fn instant(at: &str) -> (i64, String) {
     }
 }
 
-/// The trace of invoice `key` (already resolved).
 /// The journals of the credit notes against `key`, so that an invoice's trace shows each
 /// credit note, its réduction titre and its fate next to the original. Facts already in the
 /// original's own journal (planned, refused) are not repeated.
@@ -390,13 +533,14 @@ fn credit_note_steps(
             ) {
                 continue;
             }
-            step.summary = format!("Credit note {note}: {}", step.summary);
+            step.credit_note = Some(note.clone());
             steps.push(step);
         }
     }
     Ok(steps)
 }
 
+/// The trace of invoice `key` (already resolved); each step's `summary` in English.
 pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
     let tenant = key.split('/').next().unwrap_or_default().to_string();
     let mut names = BTreeSet::new();
@@ -409,7 +553,8 @@ pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
         source: "file",
         kind: "file_emitted".into(),
         stage: None,
-        summary: format!("File written: {} ({}, {} bytes)", f.path, f.kind, f.bytes),
+        credit_note: None,
+        summary: String::new(),
         detail: json!({ "kind": f.kind, "path": f.path, "sha256": f.sha256, "bytes": f.bytes }),
     }));
     let filter = Filter {
@@ -421,6 +566,9 @@ pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
     steps.extend(parked_steps(&parked));
     // Stable: equal times keep the order above (journal, messages, files, parked).
     steps.sort_by_cached_key(|s| instant(&s.at));
+    for step in &mut steps {
+        step.summary = phrase(step, Language::English);
+    }
     Ok(Trace {
         invoice: key.to_string(),
         tenant,
@@ -434,23 +582,135 @@ pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
 mod tests {
     use super::*;
 
+    fn step(source: &'static str, kind: &str, detail: Value) -> Step {
+        Step {
+            at: "2026-03-01T10:00:00Z".into(),
+            source,
+            kind: kind.into(),
+            stage: Some("helios.titres".into()),
+            credit_note: None,
+            summary: String::new(),
+            detail,
+        }
+    }
+
     #[test]
     fn summaries_name_the_titre_and_keep_every_detail() {
         let detail = json!({"stage": "helios.titres", "file": "PES_1.xml", "exercice": 2026,
             "bordereau_type": "01", "id_bord": 12, "id_pce": 345});
-        let s = summarize("titre_emitted", &detail);
+        let s = fact_line("titre_emitted", &detail, Language::English);
         assert!(
             s.starts_with("Titre emitted to the Trésorerie (PES Aller) — titre 2026/01/12/345"),
             "{s}"
         );
         assert!(s.contains("file=PES_1.xml"), "{s}");
         assert!(!s.contains("stage="), "{s}");
-        let s = summarize("issued", &json!({"file": "export.csv", "lines": [2, 4]}));
+        let s = fact_line(
+            "issued",
+            &json!({"file": "export.csv", "lines": [2, 4]}),
+            Language::English,
+        );
         assert!(s.contains("lines=2–4"), "{s}");
         assert_eq!(
-            summarize("something_new", &json!({"x": 1})),
+            fact_line("something_new", &json!({"x": 1}), Language::English),
             "something_new — x=1"
         );
+    }
+
+    /// Every kind of step has its French wording (the console's default); the data recorded
+    /// is the same in both languages.
+    #[test]
+    fn steps_are_phrased_in_french_and_english() {
+        let titre = step(
+            "journal",
+            "titre_emitted",
+            json!({"exercice": 2026, "bordereau_type": "01", "id_bord": 12, "id_pce": 345}),
+        );
+        assert!(
+            phrase(&titre, Language::French)
+                .starts_with("Titre émis vers la Trésorerie (PES Aller) — titre 2026/01/12/345"),
+            "{}",
+            phrase(&titre, Language::French)
+        );
+        let mut note = step("journal", "payment_received", json!({"amount": "12.00"}));
+        note.credit_note = Some("vitry/2026/AV1".into());
+        let cases = [
+            (
+                note,
+                "Avoir vitry/2026/AV1 : Paiement reçu — amount=12.00",
+                "Credit note vitry/2026/AV1: Payment received — amount=12.00",
+            ),
+            (
+                step(
+                    "message",
+                    "handled",
+                    json!({"message_type": "invoice.issued", "message_id": "m"}),
+                ),
+                "helios.titres a traité invoice.issued",
+                "helios.titres handled invoice.issued",
+            ),
+            (
+                step(
+                    "file",
+                    "file_emitted",
+                    json!({"kind": "pes_aller", "path": "/o/PES.xml", "bytes": 10}),
+                ),
+                "Fichier écrit : /o/PES.xml (pes_aller, 10 octets)",
+                "File written: /o/PES.xml (pes_aller, 10 bytes)",
+            ),
+            (
+                step(
+                    "parked",
+                    "parked",
+                    json!({"id": 7, "error_class": "permanent", "error_kind": "schema",
+                        "error": "bad"}),
+                ),
+                "Message mis de côté (dlq n° 7) : permanent schema — bad",
+                "Message parked (dlq id 7): permanent schema — bad",
+            ),
+            (
+                step("parked", "discarded", json!({"id": 7, "by": "anne"})),
+                "Message mis de côté n° 7 écarté par anne",
+                "Parked message 7 discarded by anne",
+            ),
+        ];
+        for (step, fr, en) in cases {
+            assert_eq!(phrase(&step, Language::French), fr);
+            assert_eq!(phrase(&step, Language::English), en);
+        }
+        // Every journal kind the stages record has a French label of its own.
+        for kind in [
+            "issued",
+            "refused",
+            "rejected",
+            "mandate_imported",
+            "titre_emitted",
+            "titre_refused",
+            "titre_accepted",
+            "titre_rejected",
+            "payfip_attempt",
+            "payfip_paid",
+            "payfip_failed",
+            "payfip_announced",
+            "payfip_claim_confirmed",
+            "payfip_claim_unconfirmed",
+            "collection_planned",
+            "sepa_refused",
+            "payment_received",
+            "payment_rejected",
+            "payment_reversed",
+            "payment_confirmed",
+            "payment_reversal_confirmed",
+            "reglement_recorded",
+            "reglement_confirmed",
+            "reglements_written",
+            "credit_note_received",
+            "reduction_planned",
+            "credit_note_refused",
+        ] {
+            let (fr, en) = label(kind).unwrap();
+            assert_ne!(fr, en, "{kind}");
+        }
     }
 
     #[test]

@@ -29,9 +29,7 @@ use std::sync::Arc;
 
 use encaisse_ledger::rusqlite::Connection;
 use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
-use encaisse_polyfac::reglements::{
-    OriginalPayment, ReglementsFormat, RowContext, StatusEvent, reglement_row,
-};
+use encaisse_polyfac::reglements::{OriginalPayment, RowContext, StatusEvent, reglement_row};
 use encaisse_schemas::{
     CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, PaymentFailed, PaymentReceived,
     PaymentRejected, PaymentReversed, TitreAccepted, TitreRejected, TitreSource,
@@ -48,14 +46,18 @@ pub const NAME: &str = "polyfac.export";
 
 /// The `polyfac.export` stage.
 pub struct PolyfacExport {
-    tenants: PolyfacTenants,
+    /// Each tenant's sources: which outbox and dialect an invoice's lines get.
+    tenants: Arc<PolyfacTenants>,
     /// Read before a line is recorded: is the invoice (the payment) known yet?
     ledger: Ledger,
 }
 
 impl PolyfacExport {
     pub fn new(tenants: PolyfacTenants, ledger: Ledger) -> Self {
-        PolyfacExport { tenants, ledger }
+        PolyfacExport {
+            tenants: Arc::new(tenants),
+            ledger,
+        }
     }
 }
 
@@ -151,26 +153,26 @@ impl Stage for PolyfacExport {
 }
 
 impl PolyfacExport {
-    fn format(&self, invoice: &InvoiceRef) -> Result<Arc<ReglementsFormat>, StageError> {
-        let tenant = self.tenants.get(invoice.tenant.as_str()).ok_or_else(|| {
-            StageError::permanent(
+    fn known_tenant(&self, invoice: &InvoiceRef) -> Result<(), StageError> {
+        match self.tenants.get(invoice.tenant.as_str()) {
+            Some(_) => Ok(()),
+            None => Err(StageError::permanent(
                 "unknown_tenant",
                 format!("tenant {} has no Polyfac settings", invoice.tenant),
-            )
-        })?;
-        Ok(Arc::new(tenant.reglements_format()))
+            )),
+        }
     }
 
     async fn handle_message(&self, message: &Incoming) -> Result<Handled, StageError> {
         let kind = event_type(message);
         if kind == InvoiceIssued::TYPE {
             let invoice: InvoiceIssued = message.decode()?;
-            self.format(&invoice.invoice)?;
+            self.known_tenant(&invoice.invoice)?;
             return Ok(learn(invoice, None));
         }
         if kind == CreditNoteIssued::TYPE {
             let note: CreditNoteIssued = message.decode()?;
-            self.format(&note.note.invoice)?;
+            self.known_tenant(&note.note.invoice)?;
             let credited = note.credited();
             let mut invoice = note.note;
             invoice.total = credited;
@@ -181,7 +183,7 @@ impl PolyfacExport {
             return Ok(Handled::none());
         };
         let invoice = event.invoice().clone();
-        let format = self.format(&invoice)?;
+        self.known_tenant(&invoice)?;
         if let LineEvent::TitreAccepted(accepted) = &event
             && accepted.source == TitreSource::Acquit
         {
@@ -189,9 +191,10 @@ impl PolyfacExport {
             return Ok(Handled::none().about(invoice));
         }
         self.check_known(&event).await?;
+        let tenants = self.tenants.clone();
         Ok(Handled::none()
             .about(invoice)
-            .commit_with(move |c| record_event(c, &format, &event)))
+            .commit_with(move |c| record_event(c, &tenants, &event)))
     }
 
     /// The invoice (and, for a reversal, the payment) must be known: otherwise the event
@@ -270,10 +273,11 @@ fn not_seen(what: &str, key: &str) -> LedgerError {
     ))
 }
 
-/// Records the event's line (or its confirmation) inside the dedupe transaction.
+/// Records the event's line (or its confirmation) inside the dedupe transaction, rendered
+/// in the return dialect of the source that issued the invoice, for that source's outbox.
 fn record_event(
     c: &Connection,
-    format: &ReglementsFormat,
+    tenants: &PolyfacTenants,
     event: &LineEvent,
 ) -> Result<(), LedgerError> {
     let invoice = event.invoice();
@@ -281,6 +285,10 @@ fn record_event(
     let invoice_key = invoice.key();
     let known = export_store::invoice(c, tenant, &invoice_key)?
         .ok_or_else(|| not_seen("invoice", &invoice_key))?;
+    let outbox = tenants
+        .outbox_for(tenant, &known.application)
+        .ok_or_else(|| LedgerError::Conflict(format!("tenant {tenant} has no Polyfac settings")))?;
+    let format = outbox.setup.reglements_format();
     let mut ctx = RowContext {
         family_code: known.family_code.clone(),
         invoice_total: Some(known.total),
@@ -367,6 +375,7 @@ fn record_event(
         c,
         &NewLine {
             tenant,
+            source: &outbox.source,
             event_key: &event_key,
             invoice_key: &invoice_key,
             statut,

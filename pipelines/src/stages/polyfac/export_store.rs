@@ -1,4 +1,4 @@
-//! Ledger tables of `polyfac.export` (`ledger/migrations/polyfac_0001.sql`): invoices learnt
+//! Ledger tables of `polyfac.export` (`ledger/migrations/polyfac_0001.sql`, `_0003`): invoices learnt
 //! from `invoice.issued`, payment sightings, REGLEMENTS lines and files. Every function takes
 //! a connection of `Ledger::write` / `Ledger::read`.
 
@@ -19,6 +19,9 @@ pub struct KnownInvoice {
     pub content_hash: String,
     /// For a credit note: the number of the invoice it reduces.
     pub origin_number: Option<String>,
+    /// The source application that issued it (`source.application`): which outbox its
+    /// REGLEMENTS lines go to.
+    pub application: String,
 }
 
 /// An invoice learnt from `invoice.issued`.
@@ -72,8 +75,8 @@ pub fn invoice(
 ) -> Result<Option<KnownInvoice>, LedgerError> {
     let row = c
         .query_row(
-            "SELECT family_code, total_cents, content_hash, origin_number FROM polyfac_export_invoice
-             WHERE tenant = ?1 AND invoice_key = ?2",
+            "SELECT family_code, total_cents, content_hash, origin_number, application
+             FROM polyfac_export_invoice WHERE tenant = ?1 AND invoice_key = ?2",
             (tenant, invoice_key),
             |r| {
                 Ok((
@@ -81,19 +84,24 @@ pub fn invoice(
                     r.get::<_, i64>(1)?,
                     r.get(2)?,
                     r.get(3)?,
+                    r.get(4)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(family_code, cents, content_hash, origin_number)| {
-        Ok(KnownInvoice {
-            family_code,
-            total: Money::from_cents(cents)
-                .map_err(|_| corrupt("polyfac_export_invoice.total_cents", &cents.to_string()))?,
-            content_hash,
-            origin_number,
-        })
-    })
+    row.map(
+        |(family_code, cents, content_hash, origin_number, application)| {
+            Ok(KnownInvoice {
+                family_code,
+                total: Money::from_cents(cents).map_err(|_| {
+                    corrupt("polyfac_export_invoice.total_cents", &cents.to_string())
+                })?,
+                content_hash,
+                origin_number,
+                application,
+            })
+        },
+    )
     .transpose()
 }
 
@@ -286,20 +294,22 @@ pub fn mark_reversed(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLine<'a> {
     pub tenant: &'a str,
+    /// The outbox: `""` for the tenant's default source, else a further source's name.
+    pub source: &'a str,
     /// What makes the line unique: the same key twice keeps one line.
     pub event_key: &'a str,
     pub invoice_key: &'a str,
     pub statut: &'a str,
     /// The day of the file it belongs to (Europe/Paris, ISO).
     pub day: &'a str,
-    /// The row, rendered in the tenant's dialect.
+    /// The row, rendered in its source's return dialect.
     pub bytes: &'a [u8],
 }
 
 /// Records a line once; `false` when a line with the same key was already recorded.
 pub fn record_line(c: &Connection, line: &NewLine<'_>, at: &str) -> Result<bool, LedgerError> {
-    let inserted = c.prepare_cached("INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    let inserted = c.prepare_cached("INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (tenant, event_key) DO NOTHING")?.execute(
         (
             line.tenant,
@@ -309,6 +319,7 @@ pub fn record_line(c: &Connection, line: &NewLine<'_>, at: &str) -> Result<bool,
             line.day,
             line.bytes,
             at,
+            line.source,
         ),
     )?;
     Ok(inserted == 1)
@@ -319,34 +330,39 @@ pub fn record_line(c: &Connection, line: &NewLine<'_>, at: &str) -> Result<bool,
 pub struct PlannedFile {
     pub id: i64,
     pub tenant: String,
+    /// The outbox (`""`: the tenant's default source).
+    pub source: String,
     pub day: String,
     pub seq: u32,
     pub name: String,
     pub lines: u32,
 }
 
-/// The next file to write for `tenant`: a planned file not written yet (a crash between
-/// planning and writing), else a new file for the earliest day with unassigned lines — its
-/// `seq` is the day's next, and the lines are assigned to it. `None`: nothing to write.
+/// The next file to write for the outbox `source` of `tenant`: a planned file not written
+/// yet (a crash between planning and writing), else a new file for the earliest day with
+/// unassigned lines — its `seq` is the outbox's next that day, and the lines are assigned to
+/// it. `None`: nothing to write.
 pub fn plan_next_file(
     c: &Connection,
     tenant: &str,
+    source: &str,
     name_of: impl Fn(&str, u32) -> Result<String, LedgerError>,
     at: &str,
 ) -> Result<Option<PlannedFile>, LedgerError> {
     let unwritten = c
         .query_row(
-            "SELECT id, tenant, day, seq, name, lines FROM polyfac_reglements_file
-             WHERE tenant = ?1 AND written_at IS NULL ORDER BY id LIMIT 1",
-            [tenant],
+            "SELECT id, tenant, source, day, seq, name, lines FROM polyfac_reglements_file
+             WHERE tenant = ?1 AND source = ?2 AND written_at IS NULL ORDER BY id LIMIT 1",
+            [tenant, source],
             |r| {
                 Ok(PlannedFile {
                     id: r.get(0)?,
                     tenant: r.get(1)?,
-                    day: r.get(2)?,
-                    seq: r.get(3)?,
-                    name: r.get(4)?,
-                    lines: r.get(5)?,
+                    source: r.get(2)?,
+                    day: r.get(3)?,
+                    seq: r.get(4)?,
+                    name: r.get(5)?,
+                    lines: r.get(6)?,
                 })
             },
         )
@@ -356,8 +372,9 @@ pub fn plan_next_file(
     }
     let day: Option<String> = c
         .query_row(
-            "SELECT min(day) FROM polyfac_reglement_line WHERE tenant = ?1 AND file_id IS NULL",
-            [tenant],
+            "SELECT min(day) FROM polyfac_reglement_line
+             WHERE tenant = ?1 AND source = ?2 AND file_id IS NULL",
+            [tenant, source],
             |r| r.get(0),
         )
         .optional()?
@@ -365,26 +382,32 @@ pub fn plan_next_file(
     let Some(day) = day else {
         return Ok(None);
     };
-    let seq: u32 = c.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file WHERE tenant = ?1 AND day = ?2")?.query_row(
-        (tenant, &day),
-        |r| r.get(0),
-    )?;
+    let seq: u32 = c
+        .prepare_cached(
+            "SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file
+             WHERE tenant = ?1 AND source = ?2 AND day = ?3",
+        )?
+        .query_row((tenant, source, &day), |r| r.get(0))?;
     let name = name_of(&day, seq)?;
     c.prepare_cached(
-        "INSERT INTO polyfac_reglements_file (tenant, day, seq, name, lines, planned_at)
-         VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        "INSERT INTO polyfac_reglements_file (tenant, source, day, seq, name, lines, planned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
     )?
-    .execute((tenant, &day, seq, &name, at))?;
+    .execute((tenant, source, &day, seq, &name, at))?;
     let id = c.last_insert_rowid();
-    let lines = c.prepare_cached("UPDATE polyfac_reglement_line SET file_id = ?3 WHERE tenant = ?1 AND day = ?2 AND file_id IS NULL")?.execute(
-        (tenant, &day, id),
-    )?;
+    let lines = c
+        .prepare_cached(
+            "UPDATE polyfac_reglement_line SET file_id = ?4
+             WHERE tenant = ?1 AND source = ?2 AND day = ?3 AND file_id IS NULL",
+        )?
+        .execute((tenant, source, &day, id))?;
     let lines = u32::try_from(lines).unwrap_or(u32::MAX);
     c.prepare_cached("UPDATE polyfac_reglements_file SET lines = ?2 WHERE id = ?1")?
         .execute((id, lines))?;
     Ok(Some(PlannedFile {
         id,
         tenant: tenant.to_string(),
+        source: source.to_string(),
         day,
         seq,
         name,

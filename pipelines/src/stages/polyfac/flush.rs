@@ -1,6 +1,8 @@
 //! Writing REGLEMENTS files: the lines `polyfac.export` recorded go to
-//! `<tenant>/polyfac/outbox/REGLEMENTS_<tenant>_<AAAAMMJJ>_<seq>.csv`, so that Polyfac never
-//! reads half a file nor the same event twice.
+//! `<tenant>/polyfac/outbox/REGLEMENTS_<tenant>_<AAAAMMJJ>_<seq>.csv` (the default source),
+//! or to `<tenant>/sources/<name>/outbox/…` (a further source: the lines of the invoices it
+//! issued, in its dialect), so that a source never reads half a file, the same event twice,
+//! nor another source's invoices. Each outbox has its own sequence.
 //!
 //! The phase-2 pattern: in one ledger transaction, **plan** the file (the day's next `seq`,
 //! its name, the unassigned lines of that day assigned to it); commit; **render** it from the
@@ -47,7 +49,7 @@ impl ReglementsFlusher {
         }
     }
 
-    /// `<data_dir>/<tenant>/polyfac/outbox`.
+    /// `<data_dir>/<tenant>/polyfac/outbox`: the default source's outbox.
     pub fn outbox(&self, tenant: &TenantId) -> PathBuf {
         self.data_dir
             .join(tenant.as_str())
@@ -55,18 +57,18 @@ impl ReglementsFlusher {
             .join("outbox")
     }
 
-    /// Flushes every tenant once; returns the files written (or completed).
+    /// Flushes every outbox of every tenant once; returns the files written (or completed).
     pub async fn flush_all(&self, ledger: &Ledger) -> Vec<PathBuf> {
         let mut written = Vec::new();
         for tenant in self.tenants.ids() {
-            let Some(setup) = self.tenants.get(tenant.as_str()) else {
-                continue;
-            };
-            let format = setup.reglements_format();
-            match flush_tenant(ledger, &tenant, &self.outbox(&tenant), &format).await {
-                Ok(files) => written.extend(files),
-                Err(error) => {
-                    tracing::warn!(source = NAME, tenant = %tenant, %error, "REGLEMENTS flush failed; will try again.");
+            for outbox in self.tenants.outboxes(tenant.as_str()) {
+                let format = outbox.setup.reglements_format();
+                let dir = outbox.dir(&self.data_dir);
+                match flush_tenant(ledger, &tenant, &outbox.source, &dir, &format).await {
+                    Ok(files) => written.extend(files),
+                    Err(error) => {
+                        tracing::warn!(source = NAME, tenant = %tenant, outbox = %dir.display(), %error, "REGLEMENTS flush failed; will try again.");
+                    }
                 }
             }
         }
@@ -74,21 +76,28 @@ impl ReglementsFlusher {
     }
 }
 
-/// Writes every pending file of `tenant` (completing a planned one first). Returns the paths
-/// written.
+/// Writes every pending file of the outbox `source` of `tenant` (`""`: the default
+/// source's) to `outbox`, completing a planned one first. Returns the paths written.
 pub async fn flush_tenant(
     ledger: &Ledger,
     tenant: &TenantId,
+    source: &str,
     outbox: &Path,
     format: &ReglementsFormat,
 ) -> Result<Vec<PathBuf>, LedgerError> {
     let mut written = Vec::new();
     loop {
-        let planned = plan_next(ledger, tenant).await?;
+        let planned = plan_next(ledger, tenant, source).await?;
         let Some(file) = planned else {
             return Ok(written);
         };
         let path = outbox.join(&file.name);
+        // A further source's outbox is made on its first file (the daemon's layout only
+        // knows the default areas).
+        encaisse_ledger::access::create_dir_all(outbox).map_err(|source| LedgerError::Io {
+            path: outbox.display().to_string(),
+            source,
+        })?;
         let rows = {
             let id = file.id;
             ledger.read(move |c| export_store::file_rows(c, id)).await?
@@ -114,13 +123,14 @@ pub async fn flush_tenant(
     }
 }
 
-/// Plans the tenant's next file (step 1), or returns the planned file not written yet.
-/// `None`: nothing to write.
+/// Plans the next file of the outbox `source` of the tenant (step 1), or returns the planned
+/// file not written yet. `None`: nothing to write.
 pub async fn plan_next(
     ledger: &Ledger,
     tenant: &TenantId,
+    source: &str,
 ) -> Result<Option<PlannedFile>, LedgerError> {
-    let tenant = tenant.clone();
+    let (tenant, source) = (tenant.clone(), source.to_string());
     ledger
         .write(move |c| {
             let name_of = |day: &str, seq: u32| {
@@ -131,7 +141,7 @@ pub async fn plan_next(
                 })?;
                 Ok(file_name(&tenant, date, seq))
             };
-            export_store::plan_next_file(c, tenant.as_str(), name_of, &ledger_now())
+            export_store::plan_next_file(c, tenant.as_str(), &source, name_of, &ledger_now())
         })
         .await
 }
@@ -143,6 +153,15 @@ async fn mark_written(
     invoices: impl Iterator<Item = String>,
 ) -> Result<(), LedgerError> {
     let (id, name, tenant) = (file.id, file.name.clone(), file.tenant.clone());
+    // Named with its outbox: the same name exists in each (`trace` finds files by the end of
+    // their path). The default outbox's facts keep their earlier dedupe keys.
+    let (shown, dedupe) = match file.source.as_str() {
+        "" => (format!("polyfac/outbox/{name}"), name.clone()),
+        source => {
+            let shown = format!("{}/outbox/{name}", super::source_area(source));
+            (shown.clone(), shown)
+        }
+    };
     let mut invoices: Vec<String> = invoices.collect();
     invoices.dedup();
     ledger
@@ -156,8 +175,8 @@ async fn mark_written(
                         tenant: tenant.clone(),
                         at: at.clone(),
                         kind: "reglements_written".into(),
-                        detail: serde_json::json!({"stage": NAME, "file": name}).to_string(),
-                        dedupe_key: Some(format!("{NAME}/{name}/{invoice_key}")),
+                        detail: serde_json::json!({"stage": NAME, "file": shown}).to_string(),
+                        dedupe_key: Some(format!("{NAME}/{dedupe}/{invoice_key}")),
                     },
                 )?;
             }

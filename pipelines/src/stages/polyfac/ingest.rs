@@ -494,7 +494,9 @@ impl PolyfacIngest {
 
     /// Records each invoice rejected at validation in its journal (`rejected`: file, lines,
     /// rules), so `encaisse trace` finds it. The key is the invoice's own exercice, or the
-    /// run's when its exercice is unreadable; an invoice without number has no key.
+    /// run's when its exercice is unreadable; an invoice without number has no key. Every
+    /// one is also recorded by file and line (`polyfac_rejected`), which is where those
+    /// without key are found (`encaisse trace --file NAME [--line N]`).
     async fn record_rejected(
         &self,
         ctx: &SourceContext,
@@ -508,13 +510,22 @@ impl PolyfacIngest {
             .iter()
             .filter_map(|r| rejected_fact(setup.tenant.as_str(), run, r, summary.exercice))
             .collect();
-        if facts.is_empty() {
+        let at = ledger_now();
+        let rows: Vec<ingest_store::FileReject> = tally
+            .rejected
+            .iter()
+            .map(|r| file_reject(setup.tenant.as_str(), run, r, &at))
+            .collect();
+        if rows.is_empty() {
             return Ok(());
         }
         ctx.ledger
             .write(move |c| {
                 for fact in &facts {
                     Ledger::record_invoice_fact_in(c, fact)?;
+                }
+                for row in &rows {
+                    ingest_store::record_reject(c, row)?;
                 }
                 Ok(())
             })
@@ -793,10 +804,12 @@ fn issued_record(issued: &Issued, tenant: &str) -> (IssuedRecord, InvoiceFact) {
         file: event.source.file.clone().unwrap_or_default(),
         lines,
         budget: event.budget.clone(),
+        activity: event.activity.clone(),
         collection: event.collection,
         total: event.total,
         message_id: message_id.clone(),
         origin_key: origin_key.clone(),
+        payer_key: encaisse_schemas::text::search_key(&event.payer.last_name),
     };
     let fact = InvoiceFact {
         invoice_key: key.clone(),
@@ -864,6 +877,31 @@ fn rejected_fact(
             run.run_id, rejected.file_lines.0
         )),
     })
+}
+
+/// The `polyfac_rejected` row of an invoice rejected at validation.
+fn file_reject(
+    tenant: &str,
+    run: &RunContext,
+    rejected: &RejectedInvoice,
+    at: &str,
+) -> ingest_store::FileReject {
+    let first = rejected.errors.first();
+    let rules: Vec<&str> = rejected.errors.iter().map(|e| e.rule.code()).collect();
+    ingest_store::FileReject {
+        tenant: tenant.to_string(),
+        run_id: run.run_id.clone(),
+        file: run.file.clone().unwrap_or_default(),
+        application: run.application.clone(),
+        lines: rejected.file_lines,
+        number: rejected.number.trim().to_string(),
+        exercice: rejected.exercice,
+        rule: first.map_or("", |e| e.rule.code()).to_string(),
+        column: first.map_or("", |e| e.column.as_str()).to_string(),
+        message: first.map_or("", |e| e.message.as_str()).to_string(),
+        rules: rules.join(", "),
+        recorded_at: at.to_string(),
+    }
 }
 
 /// The reader's summary with the stage's refusals moved from valid to rejected — or, for an

@@ -1,5 +1,6 @@
-//! Ledger tables of `polyfac.ingest` (`ledger/migrations/polyfac_0001.sql`): the invoices
-//! published (`polyfac_issued`) and the runs closed (`polyfac_run`). Every function takes a
+//! Ledger tables of `polyfac.ingest` (`ledger/migrations/polyfac_0001.sql`, `_0004`): the invoices
+//! published (`polyfac_issued`), the runs closed (`polyfac_run`) and the invoices rejected at
+//! validation (`polyfac_rejected`). Every function takes a
 //! connection of `Ledger::write` / `Ledger::read`.
 
 use encaisse_ledger::LedgerError;
@@ -47,11 +48,16 @@ pub struct IssuedRecord {
     pub file: String,
     pub lines: (u64, u64),
     pub budget: String,
+    /// Activity code (the reconciliation is per budget and activity).
+    pub activity: String,
     pub collection: CollectionPath,
     pub total: Money,
     pub message_id: String,
     /// A credit note's original invoice key; `None` for an invoice.
     pub origin_key: Option<String>,
+    /// The payer's last name as a search key ([`encaisse_schemas::text::search_key`]): the
+    /// console finds invoices by name through an index on it.
+    pub payer_key: String,
 }
 
 pub fn collection_text(c: CollectionPath) -> &'static str {
@@ -71,13 +77,21 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
     }
 }
 
-/// Records a published invoice (idempotent: a second record of the same invoice keeps the
-/// first).
+/// Records a published invoice and its payer's search key (idempotent: a second record of
+/// the same invoice keeps the first).
 pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
+    if !r.payer_key.is_empty() {
+        c.prepare_cached(
+            "INSERT OR IGNORE INTO invoice_payer_name (tenant, name_key, invoice_key)
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute((&r.tenant, &r.payer_key, &r.invoice_key))?;
+    }
     c.prepare_cached(
         "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
-             last_line, budget, collection, total_cents, message_id, published_at, origin_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             last_line, budget, collection, total_cents, message_id, published_at, origin_key,
+             activity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (tenant, invoice_key) DO NOTHING",
     )?
     .execute((
@@ -94,6 +108,7 @@ pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), L
         &r.message_id,
         at,
         &r.origin_key,
+        &r.activity,
     ))?;
     Ok(())
 }
@@ -180,4 +195,95 @@ pub fn record_run(c: &Connection, run: &ClosedRun, at: &str) -> Result<(), Ledge
         ),
     )?;
     Ok(())
+}
+
+/// An invoice rejected at validation, as `polyfac_rejected` keeps it (`polyfac_0004.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileReject {
+    pub tenant: String,
+    pub run_id: String,
+    pub file: String,
+    pub application: String,
+    pub lines: (u64, u64),
+    /// Empty when the export gives none.
+    pub number: String,
+    pub exercice: Option<u16>,
+    /// The first broken rule, its column and message.
+    pub rule: String,
+    pub column: String,
+    pub message: String,
+    /// Every broken rule, comma-separated.
+    pub rules: String,
+    pub recorded_at: String,
+}
+
+/// Records a rejected invoice once per run and first line (a file read again after a crash
+/// records nothing new).
+pub fn record_reject(c: &Connection, r: &FileReject) -> Result<(), LedgerError> {
+    c.prepare_cached(
+        "INSERT INTO polyfac_rejected (tenant, run_id, file, application, first_line, last_line,
+             number, exercice, rule, rules, column_name, message, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tenant, run_id, first_line) DO NOTHING",
+    )?
+    .execute(encaisse_ledger::rusqlite::params![
+        &r.tenant,
+        &r.run_id,
+        &r.file,
+        &r.application,
+        i64::try_from(r.lines.0).unwrap_or(i64::MAX),
+        i64::try_from(r.lines.1).unwrap_or(i64::MAX),
+        &r.number,
+        r.exercice,
+        &r.rule,
+        &r.rules,
+        &r.column,
+        &r.message,
+        &r.recorded_at,
+    ])?;
+    Ok(())
+}
+
+/// The invoices of export `file` rejected at validation (every run of that name), of
+/// `tenant` when given, covering `line` when given; in file order.
+pub fn file_rejects(
+    c: &Connection,
+    file: &str,
+    tenant: Option<&str>,
+    line: Option<u64>,
+) -> Result<Vec<FileReject>, LedgerError> {
+    let line = line.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+    let mut stmt = c.prepare(
+        "SELECT tenant, run_id, file, application, first_line, last_line, number, exercice,
+                rule, column_name, message, rules, recorded_at
+         FROM polyfac_rejected
+         WHERE file = ?1 AND (?2 IS NULL OR tenant = ?2)
+           AND (?3 IS NULL OR (first_line <= ?3 AND last_line >= ?3))
+         ORDER BY recorded_at, tenant, run_id, first_line",
+    )?;
+    let rows = stmt
+        .query_map(
+            encaisse_ledger::rusqlite::params![file, tenant, line],
+            |r| {
+                Ok(FileReject {
+                    tenant: r.get(0)?,
+                    run_id: r.get(1)?,
+                    file: r.get(2)?,
+                    application: r.get(3)?,
+                    lines: (
+                        u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                        u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                    ),
+                    number: r.get(6)?,
+                    exercice: r.get(7)?,
+                    rule: r.get(8)?,
+                    column: r.get(9)?,
+                    message: r.get(10)?,
+                    rules: r.get(11)?,
+                    recorded_at: r.get(12)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

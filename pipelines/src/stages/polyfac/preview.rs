@@ -1,9 +1,11 @@
 //! A dry run of `polyfac.ingest` on one export (`encaisse preview`): the same reading passes
 //! ([`prescan`], [`ExportReader`]), the same decisions against the ledger ([`decide`]: an
 //! invoice number reused, an invoice already issued, a direct-debit mandate that cannot be
-//! used), then the refusals the collection paths would make before sending anything — the
-//! PES rules of `helios.titres` ([`aller::titre_shape`], with the tenant's `[tenants.helios]`)
-//! and the EPC rules of `sepa.batch` ([`check_collection`], with `[tenants.sepa]`).
+//! used), then the refusals the collection paths would make before sending anything, by
+//! their own code: `helios.titres`' planning ([`DryRun`]: budget, bordereau, numbers, mandate,
+//! PES rules, an ORMC article taken twice) with the tenant's `[tenants.helios]`, and
+//! `sepa.batch`'s ([`plan_regie`]: régie, creditor, mandate, end-to-end id, EPC rules) with
+//! `[tenants.sepa]`.
 //!
 //! Nothing is published and nothing is written: the decisions run on a connection the caller
 //! gives, normally [`encaisse_ledger::sandbox::sandbox`] (an in-memory copy of the tenant's
@@ -15,7 +17,6 @@ use std::io::Read;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use encaisse_helios::aller::{self, Bordereau, Titre};
 use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
 use encaisse_polyfac::config::SourceEncoding;
@@ -25,17 +26,17 @@ use encaisse_polyfac::{
     RunContext, SourceMapping, prescan,
 };
 use encaisse_schemas::{CollectionPath, InvoiceIssued, Money, PaymentMode, SequenceType};
-use encaisse_sepa::SepaTenantConfig;
-use encaisse_sepa::calendar::next_target_day;
-use encaisse_sepa::rules::{check_collection, describe_all};
-use encaisse_sepa::{Presentation, collection_for};
 use serde::Serialize;
 
 use super::ingest::{Decision, Issued, adjusted_summary, decide, is_duplicate};
 use super::ingest_store::collection_text;
 use super::tenants::PolyfacTenant;
 use crate::stages::helios::TenantHelios;
-use crate::stages::helios::refusal::LocalCode;
+use crate::stages::helios::plan::DryRun;
+use crate::stages::sepa::TenantSepa;
+use crate::stages::sepa::batch::without_sepa_reason;
+use crate::stages::sepa::plan::{Candidate, PlanContext, PlanError, plan_regie};
+use crate::stages::sepa::refusal::RefusalCode;
 
 /// Tables whose rows of the tenant the decisions read: what was issued, and the mandates'
 /// histories. Seed [`encaisse_ledger::sandbox::sandbox`] with them.
@@ -44,6 +45,10 @@ pub const LEDGER_TABLES: &[&str] = &[
     "polyfac_run",
     "sepa_mandate",
     "sepa_collection",
+    // The titres sent: an ORMC article already taken, the next IdPce. Not their bordereaux
+    // (they need their PES files): the preview numbers bordereaux from 1, so it cannot see
+    // an exercice running out of IdBord.
+    "helios_titre",
 ];
 
 /// What the preview knows of the tenant.
@@ -51,8 +56,9 @@ pub struct PreviewTenant<'a> {
     pub polyfac: &'a PolyfacTenant,
     /// `[tenants.helios]`, when the tenant has it (else its titres invoices would wait).
     pub helios: Option<&'a TenantHelios>,
-    /// `[tenants.sepa]`, when the tenant has it (else its régies' direct debits are refused).
-    pub sepa: Option<&'a SepaTenantConfig>,
+    /// `[tenants.sepa]` with the tenant's régies, when the tenant has it (else its régies'
+    /// direct debits are refused).
+    pub sepa: Option<&'a TenantSepa>,
     /// The commune's day (Europe/Paris): mandate signature, bordereau date, debit lead time.
     pub today: NaiveDate,
 }
@@ -68,6 +74,9 @@ pub enum PreviewError {
     },
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
+    /// A collection path's planning failed on the in-memory ledger.
+    #[error("planning: {0}")]
+    Plan(String),
 }
 
 /// What the daemon would do with the file.
@@ -235,6 +244,7 @@ pub fn preview_file(
     };
     let mut refused = Vec::new();
     let mut warnings = BTreeSet::new();
+    let mut titres = setup.helios.map(|h| DryRun::new(ledger, h, setup.today));
     let mut groups: BTreeMap<(String, &'static str), (u64, Money)> = BTreeMap::new();
     for item in ExportReader::new(open()?, &tenant.mapping, tenant.catalogue.clone(), options) {
         match item.map_err(|e| match e {
@@ -256,18 +266,20 @@ pub fn preview_file(
                         origin_exercice: note.origin.exercice,
                         credited: note.credited(),
                     }),
-                    Issued::Invoice(event) => match downstream(setup, &event, &mut warnings) {
-                        Some(reject) => preview.rejects.push(reject),
-                        None => {
-                            let collection = collection_text(event.collection);
-                            let group = groups
-                                .entry((event.budget.clone(), collection))
-                                .or_insert((0, Money::ZERO));
-                            group.0 += 1;
-                            group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
-                            preview.invoices.push(listed(&event));
+                    Issued::Invoice(event) => {
+                        match downstream(setup, ledger, titres.as_mut(), &event, &mut warnings)? {
+                            Some(reject) => preview.rejects.push(reject),
+                            None => {
+                                let collection = collection_text(event.collection);
+                                let group = groups
+                                    .entry((event.budget.clone(), collection))
+                                    .or_insert((0, Money::ZERO));
+                                group.0 += 1;
+                                group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
+                                preview.invoices.push(listed(&event));
+                            }
                         }
-                    },
+                    }
                 },
                 Decision::Skip => preview.duplicates.push(PreviewDuplicate {
                     number: invoice.number.clone(),
@@ -343,12 +355,15 @@ fn push_rejects(out: &mut Vec<PreviewReject>, rejected: &RejectedInvoice, stage:
     }
 }
 
-/// What the invoice's collection path would refuse before sending it, if anything.
+/// What the invoice's collection path would refuse before sending it, if anything: the
+/// stages' own planning, run on the in-memory ledger.
 fn downstream(
     setup: &PreviewTenant<'_>,
+    ledger: &Connection,
+    titres: Option<&mut DryRun<'_>>,
     event: &InvoiceIssued,
     warnings: &mut BTreeSet<String>,
-) -> Option<PreviewReject> {
+) -> Result<Option<PreviewReject>, PreviewError> {
     let reject = |stage, field: &str, rule: &str, message: String| PreviewReject {
         number: event.invoice.number.clone(),
         file: event.source.file.clone().unwrap_or_default(),
@@ -361,103 +376,65 @@ fn downstream(
     };
     match event.collection {
         CollectionPath::Titres => {
-            let Some(helios) = setup.helios else {
+            let Some(titres) = titres else {
                 warnings.insert(format!(
                     "no [tenants.helios] section: titres invoices of activity {} would wait (parked as helios.titres/no_helios_config) until it is added and they are replayed",
                     event.activity
                 ));
-                return None;
+                return Ok(None);
             };
-            let Some(budget) = helios.budget(&event.budget) else {
-                let code = LocalCode::Setup.as_str();
-                return Some(reject(
-                    "helios",
-                    "budget",
-                    code,
-                    format!("budget {:?} is not configured", event.budget),
-                ));
-            };
-            let bordereau = Bordereau {
-                config: &helios.config,
-                budget,
-                exercice: event.invoice.exercice,
-                id_bord: 1,
-                date: setup.today,
-            };
-            if let Err(e) = aller::check_bordereau(&bordereau) {
-                let code = LocalCode::Setup.as_str();
-                return Some(reject("helios", "bordereau", code, e.to_string()));
-            }
-            let titre = Titre {
-                invoice: event,
-                id_pce: 1,
-                sequence: None,
-                asap_pdf: None,
-            };
-            aller::titre_shape(&bordereau, &titre).err().map(|e| {
-                let code = LocalCode::of(&e.field).as_str();
-                reject("helios", &e.field, code, e.rule)
-            })
+            let refused = titres
+                .consider(event.clone())
+                .map_err(|e| PreviewError::Plan(e.to_string()))?;
+            Ok(refused.map(|r| reject("helios", &r.field, r.code().as_str(), r.rule.clone())))
         }
         CollectionPath::Regie if event.payment_mode == PaymentMode::Prelevement => {
-            sepa_refusal(setup, event)
-                .map(|(field, code, message)| reject("sepa", field, code, message))
+            Ok(sepa_refusal(setup, ledger, event)?
+                .map(|(field, code, message)| reject("sepa", field, code, message)))
         }
-        CollectionPath::Regie => None,
+        CollectionPath::Regie => Ok(None),
     }
 }
 
-/// Why `sepa.batch` would refuse a régie's direct debit: (field, local code, message).
+/// Why `sepa.batch` would refuse a régie's direct debit: (field, local code, message). Its
+/// planning of the régie's file, for this invoice alone, on the in-memory ledger.
 fn sepa_refusal(
     setup: &PreviewTenant<'_>,
+    ledger: &Connection,
     event: &InvoiceIssued,
-) -> Option<(&'static str, &'static str, String)> {
-    const SETUP: &str = "LOCAL-SETUP";
+) -> Result<Option<(&'static str, &'static str, String)>, PreviewError> {
+    let setup_code = RefusalCode::Setup.as_str();
     let Some(sepa) = setup.sepa else {
-        return Some((
+        return Ok(Some((
             "payment_mode",
-            SETUP,
-            "the tenant has no [tenants.sepa] section: its régies send no pain.008, every direct debit is refused".into(),
-        ));
+            setup_code,
+            without_sepa_reason(&event.invoice.tenant),
+        )));
     };
-    let regie = event
-        .regie
-        .as_deref()
-        .and_then(|code| setup.polyfac.catalogue.regie(code));
-    let Some(regie) = regie else {
-        return Some(("regie", SETUP, "the activity names no known régie".into()));
+    let ctx = PlanContext {
+        tenant: sepa,
+        now: setup.today.and_time(chrono::NaiveTime::MIN),
+        origin: "preview",
+        cause: &event.source.run_id,
     };
-    let creditor = match sepa.creditor(regie) {
-        Ok(creditor) => creditor,
-        Err(e) => return Some(("regie", SETUP, e.to_string())),
-    };
-    let sequence = event
-        .mandate
-        .as_ref()
-        .and_then(|m| m.sequence)
-        .unwrap_or(SequenceType::Frst);
-    let presentation = Presentation {
+    let candidate = Candidate {
+        invoice: event.clone(),
         attempt: 1,
-        due_date: next_target_day(event.due_date),
-        sequence,
-        amendment: None,
+        due_date: event.due_date,
+        previous_sequence: None,
     };
-    let collection = match collection_for(event, &presentation) {
-        Ok(collection) => collection,
-        Err(e) => return Some(("mandate", SETUP, e.to_string())),
-    };
-    let settings = sepa.write_settings();
-    let mut violations = Vec::new();
-    check_collection(
-        &collection,
-        &creditor,
-        settings.version,
-        setup.today,
-        settings.lead_days,
-        &mut violations,
-    )
-    .is_none()
-    .then(|| ("mandate", "LOCAL-RULES", describe_all(&violations)))
+    match plan_regie(ledger, ctx, event.regie.as_deref(), vec![candidate]) {
+        Ok(plan) => Ok(plan.refused.into_iter().next().map(|r| {
+            let field = match r.code {
+                RefusalCode::Mandate => "mandate",
+                _ => "collection",
+            };
+            (field, r.code.as_str(), r.reason)
+        })),
+        // The daemon parks the run until the configuration is fixed: nothing is sent.
+        Err(PlanError::Setup(message)) => Ok(Some(("regie", setup_code, message))),
+        Err(e) => Err(PreviewError::Plan(e.to_string())),
+    }
 }
 
 /// The beginning of the file (at most one record), for hints.

@@ -221,10 +221,7 @@ impl SepaBatch {
             invoice,
             attempt: 1,
             code: RefusalCode::Setup,
-            reason: format!(
-                "tenant {} has no [tenants.sepa] section: it sends no direct debit",
-                invoice_ref.tenant
-            ),
+            reason: without_sepa_reason(&invoice_ref.tenant),
         };
         let event = refusal.event(paris(self.clock.now()));
         refusal::log(std::slice::from_ref(&refusal));
@@ -233,6 +230,12 @@ impl SepaBatch {
             .about(invoice_ref)
             .commit_with(move |c| refusal::record_facts(c, std::slice::from_ref(&refusal), &cause))
     }
+}
+
+/// Why a direct debit of a tenant without `[tenants.sepa]` is refused (also what
+/// `encaisse preview` says of it).
+pub fn without_sepa_reason(tenant: &encaisse_schemas::TenantId) -> String {
+    format!("tenant {tenant} has no [tenants.sepa] section: it sends no direct debit")
 }
 
 /// The waiting events as outputs, marked handed in the dedupe transaction.
