@@ -15,7 +15,10 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 /// Most write requests joined into one transaction.
 const MAX_BATCH: usize = 512;
-/// Read-only connections kept open.
+/// Read-only connections kept open, and most reads running at once: a burst of concurrent
+/// reads used to start a blocking thread and open a fresh connection (its own page and
+/// statement caches) per read beyond the pool, and the daemon grew to ~120 threads and
+/// their malloc arenas under load.
 const READ_POOL: usize = 4;
 /// Prepared statements each connection keeps (`prepare_cached`): every hot statement of the
 /// stages and the runtime, so none is parsed again per message.
@@ -31,6 +34,8 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: async reads wait here rather than on new threads.
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -188,6 +193,7 @@ impl Ledger {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
             }),
         })
     }
@@ -245,10 +251,21 @@ impl Ledger {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_blocking(f))
+        let permit = self
+            .inner
+            .read_slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| LedgerError::WriterGone)?
+            .map_err(|_| LedgerError::WriterGone)?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = this.read_blocking(f);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|_| LedgerError::WriterGone)?
     }
 
     /// Synchronous read, for the CLI and for blocking contexts.
