@@ -17,7 +17,10 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 /// Most write requests joined into one transaction.
 const MAX_BATCH: usize = 512;
-/// Read-only connections kept open.
+/// Read-only connections kept open, and most reads running at once: a burst of concurrent
+/// reads used to start a blocking thread and open a fresh connection (its own page and
+/// statement caches) per read beyond the pool, and the daemon grew to ~120 threads and
+/// their malloc arenas under load.
 const READ_POOL: usize = 4;
 /// Prepared statements each connection keeps (`prepare_cached`): every hot statement of the
 /// stages and the runtime, so none is parsed again per message.
@@ -40,6 +43,8 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: async reads wait here rather than on new threads.
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What a closure written against `rusqlite` gets on a PostgreSQL ledger: its area has no
@@ -228,6 +233,7 @@ impl Ledger {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
             })),
         })
     }
@@ -361,18 +367,28 @@ impl Ledger {
         self.read_with(f).await
     }
 
-    /// [`Ledger::read`] for a closure that fails with the caller's own error `E`.
+    /// [`Ledger::read`] for a closure that fails with the caller's own error `E`. Waits for
+    /// one of the pooled read connections rather than starting a thread and opening a fresh
+    /// connection per read (a burst of reads did that, each with its own caches).
     pub async fn read_with<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<LedgerError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        let permit = self
+            .sqlite()?
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| E::from(LedgerError::WriterGone))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = this.take_reader()?;
             let result = f(&conn);
             this.give_back(conn);
+            drop(permit);
             result
         })
         .await

@@ -354,6 +354,73 @@ async fn a_crash_between_publishes_loses_nothing_and_duplicates_nothing() {
     h.stop().await;
 }
 
+/// Back-pressure against the real broker: with nobody consuming, the ingest stops once the
+/// downstream queue holds more than `max_downstream_backlog`, and goes on as it drains.
+#[tokio::test]
+async fn the_ingest_waits_while_a_downstream_queue_is_over_its_bound_and_resumes() {
+    let h = Harness::start_watching_sinks(
+        |_| Vec::new(),
+        &[(ISSUED, "invoice.issued.#"), (CLOSED, "billing_run.closed")],
+    )
+    .await;
+    let mut export = Vec::new();
+    let expected = write_export(&ExportSpec::with_invoices(400), &mut export)
+        .unwrap()
+        .invoices;
+    let inbox = h.area("vitry", "inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("FACT_BACKLOG.csv"), &export).unwrap();
+    let (batch, bound) = (20, 60);
+    let settings = PolyfacStagesConfig {
+        max_downstream_backlog: bound,
+        ..settings(batch)
+    };
+    let watcher = ingest_source(vitry(), h.data_dir(), &settings);
+    let ctx = h.ctx.clone();
+    let scan = tokio::spawn(async move { watcher.scan_once(&ctx, &mut HashMap::new()).await });
+    let queue = h.queue(ISSUED);
+
+    // Paused: the queue fills past the bound, then nothing more comes while nobody drains.
+    support::wait_until("the queue over its bound", Duration::from_secs(30), || {
+        let (client, queue) = (&h.client, queue.clone());
+        async move { u64::from(client.count(&queue).await) > bound }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = u64::from(h.client.count(&queue).await);
+    let recorded = count(&h.ledger, "SELECT count(*) FROM polyfac_issued").await;
+    assert!(
+        held <= bound + batch as u64,
+        "at most one batch over the bound: {held}"
+    );
+    assert!(!scan.is_finished(), "the ingest waits");
+    assert!(
+        (recorded as u64) < expected,
+        "paused before the end: {recorded}/{expected}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        u64::from(h.client.count(&queue).await),
+        held,
+        "nothing published while paused"
+    );
+
+    // Resumed: draining the queue lets the ingest finish; the bound holds throughout.
+    let mut taken = 0u64;
+    let mut deepest = held;
+    while !scan.is_finished() {
+        deepest = deepest.max(u64::from(h.client.count(&queue).await));
+        taken += h.client.drain(&queue).await.len() as u64;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scan.await.unwrap(), 1, "the file was handled");
+    taken += h.client.drain(&queue).await.len() as u64;
+    assert_eq!(taken, expected, "every invoice published once");
+    assert!(deepest <= bound + batch as u64, "deepest {deepest}");
+    assert_eq!(h.client.drain(&h.queue(CLOSED)).await.len(), 1);
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
     let h = harness().await;

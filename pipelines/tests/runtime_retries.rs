@@ -298,15 +298,18 @@ async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_
     let running = Running::start(runtime);
     wait_connected(&running.health).await;
 
-    // The same message again once the first copy is processed: what a redelivery after a
-    // lost ack looks like to the runtime. Then the same for a message without id (deduped
-    // on its body's hash).
+    // The same message again once the first copy is processed, marked as a replay: like a
+    // broker redelivery or a retry, it reads the dedupe record before running anything.
+    // Then the same for a message without id (deduped on its body's hash).
     let no_id = lapin::BasicProperties::default().with_type("test.item".into());
     let inputs = [
         (message_props("m-dup", "vitry"), &br#"{"n":1}"#[..]),
-        (message_props("m-dup", "vitry"), &br#"{"n":1}"#[..]),
+        (
+            replayed(message_props("m-dup", "vitry")),
+            &br#"{"n":1}"#[..],
+        ),
         (no_id.clone(), &br#"{"n":2}"#[..]),
-        (no_id, &br#"{"n":2}"#[..]),
+        (replayed(no_id), &br#"{"n":2}"#[..]),
     ];
     for (sent, (props, body)) in inputs.into_iter().enumerate() {
         client.publish(&ns.prefix, "work.item", props, body).await;
@@ -349,6 +352,83 @@ async fn a_redelivered_processed_message_republishes_its_stored_outputs_without_
     assert_eq!(
         counter("encaisse_stage_processed_total", &[("stage", "once")]),
         2
+    );
+    assert_eq!(client.count(&queues.work).await, 0);
+}
+
+/// The properties with the replay header `encaisse dlq replay` sets.
+fn replayed(props: lapin::BasicProperties) -> lapin::BasicProperties {
+    let mut headers = props.headers().clone().unwrap_or_default();
+    headers.insert(
+        "encaisse-replayed-at".into(),
+        lapin::types::AMQPValue::LongString("2026-12-06T00:00:00Z".into()),
+    );
+    props.with_headers(headers)
+}
+
+/// A first delivery skips the dedupe read; a copy of a processed message sent again as a new
+/// message (an upstream that crashed between its publish and its record) still applies once:
+/// its handler runs, but the processed row's uniqueness drops its effect and the first
+/// outputs are republished.
+#[tokio::test]
+async fn a_duplicate_first_delivery_runs_the_handler_but_applies_once() {
+    let ns = Namespace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+    create_effect_table(&ledger).await;
+    let queues = ns.stage("first", &[1]);
+    let client = Client::new().await;
+    let sink = client.sink(&ns, "sink", "out.#").await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let runs_in = runs.clone();
+    let stage = stage_fn("first", ["work.#"], move |msg| {
+        let runs = runs_in.clone();
+        async move {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            let key = msg.message_id.clone().unwrap_or_default();
+            Ok(Handled::publish(vec![output(&key, format!("run {run}"))])
+                .commit_with(move |c| count_effect(c, &key)))
+        }
+    });
+    let mut runtime = Runtime::new(ns.config(&broker_url(BROKER), &[1]), ledger.clone());
+    runtime.add_stage(stage);
+    let running = Running::start(runtime);
+    wait_connected(&running.health).await;
+    for sent in 1..=2u32 {
+        client
+            .publish(
+                &ns.prefix,
+                "work.item",
+                message_props("m-again", "vitry"),
+                b"{}",
+            )
+            .await;
+        wait_until("the output", Duration::from_secs(20), || async {
+            client.count(&sink).await == sent
+        })
+        .await;
+    }
+    running.stop().await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "no dedupe read on a first delivery: the handler ran for both copies"
+    );
+    assert_eq!(
+        effects(&ledger).await,
+        BTreeMap::from([("m-again".to_string(), 1)]),
+        "the effect committed once"
+    );
+    let bodies: Vec<String> = client
+        .drain(&sink)
+        .await
+        .into_iter()
+        .map(|d| String::from_utf8(d.data).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["run 1", "run 1"],
+        "the second copy republished the first outputs"
     );
     assert_eq!(client.count(&queues.work).await, 0);
 }

@@ -31,6 +31,7 @@ pub mod pes;
 pub mod pipeline;
 pub mod procstat;
 pub mod report;
+pub mod sampler;
 pub mod settings;
 
 use std::ops::ControlFlow;
@@ -68,6 +69,8 @@ pub struct BenchOptions {
     /// Keep the work directory (export, ledger, PES files, daemon log) at the end.
     pub keep: bool,
     pub daemon: DaemonProgram,
+    /// `[polyfac] max_downstream_backlog` of the daemon (none: its default).
+    pub max_downstream_backlog: Option<u64>,
 }
 
 /// The run's directory: kept when asked, or when the run failed (for its daemon log).
@@ -180,6 +183,7 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
         .map_err(|e| BenchError::Setup(format!("PayFiP simulator: {e}")))?,
     );
     let mut run_settings = RunSettings::for_run(&options.amqp_url, prefix, &work.path)?;
+    run_settings.max_downstream_backlog = options.max_downstream_backlog;
     let base_url = run_settings.base_url();
     run_settings.payfip = Some(PayfipUrls {
         soap_url: sim.soap_url(),
@@ -212,6 +216,7 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
     let mut daemon = launch.start(&http, Duration::from_secs(60)).await?;
     let ledger = LedgerView::of(&config).await?;
     let broker_pid = options.rabbitmqctl.os_pid();
+    let work_queues = sampler::work_queues(&options.rabbitmqctl, prefix)?;
 
     let pipeline = pipeline::run(
         &mut daemon,
@@ -225,12 +230,24 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
             export: &generated,
             broker_pid,
             timeout: Duration::from_secs(300) + Duration::from_millis(5 * n),
+            amqp_url: &options.amqp_url,
+            work_queues,
         },
     )
     .await?;
+    let bound = config.polyfac.max_downstream_backlog;
+    let burst = config.polyfac.publish_batch_size as u64;
+    let backlog_bound_held = pipeline
+        .max_queue_depth
+        .values()
+        .all(|depth| *depth <= bound + burst);
+    if !backlog_bound_held {
+        tracing::warn!(bound, burst, depths = ?pipeline.max_queue_depth, "A work queue went deeper than max_downstream_backlog plus one batch.");
+    }
     let rss_after_pipeline = daemon.peak_rss_bytes().unwrap_or(0);
 
     tracing::info!(payments = options.payments, "Notification latency.");
+    let notify_sampler = sampler::Sampler::start(daemon.pid(), "", Vec::new()).await?;
     let notify = notify::run(notify::NotifyInput {
         amqp_url: &options.amqp_url,
         prefix,
@@ -242,6 +259,15 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
         concurrency: options.notify_concurrency,
     })
     .await?;
+    let notify_samples = notify_sampler.stop().await;
+    let mut phases = pipeline.phases.clone();
+    let notify_secs = notify_samples.rss.last().map_or(0.0, |(t, _)| *t);
+    phases.push(pipeline::PhasePeak::of(
+        "notification",
+        &notify_samples,
+        0.0,
+        notify_secs,
+    ));
     let peak_rss = daemon.peak_rss_bytes().unwrap_or(0);
     let status = daemon.terminate(Duration::from_secs(60))?;
     if !status.success() {
@@ -271,6 +297,10 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
         notify_p99_ms: notify.p99_ms,
         peak_rss_mb: report::mb(peak_rss),
         peak_rss_after_pipeline_mb: report::mb(rss_after_pipeline),
+        phases,
+        max_queue_depth: pipeline.max_queue_depth.clone(),
+        backlog_bound: bound,
+        backlog_bound_held,
         pes_titres_per_s: pes.titres_per_s,
         machine: report::Machine {
             cores: procstat::cores(),

@@ -5,6 +5,7 @@
 //! `polyfac.export` and `sepa.batch` consuming the same events), closes the run, numbers,
 //! plans, renders and writes the files. The ledger's own timestamps give each step's end.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use super::export::GeneratedFile;
 use super::ledger::LedgerView;
 use super::metrics::{self, StageFigures};
 use super::procstat::{CpuShare, CpuSnapshot};
+use super::sampler::{Sampler, Samples};
 use crate::config::Config;
 
 /// What the pipeline measured.
@@ -52,6 +54,61 @@ pub struct PipelineResult {
     pub max_rss_seen_at_secs: f64,
     /// Per stage, from the daemon's `/metrics` once drained.
     pub stages: Vec<StageFigures>,
+    /// The largest RSS sampled in each phase, from the drop to every queue empty.
+    pub phases: Vec<PhasePeak>,
+    /// The deepest ready-message count sampled in each work queue (every 300 ms).
+    pub max_queue_depth: BTreeMap<String, u64>,
+}
+
+/// One phase of a run (a window of time: phases of a pipeline overlap in reality, the
+/// collection starts while the ingest runs) and the daemon's largest RSS sampled in it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhasePeak {
+    pub phase: &'static str,
+    /// Seconds since the drop (the notification phase: since its own start).
+    pub from_secs: f64,
+    pub to_secs: f64,
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl PhasePeak {
+    /// The phase `(from, to]` of `samples` (seconds since the drop).
+    pub fn of(phase: &'static str, samples: &Samples, from: f64, to: f64) -> Self {
+        PhasePeak {
+            phase,
+            from_secs: from,
+            to_secs: to,
+            peak_rss_mb: samples.peak_rss_between(from, to).map(super::report::mb),
+        }
+    }
+}
+
+/// The pipeline's phases, from the ledger's step ends: ingest (drop → run closed),
+/// collection (→ `helios.titres` collected every invoice), planning (→ last file planned),
+/// PES writing (→ last file written), reconciliation (→ every queue empty: `polyfac.export`
+/// and `payfip.register` finish their share).
+fn phases(
+    samples: &Samples,
+    steps: [Option<f64>; 3],
+    written: f64,
+    drained: f64,
+) -> Vec<PhasePeak> {
+    let ends = [steps[0], steps[1], steps[2], Some(written), Some(drained)];
+    let names = [
+        "ingest",
+        "collection",
+        "planning",
+        "pes_writing",
+        "reconciliation",
+    ];
+    let mut out = Vec::new();
+    let mut from = 0.0;
+    for (name, end) in names.into_iter().zip(ends) {
+        let to = end.unwrap_or(from).max(from);
+        out.push(PhasePeak::of(name, samples, from, to));
+        from = to;
+    }
+    out
 }
 
 /// What the pipeline needs.
@@ -66,6 +123,10 @@ pub struct PipelineInput<'a> {
     pub broker_pid: Option<u32>,
     /// Longest wait for the last PES file.
     pub timeout: Duration,
+    /// The broker, for the queue depth sampling.
+    pub amqp_url: &'a str,
+    /// The work queues whose depth is sampled.
+    pub work_queues: Vec<String>,
 }
 
 fn secs_since(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Option<f64> {
@@ -84,7 +145,10 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
         export,
         broker_pid,
         timeout,
+        amqp_url,
+        work_queues,
     } = input;
+    let sampler = Sampler::start(daemon.pid(), amqp_url, work_queues).await?;
     let before = CpuSnapshot::take(Some(daemon.pid()), broker_pid);
     let dropped_at = Utc::now();
     let started = Instant::now();
@@ -93,14 +157,8 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
 
     let mut last_log = Instant::now();
     let mut titres_expected = None;
-    let (mut max_rss, mut max_rss_at) = (0u64, 0.0f64);
     let (run, progress) = loop {
         daemon.ensure_alive()?;
-        if let Some(rss) = super::procstat::rss_bytes(daemon.pid())
-            && rss > max_rss
-        {
-            (max_rss, max_rss_at) = (rss, started.elapsed().as_secs_f64());
-        }
         if started.elapsed() > timeout {
             return Err(BenchError::Daemon(format!(
                 "no complete PES output within {timeout:?}; last log lines:\n{}",
@@ -145,6 +203,24 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
     );
 
     let drained_secs = wait_drained(ctl, prefix, started, timeout).await?;
+    let samples = sampler.stop().await;
+    let (max_rss_at, max_rss) = samples
+        .rss
+        .iter()
+        .filter(|(t, _)| *t <= secs)
+        .max_by_key(|(_, rss)| *rss)
+        .copied()
+        .unwrap_or_default();
+    let phases = phases(
+        &samples,
+        [
+            secs_since(dropped_at, timeline.ingest_closed),
+            secs_since(dropped_at, timeline.helios_collected),
+            secs_since(dropped_at, timeline.last_file_planned),
+        ],
+        secs,
+        drained_secs.unwrap_or_else(|| started.elapsed().as_secs_f64()),
+    );
     let stages = metrics::fetch(http, &daemon.base_url).await?;
     Ok(PipelineResult {
         invoices: export.tally.invoices,
@@ -165,6 +241,8 @@ pub async fn run(daemon: &mut Daemon, input: PipelineInput<'_>) -> Result<Pipeli
         max_rss_seen_mb: super::report::mb(max_rss),
         max_rss_seen_at_secs: max_rss_at,
         stages,
+        phases,
+        max_queue_depth: samples.max_depth,
     })
 }
 

@@ -32,6 +32,15 @@ pub struct Report {
     pub peak_rss_mb: f64,
     /// The same, right after the pipeline (before the notification benchmark).
     pub peak_rss_after_pipeline_mb: f64,
+    /// The largest RSS sampled in each phase (ingest, collection, planning, PES writing,
+    /// reconciliation, notification), in MB.
+    pub phases: Vec<super::pipeline::PhasePeak>,
+    /// The deepest ready-message count sampled in each work queue during the pipeline.
+    pub max_queue_depth: std::collections::BTreeMap<String, u64>,
+    /// The daemon's `[polyfac] max_downstream_backlog`.
+    pub backlog_bound: u64,
+    /// Whether every work queue stayed within the bound plus one ingest batch.
+    pub backlog_bound_held: bool,
     pub pes_titres_per_s: f64,
     pub machine: Machine,
     pub baseline: BaselineResult,
@@ -194,6 +203,39 @@ pub fn table(r: &Report) -> String {
     out.push_str(&format!(
         "  daemon memory: largest RSS seen {:.0} MB, {:.1} s after the drop\n",
         p.max_rss_seen_mb, p.max_rss_seen_at_secs
+    ));
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|ph| {
+            format!(
+                "{} {}",
+                ph.phase,
+                ph.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0} MB"))
+            )
+        })
+        .collect();
+    out.push_str(&format!("  peak RSS per phase: {}\n", phases.join(", ")));
+    let depths: Vec<String> = r
+        .max_queue_depth
+        .iter()
+        .map(|(q, d)| {
+            format!(
+                "{} {}",
+                q.split_once('.').map_or(q.as_str(), |(_, s)| s),
+                thousands(*d as f64)
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "  deepest work queues (bound {}{}): {}\n",
+        thousands(r.backlog_bound as f64),
+        if r.backlog_bound_held {
+            ", held"
+        } else {
+            ", EXCEEDED"
+        },
+        depths.join(", ")
     ));
     out.push_str(&format!(
         "  CPU (cores busy) from drop to last file: daemon {}, RabbitMQ {}, rest of the machine {}\n",

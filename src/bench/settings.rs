@@ -44,6 +44,8 @@ pub struct RunSettings {
     pub tiers_secs: Vec<u64>,
     /// `None`: online payment disabled for the tenant (the chaos run needs no gateway).
     pub payfip: Option<PayfipUrls>,
+    /// `[polyfac] max_downstream_backlog` (`None`: not written, the daemon's default).
+    pub max_downstream_backlog: Option<u64>,
 }
 
 fn quoted(text: &str) -> String {
@@ -61,6 +63,7 @@ impl RunSettings {
             listen: free_local_addr()?,
             tiers_secs: vec![5, 30, 120, 600, 3600],
             payfip: None,
+            max_downstream_backlog: None,
         })
     }
 
@@ -92,6 +95,13 @@ impl RunSettings {
             .replace("\"@LISTEN@\"", &quoted(&self.listen.to_string()))
             .replace("@TIERS_SECS@", &format!("[{}]", tiers.join(", ")))
             .replace("@PAYFIP_GATEWAY@", &gateway)
+            .replace(
+                "@POLYFAC_MORE@",
+                &self
+                    .max_downstream_backlog
+                    .map(|n| format!("max_downstream_backlog = {n}"))
+                    .unwrap_or_default(),
+            )
             .replace(
                 "@PAYFIP_ENABLED@",
                 if self.payfip.is_some() {
@@ -155,6 +165,7 @@ mod tests {
             listen: "127.0.0.1:18080".parse().unwrap(),
             tiers_secs: vec![1, 5],
             payfip,
+            max_downstream_backlog: Some(2000),
         }
     }
 
@@ -163,6 +174,7 @@ mod tests {
         let config = check(&settings(None).render()).unwrap();
         assert_eq!(config.broker.prefix, "bench-test");
         assert_eq!(config.retry.tiers_secs, vec![1, 5]);
+        assert_eq!(config.polyfac.max_downstream_backlog, 2000);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/encaisse \"bench\""));
         let tenant = config.tenant(TENANT).unwrap();
         assert!(tenant.helios.is_some(), "titres go to Hélios");

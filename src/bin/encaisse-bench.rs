@@ -91,6 +91,10 @@ struct BenchArgs {
     /// Titres of PES writing alone (default: the invoices, at most 100 000).
     #[arg(long)]
     pes_titres: Option<u64>,
+    /// The daemon's `[polyfac] max_downstream_backlog` (default: the daemon's own default);
+    /// a huge value measures a run without back-pressure.
+    #[arg(long)]
+    max_downstream_backlog: Option<u64>,
     #[command(flatten)]
     common: Common,
 }
@@ -147,6 +151,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         work_root: args.common.work_dir.clone(),
         keep: args.common.keep,
         daemon,
+        max_downstream_backlog: args.max_downstream_backlog,
     };
     match bench::run(&options).await {
         Ok(report) if args.common.json => {

@@ -28,12 +28,33 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until a signal (or a fatal runtime error); returns the exit code.
 pub async fn run(loaded: Loaded) -> u8 {
+    limit_malloc_arenas();
     let shutdown = CancellationToken::new();
     if let Err(e) = signals::spawn(shutdown.clone()) {
         tracing::error!(error = %e, "Cannot install the signal handlers.");
         return exit::FAILURE;
     }
     run_until(loaded, Embedding::default(), shutdown).await
+}
+
+/// glibc arenas the daemon's allocations may spread over, unless `MALLOC_ARENA_MAX` says
+/// otherwise. glibc's default (8 per core) let each busy thread — Tokio workers, blocking
+/// ledger reads, the ledger writer — grow an arena of its own, whose freed memory is not
+/// shared: the peak resident memory grew with the run (docs/benchmark.md, "Memory"). Two
+/// arenas measured 30 % less peak at 30,000 invoices, at no measurable cost in throughput.
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps the glibc malloc arenas at [`MALLOC_ARENAS`] (other C libraries: nothing to do).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX takes effect for
+        // arenas created from now on and is safe to call at any time.
+        let done = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
+        if done != 1 {
+            tracing::warn!("Could not cap the malloc arenas; memory may grow with the run.");
+        }
+    }
 }
 
 /// Reads a variable of the environment (or stands for it).

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use encaisse_pipelines::runtime::RuntimeConfig;
+use encaisse_pipelines::runtime::backlog::ready_messages;
 use encaisse_pipelines::runtime::supervisor::broker_uri;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 
 /// How long a look at the broker may take before the overview shows it as unavailable.
@@ -28,19 +27,10 @@ pub async fn depths(
         for queue in queues {
             // A passive declare of a missing queue closes its channel: one channel each.
             let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-            let declared = channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await;
+            let declared = ready_messages(&channel, queue).await;
             match declared {
-                Ok(q) => {
-                    out.push((queue.clone(), q.message_count()));
+                Ok(count) => {
+                    out.push((queue.clone(), count));
                     let _ = channel.close(200, "OK".into()).await;
                 }
                 Err(_) => out.push((queue.clone(), 0)),

@@ -69,6 +69,22 @@ pub fn incoming(delivery: &Delivery, body: Bytes) -> Incoming {
     }
 }
 
+/// A delivery that is most likely the first of its message: not redelivered by the broker
+/// (flag or quorum `x-delivery-count`), first attempt (not from a delay tier), not a replay.
+/// Those others read the dedupe record first, so a processed message is republished
+/// without running its handler again (what a replay after a fixed topology relies on).
+pub fn first_delivery(message: &Incoming) -> bool {
+    let counted = match message.headers.get("x-delivery-count") {
+        Some(crate::stage::HeaderValue::Int(n)) => *n > 0,
+        Some(_) => true,
+        None => false,
+    };
+    !message.redelivered
+        && !counted
+        && message.attempt <= 1
+        && !message.headers.contains_key(headers::REPLAYED_AT)
+}
+
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
@@ -113,7 +129,15 @@ impl StageRunner {
         id: String,
         started: Instant,
     ) {
-        let outcome = match self.ledger.processed(&self.name, &id).await {
+        // A first delivery skips the dedupe read: the processed row's uniqueness, checked in
+        // the commit (`succeed`), still keeps a copy sent twice from applying twice — its
+        // handler runs, its effect is dropped and the first outputs are republished.
+        let known = if first_delivery(&message) {
+            Ok(None)
+        } else {
+            self.ledger.processed(&self.name, &id).await
+        };
+        let outcome = match known {
             Ok(Some(record)) => self.republish_stored(&delivery, &message, record).await,
             Ok(None) => match self.run_handler(&message).await {
                 Ok(handled) => self.succeed(&delivery, &message, &id, handled).await,
@@ -423,5 +447,37 @@ mod tests {
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
         assert_eq!(dedupe_id(Some(""), b"{}"), derived);
+    }
+
+    #[test]
+    fn only_a_plain_first_delivery_skips_the_dedupe_read() {
+        use crate::stage::HeaderValue;
+        let plain = Incoming {
+            message_id: Some("m".into()),
+            message_type: None,
+            exchange: "p".into(),
+            routing_key: "k".into(),
+            headers: Default::default(),
+            body: Bytes::new(),
+            redelivered: false,
+            attempt: 1,
+        };
+        assert!(first_delivery(&plain));
+        let mut redelivered = plain.clone();
+        redelivered.redelivered = true;
+        let mut retried = plain.clone();
+        retried.attempt = 2;
+        let mut counted = plain.clone();
+        counted
+            .headers
+            .insert("x-delivery-count".into(), HeaderValue::Int(1));
+        let mut replayed = plain.clone();
+        replayed.headers.insert(
+            headers::REPLAYED_AT.into(),
+            HeaderValue::Text("2026-12-06T00:00:00Z".into()),
+        );
+        for other in [redelivered, retried, counted, replayed] {
+            assert!(!first_delivery(&other));
+        }
     }
 }

@@ -49,6 +49,14 @@ pub fn describe() {
         "encaisse_drain_failures_total",
         "Times a drain could not take a message (retried in place, never dropped)."
     );
+    metrics::describe_gauge!(
+        "encaisse_downstream_backlog_waiting",
+        "1 while a source waits for the work queues it publishes to (over max_downstream_backlog)."
+    );
+    metrics::describe_gauge!(
+        "encaisse_downstream_backlog_messages",
+        "Ready messages a source last read in a work queue it publishes to."
+    );
 }
 
 pub fn processed(stage: &str) {

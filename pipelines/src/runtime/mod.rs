@@ -15,6 +15,7 @@
 //! ops), [`headers`], [`outbox`], [`metrics`].
 //! The operator's view is in `docs/runtime.md`.
 
+pub mod backlog;
 pub mod config;
 pub mod drain;
 pub mod handling;
@@ -139,6 +140,21 @@ impl Publisher {
     pub async fn publish(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
         self.inner.publish(&messages).await
     }
+
+    /// Back-pressure ([`backlog`]): waits while a work queue that messages with one of
+    /// `routing_keys` are routed to holds more than `bound` ready messages. `source` names
+    /// the waiting source in logs and in the `encaisse_downstream_backlog_waiting` gauge.
+    /// Returns at once if the depths cannot be read or `shutdown` is cancelled.
+    pub async fn wait_for_downstream(
+        &self,
+        routing_keys: &[&str],
+        bound: u64,
+        source: &str,
+        shutdown: &CancellationToken,
+    ) {
+        let queues = self.inner.downstream.queues_for(routing_keys);
+        backlog::wait_below(self.inner.connection(), &queues, bound, source, shutdown).await;
+    }
 }
 
 /// Broker connection state, for `/readyz` and metrics.
@@ -231,7 +247,27 @@ impl Runtime {
     }
 
     pub fn add_stage(&mut self, stage: Arc<dyn Stage>) -> &mut Self {
+        let queues = StageQueues::new(
+            &self.config.broker.prefix,
+            stage.name(),
+            &self.config.retry.tiers_secs,
+        );
+        self.publisher
+            .inner
+            .downstream
+            .add(queues.work, stage.bindings());
         self.stages.push(stage);
+        self
+    }
+
+    /// Adds a queue consumed outside this runtime to those the sources' back-pressure
+    /// watches ([`Publisher::wait_for_downstream`]), with the patterns binding it to the
+    /// work exchange. The stages' work queues are watched without this.
+    pub fn watch_downstream(&mut self, queue: impl Into<String>, patterns: &[&str]) -> &mut Self {
+        self.publisher.inner.downstream.add(
+            queue.into(),
+            patterns.iter().map(|p| (*p).to_string()).collect(),
+        );
         self
     }
 

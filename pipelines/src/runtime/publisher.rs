@@ -70,6 +70,8 @@ pub struct PublisherCore {
     connection: ConnectionSlot,
     channel: Mutex<Option<Channel>>,
     closed: AtomicBool,
+    /// The work queues sources wait on before publishing more ([`super::backlog`]).
+    pub(crate) downstream: super::backlog::Downstream,
 }
 
 impl PublisherCore {
@@ -83,11 +85,17 @@ impl PublisherCore {
             connection,
             channel: Mutex::new(None),
             closed: AtomicBool::new(false),
+            downstream: super::backlog::Downstream::default(),
         }
     }
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The connection the publisher uses (for [`super::backlog`]'s depth reads).
+    pub(crate) fn connection(&self) -> &ConnectionSlot {
+        &self.connection
     }
 
     /// After shutdown: every publish fails with [`PublishError::ShuttingDown`].

@@ -63,6 +63,23 @@ impl Harness {
         stages: impl FnOnce(&Ledger) -> Vec<Arc<dyn Stage>>,
         sinks: &[(&str, &str)],
     ) -> Self {
+        Self::start_with(stages, sinks, false).await
+    }
+
+    /// [`Harness::start`] with every sink also watched by the sources' back-pressure, as a
+    /// stage's work queue would be (`Runtime::watch_downstream`).
+    pub async fn start_watching_sinks(
+        stages: impl FnOnce(&Ledger) -> Vec<Arc<dyn Stage>>,
+        sinks: &[(&str, &str)],
+    ) -> Self {
+        Self::start_with(stages, sinks, true).await
+    }
+
+    async fn start_with(
+        stages: impl FnOnce(&Ledger) -> Vec<Arc<dyn Stage>>,
+        sinks: &[(&str, &str)],
+        watch_sinks: bool,
+    ) -> Self {
         let ns = Namespace::new();
         let client = Client::new().await;
         for (name, pattern) in sinks {
@@ -75,6 +92,11 @@ impl Harness {
         for stage in stages(&ledger) {
             ns.stage(stage.name(), &[1]);
             runtime.add_stage(stage);
+        }
+        if watch_sinks {
+            for (name, pattern) in sinks {
+                runtime.watch_downstream(format!("{}.{name}", ns.prefix), &[pattern]);
+            }
         }
         let ctx = SourceContext {
             publisher: runtime.publisher(),

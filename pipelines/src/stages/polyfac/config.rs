@@ -38,6 +38,14 @@ pub struct PolyfacStagesConfig {
     /// `<seq>` of the day: a written file is never changed.
     #[serde(default = "default_flush_interval_secs")]
     pub flush_interval_secs: u64,
+    /// Back-pressure on a big export (default 10000): before publishing its next batch, the
+    /// ingest waits while a work queue its invoices are routed to (`helios.titres`,
+    /// `payfip.register`, `polyfac.export`, `sepa.batch`, …) holds more than this many ready
+    /// messages. A queue then holds at most this bound plus one batch, so the broker's
+    /// memory and disk stay bounded whatever the export's size, and the stages are not
+    /// slowed by queues hundreds of thousands deep. At least `publish_batch_size`.
+    #[serde(default = "default_max_downstream_backlog")]
+    pub max_downstream_backlog: u64,
 }
 
 fn default_publish_batch_size() -> usize {
@@ -47,6 +55,13 @@ fn default_publish_batch_size() -> usize {
 fn default_flush_interval_secs() -> u64 {
     60
 }
+
+fn default_max_downstream_backlog() -> u64 {
+    10_000
+}
+
+/// Largest accepted backlog bound: beyond, the bound no longer protects the broker.
+const MAX_BACKLOG: u64 = 10_000_000;
 
 /// Largest accepted batch: the publisher's confirm window bounds what is in flight anyway,
 /// and two batches' events are held in memory.
@@ -59,6 +74,7 @@ impl Default for PolyfacStagesConfig {
             inbox_settle_ms: default_inbox_settle_ms(),
             publish_batch_size: default_publish_batch_size(),
             flush_interval_secs: default_flush_interval_secs(),
+            max_downstream_backlog: default_max_downstream_backlog(),
         }
     }
 }
@@ -97,6 +113,15 @@ impl PolyfacStagesConfig {
                 "must be at least 1",
             ));
         }
+        let least = self.publish_batch_size.max(1) as u64;
+        if !(least..=MAX_BACKLOG).contains(&self.max_downstream_backlog) {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.max_downstream_backlog"),
+                format!(
+                    "must be between publish_batch_size ({least}) and {MAX_BACKLOG}: a smaller bound would stop the ingest before its first batch"
+                ),
+            ));
+        }
         issues
     }
 }
@@ -117,6 +142,7 @@ mod tests {
             inbox_settle_ms: 0,
             publish_batch_size: 0,
             flush_interval_secs: 0,
+            max_downstream_backlog: 0,
         };
         let fields: Vec<String> = bad
             .validate("polyfac")
@@ -128,8 +154,18 @@ mod tests {
             [
                 "polyfac.inbox_poll_interval_ms",
                 "polyfac.publish_batch_size",
-                "polyfac.flush_interval_secs"
+                "polyfac.flush_interval_secs",
+                "polyfac.max_downstream_backlog"
             ]
+        );
+        let under_a_batch = PolyfacStagesConfig {
+            publish_batch_size: 500,
+            max_downstream_backlog: 499,
+            ..PolyfacStagesConfig::default()
+        };
+        assert_eq!(
+            under_a_batch.validate("polyfac")[0].field,
+            "polyfac.max_downstream_backlog"
         );
     }
 }

@@ -63,6 +63,9 @@ pub struct PolyfacIngest {
     tenants: PolyfacTenants,
     data_dir: PathBuf,
     batch_size: usize,
+    /// Ready messages a downstream work queue may hold before the next batch waits
+    /// (`[polyfac] max_downstream_backlog`).
+    backlog: u64,
     /// The tenant area it reads: `polyfac` for each tenant's default source, or
     /// `sources/<name>` for another source the tenant receives.
     area: String,
@@ -76,8 +79,16 @@ impl PolyfacIngest {
             tenants,
             data_dir,
             batch_size: batch_size.max(1),
+            backlog: u64::MAX,
             area: AREA.to_string(),
         }
+    }
+
+    /// Waits before each batch while a downstream work queue holds more than `bound` ready
+    /// messages (without it, no bound).
+    pub fn with_backlog(mut self, bound: u64) -> Self {
+        self.backlog = bound;
+        self
     }
 
     /// The same, reading the area `area` of each tenant (a further source's own inbox).
@@ -141,6 +152,14 @@ impl Issued {
         match self {
             Issued::Invoice(i) => i.message_id(),
             Issued::CreditNote(n) => n.message_id(),
+        }
+    }
+
+    /// Where it is routed: the queues the ingest's back-pressure watches.
+    fn routing_key(&self) -> String {
+        match self {
+            Issued::Invoice(i) => i.routing_key(),
+            Issued::CreditNote(n) => n.routing_key(),
         }
     }
 
@@ -486,6 +505,15 @@ impl PolyfacIngest {
             tally.published += previous.finish().await?;
         }
         if !events.is_empty() {
+            if self.backlog < u64::MAX {
+                let mut keys: Vec<String> = events.iter().map(Issued::routing_key).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                ctx.publisher
+                    .wait_for_downstream(&keys, self.backlog, NAME, &ctx.shutdown)
+                    .await;
+            }
             let task = tokio::spawn(publish_and_record(ctx.clone(), tenant, events));
             tally.in_flight = Some(InFlight(task));
         }

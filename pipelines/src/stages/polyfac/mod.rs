@@ -47,7 +47,8 @@ pub fn ingest_source(
 ) -> Arc<InboxWatcher<PolyfacIngest>> {
     let ids = tenants.ids();
     Arc::new(InboxWatcher::new(
-        PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size),
+        PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size)
+            .with_backlog(config.max_downstream_backlog),
         data_dir,
         ids,
         config.watch(),
@@ -74,6 +75,7 @@ pub fn ingest_sources(
         let ids = tenants.ids();
         watchers.push(Arc::new(InboxWatcher::new(
             PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size)
+                .with_backlog(config.max_downstream_backlog)
                 .in_area(source_area(&source)),
             data_dir.clone(),
             ids,
