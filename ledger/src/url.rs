@@ -12,7 +12,14 @@ pub const SQLITE_FILE: &str = "ledger.sqlite";
 
 /// The areas whose store runs on PostgreSQL. The daemon needs every area, so it refuses a
 /// PostgreSQL URL until this lists all of [`crate::migrations::ALL`]'s areas.
-pub const POSTGRES_AREAS: &[&str] = &["core", "batch"];
+pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops"];
+
+/// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
+/// they read the tables of an area not ported yet.
+pub const POSTGRES_PENDING: &[&str] = &[
+    "ops 3 (the reconciliation summaries recon_* and their triggers, invoice_payer_name: \
+     they read the polyfac area)",
+];
 
 /// A parsed ledger URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +93,7 @@ impl LedgerUrl {
                         missing.push(migration.area);
                     }
                 }
+                missing.extend_from_slice(POSTGRES_PENDING);
                 missing
             }
         }
@@ -155,5 +163,11 @@ mod tests {
             .missing_areas();
         assert!(missing.contains(&"helios") && missing.contains(&"polyfac"));
         assert!(!missing.contains(&"core") && !missing.contains(&"batch"));
+        assert!(!missing.contains(&"ops"));
+        assert!(
+            missing
+                .iter()
+                .any(|m| m.starts_with("ops 3") && m.contains("recon_"))
+        );
     }
 }

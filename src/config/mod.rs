@@ -149,7 +149,7 @@ pub fn not_on_postgres_yet(url: &encaisse_ledger::LedgerUrl) -> String {
          {} have no PostgreSQL store (only {} do); use an sqlite:// URL (docs/scaling.md)",
         url.redacted(),
         url.missing_areas().join(", "),
-        encaisse_ledger::url::POSTGRES_AREAS.join(" and ")
+        encaisse_ledger::url::POSTGRES_AREAS.join(", ")
     )
 }
 
