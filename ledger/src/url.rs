@@ -17,6 +17,7 @@ pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops"];
 /// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
 /// they read the tables of an area not ported yet.
 pub const POSTGRES_PENDING: &[&str] = &[
+    "ops 2's console indexes on polyfac, payfip and sepa tables (with those areas)",
     "ops 3 (the reconciliation summaries recon_* and their triggers, invoice_payer_name: \
      they read the polyfac area)",
 ];
@@ -93,9 +94,16 @@ impl LedgerUrl {
                         missing.push(migration.area);
                     }
                 }
-                missing.extend_from_slice(POSTGRES_PENDING);
                 missing
             }
+        }
+    }
+
+    /// The parts of ported areas still without a PostgreSQL schema (empty for SQLite).
+    pub fn pending_parts(&self) -> &'static [&'static str] {
+        match self {
+            LedgerUrl::Sqlite(_) => &[],
+            LedgerUrl::Postgres(_) => POSTGRES_PENDING,
         }
     }
 }
@@ -158,16 +166,17 @@ mod tests {
         let default = LedgerUrl::default_for(Path::new("var/encaisse"));
         assert_eq!(default.redacted(), "sqlite://var/encaisse/ledger.sqlite");
         assert!(default.missing_areas().is_empty());
-        let missing = LedgerUrl::parse("postgres://postgres@127.0.0.1/x")
-            .unwrap()
-            .missing_areas();
+        let postgres = LedgerUrl::parse("postgres://postgres@127.0.0.1/x").unwrap();
+        let missing = postgres.missing_areas();
         assert!(missing.contains(&"helios") && missing.contains(&"polyfac"));
         assert!(!missing.contains(&"core") && !missing.contains(&"batch"));
         assert!(!missing.contains(&"ops"));
+        let pending = postgres.pending_parts();
         assert!(
-            missing
+            pending
                 .iter()
                 .any(|m| m.starts_with("ops 3") && m.contains("recon_"))
         );
+        assert!(default.pending_parts().is_empty());
     }
 }
