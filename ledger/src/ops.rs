@@ -3,7 +3,7 @@
 //! SQLite implementation of [`crate::stores::OpsStore`] (the PostgreSQL one is
 //! `crate::pg::ops`); the stages reach them through a [`crate::Tx`].
 
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use rusqlite::{Connection, Params, params_from_iter};
 use serde::Serialize;
 
 use crate::error::LedgerError;
@@ -241,41 +241,226 @@ pub(crate) const SUMMARY_COLUMNS: &str = "id, tenant, stage, error_class, error_
      parked_at, parked_by, invoice_key, message_id, message_type, state, resolved_at, \
      resolved_by, resolution_reason";
 
-fn summary(r: &Row<'_>) -> rusqlite::Result<ParkedSummary> {
-    let stage: String = r.get(2)?;
-    let kind: String = r.get(4)?;
+/// A result row of either backend, read by column index, so that each row becomes a value
+/// in one place for both.
+pub(crate) trait Columns {
+    fn col<T>(&self, index: usize) -> Result<T, LedgerError>
+    where
+        T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>;
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn col<T>(&self, index: usize) -> Result<T, LedgerError>
+    where
+        T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>,
+    {
+        Ok(self.get(index)?)
+    }
+}
+
+impl Columns for postgres::Row {
+    fn col<T>(&self, index: usize) -> Result<T, LedgerError>
+    where
+        T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>,
+    {
+        Ok(self.try_get(index)?)
+    }
+}
+
+/// Every row of `sql` on SQLite, each read by `read`.
+fn all<T, P: Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, LedgerError>,
+) -> Result<Vec<T>, LedgerError> {
+    let mut stmt = c.prepare(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(row)?);
+    }
+    Ok(out)
+}
+
+/// A statement of this module for PostgreSQL: `?N` placeholders become `$N` (the
+/// statements hold no other `?`).
+pub(crate) fn numbered(sql: &str) -> String {
+    sql.replace('?', "$")
+}
+
+/// [`SUMMARY_COLUMNS`] as a summary.
+pub(crate) fn summary(r: &impl Columns) -> Result<ParkedSummary, LedgerError> {
+    let stage: String = r.col(2)?;
+    let kind: String = r.col(4)?;
     Ok(ParkedSummary {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
+        id: r.col(0)?,
+        tenant: r.col(1)?,
         group: format!("{stage}/{kind}"),
         stage,
-        error_class: r.get(3)?,
+        error_class: r.col(3)?,
         error_kind: kind,
-        error: r.get(5)?,
-        attempts: r.get(6)?,
-        parked_at: r.get(7)?,
-        parked_by: r.get(8)?,
-        invoice: r.get(9)?,
-        message_id: r.get(10)?,
-        message_type: r.get(11)?,
-        state: State::parse(&r.get::<_, String>(12)?),
-        resolved_at: r.get(13)?,
-        resolved_by: r.get(14)?,
-        resolution_reason: r.get(15)?,
+        error: r.col(5)?,
+        attempts: r.col(6)?,
+        parked_at: r.col(7)?,
+        parked_by: r.col(8)?,
+        invoice: r.col(9)?,
+        message_id: r.col(10)?,
+        message_type: r.col(11)?,
+        state: State::parse(&r.col::<String>(12)?),
+        resolved_at: r.col(13)?,
+        resolved_by: r.col(14)?,
+        resolution_reason: r.col(15)?,
     })
 }
+
+/// [`GET`]'s row.
+pub(crate) fn message(r: &impl Columns) -> Result<ParkedMessage, LedgerError> {
+    Ok(ParkedMessage {
+        summary: summary(r)?,
+        fingerprint: r.col(16)?,
+        queue: r.col(17)?,
+        origin_queue: r.col(18)?,
+        origin_exchange: r.col(19)?,
+        origin_routing_key: r.col(20)?,
+        first_failure_at: r.col(21)?,
+        last_failure_at: r.col(22)?,
+        stored_at: r.col(23)?,
+        properties: r.col(24)?,
+        body: r.col(25)?,
+    })
+}
+
+/// A row of the groups query.
+pub(crate) fn group(r: &impl Columns) -> Result<Group, LedgerError> {
+    let stage: String = r.col(0)?;
+    let kind: String = r.col(1)?;
+    Ok(Group {
+        group: format!("{stage}/{kind}"),
+        stage,
+        error_kind: kind,
+        error_classes: split_set(r.col(2)?),
+        count: r.col(3)?,
+        tenants: split_set(r.col(4)?),
+        oldest_parked_at: r.col(5)?,
+        newest_parked_at: r.col(6)?,
+        example_error: r.col(7)?,
+    })
+}
+
+/// [`ACTIONS`]' row.
+pub(crate) fn action(r: &impl Columns) -> Result<Action, LedgerError> {
+    Ok(Action {
+        action: r.col(0)?,
+        at: r.col(1)?,
+        by: r.col(2)?,
+        reason: r.col(3)?,
+        detail: r.col(4)?,
+    })
+}
+
+/// [`WAITING`]'s row.
+pub(crate) fn waiting(r: &impl Columns) -> Result<Waiting, LedgerError> {
+    Ok(Waiting {
+        stage: r.col(0)?,
+        kind: r.col(1)?,
+        class: r.col(2)?,
+        count: r.col(3)?,
+        oldest_parked_at: r.col(4)?,
+    })
+}
+
+/// [`CONSOLE_ACTIONS`]' row.
+pub(crate) fn audit_entry(r: &impl Columns) -> Result<AuditEntry, LedgerError> {
+    Ok(AuditEntry {
+        at: r.col(0)?,
+        user: r.col(1)?,
+        role: r.col(2)?,
+        action: r.col(3)?,
+        target: r.col(4)?,
+        reason: r.col(5)?,
+        outcome: r.col(6)?,
+    })
+}
+
+/// One parked message, whole (`?1`: its id).
+pub(crate) fn get_sql() -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS}, fingerprint, queue, origin_queue, origin_exchange,
+                origin_routing_key, first_failure_at, last_failure_at, stored_at, properties, body
+         FROM parked_message WHERE id = ?1"
+    )
+}
+/// Stores a drained message once per fingerprint.
+pub(crate) const INSERT: &str = "INSERT INTO parked_message (fingerprint, queue, stage, \
+     parked_by, origin_queue, origin_exchange, origin_routing_key, message_id, message_type, \
+     tenant, invoice_key, error_class, error_kind, error, attempts, first_failure_at, \
+     last_failure_at, parked_at, stored_at, properties, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+     ?18, ?19, ?20, ?21) ON CONFLICT (fingerprint) DO NOTHING";
+/// A parked message's actions, oldest first.
+pub(crate) const ACTIONS: &str = "SELECT action, at, by, reason, detail FROM parked_action \
+     WHERE parked_id = ?1 ORDER BY at, id";
+/// Messages still parked per stage, kind and class.
+pub(crate) const WAITING: &str = "SELECT stage, error_kind, error_class, count(*), \
+     min(parked_at) FROM parked_message WHERE state = 'parked' \
+     GROUP BY stage, error_kind, error_class";
+/// The same message's other parkings (`?1` stage, `?2` message id, `?3` its id).
+pub(crate) fn earlier_sql() -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM parked_message
+         WHERE stage = ?1 AND message_id = ?2 AND id <> ?3 ORDER BY parked_at, id"
+    )
+}
+
+/// Parked messages matching a filter's `clause`, newest first, at most `limit`.
+pub(crate) fn list_sql(clause: &str, limit: u32) -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM parked_message {clause}
+         ORDER BY parked_at DESC, id DESC LIMIT {limit}"
+    )
+}
+
+/// The ids matching a filter's `clause`, oldest first.
+pub(crate) fn ids_sql(clause: &str) -> String {
+    format!("SELECT id FROM parked_message {clause} ORDER BY parked_at, id")
+}
+
+/// The groups of messages matching a filter's `clause`; `set` aggregates distinct text
+/// (`group_concat` on SQLite, `string_agg` on PostgreSQL).
+pub(crate) fn groups_sql(clause: &str, set: fn(&str) -> String) -> String {
+    format!(
+        "SELECT stage, error_kind, {}, count(*),
+                {}, min(parked_at), max(parked_at),
+                (SELECT error FROM parked_message e
+                  WHERE e.stage = m.stage AND e.error_kind = m.error_kind
+                  ORDER BY e.parked_at DESC, e.id DESC LIMIT 1)
+         FROM parked_message m {clause}
+         GROUP BY stage, error_kind
+         ORDER BY count(*) DESC, stage, error_kind",
+        set("error_class"),
+        set("tenant")
+    )
+}
+
+/// A resolution: only a message still parked changes.
+pub(crate) const RESOLVE: &str = "UPDATE parked_message SET state = ?2, resolved_at = ?3, \
+     resolved_by = ?4, resolution_reason = ?5 WHERE id = ?1 AND state = 'parked'";
+/// A resolution's audit row.
+pub(crate) const RECORD_ACTION: &str = "INSERT INTO parked_action \
+     (parked_id, action, at, by, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// A console action (`user` quoted: a reserved word in PostgreSQL).
+pub(crate) const RECORD_CONSOLE_ACTION: &str = "INSERT INTO console_action \
+     (at, \"user\", role, action, target, reason, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// The console's actions, newest first, by pages (`?1` limit, `?2` offset).
+pub(crate) const CONSOLE_ACTIONS: &str = "SELECT at, \"user\", role, action, target, reason, \
+     outcome FROM console_action ORDER BY at DESC, id DESC LIMIT ?1 OFFSET ?2";
 
 /// Stores a drained message. `Some(id)` when new, `None` when the same message (same
 /// fingerprint) was stored before: a redelivery to the drain.
 pub(crate) fn insert(c: &Connection, r: &ParkedRecord) -> Result<Option<i64>, LedgerError> {
     let inserted = c.execute(
-        "INSERT INTO parked_message (fingerprint, queue, stage, parked_by, origin_queue,
-             origin_exchange, origin_routing_key, message_id, message_type, tenant, invoice_key,
-             error_class, error_kind, error, attempts, first_failure_at, last_failure_at,
-             parked_at, stored_at, properties, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-             ?18, ?19, ?20, ?21)
-         ON CONFLICT (fingerprint) DO NOTHING",
+        INSERT,
         rusqlite::params![
             r.fingerprint,
             r.queue,
@@ -310,22 +495,20 @@ pub(crate) fn list(
     limit: u32,
 ) -> Result<Vec<ParkedSummary>, LedgerError> {
     let (clause, values) = filter.where_clause();
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM parked_message {clause}
-         ORDER BY parked_at DESC, id DESC LIMIT {limit}"
-    );
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values.iter()), summary)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(
+        c,
+        &list_sql(&clause, limit),
+        params_from_iter(values.iter()),
+        |r| summary(r),
+    )
 }
 
 /// The ids matching `filter`, oldest first (the order a replay republishes them in).
 pub(crate) fn ids(c: &Connection, filter: &Filter) -> Result<Vec<i64>, LedgerError> {
     let (clause, values) = filter.where_clause();
-    let sql = format!("SELECT id FROM parked_message {clause} ORDER BY parked_at, id");
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values.iter()), |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(c, &ids_sql(&clause), params_from_iter(values.iter()), |r| {
+        r.col(0)
+    })
 }
 
 /// A `,`-joined aggregate as a sorted set.
@@ -344,58 +527,13 @@ pub(crate) fn split_set(text: Option<String>) -> Vec<String> {
 /// Messages matching `filter` grouped by stage and error kind, largest group first.
 pub(crate) fn groups(c: &Connection, filter: &Filter) -> Result<Vec<Group>, LedgerError> {
     let (clause, values) = filter.where_clause();
-    let sql = format!(
-        "SELECT stage, error_kind, group_concat(DISTINCT error_class), count(*),
-                group_concat(DISTINCT tenant), min(parked_at), max(parked_at),
-                (SELECT error FROM parked_message e
-                  WHERE e.stage = m.stage AND e.error_kind = m.error_kind
-                  ORDER BY e.parked_at DESC, e.id DESC LIMIT 1)
-         FROM parked_message m {clause}
-         GROUP BY stage, error_kind
-         ORDER BY count(*) DESC, stage, error_kind"
-    );
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values.iter()), |r| {
-        let stage: String = r.get(0)?;
-        let kind: String = r.get(1)?;
-        Ok(Group {
-            group: format!("{stage}/{kind}"),
-            stage,
-            error_kind: kind,
-            error_classes: split_set(r.get(2)?),
-            count: r.get(3)?,
-            tenants: split_set(r.get(4)?),
-            oldest_parked_at: r.get(5)?,
-            newest_parked_at: r.get(6)?,
-            example_error: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let sql = groups_sql(&clause, |column| format!("group_concat(DISTINCT {column})"));
+    all(c, &sql, params_from_iter(values.iter()), |r| group(r))
 }
 
 /// One parked message, whole.
 pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<ParkedMessage>, LedgerError> {
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, fingerprint, queue, origin_queue, origin_exchange,
-                origin_routing_key, first_failure_at, last_failure_at, stored_at, properties, body
-         FROM parked_message WHERE id = ?1"
-    );
-    Ok(c.query_row(&sql, [id], |r| {
-        Ok(ParkedMessage {
-            summary: summary(r)?,
-            fingerprint: r.get(16)?,
-            queue: r.get(17)?,
-            origin_queue: r.get(18)?,
-            origin_exchange: r.get(19)?,
-            origin_routing_key: r.get(20)?,
-            first_failure_at: r.get(21)?,
-            last_failure_at: r.get(22)?,
-            stored_at: r.get(23)?,
-            properties: r.get(24)?,
-            body: r.get(25)?,
-        })
-    })
-    .optional()?)
+    Ok(all(c, &get_sql(), [id], |r| message(r))?.pop())
 }
 
 /// The other times the same message (same stage and message id) was parked, oldest first:
@@ -407,34 +545,17 @@ pub(crate) fn earlier_parkings(
     let Some(message_id) = &message.summary.message_id else {
         return Ok(Vec::new());
     };
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM parked_message
-         WHERE stage = ?1 AND message_id = ?2 AND id <> ?3 ORDER BY parked_at, id"
-    );
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map(
+    all(
+        c,
+        &earlier_sql(),
         rusqlite::params![message.summary.stage, message_id, message.summary.id],
-        summary,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        |r| summary(r),
+    )
 }
 
 /// The audit trail of a parked message, oldest first.
 pub(crate) fn actions(c: &Connection, id: i64) -> Result<Vec<Action>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT action, at, by, reason, detail FROM parked_action WHERE parked_id = ?1
-         ORDER BY at, id",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Action {
-            action: r.get(0)?,
-            at: r.get(1)?,
-            by: r.get(2)?,
-            reason: r.get(3)?,
-            detail: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(c, ACTIONS, [id], |r| action(r))
 }
 
 /// What marking a message did.
@@ -487,9 +608,7 @@ impl<'a> Resolution<'a> {
 /// still parked changes, with its audit row.
 pub(crate) fn resolve(c: &Connection, id: i64, r: &Resolution<'_>) -> Result<Marked, LedgerError> {
     let changed = c.execute(
-        "UPDATE parked_message SET state = ?2, resolved_at = ?3, resolved_by = ?4,
-             resolution_reason = ?5
-         WHERE id = ?1 AND state = 'parked'",
+        RESOLVE,
         rusqlite::params![id, r.to.as_str(), r.at, r.by, r.reason],
     )?;
     if changed == 0 {
@@ -499,8 +618,7 @@ pub(crate) fn resolve(c: &Connection, id: i64, r: &Resolution<'_>) -> Result<Mar
         });
     }
     c.execute(
-        "INSERT INTO parked_action (parked_id, action, at, by, reason, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        RECORD_ACTION,
         rusqlite::params![id, r.action, r.at, r.by, r.reason, r.detail],
     )?;
     Ok(Marked::Done)
@@ -519,20 +637,7 @@ pub struct Waiting {
 /// Parked (unresolved) messages per stage, kind and class, with the oldest parking time:
 /// the gauges ops alert on.
 pub(crate) fn waiting_by_group(c: &Connection) -> Result<Vec<Waiting>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT stage, error_kind, error_class, count(*), min(parked_at) FROM parked_message
-         WHERE state = 'parked' GROUP BY stage, error_kind, error_class",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Waiting {
-            stage: r.get(0)?,
-            kind: r.get(1)?,
-            class: r.get(2)?,
-            count: r.get(3)?,
-            oldest_parked_at: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(c, WAITING, [], |r| waiting(r))
 }
 
 /// One action taken in the web console (`console_action`, shown on its audit-trail page):
@@ -576,8 +681,7 @@ impl AuditEntry {
 /// [`crate::stores::OpsStore::record_console_action`] on SQLite.
 pub(crate) fn record_console_action(c: &Connection, e: &AuditEntry) -> Result<(), LedgerError> {
     c.execute(
-        "INSERT INTO console_action (at, user, role, action, target, reason, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        RECORD_CONSOLE_ACTION,
         rusqlite::params![
             e.at, e.user, e.role, e.action, e.target, e.reason, e.outcome
         ],
@@ -591,20 +695,5 @@ pub(crate) fn console_actions(
     limit: u32,
     offset: u32,
 ) -> Result<Vec<AuditEntry>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT at, user, role, action, target, reason, outcome FROM console_action
-         ORDER BY at DESC, id DESC LIMIT ?1 OFFSET ?2",
-    )?;
-    let rows = stmt.query_map([limit, offset], |r| {
-        Ok(AuditEntry {
-            at: r.get(0)?,
-            user: r.get(1)?,
-            role: r.get(2)?,
-            action: r.get(3)?,
-            target: r.get(4)?,
-            reason: r.get(5)?,
-            outcome: r.get(6)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(c, CONSOLE_ACTIONS, [limit, offset], |r| audit_entry(r))
 }
