@@ -339,6 +339,17 @@ pub(crate) fn record_file_in(c: &Connection, file: &NewFile) -> Result<EmittedFi
     }
 }
 
+/// [`CoreStore::last_written`] on SQLite.
+pub(crate) fn last_written_in(
+    c: &rusqlite::Connection,
+) -> Result<Vec<(String, String, String)>, LedgerError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT tenant, kind, max(written_at) FROM emitted_file GROUP BY tenant, kind",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// [`CoreStore::file_by_path`] on SQLite.
 pub(crate) fn file_by_path_in(
     c: &Connection,

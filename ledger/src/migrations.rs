@@ -164,6 +164,16 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/postgres/batch_0003.sql"),
     },
+    Migration {
+        area: "ops",
+        version: 1,
+        sql: include_str!("../migrations/postgres/ops_0001.sql"),
+    },
+    Migration {
+        area: "ops",
+        version: 2,
+        sql: include_str!("../migrations/postgres/ops_0002.sql"),
+    },
 ];
 
 #[cfg(test)]

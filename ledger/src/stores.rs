@@ -1,6 +1,7 @@
 //! The backend-neutral transaction and the stores of the areas already ported to both
 //! backends: **core** (`processed_message`, `emitted_file`, `invoice_event`,
-//! `schema_migration`) and **batch** (`batch_group`, `batch_item`).
+//! `schema_migration`), **batch** (`batch_group`, `batch_item`) and **ops**
+//! (`parked_message`, `parked_action`, `console_action`).
 //!
 //! A store is a trait of named operations over a [`Tx`], the transaction that
 //! [`Ledger::transact`](crate::Ledger::transact) or [`Ledger::inspect`](crate::Ledger::inspect)
@@ -16,6 +17,10 @@ use crate::batch::{AddOutcome, BatchItem, BatchKey};
 use crate::error::LedgerError;
 use crate::files::{EmittedFile, NewFile};
 use crate::journal::InvoiceFact;
+use crate::ops::{
+    Action, AuditEntry, Filter, Group, Marked, ParkedMessage, ParkedRecord, ParkedSummary,
+    Resolution, Waiting,
+};
 use crate::processed::ProcessedMessage;
 
 /// One ledger transaction, on whichever backend the ledger runs.
@@ -86,6 +91,9 @@ pub trait CoreStore {
     fn prune_processed(&mut self, before: &str) -> Result<usize, LedgerError>;
     /// The record of an emitted file by its path.
     fn file_by_path(&mut self, path: &str) -> Result<Option<EmittedFile>, LedgerError>;
+    /// When each tenant last wrote a file of each kind: `(tenant, kind, written_at)`.
+    #[allow(clippy::type_complexity)]
+    fn last_written(&mut self) -> Result<Vec<(String, String, String)>, LedgerError>;
     /// Records a written file (idempotent for the same content); a path recorded with other
     /// content is a [`LedgerError::Conflict`].
     fn record_file(&mut self, file: &NewFile) -> Result<EmittedFile, LedgerError>;
@@ -134,6 +142,56 @@ pub trait BatchStore {
         &mut self,
         stage: &str,
     ) -> Result<Vec<(BatchKey, u32, Option<u32>)>, LedgerError>;
+}
+
+/// The ops area: messages parked by the stages (drained from their parking lots), what ops
+/// did with them, and the console's audit trail.
+pub trait OpsStore {
+    /// Stores a drained message: `Some(id)` when new, `None` when the same message (same
+    /// fingerprint) was stored before, also concurrently: a redelivery to the drain.
+    fn record_parked(&mut self, record: &ParkedRecord) -> Result<Option<i64>, LedgerError>;
+    /// Parked messages matching `filter`, newest first, at most `limit`.
+    fn list_parked(
+        &mut self,
+        filter: &Filter,
+        limit: u32,
+    ) -> Result<Vec<ParkedSummary>, LedgerError>;
+    /// The ids matching `filter`, oldest first (the order a replay republishes them in).
+    fn parked_ids(&mut self, filter: &Filter) -> Result<Vec<i64>, LedgerError>;
+    /// Messages matching `filter` grouped by stage and error kind, largest group first.
+    fn parked_groups(&mut self, filter: &Filter) -> Result<Vec<Group>, LedgerError>;
+    /// One parked message, whole.
+    fn parked(&mut self, id: i64) -> Result<Option<ParkedMessage>, LedgerError>;
+    /// The other times the same message (stage and message id) was parked, oldest first.
+    fn earlier_parkings(
+        &mut self,
+        message: &ParkedMessage,
+    ) -> Result<Vec<ParkedSummary>, LedgerError>;
+    /// The audit trail of a parked message, oldest first.
+    fn parked_actions(&mut self, id: i64) -> Result<Vec<Action>, LedgerError>;
+    /// Marks a message replayed (only if still parked: exactly one of concurrent callers),
+    /// with who, when and where to (`detail`, JSON), and its audit row.
+    fn mark_replayed(
+        &mut self,
+        id: i64,
+        at: &str,
+        by: &str,
+        detail: &str,
+    ) -> Result<Marked, LedgerError>;
+    /// Discards a message (only if still parked): its row and bytes stay, with the reason.
+    fn discard_parked(
+        &mut self,
+        id: i64,
+        at: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Marked, LedgerError>;
+    /// Messages still parked per stage, kind and class, with the oldest (the gauges).
+    fn waiting_by_group(&mut self) -> Result<Vec<Waiting>, LedgerError>;
+    /// Records an action taken in the console.
+    fn record_console_action(&mut self, entry: &AuditEntry) -> Result<(), LedgerError>;
+    /// The console's actions, newest first, `limit` of them after skipping `offset`.
+    fn console_actions(&mut self, limit: u32, offset: u32) -> Result<Vec<AuditEntry>, LedgerError>;
 }
 
 /// Runs the SQLite or the PostgreSQL implementation of one operation.
@@ -185,6 +243,14 @@ impl CoreStore for Tx<'_> {
             crate::files::file_by_path_in,
             crate::pg::core::file_by_path,
             path
+        )
+    }
+
+    fn last_written(&mut self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        dispatch!(
+            self,
+            crate::files::last_written_in,
+            crate::pg::core::last_written
         )
     }
 
@@ -294,6 +360,109 @@ impl BatchStore for Tx<'_> {
             crate::batch::open_groups,
             crate::pg::batch::open_groups,
             stage
+        )
+    }
+}
+
+impl OpsStore for Tx<'_> {
+    fn record_parked(&mut self, record: &ParkedRecord) -> Result<Option<i64>, LedgerError> {
+        dispatch!(self, crate::ops::insert, crate::pg::ops::insert, record)
+    }
+
+    fn list_parked(
+        &mut self,
+        filter: &Filter,
+        limit: u32,
+    ) -> Result<Vec<ParkedSummary>, LedgerError> {
+        dispatch!(self, crate::ops::list, crate::pg::ops::list, filter, limit)
+    }
+
+    fn parked_ids(&mut self, filter: &Filter) -> Result<Vec<i64>, LedgerError> {
+        dispatch!(self, crate::ops::ids, crate::pg::ops::ids, filter)
+    }
+
+    fn parked_groups(&mut self, filter: &Filter) -> Result<Vec<Group>, LedgerError> {
+        dispatch!(self, crate::ops::groups, crate::pg::ops::groups, filter)
+    }
+
+    fn parked(&mut self, id: i64) -> Result<Option<ParkedMessage>, LedgerError> {
+        dispatch!(self, crate::ops::get, crate::pg::ops::get, id)
+    }
+
+    fn earlier_parkings(
+        &mut self,
+        message: &ParkedMessage,
+    ) -> Result<Vec<ParkedSummary>, LedgerError> {
+        dispatch!(
+            self,
+            crate::ops::earlier_parkings,
+            crate::pg::ops::earlier_parkings,
+            message
+        )
+    }
+
+    fn parked_actions(&mut self, id: i64) -> Result<Vec<Action>, LedgerError> {
+        dispatch!(self, crate::ops::actions, crate::pg::ops::actions, id)
+    }
+
+    fn mark_replayed(
+        &mut self,
+        id: i64,
+        at: &str,
+        by: &str,
+        detail: &str,
+    ) -> Result<Marked, LedgerError> {
+        let resolution = Resolution::replay(at, by, detail);
+        dispatch!(
+            self,
+            crate::ops::resolve,
+            crate::pg::ops::resolve,
+            id,
+            &resolution
+        )
+    }
+
+    fn discard_parked(
+        &mut self,
+        id: i64,
+        at: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Marked, LedgerError> {
+        let resolution = Resolution::discard(at, by, reason);
+        dispatch!(
+            self,
+            crate::ops::resolve,
+            crate::pg::ops::resolve,
+            id,
+            &resolution
+        )
+    }
+
+    fn waiting_by_group(&mut self) -> Result<Vec<Waiting>, LedgerError> {
+        dispatch!(
+            self,
+            crate::ops::waiting_by_group,
+            crate::pg::ops::waiting_by_group
+        )
+    }
+
+    fn record_console_action(&mut self, entry: &AuditEntry) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::ops::record_console_action,
+            crate::pg::ops::record_console_action,
+            entry
+        )
+    }
+
+    fn console_actions(&mut self, limit: u32, offset: u32) -> Result<Vec<AuditEntry>, LedgerError> {
+        dispatch!(
+            self,
+            crate::ops::console_actions,
+            crate::pg::ops::console_actions,
+            limit,
+            offset
         )
     }
 }

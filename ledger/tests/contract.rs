@@ -1,4 +1,4 @@
-//! The ledger's store contract: one test body per operation of the core and batch stores,
+//! The ledger's store contract: one test body per operation of the core, batch and ops stores,
 //! run on SQLite (a temporary file) and on PostgreSQL (a fresh database per test, from
 //! `ENCAISSE_TEST_POSTGRES_URL`; skipped visibly when unset, required in CI with
 //! `ENCAISSE_REQUIRE_POSTGRES=1`).
@@ -8,9 +8,11 @@ use std::future::Future;
 
 use encaisse_ledger::batch::{AddOutcome, BatchKey};
 use encaisse_ledger::files::NewFile;
+use encaisse_ledger::ops::{AuditEntry, Filter, GroupKey, Marked, ParkedBy, ParkedRecord, State};
 use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
 use encaisse_ledger::{
-    BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, ProcessedMessage, Tx,
+    BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, OpsStore, ProcessedMessage,
+    Tx,
 };
 
 /// A ledger for one test, and what it lives in (removed after the test).
@@ -73,7 +75,7 @@ contract!(
     record_file_is_idempotent_and_refuses_other_bytes,
     emit_file_writes_and_records_once,
     record_fact_deduplicates_and_facts_come_in_time_order,
-    applied_migrations_list_core_and_batch,
+    applied_migrations_list_the_ported_areas,
     a_duplicate_processed_row_under_concurrency_is_refused_once,
     add_item_says_what_it_did,
     set_expected_accepts_the_same_count_only,
@@ -84,6 +86,12 @@ contract!(
     open_groups_lists_the_unclosed,
     a_refused_transaction_leaves_nothing,
     two_writers_adding_to_one_batch_close_it_once,
+    record_parked_stores_a_message_once_with_its_bytes,
+    parked_messages_are_filtered_listed_and_grouped,
+    a_parked_message_is_resolved_once_with_its_audit_row,
+    concurrent_replays_of_one_message_mark_it_once,
+    console_actions_come_newest_first_by_pages,
+    last_written_is_per_tenant_and_kind,
 );
 
 fn message(id: &str, at: &str, outputs: &[u8]) -> ProcessedMessage {
@@ -271,7 +279,7 @@ async fn record_fact_deduplicates_and_facts_come_in_time_order(f: &Fixture) {
     assert!(read(f, |tx| tx.facts_of("vitry/2026/F2")).await.is_empty());
 }
 
-async fn applied_migrations_list_core_and_batch(f: &Fixture) {
+async fn applied_migrations_list_the_ported_areas(f: &Fixture) {
     let backend = f.ledger.backend();
     let applied = read(f, move |tx| {
         assert_eq!(
@@ -282,7 +290,14 @@ async fn applied_migrations_list_core_and_batch(f: &Fixture) {
         tx.applied_migrations()
     })
     .await;
-    for (area, version) in [("batch", 1), ("batch", 2), ("batch", 3), ("core", 1)] {
+    for (area, version) in [
+        ("batch", 1),
+        ("batch", 2),
+        ("batch", 3),
+        ("core", 1),
+        ("ops", 1),
+        ("ops", 2),
+    ] {
         assert!(
             applied.contains(&(area.to_string(), version)),
             "{area}/{version} in {applied:?}"
@@ -658,11 +673,323 @@ async fn two_daemons_opening_one_new_database_migrate_it_once() {
         .inspect(|tx| tx.applied_migrations())
         .await
         .unwrap();
-    assert_eq!(
-        applied,
-        [("batch", 1), ("batch", 2), ("batch", 3), ("core", 1)]
-            .map(|(area, version)| (area.to_string(), version)),
-        "each PostgreSQL migration once"
-    );
+    let mut expected: Vec<(String, u32)> = encaisse_ledger::migrations::POSTGRES
+        .iter()
+        .map(|m| (m.area.to_string(), m.version))
+        .collect();
+    expected.sort();
+    assert_eq!(applied, expected, "each PostgreSQL migration once");
     drop(ledgers);
+}
+
+/// A drained message of `stage`, failed with `kind`, parked at `at`.
+fn parked(fingerprint: &str, stage: &str, kind: &str, tenant: &str, at: &str) -> ParkedRecord {
+    ParkedRecord {
+        fingerprint: fingerprint.into(),
+        queue: format!("p.{stage}.parked"),
+        stage: stage.into(),
+        parked_by: ParkedBy::Runtime,
+        origin_queue: format!("p.{stage}"),
+        origin_exchange: Some("p.events".into()),
+        origin_routing_key: None,
+        message_id: Some(format!("msg-{fingerprint}")),
+        message_type: Some("invoice.issued".into()),
+        tenant: Some(tenant.into()),
+        invoice_key: Some(format!("{tenant}/2026/{fingerprint}")),
+        error_class: "permanent".into(),
+        error_kind: kind.into(),
+        error: format!("{kind} in {fingerprint}"),
+        attempts: 3,
+        first_failure_at: Some("2026-01-01T00:00:00.000000Z".into()),
+        last_failure_at: None,
+        parked_at: at.into(),
+        stored_at: at.into(),
+        properties: vec![0, 1, 2, 255],
+        body: b"{\"n\":1}".to_vec(),
+    }
+}
+
+async fn park(f: &Fixture, record: ParkedRecord) -> Option<i64> {
+    write(f, move |tx| tx.record_parked(&record)).await
+}
+
+async fn record_parked_stores_a_message_once_with_its_bytes(f: &Fixture) {
+    let record = parked(
+        "a",
+        "helios.titres",
+        "unknown_tenant",
+        "vitry",
+        "2026-01-02T00:00:00.000000Z",
+    );
+    let id = park(f, record.clone())
+        .await
+        .expect("a new message gets an id");
+    assert_eq!(
+        park(f, record.clone()).await,
+        None,
+        "a redelivery is stored once"
+    );
+    let mut broker = parked(
+        "b",
+        "helios.titres",
+        "delivery_limit",
+        "vitry",
+        "2026-01-03T00:00:00.000000Z",
+    );
+    broker.parked_by = ParkedBy::Broker;
+    broker.message_id = record.message_id.clone();
+    let second = park(f, broker).await.unwrap();
+    assert!(second > id, "ids grow");
+    let message = read(f, move |tx| tx.parked(id)).await.unwrap();
+    assert_eq!(message.summary.id, id);
+    assert_eq!(message.summary.group, "helios.titres/unknown_tenant");
+    assert_eq!(message.summary.state, State::Parked);
+    assert_eq!(message.summary.parked_by, "runtime");
+    assert_eq!(message.summary.attempts, 3);
+    assert_eq!(message.summary.invoice.as_deref(), Some("vitry/2026/a"));
+    assert_eq!(
+        message.properties, record.properties,
+        "property bytes as drained"
+    );
+    assert_eq!(message.body, record.body);
+    assert_eq!(message.origin_queue, "p.helios.titres");
+    assert_eq!(message.first_failure_at, record.first_failure_at);
+    assert_eq!(message.last_failure_at, None);
+    let earlier = read(f, move |tx| tx.earlier_parkings(&message)).await;
+    assert_eq!(
+        earlier.len(),
+        1,
+        "the same message parked again: {earlier:?}"
+    );
+    assert_eq!(earlier[0].id, second);
+    assert_eq!(earlier[0].parked_by, "broker");
+    assert!(read(f, |tx| tx.parked(9_999)).await.is_none());
+}
+
+async fn parked_messages_are_filtered_listed_and_grouped(f: &Fixture) {
+    let at = |day: u32| format!("2026-01-{day:02}T00:00:00.000000Z");
+    for (fp, stage, kind, tenant, day) in [
+        ("a", "helios.titres", "unknown_tenant", "vitry", 1),
+        ("b", "helios.titres", "unknown_tenant", "ivry", 2),
+        ("c", "helios.titres", "unknown_tenant", "vitry", 3),
+        ("d", "sepa.batch", "no_mandate", "vitry", 4),
+    ] {
+        park(f, parked(fp, stage, kind, tenant, &at(day)))
+            .await
+            .unwrap();
+    }
+    let all = read(f, |tx| tx.list_parked(&Filter::parked(), 10)).await;
+    let order: Vec<&str> = all
+        .iter()
+        .map(|m| m.invoice.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "vitry/2026/d",
+            "vitry/2026/c",
+            "ivry/2026/b",
+            "vitry/2026/a"
+        ],
+        "newest first"
+    );
+    let two = read(f, |tx| tx.list_parked(&Filter::parked(), 2)).await;
+    assert_eq!(two.len(), 2, "at most the limit");
+    let filter = Filter {
+        tenant: Some("vitry".into()),
+        since: Some(at(2)),
+        group: Some(GroupKey::parse("helios.titres/unknown_tenant").unwrap()),
+        ..Filter::parked()
+    };
+    let f2 = filter.clone();
+    let found = read(f, move |tx| tx.list_parked(&f2, 10)).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].invoice.as_deref(), Some("vitry/2026/c"));
+    let ids = read(f, |tx| tx.parked_ids(&Filter::default())).await;
+    let oldest_first: Vec<i64> = all.iter().rev().map(|m| m.id).collect();
+    assert_eq!(ids, oldest_first, "ids oldest first");
+    let groups = read(f, |tx| tx.parked_groups(&Filter::parked())).await;
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert_eq!(
+        groups[0].group, "helios.titres/unknown_tenant",
+        "largest first"
+    );
+    assert_eq!(groups[0].count, 3);
+    assert_eq!(groups[0].tenants, ["ivry", "vitry"]);
+    assert_eq!(groups[0].error_classes, ["permanent"]);
+    assert_eq!(groups[0].oldest_parked_at, at(1));
+    assert_eq!(groups[0].newest_parked_at, at(3));
+    assert_eq!(
+        groups[0].example_error, "unknown_tenant in c",
+        "the newest's error"
+    );
+    assert_eq!(groups[1].count, 1);
+    let waiting = read(f, |tx| tx.waiting_by_group()).await;
+    let mut counts: Vec<(String, i64, String)> = waiting
+        .into_iter()
+        .map(|w| (w.stage, w.count, w.oldest_parked_at))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("helios.titres".to_string(), 3, at(1)),
+            ("sepa.batch".to_string(), 1, at(4))
+        ]
+    );
+}
+
+async fn a_parked_message_is_resolved_once_with_its_audit_row(f: &Fixture) {
+    let at = "2026-01-05T00:00:00.000000Z";
+    let a = park(f, parked("a", "helios.titres", "k", "vitry", at))
+        .await
+        .unwrap();
+    let b = park(f, parked("b", "helios.titres", "k", "vitry", at))
+        .await
+        .unwrap();
+    let replayed = write(f, move |tx| {
+        tx.mark_replayed(
+            a,
+            "2026-01-06T00:00:00.000000Z",
+            "ops",
+            r#"{"queue":"p.helios.titres"}"#,
+        )
+    })
+    .await;
+    assert_eq!(replayed, Marked::Done);
+    let again = write(f, move |tx| {
+        tx.discard_parked(a, "2026-01-07T00:00:00.000000Z", "ops", "late")
+    })
+    .await;
+    let Marked::AlreadyResolved(summary) = again else {
+        panic!("a replayed message is not discarded: {again:?}");
+    };
+    assert_eq!(summary.state, State::Replayed);
+    assert_eq!(summary.resolved_by.as_deref(), Some("ops"));
+    let discarded = write(f, move |tx| {
+        tx.discard_parked(b, "2026-01-07T00:00:00.000000Z", "anne", "duplicate")
+    })
+    .await;
+    assert_eq!(discarded, Marked::Done);
+    let missing = write(f, |tx| {
+        tx.discard_parked(9_999, "2026-01-07T00:00:00.000000Z", "anne", "x")
+    })
+    .await;
+    assert_eq!(missing, Marked::NotFound);
+    let actions = read(f, move |tx| tx.parked_actions(a)).await;
+    assert_eq!(actions.len(), 1, "one row per change: {actions:?}");
+    assert_eq!(actions[0].action, "replay");
+    assert_eq!(
+        actions[0].detail.as_deref(),
+        Some(r#"{"queue":"p.helios.titres"}"#)
+    );
+    let actions = read(f, move |tx| tx.parked_actions(b)).await;
+    assert_eq!(
+        (actions[0].action.as_str(), actions[0].reason.as_deref()),
+        ("discard", Some("duplicate"))
+    );
+    let message = read(f, move |tx| tx.parked(b)).await.unwrap();
+    assert_eq!(message.summary.state, State::Discarded);
+    assert_eq!(
+        message.summary.resolution_reason.as_deref(),
+        Some("duplicate")
+    );
+    assert!(
+        !message.body.is_empty(),
+        "a discarded message keeps its bytes"
+    );
+    assert!(
+        read(f, |tx| tx.list_parked(&Filter::parked(), 10))
+            .await
+            .is_empty()
+    );
+    let every_state = read(f, |tx| tx.list_parked(&Filter::default(), 10)).await;
+    assert_eq!(every_state.len(), 2);
+}
+
+async fn concurrent_replays_of_one_message_mark_it_once(f: &Fixture) {
+    let id = park(
+        f,
+        parked(
+            "a",
+            "helios.titres",
+            "k",
+            "vitry",
+            "2026-01-05T00:00:00.000000Z",
+        ),
+    )
+    .await
+    .unwrap();
+    let results = concurrently(8, |i| {
+        let ledger = f.ledger.clone();
+        async move {
+            ledger
+                .transact(move |tx| {
+                    tx.mark_replayed(id, "2026-01-06T00:00:00.000000Z", &format!("ops{i}"), "{}")
+                })
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let done = results.iter().filter(|m| **m == Marked::Done).count();
+    assert_eq!(done, 1, "exactly one replay marks it: {results:?}");
+    let actions = read(f, move |tx| tx.parked_actions(id)).await;
+    assert_eq!(actions.len(), 1, "one audit row: {actions:?}");
+}
+
+async fn console_actions_come_newest_first_by_pages(f: &Fixture) {
+    for (i, action) in ["login", "replay", "discard", "logout"].iter().enumerate() {
+        let mut entry = AuditEntry::new("anne", "ops", action, "done").target(format!("{i}"));
+        entry.at = format!("2026-01-0{}T00:00:00.000000Z", i + 1);
+        if *action == "discard" {
+            entry = entry.reason("duplicate");
+        }
+        write(f, move |tx| tx.record_console_action(&entry)).await;
+    }
+    let refused = AuditEntry::new("mallory", "", "login_refused", "refused");
+    let mut same_time = refused.clone();
+    same_time.at = "2026-01-04T00:00:00.000000Z".into();
+    write(f, move |tx| tx.record_console_action(&same_time)).await;
+    let page = read(f, |tx| tx.console_actions(3, 0)).await;
+    let actions: Vec<&str> = page.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["login_refused", "logout", "discard"],
+        "newest first, then latest recorded"
+    );
+    assert_eq!(page[0].user, "mallory");
+    assert_eq!(page[0].role, "");
+    assert_eq!(page[2].reason.as_deref(), Some("duplicate"));
+    assert_eq!(page[2].target.as_deref(), Some("2"));
+    let next = read(f, |tx| tx.console_actions(3, 3)).await;
+    let actions: Vec<&str> = next.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["replay", "login"]);
+    assert_eq!(next[1].reason, None);
+}
+
+async fn last_written_is_per_tenant_and_kind(f: &Fixture) {
+    for (path, tenant, kind, at) in [
+        ("a.xml", "vitry", "pes_aller", "2026-01-01T00:00:00.000000Z"),
+        ("b.xml", "vitry", "pes_aller", "2026-01-03T00:00:00.000000Z"),
+        ("c.xml", "vitry", "pain008", "2026-01-02T00:00:00.000000Z"),
+        ("d.xml", "ivry", "pes_aller", "2026-01-02T00:00:00.000000Z"),
+    ] {
+        let file = NewFile {
+            tenant: tenant.into(),
+            kind: kind.into(),
+            written_at: at.into(),
+            ..new_file(path, path)
+        };
+        write(f, move |tx| tx.record_file(&file)).await;
+    }
+    let mut last = read(f, |tx| tx.last_written()).await;
+    last.sort();
+    let expected = [
+        ("ivry", "pes_aller", "2026-01-02T00:00:00.000000Z"),
+        ("vitry", "pain008", "2026-01-02T00:00:00.000000Z"),
+        ("vitry", "pes_aller", "2026-01-03T00:00:00.000000Z"),
+    ]
+    .map(|(t, k, a)| (t.to_string(), k.to_string(), a.to_string()));
+    assert_eq!(last, expected);
 }

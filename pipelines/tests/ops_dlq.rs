@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use encaisse_ledger::Ledger;
+use encaisse_ledger::{Ledger, OpsStore};
 use encaisse_pipelines::runtime::Runtime;
 use encaisse_pipelines::stages::ops::replay::{self, Outcome, Replayer};
-use encaisse_pipelines::stages::ops::store::{self, Filter, GroupKey, ParkedSummary, State};
+use encaisse_pipelines::stages::ops::store::{Filter, GroupKey, ParkedSummary, State};
 use encaisse_pipelines::stages::ops::{ParkedGauges, ParkingDrain, show};
 use encaisse_pipelines::{Handled, HeaderValue, Incoming, Outgoing, StageError, stage_fn};
 use lapin::options::{BasicNackOptions, QueueDeclareOptions};
@@ -41,7 +41,7 @@ fn drain(ns: &Namespace, ledger: &Ledger) -> Arc<ParkingDrain> {
 
 async fn parked(ledger: &Ledger, filter: Filter) -> Vec<ParkedSummary> {
     ledger
-        .read(move |c| store::list(c, &filter, 100))
+        .inspect(move |tx| tx.list_parked(&filter, 100))
         .await
         .unwrap()
 }
@@ -163,7 +163,7 @@ async fn a_message_parked_by_a_permanent_error_is_listed_then_replayed_once_afte
     assert_eq!(parked(&ledger, by_tenant("ivry")).await.len(), 1);
     assert_eq!(parked(&ledger, by_tenant("vitry")).await.len(), 0);
     let groups = ledger
-        .read(|c| store::groups(c, &Filter::parked()))
+        .inspect(|tx| tx.parked_groups(&Filter::parked()))
         .await
         .unwrap();
     assert_eq!(groups.len(), 1);
@@ -176,7 +176,7 @@ async fn a_message_parked_by_a_permanent_error_is_listed_then_replayed_once_afte
     // `dlq show`: domain terms, personal data masked.
     let id = first.id;
     let message = ledger
-        .read(move |c| store::get(c, id))
+        .inspect(move |tx| tx.parked(id))
         .await
         .unwrap()
         .unwrap();
@@ -211,14 +211,14 @@ async fn a_message_parked_by_a_permanent_error_is_listed_then_replayed_once_afte
     assert_eq!(second.attempts, 1, "a replay starts the attempts afresh");
     let second_id = second.id;
     let again = ledger
-        .read(move |c| store::get(c, second_id))
+        .inspect(move |tx| tx.parked(second_id))
         .await
         .unwrap()
         .unwrap();
     let earlier = ledger
-        .read({
+        .inspect({
             let again = again.clone();
-            move |c| store::earlier_parkings(c, &again)
+            move |tx| tx.earlier_parkings(&again)
         })
         .await
         .unwrap();
@@ -370,7 +370,7 @@ async fn a_message_the_broker_parked_at_its_delivery_limit_is_stored_and_replaye
     assert_eq!(row.message_id.as_deref(), Some("m-crash"));
     let id = row.id;
     let message = ledger
-        .read(move |c| store::get(c, id))
+        .inspect(move |tx| tx.parked(id))
         .await
         .unwrap()
         .unwrap();
@@ -519,7 +519,7 @@ async fn the_same_parked_message_drained_twice_is_stored_once_and_groups_replay_
         1
     );
     let groups = ledger
-        .read(|c| store::groups(c, &Filter::parked()))
+        .inspect(|tx| tx.parked_groups(&Filter::parked()))
         .await
         .unwrap();
     let counts: Vec<_> = groups.iter().map(|g| (g.group.as_str(), g.count)).collect();
@@ -540,7 +540,10 @@ async fn the_same_parked_message_drained_twice_is_stored_once_and_groups_replay_
         .await
         .unwrap();
     assert_eq!(outcomes, [Outcome::Discarded { id: bad }]);
-    let actions = ledger.read(move |c| store::actions(c, bad)).await.unwrap();
+    let actions = ledger
+        .inspect(move |tx| tx.parked_actions(bad))
+        .await
+        .unwrap();
     assert_eq!(actions.len(), 1);
     assert_eq!(
         (
@@ -566,7 +569,10 @@ async fn the_same_parked_message_drained_twice_is_stored_once_and_groups_replay_
         group: Some(GroupKey::parse("grouped/unknown_tenant").unwrap()),
         ..Filter::parked()
     };
-    let ids = ledger.read(move |c| store::ids(c, &group)).await.unwrap();
+    let ids = ledger
+        .inspect(move |tx| tx.parked_ids(&group))
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 3);
     let planned = replay::plan(&ledger, ids.clone()).await.unwrap();
     assert!(

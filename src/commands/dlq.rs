@@ -12,11 +12,11 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use encaisse_ledger::Ledger;
+use encaisse_ledger::{Ledger, OpsStore};
 use encaisse_pipelines::stages::ops::replay::{self, Outcome, Replayer};
 use encaisse_pipelines::stages::ops::show;
 use encaisse_pipelines::stages::ops::since::{parse_since_now, short_time};
-use encaisse_pipelines::stages::ops::store::{self, Filter, GroupKey, State};
+use encaisse_pipelines::stages::ops::store::{Filter, GroupKey, State};
 use serde_json::Value;
 
 use super::dlq_table::{Table, actor, codes, open, or_dash, write_json};
@@ -182,7 +182,7 @@ async fn list(ledger: &Ledger, a: &ListArgs, json: bool, out: &mut dyn Write) ->
     let f = filter(&a.selection, state)?;
     if a.group {
         let groups = ledger
-            .read(move |c| store::groups(c, &f))
+            .inspect(move |tx| tx.parked_groups(&f))
             .await
             .map_err(ledger_failure)?;
         if json {
@@ -224,7 +224,7 @@ async fn list(ledger: &Ledger, a: &ListArgs, json: bool, out: &mut dyn Write) ->
     }
     let limit = a.limit;
     let rows = ledger
-        .read(move |c| store::list(c, &f, limit.saturating_add(1)))
+        .inspect(move |tx| tx.list_parked(&f, limit.saturating_add(1)))
         .await
         .map_err(ledger_failure)?;
     let more = rows.len() > limit as usize;
@@ -276,12 +276,12 @@ async fn list(ledger: &Ledger, a: &ListArgs, json: bool, out: &mut dyn Write) ->
 async fn show(ledger: &Ledger, a: &ShowArgs, json: bool, out: &mut dyn Write) -> CmdResult {
     let id = a.id;
     let found = ledger
-        .read(move |c| {
-            let Some(message) = store::get(c, id)? else {
-                return Ok(None);
+        .inspect(move |tx| {
+            let Some(message) = tx.parked(id)? else {
+                return Ok::<_, encaisse_ledger::LedgerError>(None);
             };
-            let earlier = store::earlier_parkings(c, &message)?;
-            let actions = store::actions(c, id)?;
+            let earlier = tx.earlier_parkings(&message)?;
+            let actions = tx.parked_actions(id)?;
             Ok(Some((message, earlier, actions)))
         })
         .await
@@ -462,7 +462,7 @@ async fn selected_ids(ledger: &Ledger, a: &ReplayArgs) -> Result<Vec<i64>, (u8, 
         f.group = Some(GroupKey::parse(group).map_err(|e| (codes::USAGE, e))?);
     }
     ledger
-        .read(move |c| store::ids(c, &f))
+        .inspect(move |tx| tx.parked_ids(&f))
         .await
         .map_err(ledger_failure)
 }

@@ -146,10 +146,12 @@ impl Config {
 pub fn not_on_postgres_yet(url: &encaisse_ledger::LedgerUrl) -> String {
     format!(
         "{} is a PostgreSQL ledger, and the daemon cannot run on PostgreSQL yet: the areas \
-         {} have no PostgreSQL store (only {} do); use an sqlite:// URL (docs/scaling.md)",
+         {} have no PostgreSQL store (only {} do), nor {}; use an sqlite:// URL \
+         (docs/scaling.md)",
         url.redacted(),
         url.missing_areas().join(", "),
-        encaisse_ledger::url::POSTGRES_AREAS.join(" and ")
+        encaisse_ledger::url::POSTGRES_AREAS.join(", "),
+        url.pending_parts().join(", nor ")
     )
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Europe::Paris;
-use encaisse_ledger::Ledger;
-use encaisse_pipelines::stages::ops::store::{self as parked, Filter};
+use encaisse_ledger::{Ledger, OpsStore};
+use encaisse_pipelines::stages::ops::store::Filter;
 use encaisse_schemas::Money;
 use encaisse_sepa::read::pain008::{SentFile, read_pain008};
 use reqwest::Client;
@@ -824,7 +824,7 @@ impl Story {
     async fn collect_parked(&mut self) -> Result<(), DemoError> {
         let ledger = self.ledger()?;
         let rows = ledger
-            .read(|c| parked::list(c, &Filter::parked(), 100))
+            .inspect(|tx| tx.list_parked(&Filter::parked(), 100))
             .await
             .map_err(|e| DemoError::step("parked messages", e.to_string()))?;
         self.report.parked = rows

@@ -74,6 +74,16 @@ fn to_file(r: &postgres::Row) -> Result<EmittedFile, LedgerError> {
     })
 }
 
+pub(crate) fn last_written(c: &mut Client) -> Result<Vec<(String, String, String)>, LedgerError> {
+    let rows = c.query(
+        "SELECT tenant, kind, max(written_at) FROM emitted_file GROUP BY tenant, kind",
+        &[],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
 pub(crate) fn file_by_path(c: &mut Client, path: &str) -> Result<Option<EmittedFile>, LedgerError> {
     let row = c.query_opt(
         "SELECT id, tenant, kind, path, sha256, bytes, written_at FROM emitted_file

@@ -13,6 +13,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod core;
+pub(crate) mod ops;
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 

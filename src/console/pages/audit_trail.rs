@@ -7,7 +7,9 @@ use axum::extract::{Query, State};
 
 use super::{PAGE_SIZE, page_number};
 use crate::console::html::{esc, pager, table};
-use crate::console::{Console, Ctx, Page, audit};
+use encaisse_ledger::OpsStore;
+
+use crate::console::{Console, Ctx, Page};
 
 pub async fn page(
     State(console): State<Arc<Console>>,
@@ -19,7 +21,7 @@ pub async fn page(
     let offset = (page - 1) * PAGE_SIZE;
     let entries = match console
         .ledger
-        .read(move |c| audit::list(c, PAGE_SIZE + 1, offset))
+        .inspect(move |tx| tx.console_actions(PAGE_SIZE + 1, offset))
         .await
     {
         Ok(entries) => entries,

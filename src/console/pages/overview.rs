@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
+use encaisse_ledger::{CoreStore, OpsStore};
 use encaisse_pipelines::runtime::BrokerState;
-use encaisse_pipelines::stages::ops::store::{self, Filter};
+use encaisse_pipelines::stages::ops::store::Filter;
 
 use crate::console::html::{esc, table, url_part};
 use crate::console::{Console, Ctx, Page};
@@ -76,7 +77,7 @@ pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Page {
     let read_tenants = tenants.clone();
     let read = console
         .ledger
-        .read(move |c| {
+        .inspect(move |tx| {
             let mut groups = Vec::new();
             if restricted {
                 for t in &read_tenants {
@@ -84,23 +85,23 @@ pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Page {
                         tenant: Some(t.clone()),
                         ..Filter::parked()
                     };
-                    groups.extend(store::groups(c, &filter)?);
+                    groups.extend(tx.parked_groups(&filter)?);
                 }
             } else {
-                groups = store::groups(c, &Filter::parked())?;
+                groups = tx.parked_groups(&Filter::parked())?;
             }
+            let written = tx.last_written()?;
             let mut last = Vec::new();
-            let mut stmt = c.prepare(
-                "SELECT max(written_at) FROM emitted_file WHERE tenant = ?1 AND kind = ?2",
-            )?;
             for t in &read_tenants {
                 for kind in LAST_KINDS {
-                    let at: Option<String> =
-                        stmt.query_row(encaisse_ledger::rusqlite::params![t, kind], |r| r.get(0))?;
+                    let at = written
+                        .iter()
+                        .find(|(tenant, k, _)| tenant == t && k == kind)
+                        .map(|(_, _, at)| at.clone());
                     last.push((t.clone(), kind, at));
                 }
             }
-            Ok((groups, last))
+            Ok::<_, encaisse_ledger::LedgerError>((groups, last))
         })
         .await;
     let ledger_ok = read.is_ok();

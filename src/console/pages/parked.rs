@@ -9,9 +9,10 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use encaisse_ledger::OpsStore;
 use encaisse_pipelines::stages::ops::replay::{self, Outcome, Replayer};
 use encaisse_pipelines::stages::ops::show;
-use encaisse_pipelines::stages::ops::store::{self, Filter, GroupKey, State as ParkedState};
+use encaisse_pipelines::stages::ops::store::{Filter, GroupKey, State as ParkedState};
 use serde_json::Value;
 
 use super::{PAGE_SIZE, input, page_number, param, select};
@@ -167,7 +168,7 @@ pub async fn list(
     }
     if grouped {
         let f = filter.clone();
-        let groups = match console.ledger.read(move |c| store::groups(c, &f)).await {
+        let groups = match console.ledger.inspect(move |tx| tx.parked_groups(&f)).await {
             Ok(groups) => groups,
             Err(e) => return ctx.ledger_error(&e),
         };
@@ -216,7 +217,7 @@ pub async fn list(
         let limit = page * PAGE_SIZE + 1;
         let found = match console
             .ledger
-            .read(move |c| store::list(c, &f, limit))
+            .inspect(move |tx| tx.list_parked(&f, limit))
             .await
         {
             Ok(found) => found,
@@ -300,11 +301,11 @@ pub async fn show(
     let l = ctx.lang;
     let found = console
         .ledger
-        .read(move |c| {
-            Ok(match store::get(c, id)? {
+        .inspect(move |tx| {
+            Ok::<_, encaisse_ledger::LedgerError>(match tx.parked(id)? {
                 Some(m) => {
-                    let earlier = store::earlier_parkings(c, &m)?;
-                    let actions = store::actions(c, id)?;
+                    let earlier = tx.earlier_parkings(&m)?;
+                    let actions = tx.parked_actions(id)?;
                     Some((m, earlier, actions))
                 }
                 None => None,
@@ -427,22 +428,19 @@ async fn visible_ids(console: &Console, ctx: &Ctx, filter: Filter) -> Result<Vec
     };
     let found = console
         .ledger
-        .read(move |c| {
+        .inspect(move |tx| {
             if tenants.is_empty() {
-                return store::ids(c, &filter);
+                return tx.parked_ids(&filter);
             }
             let mut ids = Vec::new();
             for t in tenants {
                 if filter.tenant.as_ref().is_some_and(|f| *f != t) {
                     continue;
                 }
-                ids.extend(store::ids(
-                    c,
-                    &Filter {
-                        tenant: Some(t),
-                        ..filter.clone()
-                    },
-                )?);
+                ids.extend(tx.parked_ids(&Filter {
+                    tenant: Some(t),
+                    ..filter.clone()
+                })?);
             }
             Ok(ids)
         })
@@ -542,7 +540,9 @@ async fn one(
     };
     let tenant = console
         .ledger
-        .read(move |c| Ok(store::get(c, id)?.map(|m| m.summary.tenant)))
+        .inspect(move |tx| {
+            Ok::<_, encaisse_ledger::LedgerError>(tx.parked(id)?.map(|m| m.summary.tenant))
+        })
         .await;
     let ids = match tenant {
         Ok(Some(t)) if visible(&ctx, t.as_deref()) => vec![id],

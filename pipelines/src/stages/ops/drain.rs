@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use encaisse_ledger::Ledger;
+use encaisse_ledger::{Ledger, OpsStore};
 use futures::future::BoxFuture;
 
 use super::gauges::ParkedGauges;
 use super::parked;
 use super::replay::now_rfc3339;
-use super::store;
 use crate::runtime::{Drain, DrainError, Drained, StageQueues};
 
 /// The drain's name (logs, metrics, wiring).
@@ -61,7 +60,7 @@ impl ParkingDrain {
         let parked_by = record.parked_by.as_str();
         let stored = self
             .ledger
-            .write(move |c| store::insert(c, &record))
+            .transact(move |tx| tx.record_parked(&record))
             .await?;
         match stored {
             Some(id) => {

@@ -12,10 +12,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use encaisse_ledger::{Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, Ledger, LedgerError, OpsStore};
 use futures::future::BoxFuture;
 
-use super::store;
 use crate::runtime::{Source, SourceContext};
 
 /// The source's name (logs, wiring).
@@ -51,22 +50,7 @@ impl ParkedGauges {
     pub async fn refresh(&self) -> Result<(), LedgerError> {
         let (waiting, files) = self
             .ledger
-            .read(|c| {
-                let waiting = store::waiting_by_group(c)?;
-                let mut stmt = c.prepare(
-                    "SELECT tenant, kind, max(written_at) FROM emitted_file GROUP BY tenant, kind",
-                )?;
-                let files = stmt
-                    .query_map([], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((waiting, files))
-            })
+            .inspect(|tx| Ok::<_, LedgerError>((tx.waiting_by_group()?, tx.last_written()?)))
             .await?;
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         let mut seen = BTreeSet::new();

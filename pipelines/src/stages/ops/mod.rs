@@ -7,7 +7,8 @@
 //! - [`parked`]: what a parked message is (stage, error class and kind, attempts, times,
 //!   origin), from the runtime's failure headers or, when the broker parked it (delivery
 //!   limit), from `x-death`.
-//! - [`store`]: the `parked_message` table: list, group (stage + error kind), show, mark.
+//! - [`store`]: the types of the `parked_message` table (list, group by stage + error kind,
+//!   show, mark), whose operations are the ledger's `OpsStore` (SQLite and PostgreSQL).
 //! - [`replay`]: republish to the stage's work queue with confirms (fresh attempts), or
 //!   discard with a reason; both idempotent and audited.
 //! - [`decode`]: a body in domain terms, personal data masked; [`show`]: the view of one

@@ -9,25 +9,7 @@ use super::wire::{self, WireError};
 use crate::runtime::Drained;
 use crate::runtime::headers as h;
 
-/// Who moved the message to the parking lot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParkedBy {
-    /// The runtime, after a permanent or poison failure, or transient ones past
-    /// `retry.max_attempts` (failure headers set).
-    Runtime,
-    /// The broker, when the work queue's `x-delivery-limit` was reached (the message was
-    /// delivered again and again without an ack: it crashes or stalls the daemon).
-    Broker,
-}
-
-impl ParkedBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParkedBy::Runtime => "runtime",
-            ParkedBy::Broker => "broker",
-        }
-    }
-}
+pub use encaisse_ledger::ops::{ParkedBy, ParkedRecord};
 
 /// One entry of the broker's `x-death` header (most recent first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,32 +52,6 @@ pub fn deaths(headers: Option<&FieldTable>) -> Vec<Death> {
             }
         })
         .collect()
-}
-
-/// A parked message ready to be stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParkedRecord {
-    pub fingerprint: String,
-    pub queue: String,
-    pub stage: String,
-    pub parked_by: ParkedBy,
-    pub origin_queue: String,
-    pub origin_exchange: Option<String>,
-    pub origin_routing_key: Option<String>,
-    pub message_id: Option<String>,
-    pub message_type: Option<String>,
-    pub tenant: Option<String>,
-    pub invoice_key: Option<String>,
-    pub error_class: String,
-    pub error_kind: String,
-    pub error: String,
-    pub attempts: i64,
-    pub first_failure_at: Option<String>,
-    pub last_failure_at: Option<String>,
-    pub parked_at: String,
-    pub stored_at: String,
-    pub properties: Vec<u8>,
-    pub body: Vec<u8>,
 }
 
 /// The stage whose parking lot `queue` is (`P.helios.titres.parked` → `helios.titres`).

@@ -21,13 +21,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use encaisse_ledger::{Ledger, LedgerError};
+use encaisse_ledger::{Ledger, LedgerError, OpsStore};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::store::{self, Marked, ParkedSummary, State};
+use super::store::{Marked, ParkedSummary, State};
 use super::wire;
 use crate::runtime::headers as h;
 use crate::runtime::publisher::{PublisherCore, Wire};
@@ -161,10 +161,10 @@ pub fn replay_properties(parked: &BasicProperties, at: &str, by: &str) -> BasicP
 /// The replays `ids` would make, without a broker (`--dry-run`).
 pub async fn plan(ledger: &Ledger, ids: Vec<i64>) -> Result<Vec<Outcome>, OpsError> {
     Ok(ledger
-        .read(move |c| {
+        .inspect(move |tx| {
             ids.iter()
                 .map(|&id| {
-                    Ok(match store::get(c, id)? {
+                    Ok(match tx.parked(id)? {
                         None => Outcome::NotFound { id },
                         Some(m) if m.summary.state != State::Parked => Outcome::already(m.summary),
                         Some(m) => Outcome::WouldReplay {
@@ -193,10 +193,10 @@ pub async fn discard(
     }
     let (by, at) = (by.to_string(), now_rfc3339());
     Ok(ledger
-        .write(move |c| {
+        .transact(move |tx| {
             ids.iter()
                 .map(|&id| {
-                    let marked = store::discard(c, id, &at, &by, &reason)?;
+                    let marked = tx.discard_parked(id, &at, &by, &reason)?;
                     Ok(Outcome::from_marked(id, marked, Outcome::Discarded { id }))
                 })
                 .collect::<Result<Vec<_>, LedgerError>>()
@@ -269,7 +269,7 @@ impl Replayer {
 
     async fn replay_one(&self, ledger: &Ledger, id: i64, by: &str) -> Result<Outcome, String> {
         let stored = ledger
-            .read(move |c| store::get(c, id))
+            .inspect(move |tx| tx.parked(id))
             .await
             .map_err(|e| e.to_string())?;
         let message = match stored {
@@ -302,7 +302,7 @@ impl Replayer {
         let detail = serde_json::json!({ "queue": queue, "exchange": "" }).to_string();
         let by = by.to_string();
         let marked = ledger
-            .write(move |c| store::mark_replayed(c, id, &at, &by, &detail))
+            .transact(move |tx| tx.mark_replayed(id, &at, &by, &detail))
             .await
             .map_err(|e| format!("published, but not marked replayed: {e}"))?;
         Ok(Outcome::from_marked(

@@ -18,7 +18,9 @@ use encaisse_ledger::rusqlite::{self, Connection};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::store::{self, Filter, ParkedSummary};
+use encaisse_ledger::OpsStore;
+
+use super::store::{Filter, ParkedSummary};
 
 /// Why a trace could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -561,7 +563,7 @@ pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
         invoice_key: Some(key.to_string()),
         ..Filter::default()
     };
-    let mut parked = store::list(c, &filter, 1000)?;
+    let mut parked = encaisse_ledger::Tx::sqlite(c).list_parked(&filter, 1000)?;
     parked.reverse();
     steps.extend(parked_steps(&parked));
     // Stable: equal times keep the order above (journal, messages, files, parked).
