@@ -135,10 +135,13 @@ fn number<T: std::str::FromStr>(e: &Element, name: &str) -> Result<T, SimError> 
     })
 }
 
-/// Reads a PES Aller recette as the Hélios guichet does (safely: size limit `limit_bytes`,
-/// no DTD, no entity expansion).
-pub fn read_sent(bytes: &[u8], limit_bytes: u64) -> Result<Sent, SimError> {
-    let parsed = tree::parse(bytes, limit_bytes)?;
+/// Reads a PES Aller recette as the Hélios guichet does (safely: size and element limits —
+/// a byte count alone keeps the default element cap —, no DTD, no entity expansion).
+pub fn read_sent(
+    bytes: &[u8],
+    limits: impl Into<encaisse_xml::tree::Limits>,
+) -> Result<Sent, SimError> {
+    let parsed = tree::parse(bytes, limits)?;
     let root = &parsed.root;
     let params = child(child(root, "Enveloppe")?, "Parametres")?;
     let head = child(root, "EnTetePES")?;

@@ -197,8 +197,11 @@ pub fn check_tree(tree: &Tree) -> Result<AllerReport, ReadError> {
 }
 
 /// Reads and checks a PES Aller file (untrusted bytes).
-pub fn check_pes_aller(bytes: &[u8], limit_bytes: u64) -> Result<AllerReport, ReadError> {
-    check_tree(&super::tree::parse(bytes, limit_bytes)?)
+pub fn check_pes_aller(
+    bytes: &[u8],
+    limits: impl Into<encaisse_xml::tree::Limits>,
+) -> Result<AllerReport, ReadError> {
+    check_tree(&super::tree::parse(bytes, limits)?)
 }
 
 fn check_bordereau(c: &mut Checker, b: &At<'_>) -> Result<(), ReadError> {
