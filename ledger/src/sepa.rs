@@ -98,8 +98,10 @@ pub(crate) fn kept_invoice(
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<Vec<u8>>, LedgerError> {
-    Ok(c.query_row(KEPT_INVOICE, (tenant, invoice_key), |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.query_row(KEPT_INVOICE, (tenant, invoice_key), |r| r.get(0))
+            .optional()?,
+    )
 }
 
 pub(crate) fn record_seen(c: &Connection, tenant: &str, key: &str) -> Result<bool, LedgerError> {

@@ -9,8 +9,8 @@ use std::future::Future;
 
 use encaisse_ledger::batch::{AddOutcome, BatchKey};
 use encaisse_ledger::files::NewFile;
-use encaisse_ledger::sepa::{BankRecord, PendingEvent};
 use encaisse_ledger::ops::{AuditEntry, Filter, GroupKey, Marked, ParkedBy, ParkedRecord, State};
+use encaisse_ledger::sepa::{BankRecord, PendingEvent};
 use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
 use encaisse_ledger::{
     BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, OpsStore, ProcessedMessage,
@@ -1044,7 +1044,10 @@ async fn sepa_events_are_queued_once_and_handed_once(f: &Fixture) {
         .iter()
         .map(|id| event(id, "", "").body)
         .collect();
-    assert_eq!(pending, expected, "time order, then message id; first body kept");
+    assert_eq!(
+        pending, expected,
+        "time order, then message id; first body kept"
+    );
     assert!(
         read(f, |tx| tx.pending_sepa_events("ivry", "sepa.returns"))
             .await
@@ -1069,10 +1072,20 @@ async fn sepa_events_are_queued_once_and_handed_once(f: &Fixture) {
 
 async fn a_sepa_invoice_is_kept_once_with_its_bytes(f: &Fixture) {
     assert!(
-        write(f, |tx| tx.keep_sepa_invoice("vitry", "vitry/2026/F1", b"first\x00\xff")).await
+        write(f, |tx| tx.keep_sepa_invoice(
+            "vitry",
+            "vitry/2026/F1",
+            b"first\x00\xff"
+        ))
+        .await
     );
     assert!(
-        !write(f, |tx| tx.keep_sepa_invoice("vitry", "vitry/2026/F1", b"second")).await,
+        !write(f, |tx| tx.keep_sepa_invoice(
+            "vitry",
+            "vitry/2026/F1",
+            b"second"
+        ))
+        .await,
         "the first body wins"
     );
     assert_eq!(
@@ -1090,7 +1103,9 @@ async fn a_bank_record_is_recorded_once_with_its_first_outcome(f: &Fixture) {
     assert!(!read(f, |tx| tx.bank_record_seen("vitry", "k1")).await);
     assert!(write(f, |tx| tx.record_bank_record(&bank_record("k1", "matched"))).await);
     assert!(
-        !write(f, |tx| tx.record_bank_record(&bank_record("k1", "unmatched"))).await,
+        !write(f, |tx| tx
+            .record_bank_record(&bank_record("k1", "unmatched")))
+        .await,
         "recorded once"
     );
     assert!(read(f, |tx| tx.bank_record_seen("vitry", "k1")).await);

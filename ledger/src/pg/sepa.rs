@@ -26,7 +26,12 @@ pub(crate) fn pending_events(
     tenant: &str,
     origin: &str,
 ) -> Result<Vec<Vec<u8>>, LedgerError> {
-    all(c, PENDING_EVENTS, &[&tenant, &origin], |r| Ok(r.try_get(0)?))
+    all(
+        c,
+        PENDING_EVENTS,
+        &[&tenant, &origin],
+        |r| Ok(r.try_get(0)?),
+    )
 }
 
 pub(crate) fn mark_handed(
@@ -55,7 +60,10 @@ pub(crate) fn kept_invoice(
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<Vec<u8>>, LedgerError> {
-    Ok(all(c, KEPT_INVOICE, &[&tenant, &invoice_key], |r| Ok(r.try_get(0)?))?.pop())
+    Ok(all(c, KEPT_INVOICE, &[&tenant, &invoice_key], |r| {
+        Ok(r.try_get(0)?)
+    })?
+    .pop())
 }
 
 pub(crate) fn record_seen(c: &mut Client, tenant: &str, key: &str) -> Result<bool, LedgerError> {
