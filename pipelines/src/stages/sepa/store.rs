@@ -6,8 +6,8 @@
 //! decode their bodies; the planned files are still SQLite SQL.
 
 use chrono::NaiveDateTime;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension, params_from_iter};
-use encaisse_ledger::sepa::{BankRecord, PendingEvent};
+use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::sepa::{BankRecord, PendingEvent, Uses};
 use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, SepaStore, Tx};
 use encaisse_schemas::{InvoiceIssued, PaymentRejected};
 
@@ -358,19 +358,17 @@ pub fn file_by_message_id(
     .optional()?)
 }
 
+/// Uses read through the ledger's `SepaStore` on this SQLite transaction.
 fn uses_where(
     c: &Connection,
-    condition: &str,
-    values: Vec<String>,
+    tenant: &str,
+    which: &Uses<'_>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {} FROM sepa_collection WHERE {condition} ORDER BY end_to_end_id",
-        mandates::USE_COLUMNS
-    ))?;
-    let rows = stmt
-        .query_map(params_from_iter(values), mandates::use_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(mandates::RawUse::typed).collect()
+    Tx::sqlite(c)
+        .sepa_uses(tenant, which)?
+        .into_iter()
+        .map(mandates::typed)
+        .collect()
 }
 
 /// The collections of a written pain.008, or of one of its blocks.
@@ -380,18 +378,7 @@ pub fn uses_of_file(
     file_id: i64,
     payment_info_id: Option<&str>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    match payment_info_id {
-        Some(block) => uses_where(
-            c,
-            "tenant = ?1 AND file_id = ?2 AND payment_info_id = ?3",
-            vec![tenant.into(), file_id.to_string(), block.into()],
-        ),
-        None => uses_where(
-            c,
-            "tenant = ?1 AND file_id = ?2",
-            vec![tenant.into(), file_id.to_string()],
-        ),
-    }
+    uses_where(c, tenant, &Uses::OfFile(file_id, payment_info_id))
 }
 
 /// The presented collections under a mandate for an amount (the fallback key of spec §6.3).
@@ -401,10 +388,5 @@ pub fn uses_by_mandate_and_amount(
     rum_key: &str,
     amount_cents: i64,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    uses_where(
-        c,
-        "tenant = ?1 AND rum_key = ?2 AND amount_cents = ?3 AND file_id IS NOT NULL \
-         AND status <> 'refused'",
-        vec![tenant.into(), rum_key.into(), amount_cents.to_string()],
-    )
+    uses_where(c, tenant, &Uses::ByMandateAndAmount(rum_key, amount_cents))
 }
