@@ -9,8 +9,8 @@
 //! On PostgreSQL a mandate's row is the lock of its uses: [`crate::stores::SepaStore::lock_sepa_mandate`]
 //! reads it `FOR UPDATE`, so two transactions deciding uses of one mandate follow one
 //! another and the second sees the first's use (one `FRST`). The planned files
-//! (`sepa_file`), the outcomes and the credit notes still run as SQLite SQL in the pipelines
-//! (docs/scaling.md).
+//! (`sepa_file`), the bank's outcomes and the credit notes still run as SQLite SQL in the
+//! pipelines (docs/scaling.md).
 
 use rusqlite::{Connection, OptionalExtension};
 
