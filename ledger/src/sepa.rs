@@ -195,21 +195,7 @@ pub(crate) fn insert_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<bool, LedgerError> {
-    let changed = c.execute(
-        INSERT_MANDATE,
-        rusqlite::params![
-            tenant,
-            rum_key,
-            &m.rum,
-            i32::from(m.one_off),
-            &m.signed_on,
-            &m.iban,
-            &m.bic,
-            &m.amended_on,
-            at
-        ],
-    )?;
-    Ok(changed > 0)
+    Ok(write_mandate(c, INSERT_MANDATE, tenant, rum_key, m, at)? > 0)
 }
 
 pub(crate) fn update_mandate(
@@ -219,8 +205,21 @@ pub(crate) fn update_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<(), LedgerError> {
-    c.execute(
-        UPDATE_MANDATE,
+    write_mandate(c, UPDATE_MANDATE, tenant, rum_key, m, at)?;
+    Ok(())
+}
+
+/// [`INSERT_MANDATE`] or [`UPDATE_MANDATE`] (the same values in the same places).
+fn write_mandate(
+    c: &Connection,
+    sql: &str,
+    tenant: &str,
+    rum_key: &str,
+    m: &MandateRow,
+    at: &str,
+) -> Result<usize, LedgerError> {
+    Ok(c.execute(
+        sql,
         rusqlite::params![
             tenant,
             rum_key,
@@ -232,8 +231,7 @@ pub(crate) fn update_mandate(
             &m.amended_on,
             at
         ],
-    )?;
-    Ok(())
+    )?)
 }
 
 pub(crate) fn use_of(

@@ -101,7 +101,7 @@ pub(crate) fn mandate(
     } else {
         MANDATE.to_string()
     };
-    Ok(all(c, &sql, &[&tenant, &rum_key], |r| mandate_row(r))?.pop())
+    Ok(all(c, &sql, &[&tenant, &rum_key], mandate_row)?.pop())
 }
 
 /// `ON CONFLICT DO NOTHING`: of two transactions creating one mandate, the second waits for
@@ -113,21 +113,7 @@ pub(crate) fn insert_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<bool, LedgerError> {
-    let changed = c.execute(
-        &numbered(INSERT_MANDATE),
-        &[
-            &tenant,
-            &rum_key,
-            &m.rum,
-            &i32::from(m.one_off),
-            &m.signed_on,
-            &m.iban,
-            &m.bic,
-            &m.amended_on,
-            &at,
-        ],
-    )?;
-    Ok(changed > 0)
+    Ok(write_mandate(c, INSERT_MANDATE, tenant, rum_key, m, at)? > 0)
 }
 
 pub(crate) fn update_mandate(
@@ -137,8 +123,21 @@ pub(crate) fn update_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<(), LedgerError> {
-    c.execute(
-        &numbered(UPDATE_MANDATE),
+    write_mandate(c, UPDATE_MANDATE, tenant, rum_key, m, at)?;
+    Ok(())
+}
+
+/// `INSERT_MANDATE` or `UPDATE_MANDATE` (the same values in the same places).
+fn write_mandate(
+    c: &mut Client,
+    sql: &str,
+    tenant: &str,
+    rum_key: &str,
+    m: &MandateRow,
+    at: &str,
+) -> Result<u64, LedgerError> {
+    Ok(c.execute(
+        &numbered(sql),
         &[
             &tenant,
             &rum_key,
@@ -150,8 +149,7 @@ pub(crate) fn update_mandate(
             &m.amended_on,
             &at,
         ],
-    )?;
-    Ok(())
+    )?)
 }
 
 pub(crate) fn use_of(
@@ -161,7 +159,7 @@ pub(crate) fn use_of(
     attempt: i64,
 ) -> Result<Option<UseRow>, LedgerError> {
     let params: [&(dyn ToSql + Sync); 3] = [&tenant, &invoice_key, &attempt];
-    Ok(all(c, &use_sql(false), &params, |r| use_row(r))?.pop())
+    Ok(all(c, &use_sql(false), &params, use_row)?.pop())
 }
 
 pub(crate) fn use_by_end_to_end_id(
