@@ -174,6 +174,16 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/postgres/ops_0002.sql"),
     },
+    Migration {
+        area: "sepa",
+        version: 1,
+        sql: include_str!("../migrations/postgres/sepa_0001.sql"),
+    },
+    Migration {
+        area: "sepa",
+        version: 2,
+        sql: include_str!("../migrations/postgres/sepa_0002.sql"),
+    },
 ];
 
 #[cfg(test)]

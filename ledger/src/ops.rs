@@ -268,7 +268,7 @@ impl Columns for postgres::Row {
 }
 
 /// Every row of `sql` on SQLite, each read by `read`.
-fn all<T, P: Params>(
+pub(crate) fn all<T, P: Params>(
     c: &Connection,
     sql: &str,
     params: P,

@@ -1,7 +1,9 @@
 //! The backend-neutral transaction and the stores of the areas already ported to both
 //! backends: **core** (`processed_message`, `emitted_file`, `invoice_event`,
-//! `schema_migration`), **batch** (`batch_group`, `batch_item`) and **ops**
-//! (`parked_message`, `parked_action`, `console_action`).
+//! `schema_migration`), **batch** (`batch_group`, `batch_item`), **ops**
+//! (`parked_message`, `parked_action`, `console_action`) and part of **sepa**
+//! (`sepa_mandate`, the uses in `sepa_collection`, `sepa_event`, `sepa_invoice`,
+//! `sepa_return_record`).
 //!
 //! A store is a trait of named operations over a [`Tx`], the transaction that
 //! [`Ledger::transact`](crate::Ledger::transact) or [`Ledger::inspect`](crate::Ledger::inspect)
@@ -22,6 +24,7 @@ use crate::ops::{
     Resolution, Waiting,
 };
 use crate::processed::ProcessedMessage;
+use crate::sepa::{BankRecord, MandateRow, NewUse, PendingEvent, UseRow, Uses};
 
 /// One ledger transaction, on whichever backend the ledger runs.
 pub struct Tx<'a> {
@@ -192,6 +195,111 @@ pub trait OpsStore {
     fn record_console_action(&mut self, entry: &AuditEntry) -> Result<(), LedgerError>;
     /// The console's actions, newest first, `limit` of them after skipping `offset`.
     fn console_actions(&mut self, limit: u32, offset: u32) -> Result<Vec<AuditEntry>, LedgerError>;
+}
+
+/// The sepa area's operations ported so far: mandates and their uses (the rows the mandate
+/// history reads), the `payment.rejected` events waiting to be published, the invoices kept
+/// for re-presentation, the bank records already handled.
+pub trait SepaStore {
+    /// A mandate (by tenant and RUM key), as read.
+    fn sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+    ) -> Result<Option<MandateRow>, LedgerError>;
+    /// A mandate, locked until the transaction ends (`FOR UPDATE` on PostgreSQL; SQLite's
+    /// writer is the lock): take it before deciding a use, so that two decisions on one
+    /// mandate follow one another.
+    fn lock_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+    ) -> Result<Option<MandateRow>, LedgerError>;
+    /// Records a new mandate; `false` when it exists (also created concurrently: then lock
+    /// and read it).
+    fn insert_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+        mandate: &MandateRow,
+        at: &str,
+    ) -> Result<bool, LedgerError>;
+    /// Replaces what is known of a mandate.
+    fn update_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+        mandate: &MandateRow,
+        at: &str,
+    ) -> Result<(), LedgerError>;
+    /// The use of presentation `attempt` of an invoice.
+    fn sepa_use(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+    ) -> Result<Option<UseRow>, LedgerError>;
+    /// The use a bank's end-to-end id names.
+    fn sepa_use_by_end_to_end_id(
+        &mut self,
+        tenant: &str,
+        end_to_end_id: &str,
+    ) -> Result<Option<UseRow>, LedgerError>;
+    /// The uses of a mandate or of a file, in the order [`Uses`] says.
+    fn sepa_uses(&mut self, tenant: &str, which: &Uses<'_>) -> Result<Vec<UseRow>, LedgerError>;
+    /// Records a use, status `planned`.
+    fn plan_sepa_use(&mut self, new: &NewUse<'_>) -> Result<(), LedgerError>;
+    /// Moves a use's due date.
+    fn set_sepa_use_due_date(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+        due_date: &str,
+    ) -> Result<(), LedgerError>;
+    /// Forgets a use (to decide it again).
+    fn delete_sepa_use(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+    ) -> Result<(), LedgerError>;
+    /// Queues an event for publication; `false` when its message id was queued before
+    /// (also concurrently: exactly one caller queues it).
+    fn queue_sepa_event(&mut self, event: &PendingEvent) -> Result<bool, LedgerError>;
+    /// The bodies of the events `origin` queued for `tenant` and did not hand over yet,
+    /// oldest first (then by message id).
+    fn pending_sepa_events(
+        &mut self,
+        tenant: &str,
+        origin: &str,
+    ) -> Result<Vec<Vec<u8>>, LedgerError>;
+    /// Marks events published (or handed to the runtime's outbox) at `at`; an event marked
+    /// before keeps its first time.
+    fn mark_sepa_events_handed(
+        &mut self,
+        message_ids: &[String],
+        at: &str,
+    ) -> Result<(), LedgerError>;
+    /// Keeps the encoded `invoice.issued` of a direct-debit invoice; the first one wins
+    /// (`false` when one was kept before).
+    fn keep_sepa_invoice(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        payload: &[u8],
+    ) -> Result<bool, LedgerError>;
+    /// The kept `invoice.issued` of an invoice, encoded.
+    fn kept_sepa_invoice(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError>;
+    /// Whether a bank record (by its idempotency key) was handled already.
+    fn bank_record_seen(&mut self, tenant: &str, key: &str) -> Result<bool, LedgerError>;
+    /// Records that a bank record was handled, and how; `false` when it was recorded before
+    /// (the first outcome stays).
+    fn record_bank_record(&mut self, record: &BankRecord) -> Result<bool, LedgerError>;
 }
 
 /// Runs the SQLite or the PostgreSQL implementation of one operation.
@@ -463,6 +571,243 @@ impl OpsStore for Tx<'_> {
             crate::pg::ops::console_actions,
             limit,
             offset
+        )
+    }
+}
+
+impl SepaStore for Tx<'_> {
+    fn sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+    ) -> Result<Option<MandateRow>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::mandate,
+            crate::pg::sepa::mandate,
+            tenant,
+            rum_key,
+            false
+        )
+    }
+
+    fn lock_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+    ) -> Result<Option<MandateRow>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::mandate,
+            crate::pg::sepa::mandate,
+            tenant,
+            rum_key,
+            true
+        )
+    }
+
+    fn insert_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+        mandate: &MandateRow,
+        at: &str,
+    ) -> Result<bool, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::insert_mandate,
+            crate::pg::sepa::insert_mandate,
+            tenant,
+            rum_key,
+            mandate,
+            at
+        )
+    }
+
+    fn update_sepa_mandate(
+        &mut self,
+        tenant: &str,
+        rum_key: &str,
+        mandate: &MandateRow,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::update_mandate,
+            crate::pg::sepa::update_mandate,
+            tenant,
+            rum_key,
+            mandate,
+            at
+        )
+    }
+
+    fn sepa_use(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+    ) -> Result<Option<UseRow>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::use_of,
+            crate::pg::sepa::use_of,
+            tenant,
+            invoice_key,
+            attempt
+        )
+    }
+
+    fn sepa_use_by_end_to_end_id(
+        &mut self,
+        tenant: &str,
+        end_to_end_id: &str,
+    ) -> Result<Option<UseRow>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::use_by_end_to_end_id,
+            crate::pg::sepa::use_by_end_to_end_id,
+            tenant,
+            end_to_end_id
+        )
+    }
+
+    fn sepa_uses(&mut self, tenant: &str, which: &Uses<'_>) -> Result<Vec<UseRow>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::uses,
+            crate::pg::sepa::uses,
+            tenant,
+            which
+        )
+    }
+
+    fn plan_sepa_use(&mut self, new: &NewUse<'_>) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::insert_use,
+            crate::pg::sepa::insert_use,
+            new
+        )
+    }
+
+    fn set_sepa_use_due_date(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+        due_date: &str,
+    ) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::set_due_date,
+            crate::pg::sepa::set_due_date,
+            tenant,
+            invoice_key,
+            attempt,
+            due_date
+        )
+    }
+
+    fn delete_sepa_use(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        attempt: i64,
+    ) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::delete_use,
+            crate::pg::sepa::delete_use,
+            tenant,
+            invoice_key,
+            attempt
+        )
+    }
+
+    fn queue_sepa_event(&mut self, event: &PendingEvent) -> Result<bool, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::insert_event,
+            crate::pg::sepa::insert_event,
+            event
+        )
+    }
+
+    fn pending_sepa_events(
+        &mut self,
+        tenant: &str,
+        origin: &str,
+    ) -> Result<Vec<Vec<u8>>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::pending_events,
+            crate::pg::sepa::pending_events,
+            tenant,
+            origin
+        )
+    }
+
+    fn mark_sepa_events_handed(
+        &mut self,
+        message_ids: &[String],
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::mark_handed,
+            crate::pg::sepa::mark_handed,
+            message_ids,
+            at
+        )
+    }
+
+    fn keep_sepa_invoice(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+        payload: &[u8],
+    ) -> Result<bool, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::keep_invoice,
+            crate::pg::sepa::keep_invoice,
+            tenant,
+            invoice_key,
+            payload
+        )
+    }
+
+    fn kept_sepa_invoice(
+        &mut self,
+        tenant: &str,
+        invoice_key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::kept_invoice,
+            crate::pg::sepa::kept_invoice,
+            tenant,
+            invoice_key
+        )
+    }
+
+    fn bank_record_seen(&mut self, tenant: &str, key: &str) -> Result<bool, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::record_seen,
+            crate::pg::sepa::record_seen,
+            tenant,
+            key
+        )
+    }
+
+    fn record_bank_record(&mut self, record: &BankRecord) -> Result<bool, LedgerError> {
+        dispatch!(
+            self,
+            crate::sepa::record_handled,
+            crate::pg::sepa::record_handled,
+            record
         )
     }
 }

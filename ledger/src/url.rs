@@ -12,14 +12,17 @@ pub const SQLITE_FILE: &str = "ledger.sqlite";
 
 /// The areas whose store runs on PostgreSQL. The daemon needs every area, so it refuses a
 /// PostgreSQL URL until this lists all of [`crate::migrations::ALL`]'s areas.
-pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops"];
+pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa"];
 
 /// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
 /// they read the tables of an area not ported yet.
 pub const POSTGRES_PENDING: &[&str] = &[
-    "ops 2's console indexes on polyfac, payfip and sepa tables (with those areas)",
+    "ops 2's console indexes on polyfac and payfip tables (with those areas)",
     "ops 3 (the reconciliation summaries recon_* and their triggers, invoice_payer_name: \
      they read the polyfac area)",
+    "sepa's outcomes, planned files and credit notes (record_outcome and refuse_use on \
+     sepa_collection, sepa_file, sepa_credit_note: their tables exist, their operations are \
+     SQLite SQL)",
 ];
 
 /// A parsed ledger URL.
@@ -170,12 +173,17 @@ mod tests {
         let missing = postgres.missing_areas();
         assert!(missing.contains(&"helios") && missing.contains(&"polyfac"));
         assert!(!missing.contains(&"core") && !missing.contains(&"batch"));
-        assert!(!missing.contains(&"ops"));
+        assert!(!missing.contains(&"ops") && !missing.contains(&"sepa"));
         let pending = postgres.pending_parts();
         assert!(
             pending
                 .iter()
                 .any(|m| m.starts_with("ops 3") && m.contains("recon_"))
+        );
+        assert!(
+            pending
+                .iter()
+                .any(|m| m.starts_with("sepa's") && m.contains("sepa_file"))
         );
         assert!(default.pending_parts().is_empty());
     }

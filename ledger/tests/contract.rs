@@ -1,4 +1,5 @@
-//! The ledger's store contract: one test body per operation of the core, batch and ops stores,
+//! The ledger's store contract: one test body per operation of the core, batch, ops and sepa
+//! stores,
 //! run on SQLite (a temporary file) and on PostgreSQL (a fresh database per test, from
 //! `ENCAISSE_TEST_POSTGRES_URL`; skipped visibly when unset, required in CI with
 //! `ENCAISSE_REQUIRE_POSTGRES=1`).
@@ -9,10 +10,11 @@ use std::future::Future;
 use encaisse_ledger::batch::{AddOutcome, BatchKey};
 use encaisse_ledger::files::NewFile;
 use encaisse_ledger::ops::{AuditEntry, Filter, GroupKey, Marked, ParkedBy, ParkedRecord, State};
+use encaisse_ledger::sepa::{BankRecord, MandateRow, NewUse, PendingEvent, Uses};
 use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
 use encaisse_ledger::{
     BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, OpsStore, ProcessedMessage,
-    Tx,
+    SepaStore, Tx,
 };
 
 /// A ledger for one test, and what it lives in (removed after the test).
@@ -92,6 +94,13 @@ contract!(
     concurrent_replays_of_one_message_mark_it_once,
     console_actions_come_newest_first_by_pages,
     last_written_is_per_tenant_and_kind,
+    sepa_events_are_queued_once_and_handed_once,
+    a_sepa_invoice_is_kept_once_with_its_bytes,
+    a_bank_record_is_recorded_once_with_its_first_outcome,
+    concurrent_decisions_queue_one_event_and_record_one_bank_record,
+    a_mandate_is_created_once_and_replaced,
+    uses_are_planned_read_moved_and_forgotten,
+    a_locked_mandate_orders_the_decisions_on_its_uses,
 );
 
 fn message(id: &str, at: &str, outputs: &[u8]) -> ProcessedMessage {
@@ -297,6 +306,8 @@ async fn applied_migrations_list_the_ported_areas(f: &Fixture) {
         ("core", 1),
         ("ops", 1),
         ("ops", 2),
+        ("sepa", 1),
+        ("sepa", 2),
     ] {
         assert!(
             applied.contains(&(area.to_string(), version)),
@@ -992,4 +1003,317 @@ async fn last_written_is_per_tenant_and_kind(f: &Fixture) {
     ]
     .map(|(t, k, a)| (t.to_string(), k.to_string(), a.to_string()));
     assert_eq!(last, expected);
+}
+
+fn event(id: &str, origin: &str, at: &str) -> PendingEvent {
+    PendingEvent {
+        message_id: id.into(),
+        tenant: "vitry".into(),
+        origin: origin.into(),
+        body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+        created_at: at.into(),
+    }
+}
+
+fn bank_record(key: &str, outcome: &str) -> BankRecord {
+    BankRecord {
+        tenant: "vitry".into(),
+        idempotency_key: key.into(),
+        file: "camt054_20260105.xml".into(),
+        outcome: outcome.into(),
+        detail: format!("{{\"outcome\":\"{outcome}\"}}"),
+        recorded_at: "2026-01-05T00:00:00.000000Z".into(),
+    }
+}
+
+async fn sepa_events_are_queued_once_and_handed_once(f: &Fixture) {
+    for (id, origin, at) in [
+        ("rej-b", "sepa.returns", "2026-01-02T00:00:00.000000Z"),
+        ("rej-a", "sepa.returns", "2026-01-02T00:00:00.000000Z"),
+        ("rej-c", "sepa.returns", "2026-01-01T00:00:00.000000Z"),
+        ("rej-d", "sepa.batch", "2026-01-01T00:00:00.000000Z"),
+    ] {
+        let e = event(id, origin, at);
+        assert!(write(f, move |tx| tx.queue_sepa_event(&e)).await);
+    }
+    let mut again = event("rej-a", "sepa.returns", "2026-01-09T00:00:00.000000Z");
+    again.body = b"other".to_vec();
+    assert!(
+        !write(f, move |tx| tx.queue_sepa_event(&again)).await,
+        "a message id is queued once"
+    );
+    let pending = read(f, |tx| tx.pending_sepa_events("vitry", "sepa.returns")).await;
+    let expected: Vec<Vec<u8>> = ["rej-c", "rej-a", "rej-b"]
+        .iter()
+        .map(|id| event(id, "", "").body)
+        .collect();
+    assert_eq!(
+        pending, expected,
+        "time order, then message id; first body kept"
+    );
+    assert!(
+        read(f, |tx| tx.pending_sepa_events("ivry", "sepa.returns"))
+            .await
+            .is_empty()
+    );
+    write(f, |tx| {
+        tx.mark_sepa_events_handed(
+            &["rej-c".to_string(), "rej-b".to_string()],
+            "2026-01-03T00:00:00.000000Z",
+        )
+    })
+    .await;
+    write(f, |tx| {
+        tx.mark_sepa_events_handed(&["rej-c".to_string()], "2026-01-04T00:00:00.000000Z")
+    })
+    .await;
+    let pending = read(f, |tx| tx.pending_sepa_events("vitry", "sepa.returns")).await;
+    assert_eq!(pending, [event("rej-a", "", "").body]);
+    let other = read(f, |tx| tx.pending_sepa_events("vitry", "sepa.batch")).await;
+    assert_eq!(other.len(), 1, "each origin its own events");
+}
+
+async fn a_sepa_invoice_is_kept_once_with_its_bytes(f: &Fixture) {
+    assert!(
+        write(f, |tx| tx.keep_sepa_invoice(
+            "vitry",
+            "vitry/2026/F1",
+            b"first\x00\xff"
+        ))
+        .await
+    );
+    assert!(
+        !write(f, |tx| tx.keep_sepa_invoice(
+            "vitry",
+            "vitry/2026/F1",
+            b"second"
+        ))
+        .await,
+        "the first body wins"
+    );
+    assert_eq!(
+        read(f, |tx| tx.kept_sepa_invoice("vitry", "vitry/2026/F1")).await,
+        Some(b"first\x00\xff".to_vec())
+    );
+    assert_eq!(
+        read(f, |tx| tx.kept_sepa_invoice("ivry", "vitry/2026/F1")).await,
+        None,
+        "per tenant"
+    );
+}
+
+async fn a_bank_record_is_recorded_once_with_its_first_outcome(f: &Fixture) {
+    assert!(!read(f, |tx| tx.bank_record_seen("vitry", "k1")).await);
+    assert!(write(f, |tx| tx.record_bank_record(&bank_record("k1", "matched"))).await);
+    assert!(
+        !write(f, |tx| tx
+            .record_bank_record(&bank_record("k1", "unmatched")))
+        .await,
+        "recorded once"
+    );
+    assert!(read(f, |tx| tx.bank_record_seen("vitry", "k1")).await);
+    assert!(!read(f, |tx| tx.bank_record_seen("ivry", "k1")).await);
+    assert!(!read(f, |tx| tx.bank_record_seen("vitry", "k2")).await);
+}
+
+/// Eight transactions decide the same rejection and handle the same bank record at once:
+/// one queues the event and records the record, the others change nothing.
+async fn concurrent_decisions_queue_one_event_and_record_one_bank_record(f: &Fixture) {
+    let results = concurrently(8, |i| {
+        let ledger = f.ledger.clone();
+        async move {
+            ledger
+                .transact(move |tx| {
+                    let mut e = event("rej-1", "sepa.returns", "2026-01-05T00:00:00.000000Z");
+                    e.body = format!("{i}").into_bytes();
+                    let queued = tx.queue_sepa_event(&e)?;
+                    let recorded = tx.record_bank_record(&bank_record("k1", "matched"))?;
+                    Ok::<_, LedgerError>((queued, recorded))
+                })
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let queued = results.iter().filter(|(q, _)| *q).count();
+    let recorded = results.iter().filter(|(_, r)| *r).count();
+    assert_eq!((queued, recorded), (1, 1), "{results:?}");
+    let winner = results.iter().position(|(q, _)| *q).unwrap();
+    let pending = read(f, |tx| tx.pending_sepa_events("vitry", "sepa.returns")).await;
+    assert_eq!(
+        pending,
+        [format!("{winner}").into_bytes()],
+        "the winner's body is stored"
+    );
+}
+
+fn mandate_row(iban: &str) -> MandateRow {
+    MandateRow {
+        rum: "rum-1".into(),
+        one_off: false,
+        signed_on: "2026-01-15".into(),
+        iban: iban.into(),
+        bic: None,
+        amended_on: None,
+    }
+}
+
+const AT: &str = "2026-01-05T00:00:00.000000Z";
+
+fn new_use<'a>(invoice_key: &'a str, attempt: i64, due_date: &'a str, e2e: &'a str) -> NewUse<'a> {
+    NewUse {
+        tenant: "vitry",
+        invoice_key,
+        attempt,
+        rum_key: "RUM-1",
+        end_to_end_id: Some(e2e),
+        due_date,
+        sequence: "RCUR",
+        planned_at: AT,
+    }
+}
+
+async fn a_mandate_is_created_once_and_replaced(f: &Fixture) {
+    assert_eq!(read(f, |tx| tx.sepa_mandate("vitry", "RUM-1")).await, None);
+    let first = mandate_row("FR7630006000011234567890189");
+    let stored = first.clone();
+    assert!(
+        write(f, move |tx| tx
+            .insert_sepa_mandate("vitry", "RUM-1", &stored, AT))
+        .await
+    );
+    let other = mandate_row("FR1420041010050500013M02606");
+    assert!(
+        !write(f, move |tx| tx
+            .insert_sepa_mandate("vitry", "RUM-1", &other, AT))
+        .await,
+        "created once, the first stays"
+    );
+    assert_eq!(
+        read(f, |tx| tx.sepa_mandate("vitry", "RUM-1")).await,
+        Some(first)
+    );
+    let amended = MandateRow {
+        rum: "RUM-1".into(),
+        one_off: true,
+        bic: Some("AGRIFRPP".into()),
+        amended_on: Some("2026-02-20".into()),
+        ..mandate_row("FR1420041010050500013M02606")
+    };
+    let update = amended.clone();
+    write(f, move |tx| {
+        tx.update_sepa_mandate("vitry", "RUM-1", &update, AT)
+    })
+    .await;
+    assert_eq!(
+        write(f, |tx| tx.lock_sepa_mandate("vitry", "RUM-1")).await,
+        Some(amended)
+    );
+    assert_eq!(read(f, |tx| tx.sepa_mandate("ivry", "RUM-1")).await, None);
+}
+
+async fn uses_are_planned_read_moved_and_forgotten(f: &Fixture) {
+    write(f, |tx| {
+        tx.plan_sepa_use(&new_use("vitry/2026/F2", 1, "2026-03-10", "2026-F2-1"))?;
+        tx.plan_sepa_use(&new_use("vitry/2026/F1", 2, "2026-03-10", "2026-F1-2"))?;
+        tx.plan_sepa_use(&NewUse {
+            end_to_end_id: None,
+            sequence: "FRST",
+            ..new_use("vitry/2026/F1", 1, "2026-02-10", "")
+        })
+    })
+    .await;
+    let uses = read(f, |tx| tx.sepa_uses("vitry", &Uses::OfMandate("RUM-1"))).await;
+    let order: Vec<(&str, i64)> = uses
+        .iter()
+        .map(|u| (u.invoice_key.as_str(), u.attempt))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("vitry/2026/F1", 1),
+            ("vitry/2026/F1", 2),
+            ("vitry/2026/F2", 1)
+        ],
+        "due date, then planning time, invoice, attempt"
+    );
+    assert_eq!(uses[0].sequence, "FRST");
+    assert_eq!(uses[0].end_to_end_id, None);
+    assert!(
+        uses.iter()
+            .all(|u| u.status == "planned" && u.outcome_on.is_none())
+    );
+    let one = read(f, |tx| tx.sepa_use("vitry", "vitry/2026/F2", 1)).await;
+    assert_eq!(one.as_ref(), Some(&uses[2]));
+    let by_id = read(f, |tx| tx.sepa_use_by_end_to_end_id("vitry", "2026-F2-1")).await;
+    assert_eq!(by_id, one);
+    assert_eq!(
+        read(f, |tx| tx.sepa_use_by_end_to_end_id("ivry", "2026-F2-1")).await,
+        None
+    );
+    write(f, |tx| {
+        tx.set_sepa_use_due_date("vitry", "vitry/2026/F2", 1, "2026-01-30")?;
+        tx.delete_sepa_use("vitry", "vitry/2026/F1", 2)
+    })
+    .await;
+    let uses = read(f, |tx| tx.sepa_uses("vitry", &Uses::OfMandate("RUM-1"))).await;
+    let order: Vec<(&str, &str)> = uses
+        .iter()
+        .map(|u| (u.invoice_key.as_str(), u.due_date.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("vitry/2026/F2", "2026-01-30"),
+            ("vitry/2026/F1", "2026-02-10")
+        ]
+    );
+    // Planned uses are in no file yet and carry no amount.
+    assert!(
+        read(f, |tx| tx.sepa_uses("vitry", &Uses::OfFile(1, None)))
+            .await
+            .is_empty()
+    );
+    assert!(
+        read(f, |tx| tx.sepa_uses("vitry", &Uses::OfFile(1, Some("B1"))))
+            .await
+            .is_empty()
+    );
+    assert!(
+        read(f, |tx| tx
+            .sepa_uses("vitry", &Uses::ByMandateAndAmount("RUM-1", 100)))
+        .await
+        .is_empty()
+    );
+}
+
+/// A transaction that locked a mandate and decides a use holds the others that lock it:
+/// the second reads the mandate's uses only after the first committed, so it sees its use.
+async fn a_locked_mandate_orders_the_decisions_on_its_uses(f: &Fixture) {
+    let stored = mandate_row("FR7630006000011234567890189");
+    write(f, move |tx| {
+        tx.insert_sepa_mandate("vitry", "RUM-1", &stored, AT)
+    })
+    .await;
+    let (locked, was_locked) = tokio::sync::oneshot::channel();
+    let ledger = f.ledger.clone();
+    let first = tokio::spawn(async move {
+        ledger
+            .transact(move |tx| {
+                tx.lock_sepa_mandate("vitry", "RUM-1")?;
+                let _ = locked.send(());
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                tx.plan_sepa_use(&new_use("vitry/2026/F1", 1, "2026-02-10", "2026-F1-1"))
+            })
+            .await
+            .unwrap()
+    });
+    was_locked.await.unwrap();
+    let seen = write(f, |tx| {
+        tx.lock_sepa_mandate("vitry", "RUM-1")?;
+        tx.sepa_uses("vitry", &Uses::OfMandate("RUM-1"))
+    })
+    .await;
+    first.await.unwrap();
+    assert_eq!(seen.len(), 1, "the second decision sees the first's use");
 }

@@ -13,12 +13,16 @@
 //!   adapter's ([`encaisse_sepa::mandate::next_sequence`]); this module only feeds it the
 //!   history.
 //!
-//! Every function takes the connection of a write transaction (`Ledger::write`), so a caller
-//! records the use atomically with its own effects.
+//! Every function takes the caller's write transaction, so a caller records the use
+//! atomically with its own effects. The mandate and its uses are read and written through
+//! the ledger's `SepaStore` (a [`Tx`], SQLite or PostgreSQL); the outcomes, refusals and
+//! amendments still take an SQLite `Connection` (callers inside `Ledger::write` pass
+//! `&mut Tx::sqlite(c)` to the others).
 
 use chrono::NaiveDate;
-use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::sepa::{MandateRow, NewUse, UseRow, Uses};
+use encaisse_ledger::{LedgerError, SepaStore, Tx};
 use encaisse_schemas::identifiers::{Bic, Iban, Ics, Rum};
 use encaisse_schemas::text::to_sepa;
 use encaisse_schemas::{InvoiceRef, Mandate, SequenceType};
@@ -137,115 +141,61 @@ pub struct MandateUse {
     pub outcome_on: Option<NaiveDate>,
 }
 
-pub(crate) const USE_COLUMNS: &str = "invoice_key, attempt, rum_key, end_to_end_id, due_date, sequence, status, \
-     regie, amount_cents, outcome_code, outcome_on";
-
-pub(crate) fn use_from_row(
-    r: &encaisse_ledger::rusqlite::Row<'_>,
-) -> encaisse_ledger::rusqlite::Result<RawUse> {
-    Ok(RawUse {
-        invoice_key: r.get(0)?,
-        attempt: r.get(1)?,
-        rum_key: r.get(2)?,
-        end_to_end_id: r.get(3)?,
-        due_date: r.get(4)?,
-        sequence: r.get(5)?,
-        status: r.get(6)?,
-        regie: r.get(7)?,
-        amount_cents: r.get(8)?,
-        outcome_code: r.get(9)?,
-        outcome_on: r.get(10)?,
+/// A stored use with its text columns checked.
+pub(crate) fn typed(row: UseRow) -> Result<MandateUse, LedgerError> {
+    Ok(MandateUse {
+        due_date: parse_date("sepa_collection.due_date", &row.due_date)?,
+        sequence: parse_sequence(&row.sequence)?,
+        status: UseStatus::parse(&row.status)?,
+        outcome_on: row
+            .outcome_on
+            .as_deref()
+            .map(|d| parse_date("sepa_collection.outcome_on", d))
+            .transpose()?,
+        attempt: u32::try_from(row.attempt)
+            .map_err(|_| corrupt("sepa_collection.attempt", &row.attempt.to_string()))?,
+        invoice_key: row.invoice_key,
+        rum_key: row.rum_key,
+        end_to_end_id: row.end_to_end_id,
+        regie: row.regie,
+        amount_cents: row.amount_cents,
+        outcome_code: row.outcome_code,
     })
-}
-
-/// A row as stored, before its text columns are checked.
-pub(crate) struct RawUse {
-    invoice_key: String,
-    attempt: u32,
-    rum_key: String,
-    end_to_end_id: Option<String>,
-    due_date: String,
-    sequence: String,
-    status: String,
-    regie: Option<String>,
-    amount_cents: Option<i64>,
-    outcome_code: Option<String>,
-    outcome_on: Option<String>,
-}
-
-impl RawUse {
-    pub(crate) fn typed(self) -> Result<MandateUse, LedgerError> {
-        Ok(MandateUse {
-            due_date: parse_date("sepa_collection.due_date", &self.due_date)?,
-            sequence: parse_sequence(&self.sequence)?,
-            status: UseStatus::parse(&self.status)?,
-            outcome_on: self
-                .outcome_on
-                .as_deref()
-                .map(|d| parse_date("sepa_collection.outcome_on", d))
-                .transpose()?,
-            invoice_key: self.invoice_key,
-            attempt: self.attempt,
-            rum_key: self.rum_key,
-            end_to_end_id: self.end_to_end_id,
-            regie: self.regie,
-            amount_cents: self.amount_cents,
-            outcome_code: self.outcome_code,
-        })
-    }
 }
 
 /// The use of presentation `attempt` of an invoice, if recorded.
 pub fn use_of(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: u32,
 ) -> Result<Option<MandateUse>, LedgerError> {
-    c.query_row(
-        &format!(
-            "SELECT {USE_COLUMNS} FROM sepa_collection WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3"
-        ),
-        (tenant, invoice_key, attempt),
-        use_from_row,
-    )
-    .optional()?
-    .map(RawUse::typed)
-    .transpose()
+    tx.sepa_use(tenant, invoice_key, i64::from(attempt))?
+        .map(typed)
+        .transpose()
 }
 
 /// The use a bank's end-to-end id names.
 pub fn use_by_end_to_end_id(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     end_to_end_id: &str,
 ) -> Result<Option<MandateUse>, LedgerError> {
-    c.query_row(
-        &format!(
-            "SELECT {USE_COLUMNS} FROM sepa_collection WHERE tenant = ?1 AND end_to_end_id = ?2"
-        ),
-        (tenant, end_to_end_id),
-        use_from_row,
-    )
-    .optional()?
-    .map(RawUse::typed)
-    .transpose()
+    tx.sepa_use_by_end_to_end_id(tenant, end_to_end_id)?
+        .map(typed)
+        .transpose()
 }
 
 /// Every use of a mandate, oldest first.
 pub fn uses_of_mandate(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     rum_key: &str,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {USE_COLUMNS} FROM sepa_collection WHERE tenant = ?1 AND rum_key = ?2
-         ORDER BY due_date, planned_at, invoice_key, attempt"
-    ))?;
-    let rows = stmt
-        .query_map((tenant, rum_key), use_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(RawUse::typed).collect()
+    tx.sepa_uses(tenant, &Uses::OfMandate(rum_key))?
+        .into_iter()
+        .map(typed)
+        .collect()
 }
 
 /// What the ledger knows of a mandate itself.
@@ -262,124 +212,98 @@ pub struct KnownMandate {
 
 /// The mandate `rum` of `tenant`, if the ledger saw it.
 pub fn known_mandate(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     rum: &Rum,
 ) -> Result<Option<KnownMandate>, LedgerError> {
-    let row = c
-        .query_row(
-            "SELECT rum, one_off, signed_on, iban, bic, amended_on FROM sepa_mandate
-             WHERE tenant = ?1 AND rum_key = ?2",
-            (tenant, rum.key()),
-            |r| {
-                Ok(RawMandate {
-                    rum: r.get(0)?,
-                    one_off: r.get(1)?,
-                    signed_on: r.get(2)?,
-                    iban: r.get(3)?,
-                    bic: r.get(4)?,
-                    amended_on: r.get(5)?,
-                })
-            },
-        )
-        .optional()?;
-    row.map(|m| {
-        Ok(KnownMandate {
-            rum: m.rum,
-            kind: if m.one_off {
-                MandateKind::OneOff
-            } else {
-                MandateKind::Recurrent
-            },
-            signed_on: parse_date("sepa_mandate.signed_on", &m.signed_on)?,
-            iban: m.iban,
-            bic: m.bic,
-            amended_on: m
-                .amended_on
-                .as_deref()
-                .map(|d| parse_date("sepa_mandate.amended_on", d))
-                .transpose()?,
-        })
-    })
-    .transpose()
+    tx.sepa_mandate(tenant, &rum.key())?.map(known).transpose()
 }
 
-/// A `sepa_mandate` row as stored.
-struct RawMandate {
-    rum: String,
-    one_off: bool,
-    signed_on: String,
-    iban: String,
-    bic: Option<String>,
-    amended_on: Option<String>,
+fn known(m: MandateRow) -> Result<KnownMandate, LedgerError> {
+    Ok(KnownMandate {
+        kind: if m.one_off {
+            MandateKind::OneOff
+        } else {
+            MandateKind::Recurrent
+        },
+        signed_on: parse_date("sepa_mandate.signed_on", &m.signed_on)?,
+        amended_on: m
+            .amended_on
+            .as_deref()
+            .map(|d| parse_date("sepa_mandate.amended_on", d))
+            .transpose()?,
+        rum: m.rum,
+        iban: m.iban,
+        bic: m.bic,
+    })
 }
 
 /// Records what an invoice says of its mandate: a new mandate is created (one-off when the
 /// source said `OOFF`); a new debtor account (IBAN) is an amendment dated `today`, which
-/// lifts a suspension (AC04…) reported before it.
+/// lifts a suspension (AC04…) reported before it. The mandate stays locked until the
+/// transaction ends, so that the use decided next sees every use decided before it (on
+/// PostgreSQL, where transactions run side by side).
 pub fn observe_mandate(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     mandate: &Mandate,
     today: NaiveDate,
 ) -> Result<(), LedgerError> {
     let one_off = mandate.sequence == Some(SequenceType::Ooff);
-    let known = known_mandate(c, tenant, &mandate.rum)?;
-    let bic = mandate.bic.as_ref().map(Bic::as_str);
-    match known {
-        None => {
-            c.execute(
-                "INSERT INTO sepa_mandate (tenant, rum_key, rum, one_off, signed_on, iban, bic, amended_on, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)",
-                (
-                    tenant,
-                    mandate.rum.key(),
-                    mandate.rum.as_str(),
-                    one_off,
-                    mandate.signed_on.to_string(),
-                    mandate.iban.as_str(),
-                    bic,
-                    ledger_now(),
-                ),
-            )?;
+    let rum_key = mandate.rum.key();
+    let bic = mandate.bic.as_ref().map(|b| b.as_str().to_string());
+    let mut stored = tx.lock_sepa_mandate(tenant, &rum_key)?;
+    if stored.is_none() {
+        let new = MandateRow {
+            rum: mandate.rum.as_str().to_string(),
+            one_off,
+            signed_on: mandate.signed_on.to_string(),
+            iban: mandate.iban.as_str().to_string(),
+            bic: bic.clone(),
+            amended_on: None,
+        };
+        if tx.insert_sepa_mandate(tenant, &rum_key, &new, &ledger_now())? {
+            return Ok(());
         }
-        Some(known) => {
-            let account_changed = known.iban != mandate.iban.as_str();
-            let changed = account_changed
-                || known.bic.as_deref() != bic
-                || known.signed_on != mandate.signed_on
-                || known.rum != mandate.rum.as_str()
-                || (one_off && known.kind == MandateKind::Recurrent);
-            if !changed {
-                return Ok(());
-            }
-            c.execute(
-                "UPDATE sepa_mandate SET rum = ?3, one_off = max(one_off, ?4), signed_on = ?5,
-                     iban = ?6, bic = ?7,
-                     amended_on = CASE WHEN ?8 THEN ?9 ELSE amended_on END, updated_at = ?10
-                 WHERE tenant = ?1 AND rum_key = ?2",
-                (
-                    tenant,
-                    mandate.rum.key(),
-                    mandate.rum.as_str(),
-                    one_off,
-                    mandate.signed_on.to_string(),
-                    mandate.iban.as_str(),
-                    bic,
-                    account_changed,
-                    today.to_string(),
-                    ledger_now(),
-                ),
-            )?;
-            if account_changed {
-                tracing::info!(
-                    tenant,
-                    rum = %mandate.rum,
-                    iban = %mandate.iban,
-                    "Mandate amended: new debtor account."
-                );
-            }
-        }
+        // Created by a transaction that committed meanwhile: compare with what it recorded.
+        stored = tx.lock_sepa_mandate(tenant, &rum_key)?;
+    }
+    let Some(stored) = stored else {
+        return Err(LedgerError::Corrupt(format!(
+            "mandate {} of tenant {tenant} neither recorded nor readable",
+            mandate.rum
+        )));
+    };
+    let known = known(stored.clone())?;
+    let account_changed = known.iban != mandate.iban.as_str();
+    let changed = account_changed
+        || known.bic != bic
+        || known.signed_on != mandate.signed_on
+        || known.rum != mandate.rum.as_str()
+        || (one_off && known.kind == MandateKind::Recurrent);
+    if !changed {
+        return Ok(());
+    }
+    let updated = MandateRow {
+        rum: mandate.rum.as_str().to_string(),
+        one_off: stored.one_off || one_off,
+        signed_on: mandate.signed_on.to_string(),
+        iban: mandate.iban.as_str().to_string(),
+        bic,
+        amended_on: if account_changed {
+            Some(today.to_string())
+        } else {
+            stored.amended_on
+        },
+    };
+    tx.update_sepa_mandate(tenant, &rum_key, &updated, &ledger_now())?;
+    if account_changed {
+        tracing::info!(
+            tenant,
+            rum = %mandate.rum,
+            iban = %mandate.iban,
+            "Mandate amended: new debtor account."
+        );
     }
     Ok(())
 }
@@ -388,15 +312,15 @@ pub fn observe_mandate(
 /// (`invoice_key`, `attempt`) and without refused uses (never sent). `None` for a mandate
 /// the ledger never saw.
 pub fn history(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     rum: &Rum,
     except: Option<(&str, u32)>,
 ) -> Result<Option<MandateHistory>, LedgerError> {
-    let Some(known) = known_mandate(c, tenant, rum)? else {
+    let Some(known) = known_mandate(tx, tenant, rum)? else {
         return Ok(None);
     };
-    let collections = uses_of_mandate(c, tenant, &rum.key())?
+    let collections = uses_of_mandate(tx, tenant, &rum.key())?
         .into_iter()
         .filter(|u| except != Some((u.invoice_key.as_str(), u.attempt)))
         .filter_map(|u| {
@@ -448,14 +372,15 @@ pub struct UseRequest<'a> {
 /// RUM, or `refused`, is decided again. The mandate must have been observed
 /// ([`observe_mandate`]) first.
 pub fn plan_use(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     request: &UseRequest<'_>,
     policy: &SequencePolicy,
 ) -> Result<SequenceType, SequenceError> {
     let tenant = request.invoice.tenant.as_str();
     let invoice_key = request.invoice.key();
     let rum_key = request.mandate.rum.key();
-    if let Some(existing) = use_of(c, tenant, &invoice_key, request.attempt)? {
+    let attempt = i64::from(request.attempt);
+    if let Some(existing) = use_of(tx, tenant, &invoice_key, request.attempt)? {
         let redo = match existing.status {
             UseStatus::Refused => true,
             UseStatus::Planned => existing.rum_key != rum_key,
@@ -463,25 +388,18 @@ pub fn plan_use(
         };
         if !redo {
             if existing.status == UseStatus::Planned && existing.due_date != request.due_date {
-                c.execute(
-                    "UPDATE sepa_collection SET due_date = ?4
-                     WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3",
-                    (
-                        tenant,
-                        &invoice_key,
-                        request.attempt,
-                        request.due_date.to_string(),
-                    ),
+                tx.set_sepa_use_due_date(
+                    tenant,
+                    &invoice_key,
+                    attempt,
+                    &request.due_date.to_string(),
                 )?;
             }
             return Ok(existing.sequence);
         }
-        c.execute(
-            "DELETE FROM sepa_collection WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3",
-            (tenant, &invoice_key, request.attempt),
-        )?;
+        tx.delete_sepa_use(tenant, &invoice_key, attempt)?;
     }
-    let history = history(c, tenant, &request.mandate.rum, None)?.ok_or_else(|| {
+    let history = history(tx, tenant, &request.mandate.rum, None)?.ok_or_else(|| {
         // Every caller observes the mandate earlier in the same transaction.
         LedgerError::Corrupt(format!(
             "mandate {} of invoice {invoice_key} was not observed before its use",
@@ -494,27 +412,22 @@ pub fn plan_use(
     // differ only by characters outside the SEPA set would share one: the second gets none
     // (and is refused when planned into a file).
     let e2e = match end_to_end_id(request.invoice, request.attempt) {
-        Ok(id) => match use_by_end_to_end_id(c, tenant, &id)? {
+        Ok(id) => match use_by_end_to_end_id(tx, tenant, &id)? {
             Some(other) if other.invoice_key != invoice_key => None,
             _ => Some(id),
         },
         Err(_) => None,
     };
-    c.execute(
-        "INSERT INTO sepa_collection
-             (tenant, invoice_key, attempt, rum_key, end_to_end_id, due_date, sequence, status, planned_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)",
-        (
-            tenant,
-            &invoice_key,
-            request.attempt,
-            &rum_key,
-            &e2e,
-            request.due_date.to_string(),
-            sequence.as_str(),
-            ledger_now(),
-        ),
-    )?;
+    tx.plan_sepa_use(&NewUse {
+        tenant,
+        invoice_key: &invoice_key,
+        attempt,
+        rum_key: &rum_key,
+        end_to_end_id: e2e.as_deref(),
+        due_date: &request.due_date.to_string(),
+        sequence: sequence.as_str(),
+        planned_at: &ledger_now(),
+    })?;
     Ok(sequence)
 }
 
@@ -526,15 +439,20 @@ pub fn plan_use(
 /// closed (MD01, MD07), suspended (AC04…, until the account changes), lapsed (36 months),
 /// a one-off already used, or signed after `due_date`.
 pub fn sequence_for(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     invoice: &InvoiceRef,
     mandate: &Mandate,
     due_date: NaiveDate,
     policy: &SequencePolicy,
 ) -> Result<SequenceType, SequenceError> {
-    observe_mandate(c, invoice.tenant.as_str(), mandate, Clock::system().today())?;
+    observe_mandate(
+        tx,
+        invoice.tenant.as_str(),
+        mandate,
+        Clock::system().today(),
+    )?;
     plan_use(
-        c,
+        tx,
         &UseRequest {
             invoice,
             attempt: 1,
@@ -593,7 +511,7 @@ pub fn record_outcome(
     outcome: &BankOutcome,
     on: NaiveDate,
 ) -> Result<Recorded, LedgerError> {
-    let Some(current) = use_by_end_to_end_id(c, tenant, end_to_end_id)? else {
+    let Some(current) = use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, end_to_end_id)? else {
         return Ok(Recorded::Unknown);
     };
     // Never sent: the bank cannot be reporting on it.
@@ -708,11 +626,11 @@ pub fn amendment_for(
 /// The mandate to use for a re-presentation: the invoice's mandate with the debtor account
 /// the ledger knows now (a newer invoice may have brought a new IBAN).
 pub fn current_mandate(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     from_invoice: &Mandate,
 ) -> Result<Mandate, LedgerError> {
-    let Some(known) = known_mandate(c, tenant, &from_invoice.rum)? else {
+    let Some(known) = known_mandate(tx, tenant, &from_invoice.rum)? else {
         return Ok(from_invoice.clone());
     };
     let mut mandate = from_invoice.clone();
@@ -774,7 +692,7 @@ mod tests {
         m: &Mandate,
         due: NaiveDate,
     ) -> Result<SequenceType, SequenceError> {
-        sequence_for(c, &invoice(number), m, due, &POLICY)
+        sequence_for(&mut Tx::sqlite(c), &invoice(number), m, due, &POLICY)
     }
 
     fn present(c: &Connection, number: &str, attempt: u32, rum: &str) {
@@ -803,7 +721,7 @@ mod tests {
                 let first = ask(c, "F1", &m, d(2, 10)).unwrap();
                 let again = ask(c, "F1", &m, d(2, 10)).unwrap();
                 let second = ask(c, "F2", &m, d(3, 10)).unwrap();
-                let uses = uses_of_mandate(c, "ivry", "RUM-1")?;
+                let uses = uses_of_mandate(&mut Tx::sqlite(c), "ivry", "RUM-1")?;
                 Ok((first, again, second, uses))
             })
             .await
@@ -890,7 +808,7 @@ mod tests {
                     d(2, 9),
                 )?;
                 let refused = ask(c, "F2", &m, d(3, 10));
-                let uses = uses_of_mandate(c, "ivry", "RUM-1")?.len();
+                let uses = uses_of_mandate(&mut Tx::sqlite(c), "ivry", "RUM-1")?.len();
                 Ok((refused, uses))
             })
             .await
@@ -918,9 +836,9 @@ mod tests {
                 )?;
                 let suspended = ask(c, "G2", &m, d(3, 10));
                 let new_account = mandate("RUM-2", OTHER_BANK);
-                observe_mandate(c, "ivry", &new_account, d(2, 20))?;
+                observe_mandate(&mut Tx::sqlite(c), "ivry", &new_account, d(2, 20))?;
                 let amended = plan_use(
-                    c,
+                    &mut Tx::sqlite(c),
                     &UseRequest {
                         invoice: &invoice("G2"),
                         attempt: 1,
@@ -964,7 +882,7 @@ mod tests {
                 // leaves the mandate's history.
                 assert_eq!(ask(c, "F2", &m, d(3, 10)).unwrap(), SequenceType::Rcur);
                 refuse_use(c, "ivry", "ivry/2026/F2", 1)?;
-                let h = history(c, "ivry", &m.rum, None)?.unwrap();
+                let h = history(&mut Tx::sqlite(c), "ivry", &m.rum, None)?.unwrap();
                 Ok((amendment, h.collections.len()))
             })
             .await

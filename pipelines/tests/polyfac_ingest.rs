@@ -701,6 +701,7 @@ async fn the_creche_source_is_read_by_mapping_end_to_end() {
 
 #[tokio::test]
 async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
+    use encaisse_ledger::Tx;
     use encaisse_pipelines::mandates::{BankOutcome, Recorded, record_outcome, uses_of_mandate};
     let h = harness().await;
     let bytes = sample("polyfac-2-invoices.csv");
@@ -712,7 +713,7 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
     // closed for good.
     h.ledger
         .write(|c| {
-            let uses = uses_of_mandate(c, "vitry", "VITRY-CANT-000123")?;
+            let uses = uses_of_mandate(&mut Tx::sqlite(c), "vitry", "VITRY-CANT-000123")?;
             assert_eq!(
                 uses.len(),
                 1,

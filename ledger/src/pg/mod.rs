@@ -14,6 +14,7 @@
 pub(crate) mod batch;
 pub(crate) mod core;
 pub(crate) mod ops;
+pub(crate) mod sepa;
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 

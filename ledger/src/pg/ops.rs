@@ -13,7 +13,7 @@ use crate::ops::{
 };
 
 /// Every row of `sql` (with `?N` placeholders), each read by `read`.
-fn all<T>(
+pub(crate) fn all<T>(
     c: &mut Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],

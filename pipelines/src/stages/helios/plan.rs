@@ -11,10 +11,10 @@ use chrono::{NaiveDate, NaiveDateTime};
 use encaisse_helios::aller::{
     self, Bordereau, MAX_ID_BORD, MAX_ID_PCE, MAX_PIECES, Titre, TitreShape,
 };
-use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{BatchItem, BatchKey, close_if_complete, visit_items};
 use encaisse_ledger::journal::InvoiceFact;
 use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{Ledger, Tx};
 use encaisse_schemas::Event;
 use encaisse_schemas::events::{InvoiceIssued, InvoiceRef, PaymentMode, SequenceType};
 use encaisse_schemas::tenant::Budget;
@@ -279,7 +279,7 @@ fn sequence(
         return Ok(Ok(None));
     }
     match mandates::sequence_for(
-        c,
+        &mut Tx::sqlite(c),
         &invoice.invoice,
         mandate,
         invoice.due_date,

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, Tx};
 use encaisse_polyfac::report::{
     RejectionReport, ReportFiles, report_file_names, unreadable_file_report,
 };
@@ -796,7 +796,13 @@ pub fn decide(
         return Ok(Decision::Publish(Box::new(Issued::CreditNote(note))));
     }
     let event = enrich(invoice, run, |_rum| match &invoice.mandate {
-        Some(mandate) => sequence_for(c, &key, mandate, invoice.due_date, &setup.sequence_policy),
+        Some(mandate) => sequence_for(
+            &mut Tx::sqlite(c),
+            &key,
+            mandate,
+            invoice.due_date,
+            &setup.sequence_policy,
+        ),
         // `enrich` asks only for an invoice with a mandate.
         None => Err(SequenceError::Ledger(LedgerError::Corrupt(
             "sequence asked for an invoice without mandate".into(),

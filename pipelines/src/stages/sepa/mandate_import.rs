@@ -10,7 +10,7 @@
 
 use chrono::NaiveDate;
 use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, Tx};
 use encaisse_schemas::identifiers::{Bic, Iban, Rum};
 use encaisse_schemas::{Mandate, SequenceType};
 
@@ -55,7 +55,7 @@ pub fn import_mandate(
 ) -> Result<(), LedgerError> {
     let one_off = mandate.one_off || mandate.last_sequence == Some(SequenceType::Ooff);
     observe_mandate(
-        c,
+        &mut Tx::sqlite(c),
         tenant,
         &Mandate {
             rum: mandate.rum.clone(),
@@ -166,7 +166,14 @@ mod tests {
             first: FirstSequence::Frst,
             lapse_months: 36,
         };
-        sequence_for(c, &invoice, &mandate, due, &policy).map_err(|e| e.to_string())
+        sequence_for(
+            &mut encaisse_ledger::Tx::sqlite(c),
+            &invoice,
+            &mandate,
+            due,
+            &policy,
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

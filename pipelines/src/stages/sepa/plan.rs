@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
-use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{InvoiceIssued, SequenceType};
 use encaisse_sepa::calendar::next_target_day;
 use encaisse_sepa::mandate::SequencePolicy;
@@ -291,10 +291,10 @@ fn prepare(
     // A first presentation tells the ledger what the invoice says of the mandate (a new
     // IBAN is an amendment); a re-presentation uses what the ledger knows now.
     let mandate = if candidate.attempt == 1 {
-        mandates::observe_mandate(c, tenant, given_mandate, ctx.now.date())?;
+        mandates::observe_mandate(&mut Tx::sqlite(c), tenant, given_mandate, ctx.now.date())?;
         given_mandate.clone()
     } else {
-        mandates::current_mandate(c, tenant, given_mandate)?
+        mandates::current_mandate(&mut Tx::sqlite(c), tenant, given_mandate)?
     };
     let due_date = next_target_day(candidate.due_date);
     // Re-presenting: a RCUR stays RCUR (the source knew the mandate was used), a FNAL stays
@@ -307,7 +307,7 @@ fn prepare(
             .filter(|s| matches!(s, SequenceType::Rcur | SequenceType::Fnal))
     };
     let sequence = match mandates::plan_use(
-        c,
+        &mut Tx::sqlite(c),
         &UseRequest {
             invoice: &invoice.invoice,
             attempt: candidate.attempt,
@@ -324,7 +324,12 @@ fn prepare(
         }
         Err(SequenceError::Ledger(e)) => return Err(e.into()),
     };
-    let recorded = mandates::use_of(c, tenant, &invoice.invoice.key(), candidate.attempt)?;
+    let recorded = mandates::use_of(
+        &mut Tx::sqlite(c),
+        tenant,
+        &invoice.invoice.key(),
+        candidate.attempt,
+    )?;
     let Some(e2e) = recorded.and_then(|u| u.end_to_end_id) else {
         return Ok(Err((
             RefusalCode::Setup,
@@ -382,10 +387,12 @@ fn own_end_to_end_id(
     let Ok(id) = encaisse_sepa::ids::end_to_end_id(invoice, attempt) else {
         return Ok(None);
     };
-    Ok(match mandates::use_by_end_to_end_id(c, tenant, &id)? {
-        Some(other) if other.invoice_key != invoice.key() => None,
-        _ => Some(id),
-    })
+    Ok(
+        match mandates::use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, &id)? {
+            Some(other) if other.invoice_key != invoice.key() => None,
+            _ => Some(id),
+        },
+    )
 }
 
 /// A file name (and `MsgId`) not used yet: the day's next `{seq}`, skipping names a

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::NaiveDateTime;
-use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{Event, InvoiceRef, Money, TenantId};
 use encaisse_sepa::calendar::{earliest_due_date, next_target_day};
 use encaisse_sepa::read::{MatchedCollection, RTransaction, RejectLevel};
@@ -218,7 +218,8 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
         }
         RejectLevel::Transaction => {
             if let Some(e2e) = &keys.end_to_end_id
-                && let Some(found) = mandates::use_by_end_to_end_id(c, tenant, e2e)?
+                && let Some(found) =
+                    mandates::use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, e2e)?
             {
                 return Ok(Resolution::Found(vec![found]));
             }
@@ -424,7 +425,7 @@ fn plan_representations(
         let Decision::Represent { attempt, due_date } = reject.decision else {
             continue;
         };
-        if let Some(next) = mandates::use_of(c, id, &used.invoice_key, attempt)?
+        if let Some(next) = mandates::use_of(&mut Tx::sqlite(c), id, &used.invoice_key, attempt)?
             && next.status != UseStatus::Refused
         {
             outcome.insert(key, Err(format!("presentation {attempt} already planned")));

@@ -1,11 +1,14 @@
-//! SQL of the régie path's own tables besides the mandate history (`sepa_0001.sql`):
-//! planned files, pending events, bank records already handled, the invoices kept for
+//! The régie path's own tables besides the mandate history (`sepa_0001.sql`): planned
+//! files, pending events, bank records already handled, the invoices kept for
 //! re-presentation, and the journal facts. Every function takes the connection of a write
-//! (or read) transaction.
+//! (or read) transaction. The events, kept invoices and bank records go through the
+//! ledger's `SepaStore` (both backends; here on the SQLite transaction) and only encode or
+//! decode their bodies; the planned files are still SQLite SQL.
 
 use chrono::NaiveDateTime;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension, params_from_iter};
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::sepa::{BankRecord, PendingEvent, Uses};
+use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, SepaStore, Tx};
 use encaisse_schemas::{InvoiceIssued, PaymentRejected};
 
 use super::clock::ledger_now;
@@ -260,17 +263,13 @@ pub fn insert_event(
     event: &PaymentRejected,
 ) -> Result<(), LedgerError> {
     use encaisse_schemas::Event;
-    c.execute(
-        "INSERT INTO sepa_event (message_id, tenant, origin, body, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
-        (
-            event.message_id(),
-            tenant,
-            origin,
-            encaisse_schemas::encode(event),
-            ledger_now(),
-        ),
-    )?;
+    Tx::sqlite(c).queue_sepa_event(&PendingEvent {
+        message_id: event.message_id(),
+        tenant: tenant.to_string(),
+        origin: origin.to_string(),
+        body: encaisse_schemas::encode(event),
+        created_at: ledger_now(),
+    })?;
     Ok(())
 }
 
@@ -280,13 +279,7 @@ pub fn pending_events(
     tenant: &str,
     origin: &str,
 ) -> Result<Vec<PaymentRejected>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT body FROM sepa_event WHERE tenant = ?1 AND origin = ?2 AND handed_at IS NULL
-         ORDER BY created_at, message_id",
-    )?;
-    let bodies = stmt
-        .query_map((tenant, origin), |r| r.get::<_, Vec<u8>>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = Tx::sqlite(c).pending_sepa_events(tenant, origin)?;
     bodies
         .iter()
         .map(|b| {
@@ -298,26 +291,15 @@ pub fn pending_events(
 
 /// Marks events published (or handed to the runtime's outbox).
 pub fn mark_handed(c: &Connection, message_ids: &[String]) -> Result<(), LedgerError> {
-    let at = ledger_now();
-    for id in message_ids {
-        c.execute(
-            "UPDATE sepa_event SET handed_at = ?2 WHERE message_id = ?1 AND handed_at IS NULL",
-            (id, &at),
-        )?;
-    }
-    Ok(())
+    Tx::sqlite(c).mark_sepa_events_handed(message_ids, &ledger_now())
 }
 
 /// Keeps the `invoice.issued` of an invoice planned for direct debit (first one wins).
 pub fn keep_invoice(c: &Connection, invoice: &InvoiceIssued) -> Result<(), LedgerError> {
-    c.execute(
-        "INSERT INTO sepa_invoice (tenant, invoice_key, payload) VALUES (?1, ?2, ?3)
-         ON CONFLICT DO NOTHING",
-        (
-            invoice.invoice.tenant.as_str(),
-            invoice.invoice.key(),
-            encaisse_schemas::encode(invoice),
-        ),
+    Tx::sqlite(c).keep_sepa_invoice(
+        invoice.invoice.tenant.as_str(),
+        &invoice.invoice.key(),
+        &encaisse_schemas::encode(invoice),
     )?;
     Ok(())
 }
@@ -328,14 +310,8 @@ pub fn kept_invoice(
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<InvoiceIssued>, LedgerError> {
-    let payload: Option<Vec<u8>> = c
-        .query_row(
-            "SELECT payload FROM sepa_invoice WHERE tenant = ?1 AND invoice_key = ?2",
-            (tenant, invoice_key),
-            |r| r.get(0),
-        )
-        .optional()?;
-    payload
+    Tx::sqlite(c)
+        .kept_sepa_invoice(tenant, invoice_key)?
         .map(|p| {
             serde_json::from_slice(&p)
                 .map_err(|e| LedgerError::Corrupt(format!("sepa_invoice.payload: {e}")))
@@ -345,11 +321,7 @@ pub fn kept_invoice(
 
 /// Whether a bank record (by its idempotency key) was handled already.
 pub fn record_seen(c: &Connection, tenant: &str, key: &str) -> Result<bool, LedgerError> {
-    Ok(c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sepa_return_record WHERE tenant = ?1 AND idempotency_key = ?2)",
-        (tenant, key),
-        |r| r.get(0),
-    )?)
+    Tx::sqlite(c).bank_record_seen(tenant, key)
 }
 
 /// Records that a bank record was handled, and how.
@@ -361,11 +333,14 @@ pub fn record_handled(
     outcome: &str,
     detail: serde_json::Value,
 ) -> Result<(), LedgerError> {
-    c.execute(
-        "INSERT INTO sepa_return_record (tenant, idempotency_key, file, outcome, detail, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        (tenant, key, file, outcome, detail.to_string(), ledger_now()),
-    )?;
+    Tx::sqlite(c).record_bank_record(&BankRecord {
+        tenant: tenant.to_string(),
+        idempotency_key: key.to_string(),
+        file: file.to_string(),
+        outcome: outcome.to_string(),
+        detail: detail.to_string(),
+        recorded_at: ledger_now(),
+    })?;
     Ok(())
 }
 
@@ -383,19 +358,17 @@ pub fn file_by_message_id(
     .optional()?)
 }
 
+/// Uses read through the ledger's `SepaStore` on this SQLite transaction.
 fn uses_where(
     c: &Connection,
-    condition: &str,
-    values: Vec<String>,
+    tenant: &str,
+    which: &Uses<'_>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {} FROM sepa_collection WHERE {condition} ORDER BY end_to_end_id",
-        mandates::USE_COLUMNS
-    ))?;
-    let rows = stmt
-        .query_map(params_from_iter(values), mandates::use_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(mandates::RawUse::typed).collect()
+    Tx::sqlite(c)
+        .sepa_uses(tenant, which)?
+        .into_iter()
+        .map(mandates::typed)
+        .collect()
 }
 
 /// The collections of a written pain.008, or of one of its blocks.
@@ -405,18 +378,7 @@ pub fn uses_of_file(
     file_id: i64,
     payment_info_id: Option<&str>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    match payment_info_id {
-        Some(block) => uses_where(
-            c,
-            "tenant = ?1 AND file_id = ?2 AND payment_info_id = ?3",
-            vec![tenant.into(), file_id.to_string(), block.into()],
-        ),
-        None => uses_where(
-            c,
-            "tenant = ?1 AND file_id = ?2",
-            vec![tenant.into(), file_id.to_string()],
-        ),
-    }
+    uses_where(c, tenant, &Uses::OfFile(file_id, payment_info_id))
 }
 
 /// The presented collections under a mandate for an amount (the fallback key of spec §6.3).
@@ -426,10 +388,5 @@ pub fn uses_by_mandate_and_amount(
     rum_key: &str,
     amount_cents: i64,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    uses_where(
-        c,
-        "tenant = ?1 AND rum_key = ?2 AND amount_cents = ?3 AND file_id IS NOT NULL \
-         AND status <> 'refused'",
-        vec![tenant.into(), rum_key.into(), amount_cents.to_string()],
-    )
+    uses_where(c, tenant, &Uses::ByMandateAndAmount(rum_key, amount_cents))
 }
