@@ -25,6 +25,7 @@ pub mod plan;
 pub mod processed;
 pub mod sandbox;
 pub mod sepa;
+pub mod sql;
 mod store;
 pub mod stores;
 pub mod testing;

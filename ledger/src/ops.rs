@@ -283,11 +283,7 @@ pub(crate) fn all<T, P: Params>(
     Ok(out)
 }
 
-/// A statement of this module for PostgreSQL: `?N` placeholders become `$N` (the
-/// statements hold no other `?`).
-pub(crate) fn numbered(sql: &str) -> String {
-    sql.replace('?', "$")
-}
+pub(crate) use crate::sql::numbered;
 
 /// [`SUMMARY_COLUMNS`] as a summary.
 pub(crate) fn summary(r: &impl Columns) -> Result<ParkedSummary, LedgerError> {

@@ -33,8 +33,8 @@ pub struct Tx<'a> {
 
 enum Inner<'a> {
     Sqlite(&'a Connection),
-    /// A pooled connection inside `BEGIN` … `COMMIT`.
-    Postgres(&'a mut postgres::Client),
+    /// A pooled connection inside `BEGIN` … `COMMIT`, and its prepared statements.
+    Postgres(&'a mut postgres::Client, &'a mut crate::sql::StatementCache),
 }
 
 /// An area that runs only on SQLite so far.
@@ -53,9 +53,20 @@ impl<'a> Tx<'a> {
         }
     }
 
-    pub(crate) fn postgres(client: &'a mut postgres::Client) -> Self {
+    pub(crate) fn postgres(
+        client: &'a mut postgres::Client,
+        statements: &'a mut crate::sql::StatementCache,
+    ) -> Self {
         Tx {
-            inner: Inner::Postgres(client),
+            inner: Inner::Postgres(client, statements),
+        }
+    }
+
+    /// The connection (and statement cache) for the portable statement runners.
+    pub(crate) fn parts(&mut self) -> crate::sql::Parts<'_> {
+        match &mut self.inner {
+            Inner::Sqlite(conn) => crate::sql::Parts::Sqlite(conn),
+            Inner::Postgres(client, statements) => crate::sql::Parts::Postgres(client, statements),
         }
     }
 
@@ -64,7 +75,7 @@ impl<'a> Tx<'a> {
     pub fn sqlite_connection(&self) -> Result<&Connection, LedgerError> {
         match &self.inner {
             Inner::Sqlite(conn) => Ok(conn),
-            Inner::Postgres(_) => Err(not_ported()),
+            Inner::Postgres(..) => Err(not_ported()),
         }
     }
 
@@ -72,7 +83,7 @@ impl<'a> Tx<'a> {
     pub fn backend(&self) -> &'static str {
         match self.inner {
             Inner::Sqlite(_) => "sqlite",
-            Inner::Postgres(_) => "postgres",
+            Inner::Postgres(..) => "postgres",
         }
     }
 }
@@ -307,7 +318,7 @@ macro_rules! dispatch {
     ($tx:expr, $sqlite:path, $postgres:path $(, $arg:expr)*) => {
         match &mut $tx.inner {
             Inner::Sqlite(conn) => $sqlite(conn $(, $arg)*),
-            Inner::Postgres(client) => $postgres(client $(, $arg)*),
+            Inner::Postgres(client, _) => $postgres(client $(, $arg)*),
         }
     };
 }

@@ -101,6 +101,8 @@ contract!(
     a_mandate_is_created_once_and_replaced,
     uses_are_planned_read_moved_and_forgotten,
     a_locked_mandate_orders_the_decisions_on_its_uses,
+    portable_statements_carry_every_kind_both_ways,
+    a_portable_upsert_returns_what_it_wrote,
 );
 
 fn message(id: &str, at: &str, outputs: &[u8]) -> ProcessedMessage {
@@ -1316,4 +1318,119 @@ async fn a_locked_mandate_orders_the_decisions_on_its_uses(f: &Fixture) {
     .await;
     first.await.unwrap();
     assert_eq!(seen.len(), 1, "the second decision sees the first's use");
+}
+
+async fn portable_statements_carry_every_kind_both_ways(f: &Fixture) {
+    write(f, |tx| {
+        tx.execute_script(
+            "CREATE TABLE portable_probe (
+                 id BIGINT PRIMARY KEY, small INTEGER, flag BOOLEAN, name TEXT, data BYTEA)",
+        )
+    })
+    .await;
+    let written =
+        write(f, |tx| {
+            let mut changed = tx.execute(
+            "INSERT INTO portable_probe (id, small, flag, name, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[&1_i64, &7_u32, &true, &"Lefèvre ?'", &b"\x00\xff".to_vec()],
+        )?;
+            let none: Option<String> = None;
+            changed += tx.execute(
+            "INSERT INTO portable_probe (id, small, flag, name, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[&2_i64, &none.as_ref().map(|_| 0_u32), &false, &none, &None::<Vec<u8>>],
+        )?;
+            Ok(changed)
+        })
+        .await;
+    assert_eq!(written, 2);
+    let rows = read(f, |tx| {
+        tx.query_all(
+            "SELECT id, small, flag, name, data FROM portable_probe WHERE id >= ?1 ORDER BY id",
+            &[&1],
+            |r| {
+                Ok((
+                    r.get::<u64>(0)?,
+                    r.get::<Option<u32>>(1)?,
+                    r.get::<bool>(2)?,
+                    r.get::<Option<String>>(3)?,
+                    r.get::<Option<Vec<u8>>>(4)?,
+                ))
+            },
+        )
+    })
+    .await;
+    assert_eq!(
+        rows,
+        vec![
+            (
+                1,
+                Some(7),
+                true,
+                Some("Lefèvre ?'".into()),
+                Some(vec![0, 255])
+            ),
+            (2, None, false, None, None),
+        ]
+    );
+    let total = read(f, |tx| {
+        tx.query_one(
+            "SELECT CAST(COALESCE(SUM(small), 0) AS BIGINT), COUNT(*) FROM portable_probe",
+            &[],
+            |r| Ok((r.get::<i64>(0)?, r.get::<u32>(1)?)),
+        )
+    })
+    .await;
+    assert_eq!(total, (7, 2));
+    let missing = read(f, |tx| {
+        tx.query_opt(
+            "SELECT name FROM portable_probe WHERE id = ?1",
+            &[&3],
+            |r| r.get::<String>(0),
+        )
+    })
+    .await;
+    assert_eq!(missing, None);
+    let error = f
+        .ledger
+        .inspect(|tx| {
+            tx.query_one("SELECT id FROM portable_probe WHERE id = 3", &[], |r| {
+                r.get::<i64>(0)
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LedgerError::Corrupt(_)), "{error:?}");
+}
+
+async fn a_portable_upsert_returns_what_it_wrote(f: &Fixture) {
+    write(f, |tx| {
+        tx.execute_script(
+            "CREATE TABLE portable_counter (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+        )
+    })
+    .await;
+    let values = concurrently(8, |_| {
+        let ledger = f.ledger.clone();
+        async move {
+            ledger
+                .transact(|tx| {
+                    tx.query_one(
+                        "INSERT INTO portable_counter (name, n) VALUES (?1, 1)
+                         ON CONFLICT (name) DO UPDATE SET n = portable_counter.n + 1
+                         RETURNING n",
+                        &[&"idbord"],
+                        |r| r.get::<i64>(0),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let distinct: BTreeSet<i64> = values.into_iter().collect();
+    assert_eq!(
+        distinct,
+        (1..=8).collect::<BTreeSet<i64>>(),
+        "gapless and unique"
+    );
 }

@@ -76,11 +76,11 @@ async fn main() -> std::process::ExitCode {
             headers: BTreeMap::new(),
             body: Bytes::from(format!("{{\"of\":\"{key}\"}}")),
         };
-        Ok(Handled::publish(vec![out]).commit_with(move |c| {
-            c.execute(
+        Ok(Handled::publish(vec![out]).commit_with(move |tx| {
+            tx.execute(
                 "INSERT INTO harness_effect (key, n) VALUES (?1, 1)
                  ON CONFLICT (key) DO UPDATE SET n = n + 1",
-                [&key],
+                &[&key],
             )?;
             Ok(())
         }))

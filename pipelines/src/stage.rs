@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use encaisse_ledger::rusqlite;
+
 use encaisse_schemas::{DecodeError, Event, InvoiceRef};
 use futures::future::BoxFuture;
 
@@ -195,7 +195,7 @@ impl Handled {
     /// handler whenever the stage's effect is a ledger write.
     pub fn commit_with<F>(mut self, effect: F) -> Self
     where
-        F: FnOnce(&rusqlite::Connection) -> Result<(), encaisse_ledger::LedgerError>
+        F: FnOnce(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError>
             + Send
             + 'static,
     {
@@ -205,8 +205,9 @@ impl Handled {
 }
 
 /// The function behind a [`LedgerEffect`].
-pub type LedgerEffectFn =
-    Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), encaisse_ledger::LedgerError> + Send>;
+pub type LedgerEffectFn = Box<
+    dyn FnOnce(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError> + Send,
+>;
 
 /// Ledger writes of a stage, committed atomically with its deduplication record.
 pub struct LedgerEffect(pub LedgerEffectFn);

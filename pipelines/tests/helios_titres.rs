@@ -414,7 +414,7 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
     let mark = redelivered
         .ledger_effect
         .expect("marked handed with the dedupe record");
-    ledger.write(move |c| (mark.0)(c)).await.unwrap();
+    ledger.transact(move |tx| (mark.0)(tx)).await.unwrap();
     let next = stage.handle(&incoming(&invoices[0])).await;
     assert!(
         next.unwrap().outputs.is_empty(),

@@ -22,6 +22,7 @@ use postgres::{Client, NoTls};
 
 use crate::error::LedgerError;
 use crate::migrations::Migration;
+use crate::sql::StatementCache;
 use crate::stores::Tx;
 
 /// Most connections open at once: concurrent transactions beyond it wait for one (a
@@ -40,15 +41,21 @@ pub(crate) struct Pool {
 /// Idle connections, and how many are open (idle or lent).
 #[derive(Default)]
 struct Slots {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     open: usize,
+}
+
+/// A connection and the statements prepared on it (they live as long as it does).
+struct Conn {
+    client: Client,
+    statements: StatementCache,
 }
 
 /// A connection lent by the pool: back to it when dropped, or its slot freed when the
 /// connection is broken (or the transaction panicked).
 struct Lease<'p> {
     pool: &'p Pool,
-    client: Option<Client>,
+    client: Option<Conn>,
     usable: bool,
 }
 
@@ -57,7 +64,7 @@ impl Drop for Lease<'_> {
         let client = self.client.take();
         let mut slots = self.pool.lock();
         match client {
-            Some(client) if self.usable && !client.is_closed() => slots.idle.push(client),
+            Some(conn) if self.usable && !conn.client.is_closed() => slots.idle.push(conn),
             _ => slots.open = slots.open.saturating_sub(1),
         }
         drop(slots);
@@ -80,7 +87,7 @@ impl Pool {
                 .spawn(|| {
                     let mut lease = pool.take()?;
                     match lease.client.as_mut() {
-                        Some(client) => migrate(client, all),
+                        Some(conn) => migrate(&mut conn.client, all),
                         None => Err(LedgerError::WriterGone),
                     }
                 })
@@ -100,9 +107,9 @@ impl Pool {
     fn take(&self) -> Result<Lease<'_>, LedgerError> {
         let mut slots = self.lock();
         loop {
-            if let Some(client) = slots.idle.pop() {
-                if !client.is_closed() {
-                    return Ok(self.lease(client));
+            if let Some(conn) = slots.idle.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(self.lease(conn));
                 }
                 slots.open -= 1;
                 continue;
@@ -111,7 +118,10 @@ impl Pool {
                 slots.open += 1;
                 drop(slots);
                 return match self.config.connect(NoTls) {
-                    Ok(client) => Ok(self.lease(client)),
+                    Ok(client) => Ok(self.lease(Conn {
+                        client,
+                        statements: StatementCache::default(),
+                    })),
                     Err(e) => {
                         self.lock().open -= 1;
                         self.freed.notify_one();
@@ -126,10 +136,10 @@ impl Pool {
         }
     }
 
-    fn lease(&self, client: Client) -> Lease<'_> {
+    fn lease(&self, conn: Conn) -> Lease<'_> {
         Lease {
             pool: self,
-            client: Some(client),
+            client: Some(conn),
             usable: true,
         }
     }
@@ -143,7 +153,7 @@ impl Pool {
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
         let mut lease = self.take().map_err(E::from)?;
-        let Some(client) = lease.client.as_mut() else {
+        let Some(Conn { client, statements }) = lease.client.as_mut() else {
             return Err(E::from(LedgerError::WriterGone));
         };
         let begin = if read_only {
@@ -155,7 +165,7 @@ impl Pool {
             lease.usable = false;
             return Err(E::from(LedgerError::from(e)));
         }
-        let outcome = f(&mut Tx::postgres(client));
+        let outcome = f(&mut Tx::postgres(client, statements));
         let end = if outcome.is_ok() {
             "COMMIT"
         } else {

@@ -226,9 +226,8 @@ impl StageRunner {
             .ledger
             .transact(move |tx| {
                 if tx.record_processed(&record)? {
-                    // Stage effects are still written for SQLite (docs/scaling.md).
                     if let Some(effect) = effect {
-                        (effect.0)(tx.sqlite_connection()?)?;
+                        (effect.0)(tx)?;
                     }
                     Ok(None)
                 } else {

@@ -488,12 +488,12 @@ pub async fn create_effect_table(ledger: &Ledger) {
 
 /// The effect: counts a run for `key` (not idempotent on purpose: a second run shows).
 pub fn count_effect(
-    c: &encaisse_ledger::rusqlite::Connection,
+    tx: &mut encaisse_ledger::Tx<'_>,
     key: &str,
 ) -> Result<(), encaisse_ledger::LedgerError> {
-    c.execute(
+    tx.execute(
         "INSERT INTO test_effect (key, n) VALUES (?1, 1) ON CONFLICT (key) DO UPDATE SET n = n + 1",
-        [key],
+        &[&key],
     )?;
     Ok(())
 }

@@ -143,8 +143,10 @@ pub async fn hand_over(
     flag.store(true, std::sync::atomic::Ordering::SeqCst);
     let ids: Vec<String> = events.iter().map(Event::message_id).collect();
     Ok(
-        Handled::publish(events.iter().map(Outgoing::event).collect())
-            .commit_with(move |c| store::mark_events_handed(c, &ids)),
+        Handled::publish(events.iter().map(Outgoing::event).collect()).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
+            store::mark_events_handed(c, &ids)
+        }),
     )
 }
 

@@ -260,7 +260,8 @@ fn resolved(
     let op_id = op.op_id;
     Handled::publish(vec![event])
         .about(invoice)
-        .commit_with(move |c| {
+        .commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
             if store::resolve(c, &op_id, &resolution, false, &at)? {
                 Ledger::record_invoice_fact_in(c, &fact)?;
             }

@@ -70,9 +70,10 @@ impl RegisterStage {
         };
         tracing::debug!(invoice = %record.invoice.key(), online_payable = record.online_payable, "Invoice registered for online payment.");
         let now = store::ts(Utc::now());
-        Handled::none()
-            .about(event.invoice)
-            .commit_with(move |c| store::upsert_invoice(c, &record, &now))
+        Handled::none().about(event.invoice).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
+            store::upsert_invoice(c, &record, &now)
+        })
     }
 
     fn credit_note_issued(&self, event: CreditNoteIssued) -> Handled {
@@ -88,7 +89,10 @@ impl RegisterStage {
         let (note, origin) = (event.note.invoice.clone(), event.origin);
         Handled::none()
             .about(event.note.invoice)
-            .commit_with(move |c| store::record_credit_note(c, &note, &origin, amount))
+            .commit_with(move |tx| {
+                let c = tx.sqlite_connection()?;
+                store::record_credit_note(c, &note, &origin, amount)
+            })
     }
 
     fn titre_accepted(&self, event: TitreAccepted) -> Handled {
@@ -104,9 +108,10 @@ impl RegisterStage {
                 .date_naive(),
             titre: event.titre,
         };
-        Handled::none()
-            .about(event.invoice)
-            .commit_with(move |c| store::upsert_titre(c, &record))
+        Handled::none().about(event.invoice).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
+            store::upsert_titre(c, &record)
+        })
     }
 
     fn payment(
@@ -117,9 +122,10 @@ impl RegisterStage {
     ) -> Handled {
         let now = store::ts(Utc::now());
         let key = invoice.clone();
-        Handled::none()
-            .about(invoice)
-            .commit_with(move |c| store::record_payment(c, &key, &payment_id, amount, fact, &now))
+        Handled::none().about(invoice).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
+            store::record_payment(c, &key, &payment_id, amount, fact, &now)
+        })
     }
 
     /// A PES Retour émargement of an online payment: recorded like any payment, then the
@@ -127,7 +133,8 @@ impl RegisterStage {
     fn emargement(e: PaymentReceived) -> Handled {
         let now = store::ts(Utc::now());
         let key = e.invoice.clone();
-        Handled::none().about(e.invoice).commit_with(move |c| {
+        Handled::none().about(e.invoice).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
             store::record_payment(c, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
             let covered = store::coverage(c, &key)?.received;
             for op in store::confirm_claims(c, &key, covered, &now)? {

@@ -192,9 +192,10 @@ impl PolyfacExport {
         }
         self.check_known(&event).await?;
         let tenants = self.tenants.clone();
-        Ok(Handled::none()
-            .about(invoice)
-            .commit_with(move |c| record_event(c, &tenants, &event)))
+        Ok(Handled::none().about(invoice).commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
+            record_event(c, &tenants, &event)
+        }))
     }
 
     /// The invoice (and, for a reversal, the payment) must be known: otherwise the event
@@ -258,7 +259,8 @@ fn learn(invoice: InvoiceIssued, origin_number: Option<String>) -> Handled {
     };
     Handled::none()
         .about(invoice.invoice)
-        .commit_with(move |c| {
+        .commit_with(move |tx| {
+            let c = tx.sqlite_connection()?;
             if let Some(before) = export_store::learn_invoice(c, &seen, &ledger_now())? {
                 tracing::warn!(stage = NAME, invoice = %seen.invoice_key, recorded = %before, received = %seen.content_hash, "Invoice issued again with other content; the first one is kept.");
             }

@@ -228,7 +228,10 @@ impl SepaBatch {
         let cause = refusal.invoice.source.run_id.clone();
         Handled::publish(vec![Outgoing::event(&event)])
             .about(invoice_ref)
-            .commit_with(move |c| refusal::record_facts(c, std::slice::from_ref(&refusal), &cause))
+            .commit_with(move |tx| {
+                let c = tx.sqlite_connection()?;
+                refusal::record_facts(c, std::slice::from_ref(&refusal), &cause)
+            })
     }
 }
 
@@ -244,8 +247,10 @@ fn hand_over(events: Vec<PaymentRejected>) -> Handled {
         return Handled::none();
     }
     let ids: Vec<String> = events.iter().map(Event::message_id).collect();
-    Handled::publish(events.iter().map(Outgoing::event).collect())
-        .commit_with(move |c| store::mark_handed(c, &ids))
+    Handled::publish(events.iter().map(Outgoing::event).collect()).commit_with(move |tx| {
+        let c = tx.sqlite_connection()?;
+        store::mark_handed(c, &ids)
+    })
 }
 
 /// Closes the group if complete and plans its files: one pain.008 per régie for the
