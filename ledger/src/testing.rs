@@ -61,6 +61,74 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A ledger for one test on one backend, and what it lives in (removed after the test).
+pub struct Fixture {
+    pub ledger: crate::Ledger,
+    /// A temporary directory (the SQLite file's, or an empty one on PostgreSQL) for the
+    /// test's own files.
+    pub dir: tempfile::TempDir,
+    /// The PostgreSQL database (dropped with the fixture), `None` on SQLite.
+    pub database: Option<TestDatabase>,
+}
+
+impl Fixture {
+    /// A ledger in a temporary SQLite file.
+    pub fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = crate::LedgerUrl::Sqlite(dir.path().join("ledger.sqlite"));
+        let ledger = crate::Ledger::open_url(&url).expect("a new SQLite ledger");
+        assert_eq!(ledger.backend(), "sqlite");
+        Fixture {
+            ledger,
+            dir,
+            database: None,
+        }
+    }
+
+    /// A ledger in a fresh PostgreSQL database, or `None` when the test `what` is skipped
+    /// ([`postgres_or_skip`]).
+    pub fn postgres(what: &str) -> Option<Fixture> {
+        let database = postgres_or_skip(what)?;
+        let url = crate::LedgerUrl::parse(&database.url).expect("the test database's URL");
+        let ledger = crate::Ledger::open_url(&url).expect("a new PostgreSQL ledger");
+        assert_eq!(ledger.backend(), "postgres");
+        Some(Fixture {
+            ledger,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            database: Some(database),
+        })
+    }
+}
+
+/// Declares one test per body and backend: `mod sqlite { async fn name() }` and
+/// `mod postgres { … }`, each calling `super::name(&Fixture)` on a multi-threaded runtime
+/// (concurrency tests need several threads). The PostgreSQL ones skip visibly without a
+/// server ([`postgres_or_skip`]).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let fixture = $crate::testing::Fixture::sqlite();
+                    super::$name(&fixture).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(fixture) = $crate::testing::Fixture::postgres(stringify!($name)) {
+                        super::$name(&fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// Runs one statement on the server, on a thread of its own (the caller may be async, where
 /// the synchronous client must not run).
 fn admin(url: &str, statement: &str) -> Result<(), String> {

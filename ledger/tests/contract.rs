@@ -11,67 +11,14 @@ use encaisse_ledger::batch::{AddOutcome, BatchKey};
 use encaisse_ledger::files::NewFile;
 use encaisse_ledger::ops::{AuditEntry, Filter, GroupKey, Marked, ParkedBy, ParkedRecord, State};
 use encaisse_ledger::sepa::{BankRecord, MandateRow, NewUse, PendingEvent, Uses};
-use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
 use encaisse_ledger::{
     BatchStore, CoreStore, InvoiceFact, Ledger, LedgerError, LedgerUrl, OpsStore, ProcessedMessage,
     SepaStore, Tx,
 };
 
-/// A ledger for one test, and what it lives in (removed after the test).
-struct Fixture {
-    ledger: Ledger,
-    dir: tempfile::TempDir,
-    _database: Option<TestDatabase>,
-}
+use encaisse_ledger::testing::Fixture;
 
-fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open_url(&LedgerUrl::Sqlite(dir.path().join("ledger.sqlite"))).unwrap();
-    assert_eq!(ledger.backend(), "sqlite");
-    Fixture {
-        ledger,
-        dir,
-        _database: None,
-    }
-}
-
-fn postgres(what: &str) -> Option<Fixture> {
-    let database = postgres_or_skip(what)?;
-    let ledger = Ledger::open_url(&LedgerUrl::parse(&database.url).unwrap()).unwrap();
-    assert_eq!(ledger.backend(), "postgres");
-    Some(Fixture {
-        ledger,
-        dir: tempfile::tempdir().unwrap(),
-        _database: Some(database),
-    })
-}
-
-/// Runs each body on both backends, one test each.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let fixture = super::sqlite();
-                    super::$name(&fixture).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(fixture) = super::postgres(stringify!($name)) {
-                        super::$name(&fixture).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+encaisse_ledger::on_both_backends!(
     record_processed_keeps_the_first_record,
     prune_processed_drops_old_records,
     record_file_is_idempotent_and_refuses_other_bytes,
@@ -595,7 +542,7 @@ async fn two_writers_adding_to_one_batch_close_it_once(f: &Fixture) {
 
 #[tokio::test]
 async fn sqlite_only_closures_are_refused_on_postgres_not_run() {
-    let Some(f) = postgres("sqlite_only_closures_are_refused_on_postgres_not_run") else {
+    let Some(f) = Fixture::postgres("sqlite_only_closures_are_refused_on_postgres_not_run") else {
         return;
     };
     let refused = f
@@ -618,10 +565,12 @@ async fn sqlite_only_closures_are_refused_on_postgres_not_run() {
 
 #[tokio::test]
 async fn concurrent_transactions_share_a_bounded_number_of_connections() {
-    let Some(f) = postgres("concurrent_transactions_share_a_bounded_number_of_connections") else {
+    let Some(f) =
+        Fixture::postgres("concurrent_transactions_share_a_bounded_number_of_connections")
+    else {
         return;
     };
-    let url = f._database.as_ref().unwrap().url.clone();
+    let url = f.database.as_ref().unwrap().url.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watching = stop.clone();
     // Counts the ledger's sessions on its database while the transactions run.
@@ -667,8 +616,9 @@ async fn concurrent_transactions_share_a_bounded_number_of_connections() {
 
 #[tokio::test]
 async fn two_daemons_opening_one_new_database_migrate_it_once() {
-    let Some(database) = postgres_or_skip("two_daemons_opening_one_new_database_migrate_it_once")
-    else {
+    let Some(database) = encaisse_ledger::testing::postgres_or_skip(
+        "two_daemons_opening_one_new_database_migrate_it_once",
+    ) else {
         return;
     };
     let url = LedgerUrl::parse(&database.url).unwrap();

@@ -5,8 +5,7 @@
 //! contract tests; these check the rules that read them, above all under concurrency.
 
 use chrono::NaiveDate;
-use encaisse_ledger::testing::{TestDatabase, postgres_or_skip};
-use encaisse_ledger::{Ledger, LedgerUrl};
+use encaisse_ledger::testing::Fixture;
 use encaisse_pipelines::mandates::{
     self, MandateKind, SequenceError, SequencePolicy, UseRequest, UseStatus,
 };
@@ -21,58 +20,7 @@ const POLICY: SequencePolicy = SequencePolicy {
 const IBAN: &str = "FR7630006000011234567890189";
 const OTHER_BANK: &str = "FR1420041010050500013M02606";
 
-struct Fixture {
-    ledger: Ledger,
-    _dir: tempfile::TempDir,
-    _database: Option<TestDatabase>,
-}
-
-fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open_url(&LedgerUrl::Sqlite(dir.path().join("ledger.sqlite"))).unwrap();
-    Fixture {
-        ledger,
-        _dir: dir,
-        _database: None,
-    }
-}
-
-fn postgres(what: &str) -> Option<Fixture> {
-    let database = postgres_or_skip(what)?;
-    let ledger = Ledger::open_url(&LedgerUrl::parse(&database.url).unwrap()).unwrap();
-    assert_eq!(ledger.backend(), "postgres");
-    Some(Fixture {
-        ledger,
-        _dir: tempfile::tempdir().unwrap(),
-        _database: Some(database),
-    })
-}
-
-/// Runs each body on both backends, one test each.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(fixture) = super::postgres(stringify!($name)) {
-                        super::$name(fixture).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+encaisse_ledger::on_both_backends!(
     concurrent_first_uses_of_one_mandate_give_one_frst,
     a_plan_is_idempotent_and_a_new_account_amends_the_mandate,
 );
@@ -105,7 +53,7 @@ fn mandate(rum: &str, iban: &str) -> Mandate {
 /// commits first. Once for a mandate the ledger never saw (created once), once for a
 /// mandate known before (imported) but never used: there only the mandate's row lock
 /// orders the decisions.
-async fn concurrent_first_uses_of_one_mandate_give_one_frst(f: Fixture) {
+async fn concurrent_first_uses_of_one_mandate_give_one_frst(f: &Fixture) {
     let imported = mandate("RUM-3", IBAN);
     f.ledger
         .transact(move |tx| mandates::observe_mandate(tx, "ivry", &imported, d(1, 20)))
@@ -155,7 +103,7 @@ async fn concurrent_first_uses_of_one_mandate_give_one_frst(f: Fixture) {
     }
 }
 
-async fn a_plan_is_idempotent_and_a_new_account_amends_the_mandate(f: Fixture) {
+async fn a_plan_is_idempotent_and_a_new_account_amends_the_mandate(f: &Fixture) {
     let m = mandate("rum-2", IBAN);
     let (first, again, moved) = f
         .ledger
