@@ -42,6 +42,20 @@ trap summarise_skips EXIT
 
 scripts/setup.sh
 
+# The tests' queues (prefixes `t-<uuid>`, `test-…`, `encaisse-bench-…`, `encaisse-chaos-…`)
+# outlive a failed or killed test. A policy lets the broker delete them after an hour without
+# consumers, so they do not pile up run after run (some 300 leftover quorum queues once made
+# a broker restart hang). The daemon's own queues use other prefixes and no policy.
+sudo_ctl=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    sudo_ctl="sudo"
+fi
+if ! timeout -s KILL 60 $sudo_ctl rabbitmqctl -q set_policy --apply-to queues --priority 0 \
+        encaisse-test-queues '^(t-[0-9a-f]{32}[.]|test-|encaisse-(bench|chaos)-)' \
+        '{"expires":3600000}' >/dev/null 2>&1; then
+    echo "== warning: could not set the expiry policy of the tests' queues (rabbitmqctl)" >&2
+fi
+
 echo "== cargo test --workspace --no-fail-fast" >&2
 cargo test --workspace --no-fail-fast
 
