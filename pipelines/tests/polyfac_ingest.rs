@@ -733,7 +733,7 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
                 (&e2e, c.last_insert_rowid()),
             )?;
             let recorded = record_outcome(
-                c,
+                &mut encaisse_ledger::Tx::sqlite(c),
                 "vitry",
                 &e2e,
                 &BankOutcome::Rejected {
