@@ -755,9 +755,11 @@ mod tests {
                 let rejected = BankOutcome::Rejected {
                     code: Some("AM04".into()),
                 };
-                let planned = record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                let planned =
+                    record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
                 refuse_use(&mut Tx::sqlite(c), "ivry", "ivry/2026/F1", 1)?;
-                let refused = record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                let refused =
+                    record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
                 Ok((planned, refused))
             })
             .await
@@ -774,7 +776,8 @@ mod tests {
             .write(move |c| {
                 ask(c, "F1", &m, d(2, 10)).unwrap();
                 present(c, "F1", 1, "RUM-1");
-                let recorded = record_outcome(&mut Tx::sqlite(c),
+                let recorded = record_outcome(
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Rejected {
@@ -783,7 +786,8 @@ mod tests {
                     d(2, 9),
                 )?;
                 assert!(matches!(recorded, Recorded::New(_)));
-                let again = record_outcome(&mut Tx::sqlite(c),
+                let again = record_outcome(
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Returned {
@@ -807,7 +811,8 @@ mod tests {
                 let m = mandate("RUM-1", IBAN);
                 ask(c, "F1", &m, d(2, 10)).unwrap();
                 present(c, "F1", 1, "RUM-1");
-                record_outcome(&mut Tx::sqlite(c),
+                record_outcome(
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Rejected {
@@ -833,7 +838,8 @@ mod tests {
                 let m = mandate("RUM-2", IBAN);
                 ask(c, "G1", &m, d(2, 10)).unwrap();
                 present(c, "G1", 1, "RUM-2");
-                record_outcome(&mut Tx::sqlite(c),
+                record_outcome(
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-G1-1",
                     &BankOutcome::Returned {
@@ -856,7 +862,8 @@ mod tests {
                     &POLICY,
                 );
                 let ics = Ics::parse("FR72ZZZ123456").unwrap();
-                let amendment = amendment_for(&mut Tx::sqlite(c), "ivry", &new_account, &ics, "Regie")?;
+                let amendment =
+                    amendment_for(&mut Tx::sqlite(c), "ivry", &new_account, &ics, "Regie")?;
                 Ok((suspended, amended, amendment))
             })
             .await

@@ -129,7 +129,7 @@ async fn run_import(
             for (line, mandate) in &rows {
                 import_mandate(tx, &tenant_id, mandate, &format!("{source}:{line}"), today)?;
             }
-            Ok(())
+            Ok::<_, encaisse_ledger::LedgerError>(())
         })
         .await;
     if let Err(e) = written {

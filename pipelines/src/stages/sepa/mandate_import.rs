@@ -103,18 +103,18 @@ pub fn import_mandate(
     });
     let key = mandate_key(tenant, &mandate.rum);
     tx.record_fact(&InvoiceFact {
-            invoice_key: key.clone(),
-            tenant: tenant.to_string(),
-            at: ledger_now(),
-            kind: "mandate_imported".into(),
-            dedupe_key: Some(format!(
-                "mandates.import/{key}#{}#{:?}#{}#{}",
-                mandate.signed_on,
-                mandate.last_collection_on,
-                sequence.as_str(),
-                mandate.iban.masked()
-            )),
-            detail: detail.to_string(),
+        invoice_key: key.clone(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: "mandate_imported".into(),
+        dedupe_key: Some(format!(
+            "mandates.import/{key}#{}#{:?}#{}#{}",
+            mandate.signed_on,
+            mandate.last_collection_on,
+            sequence.as_str(),
+            mandate.iban.masked()
+        )),
+        detail: detail.to_string(),
     })?;
     Ok(())
 }
@@ -220,7 +220,14 @@ mod tests {
         // Never used, signed more than 36 months ago: lapsed too (the same rule counts from
         // the signature).
         let c = encaisse_ledger::sandbox::sandbox(None, "ivry", &[]).unwrap();
-        import_mandate(&mut Tx::sqlite(&c), "ivry", &imported(None), "m.csv:2", today).unwrap();
+        import_mandate(
+            &mut Tx::sqlite(&c),
+            "ivry",
+            &imported(None),
+            "m.csv:2",
+            today,
+        )
+        .unwrap();
         assert!(next(&c, "F3", date(2026, 6, 10)).is_err());
     }
 }

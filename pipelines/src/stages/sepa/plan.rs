@@ -148,7 +148,10 @@ pub fn plan_regie(
         if valid.is_empty() {
             return Ok(plan);
         }
-        let collections: Vec<Collection> = valid.iter().map(|(collection, _)| collection.clone()).collect();
+        let collections: Vec<Collection> = valid
+            .iter()
+            .map(|(collection, _)| collection.clone())
+            .collect();
         let header = MessageHeader {
             message_id: name.message_id.clone(),
             created_at: ctx.now,
@@ -317,12 +320,7 @@ fn prepare(
         }
         Err(SequenceError::Ledger(e)) => return Err(e.into()),
     };
-    let recorded = mandates::use_of(
-        tx,
-        tenant,
-        &invoice.invoice.key(),
-        candidate.attempt,
-    )?;
+    let recorded = mandates::use_of(tx, tenant, &invoice.invoice.key(), candidate.attempt)?;
     let Some(e2e) = recorded.and_then(|u| u.end_to_end_id) else {
         return Ok(Err((
             RefusalCode::Setup,
@@ -380,12 +378,10 @@ fn own_end_to_end_id(
     let Ok(id) = encaisse_sepa::ids::end_to_end_id(invoice, attempt) else {
         return Ok(None);
     };
-    Ok(
-        match mandates::use_by_end_to_end_id(tx, tenant, &id)? {
-            Some(other) if other.invoice_key != invoice.key() => None,
-            _ => Some(id),
-        },
-    )
+    Ok(match mandates::use_by_end_to_end_id(tx, tenant, &id)? {
+        Some(other) if other.invoice_key != invoice.key() => None,
+        _ => Some(id),
+    })
 }
 
 /// A file name (and `MsgId`) not used yet: the day's next `{seq}`, skipping names a

@@ -189,7 +189,11 @@ enum Resolution {
 }
 
 /// Finds the collections a record is about (spec §6.3).
-fn resolve(tx: &mut Tx<'_>, tenant: &str, record: &RejectRecord) -> Result<Resolution, LedgerError> {
+fn resolve(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    record: &RejectRecord,
+) -> Result<Resolution, LedgerError> {
     let keys = &record.keys;
     match record.level {
         RejectLevel::Group | RejectLevel::Block => {
@@ -216,8 +220,7 @@ fn resolve(tx: &mut Tx<'_>, tenant: &str, record: &RejectRecord) -> Result<Resol
         }
         RejectLevel::Transaction => {
             if let Some(e2e) = &keys.end_to_end_id
-                && let Some(found) =
-                    mandates::use_by_end_to_end_id(tx, tenant, e2e)?
+                && let Some(found) = mandates::use_by_end_to_end_id(tx, tenant, e2e)?
             {
                 return Ok(Resolution::Found(vec![found]));
             }

@@ -242,11 +242,11 @@ pub fn fact(
     dedupe_key: &str,
 ) -> Result<(), LedgerError> {
     tx.record_fact(&InvoiceFact {
-            invoice_key: invoice_key.to_string(),
-            tenant: tenant.to_string(),
-            at: ledger_now(),
-            kind: kind.to_string(),
-            detail: detail.to_string(),
+        invoice_key: invoice_key.to_string(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: kind.to_string(),
+        detail: detail.to_string(),
         dedupe_key: Some(dedupe_key.to_string()),
     })
 }
