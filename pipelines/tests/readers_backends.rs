@@ -130,7 +130,10 @@ async fn an_invoice_is_found_and_its_life_told(f: &Fixture) {
     );
     assert_eq!(by_tenant.unwrap(), "vitry/2026/F_1");
     assert_eq!(by_year.unwrap(), "ivry/2026/F_1");
-    assert!(matches!(missing, Err(TraceError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(TraceError::NotFound(_))),
+        "{missing:?}"
+    );
     let kinds: Vec<(&str, &str)> = traced
         .steps
         .iter()

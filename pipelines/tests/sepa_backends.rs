@@ -31,6 +31,7 @@ encaisse_ledger::on_both_backends!(
     day_numbers_are_unique_and_gapless_under_concurrent_planners,
     concurrent_plans_of_one_tenant_name_their_files_one_after_another,
     credit_notes_lower_a_pending_debit_or_become_refunds,
+    an_imported_mandate_continues_its_life,
 );
 
 const ORIGIN: &str = "sepa.batch";
@@ -503,4 +504,58 @@ async fn credit_notes_lower_a_pending_debit_or_become_refunds(f: &Fixture) {
     );
     let states: Vec<&str> = states.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(states, ["applied", "applied", "refund", "refused"]);
+}
+
+/// A mandate imported from another tool with its last collection: imported twice, one
+/// journal fact; a later last collection moves the history forward (the upsert keeps the
+/// latest); the next debit is `RCUR`.
+async fn an_imported_mandate_continues_its_life(f: &Fixture) {
+    use encaisse_pipelines::stages::sepa::mandate_import::{ImportedMandate, import_mandate};
+    use encaisse_schemas::identifiers::Iban;
+    let imported = |last: (i32, u32, u32)| ImportedMandate {
+        rum: Rum::parse("OLD-TOOL-000789").unwrap(),
+        iban: Iban::parse("FR1420041010050500013M02606").unwrap(),
+        bic: None,
+        signed_on: chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap(),
+        last_collection_on: chrono::NaiveDate::from_ymd_opt(last.0, last.1, last.2),
+        last_sequence: None,
+        one_off: false,
+    };
+    let today = now().date();
+    for last in [(2026, 4, 5), (2026, 4, 5), (2026, 5, 5), (2026, 3, 5)] {
+        let m = imported(last);
+        f.ledger
+            .transact(move |tx| import_mandate(tx, "ivry", &m, "m.csv:2", today))
+            .await
+            .unwrap();
+    }
+    let t = TenantId::new("ivry").unwrap();
+    let next = invoice(&t, "run-i", &Inv::debit("I1", "OLD-TOOL-000789", "10.00"));
+    let (facts, due, sequence) = f
+        .ledger
+        .transact(move |tx| {
+            let facts = tx.facts_of("ivry/mandate/OLD-TOOL-000789")?;
+            let due: String = tx.query_one(
+                "SELECT due_date FROM sepa_collection WHERE tenant = 'ivry' AND status = 'settled'",
+                &[],
+                |r| r.get(0),
+            )?;
+            let sequence = mandates::sequence_for(
+                tx,
+                &next.invoice,
+                next.mandate.as_ref().unwrap(),
+                next.due_date,
+                &mandates::SequencePolicy {
+                    first: encaisse_sepa::config::FirstSequence::Frst,
+                    lapse_months: 36,
+                },
+            )
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+            Ok::<_, LedgerError>((facts.len(), due, sequence))
+        })
+        .await
+        .unwrap();
+    assert_eq!(facts, 3, "the same row imported twice is one fact");
+    assert_eq!(due, "2026-05-05", "the latest last collection is kept");
+    assert_eq!(sequence, encaisse_schemas::SequenceType::Rcur);
 }
