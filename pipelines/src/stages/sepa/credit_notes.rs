@@ -177,12 +177,5 @@ pub fn lower_debit(
 /// pending for ever. Credit notes are rare and a run is planned once, so one lock per
 /// tenant costs nothing; SQLite's single writer needs none.
 pub fn lock_tenant(tx: &mut Tx<'_>, tenant: &str) -> Result<(), LedgerError> {
-    if tx.is_postgres() {
-        tx.query_one(
-            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS note_lock",
-            &[&format!("sepa_credit_note:{tenant}")],
-            |_| Ok(()),
-        )?;
-    }
-    Ok(())
+    store::lock(tx, &format!("sepa_credit_note:{tenant}"))
 }

@@ -133,19 +133,27 @@ pub fn next_day_seq(
     day: chrono::NaiveDate,
 ) -> Result<u32, LedgerError> {
     let day = day.to_string();
-    if tx.is_postgres() {
-        tx.query_one(
-            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS day_lock",
-            &[&format!("sepa_file.day_seq:{tenant}:{day}")],
-            |_| Ok(()),
-        )?;
-    }
+    lock(tx, &format!("sepa_file.day_seq:{tenant}:{day}"))?;
     let max: Option<u32> = tx.query_one(
         "SELECT max(day_seq) FROM sepa_file WHERE tenant = ?1 AND created_on = ?2",
         &[&tenant, &day],
         |r| r.get(0),
     )?;
     Ok(max.unwrap_or(0) + 1)
+}
+
+/// Takes a lock named `name` until the transaction ends, on PostgreSQL (a transaction-scoped
+/// advisory lock on the name's hash: an unrelated name sharing the hash only waits a little);
+/// nothing on SQLite, whose single writer already runs one transaction at a time.
+pub fn lock(tx: &mut Tx<'_>, name: &str) -> Result<(), LedgerError> {
+    if tx.is_postgres() {
+        tx.query_one(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS held",
+            &[&name],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A planned file not written yet.
