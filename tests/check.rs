@@ -259,8 +259,8 @@ fn a_postgres_ledger_is_refused_by_check_and_run_naming_the_missing_areas() {
         assert!(all.contains("helios") && all.contains("polyfac"), "{all}");
         assert!(all.contains("recon_"), "ops' summaries are named: {all}");
         assert!(
-            all.contains("sepa's outcomes, planned files"),
-            "sepa's SQLite-only part is named: {all}"
+            !all.contains("sepa_file"),
+            "sepa runs whole on PostgreSQL: {all}"
         );
         assert!(
             !all.contains("s3cret"),

@@ -15,12 +15,10 @@
 //!
 //! Every function takes the caller's write transaction, so a caller records the use
 //! atomically with its own effects. The mandate and its uses are read and written through
-//! the ledger's `SepaStore` (a [`Tx`], SQLite or PostgreSQL); the outcomes, refusals and
-//! amendments still take an SQLite `Connection` (callers inside `Ledger::write` pass
-//! `&mut Tx::sqlite(c)` to the others).
+//! the ledger's `SepaStore`, the outcomes, refusals and amendments by portable statements:
+//! all on a [`Tx`], SQLite or PostgreSQL.
 
 use chrono::NaiveDate;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
 use encaisse_ledger::sepa::{MandateRow, NewUse, UseRow, Uses};
 use encaisse_ledger::{LedgerError, SepaStore, Tx};
 use encaisse_schemas::identifiers::{Bic, Iban, Ics, Rum};
@@ -465,16 +463,17 @@ pub fn sequence_for(
 }
 
 /// Marks a planned use as never sent: it leaves the mandate's history.
+/// Only a `planned` use moves: a refusal decided twice (or concurrently) changes it once.
 pub fn refuse_use(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: u32,
 ) -> Result<(), LedgerError> {
-    c.execute(
+    tx.execute(
         "UPDATE sepa_collection SET status = 'refused', file_id = NULL
          WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3 AND status = 'planned'",
-        (tenant, invoice_key, attempt),
+        &[&tenant, &invoice_key, &attempt],
     )?;
     Ok(())
 }
@@ -504,22 +503,34 @@ pub enum Recorded {
 
 /// Records the bank's verdict on the collection `end_to_end_id`, reported `on`. A collection
 /// is rejected at most once; a settled one may still be returned (refund).
+///
+/// The use's row is read `FOR UPDATE` on PostgreSQL (SQLite's writer is the lock): two
+/// transactions reporting on one collection (the pain.002 and the camt.054 of the same
+/// R-transaction, read by two daemons) follow one another, and the second sees the first's
+/// verdict, so the outcome is recorded once.
 pub fn record_outcome(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     end_to_end_id: &str,
     outcome: &BankOutcome,
     on: NaiveDate,
 ) -> Result<Recorded, LedgerError> {
-    let Some(current) = use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, end_to_end_id)? else {
-        return Ok(Recorded::Unknown);
-    };
+    let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
     // Never sent: the bank cannot be reporting on it.
-    let in_a_file: bool = c.query_row(
-        "SELECT file_id IS NOT NULL FROM sepa_collection WHERE tenant = ?1 AND end_to_end_id = ?2",
-        (tenant, end_to_end_id),
+    let in_a_file: Option<bool> = tx.query_opt(
+        &format!(
+            "SELECT CASE WHEN file_id IS NULL THEN 0 ELSE 1 END FROM sepa_collection
+             WHERE tenant = ?1 AND end_to_end_id = ?2{lock}"
+        ),
+        &[&tenant, &end_to_end_id],
         |r| r.get(0),
     )?;
+    let Some(in_a_file) = in_a_file else {
+        return Ok(Recorded::Unknown);
+    };
+    let Some(current) = use_by_end_to_end_id(tx, tenant, end_to_end_id)? else {
+        return Ok(Recorded::Unknown);
+    };
     if current.status == UseStatus::Refused || !in_a_file {
         return Ok(Recorded::Unknown);
     }
@@ -536,16 +547,16 @@ pub fn record_outcome(
             (UseStatus::Settled, None)
         }
     };
-    c.execute(
+    tx.execute(
         "UPDATE sepa_collection SET status = ?3, outcome_code = ?4, outcome_on = ?5
          WHERE tenant = ?1 AND end_to_end_id = ?2",
-        (
-            tenant,
-            end_to_end_id,
-            status.as_str(),
+        &[
+            &tenant,
+            &end_to_end_id,
+            &status.as_str(),
             &code,
-            on.to_string(),
-        ),
+            &on.to_string(),
+        ],
     )?;
     let mut updated = current;
     updated.status = status;
@@ -566,17 +577,17 @@ pub struct Presented {
 
 /// The mandate data and creditor of the last collection presented under `rum`.
 pub fn last_presented(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     rum: &Rum,
 ) -> Result<Option<Presented>, LedgerError> {
-    Ok(c.query_row(
+    tx.query_opt(
         "SELECT rum, iban, bic, ics, creditor_name FROM sepa_collection
          WHERE tenant = ?1 AND rum_key = ?2 AND file_id IS NOT NULL
            AND status IN ('presented', 'rejected', 'returned', 'settled')
            AND rum IS NOT NULL AND iban IS NOT NULL AND ics IS NOT NULL AND creditor_name IS NOT NULL
          ORDER BY planned_at DESC, attempt DESC LIMIT 1",
-        (tenant, rum.key()),
+        &[&tenant, &rum.key()],
         |r| {
             Ok(Presented {
                 rum: r.get(0)?,
@@ -587,7 +598,6 @@ pub fn last_presented(
             })
         },
     )
-    .optional()?)
 }
 
 /// The amendment the next collection under `mandate` must carry: what changed since the
@@ -595,13 +605,13 @@ pub fn last_presented(
 /// creditor's ICS or name (the adapter leaves those to the stage). `None` for a first
 /// collection or when nothing the bank compares changed.
 pub fn amendment_for(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     mandate: &Mandate,
     ics: &Ics,
     creditor_name: &str,
 ) -> Result<Option<Amendment>, LedgerError> {
-    let Some(last) = last_presented(c, tenant, &mandate.rum)? else {
+    let Some(last) = last_presented(tx, tenant, &mandate.rum)? else {
         return Ok(None);
     };
     let previous = Mandate {
@@ -646,6 +656,7 @@ pub fn current_mandate(
 mod tests {
     use super::*;
     use encaisse_ledger::Ledger;
+    use encaisse_ledger::rusqlite::Connection;
     use encaisse_schemas::TenantId;
     use encaisse_sepa::config::FirstSequence;
 
@@ -744,9 +755,11 @@ mod tests {
                 let rejected = BankOutcome::Rejected {
                     code: Some("AM04".into()),
                 };
-                let planned = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
-                refuse_use(c, "ivry", "ivry/2026/F1", 1)?;
-                let refused = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                let planned =
+                    record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
+                refuse_use(&mut Tx::sqlite(c), "ivry", "ivry/2026/F1", 1)?;
+                let refused =
+                    record_outcome(&mut Tx::sqlite(c), "ivry", "2026-F1-1", &rejected, d(2, 9))?;
                 Ok((planned, refused))
             })
             .await
@@ -764,7 +777,7 @@ mod tests {
                 ask(c, "F1", &m, d(2, 10)).unwrap();
                 present(c, "F1", 1, "RUM-1");
                 let recorded = record_outcome(
-                    c,
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Rejected {
@@ -774,7 +787,7 @@ mod tests {
                 )?;
                 assert!(matches!(recorded, Recorded::New(_)));
                 let again = record_outcome(
-                    c,
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Returned {
@@ -799,7 +812,7 @@ mod tests {
                 ask(c, "F1", &m, d(2, 10)).unwrap();
                 present(c, "F1", 1, "RUM-1");
                 record_outcome(
-                    c,
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-F1-1",
                     &BankOutcome::Rejected {
@@ -826,7 +839,7 @@ mod tests {
                 ask(c, "G1", &m, d(2, 10)).unwrap();
                 present(c, "G1", 1, "RUM-2");
                 record_outcome(
-                    c,
+                    &mut Tx::sqlite(c),
                     "ivry",
                     "2026-G1-1",
                     &BankOutcome::Returned {
@@ -849,7 +862,8 @@ mod tests {
                     &POLICY,
                 );
                 let ics = Ics::parse("FR72ZZZ123456").unwrap();
-                let amendment = amendment_for(c, "ivry", &new_account, &ics, "Regie")?;
+                let amendment =
+                    amendment_for(&mut Tx::sqlite(c), "ivry", &new_account, &ics, "Regie")?;
                 Ok((suspended, amended, amendment))
             })
             .await
@@ -877,11 +891,11 @@ mod tests {
                 ask(c, "F1", &m, d(2, 10)).unwrap();
                 present(c, "F1", 1, "RUM-1");
                 let new_ics = Ics::parse("FR49ZZZ000001").unwrap();
-                let amendment = amendment_for(c, "ivry", &m, &new_ics, "Régie")?;
+                let amendment = amendment_for(&mut Tx::sqlite(c), "ivry", &m, &new_ics, "Régie")?;
                 // F1 is presented (pending), so F2 is RCUR; refused before sending, F2
                 // leaves the mandate's history.
                 assert_eq!(ask(c, "F2", &m, d(3, 10)).unwrap(), SequenceType::Rcur);
-                refuse_use(c, "ivry", "ivry/2026/F2", 1)?;
+                refuse_use(&mut Tx::sqlite(c), "ivry", "ivry/2026/F2", 1)?;
                 let h = history(&mut Tx::sqlite(c), "ivry", &m.rum, None)?.unwrap();
                 Ok((amendment, h.collections.len()))
             })

@@ -374,12 +374,14 @@ async fn credit_notes_become_reduction_titres_tied_to_their_originals() {
     let key = format!("{t}/2026/F2026000301");
     let steps: Vec<String> = flow
         .ledger
-        .read(move |c| {
-            Ok(encaisse_pipelines::stages::ops::trace::trace(c, &key)?
-                .steps
-                .into_iter()
-                .map(|s| s.summary)
-                .collect())
+        .inspect(move |tx| {
+            Ok::<_, encaisse_ledger::LedgerError>(
+                encaisse_pipelines::stages::ops::trace::trace(tx, &key)?
+                    .steps
+                    .into_iter()
+                    .map(|s| s.summary)
+                    .collect(),
+            )
         })
         .await
         .unwrap();

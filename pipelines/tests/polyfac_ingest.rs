@@ -487,9 +487,9 @@ async fn a_bad_invoice_is_reported_and_the_good_ones_published() {
     // in its timeline.
     let timeline = h
         .ledger
-        .read(|c| {
-            let key = trace::resolve(c, "F2026-000102", None).unwrap();
-            trace::trace(c, &key)
+        .inspect(|tx| {
+            let key = trace::resolve(tx, "F2026-000102", None).unwrap();
+            trace::trace(tx, &key)
         })
         .await
         .unwrap();
@@ -733,7 +733,7 @@ async fn a_mandate_closed_by_the_bank_refuses_the_next_direct_debit() {
                 (&e2e, c.last_insert_rowid()),
             )?;
             let recorded = record_outcome(
-                c,
+                &mut encaisse_ledger::Tx::sqlite(c),
                 "vitry",
                 &e2e,
                 &BankOutcome::Rejected {

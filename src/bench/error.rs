@@ -19,6 +19,9 @@ pub enum BenchError {
     /// The daemon's ledger could not be read.
     #[error("ledger: {0}")]
     Ledger(#[from] encaisse_ledger::rusqlite::Error),
+    /// A portable query on the daemon's ledger failed.
+    #[error("ledger: {0}")]
+    Query(#[from] encaisse_ledger::LedgerError),
     /// The benchmark's own setting or generated data is unusable (a bug of the harness).
     #[error("set-up: {0}")]
     Setup(String),
@@ -49,6 +52,7 @@ impl BenchError {
             BenchError::Broker(_)
             | BenchError::Io { .. }
             | BenchError::Ledger(_)
+            | BenchError::Query(_)
             | BenchError::Http(_)
             | BenchError::Daemon(_) => ErrorClass::Transient,
             BenchError::Setup(_) | BenchError::Check(_) => ErrorClass::Permanent,

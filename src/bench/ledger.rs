@@ -1,12 +1,15 @@
 //! The daemon's ledger, read from outside (a read-only SQLite connection beside the running
 //! daemon: WAL lets it read without blocking the writer): how far a run has gone, and when
-//! each step ended.
+//! each step ended. The queries are the ledger's portable statements ([`Tx`]), so they read
+//! a PostgreSQL ledger the same once the view holds a connection to one.
 
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use encaisse_ledger::rusqlite::{Connection, OpenFlags, OptionalExtension};
+use encaisse_ledger::Tx;
+use encaisse_ledger::rusqlite::{Connection, OpenFlags};
+use encaisse_ledger::sql::Row;
 
 use super::error::{BenchError, Result};
 
@@ -50,12 +53,9 @@ pub struct Timeline {
     pub last_file_written: Option<DateTime<Utc>>,
 }
 
-/// A count or size from SQLite (an `i64`), as `u64`.
-fn count(
-    r: &encaisse_ledger::rusqlite::Row<'_>,
-    i: usize,
-) -> encaisse_ledger::rusqlite::Result<u64> {
-    Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+/// A count or size (an `i64` column), as `u64`.
+fn count(r: &Row<'_>, i: usize) -> std::result::Result<u64, encaisse_ledger::LedgerError> {
+    Ok(u64::try_from(r.get::<i64>(i)?).unwrap_or(0))
 }
 
 fn time(text: Option<String>) -> Option<DateTime<Utc>> {
@@ -92,81 +92,74 @@ impl LedgerView {
         Self::open(&path, Duration::from_secs(30)).await
     }
 
-    /// The raw connection, for the chaos run's checks.
     /// [`count`] for the chaos checks.
-    pub fn count(
-        r: &encaisse_ledger::rusqlite::Row<'_>,
-        i: usize,
-    ) -> encaisse_ledger::rusqlite::Result<u64> {
+    pub fn count(r: &Row<'_>, i: usize) -> std::result::Result<u64, encaisse_ledger::LedgerError> {
         count(r, i)
     }
 
-    pub fn conn(&self) -> &Connection {
-        &self.conn
+    /// A transaction-less view for portable statements (the chaos run's checks too).
+    pub fn tx(&self) -> Tx<'_> {
+        Tx::sqlite(&self.conn)
     }
 
     /// The run `polyfac.ingest` closed for the export `file` of `tenant`, if closed.
     pub fn ingest_run(&self, tenant: &str, file: &str) -> Result<Option<IngestRun>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT run_id, invoices, refused, closed_at FROM polyfac_run
-                 WHERE tenant = ?1 AND file = ?2 ORDER BY closed_at DESC LIMIT 1",
-                (tenant, file),
-                |r| {
-                    Ok(IngestRun {
-                        run_id: r.get(0)?,
-                        invoices: count(r, 1)?,
-                        refused: count(r, 2)?,
-                        closed_at: time(r.get(3)?),
-                    })
-                },
-            )
-            .optional()?)
+        Ok(self.tx().query_opt(
+            "SELECT run_id, invoices, refused, closed_at FROM polyfac_run
+             WHERE tenant = ?1 AND file = ?2 ORDER BY closed_at DESC LIMIT 1",
+            &[&tenant, &file],
+            |r| {
+                Ok(IngestRun {
+                    run_id: r.get(0)?,
+                    invoices: count(r, 1)?,
+                    refused: count(r, 2)?,
+                    closed_at: time(r.get(3)?),
+                })
+            },
+        )?)
     }
 
     /// Invoices `polyfac.ingest` published and recorded so far (every run).
     pub fn issued(&self, tenant: &str) -> Result<u64> {
-        Ok(self.conn.query_row(
+        Ok(self.tx().query_one(
             "SELECT count(*) FROM polyfac_issued WHERE tenant = ?1",
-            [tenant],
+            &[&tenant],
             |r| count(r, 0),
         )?)
     }
 
     /// Invoices `helios.titres` collected so far (every run).
     pub fn helios_collected(&self, tenant: &str) -> Result<u64> {
-        Ok(self.conn.query_row(
+        Ok(self.tx().query_one(
             "SELECT count(*) FROM batch_item WHERE stage = 'helios.titres' AND tenant = ?1",
-            [tenant],
+            &[&tenant],
             |r| count(r, 0),
         )?)
     }
 
     /// Messages each stage processed (deduplication records), by stage.
     pub fn processed_by_stage(&self) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.tx().query_all(
             "SELECT stage, count(*) FROM processed_message GROUP BY stage ORDER BY stage",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, count(r, 1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            &[],
+            |r| Ok((r.get(0)?, count(r, 1)?)),
+        )?)
     }
 
     /// `helios.titres`'s files and refusals for a run.
     pub fn helios_progress(&self, tenant: &str, run_id: &str) -> Result<HeliosProgress> {
-        let (files_written, files_unwritten, titres_written): (u64, u64, u64) =
-            self.conn.query_row(
-                "SELECT count(written_at), count(*) - count(written_at),
-                        coalesce(sum(CASE WHEN written_at IS NOT NULL THEN pieces END), 0)
-                 FROM helios_file WHERE tenant = ?1 AND run_id = ?2",
-                (tenant, run_id),
-                |r| Ok((count(r, 0)?, count(r, 1)?, count(r, 2)?)),
-            )?;
-        let refused = self.conn.query_row(
+        let mut tx = self.tx();
+        let (files_written, files_unwritten, titres_written): (u64, u64, u64) = tx.query_one(
+            "SELECT count(written_at), count(*) - count(written_at),
+                    CAST(coalesce(sum(CASE WHEN written_at IS NOT NULL THEN pieces END), 0)
+                         AS BIGINT)
+             FROM helios_file WHERE tenant = ?1 AND run_id = ?2",
+            &[&tenant, &run_id],
+            |r| Ok((count(r, 0)?, count(r, 1)?, count(r, 2)?)),
+        )?;
+        let refused = tx.query_one(
             "SELECT count(*) FROM helios_refused WHERE tenant = ?1 AND run_id = ?2",
-            (tenant, run_id),
+            &[&tenant, &run_id],
             |r| count(r, 0),
         )?;
         Ok(HeliosProgress {
@@ -179,26 +172,24 @@ impl LedgerView {
 
     /// When each step of the run ended.
     pub fn timeline(&self, tenant: &str, run_id: &str) -> Result<Timeline> {
-        let ingest_closed = self
-            .conn
-            .query_row(
-                "SELECT closed_at FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
-                (tenant, run_id),
-                |r| r.get(0),
-            )
-            .optional()?;
-        let helios_collected = self.conn.query_row(
-            "SELECT max(closed_at) FROM batch_group WHERE stage = 'helios.titres' AND tenant = ?1 AND run_id = ?2",
-            (tenant, run_id),
+        let mut tx = self.tx();
+        let ingest_closed: Option<Option<String>> = tx.query_opt(
+            "SELECT closed_at FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
+            &[&tenant, &run_id],
             |r| r.get(0),
         )?;
-        let (planned, written) = self.conn.query_row(
+        let helios_collected = tx.query_one(
+            "SELECT max(closed_at) FROM batch_group WHERE stage = 'helios.titres' AND tenant = ?1 AND run_id = ?2",
+            &[&tenant, &run_id],
+            |r| r.get(0),
+        )?;
+        let (planned, written) = tx.query_one(
             "SELECT max(planned_at), max(written_at) FROM helios_file WHERE tenant = ?1 AND run_id = ?2",
-            (tenant, run_id),
+            &[&tenant, &run_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(Timeline {
-            ingest_closed: time(ingest_closed),
+            ingest_closed: time(ingest_closed.flatten()),
             helios_collected: time(helios_collected),
             last_file_planned: time(planned),
             last_file_written: time(written),
@@ -208,15 +199,16 @@ impl LedgerView {
     /// Parked messages `ops.parking` stored (every stage).
     pub fn parked(&self) -> Result<u64> {
         Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM parked_message", [], |r| count(r, 0))?)
+            .tx()
+            .query_one("SELECT count(*) FROM parked_message", &[], |r| count(r, 0))?)
     }
 
     /// `payfip_invoice` rows of a tenant whose number starts with `prefix`.
     pub fn payfip_invoices(&self, tenant: &str, prefix: &str) -> Result<u64> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM payfip_invoice WHERE tenant = ?1 AND number LIKE ?2 || '%'",
-            (tenant, prefix),
+        Ok(self.tx().query_one(
+            "SELECT count(*) FROM payfip_invoice
+             WHERE tenant = ?1 AND number LIKE CAST(?2 AS TEXT) || '%'",
+            &[&tenant, &prefix],
             |r| count(r, 0),
         )?)
     }
@@ -225,9 +217,9 @@ impl LedgerView {
 impl LedgerView {
     /// `titres` invoices a run published.
     pub fn titres_issued(&self, tenant: &str, run_id: &str) -> Result<u64> {
-        Ok(self.conn.query_row(
+        Ok(self.tx().query_one(
             "SELECT count(*) FROM polyfac_issued WHERE tenant = ?1 AND run_id = ?2 AND collection = 'titres'",
-            (tenant, run_id),
+            &[&tenant, &run_id],
             |r| count(r, 0),
         )?)
     }

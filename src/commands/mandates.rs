@@ -125,11 +125,11 @@ async fn run_import(
     let (tenant_id, source) = (tenant.id.as_str().to_string(), file_name.clone());
     let today = paris_today();
     let written = ledger
-        .write(move |c| {
+        .transact(move |tx| {
             for (line, mandate) in &rows {
-                import_mandate(c, &tenant_id, mandate, &format!("{source}:{line}"), today)?;
+                import_mandate(tx, &tenant_id, mandate, &format!("{source}:{line}"), today)?;
             }
-            Ok(())
+            Ok::<_, encaisse_ledger::LedgerError>(())
         })
         .await;
     if let Err(e) = written {

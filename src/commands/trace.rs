@@ -54,11 +54,13 @@ pub async fn run(config: &Path, args: &TraceArgs, out: &mut dyn Write, err: &mut
     let given = args.invoice.clone().unwrap_or_default();
     let tenant = args.tenant.clone();
     let result = ledger
-        .read(move |c| {
-            Ok(match trace::resolve(c, &given, tenant.as_deref()) {
-                Ok(key) => trace::trace(c, &key).map_err(TraceError::from),
-                Err(e) => Err(e),
-            })
+        .inspect(move |tx| {
+            Ok::<_, encaisse_ledger::LedgerError>(
+                match trace::resolve(tx, &given, tenant.as_deref()) {
+                    Ok(key) => trace::trace(tx, &key).map_err(TraceError::from),
+                    Err(e) => Err(e),
+                },
+            )
         })
         .await;
     let traced = match result {
@@ -95,7 +97,10 @@ async fn file_rejects(
 ) -> u8 {
     let (file, tenant, line) = (file.to_string(), args.tenant.clone(), args.line);
     let found = ledger
-        .read(move |c| ingest_store::file_rejects(c, &file, tenant.as_deref(), line))
+        .inspect(move |tx| {
+            // The polyfac area's reader, still on SQLite.
+            ingest_store::file_rejects(tx.sqlite_connection()?, &file, tenant.as_deref(), line)
+        })
         .await;
     let rows = match found {
         Ok(rows) => rows,

@@ -84,11 +84,10 @@ async fn readiness(state: &AppState) -> Readiness {
     let ledger = state
         .inner
         .ledger
-        .read(|conn| {
-            conn.query_row("SELECT count(*) FROM schema_migration", [], |row| {
-                row.get::<_, i64>(0)
+        .inspect(|tx| {
+            tx.query_one("SELECT count(*) FROM schema_migration", &[], |row| {
+                row.get::<i64>(0)
             })
-            .map_err(Into::into)
         })
         .await
         .map(|migrations| format!("readable (schema migrations applied: {migrations})"))

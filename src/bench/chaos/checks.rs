@@ -8,7 +8,6 @@ use std::path::Path;
 
 use encaisse_helios::aller::{Bordereau, Titre, titre_shape};
 use encaisse_ledger::files::sha256_hex;
-use encaisse_ledger::rusqlite::OptionalExtension;
 use encaisse_schemas::{PaymentMode, SequenceType};
 
 use super::super::broker::Rabbitmqctl;
@@ -172,10 +171,9 @@ fn check_ingest(
     ledger: &LedgerView,
     failures: &mut Vec<String>,
 ) -> Result<()> {
-    let conn = ledger.conn();
-    let runs: u64 = conn.query_row(
+    let runs: u64 = ledger.tx().query_one(
         "SELECT count(*) FROM polyfac_run WHERE tenant = ?1",
-        [outputs.tenant],
+        &[&outputs.tenant],
         |r| LedgerView::count(r, 0),
     )?;
     if runs != 1 {
@@ -416,35 +414,33 @@ fn check_ledger_agrees(
     counts: &mut Counts,
     failures: &mut Vec<String>,
 ) -> Result<()> {
-    let conn = ledger.conn();
+    let mut tx = ledger.tx();
     let tenant = outputs.tenant;
     // Files: planned, written, recorded as emitted, with the bytes on disk.
-    let mut stmt = conn.prepare(
-        "SELECT file_name, written_at IS NOT NULL, sha256, pieces, total_cents, bordereaux
+    let planned = tx.query_all(
+        "SELECT file_name, CASE WHEN written_at IS NULL THEN 0 ELSE 1 END, sha256, pieces,
+             total_cents, bordereaux
          FROM helios_file WHERE tenant = ?1",
-    )?;
-    let planned = stmt
-        .query_map([tenant], |r| {
+        &[&tenant],
+        |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
+                r.get::<String>(0)?,
+                r.get::<bool>(1)?,
+                r.get::<Option<String>>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<i64>(4)?,
+                r.get::<i64>(5)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     let outbox = outputs.data_dir.join(tenant).join("helios").join("outbox");
     let mut rows = Vec::with_capacity(planned.len());
     for (name, written, sha, pieces, total, bordereaux) in planned {
-        let emitted: Option<(String, i64)> = conn
-            .query_row(
-                "SELECT sha256, bytes FROM emitted_file WHERE path = ?1",
-                [outbox.join(&name).display().to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let emitted: Option<(String, i64)> = tx.query_opt(
+            "SELECT sha256, bytes FROM emitted_file WHERE path = ?1",
+            &[&outbox.join(&name).display().to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let (emitted_sha, emitted_bytes) = emitted.unzip();
         rows.push((
             name,
@@ -501,17 +497,19 @@ fn check_ledger_agrees(
     }
 
     // Titres: the ledger's invoice ↔ pièce mapping is the files'.
-    let mut stmt = conn.prepare(
-        "SELECT cod_col, cod_bud, exercice, id_pce, id_bord, invoice_key FROM helios_titre WHERE tenant = ?1",
-    )?;
-    let ledger_titres: HashMap<(String, String, u16, u32), (u32, String)> = stmt
-        .query_map([tenant], |r| {
-            Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                (r.get(4)?, r.get(5)?),
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
+    let ledger_titres: HashMap<(String, String, u16, u32), (u32, String)> = tx
+        .query_all(
+            "SELECT cod_col, cod_bud, exercice, id_pce, id_bord, invoice_key FROM helios_titre WHERE tenant = ?1",
+            &[&tenant],
+            |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                    (r.get(4)?, r.get(5)?),
+                ))
+            },
+        )?
+        .into_iter()
+        .collect();
     counts.ledger_titres = ledger_titres.len() as u64;
     if ledger_titres.len() != counts.titres_in_files {
         failures.push(format!(
@@ -550,10 +548,14 @@ fn check_ledger_agrees(
     }
 
     // Refusals: exactly the invoices Hélios's rules refuse.
-    let mut stmt = conn.prepare("SELECT invoice_key FROM helios_refused WHERE tenant = ?1")?;
-    let refused: BTreeSet<String> = stmt
-        .query_map([tenant], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let refused: BTreeSet<String> = tx
+        .query_all(
+            "SELECT invoice_key FROM helios_refused WHERE tenant = ?1",
+            &[&tenant],
+            |r| r.get(0),
+        )?
+        .into_iter()
+        .collect();
     counts.ledger_refused = refused.len() as u64;
     let should: BTreeSet<String> = expected
         .valid
@@ -572,9 +574,9 @@ fn check_ledger_agrees(
     }
 
     // The journal: one titre_emitted fact per titre.
-    let (facts, distinct): (u64, u64) = conn.query_row(
+    let (facts, distinct): (u64, u64) = tx.query_one(
         "SELECT count(*), count(DISTINCT invoice_key) FROM invoice_event WHERE tenant = ?1 AND kind = 'titre_emitted'",
-        [tenant],
+        &[&tenant],
         |r| Ok((LedgerView::count(r, 0)?, LedgerView::count(r, 1)?)),
     )?;
     counts.titre_emitted_facts = facts;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension};
+use encaisse_ledger::{LedgerError, Tx};
 
 use super::{PAGE_SIZE, page_number};
 use crate::console::html::{Lang, esc, pager, table, url_part};
@@ -32,17 +31,16 @@ fn file_name(path: &str) -> &str {
 }
 
 fn emitted(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Emitted>, LedgerError> {
-    let mut stmt = c.prepare(
+    let mut files: Vec<Emitted> = tx.query_all(
         "SELECT id, tenant, kind, path, bytes, written_at FROM emitted_file
          WHERE tenant = ?1 ORDER BY written_at DESC, id DESC LIMIT ?2 OFFSET ?3",
-    )?;
-    let mut files: Vec<Emitted> = stmt
-        .query_map(rusqlite::params![tenant, limit, offset], |r| {
+        &[&tenant, &limit, &offset],
+        |r| {
             Ok(Emitted {
                 id: r.get(0)?,
                 tenant: r.get(1)?,
@@ -52,17 +50,18 @@ fn emitted(
                 written_at: r.get(5)?,
                 fate: None,
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut acks = c.prepare(
-        "SELECT group_concat(coalesce(b.ack_state, 'waiting'), ', ')
-         FROM helios_file f JOIN helios_bordereau b ON b.file_id = f.id
-         WHERE f.tenant = ?1 AND f.file_name = ?2",
+        },
     )?;
     for f in files.iter_mut().filter(|f| f.kind == "pes_aller") {
-        f.fate = acks
-            .query_row([&f.tenant, file_name(&f.path)], |r| r.get(0))
-            .optional()?
+        // `string_agg`: SQLite (3.44+) and PostgreSQL both have it.
+        f.fate = tx
+            .query_opt(
+                "SELECT string_agg(coalesce(b.ack_state, 'waiting'), ', ')
+                 FROM helios_file f JOIN helios_bordereau b ON b.file_id = f.id
+                 WHERE f.tenant = ?1 AND f.file_name = ?2",
+                &[&f.tenant, &file_name(&f.path)],
+                |r| r.get::<Option<String>>(0),
+            )?
             .flatten();
     }
     Ok(files)
@@ -75,40 +74,38 @@ struct Received {
     fate: String,
 }
 
-fn received(c: &Connection, tenant: &str, limit: u32) -> Result<Vec<Received>, LedgerError> {
-    let mut out = Vec::new();
-    let mut stmt = c.prepare(
+fn received(tx: &mut Tx<'_>, tenant: &str, limit: u32) -> Result<Vec<Received>, LedgerError> {
+    let mut out = tx.query_all(
         "SELECT name, kind, handled_at, events, unmatched FROM helios_return_file
          WHERE tenant = ?1 ORDER BY handled_at DESC LIMIT ?2",
+        &[&tenant, &limit],
+        |r| {
+            let (events, unmatched): (i64, i64) = (r.get(3)?, r.get(4)?);
+            Ok(Received {
+                name: r.get(0)?,
+                kind: r.get(1)?,
+                at: r.get(2)?,
+                fate: format!("read: {events} event(s), {unmatched} unmatched"),
+            })
+        },
     )?;
-    let rows = stmt.query_map(rusqlite::params![tenant, limit], |r| {
-        let (events, unmatched): (i64, i64) = (r.get(3)?, r.get(4)?);
-        Ok(Received {
-            name: r.get(0)?,
-            kind: r.get(1)?,
-            at: r.get(2)?,
-            fate: format!("read: {events} event(s), {unmatched} unmatched"),
-        })
-    })?;
-    for row in rows {
-        out.push(row?);
-    }
-    let mut stmt = c.prepare(
-        "SELECT file, count(*), sum(outcome = 'unmatched'), max(recorded_at) FROM sepa_return_record
+    out.extend(tx.query_all(
+        "SELECT file, count(*),
+             CAST(sum(CASE WHEN outcome = 'unmatched' THEN 1 ELSE 0 END) AS BIGINT),
+             max(recorded_at)
+         FROM sepa_return_record
          WHERE tenant = ?1 GROUP BY file ORDER BY max(recorded_at) DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![tenant, limit], |r| {
-        let (records, unmatched): (i64, i64) = (r.get(1)?, r.get(2)?);
-        Ok(Received {
-            name: r.get(0)?,
-            kind: "bank".into(),
-            at: r.get(3)?,
-            fate: format!("read: {records} record(s), {unmatched} unmatched"),
-        })
-    })?;
-    for row in rows {
-        out.push(row?);
-    }
+        &[&tenant, &limit],
+        |r| {
+            let (records, unmatched): (i64, i64) = (r.get(1)?, r.get(2)?);
+            Ok(Received {
+                name: r.get(0)?,
+                kind: "bank".into(),
+                at: r.get(3)?,
+                fate: format!("read: {records} record(s), {unmatched} unmatched"),
+            })
+        },
+    )?);
     Ok(out)
 }
 
@@ -174,10 +171,10 @@ pub async fn list(
     let t = tenant.clone();
     let found = console
         .ledger
-        .read(move |c| {
-            Ok((
-                emitted(c, &t, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?,
-                received(c, &t, PAGE_SIZE)?,
+        .inspect(move |tx| {
+            Ok::<_, LedgerError>((
+                emitted(tx, &t, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?,
+                received(tx, &t, PAGE_SIZE)?,
             ))
         })
         .await;
@@ -297,13 +294,12 @@ pub async fn download(
     }
     let row = console
         .ledger
-        .read(move |c| {
-            Ok(c.query_row(
+        .inspect(move |tx| {
+            tx.query_opt(
                 "SELECT tenant, path FROM emitted_file WHERE id = ?1",
-                [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                &[&id],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
             )
-            .optional()?)
         })
         .await;
     let (tenant, path) = match row {

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{self, Connection, OptionalExtension};
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_pipelines::stages::ops::trace;
 
 use super::{PAGE_SIZE, input, page_number, param};
@@ -23,21 +22,22 @@ struct Found {
     published_at: String,
 }
 
-fn issued(c: &Connection, tenant: &str, key: &str) -> Result<Option<Found>, LedgerError> {
-    Ok(c.query_row(
+fn found(r: &encaisse_ledger::sql::Row<'_>) -> Result<Found, LedgerError> {
+    Ok(Found {
+        key: r.get(0)?,
+        budget: r.get(1)?,
+        total_cents: r.get(2)?,
+        published_at: r.get(3)?,
+    })
+}
+
+fn issued(tx: &mut Tx<'_>, tenant: &str, key: &str) -> Result<Option<Found>, LedgerError> {
+    tx.query_opt(
         "SELECT invoice_key, budget, total_cents, published_at FROM polyfac_issued
          WHERE tenant = ?1 AND invoice_key = ?2",
-        [tenant, key],
-        |r| {
-            Ok(Found {
-                key: r.get(0)?,
-                budget: r.get(1)?,
-                total_cents: r.get(2)?,
-                published_at: r.get(3)?,
-            })
-        },
+        &[&tenant, &key],
+        found,
     )
-    .optional()?)
 }
 
 /// Invoices by family code.
@@ -55,65 +55,49 @@ const LATEST_SQL: &str = "SELECT invoice_key, budget, total_cents, published_at 
 /// Keys matching `q` in `tenant`: as a number of any exercice (exact key look-ups, one per
 /// exercice the tenant has exported), a family code, or the start of a payer's last name
 /// (accents and case folded) — each through an index.
-fn find_keys(c: &Connection, tenant: &str, q: &str) -> Result<BTreeSet<String>, LedgerError> {
+fn find_keys(tx: &mut Tx<'_>, tenant: &str, q: &str) -> Result<BTreeSet<String>, LedgerError> {
     let mut keys = BTreeSet::new();
     if q.contains('/') {
-        keys.extend(trace::candidates(c, q, Some(tenant))?);
+        keys.extend(trace::candidates(tx, q, Some(tenant))?);
     }
-    let mut stmt = c.prepare("SELECT DISTINCT exercice FROM polyfac_run WHERE tenant = ?1")?;
-    let exercices: Vec<i64> = stmt
-        .query_map([tenant], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let exercices: Vec<i64> = tx.query_all(
+        "SELECT DISTINCT exercice FROM polyfac_run WHERE tenant = ?1",
+        &[&tenant],
+        |r| r.get(0),
+    )?;
     for exercice in exercices {
         let key = format!("{tenant}/{exercice}/{q}");
-        if issued(c, tenant, &key)?.is_some() {
+        if issued(tx, tenant, &key)?.is_some() {
             keys.insert(key);
         }
     }
-    let mut stmt = c.prepare(BY_FAMILY_SQL)?;
-    keys.extend(
-        stmt.query_map([q, tenant], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?,
-    );
+    keys.extend(tx.query_all(BY_FAMILY_SQL, &[&q, &tenant], |r| r.get::<String>(0))?);
     if q.chars().count() >= 2 && !q.chars().any(|ch| ch.is_ascii_digit()) {
         // The folded key, and the name lower-cased as SQLite does (ASCII only): the keys of
         // invoices recorded before the ledger kept folded names.
         let folded = encaisse_schemas::text::search_key(q);
         let lowered = q.trim().to_ascii_lowercase();
-        let mut stmt = c.prepare(BY_NAME_SQL)?;
         for prefix in BTreeSet::from([folded, lowered]) {
             if prefix.is_empty() {
                 continue;
             }
             // Every key that starts with `prefix` sorts before `prefix` + the last code point.
             let end = format!("{prefix}\u{10FFFF}");
-            keys.extend(
-                stmt.query_map(rusqlite::params![tenant, prefix, end], |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            );
+            keys.extend(tx.query_all(BY_NAME_SQL, &[&tenant, &prefix, &end], |r| {
+                r.get::<String>(0)
+            })?);
         }
     }
     Ok(keys)
 }
 
 fn latest(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Found>, LedgerError> {
-    let mut stmt = c.prepare(LATEST_SQL)?;
-    let rows = stmt.query_map(rusqlite::params![tenant, limit, offset], |r| {
-        Ok(Found {
-            key: r.get(0)?,
-            budget: r.get(1)?,
-            total_cents: r.get(2)?,
-            published_at: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    tx.query_all(LATEST_SQL, &[&tenant, &limit, &offset], found)
 }
 
 fn invoice_link(key: &str) -> String {
@@ -135,12 +119,12 @@ pub async fn search_page(console: &Console, ctx: &Ctx, params: &HashMap<String, 
     let (t, query) = (tenant.clone(), q.clone());
     let found = console
         .ledger
-        .read(move |c| match query {
+        .inspect(move |tx| match query {
             Some(q) => {
-                let keys = find_keys(c, &t, &q)?;
+                let keys = find_keys(tx, &t, &q)?;
                 let mut out = Vec::new();
                 for key in keys {
-                    out.push(issued(c, &t, &key)?.unwrap_or(Found {
+                    out.push(issued(tx, &t, &key)?.unwrap_or(Found {
                         key,
                         budget: "?".into(),
                         total_cents: 0,
@@ -149,7 +133,7 @@ pub async fn search_page(console: &Console, ctx: &Ctx, params: &HashMap<String, 
                 }
                 Ok(out)
             }
-            None => latest(c, &t, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE),
+            None => latest(tx, &t, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE),
         })
         .await;
     let found = match found {
@@ -231,7 +215,7 @@ pub async fn timeline(
     }
     let key = format!("{tenant}/{exercice}/{number}");
     let k = key.clone();
-    let traced = match console.ledger.read(move |c| trace::trace(c, &k)).await {
+    let traced = match console.ledger.inspect(move |tx| trace::trace(tx, &k)).await {
         Ok(traced) => traced,
         Err(e) => return ctx.ledger_error(&e),
     };
@@ -312,6 +296,7 @@ mod tests {
     use encaisse_ledger::plan::unindexed_steps;
 
     use super::*;
+    use encaisse_ledger::rusqlite;
 
     fn ledger() -> (tempfile::TempDir, encaisse_ledger::Ledger) {
         let dir = tempfile::tempdir().unwrap();
@@ -370,15 +355,16 @@ mod tests {
             .await
             .unwrap();
         ledger
-            .read_blocking(|c| {
-                let found = find_keys(c, "vitry", "HÉL")?;
+            .inspect(|tx| {
+                let found = find_keys(tx, "vitry", "HÉL")?;
                 assert_eq!(
                     found.into_iter().collect::<Vec<_>>(),
                     ["vitry/2026/F1", "vitry/2026/F2"]
                 );
-                assert!(find_keys(c, "vitry", "Hélènes")?.is_empty());
-                Ok(())
+                assert!(find_keys(tx, "vitry", "Hélènes")?.is_empty());
+                Ok::<_, LedgerError>(())
             })
+            .await
             .unwrap();
     }
 }

@@ -370,7 +370,12 @@ impl ExercicePlan {
             && sequence.is_some()
         {
             // The mandate use recorded above was never sent.
-            mandates::refuse_use(ctx.c, ctx.tenant.id.as_str(), &refused.invoice.key(), 1)?;
+            mandates::refuse_use(
+                &mut Tx::sqlite(ctx.c),
+                ctx.tenant.id.as_str(),
+                &refused.invoice.key(),
+                1,
+            )?;
         }
         Ok(refused)
     }

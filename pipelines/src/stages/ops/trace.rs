@@ -13,8 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{self, Connection};
+use encaisse_ledger::{LedgerError, Tx};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -111,7 +110,7 @@ fn escape_like(text: &str) -> String {
 /// The invoice keys `given` may mean: a full key `tenant/exercice/number`, or
 /// `exercice/number` or `number` (within `tenant` when given).
 pub fn candidates(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     given: &str,
     tenant: Option<&str>,
 ) -> Result<Vec<String>, LedgerError> {
@@ -136,9 +135,9 @@ pub fn candidates(
          UNION SELECT invoice_key FROM parked_message WHERE {condition}
          ORDER BY 1 LIMIT 20"
     );
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([&pattern], |r| r.get::<_, String>(0))?;
-    let mut keys: Vec<String> = rows.collect::<Result<_, _>>()?;
+    let mut keys: Vec<String> = tx.query_all(&sql, &[&pattern], |r| r.get(0))?;
+    // Byte order on both backends (PostgreSQL's collation may order text otherwise).
+    keys.sort();
     // A `%` pattern also matches numbers containing '/': keep keys of three parts whose
     // trailing parts are exactly what was given.
     keys.retain(|k| exact || k.ends_with(&format!("/{given}")));
@@ -146,8 +145,8 @@ pub fn candidates(
 }
 
 /// The one invoice `given` means.
-pub fn resolve(c: &Connection, given: &str, tenant: Option<&str>) -> Result<String, TraceError> {
-    let mut keys = candidates(c, given, tenant)?;
+pub fn resolve(tx: &mut Tx<'_>, given: &str, tenant: Option<&str>) -> Result<String, TraceError> {
+    let mut keys = candidates(tx, given, tenant)?;
     match keys.len() {
         0 => Err(TraceError::NotFound(given.to_string())),
         1 => Ok(keys.remove(0)),
@@ -378,23 +377,23 @@ fn file_names(detail: &Value, into: &mut BTreeSet<String>) {
 }
 
 fn journal(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     key: &str,
     names: &mut BTreeSet<String>,
 ) -> Result<Vec<Step>, LedgerError> {
-    let mut stmt = c.prepare(
+    let rows = tx.query_all(
         "SELECT at, kind, detail FROM invoice_event WHERE invoice_key = ?1 ORDER BY at, id",
+        &[&key],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([key], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
     let mut steps = Vec::new();
-    for row in rows {
-        let (at, kind, detail) = row?;
+    for (at, kind, detail) in rows {
         let detail: Value = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
         file_names(&detail, names);
         steps.push(Step {
@@ -413,51 +412,54 @@ fn journal(
     Ok(steps)
 }
 
-fn handled(c: &Connection, key: &str) -> Result<Vec<Step>, LedgerError> {
-    let mut stmt = c.prepare(
+fn handled(tx: &mut Tx<'_>, key: &str) -> Result<Vec<Step>, LedgerError> {
+    tx.query_all(
         "SELECT processed_at, stage, message_type, message_id FROM processed_message
          WHERE invoice_key = ?1 ORDER BY processed_at",
-    )?;
-    let rows = stmt.query_map([key], |r| {
-        let (at, stage, kind, id): (String, String, Option<String>, String) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        Ok(Step {
-            summary: String::new(),
-            credit_note: None,
-            detail: json!({ "message_type": kind, "message_id": id }),
-            stage: Some(stage),
-            at,
-            source: "message",
-            kind: "handled".into(),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        &[&key],
+        |r| {
+            let (at, stage, kind, id): (String, String, Option<String>, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            Ok(Step {
+                summary: String::new(),
+                credit_note: None,
+                detail: json!({ "message_type": kind, "message_id": id }),
+                stage: Some(stage),
+                at,
+                source: "message",
+                kind: "handled".into(),
+            })
+        },
+    )
 }
 
+/// `?2` is cast: PostgreSQL cannot tell `length(?2)`'s type from the call alone.
 fn files(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     names: &BTreeSet<String>,
 ) -> Result<Vec<FileRef>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT kind, path, sha256, bytes, written_at FROM emitted_file
-         WHERE tenant = ?1 AND (path = ?2
-             OR (length(path) > length(?2) AND substr(path, length(path) - length(?2)) = '/' || ?2))
-         ORDER BY written_at, id",
-    )?;
     let mut out: Vec<FileRef> = Vec::new();
     for name in names {
-        let rows = stmt.query_map(rusqlite::params![tenant, name], |r| {
-            Ok(FileRef {
-                kind: r.get(0)?,
-                path: r.get(1)?,
-                sha256: r.get(2)?,
-                bytes: r.get(3)?,
-                written_at: r.get(4)?,
-            })
-        })?;
+        let rows = tx.query_all(
+            "SELECT kind, path, sha256, bytes, written_at FROM emitted_file
+             WHERE tenant = ?1 AND (path = CAST(?2 AS TEXT)
+                 OR (length(path) > length(CAST(?2 AS TEXT))
+                     AND substr(path, length(path) - length(CAST(?2 AS TEXT)))
+                         = '/' || CAST(?2 AS TEXT)))
+             ORDER BY written_at, id",
+            &[&tenant, name],
+            |r| {
+                Ok(FileRef {
+                    kind: r.get(0)?,
+                    path: r.get(1)?,
+                    sha256: r.get(2)?,
+                    bytes: r.get(3)?,
+                    written_at: r.get(4)?,
+                })
+            },
+        )?;
         for file in rows {
-            let file = file?;
             if !out.iter().any(|f| f.path == file.path) {
                 out.push(file);
             }
@@ -514,21 +516,20 @@ fn instant(at: &str) -> (i64, String) {
 /// credit note, its réduction titre and its fate next to the original. Facts already in the
 /// original's own journal (planned, refused) are not repeated.
 fn credit_note_steps(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     key: &str,
     names: &mut BTreeSet<String>,
 ) -> Result<Vec<Step>, LedgerError> {
-    let mut stmt = c.prepare_cached(
+    let notes: Vec<String> = tx.query_all(
         "SELECT note_key FROM helios_reduction WHERE tenant = ?1 AND origin_key = ?2
          ORDER BY received_at, note_key",
+        &[&tenant, &key],
+        |r| r.get(0),
     )?;
-    let notes = stmt
-        .query_map((tenant, key), |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
     let mut steps = Vec::new();
     for note in notes {
-        for mut step in journal(c, &note, names)? {
+        for mut step in journal(tx, &note, names)? {
             if matches!(
                 step.kind.as_str(),
                 "reduction_planned" | "credit_note_refused"
@@ -543,13 +544,13 @@ fn credit_note_steps(
 }
 
 /// The trace of invoice `key` (already resolved); each step's `summary` in English.
-pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
+pub fn trace(tx: &mut Tx<'_>, key: &str) -> Result<Trace, LedgerError> {
     let tenant = key.split('/').next().unwrap_or_default().to_string();
     let mut names = BTreeSet::new();
-    let mut steps = journal(c, key, &mut names)?;
-    steps.extend(credit_note_steps(c, &tenant, key, &mut names)?);
-    steps.extend(handled(c, key)?);
-    let files = files(c, &tenant, &names)?;
+    let mut steps = journal(tx, key, &mut names)?;
+    steps.extend(credit_note_steps(tx, &tenant, key, &mut names)?);
+    steps.extend(handled(tx, key)?);
+    let files = files(tx, &tenant, &names)?;
     steps.extend(files.iter().map(|f| Step {
         at: f.written_at.clone(),
         source: "file",
@@ -563,7 +564,7 @@ pub fn trace(c: &Connection, key: &str) -> Result<Trace, LedgerError> {
         invoice_key: Some(key.to_string()),
         ..Filter::default()
     };
-    let mut parked = encaisse_ledger::Tx::sqlite(c).list_parked(&filter, 1000)?;
+    let mut parked = tx.list_parked(&filter, 1000)?;
     parked.reverse();
     steps.extend(parked_steps(&parked));
     // Stable: equal times keep the order above (journal, messages, files, parked).
@@ -794,8 +795,8 @@ mod tests {
             .await
             .unwrap();
         let (t, key) = ledger
-            .read(|c| {
-                let resolved = |given: &str, tenant: Option<&str>| resolve(c, given, tenant);
+            .inspect(|tx| {
+                let mut resolved = |given: &str, tenant: Option<&str>| resolve(tx, given, tenant);
                 assert!(matches!(
                     resolved("F_1", None),
                     Err(TraceError::Ambiguous { ref candidates, .. }) if candidates.len() == 2
@@ -814,7 +815,7 @@ mod tests {
                     Err(TraceError::NotFound(_))
                 ));
                 let key = resolved("F_1", Some("vitry")).unwrap();
-                Ok((trace(c, &key)?, key))
+                Ok::<_, LedgerError>((trace(tx, &key)?, key))
             })
             .await
             .unwrap();

@@ -423,7 +423,12 @@ fn sepa_refusal(
         due_date: event.due_date,
         previous_sequence: None,
     };
-    match plan_regie(ledger, ctx, event.regie.as_deref(), vec![candidate]) {
+    match plan_regie(
+        &mut encaisse_ledger::Tx::sqlite(ledger),
+        ctx,
+        event.regie.as_deref(),
+        vec![candidate],
+    ) {
         Ok(plan) => Ok(plan.refused.into_iter().next().map(|r| {
             let field = match r.code {
                 RefusalCode::Mandate => "mandate",

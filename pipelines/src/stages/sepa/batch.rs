@@ -19,9 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use encaisse_ledger::Ledger;
-use encaisse_ledger::batch::{AddOutcome, BatchItem, BatchKey, add_item, set_expected, try_close};
-use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::batch::{AddOutcome, BatchItem, BatchKey};
+use encaisse_ledger::{BatchStore, Ledger, Tx};
 use encaisse_schemas::{
     BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued, PaymentMode,
     PaymentRejected, TenantId,
@@ -116,11 +115,11 @@ impl SepaBatch {
         };
         let (tenant_cfg, now, item_key) = (tenant.clone(), self.clock.now(), invoice_ref.key());
         let hash = invoice.content_hash.clone();
-        let outcome = plan::commit(&self.ledger, move |c| {
-            if let AddOutcome::Conflict { reason } = add_item(c, &key, &item_key, &hash, &body)? {
+        let outcome = plan::commit(&self.ledger, move |tx| {
+            if let AddOutcome::Conflict { reason } = tx.add_item(&key, &item_key, &hash, &body)? {
                 return Ok(Err(reason));
             }
-            close_and_plan(c, &tenant_cfg, &key, now).map(Ok)
+            close_and_plan(tx, &tenant_cfg, &key, now).map(Ok)
         })
         .await?;
         match outcome {
@@ -141,8 +140,8 @@ impl SepaBatch {
             return Ok(Handled::none().about(note_ref));
         };
         let now = self.clock.now();
-        let decision = plan::commit(&self.ledger, move |c| {
-            credit_notes::decide(c, STAGE, &note, now)
+        let decision = plan::commit(&self.ledger, move |tx| {
+            credit_notes::decide(tx, STAGE, &note, now)
         })
         .await?;
         match decision {
@@ -177,11 +176,11 @@ impl SepaBatch {
             })
             .collect();
         let (tenant_cfg, now) = (tenant.clone(), self.clock.now());
-        let refused = plan::commit(&self.ledger, move |c| {
+        let refused = plan::commit(&self.ledger, move |tx| {
             let mut refused = Vec::new();
             for (key, expected) in &groups {
-                set_expected(c, key, *expected)?;
-                refused.extend(close_and_plan(c, &tenant_cfg, key, now)?);
+                tx.set_expected(key, *expected)?;
+                refused.extend(close_and_plan(tx, &tenant_cfg, key, now)?);
             }
             Ok(refused)
         })
@@ -229,8 +228,7 @@ impl SepaBatch {
         Handled::publish(vec![Outgoing::event(&event)])
             .about(invoice_ref)
             .commit_with(move |tx| {
-                let c = tx.sqlite_connection()?;
-                refusal::record_facts(c, std::slice::from_ref(&refusal), &cause)
+                refusal::record_facts(tx, std::slice::from_ref(&refusal), &cause)
             })
     }
 }
@@ -247,23 +245,23 @@ fn hand_over(events: Vec<PaymentRejected>) -> Handled {
         return Handled::none();
     }
     let ids: Vec<String> = events.iter().map(Event::message_id).collect();
-    Handled::publish(events.iter().map(Outgoing::event).collect()).commit_with(move |tx| {
-        let c = tx.sqlite_connection()?;
-        store::mark_handed(c, &ids)
-    })
+    Handled::publish(events.iter().map(Outgoing::event).collect())
+        .commit_with(move |tx| store::mark_handed(tx, &ids))
 }
 
 /// Closes the group if complete and plans its files: one pain.008 per régie for the
 /// `PRELEVEMENT` invoices, a report of the refused ones.
 fn close_and_plan(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantSepa,
     key: &BatchKey,
     now: chrono::NaiveDateTime,
 ) -> Result<Vec<Refusal>, PlanError> {
-    let Some(items) = try_close(c, key)? else {
+    if !tx.close_if_complete(key)? {
         return Ok(Vec::new());
-    };
+    }
+    credit_notes::lock_tenant(tx, &key.tenant)?;
+    let items = tx.items(key)?;
     let ctx = PlanContext {
         tenant,
         now,
@@ -278,7 +276,7 @@ fn close_and_plan(
             continue;
         }
         // Credit notes received before the debit is planned lower it (or remove it).
-        let Some(invoice) = credit_notes::lower_debit(c, key, invoice)? else {
+        let Some(invoice) = credit_notes::lower_debit(tx, key, invoice)? else {
             continue;
         };
         per_regie
@@ -294,7 +292,7 @@ fn close_and_plan(
     let mut refused = Vec::new();
     let mut files = Vec::new();
     for (regie, candidates) in per_regie {
-        let planned = plan::plan_regie(c, ctx, regie.as_deref(), candidates)?;
+        let planned = plan::plan_regie(tx, ctx, regie.as_deref(), candidates)?;
         refused.extend(planned.refused);
         files.extend(planned.file_name);
     }
@@ -310,11 +308,11 @@ fn close_and_plan(
     if refused.is_empty() {
         return Ok(refused);
     }
-    refusal::record(c, STAGE, &refused, paris(now), &key.run_id)?;
+    refusal::record(tx, STAGE, &refused, paris(now), &key.run_id)?;
     let rows: Vec<_> = refused.iter().map(Refusal::row).collect();
     let bytes = refused_report(&rows).map_err(|e| PlanError::Setup(e.to_string()))?;
     store::insert_file(
-        c,
+        tx,
         &NewFile {
             tenant: tenant.id.as_str(),
             origin: STAGE,

@@ -12,9 +12,12 @@
 //! The decision is taken and recorded in one transaction serialised with the planning of
 //! runs, so a credit note is either applied to the debit or refunded, never both, never
 //! neither. Received again, it publishes the same event again (same id) and changes nothing.
+//! On PostgreSQL that serialisation is a tenant-wide advisory lock ([`lock_tenant`]) that
+//! both the decision and the planning of a run take before reading what the other writes
+//! (SQLite's single writer gives it for free).
 
 use encaisse_ledger::batch::BatchKey;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{CreditNoteIssued, Event, InvoiceIssued, Money, TitreRejected, TitreSource};
 
 use super::clock::paris;
@@ -37,7 +40,7 @@ const REFUSED: &str = "refused";
 
 /// Decides `note` inside the caller's write transaction.
 pub fn decide(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     stage: &str,
     note: &CreditNoteIssued,
     now: chrono::NaiveDateTime,
@@ -45,27 +48,29 @@ pub fn decide(
     let tenant = note.note.invoice.tenant.as_str();
     let (note_key, origin_key) = (note.note.invoice.key(), note.origin.key());
     let amount = note.credited();
-    let known: Option<String> = c
-        .query_row(
-            "SELECT state FROM sepa_credit_note WHERE tenant = ?1 AND note_key = ?2",
-            (tenant, &note_key),
-            |r| r.get(0),
-        )
-        .optional()?;
+    lock_tenant(tx, tenant)?;
+    let known: Option<String> = tx.query_opt(
+        "SELECT state FROM sepa_credit_note WHERE tenant = ?1 AND note_key = ?2",
+        &[&tenant, &note_key],
+        |r| r.get(0),
+    )?;
     let state = match known {
         Some(state) => state,
         None => {
-            let presented: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM sepa_collection WHERE tenant = ?1 AND invoice_key = ?2)",
-                (tenant, &origin_key),
+            let presented: bool = tx.query_one(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM sepa_collection
+                     WHERE tenant = ?1 AND invoice_key = ?2) THEN 1 ELSE 0 END",
+                &[&tenant, &origin_key],
                 |r| r.get(0),
             )?;
             // Received, or published by the ingest and still on its way (messages of one
             // queue are handled concurrently).
-            let received: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3)
-                     OR EXISTS (SELECT 1 FROM polyfac_issued WHERE tenant = ?2 AND invoice_key = ?3)",
-                (stage, tenant, &origin_key),
+            let received: bool = tx.query_one(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM batch_item
+                         WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3)
+                     OR EXISTS (SELECT 1 FROM polyfac_issued WHERE tenant = ?2 AND invoice_key = ?3)
+                 THEN 1 ELSE 0 END",
+                &[&stage, &tenant, &origin_key],
                 |r| r.get(0),
             )?;
             let state = match (presented, received) {
@@ -73,10 +78,11 @@ pub fn decide(
                 (false, true) => PENDING,
                 (false, false) => REFUSED,
             };
-            c.execute(
+            // The tenant's lock is held: nobody else records this note meanwhile.
+            tx.execute(
                 "INSERT INTO sepa_credit_note (tenant, note_key, origin_key, amount_cents, state, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                (tenant, &note_key, &origin_key, amount.cents(), state, now.to_string()),
+                &[&tenant, &note_key, &origin_key, &amount.cents(), &state, &now.to_string()],
             )?;
             let detail = serde_json::json!({
                 "stage": stage,
@@ -87,7 +93,7 @@ pub fn decide(
             });
             for key in [&note_key, &origin_key] {
                 store::fact(
-                    c,
+                    tx,
                     key,
                     tenant,
                     "credit_note_regie",
@@ -126,28 +132,28 @@ pub fn decide(
 
 /// `invoice` with its pending credit notes taken off its total (they become `applied`);
 /// `None` when nothing is left to debit.
+/// The caller holds the tenant's lock ([`lock_tenant`]), taken before its first call.
 pub fn lower_debit(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     key: &BatchKey,
     mut invoice: InvoiceIssued,
 ) -> Result<Option<InvoiceIssued>, PlanError> {
     let origin = invoice.invoice.key();
-    let credited: i64 = c.query_row(
-        "SELECT coalesce(sum(amount_cents), 0) FROM sepa_credit_note
-         WHERE tenant = ?1 AND origin_key = ?2 AND state = 'pending'",
-        (&key.tenant, &origin),
+    // The notes applied are exactly the ones counted: one statement marks and returns them.
+    let amounts: Vec<i64> = tx.query_all(
+        "UPDATE sepa_credit_note SET state = ?3
+         WHERE tenant = ?1 AND origin_key = ?2 AND state = 'pending'
+         RETURNING amount_cents",
+        &[&key.tenant, &origin, &APPLIED],
         |r| r.get(0),
     )?;
+    let credited: i64 = amounts.iter().sum();
     if credited == 0 {
         return Ok(Some(invoice));
     }
-    c.execute(
-        "UPDATE sepa_credit_note SET state = ?3 WHERE tenant = ?1 AND origin_key = ?2 AND state = 'pending'",
-        (&key.tenant, &origin, APPLIED),
-    )?;
     let left = invoice.total.cents() - credited;
     store::fact(
-        c,
+        tx,
         &origin,
         &key.tenant,
         "debit_lowered",
@@ -163,4 +169,13 @@ pub fn lower_debit(
     }
     invoice.total = Money::from_cents(left).map_err(|e| PlanError::Corrupt(e.to_string()))?;
     Ok(Some(invoice))
+}
+
+/// Serialises the credit-note decisions of a tenant with the planning of its runs on
+/// PostgreSQL (an advisory lock held until the transaction ends): without it a credit note
+/// decided `pending` while a run is being planned could miss the debit it lowers, and stay
+/// pending for ever. Credit notes are rare and a run is planned once, so one lock per
+/// tenant costs nothing; SQLite's single writer needs none.
+pub fn lock_tenant(tx: &mut Tx<'_>, tenant: &str) -> Result<(), LedgerError> {
+    store::lock(tx, &format!("sepa_credit_note:{tenant}"))
 }

@@ -9,8 +9,7 @@
 //! `<tenant>/mandate/<RUM>` (`encaisse trace --tenant T mandate/<RUM>`).
 
 use chrono::NaiveDate;
-use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, Tx};
+use encaisse_ledger::{CoreStore, InvoiceFact, LedgerError, Tx};
 use encaisse_schemas::identifiers::{Bic, Iban, Rum};
 use encaisse_schemas::{Mandate, SequenceType};
 
@@ -47,7 +46,7 @@ fn imported_use_key(tenant: &str, rum: &Rum) -> String {
 /// Records `mandate` for `tenant` (inside a write transaction); `source` names the file and
 /// line for the journal. Idempotent.
 pub fn import_mandate(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     mandate: &ImportedMandate,
     source: &str,
@@ -55,7 +54,7 @@ pub fn import_mandate(
 ) -> Result<(), LedgerError> {
     let one_off = mandate.one_off || mandate.last_sequence == Some(SequenceType::Ooff);
     observe_mandate(
-        &mut Tx::sqlite(c),
+        tx,
         tenant,
         &Mandate {
             rum: mandate.rum.clone(),
@@ -75,7 +74,7 @@ pub fn import_mandate(
     };
     if let Some(last) = mandate.last_collection_on {
         let key = imported_use_key(tenant, &mandate.rum);
-        c.execute(
+        tx.execute(
             "INSERT INTO sepa_collection
                  (tenant, invoice_key, attempt, rum_key, end_to_end_id, due_date, sequence, status,
                   planned_at, outcome_on)
@@ -84,14 +83,14 @@ pub fn import_mandate(
                  due_date = excluded.due_date, sequence = excluded.sequence,
                  outcome_on = excluded.outcome_on
              WHERE excluded.due_date > sepa_collection.due_date",
-            (
-                tenant,
+            &[
+                &tenant,
                 &key,
-                mandate.rum.key(),
-                last.to_string(),
-                sequence.as_str(),
-                ledger_now(),
-            ),
+                &mandate.rum.key(),
+                &last.to_string(),
+                &sequence.as_str(),
+                &ledger_now(),
+            ],
         )?;
     }
     let detail = serde_json::json!({
@@ -103,23 +102,20 @@ pub fn import_mandate(
         "iban": mandate.iban.masked(),
     });
     let key = mandate_key(tenant, &mandate.rum);
-    Ledger::record_invoice_fact_in(
-        c,
-        &InvoiceFact {
-            invoice_key: key.clone(),
-            tenant: tenant.to_string(),
-            at: ledger_now(),
-            kind: "mandate_imported".into(),
-            dedupe_key: Some(format!(
-                "mandates.import/{key}#{}#{:?}#{}#{}",
-                mandate.signed_on,
-                mandate.last_collection_on,
-                sequence.as_str(),
-                mandate.iban.masked()
-            )),
-            detail: detail.to_string(),
-        },
-    )?;
+    tx.record_fact(&InvoiceFact {
+        invoice_key: key.clone(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: "mandate_imported".into(),
+        dedupe_key: Some(format!(
+            "mandates.import/{key}#{}#{:?}#{}#{}",
+            mandate.signed_on,
+            mandate.last_collection_on,
+            sequence.as_str(),
+            mandate.iban.masked()
+        )),
+        detail: detail.to_string(),
+    })?;
     Ok(())
 }
 
@@ -127,6 +123,7 @@ pub fn import_mandate(
 mod tests {
     use super::*;
     use crate::mandates::{SequencePolicy, sequence_for};
+    use encaisse_ledger::rusqlite::Connection;
     use encaisse_schemas::InvoiceRef;
     use encaisse_schemas::TenantId;
     use encaisse_sepa::config::FirstSequence;
@@ -181,7 +178,7 @@ mod tests {
         let c = encaisse_ledger::sandbox::sandbox(None, "ivry", &[]).unwrap();
         let today = date(2026, 6, 1);
         import_mandate(
-            &c,
+            &mut Tx::sqlite(&c),
             "ivry",
             &imported(Some(date(2026, 4, 5))),
             "m.csv:2",
@@ -190,7 +187,7 @@ mod tests {
         .unwrap();
         // Twice: nothing more.
         import_mandate(
-            &c,
+            &mut Tx::sqlite(&c),
             "ivry",
             &imported(Some(date(2026, 4, 5))),
             "m.csv:2",
@@ -210,7 +207,7 @@ mod tests {
         // Last used more than 36 months before the debit: lapsed, as the rule says.
         let c = encaisse_ledger::sandbox::sandbox(None, "ivry", &[]).unwrap();
         import_mandate(
-            &c,
+            &mut Tx::sqlite(&c),
             "ivry",
             &imported(Some(date(2022, 5, 30))),
             "m.csv:2",
@@ -223,7 +220,14 @@ mod tests {
         // Never used, signed more than 36 months ago: lapsed too (the same rule counts from
         // the signature).
         let c = encaisse_ledger::sandbox::sandbox(None, "ivry", &[]).unwrap();
-        import_mandate(&c, "ivry", &imported(None), "m.csv:2", today).unwrap();
+        import_mandate(
+            &mut Tx::sqlite(&c),
+            "ivry",
+            &imported(None),
+            "m.csv:2",
+            today,
+        )
+        .unwrap();
         assert!(next(&c, "F3", date(2026, 6, 10)).is_err());
     }
 }

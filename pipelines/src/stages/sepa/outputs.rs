@@ -39,7 +39,7 @@ pub async fn write_planned(
 ) -> Result<Vec<Written>, StageError> {
     let (t, o) = (tenant.to_string(), origin.to_string());
     let planned = ledger
-        .read(move |c| store::unwritten_files(c, &t, &o))
+        .inspect(move |tx| store::unwritten_files(tx, &t, &o))
         .await?;
     let mut written = Vec::new();
     for file in planned {
@@ -56,7 +56,7 @@ pub async fn write_planned(
             .map_err(emit_error)?;
         let (t, f) = (tenant.to_string(), file.clone());
         ledger
-            .write(move |c| store::mark_written(c, &t, &f))
+            .transact(move |tx| store::mark_written(tx, &t, &f))
             .await?;
         let collections = file.collections.unwrap_or(0).max(0) as u64;
         match file.kind {
@@ -102,6 +102,6 @@ pub async fn pending_events(
 ) -> Result<Vec<PaymentRejected>, StageError> {
     let (t, o) = (tenant.to_string(), origin.to_string());
     Ok(ledger
-        .read(move |c| store::pending_events(c, &t, &o))
+        .inspect(move |tx| store::pending_events(tx, &t, &o))
         .await?)
 }

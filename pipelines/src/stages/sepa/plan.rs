@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
-use encaisse_ledger::rusqlite::Connection;
 use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{InvoiceIssued, SequenceType};
 use encaisse_sepa::calendar::next_target_day;
@@ -35,12 +34,6 @@ pub enum PlanError {
     Corrupt(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-}
-
-impl From<encaisse_ledger::rusqlite::Error> for PlanError {
-    fn from(e: encaisse_ledger::rusqlite::Error) -> Self {
-        PlanError::Ledger(LedgerError::from(e))
-    }
 }
 
 /// One presentation to plan.
@@ -91,7 +84,7 @@ type Prepared = Result<Collection, (RefusalCode, String, Option<String>)>;
 
 /// Plans the presentations of one régie's invoices (`regie` as the invoices name it).
 pub fn plan_regie(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     ctx: PlanContext<'_>,
     regie: Option<&str>,
     candidates: Vec<Candidate>,
@@ -130,11 +123,11 @@ pub fn plan_regie(
 
     let mut valid: Vec<(Collection, Candidate)> = Vec::new();
     for candidate in candidates {
-        match prepare(c, ctx, &creditor, &policy, &candidate)? {
+        match prepare(tx, ctx, &creditor, &policy, &candidate)? {
             Ok(collection) => valid.push((collection, candidate)),
             Err((code, reason, e2e)) => {
                 mandates::refuse_use(
-                    c,
+                    tx,
                     tenant,
                     &candidate.invoice.invoice.key(),
                     candidate.attempt,
@@ -150,12 +143,15 @@ pub fn plan_regie(
         return Ok(plan);
     }
     let created_on = ctx.now.date();
-    let (name, path, day_seq) = allocate_name(c, ctx, sepa.service_for(regie), &regie.code)?;
+    let (name, path, day_seq) = allocate_name(tx, ctx, sepa.service_for(regie), &regie.code)?;
     let message = loop {
         if valid.is_empty() {
             return Ok(plan);
         }
-        let collections: Vec<Collection> = valid.iter().map(|(c, _)| c.clone()).collect();
+        let collections: Vec<Collection> = valid
+            .iter()
+            .map(|(collection, _)| collection.clone())
+            .collect();
         let header = MessageHeader {
             message_id: name.message_id.clone(),
             created_at: ctx.now,
@@ -183,7 +179,7 @@ pub fn plan_regie(
                     match refused.get(&collection.end_to_end_id) {
                         Some(why) => {
                             mandates::refuse_use(
-                                c,
+                                tx,
                                 tenant,
                                 &candidate.invoice.invoice.key(),
                                 candidate.attempt,
@@ -213,7 +209,7 @@ pub fn plan_regie(
         .map_err(|e| PlanError::Setup(format!("tenant {tenant}: {e}")))?;
     let totals = message.totals();
     let file_id = store::insert_file(
-        c,
+        tx,
         &NewFile {
             tenant,
             origin: ctx.origin,
@@ -241,7 +237,7 @@ pub fn plan_regie(
                 continue;
             };
             record_planned(
-                c,
+                tx,
                 ctx,
                 &creditor,
                 (file_id, &name.file_name),
@@ -273,7 +269,7 @@ pub fn plan_regie(
 
 /// Decides one candidate's presentation and builds its collection, or says why not.
 fn prepare(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     ctx: PlanContext<'_>,
     creditor: &Creditor,
     policy: &SequencePolicy,
@@ -285,16 +281,16 @@ fn prepare(
         return Ok(Err((
             RefusalCode::Setup,
             "a PRELEVEMENT invoice without mandate".into(),
-            own_end_to_end_id(c, tenant, &invoice.invoice, candidate.attempt)?,
+            own_end_to_end_id(tx, tenant, &invoice.invoice, candidate.attempt)?,
         )));
     };
     // A first presentation tells the ledger what the invoice says of the mandate (a new
     // IBAN is an amendment); a re-presentation uses what the ledger knows now.
     let mandate = if candidate.attempt == 1 {
-        mandates::observe_mandate(&mut Tx::sqlite(c), tenant, given_mandate, ctx.now.date())?;
+        mandates::observe_mandate(tx, tenant, given_mandate, ctx.now.date())?;
         given_mandate.clone()
     } else {
-        mandates::current_mandate(&mut Tx::sqlite(c), tenant, given_mandate)?
+        mandates::current_mandate(tx, tenant, given_mandate)?
     };
     let due_date = next_target_day(candidate.due_date);
     // Re-presenting: a RCUR stays RCUR (the source knew the mandate was used), a FNAL stays
@@ -307,7 +303,7 @@ fn prepare(
             .filter(|s| matches!(s, SequenceType::Rcur | SequenceType::Fnal))
     };
     let sequence = match mandates::plan_use(
-        &mut Tx::sqlite(c),
+        tx,
         &UseRequest {
             invoice: &invoice.invoice,
             attempt: candidate.attempt,
@@ -319,17 +315,12 @@ fn prepare(
     ) {
         Ok(sequence) => sequence,
         Err(SequenceError::Unusable(why)) => {
-            let e2e = own_end_to_end_id(c, tenant, &invoice.invoice, candidate.attempt)?;
+            let e2e = own_end_to_end_id(tx, tenant, &invoice.invoice, candidate.attempt)?;
             return Ok(Err((RefusalCode::Mandate, why.to_string(), e2e)));
         }
         Err(SequenceError::Ledger(e)) => return Err(e.into()),
     };
-    let recorded = mandates::use_of(
-        &mut Tx::sqlite(c),
-        tenant,
-        &invoice.invoice.key(),
-        candidate.attempt,
-    )?;
+    let recorded = mandates::use_of(tx, tenant, &invoice.invoice.key(), candidate.attempt)?;
     let Some(e2e) = recorded.and_then(|u| u.end_to_end_id) else {
         return Ok(Err((
             RefusalCode::Setup,
@@ -340,7 +331,7 @@ fn prepare(
             None,
         )));
     };
-    let amendment = mandates::amendment_for(c, tenant, &mandate, &creditor.ics, &creditor.name)?;
+    let amendment = mandates::amendment_for(tx, tenant, &mandate, &creditor.ics, &creditor.name)?;
     let mut presented = invoice.clone();
     presented.mandate = Some(mandate);
     let collection = match collection_for(
@@ -379,7 +370,7 @@ fn prepare(
 /// The end-to-end id presentation `attempt` of an invoice would have, unless it is not a
 /// valid identifier or another invoice already has it (it then names nothing of its own).
 fn own_end_to_end_id(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice: &encaisse_schemas::InvoiceRef,
     attempt: u32,
@@ -387,25 +378,23 @@ fn own_end_to_end_id(
     let Ok(id) = encaisse_sepa::ids::end_to_end_id(invoice, attempt) else {
         return Ok(None);
     };
-    Ok(
-        match mandates::use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, &id)? {
-            Some(other) if other.invoice_key != invoice.key() => None,
-            _ => Some(id),
-        },
-    )
+    Ok(match mandates::use_by_end_to_end_id(tx, tenant, &id)? {
+        Some(other) if other.invoice_key != invoice.key() => None,
+        _ => Some(id),
+    })
 }
 
 /// A file name (and `MsgId`) not used yet: the day's next `{seq}`, skipping names a
 /// pattern without date would repeat.
 fn allocate_name(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     ctx: PlanContext<'_>,
     service: String,
     regie: &str,
 ) -> Result<(encaisse_sepa::naming::FileName, String, u32), PlanError> {
     let tenant = ctx.tenant.id.as_str();
     let created_on = ctx.now.date();
-    let mut seq = store::next_day_seq(c, tenant, created_on)?;
+    let mut seq = store::next_day_seq(tx, tenant, created_on)?;
     loop {
         let name = render(
             &ctx.tenant.sepa.file_name_pattern,
@@ -419,7 +408,7 @@ fn allocate_name(
         )
         .map_err(|e| PlanError::Setup(format!("tenant {tenant}, régie {regie}: {e}")))?;
         let path = format!("{tenant}/bank/outbox/{}", name.file_name);
-        if !store::name_taken(c, tenant, &path, Some(&name.message_id))? {
+        if !store::name_taken(tx, tenant, &path, Some(&name.message_id))? {
             return Ok((name, path, seq));
         }
         seq += 1;
@@ -430,7 +419,7 @@ fn allocate_name(
 /// re-presentation) and journals it, naming the pain.008 file (`file`: its ledger id and
 /// name) that will carry it.
 fn record_planned(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     ctx: PlanContext<'_>,
     creditor: &Creditor,
     file: (i64, &str),
@@ -442,30 +431,30 @@ fn record_planned(
     let tenant = ctx.tenant.id.as_str();
     let invoice = &candidate.invoice;
     let key = invoice.invoice.key();
-    c.execute(
+    tx.execute(
         "UPDATE sepa_collection SET file_id = ?4, payment_info_id = ?5, regie = ?6,
              amount_cents = ?7, due_date = ?8, rum = ?9, iban = ?10, bic = ?11, ics = ?12,
              creditor_name = ?13
          WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3",
-        encaisse_ledger::rusqlite::params![
-            tenant,
+        &[
+            &tenant,
             &key,
-            candidate.attempt,
-            file_id,
-            payment_info_id,
-            invoice.regie,
-            collection.amount.cents(),
-            collection.due_date.to_string(),
-            collection.mandate.rum.as_str(),
-            collection.debtor.iban.as_str(),
-            collection.debtor.bic.as_ref().map(|b| b.as_str()),
-            creditor.ics.as_str(),
+            &candidate.attempt,
+            &file_id,
+            &payment_info_id,
+            &invoice.regie,
+            &collection.amount.cents(),
+            &collection.due_date.to_string(),
+            &collection.mandate.rum.as_str(),
+            &collection.debtor.iban.as_str(),
+            &collection.debtor.bic.as_ref().map(|b| b.as_str()),
+            &creditor.ics.as_str(),
             &creditor.name,
         ],
     )?;
-    store::keep_invoice(c, invoice)?;
+    store::keep_invoice(tx, invoice)?;
     store::fact(
-        c,
+        tx,
         &key,
         tenant,
         "collection_planned",
@@ -541,10 +530,10 @@ pub async fn commit<T, F>(
 ) -> Result<T, crate::stage::StageError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, PlanError> + Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, PlanError> + Send + 'static,
 {
     ledger
-        .write_with(plan)
+        .transact(plan)
         .await
         .map_err(PlanError::into_stage_error)
 }

@@ -9,8 +9,7 @@
 //! * the counter `encaisse_sepa_invoices_refused_total{tenant,reason_code}` and a warning.
 
 use chrono::{DateTime, FixedOffset};
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{Event, InvoiceIssued, PaymentRejected};
 use encaisse_sepa::report::RefusedRow;
 
@@ -94,7 +93,7 @@ impl Refusal {
 
 /// Queues the events and records the journal facts of refused invoices.
 pub fn record(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     origin: &str,
     refusals: &[Refusal],
     at: DateTime<FixedOffset>,
@@ -102,21 +101,21 @@ pub fn record(
 ) -> Result<(), LedgerError> {
     for refusal in refusals {
         store::insert_event(
-            c,
+            tx,
             refusal.invoice.invoice.tenant.as_str(),
             origin,
             &refusal.event(at),
         )?;
     }
-    record_facts(c, refusals, cause)
+    record_facts(tx, refusals, cause)
 }
 
 /// Records a `sepa_refused` fact in each refused invoice's journal.
-pub fn record_facts(c: &Connection, refusals: &[Refusal], cause: &str) -> Result<(), LedgerError> {
+pub fn record_facts(tx: &mut Tx<'_>, refusals: &[Refusal], cause: &str) -> Result<(), LedgerError> {
     for refusal in refusals {
         let key = refusal.invoice.invoice.key();
         store::fact(
-            c,
+            tx,
             &key,
             refusal.invoice.invoice.tenant.as_str(),
             "sepa_refused",

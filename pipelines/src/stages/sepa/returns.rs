@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::NaiveDateTime;
-use encaisse_ledger::rusqlite::Connection;
 use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{Event, InvoiceRef, Money, TenantId};
 use encaisse_sepa::calendar::{earliest_due_date, next_target_day};
@@ -100,7 +99,7 @@ impl SepaReturns {
             .await
             .map_err(|e| StageError::new(e.class(), "publish", e.to_string()))?;
         ctx.ledger
-            .write(move |c| store::mark_handed(c, &ids))
+            .transact(move |tx| store::mark_handed(tx, &ids))
             .await?;
         Ok(())
     }
@@ -153,7 +152,7 @@ impl SepaReturns {
             return Ok(FileOutcome::Archived);
         }
         let (cfg, now) = (tenant.clone(), self.clock.now());
-        let applied = plan::commit(&ctx.ledger, move |c| apply(c, &cfg, &bank, now)).await?;
+        let applied = plan::commit(&ctx.ledger, move |tx| apply(tx, &cfg, &bank, now)).await?;
         self.flush(ctx, id).await?;
         report(id, &file.name, &applied);
         Ok(FileOutcome::Archived)
@@ -190,15 +189,18 @@ enum Resolution {
 }
 
 /// Finds the collections a record is about (spec §6.3).
-fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolution, LedgerError> {
+fn resolve(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    record: &RejectRecord,
+) -> Result<Resolution, LedgerError> {
     let keys = &record.keys;
-    let file_of = |message_id: &str| store::file_by_message_id(c, tenant, message_id);
     match record.level {
         RejectLevel::Group | RejectLevel::Block => {
             let Some(message_id) = &keys.original_message_id else {
                 return Ok(Resolution::NotFound("no OrgnlMsgId".into()));
             };
-            let Some(file) = file_of(message_id)? else {
+            let Some(file) = store::file_by_message_id(tx, tenant, message_id)? else {
                 return Ok(Resolution::NotFound(format!(
                     "no pain.008 with MsgId {message_id:?} was sent"
                 )));
@@ -207,7 +209,7 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
                 RejectLevel::Block => keys.original_payment_info_id.as_deref(),
                 _ => None,
             };
-            let uses = store::uses_of_file(c, tenant, file, block)?;
+            let uses = store::uses_of_file(tx, tenant, file, block)?;
             if uses.is_empty() {
                 return Ok(Resolution::NotFound(format!(
                     "pain.008 {message_id:?} has no block {:?}",
@@ -218,8 +220,7 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
         }
         RejectLevel::Transaction => {
             if let Some(e2e) = &keys.end_to_end_id
-                && let Some(found) =
-                    mandates::use_by_end_to_end_id(&mut Tx::sqlite(c), tenant, e2e)?
+                && let Some(found) = mandates::use_by_end_to_end_id(tx, tenant, e2e)?
             {
                 return Ok(Resolution::Found(vec![found]));
             }
@@ -229,7 +230,7 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
             }
             if let (Some(rum), Some(amount)) = (&keys.mandate_id, keys.amount) {
                 let mut found = store::uses_by_mandate_and_amount(
-                    c,
+                    tx,
                     tenant,
                     &rum.to_ascii_uppercase(),
                     amount.cents(),
@@ -260,9 +261,9 @@ fn resolve(c: &Connection, tenant: &str, record: &RejectRecord) -> Result<Resolu
             }
             if let (Some(message_id), Some(block)) =
                 (&keys.original_message_id, &keys.original_payment_info_id)
-                && let Some(file) = file_of(message_id)?
+                && let Some(file) = store::file_by_message_id(tx, tenant, message_id)?
             {
-                let uses = store::uses_of_file(c, tenant, file, Some(block))?;
+                let uses = store::uses_of_file(tx, tenant, file, Some(block))?;
                 if uses.len() == 1 {
                     return Ok(Resolution::Found(uses));
                 }
@@ -312,7 +313,7 @@ fn invoice_of(key: &str) -> Option<InvoiceRef> {
 
 /// Everything one bank file changes, in the caller's transaction.
 fn apply(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantSepa,
     bank: &BankFile,
     now: NaiveDateTime,
@@ -328,15 +329,15 @@ fn apply(
     let mut unmatched_rows = Vec::new();
     for index in order {
         let record = &bank.records[index];
-        if store::record_seen(c, id, &record.idempotency_key)? {
+        if store::record_seen(tx, id, &record.idempotency_key)? {
             applied.already_seen += 1;
             continue;
         }
-        let uses = match resolve(c, id, record)? {
+        let uses = match resolve(tx, id, record)? {
             Resolution::Found(uses) => uses,
             Resolution::NotFound(why) => {
                 store::record_handled(
-                    c,
+                    tx,
                     id,
                     &record.idempotency_key,
                     &bank.file,
@@ -361,7 +362,7 @@ fn apply(
             let Some(e2e) = found.end_to_end_id.clone() else {
                 continue;
             };
-            match mandates::record_outcome(c, id, &e2e, &outcome, record.reported_on)? {
+            match mandates::record_outcome(tx, id, &e2e, &outcome, record.reported_on)? {
                 Recorded::New(updated) => {
                     let decision = policy.decide(
                         record.reason_code.as_deref(),
@@ -369,7 +370,7 @@ fn apply(
                         record.reported_on,
                         Some(updated.due_date),
                     );
-                    journal_reject(c, id, bank, record, &updated, &decision)?;
+                    journal_reject(tx, id, bank, record, &updated, &decision)?;
                     collections.push(e2e);
                     new_rejects.push(NewReject {
                         record: index,
@@ -381,7 +382,7 @@ fn apply(
             }
         }
         store::record_handled(
-            c,
+            tx,
             id,
             &record.idempotency_key,
             &bank.file,
@@ -394,10 +395,10 @@ fn apply(
         )?;
     }
 
-    let represented = plan_representations(c, tenant, bank, now, &new_rejects, &mut applied)?;
-    queue_events(c, id, bank, &new_rejects, &represented, &mut applied)?;
+    let represented = plan_representations(tx, tenant, bank, now, &new_rejects, &mut applied)?;
+    queue_events(tx, id, bank, &new_rejects, &represented, &mut applied)?;
     if !unmatched_rows.is_empty() {
-        plan_unmatched_report(c, id, bank, &unmatched_rows)?;
+        plan_unmatched_report(tx, id, bank, &unmatched_rows)?;
     }
     Ok(applied)
 }
@@ -408,7 +409,7 @@ type Representations = BTreeMap<(String, u32), Result<(), String>>;
 /// Plans the re-presentations the policy asks for; returns, per (invoice, rejected
 /// attempt), whether it was planned or why not.
 fn plan_representations(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantSepa,
     bank: &BankFile,
     now: NaiveDateTime,
@@ -425,13 +426,13 @@ fn plan_representations(
         let Decision::Represent { attempt, due_date } = reject.decision else {
             continue;
         };
-        if let Some(next) = mandates::use_of(&mut Tx::sqlite(c), id, &used.invoice_key, attempt)?
+        if let Some(next) = mandates::use_of(tx, id, &used.invoice_key, attempt)?
             && next.status != UseStatus::Refused
         {
             outcome.insert(key, Err(format!("presentation {attempt} already planned")));
             continue;
         }
-        let Some(invoice) = store::kept_invoice(c, id, &used.invoice_key)? else {
+        let Some(invoice) = store::kept_invoice(tx, id, &used.invoice_key)? else {
             outcome.insert(key, Err("the invoice is not in the ledger".into()));
             continue;
         };
@@ -453,7 +454,7 @@ fn plan_representations(
         cause: &bank.file,
     };
     for (regie, candidates) in per_regie {
-        let plan = plan::plan_regie(c, ctx, regie.as_deref(), candidates)?;
+        let plan = plan::plan_regie(tx, ctx, regie.as_deref(), candidates)?;
         applied.represented += plan.planned.len();
         for refused in plan.refused {
             let key = (refused.invoice.invoice.key(), refused.attempt - 1);
@@ -461,13 +462,13 @@ fn plan_representations(
             applied.not_represented.push(refused);
         }
     }
-    refusal::record_facts(c, &applied.not_represented, &bank.file)?;
+    refusal::record_facts(tx, &applied.not_represented, &bank.file)?;
     Ok(outcome)
 }
 
 /// Queues one `payment.rejected` per newly rejected collection and journals it.
 fn queue_events(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     bank: &BankFile,
     rejects: &[NewReject],
@@ -517,7 +518,7 @@ fn queue_events(
         if let (Some(Err(why)), Decision::Final { .. }) = (planned, &decision) {
             event.reason_text = format!("{} — not re-presented: {why}", event.reason_text);
         }
-        store::insert_event(c, tenant, SOURCE, &event)?;
+        store::insert_event(tx, tenant, SOURCE, &event)?;
         applied
             .rejected
             .push((event.reason_code.clone(), event.will_represent));
@@ -528,7 +529,7 @@ fn queue_events(
 /// Journals a reject as soon as it is recorded, with the policy's decision (a refused
 /// re-presentation is journalled after it, as `sepa_refused`).
 fn journal_reject(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     bank: &BankFile,
     record: &RejectRecord,
@@ -542,7 +543,7 @@ fn journal_reject(
     };
     let e2e = rejected.end_to_end_id.as_deref().unwrap_or("");
     store::fact(
-        c,
+        tx,
         &rejected.invoice_key,
         tenant,
         "payment_rejected",
@@ -565,7 +566,7 @@ fn journal_reject(
 
 /// Plans `<tenant>/bank/rejected/<bank MsgId>-unmatched.csv`.
 fn plan_unmatched_report(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     bank: &BankFile,
     unmatched: &[(usize, String)],
@@ -588,13 +589,13 @@ fn plan_unmatched_report(
             format!("-{n}")
         };
         let path = format!("{tenant}/bank/rejected/{stem}{suffix}-unmatched.csv");
-        if !store::name_taken(c, tenant, &path, None)? {
+        if !store::name_taken(tx, tenant, &path, None)? {
             break path;
         }
         n += 1;
     };
     store::insert_file(
-        c,
+        tx,
         &NewFile {
             tenant,
             origin: SOURCE,

@@ -1,14 +1,13 @@
 //! The régie path's own tables besides the mandate history (`sepa_0001.sql`): planned
 //! files, pending events, bank records already handled, the invoices kept for
-//! re-presentation, and the journal facts. Every function takes the connection of a write
-//! (or read) transaction. The events, kept invoices and bank records go through the
-//! ledger's `SepaStore` (both backends; here on the SQLite transaction) and only encode or
-//! decode their bodies; the planned files are still SQLite SQL.
+//! re-presentation, and the journal facts. Every function takes the caller's transaction
+//! ([`Tx`], SQLite or PostgreSQL). The events, kept invoices and bank records go through the
+//! ledger's `SepaStore` and only encode or decode their bodies; the planned files are
+//! portable statements here.
 
 use chrono::NaiveDateTime;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
 use encaisse_ledger::sepa::{BankRecord, PendingEvent, Uses};
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, SepaStore, Tx};
+use encaisse_ledger::{CoreStore, InvoiceFact, LedgerError, SepaStore, Tx};
 use encaisse_schemas::{InvoiceIssued, PaymentRejected};
 
 use super::clock::ledger_now;
@@ -72,60 +71,89 @@ pub struct NewFile<'a> {
 }
 
 /// Records a planned file; returns its id.
-pub fn insert_file(c: &Connection, file: &NewFile<'_>) -> Result<i64, LedgerError> {
+pub fn insert_file(tx: &mut Tx<'_>, file: &NewFile<'_>) -> Result<i64, LedgerError> {
     let pain = file.pain.as_ref();
-    c.execute(
+    let count = |n: u64| {
+        i64::try_from(n).map_err(|_| LedgerError::Corrupt(format!("sepa_file: {n} too large")))
+    };
+    let collections = pain.map(|p| count(p.collections)).transpose()?;
+    let amount_cents = pain.map(|p| count(p.amount_cents)).transpose()?;
+    tx.query_one(
         "INSERT INTO sepa_file (tenant, origin, kind, path, bytes, cause, planned_at, regie,
              message_id, created_at, created_on, day_seq, collections, amount_cents)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        encaisse_ledger::rusqlite::params![
-            file.tenant,
-            file.origin,
-            file.kind.as_str(),
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         RETURNING id",
+        &[
+            &file.tenant,
+            &file.origin,
+            &file.kind.as_str(),
             &file.path,
             &file.bytes,
-            file.cause,
-            ledger_now(),
-            pain.map(|p| p.regie.as_str()),
-            pain.map(|p| p.message_id.as_str()),
-            pain.map(|p| p.created_at.format("%Y-%m-%dT%H:%M:%S").to_string()),
-            pain.map(|p| p.created_at.date().to_string()),
-            pain.map(|p| p.day_seq),
-            pain.map(|p| p.collections as i64),
-            pain.map(|p| p.amount_cents as i64),
+            &file.cause,
+            &ledger_now(),
+            &pain.map(|p| p.regie.as_str()),
+            &pain.map(|p| p.message_id.as_str()),
+            &pain.map(|p| p.created_at.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            &pain.map(|p| p.created_at.date().to_string()),
+            &pain.map(|p| p.day_seq),
+            &collections,
+            &amount_cents,
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// Whether a path (relative to the data directory) or a `MsgId` is already planned.
 pub fn name_taken(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     path: &str,
     message_id: Option<&str>,
 ) -> Result<bool, LedgerError> {
-    let taken: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sepa_file WHERE path = ?1)
-             OR EXISTS (SELECT 1 FROM sepa_file WHERE tenant = ?2 AND message_id = ?3)",
-        (path, tenant, message_id),
+    tx.query_one(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM sepa_file WHERE path = ?1)
+                  OR EXISTS (SELECT 1 FROM sepa_file WHERE tenant = ?2 AND message_id = ?3)
+             THEN 1 ELSE 0 END",
+        &[&path, &tenant, &message_id],
         |r| r.get(0),
-    )?;
-    Ok(taken)
+    )
 }
 
 /// The next `{seq}` of the tenant's files created on `day` (1 for the first).
+///
+/// The number is the largest of that day plus one, so it is unique and gapless only if no
+/// other transaction numbers a file of the same tenant and day between this read and the
+/// caller's commit. SQLite's single writer gives that; on PostgreSQL the transaction takes
+/// an advisory lock on (tenant, day) first, held until it ends: a concurrent planner waits,
+/// then (`READ COMMITTED`, a fresh snapshot per statement) reads the committed file and
+/// takes the next number. The caller must insert the file in the same transaction.
 pub fn next_day_seq(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     day: chrono::NaiveDate,
 ) -> Result<u32, LedgerError> {
-    let max: Option<u32> = c.query_row(
+    let day = day.to_string();
+    lock(tx, &format!("sepa_file.day_seq:{tenant}:{day}"))?;
+    let max: Option<u32> = tx.query_one(
         "SELECT max(day_seq) FROM sepa_file WHERE tenant = ?1 AND created_on = ?2",
-        (tenant, day.to_string()),
+        &[&tenant, &day],
         |r| r.get(0),
     )?;
     Ok(max.unwrap_or(0) + 1)
+}
+
+/// Takes a lock named `name` until the transaction ends, on PostgreSQL (a transaction-scoped
+/// advisory lock on the name's hash: an unrelated name sharing the hash only waits a little);
+/// nothing on SQLite, whose single writer already runs one transaction at a time.
+pub fn lock(tx: &mut Tx<'_>, name: &str) -> Result<(), LedgerError> {
+    if tx.is_postgres() {
+        tx.query_one(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS held",
+            &[&name],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A planned file not written yet.
@@ -144,79 +172,58 @@ pub struct PlannedFile {
 
 /// Files `origin` planned for `tenant` and did not write yet, oldest first.
 pub fn unwritten_files(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     origin: &str,
 ) -> Result<Vec<PlannedFile>, LedgerError> {
-    let mut stmt = c.prepare(
+    tx.query_all(
         "SELECT id, kind, path, bytes, cause, regie, message_id, collections, amount_cents
          FROM sepa_file WHERE tenant = ?1 AND origin = ?2 AND written_at IS NULL ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map((tenant, origin), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, Option<i64>>(8)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |(id, kind, path, bytes, cause, regie, message_id, collections, amount_cents)| {
-                Ok(PlannedFile {
-                    id,
-                    kind: FileKind::parse(&kind)?,
-                    path,
-                    bytes,
-                    cause,
-                    regie,
-                    message_id,
-                    collections,
-                    amount_cents,
-                })
-            },
-        )
-        .collect()
+        &[&tenant, &origin],
+        |r| {
+            Ok(PlannedFile {
+                id: r.get(0)?,
+                kind: FileKind::parse(&r.get::<String>(1)?)?,
+                path: r.get(2)?,
+                bytes: r.get(3)?,
+                cause: r.get(4)?,
+                regie: r.get(5)?,
+                message_id: r.get(6)?,
+                collections: r.get(7)?,
+                amount_cents: r.get(8)?,
+            })
+        },
+    )
 }
 
 /// Marks a planned file written and, for a pain.008, its collections presented, with a
 /// `pain008_emitted` fact per invoice. Returns the invoice keys and end-to-end ids.
 pub fn mark_written(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     file: &PlannedFile,
 ) -> Result<Vec<(String, String)>, LedgerError> {
-    c.execute(
+    tx.execute(
         "UPDATE sepa_file SET written_at = ?2 WHERE id = ?1 AND written_at IS NULL",
-        (file.id, ledger_now()),
+        &[&file.id, &ledger_now()],
     )?;
     if file.kind != FileKind::Pain008 {
         return Ok(Vec::new());
     }
-    c.execute(
+    tx.execute(
         "UPDATE sepa_collection SET status = 'presented' WHERE file_id = ?1 AND status = 'planned'",
-        [file.id],
+        &[&file.id],
     )?;
-    let mut stmt = c.prepare(
+    let collections = tx.query_all(
         "SELECT invoice_key, end_to_end_id FROM sepa_collection
          WHERE file_id = ?1 AND end_to_end_id IS NOT NULL ORDER BY end_to_end_id",
+        &[&file.id],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
-    let collections = stmt
-        .query_map([file.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     let name = file.path.rsplit('/').next().unwrap_or(&file.path);
     for (invoice_key, e2e) in &collections {
         fact(
-            c,
+            tx,
             invoice_key,
             tenant,
             "pain008_emitted",
@@ -235,35 +242,32 @@ pub fn mark_written(
 /// Records a journal fact (`encaisse trace`), once per `dedupe_key`. No personal data in
 /// `detail`.
 pub fn fact(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     invoice_key: &str,
     tenant: &str,
     kind: &str,
     detail: serde_json::Value,
     dedupe_key: &str,
 ) -> Result<(), LedgerError> {
-    Ledger::record_invoice_fact_in(
-        c,
-        &InvoiceFact {
-            invoice_key: invoice_key.to_string(),
-            tenant: tenant.to_string(),
-            at: ledger_now(),
-            kind: kind.to_string(),
-            detail: detail.to_string(),
-            dedupe_key: Some(dedupe_key.to_string()),
-        },
-    )
+    tx.record_fact(&InvoiceFact {
+        invoice_key: invoice_key.to_string(),
+        tenant: tenant.to_string(),
+        at: ledger_now(),
+        kind: kind.to_string(),
+        detail: detail.to_string(),
+        dedupe_key: Some(dedupe_key.to_string()),
+    })
 }
 
 /// Queues a `payment.rejected` for publication (once per message id).
 pub fn insert_event(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     origin: &str,
     event: &PaymentRejected,
 ) -> Result<(), LedgerError> {
     use encaisse_schemas::Event;
-    Tx::sqlite(c).queue_sepa_event(&PendingEvent {
+    tx.queue_sepa_event(&PendingEvent {
         message_id: event.message_id(),
         tenant: tenant.to_string(),
         origin: origin.to_string(),
@@ -275,11 +279,11 @@ pub fn insert_event(
 
 /// Events `origin` queued for `tenant` and did not hand over yet, oldest first.
 pub fn pending_events(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     origin: &str,
 ) -> Result<Vec<PaymentRejected>, LedgerError> {
-    let bodies = Tx::sqlite(c).pending_sepa_events(tenant, origin)?;
+    let bodies = tx.pending_sepa_events(tenant, origin)?;
     bodies
         .iter()
         .map(|b| {
@@ -290,13 +294,13 @@ pub fn pending_events(
 }
 
 /// Marks events published (or handed to the runtime's outbox).
-pub fn mark_handed(c: &Connection, message_ids: &[String]) -> Result<(), LedgerError> {
-    Tx::sqlite(c).mark_sepa_events_handed(message_ids, &ledger_now())
+pub fn mark_handed(tx: &mut Tx<'_>, message_ids: &[String]) -> Result<(), LedgerError> {
+    tx.mark_sepa_events_handed(message_ids, &ledger_now())
 }
 
 /// Keeps the `invoice.issued` of an invoice planned for direct debit (first one wins).
-pub fn keep_invoice(c: &Connection, invoice: &InvoiceIssued) -> Result<(), LedgerError> {
-    Tx::sqlite(c).keep_sepa_invoice(
+pub fn keep_invoice(tx: &mut Tx<'_>, invoice: &InvoiceIssued) -> Result<(), LedgerError> {
+    tx.keep_sepa_invoice(
         invoice.invoice.tenant.as_str(),
         &invoice.invoice.key(),
         &encaisse_schemas::encode(invoice),
@@ -306,12 +310,11 @@ pub fn keep_invoice(c: &Connection, invoice: &InvoiceIssued) -> Result<(), Ledge
 
 /// The kept `invoice.issued` of an invoice.
 pub fn kept_invoice(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<InvoiceIssued>, LedgerError> {
-    Tx::sqlite(c)
-        .kept_sepa_invoice(tenant, invoice_key)?
+    tx.kept_sepa_invoice(tenant, invoice_key)?
         .map(|p| {
             serde_json::from_slice(&p)
                 .map_err(|e| LedgerError::Corrupt(format!("sepa_invoice.payload: {e}")))
@@ -320,20 +323,20 @@ pub fn kept_invoice(
 }
 
 /// Whether a bank record (by its idempotency key) was handled already.
-pub fn record_seen(c: &Connection, tenant: &str, key: &str) -> Result<bool, LedgerError> {
-    Tx::sqlite(c).bank_record_seen(tenant, key)
+pub fn record_seen(tx: &mut Tx<'_>, tenant: &str, key: &str) -> Result<bool, LedgerError> {
+    tx.bank_record_seen(tenant, key)
 }
 
 /// Records that a bank record was handled, and how.
 pub fn record_handled(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     key: &str,
     file: &str,
     outcome: &str,
     detail: serde_json::Value,
 ) -> Result<(), LedgerError> {
-    Tx::sqlite(c).record_bank_record(&BankRecord {
+    tx.record_bank_record(&BankRecord {
         tenant: tenant.to_string(),
         idempotency_key: key.to_string(),
         file: file.to_string(),
@@ -346,26 +349,24 @@ pub fn record_handled(
 
 /// The id of the tenant's pain.008 whose `MsgId` is `message_id`.
 pub fn file_by_message_id(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     message_id: &str,
 ) -> Result<Option<i64>, LedgerError> {
-    Ok(c.query_row(
+    tx.query_opt(
         "SELECT id FROM sepa_file WHERE tenant = ?1 AND message_id = ?2",
-        (tenant, message_id),
+        &[&tenant, &message_id],
         |r| r.get(0),
     )
-    .optional()?)
 }
 
-/// Uses read through the ledger's `SepaStore` on this SQLite transaction.
+/// Uses read through the ledger's `SepaStore`.
 fn uses_where(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     which: &Uses<'_>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    Tx::sqlite(c)
-        .sepa_uses(tenant, which)?
+    tx.sepa_uses(tenant, which)?
         .into_iter()
         .map(mandates::typed)
         .collect()
@@ -373,20 +374,20 @@ fn uses_where(
 
 /// The collections of a written pain.008, or of one of its blocks.
 pub fn uses_of_file(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     file_id: i64,
     payment_info_id: Option<&str>,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    uses_where(c, tenant, &Uses::OfFile(file_id, payment_info_id))
+    uses_where(tx, tenant, &Uses::OfFile(file_id, payment_info_id))
 }
 
 /// The presented collections under a mandate for an amount (the fallback key of spec §6.3).
 pub fn uses_by_mandate_and_amount(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     rum_key: &str,
     amount_cents: i64,
 ) -> Result<Vec<MandateUse>, LedgerError> {
-    uses_where(c, tenant, &Uses::ByMandateAndAmount(rum_key, amount_cents))
+    uses_where(tx, tenant, &Uses::ByMandateAndAmount(rum_key, amount_cents))
 }
