@@ -61,7 +61,7 @@ pub async fn run(config: &Path, args: &ReportArgs, out: &mut dyn Write, err: &mu
     }
     let tenant = args.tenant.clone();
     let result = ledger
-        .read(move |c| reconciliation::reconcile(c, &tenant, &bounds))
+        .inspect(move |tx| reconciliation::reconcile(tx, &tenant, &bounds))
         .await;
     match result {
         Ok(r) if args.csv => {

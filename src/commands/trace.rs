@@ -95,7 +95,7 @@ async fn file_rejects(
 ) -> u8 {
     let (file, tenant, line) = (file.to_string(), args.tenant.clone(), args.line);
     let found = ledger
-        .read(move |c| ingest_store::file_rejects(c, &file, tenant.as_deref(), line))
+        .inspect(move |tx| ingest_store::file_rejects(tx, &file, tenant.as_deref(), line))
         .await;
     let rows = match found {
         Ok(rows) => rows,

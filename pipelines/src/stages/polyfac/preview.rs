@@ -8,8 +8,10 @@
 //! `[tenants.sepa]`.
 //!
 //! Nothing is published and nothing is written: the decisions run on a connection the caller
-//! gives, normally [`encaisse_ledger::sandbox::sandbox`] (an in-memory copy of the tenant's
-//! rows of an existing ledger, or an empty one), so a mandate's planned use stays in memory.
+//! gives, normally [`encaisse_ledger::sandbox::sandbox`] (an in-memory SQLite copy of the
+//! tenant's rows of an existing ledger, whichever its backend, or an empty one), so a
+//! mandate's planned use stays in memory. The ingest's decisions take it as a [`Tx`], as they
+//! take the daemon's ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -17,8 +19,8 @@ use std::io::Read;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_polyfac::config::SourceEncoding;
 use encaisse_polyfac::records::DetectedEncoding;
 use encaisse_polyfac::{
@@ -257,53 +259,57 @@ pub fn preview_file(
                 source: std::io::Error::other(other.to_string()),
             },
         })? {
-            ExportItem::Valid(invoice) => match decide(ledger, tenant, &run, &invoice)? {
-                Decision::Publish(issued) => match *issued {
-                    Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
-                        number: note.note.invoice.number.clone(),
-                        lines: note.note.source.lines.unwrap_or((0, 0)),
-                        origin: note.origin.number.clone(),
-                        origin_exercice: note.origin.exercice,
-                        credited: note.credited(),
-                    }),
-                    Issued::Invoice(event) => {
-                        match downstream(setup, ledger, titres.as_mut(), &event, &mut warnings)? {
-                            Some(reject) => preview.rejects.push(reject),
-                            None => {
-                                let collection = collection_text(event.collection);
-                                let group = groups
-                                    .entry((event.budget.clone(), collection))
-                                    .or_insert((0, Money::ZERO));
-                                group.0 += 1;
-                                group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
-                                preview.invoices.push(listed(&event));
+            ExportItem::Valid(invoice) => {
+                match decide(&mut Tx::sqlite(ledger), tenant, &run, &invoice)? {
+                    Decision::Publish(issued) => match *issued {
+                        Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
+                            number: note.note.invoice.number.clone(),
+                            lines: note.note.source.lines.unwrap_or((0, 0)),
+                            origin: note.origin.number.clone(),
+                            origin_exercice: note.origin.exercice,
+                            credited: note.credited(),
+                        }),
+                        Issued::Invoice(event) => {
+                            match downstream(setup, ledger, titres.as_mut(), &event, &mut warnings)?
+                            {
+                                Some(reject) => preview.rejects.push(reject),
+                                None => {
+                                    let collection = collection_text(event.collection);
+                                    let group = groups
+                                        .entry((event.budget.clone(), collection))
+                                        .or_insert((0, Money::ZERO));
+                                    group.0 += 1;
+                                    group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
+                                    preview.invoices.push(listed(&event));
+                                }
                             }
                         }
+                    },
+                    Decision::Skip => preview.duplicates.push(PreviewDuplicate {
+                        number: invoice.number.clone(),
+                        lines: invoice.file_lines,
+                        message: "already published by this same file (it was ingested before)"
+                            .into(),
+                    }),
+                    Decision::Refuse(refusal) => {
+                        if is_duplicate(&refusal.rejected) {
+                            preview.duplicates.push(PreviewDuplicate {
+                                number: refusal.rejected.number.clone(),
+                                lines: refusal.rejected.file_lines,
+                                message: refusal
+                                    .rejected
+                                    .errors
+                                    .first()
+                                    .map(|e| e.message.clone())
+                                    .unwrap_or_default(),
+                            });
+                        } else {
+                            push_rejects(&mut preview.rejects, &refusal.rejected, "ingest");
+                        }
+                        refused.push((refusal.rejected, refusal.activity, refusal.total));
                     }
-                },
-                Decision::Skip => preview.duplicates.push(PreviewDuplicate {
-                    number: invoice.number.clone(),
-                    lines: invoice.file_lines,
-                    message: "already published by this same file (it was ingested before)".into(),
-                }),
-                Decision::Refuse(refusal) => {
-                    if is_duplicate(&refusal.rejected) {
-                        preview.duplicates.push(PreviewDuplicate {
-                            number: refusal.rejected.number.clone(),
-                            lines: refusal.rejected.file_lines,
-                            message: refusal
-                                .rejected
-                                .errors
-                                .first()
-                                .map(|e| e.message.clone())
-                                .unwrap_or_default(),
-                        });
-                    } else {
-                        push_rejects(&mut preview.rejects, &refusal.rejected, "ingest");
-                    }
-                    refused.push((refusal.rejected, refusal.activity, refusal.total));
                 }
-            },
+            }
             ExportItem::Invalid(rejected) => {
                 push_rejects(&mut preview.rejects, &rejected, "validation");
             }
