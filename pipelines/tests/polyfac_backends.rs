@@ -634,3 +634,64 @@ async fn concurrent_plans_of_one_outbox_number_its_files_without_gap(f: &Fixture
     assert_eq!(files, (1..=8).map(|s| (s, 1)).collect::<Vec<_>>());
     assert_eq!(unassigned, 0);
 }
+
+/// The tables of the polyfac area and of `ops_0003` have the same columns and nullability
+/// on both backends once migrated (PostgreSQL adds `source` at the end where SQLite rebuilt
+/// the tables, hence compared as sets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_migrate_to_the_same_polyfac_columns() {
+    let Some(postgres) = Fixture::postgres("both_backends_migrate_to_the_same_polyfac_columns")
+    else {
+        return;
+    };
+    let sqlite = Fixture::sqlite();
+    const TABLES: [&str; 9] = [
+        "polyfac_issued",
+        "polyfac_run",
+        "polyfac_export_invoice",
+        "polyfac_payment",
+        "polyfac_reglements_file",
+        "polyfac_reglement_line",
+        "polyfac_rejected",
+        "recon_issued",
+        "recon_collected",
+    ];
+    async fn columns(f: &Fixture) -> Result<Vec<(String, String, bool)>, LedgerError> {
+        f.ledger
+            .inspect(|tx| {
+                let mut all = Vec::new();
+                for table in TABLES {
+                    let sql = if tx.is_postgres() {
+                        "SELECT column_name, is_nullable = 'NO' FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name = ?1"
+                    } else {
+                        "SELECT name, \"notnull\" <> 0 OR pk <> 0 FROM pragma_table_info(?1)"
+                    };
+                    let mut these: Vec<(String, String, bool)> =
+                        tx.query_all(sql, &[&table], |r| {
+                            Ok((table.to_string(), r.get(0)?, r.get(1)?))
+                        })?;
+                    assert!(!these.is_empty(), "{table} exists on {}", tx.backend());
+                    these.sort();
+                    all.extend(these);
+                }
+                Ok::<_, LedgerError>(all)
+            })
+            .await
+    }
+    assert_eq!(
+        columns(&sqlite).await.unwrap(),
+        columns(&postgres).await.unwrap()
+    );
+    async fn payer_name(f: &Fixture) -> Result<i64, LedgerError> {
+        f.ledger
+            .inspect(|tx| {
+                tx.query_one("SELECT count(*) FROM invoice_payer_name", &[], |r| {
+                    r.get::<i64>(0)
+                })
+            })
+            .await
+    }
+    assert_eq!(payer_name(&postgres).await.unwrap(), 0);
+    assert_eq!(payer_name(&sqlite).await.unwrap(), 0);
+}
