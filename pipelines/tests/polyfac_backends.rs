@@ -22,6 +22,7 @@ encaisse_ledger::on_both_backends!(
     files_are_planned_per_outbox_and_day_then_written,
     the_summaries_equal_the_rows_after_inserts_updates_and_deletes,
     concurrent_plans_of_one_outbox_number_its_files_without_gap,
+    two_sightings_of_one_invoice_at_once_are_matched_one_after_the_other,
 );
 
 fn issued(key: &str, run: &str, hash: &str, budget: &str, cents: i64) -> IssuedRecord {
@@ -694,4 +695,53 @@ async fn both_backends_migrate_to_the_same_polyfac_columns() {
     }
     assert_eq!(payer_name(&postgres).await.unwrap(), 0);
     assert_eq!(payer_name(&sqlite).await.unwrap(), 0);
+}
+
+/// Two sightings of one invoice handled at once (PayFiP's and Hélios' of the same payment):
+/// the second transaction to lock the invoice waits for the first to commit, so it sees the
+/// first's primary among the open ones and confirms it, instead of both becoming primaries
+/// (two `PAYE` lines for one payment). On SQLite the one writer orders them.
+async fn two_sightings_of_one_invoice_at_once_are_matched_one_after_the_other(f: &Fixture) {
+    f.ledger
+        .transact(|tx| export_store::learn_invoice(tx, &seen("F9", "h"), "t"))
+        .await
+        .unwrap();
+    let handles: Vec<_> = [PaymentSource::Payfip, PaymentSource::Helios]
+        .into_iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let ledger = f.ledger.clone();
+            tokio::spawn(async move {
+                ledger
+                    .transact(move |tx| {
+                        export_store::lock_invoice(tx, "vitry", "vitry/2026/F9")?;
+                        let open = export_store::open_primaries(tx, "vitry", "vitry/2026/F9")?;
+                        let confirms = open.first().map(|p| p.payment_id.clone());
+                        let id = format!("{i}:1");
+                        let mut new = sighting(&id, "F9", source, None);
+                        new.confirms = confirms.clone();
+                        export_store::record_sighting(tx, "vitry", &new, "2026-03-06T10:00:00Z")?;
+                        // Holds the invoice a while: the other transaction is waiting.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        Ok::<_, LedgerError>(confirms)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut confirmed = Vec::new();
+    for handle in handles {
+        confirmed.push(handle.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        confirmed.iter().filter(|c| c.is_some()).count(),
+        1,
+        "one primary, one confirmation: {confirmed:?}"
+    );
+    let open = f
+        .ledger
+        .inspect(|tx| export_store::open_primaries(tx, "vitry", "vitry/2026/F9"))
+        .await
+        .unwrap();
+    assert!(open.is_empty(), "the primary is confirmed: {open:?}");
 }

@@ -103,6 +103,18 @@ $$;
 CREATE FUNCTION recon_invoice_delta(sign bigint, i polyfac_issued) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- recon_collected before recon_issued, as for a payment: writers of both take the
+    -- summary rows in one order (fewer deadlocks; one is retried as any transient failure).
+    INSERT INTO recon_collected AS r (tenant, hour, budget, activity, channel, payments, cents)
+        SELECT p.tenant, substr(p.seen_at, 1, 13), m.budget, m.activity, p.channel,
+               sum(m.sign), sum(m.sign * p.amount_cents)
+        FROM polyfac_payment p
+        CROSS JOIN (VALUES ('', '', -sign), (i.budget, coalesce(i.activity, ''), sign))
+            AS m (budget, activity, sign)
+        WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key AND p.confirms IS NULL
+        GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (tenant, hour, budget, activity, channel) DO UPDATE
+            SET payments = r.payments + excluded.payments, cents = r.cents + excluded.cents;
     INSERT INTO recon_issued AS r (tenant, hour, budget, activity, invoices, invoiced_cents,
                                    paid_cents)
         VALUES (i.tenant, substr(i.published_at, 1, 13), i.budget, coalesce(i.activity, ''),
@@ -114,16 +126,6 @@ BEGIN
             SET invoices = r.invoices + excluded.invoices,
                 invoiced_cents = r.invoiced_cents + excluded.invoiced_cents,
                 paid_cents = r.paid_cents + excluded.paid_cents;
-    INSERT INTO recon_collected AS r (tenant, hour, budget, activity, channel, payments, cents)
-        SELECT p.tenant, substr(p.seen_at, 1, 13), m.budget, m.activity, p.channel,
-               sum(m.sign), sum(m.sign * p.amount_cents)
-        FROM polyfac_payment p
-        CROSS JOIN (VALUES ('', '', -sign), (i.budget, coalesce(i.activity, ''), sign))
-            AS m (budget, activity, sign)
-        WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key AND p.confirms IS NULL
-        GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (tenant, hour, budget, activity, channel) DO UPDATE
-            SET payments = r.payments + excluded.payments, cents = r.cents + excluded.cents;
 END;
 $$;
 
