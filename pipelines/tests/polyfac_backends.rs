@@ -423,76 +423,55 @@ type Summaries = (
     BTreeMap<(String, String, String, String, String), (i64, i64)>,
 );
 
-fn kept(tx: &mut Tx<'_>) -> Result<Summaries, LedgerError> {
-    let issued = tx
-        .query_all(
-            "SELECT tenant, hour, budget, activity, invoices, invoiced_cents, paid_cents
-             FROM recon_issued
-             WHERE invoices <> 0 OR invoiced_cents <> 0 OR paid_cents <> 0",
-            &[],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                    (r.get(4)?, r.get(5)?, r.get(6)?),
-                ))
-            },
-        )?
-        .into_iter()
-        .collect();
-    let collected = tx
-        .query_all(
-            "SELECT tenant, hour, budget, activity, channel, payments, cents FROM recon_collected
-             WHERE payments <> 0 OR cents <> 0",
-            &[],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    (r.get(5)?, r.get(6)?),
-                ))
-            },
-        )?
-        .into_iter()
-        .collect();
-    Ok((issued, collected))
+/// Reads [`Summaries`] from two queries of the same columns: (tenant, hour, budget, activity,
+/// invoices, invoiced, paid) and (tenant, hour, budget, activity, channel, payments, cents).
+fn summaries(tx: &mut Tx<'_>, issued: &str, collected: &str) -> Result<Summaries, LedgerError> {
+    let issued = tx.query_all(issued, &[], |r| {
+        Ok((
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+            (r.get(4)?, r.get(5)?, r.get(6)?),
+        ))
+    })?;
+    let collected = tx.query_all(collected, &[], |r| {
+        Ok((
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+            (r.get(5)?, r.get(6)?),
+        ))
+    })?;
+    Ok((
+        issued.into_iter().collect(),
+        collected.into_iter().collect(),
+    ))
 }
 
+/// What the triggers kept (rows summing to nothing left out).
+fn kept(tx: &mut Tx<'_>) -> Result<Summaries, LedgerError> {
+    summaries(
+        tx,
+        "SELECT tenant, hour, budget, activity, invoices, invoiced_cents, paid_cents
+         FROM recon_issued
+         WHERE invoices <> 0 OR invoiced_cents <> 0 OR paid_cents <> 0",
+        "SELECT tenant, hour, budget, activity, channel, payments, cents FROM recon_collected
+         WHERE payments <> 0 OR cents <> 0",
+    )
+}
+
+/// What the rows give, by the summaries' definitions.
 fn from_rows(tx: &mut Tx<'_>) -> Result<Summaries, LedgerError> {
-    let issued = tx
-        .query_all(
-            "SELECT i.tenant, substr(i.published_at, 1, 13), i.budget, coalesce(i.activity, ''),
-                    count(*), CAST(sum(i.total_cents) AS BIGINT),
-                    CAST(coalesce(sum((SELECT sum(p.amount_cents) FROM polyfac_payment p
-                         WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
-                           AND p.confirms IS NULL AND p.reversed_at IS NULL)), 0) AS BIGINT)
-             FROM polyfac_issued i GROUP BY 1, 2, 3, 4",
-            &[],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                    (r.get(4)?, r.get(5)?, r.get(6)?),
-                ))
-            },
-        )?
-        .into_iter()
-        .collect();
-    let collected = tx
-        .query_all(
-            "SELECT p.tenant, substr(p.seen_at, 1, 13), coalesce(i.budget, ''),
-                    coalesce(i.activity, ''), p.channel, count(*), CAST(sum(p.amount_cents) AS BIGINT)
-             FROM polyfac_payment p
-             LEFT JOIN polyfac_issued i ON i.tenant = p.tenant AND i.invoice_key = p.invoice_key
-             WHERE p.confirms IS NULL GROUP BY 1, 2, 3, 4, 5",
-            &[],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    (r.get(5)?, r.get(6)?),
-                ))
-            },
-        )?
-        .into_iter()
-        .collect();
-    Ok((issued, collected))
+    summaries(
+        tx,
+        "SELECT i.tenant, substr(i.published_at, 1, 13), i.budget, coalesce(i.activity, ''),
+                count(*), CAST(sum(i.total_cents) AS BIGINT),
+                CAST(coalesce(sum((SELECT sum(p.amount_cents) FROM polyfac_payment p
+                     WHERE p.tenant = i.tenant AND p.invoice_key = i.invoice_key
+                       AND p.confirms IS NULL AND p.reversed_at IS NULL)), 0) AS BIGINT)
+         FROM polyfac_issued i GROUP BY 1, 2, 3, 4",
+        "SELECT p.tenant, substr(p.seen_at, 1, 13), coalesce(i.budget, ''),
+                coalesce(i.activity, ''), p.channel, count(*), CAST(sum(p.amount_cents) AS BIGINT)
+         FROM polyfac_payment p
+         LEFT JOIN polyfac_issued i ON i.tenant = p.tenant AND i.invoice_key = p.invoice_key
+         WHERE p.confirms IS NULL GROUP BY 1, 2, 3, 4, 5",
+    )
 }
 
 /// The summaries the triggers keep equal the rows' sums after each kind of write: a payment
