@@ -248,6 +248,7 @@ pub fn preview_file(
     let mut warnings = BTreeSet::new();
     let mut titres = setup.helios.map(|h| DryRun::new(ledger, h, setup.today));
     let mut groups: BTreeMap<(String, &'static str), (u64, Money)> = BTreeMap::new();
+    let mut tx = Tx::sqlite(ledger);
     for item in ExportReader::new(open()?, &tenant.mapping, tenant.catalogue.clone(), options) {
         match item.map_err(|e| match e {
             FileError::Io { source, .. } => PreviewError::Io {
@@ -259,57 +260,53 @@ pub fn preview_file(
                 source: std::io::Error::other(other.to_string()),
             },
         })? {
-            ExportItem::Valid(invoice) => {
-                match decide(&mut Tx::sqlite(ledger), tenant, &run, &invoice)? {
-                    Decision::Publish(issued) => match *issued {
-                        Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
-                            number: note.note.invoice.number.clone(),
-                            lines: note.note.source.lines.unwrap_or((0, 0)),
-                            origin: note.origin.number.clone(),
-                            origin_exercice: note.origin.exercice,
-                            credited: note.credited(),
-                        }),
-                        Issued::Invoice(event) => {
-                            match downstream(setup, ledger, titres.as_mut(), &event, &mut warnings)?
-                            {
-                                Some(reject) => preview.rejects.push(reject),
-                                None => {
-                                    let collection = collection_text(event.collection);
-                                    let group = groups
-                                        .entry((event.budget.clone(), collection))
-                                        .or_insert((0, Money::ZERO));
-                                    group.0 += 1;
-                                    group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
-                                    preview.invoices.push(listed(&event));
-                                }
+            ExportItem::Valid(invoice) => match decide(&mut tx, tenant, &run, &invoice)? {
+                Decision::Publish(issued) => match *issued {
+                    Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
+                        number: note.note.invoice.number.clone(),
+                        lines: note.note.source.lines.unwrap_or((0, 0)),
+                        origin: note.origin.number.clone(),
+                        origin_exercice: note.origin.exercice,
+                        credited: note.credited(),
+                    }),
+                    Issued::Invoice(event) => {
+                        match downstream(setup, ledger, titres.as_mut(), &event, &mut warnings)? {
+                            Some(reject) => preview.rejects.push(reject),
+                            None => {
+                                let collection = collection_text(event.collection);
+                                let group = groups
+                                    .entry((event.budget.clone(), collection))
+                                    .or_insert((0, Money::ZERO));
+                                group.0 += 1;
+                                group.1 = group.1.checked_add(event.total).unwrap_or(group.1);
+                                preview.invoices.push(listed(&event));
                             }
                         }
-                    },
-                    Decision::Skip => preview.duplicates.push(PreviewDuplicate {
-                        number: invoice.number.clone(),
-                        lines: invoice.file_lines,
-                        message: "already published by this same file (it was ingested before)"
-                            .into(),
-                    }),
-                    Decision::Refuse(refusal) => {
-                        if is_duplicate(&refusal.rejected) {
-                            preview.duplicates.push(PreviewDuplicate {
-                                number: refusal.rejected.number.clone(),
-                                lines: refusal.rejected.file_lines,
-                                message: refusal
-                                    .rejected
-                                    .errors
-                                    .first()
-                                    .map(|e| e.message.clone())
-                                    .unwrap_or_default(),
-                            });
-                        } else {
-                            push_rejects(&mut preview.rejects, &refusal.rejected, "ingest");
-                        }
-                        refused.push((refusal.rejected, refusal.activity, refusal.total));
                     }
+                },
+                Decision::Skip => preview.duplicates.push(PreviewDuplicate {
+                    number: invoice.number.clone(),
+                    lines: invoice.file_lines,
+                    message: "already published by this same file (it was ingested before)".into(),
+                }),
+                Decision::Refuse(refusal) => {
+                    if is_duplicate(&refusal.rejected) {
+                        preview.duplicates.push(PreviewDuplicate {
+                            number: refusal.rejected.number.clone(),
+                            lines: refusal.rejected.file_lines,
+                            message: refusal
+                                .rejected
+                                .errors
+                                .first()
+                                .map(|e| e.message.clone())
+                                .unwrap_or_default(),
+                        });
+                    } else {
+                        push_rejects(&mut preview.rejects, &refusal.rejected, "ingest");
+                    }
+                    refused.push((refusal.rejected, refusal.activity, refusal.total));
                 }
-            }
+            },
             ExportItem::Invalid(rejected) => {
                 push_rejects(&mut preview.rejects, &rejected, "validation");
             }
