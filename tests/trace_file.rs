@@ -18,13 +18,13 @@ fn rejects_without_number_are_found_by_file_and_line() {
     runtime.block_on(async {
         let ledger = encaisse_ledger::Ledger::open(&ledger_path).unwrap();
         ledger
-            .write(|c| {
+            .transact(|tx| {
                 for (first, last, number, rule, column) in [
                     (2, 2, "", "missing_field", "NumFacture"),
                     (3, 5, "F2026-000101", "line_amount_mismatch", "MontantLigne"),
                 ] {
                     encaisse_pipelines::stages::polyfac::ingest_store::record_reject(
-                        c,
+                        tx,
                         &encaisse_pipelines::stages::polyfac::ingest_store::FileReject {
                             tenant: "vitry".into(),
                             run_id: "run-1".into(),
@@ -41,7 +41,7 @@ fn rejects_without_number_are_found_by_file_and_line() {
                         },
                     )?;
                 }
-                Ok(())
+                Ok::<_, encaisse_ledger::LedgerError>(())
             })
             .await
             .unwrap();

@@ -184,6 +184,32 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/postgres/sepa_0002.sql"),
     },
+    Migration {
+        area: "polyfac",
+        version: 1,
+        sql: include_str!("../migrations/postgres/polyfac_0001.sql"),
+    },
+    Migration {
+        area: "polyfac",
+        version: 2,
+        sql: include_str!("../migrations/postgres/polyfac_0002.sql"),
+    },
+    Migration {
+        area: "polyfac",
+        version: 3,
+        sql: include_str!("../migrations/postgres/polyfac_0003.sql"),
+    },
+    Migration {
+        area: "polyfac",
+        version: 4,
+        sql: include_str!("../migrations/postgres/polyfac_0004.sql"),
+    },
+    // After the polyfac tables, whose triggers and indexes it creates.
+    Migration {
+        area: "ops",
+        version: 3,
+        sql: include_str!("../migrations/postgres/ops_0003.sql"),
+    },
 ];
 
 #[cfg(test)]

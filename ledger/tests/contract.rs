@@ -255,6 +255,9 @@ async fn applied_migrations_list_the_ported_areas(f: &Fixture) {
         ("core", 1),
         ("ops", 1),
         ("ops", 2),
+        ("ops", 3),
+        ("polyfac", 1),
+        ("polyfac", 4),
         ("sepa", 1),
         ("sepa", 2),
     ] {

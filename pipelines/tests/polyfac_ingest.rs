@@ -560,7 +560,7 @@ async fn an_invoice_without_number_is_recorded_by_file_and_line() {
     assert_eq!(issued.len(), 2, "the numbered invoices are published");
     let rows = h
         .ledger
-        .read(|c| ingest_store::file_rejects(c, "FACT_NONUM.csv", None, None))
+        .inspect(|tx| ingest_store::file_rejects(tx, "FACT_NONUM.csv", None, None))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -577,7 +577,9 @@ async fn an_invoice_without_number_is_recorded_by_file_and_line() {
         let ledger = h.ledger.clone();
         async move {
             ledger
-                .read(move |c| ingest_store::file_rejects(c, "FACT_NONUM.csv", tenant, Some(line)))
+                .inspect(move |tx| {
+                    ingest_store::file_rejects(tx, "FACT_NONUM.csv", tenant, Some(line))
+                })
                 .await
                 .unwrap()
                 .len()

@@ -61,10 +61,7 @@ pub async fn run(config: &Path, args: &ReportArgs, out: &mut dyn Write, err: &mu
     }
     let tenant = args.tenant.clone();
     let result = ledger
-        .inspect(move |tx| {
-            // The reconciliation reader, still on SQLite until it takes a Tx.
-            reconciliation::reconcile(tx.sqlite_connection()?, &tenant, &bounds)
-        })
+        .inspect(move |tx| reconciliation::reconcile(tx, &tenant, &bounds))
         .await;
     match result {
         Ok(r) if args.csv => {

@@ -97,10 +97,7 @@ async fn file_rejects(
 ) -> u8 {
     let (file, tenant, line) = (file.to_string(), args.tenant.clone(), args.line);
     let found = ledger
-        .inspect(move |tx| {
-            // The polyfac area's reader, still on SQLite.
-            ingest_store::file_rejects(tx.sqlite_connection()?, &file, tenant.as_deref(), line)
-        })
+        .inspect(move |tx| ingest_store::file_rejects(tx, &file, tenant.as_deref(), line))
         .await;
     let rows = match found {
         Ok(rows) => rows,

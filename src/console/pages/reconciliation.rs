@@ -63,7 +63,7 @@ async fn load(
     let t = tenant.to_string();
     console
         .ledger
-        .read(move |c| reconciliation::reconcile(c, &t, &bounds))
+        .inspect(move |tx| reconciliation::reconcile(tx, &t, &bounds))
         .await
         .map_err(|e| ctx.ledger_error(&e).into_response())
 }

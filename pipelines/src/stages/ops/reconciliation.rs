@@ -21,14 +21,16 @@
 //! payment in it. Every Paris month and day starts on a whole UTC hour, so hours cut them
 //! exactly. The other figures are few rows a month and are read directly.
 //!
-//! Amounts are integer cents throughout; totals are sums of the rows.
+//! Amounts are integer cents throughout (sums cast back to `BIGINT`, which PostgreSQL's
+//! `sum` of integers is not); totals are sums of the rows. The queries run on either ledger
+//! backend, inside [`encaisse_ledger::Ledger::inspect`].
 
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{self, Connection};
+use encaisse_ledger::sql::Row;
+use encaisse_ledger::{LedgerError, Tx};
 use serde::Serialize;
 
 /// How the family paid, as finance reads it.
@@ -282,8 +284,8 @@ pub fn month_bounds(month: &str) -> Result<Month, BadMonth> {
 
 /// Invoiced in the month per budget and activity, and what of those invoices is still owed
 /// (the summary of their publication hours).
-const INVOICED_SQL: &str =
-    "SELECT budget, activity, sum(invoices), sum(invoiced_cents), sum(invoiced_cents - paid_cents)
+const INVOICED_SQL: &str = "SELECT budget, activity, CAST(sum(invoices) AS BIGINT),
+             CAST(sum(invoiced_cents) AS BIGINT), CAST(sum(invoiced_cents - paid_cents) AS BIGINT)
          FROM recon_issued
          WHERE tenant = ?1 AND hour >= ?2 AND hour < ?3
          GROUP BY budget, activity HAVING sum(invoices) <> 0";
@@ -298,7 +300,7 @@ const COLLECTED_SQL: &str = "SELECT budget, activity, channel, hour, cents
 // look-up per row).
 
 /// Reversed in the month per budget and activity.
-const REVERSED_SQL: &str = "SELECT i.budget, i.activity, sum(p.amount_cents)
+const REVERSED_SQL: &str = "SELECT i.budget, i.activity, CAST(sum(p.amount_cents) AS BIGINT)
          FROM polyfac_payment p
          LEFT JOIN polyfac_issued i ON i.tenant = p.tenant AND i.invoice_key = p.invoice_key
          WHERE p.tenant = ?1 AND p.reversed_at >= ?2 AND p.reversed_at < ?3
@@ -306,7 +308,7 @@ const REVERSED_SQL: &str = "SELECT i.budget, i.activity, sum(p.amount_cents)
          GROUP BY 1, 2";
 
 /// PayFiP commissions of the payments resolved as paid in the month, per budget and activity.
-const COMMISSIONS_SQL: &str = "SELECT i.budget, i.activity, sum(o.commission_cents)
+const COMMISSIONS_SQL: &str = "SELECT i.budget, i.activity, CAST(sum(o.commission_cents) AS BIGINT)
          FROM payfip_operation o
          LEFT JOIN polyfac_issued i ON i.tenant = o.tenant
              AND i.invoice_key = o.tenant || '/' || o.exercice || '/' || o.number
@@ -316,76 +318,76 @@ const COMMISSIONS_SQL: &str = "SELECT i.budget, i.activity, sum(o.commission_cen
 
 /// Direct debits rejected or returned by the bank in the month (a Paris day), per budget and
 /// activity.
-const REJECTS_SQL: &str = "SELECT i.budget, i.activity, count(*), coalesce(sum(s.amount_cents), 0)
+const REJECTS_SQL: &str = "SELECT i.budget, i.activity, count(*),
+             CAST(coalesce(sum(s.amount_cents), 0) AS BIGINT)
          FROM sepa_collection s
          LEFT JOIN polyfac_issued i ON i.tenant = s.tenant AND i.invoice_key = s.invoice_key
-         WHERE s.tenant = ?1 AND s.outcome_on >= ?4 AND s.outcome_on < ?5
+         WHERE s.tenant = ?1 AND s.outcome_on >= ?2 AND s.outcome_on < ?3
            AND s.status IN ('rejected', 'returned')
          GROUP BY 1, 2";
 
-/// Every query of [`reconcile`] (`?1` tenant, `?2` and `?3` the month's UTC hours, `?4` and
-/// `?5` its Paris days), for the test that checks each one is answered from indexes.
-pub const QUERIES: [&str; 5] = [
-    INVOICED_SQL,
-    COLLECTED_SQL,
-    REVERSED_SQL,
-    COMMISSIONS_SQL,
-    REJECTS_SQL,
-];
-
-/// The parameters of [`QUERIES`], in order.
-fn month_params<'a>(tenant: &'a str, month: &'a Month) -> [&'a str; 5] {
-    [
-        tenant,
-        &month.start_hour,
-        &month.end_hour,
-        &month.first_day,
-        &month.next_first_day,
-    ]
+/// Which bounds of the month a query takes as `?2` and `?3` (`?1` is the tenant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounds {
+    /// Its UTC hours (`YYYY-MM-DDTHH`), for the columns that hold times.
+    Hours,
+    /// Its Paris days (`YYYY-MM-DD`), for the columns that hold days.
+    Days,
 }
 
-/// Runs one of [`QUERIES`] and hands each row to `each`.
+/// Every query of [`reconcile`] with the bounds it takes, for the test that checks each one
+/// is answered from indexes. Each uses all three parameters (PostgreSQL types a parameter
+/// from its use: it refuses one a statement never uses).
+pub const QUERIES: [(&str, Bounds); 5] = [
+    (INVOICED_SQL, Bounds::Hours),
+    (COLLECTED_SQL, Bounds::Hours),
+    (REVERSED_SQL, Bounds::Hours),
+    (COMMISSIONS_SQL, Bounds::Hours),
+    (REJECTS_SQL, Bounds::Days),
+];
+
+/// The parameters of a query of [`QUERIES`].
+pub fn month_params<'a>(tenant: &'a str, month: &'a Month, bounds: Bounds) -> [&'a str; 3] {
+    match bounds {
+        Bounds::Hours => [tenant, &month.start_hour, &month.end_hour],
+        Bounds::Days => [tenant, &month.first_day, &month.next_first_day],
+    }
+}
+
+/// Runs a query and hands each row to `each`.
 fn each_row(
-    c: &Connection,
-    sql: &str,
+    tx: &mut Tx<'_>,
+    (sql, bounds): (&str, Bounds),
     tenant: &str,
     month: &Month,
-    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), LedgerError>,
+    each: impl FnMut(&Row<'_>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
-    let mut stmt = c.prepare_cached(sql)?;
-    // Each query names only the parameters it uses (its count is its highest number).
-    let count = stmt.parameter_count();
-    for (i, value) in month_params(tenant, month).iter().take(count).enumerate() {
-        stmt.raw_bind_parameter(i + 1, value)?;
-    }
-    let mut rows = stmt.raw_query();
-    while let Some(r) = rows.next()? {
-        each(r)?;
-    }
-    Ok(())
+    let [a, b, c] = month_params(tenant, month, bounds);
+    tx.query_each(sql, &[&a, &b, &c], each)
 }
 
 /// The reconciliation of `tenant` for `month`.
 pub fn reconcile(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     month: &Month,
 ) -> Result<Reconciliation, LedgerError> {
     let mut groups: BTreeMap<Group, Figures> = BTreeMap::new();
+    let [invoiced, collected, reversed, commissions, rejects] = QUERIES;
 
-    each_row(c, INVOICED_SQL, tenant, month, |r| {
+    each_row(tx, invoiced, tenant, month, |r| {
         let f = groups
             .entry(Group::from_columns(r.get(0)?, r.get(1)?))
             .or_default();
-        f.invoices += r.get::<_, i64>(2)?;
-        f.invoiced_cents += r.get::<_, i64>(3)?;
-        f.outstanding_cents += r.get::<_, i64>(4)?;
+        f.invoices += r.get::<i64>(2)?;
+        f.invoiced_cents += r.get::<i64>(3)?;
+        f.outstanding_cents += r.get::<i64>(4)?;
         Ok(())
     })?;
 
     let mut daily: BTreeMap<(String, Channel), i64> = BTreeMap::new();
-    each_row(c, COLLECTED_SQL, tenant, month, |r| {
-        let channel = Channel::from_canal(&r.get::<_, String>(2)?);
+    each_row(tx, collected, tenant, month, |r| {
+        let channel = Channel::from_canal(&r.get::<String>(2)?);
         let cents: i64 = r.get(4)?;
         *groups
             .entry(Group::from_columns(r.get(0)?, r.get(1)?))
@@ -394,33 +396,33 @@ pub fn reconcile(
             .entry(channel)
             .or_default() += cents;
         *daily
-            .entry((paris_day(&r.get::<_, String>(3)?), channel))
+            .entry((paris_day(&r.get::<String>(3)?), channel))
             .or_default() += cents;
         Ok(())
     })?;
 
-    each_row(c, REVERSED_SQL, tenant, month, |r| {
+    each_row(tx, reversed, tenant, month, |r| {
         groups
             .entry(Group::from_join(r.get(0)?, r.get(1)?))
             .or_default()
-            .reversed_cents += r.get::<_, i64>(2)?;
+            .reversed_cents += r.get::<i64>(2)?;
         Ok(())
     })?;
 
-    each_row(c, COMMISSIONS_SQL, tenant, month, |r| {
+    each_row(tx, commissions, tenant, month, |r| {
         groups
             .entry(Group::from_join(r.get(0)?, r.get(1)?))
             .or_default()
-            .commission_cents += r.get::<_, i64>(2)?;
+            .commission_cents += r.get::<i64>(2)?;
         Ok(())
     })?;
 
-    each_row(c, REJECTS_SQL, tenant, month, |r| {
+    each_row(tx, rejects, tenant, month, |r| {
         let f = groups
             .entry(Group::from_join(r.get(0)?, r.get(1)?))
             .or_default();
-        f.rejects += r.get::<_, i64>(2)?;
-        f.rejected_cents += r.get::<_, i64>(3)?;
+        f.rejects += r.get::<i64>(2)?;
+        f.rejected_cents += r.get::<i64>(3)?;
         Ok(())
     })?;
 

@@ -27,8 +27,7 @@
 
 use std::sync::Arc;
 
-use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError, Tx};
 use encaisse_polyfac::reglements::{OriginalPayment, RowContext, StatusEvent, reglement_row};
 use encaisse_schemas::{
     CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, PaymentFailed, PaymentReceived,
@@ -192,10 +191,9 @@ impl PolyfacExport {
         }
         self.check_known(&event).await?;
         let tenants = self.tenants.clone();
-        Ok(Handled::none().about(invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            record_event(c, &tenants, &event)
-        }))
+        Ok(Handled::none()
+            .about(invoice)
+            .commit_with(move |tx| record_event(tx, &tenants, &event)))
     }
 
     /// The invoice (and, for a reversal, the payment) must be known: otherwise the event
@@ -210,13 +208,13 @@ impl PolyfacExport {
         let (invoice_known, payment_known) = {
             let (tenant, key, payment) = (tenant.clone(), key.clone(), payment.clone());
             self.ledger
-                .read(move |c| {
-                    let invoice = export_store::invoice(c, &tenant, &key)?.is_some();
+                .inspect(move |tx| {
+                    let invoice = export_store::invoice(tx, &tenant, &key)?.is_some();
                     let payment = match &payment {
-                        Some(id) => export_store::sighting(c, &tenant, id)?.is_some(),
+                        Some(id) => export_store::sighting(tx, &tenant, id)?.is_some(),
                         None => true,
                     };
-                    Ok((invoice, payment))
+                    Ok::<_, LedgerError>((invoice, payment))
                 })
                 .await?
         };
@@ -260,8 +258,7 @@ fn learn(invoice: InvoiceIssued, origin_number: Option<String>) -> Handled {
     Handled::none()
         .about(invoice.invoice)
         .commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            if let Some(before) = export_store::learn_invoice(c, &seen, &ledger_now())? {
+            if let Some(before) = export_store::learn_invoice(tx, &seen, &ledger_now())? {
                 tracing::warn!(stage = NAME, invoice = %seen.invoice_key, recorded = %before, received = %seen.content_hash, "Invoice issued again with other content; the first one is kept.");
             }
             Ok(())
@@ -278,14 +275,16 @@ fn not_seen(what: &str, key: &str) -> LedgerError {
 /// Records the event's line (or its confirmation) inside the dedupe transaction, rendered
 /// in the return dialect of the source that issued the invoice, for that source's outbox.
 fn record_event(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenants: &PolyfacTenants,
     event: &LineEvent,
 ) -> Result<(), LedgerError> {
     let invoice = event.invoice();
     let tenant = invoice.tenant.as_str();
     let invoice_key = invoice.key();
-    let known = export_store::invoice(c, tenant, &invoice_key)?
+    // Locked on PostgreSQL: the invoice's events are decided one transaction at a time (a
+    // payment is matched against the sightings committed before it).
+    let known = export_store::lock_invoice(tx, tenant, &invoice_key)?
         .ok_or_else(|| not_seen("invoice", &invoice_key))?;
     let outbox = tenants
         .outbox_for(tenant, &known.application)
@@ -300,7 +299,7 @@ fn record_event(
     let now = ledger_now();
     let event_key = match event {
         LineEvent::Received(p) => {
-            if export_store::sighting(c, tenant, &p.payment_id)?.is_some() {
+            if export_store::sighting(tx, tenant, &p.payment_id)?.is_some() {
                 return Ok(()); // this very sighting was recorded (a replay after pruning)
             }
             let mut new = Sighting {
@@ -314,12 +313,12 @@ fn record_event(
                 confirmed_by: None,
                 reversed: false,
             };
-            let candidates = export_store::open_primaries(c, tenant, &invoice_key)?;
+            let candidates = export_store::open_primaries(tx, tenant, &invoice_key)?;
             if let Some(primary) = reconcile::confirmed_by(&new, &candidates) {
                 new.confirms = Some(primary.payment_id.clone());
-                export_store::record_sighting(c, tenant, &new, &now)?;
+                export_store::record_sighting(tx, tenant, &new, &now)?;
                 fact(
-                    c,
+                    tx,
                     invoice,
                     "payment_confirmed",
                     serde_json::json!({
@@ -333,21 +332,23 @@ fn record_event(
                 )?;
                 return Ok(());
             }
-            export_store::record_sighting(c, tenant, &new, &now)?;
+            if !export_store::record_sighting(tx, tenant, &new, &now)? {
+                return Ok(()); // recorded meanwhile by another transaction of this payment
+            }
             format!("{}#{}", PaymentReceived::TYPE, p.payment_id)
         }
         LineEvent::Reversed(r) => {
-            let sighting = export_store::sighting(c, tenant, &r.payment_id)?
+            let sighting = export_store::sighting(tx, tenant, &r.payment_id)?
                 .ok_or_else(|| not_seen("payment", &r.payment_id))?;
             let primary_id = sighting
                 .confirms
                 .clone()
                 .unwrap_or_else(|| sighting.payment_id.clone());
-            let primary = export_store::sighting(c, tenant, &primary_id)?
+            let primary = export_store::sighting(tx, tenant, &primary_id)?
                 .ok_or_else(|| not_seen("payment", &primary_id))?;
             if primary.reversed {
                 fact(
-                    c,
+                    tx,
                     invoice,
                     "payment_reversal_confirmed",
                     serde_json::json!({"stage": NAME, "payment_id": r.payment_id, "primary": primary_id}),
@@ -355,7 +356,7 @@ fn record_event(
                 )?;
                 return Ok(());
             }
-            export_store::mark_reversed(c, tenant, &primary_id, &now)?;
+            export_store::mark_reversed(tx, tenant, &primary_id, &now)?;
             ctx.reversed_payment = Some(OriginalPayment {
                 channel: primary.channel,
                 reference: primary.reference.clone(),
@@ -374,7 +375,7 @@ fn record_event(
     let day = paris_today().to_string();
     let statut = row.statut.as_str();
     let inserted = export_store::record_line(
-        c,
+        tx,
         &NewLine {
             tenant,
             source: &outbox.source,
@@ -389,7 +390,7 @@ fn record_event(
     if inserted {
         metrics::counter!("encaisse_polyfac_reglements_lines_total", "tenant" => tenant.to_string(), "statut" => statut).increment(1);
         fact(
-            c,
+            tx,
             invoice,
             "reglement_recorded",
             serde_json::json!({"stage": NAME, "statut": statut, "event": event_key}),
@@ -397,7 +398,7 @@ fn record_event(
         )?;
     } else {
         fact(
-            c,
+            tx,
             invoice,
             "reglement_confirmed",
             serde_json::json!({"stage": NAME, "statut": statut, "event": event.message_id()}),
@@ -408,21 +409,18 @@ fn record_event(
 }
 
 fn fact(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     invoice: &InvoiceRef,
     kind: &str,
     detail: serde_json::Value,
     dedupe_key: &str,
 ) -> Result<(), LedgerError> {
-    Ledger::record_invoice_fact_in(
-        c,
-        &InvoiceFact {
-            invoice_key: invoice.key(),
-            tenant: invoice.tenant.as_str().to_string(),
-            at: ledger_now(),
-            kind: kind.to_string(),
-            detail: detail.to_string(),
-            dedupe_key: Some(dedupe_key.to_string()),
-        },
-    )
+    tx.record_fact(&InvoiceFact {
+        invoice_key: invoice.key(),
+        tenant: invoice.tenant.as_str().to_string(),
+        at: ledger_now(),
+        kind: kind.to_string(),
+        detail: detail.to_string(),
+        dedupe_key: Some(dedupe_key.to_string()),
+    })
 }

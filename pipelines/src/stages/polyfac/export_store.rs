@@ -1,9 +1,15 @@
 //! Ledger tables of `polyfac.export` (`ledger/migrations/polyfac_0001.sql`, `_0003`): invoices learnt
 //! from `invoice.issued`, payment sightings, REGLEMENTS lines and files. Every function takes
-//! a connection of `Ledger::write` / `Ledger::read`.
+//! the [`Tx`] of `Ledger::transact` / `Ledger::inspect` and runs on SQLite and PostgreSQL.
+//!
+//! Where SQLite's single writer made a read-then-write safe, PostgreSQL (several daemons, READ
+//! COMMITTED) needs the database to decide: inserts are `ON CONFLICT DO NOTHING` and say
+//! whether they recorded, a payment's matching locks its invoice's row
+//! ([`lock_invoice`]), and a REGLEMENTS file is planned under a lock of its outbox
+//! ([`plan_next_file`]).
 
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::sql::Row;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_polyfac::reglements::canal;
 use encaisse_schemas::{Channel, Money, PaymentSource};
 
@@ -40,69 +46,83 @@ pub struct InvoiceSeen {
 }
 
 /// Records an invoice; the first `invoice.issued` of an invoice key wins (the ingest never
-/// issues a number twice). Returns the content hash recorded before, when it differs.
+/// issues a number twice), also when two transactions learn it at once: the insert decides,
+/// and the loser reads the winner's row once it is committed. Returns the content hash
+/// recorded before, when it differs.
 pub fn learn_invoice(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     seen: &InvoiceSeen,
     at: &str,
 ) -> Result<Option<String>, LedgerError> {
-    if let Some(known) = invoice(c, &seen.tenant, &seen.invoice_key)? {
-        return Ok((known.content_hash != seen.content_hash).then_some(known.content_hash));
-    }
-    c.prepare_cached(
+    let inserted = tx.execute(
         "INSERT INTO polyfac_export_invoice (tenant, invoice_key, family_code, total_cents,
              payment_mode, application, content_hash, seen_at, origin_number)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute((
-        &seen.tenant,
-        &seen.invoice_key,
-        &seen.family_code,
-        seen.total.cents(),
-        &seen.payment_mode,
-        &seen.application,
-        &seen.content_hash,
-        at,
-        &seen.origin_number,
-    ))?;
-    Ok(None)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (tenant, invoice_key) DO NOTHING",
+        &[
+            &seen.tenant,
+            &seen.invoice_key,
+            &seen.family_code,
+            &seen.total.cents(),
+            &seen.payment_mode,
+            &seen.application,
+            &seen.content_hash,
+            &at,
+            &seen.origin_number,
+        ],
+    )?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let known = invoice(tx, &seen.tenant, &seen.invoice_key)?.ok_or_else(|| {
+        LedgerError::Corrupt(format!(
+            "polyfac_export_invoice {}: neither inserted nor found",
+            seen.invoice_key
+        ))
+    })?;
+    Ok((known.content_hash != seen.content_hash).then_some(known.content_hash))
+}
+
+const INVOICE_SELECT: &str = "SELECT family_code, total_cents, content_hash, origin_number, \
+     application FROM polyfac_export_invoice WHERE tenant = ?1 AND invoice_key = ?2";
+
+fn known_invoice(r: &Row<'_>) -> Result<KnownInvoice, LedgerError> {
+    let cents: i64 = r.get(1)?;
+    Ok(KnownInvoice {
+        family_code: r.get(0)?,
+        total: Money::from_cents(cents)
+            .map_err(|_| corrupt("polyfac_export_invoice.total_cents", &cents.to_string()))?,
+        content_hash: r.get(2)?,
+        origin_number: r.get(3)?,
+        application: r.get(4)?,
+    })
 }
 
 pub fn invoice(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<KnownInvoice>, LedgerError> {
-    let row = c
-        .query_row(
-            "SELECT family_code, total_cents, content_hash, origin_number, application
-             FROM polyfac_export_invoice WHERE tenant = ?1 AND invoice_key = ?2",
-            (tenant, invoice_key),
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            },
-        )
-        .optional()?;
-    row.map(
-        |(family_code, cents, content_hash, origin_number, application)| {
-            Ok(KnownInvoice {
-                family_code,
-                total: Money::from_cents(cents).map_err(|_| {
-                    corrupt("polyfac_export_invoice.total_cents", &cents.to_string())
-                })?,
-                content_hash,
-                origin_number,
-                application,
-            })
-        },
+    tx.query_opt(INVOICE_SELECT, &[&tenant, &invoice_key], known_invoice)
+}
+
+/// [`invoice`], its row locked until the transaction ends on PostgreSQL (`FOR UPDATE`): the
+/// payments of one invoice are matched one transaction after the other, so two sightings
+/// handled at once by two daemons cannot both become primaries, nor both confirm one
+/// primary. SQLite's one writer already orders them.
+pub fn lock_invoice(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    invoice_key: &str,
+) -> Result<Option<KnownInvoice>, LedgerError> {
+    if !tx.is_postgres() {
+        return invoice(tx, tenant, invoice_key);
+    }
+    tx.query_opt(
+        &format!("{INVOICE_SELECT} FOR UPDATE"),
+        &[&tenant, &invoice_key],
+        known_invoice,
     )
-    .transpose()
 }
 
 /// One sighting of a payment.
@@ -155,138 +175,104 @@ fn channel_from_canal(text: &str) -> Result<Channel, LedgerError> {
 const SIGHTING_COLUMNS: &str = "payment_id, invoice_key, amount_cents, channel, source, reference, \
      confirms, confirmed_by, reversed_at IS NOT NULL";
 
-type RawSighting = (
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-);
-
-fn raw_sighting(
-    r: &encaisse_ledger::rusqlite::Row<'_>,
-) -> encaisse_ledger::rusqlite::Result<RawSighting> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
-}
-
-fn sighting_from(raw: RawSighting) -> Result<Sighting, LedgerError> {
-    let (
-        payment_id,
-        invoice_key,
-        amount_cents,
-        channel,
-        source,
-        reference,
-        confirms,
-        confirmed_by,
-        reversed,
-    ) = raw;
+fn sighting_row(r: &Row<'_>) -> Result<Sighting, LedgerError> {
+    let channel: String = r.get(3)?;
+    let source: String = r.get(4)?;
     Ok(Sighting {
-        payment_id,
-        invoice_key,
-        amount_cents,
+        payment_id: r.get(0)?,
+        invoice_key: r.get(1)?,
+        amount_cents: r.get(2)?,
         channel: channel_from_canal(&channel)?,
         source: source_from_text(&source)?,
-        reference,
-        confirms,
-        confirmed_by,
-        reversed,
+        reference: r.get(5)?,
+        confirms: r.get(6)?,
+        confirmed_by: r.get(7)?,
+        reversed: r.get(8)?,
     })
 }
 
 /// The sighting `payment_id`, if seen.
 pub fn sighting(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     payment_id: &str,
 ) -> Result<Option<Sighting>, LedgerError> {
-    c.query_row(
+    tx.query_opt(
         &format!(
             "SELECT {SIGHTING_COLUMNS} FROM polyfac_payment WHERE tenant = ?1 AND payment_id = ?2"
         ),
-        (tenant, payment_id),
-        raw_sighting,
+        &[&tenant, &payment_id],
+        sighting_row,
     )
-    .optional()?
-    .map(sighting_from)
-    .transpose()
 }
 
 /// Primary sightings of an invoice not yet confirmed nor reversed, first seen first.
 pub fn open_primaries(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Vec<Sighting>, LedgerError> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {SIGHTING_COLUMNS} FROM polyfac_payment
-         WHERE tenant = ?1 AND invoice_key = ?2 AND confirms IS NULL AND confirmed_by IS NULL
-           AND reversed_at IS NULL
-         ORDER BY seen_at, payment_id"
-    ))?;
-    let rows = stmt
-        .query_map((tenant, invoice_key), raw_sighting)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(sighting_from).collect()
+    tx.query_all(
+        &format!(
+            "SELECT {SIGHTING_COLUMNS} FROM polyfac_payment
+             WHERE tenant = ?1 AND invoice_key = ?2 AND confirms IS NULL AND confirmed_by IS NULL
+               AND reversed_at IS NULL
+             ORDER BY seen_at, payment_id"
+        ),
+        &[&tenant, &invoice_key],
+        sighting_row,
+    )
 }
 
 /// Records a sighting; `confirms` = the primary it confirms (which is marked confirmed).
+/// `false`, and nothing changed, when this payment was already recorded (by a transaction
+/// that committed first, on PostgreSQL).
 pub fn record_sighting(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     s: &Sighting,
     at: &str,
-) -> Result<(), LedgerError> {
-    c.prepare_cached(
+) -> Result<bool, LedgerError> {
+    let inserted = tx.execute(
         "INSERT INTO polyfac_payment (tenant, payment_id, invoice_key, amount_cents, channel,
              source, reference, seen_at, confirms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute((
-        tenant,
-        &s.payment_id,
-        &s.invoice_key,
-        s.amount_cents,
-        canal(s.channel),
-        source_text(s.source),
-        &s.reference,
-        at,
-        &s.confirms,
-    ))?;
-    if let Some(primary) = &s.confirms {
-        c.prepare_cached(
-            "UPDATE polyfac_payment SET confirmed_by = ?3 WHERE tenant = ?1 AND payment_id = ?2",
-        )?
-        .execute((tenant, primary, &s.payment_id))?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (tenant, payment_id) DO NOTHING",
+        &[
+            &tenant,
+            &s.payment_id,
+            &s.invoice_key,
+            &s.amount_cents,
+            &canal(s.channel),
+            &source_text(s.source),
+            &s.reference,
+            &at,
+            &s.confirms,
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
     }
-    Ok(())
+    if let Some(primary) = &s.confirms {
+        tx.execute(
+            "UPDATE polyfac_payment SET confirmed_by = ?3 WHERE tenant = ?1 AND payment_id = ?2",
+            &[&tenant, primary, &s.payment_id],
+        )?;
+    }
+    Ok(true)
 }
 
 /// Marks a primary sighting reversed.
 pub fn mark_reversed(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     primary: &str,
     at: &str,
 ) -> Result<(), LedgerError> {
-    c.prepare_cached(
+    tx.execute(
         "UPDATE polyfac_payment SET reversed_at = ?3 WHERE tenant = ?1 AND payment_id = ?2",
-    )?
-    .execute((tenant, primary, at))?;
+        &[&tenant, &primary, &at],
+    )?;
     Ok(())
 }
 
@@ -307,20 +293,22 @@ pub struct NewLine<'a> {
 }
 
 /// Records a line once; `false` when a line with the same key was already recorded.
-pub fn record_line(c: &Connection, line: &NewLine<'_>, at: &str) -> Result<bool, LedgerError> {
-    let inserted = c.prepare_cached("INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes, recorded_at, source)
+pub fn record_line(tx: &mut Tx<'_>, line: &NewLine<'_>, at: &str) -> Result<bool, LedgerError> {
+    let inserted = tx.execute(
+        "INSERT INTO polyfac_reglement_line (tenant, event_key, invoice_key, statut, day, bytes,
+             recorded_at, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (tenant, event_key) DO NOTHING")?.execute(
-        (
-            line.tenant,
-            line.event_key,
-            line.invoice_key,
-            line.statut,
-            line.day,
-            line.bytes,
-            at,
-            line.source,
-        ),
+         ON CONFLICT (tenant, event_key) DO NOTHING",
+        &[
+            &line.tenant,
+            &line.event_key,
+            &line.invoice_key,
+            &line.statut,
+            &line.day,
+            &line.bytes,
+            &at,
+            &line.source,
+        ],
     )?;
     Ok(inserted == 1)
 }
@@ -342,68 +330,80 @@ pub struct PlannedFile {
 /// yet (a crash between planning and writing), else a new file for the earliest day with
 /// unassigned lines — its `seq` is the outbox's next that day, and the lines are assigned to
 /// it. `None`: nothing to write.
+///
+/// `seq` is `MAX + 1` of the outbox's day, which SQLite's one writer serialises. On
+/// PostgreSQL the whole plan first takes a transaction lock of the outbox
+/// (`pg_advisory_xact_lock`, held to commit or rollback): two daemons planning at once
+/// follow one another, the second sees the first's file (and its lines assigned), so a day's
+/// numbers are gapless (a rolled-back plan gives its number back) and every line is in
+/// exactly one file; the unique `(tenant, source, day, seq)` stays as the backstop.
 pub fn plan_next_file(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     source: &str,
     name_of: impl Fn(&str, u32) -> Result<String, LedgerError>,
     at: &str,
 ) -> Result<Option<PlannedFile>, LedgerError> {
-    let unwritten = c
-        .query_row(
-            "SELECT id, tenant, source, day, seq, name, lines FROM polyfac_reglements_file
-             WHERE tenant = ?1 AND source = ?2 AND written_at IS NULL ORDER BY id LIMIT 1",
-            [tenant, source],
-            |r| {
-                Ok(PlannedFile {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    source: r.get(2)?,
-                    day: r.get(3)?,
-                    seq: r.get(4)?,
-                    name: r.get(5)?,
-                    lines: r.get(6)?,
-                })
-            },
-        )
-        .optional()?;
+    if tx.is_postgres() {
+        let outbox = format!("polyfac_reglements_file/{tenant}/{source}");
+        tx.query_one(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS locked",
+            &[&outbox],
+            |_| Ok(()),
+        )?;
+    }
+    let unwritten = tx.query_opt(
+        "SELECT id, tenant, source, day, seq, name, lines FROM polyfac_reglements_file
+         WHERE tenant = ?1 AND source = ?2 AND written_at IS NULL ORDER BY id LIMIT 1",
+        &[&tenant, &source],
+        |r| {
+            Ok(PlannedFile {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                source: r.get(2)?,
+                day: r.get(3)?,
+                seq: r.get(4)?,
+                name: r.get(5)?,
+                lines: r.get(6)?,
+            })
+        },
+    )?;
     if unwritten.is_some() {
         return Ok(unwritten);
     }
-    let day: Option<String> = c
-        .query_row(
-            "SELECT min(day) FROM polyfac_reglement_line
-             WHERE tenant = ?1 AND source = ?2 AND file_id IS NULL",
-            [tenant, source],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let day: Option<String> = tx.query_one(
+        "SELECT min(day) FROM polyfac_reglement_line
+         WHERE tenant = ?1 AND source = ?2 AND file_id IS NULL",
+        &[&tenant, &source],
+        |r| r.get(0),
+    )?;
     let Some(day) = day else {
         return Ok(None);
     };
-    let seq: u32 = c
-        .prepare_cached(
-            "SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file
-             WHERE tenant = ?1 AND source = ?2 AND day = ?3",
-        )?
-        .query_row((tenant, source, &day), |r| r.get(0))?;
+    let seq: u32 = tx.query_one(
+        "SELECT coalesce(max(seq), 0) + 1 FROM polyfac_reglements_file
+         WHERE tenant = ?1 AND source = ?2 AND day = ?3",
+        &[&tenant, &source, &day],
+        |r| r.get(0),
+    )?;
     let name = name_of(&day, seq)?;
-    c.prepare_cached(
+    let id: i64 = tx.query_one(
         "INSERT INTO polyfac_reglements_file (tenant, source, day, seq, name, lines, planned_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-    )?
-    .execute((tenant, source, &day, seq, &name, at))?;
-    let id = c.last_insert_rowid();
-    let lines = c
-        .prepare_cached(
-            "UPDATE polyfac_reglement_line SET file_id = ?4
-             WHERE tenant = ?1 AND source = ?2 AND day = ?3 AND file_id IS NULL",
-        )?
-        .execute((tenant, source, &day, id))?;
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+         RETURNING id",
+        &[&tenant, &source, &day, &seq, &name, &at],
+        |r| r.get(0),
+    )?;
+    let lines = tx.execute(
+        "UPDATE polyfac_reglement_line SET file_id = ?4
+         WHERE tenant = ?1 AND source = ?2 AND day = ?3 AND file_id IS NULL",
+        &[&tenant, &source, &day, &id],
+    )?;
     let lines = u32::try_from(lines).unwrap_or(u32::MAX);
-    c.prepare_cached("UPDATE polyfac_reglements_file SET lines = ?2 WHERE id = ?1")?
-        .execute((id, lines))?;
+    tx.execute(
+        "UPDATE polyfac_reglements_file SET lines = ?2 WHERE id = ?1",
+        &[&id, &lines],
+    )?;
     Ok(Some(PlannedFile {
         id,
         tenant: tenant.to_string(),
@@ -417,21 +417,19 @@ pub fn plan_next_file(
 
 /// The rows of a planned file (bytes of each line, in the order they were recorded), with
 /// the invoice of each line.
-pub fn file_rows(c: &Connection, file_id: i64) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
-    let mut stmt = c.prepare(
+pub fn file_rows(tx: &mut Tx<'_>, file_id: i64) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+    tx.query_all(
         "SELECT invoice_key, bytes FROM polyfac_reglement_line WHERE file_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([file_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        &[&file_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Marks a planned file written.
-pub fn mark_written(c: &Connection, file_id: i64, at: &str) -> Result<(), LedgerError> {
-    c.prepare_cached(
+pub fn mark_written(tx: &mut Tx<'_>, file_id: i64, at: &str) -> Result<(), LedgerError> {
+    tx.execute(
         "UPDATE polyfac_reglements_file SET written_at = ?2 WHERE id = ?1 AND written_at IS NULL",
-    )?
-    .execute((file_id, at))?;
+        &[&file_id, &at],
+    )?;
     Ok(())
 }

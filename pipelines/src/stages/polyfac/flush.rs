@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError};
 use encaisse_polyfac::reglements::{ReglementsFormat, file_name};
 use encaisse_schemas::TenantId;
 use futures::future::BoxFuture;
@@ -100,7 +100,9 @@ pub async fn flush_tenant(
         })?;
         let rows = {
             let id = file.id;
-            ledger.read(move |c| export_store::file_rows(c, id)).await?
+            ledger
+                .inspect(move |tx| export_store::file_rows(tx, id))
+                .await?
         };
         let mut bytes = format.header();
         for (_, row) in &rows {
@@ -132,7 +134,7 @@ pub async fn plan_next(
 ) -> Result<Option<PlannedFile>, LedgerError> {
     let (tenant, source) = (tenant.clone(), source.to_string());
     ledger
-        .write(move |c| {
+        .transact(move |tx| {
             let name_of = |day: &str, seq: u32| {
                 let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
                     LedgerError::Corrupt(format!(
@@ -141,7 +143,7 @@ pub async fn plan_next(
                 })?;
                 Ok(file_name(&tenant, date, seq))
             };
-            export_store::plan_next_file(c, tenant.as_str(), &source, name_of, &ledger_now())
+            export_store::plan_next_file(tx, tenant.as_str(), &source, name_of, &ledger_now())
         })
         .await
 }
@@ -165,22 +167,19 @@ async fn mark_written(
     let mut invoices: Vec<String> = invoices.collect();
     invoices.dedup();
     ledger
-        .write(move |c| {
+        .transact(move |tx| {
             let at = ledger_now();
             for invoice_key in &invoices {
-                Ledger::record_invoice_fact_in(
-                    c,
-                    &InvoiceFact {
-                        invoice_key: invoice_key.clone(),
-                        tenant: tenant.clone(),
-                        at: at.clone(),
-                        kind: "reglements_written".into(),
-                        detail: serde_json::json!({"stage": NAME, "file": shown}).to_string(),
-                        dedupe_key: Some(format!("{NAME}/{dedupe}/{invoice_key}")),
-                    },
-                )?;
+                tx.record_fact(&InvoiceFact {
+                    invoice_key: invoice_key.clone(),
+                    tenant: tenant.clone(),
+                    at: at.clone(),
+                    kind: "reglements_written".into(),
+                    detail: serde_json::json!({"stage": NAME, "file": shown}).to_string(),
+                    dedupe_key: Some(format!("{NAME}/{dedupe}/{invoice_key}")),
+                })?;
             }
-            export_store::mark_written(c, id, &at)
+            export_store::mark_written(tx, id, &at)
         })
         .await
 }

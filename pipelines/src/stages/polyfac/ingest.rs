@@ -26,8 +26,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError, Tx};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError, Tx};
 use encaisse_polyfac::report::{
     RejectionReport, ReportFiles, report_file_names, unreadable_file_report,
 };
@@ -444,10 +443,10 @@ impl PolyfacIngest {
         let decided = {
             let (setup, run) = (setup.clone(), run.clone());
             ctx.ledger
-                .write(move |c| {
+                .transact(move |tx| {
                     batch
                         .into_iter()
-                        .map(|invoice| decide(c, &setup, &run, &invoice))
+                        .map(|invoice| decide(tx, &setup, &run, &invoice))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .await?
@@ -548,14 +547,14 @@ impl PolyfacIngest {
             return Ok(());
         }
         ctx.ledger
-            .write(move |c| {
+            .transact(move |tx| {
                 for fact in &facts {
-                    Ledger::record_invoice_fact_in(c, fact)?;
+                    tx.record_fact(fact)?;
                 }
                 for row in &rows {
-                    ingest_store::record_reject(c, row)?;
+                    ingest_store::record_reject(tx, row)?;
                 }
-                Ok(())
+                Ok::<_, LedgerError>(())
             })
             .await?;
         Ok(())
@@ -578,10 +577,10 @@ impl PolyfacIngest {
         let (budgets, closed) = {
             let (tenant, run_id) = (tenant.clone(), run.run_id.clone());
             ctx.ledger
-                .read(move |c| {
-                    Ok((
-                        ingest_store::run_counts(c, &tenant, &run_id)?,
-                        ingest_store::run_closed(c, &tenant, &run_id)?,
+                .inspect(move |tx| {
+                    Ok::<_, LedgerError>((
+                        ingest_store::run_counts(tx, &tenant, &run_id)?,
+                        ingest_store::run_closed(tx, &tenant, &run_id)?,
                     ))
                 })
                 .await?
@@ -617,7 +616,7 @@ impl PolyfacIngest {
             closed_message_id: event.message_id(),
         };
         ctx.ledger
-            .write(move |c| ingest_store::record_run(c, &record, &ledger_now()))
+            .transact(move |tx| ingest_store::record_run(tx, &record, &ledger_now()))
             .await?;
         Ok(())
     }
@@ -715,13 +714,13 @@ async fn publish_and_record(
     let records: Vec<(IssuedRecord, InvoiceFact)> =
         events.iter().map(|e| issued_record(e, &tenant)).collect();
     ctx.ledger
-        .write(move |c| {
+        .transact(move |tx| {
             let at = ledger_now();
             for (record, fact) in &records {
-                ingest_store::record_issued(c, record, &at)?;
-                Ledger::record_invoice_fact_in(c, fact)?;
+                ingest_store::record_issued(tx, record, &at)?;
+                tx.record_fact(fact)?;
             }
-            Ok(())
+            Ok::<_, LedgerError>(())
         })
         .await?;
     metrics::counter!("encaisse_polyfac_invoices_total", "tenant" => tenant, "outcome" => "published").increment(published);
@@ -731,7 +730,7 @@ async fn publish_and_record(
 /// The decision for one valid invoice, inside the batch's ledger transaction (or, for
 /// `encaisse preview`, inside a private in-memory copy of the tenant's ledger rows).
 pub fn decide(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     setup: &PolyfacTenant,
     run: &RunContext,
     invoice: &Invoice,
@@ -766,7 +765,7 @@ pub fn decide(
             total: invoice.total,
         }))
     };
-    if let Some(before) = ingest_store::issued_before(c, setup.tenant.as_str(), &key.key())? {
+    if let Some(before) = ingest_store::issued_before(tx, setup.tenant.as_str(), &key.key())? {
         let hash = content_hash(invoice);
         return Ok(if before.content_hash != hash {
             refuse(
@@ -796,13 +795,7 @@ pub fn decide(
         return Ok(Decision::Publish(Box::new(Issued::CreditNote(note))));
     }
     let event = enrich(invoice, run, |_rum| match &invoice.mandate {
-        Some(mandate) => sequence_for(
-            &mut Tx::sqlite(c),
-            &key,
-            mandate,
-            invoice.due_date,
-            &setup.sequence_policy,
-        ),
+        Some(mandate) => sequence_for(tx, &key, mandate, invoice.due_date, &setup.sequence_policy),
         // `enrich` asks only for an invoice with a mandate.
         None => Err(SequenceError::Ledger(LedgerError::Corrupt(
             "sequence asked for an invoice without mandate".into(),

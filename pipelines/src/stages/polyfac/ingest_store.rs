@@ -1,10 +1,9 @@
 //! Ledger tables of `polyfac.ingest` (`ledger/migrations/polyfac_0001.sql`, `_0004`): the invoices
 //! published (`polyfac_issued`), the runs closed (`polyfac_run`) and the invoices rejected at
-//! validation (`polyfac_rejected`). Every function takes a
-//! connection of `Ledger::write` / `Ledger::read`.
+//! validation (`polyfac_rejected`). Every function takes the [`Tx`] of `Ledger::transact` /
+//! `Ledger::inspect` and runs the same SQL on SQLite and PostgreSQL.
 
-use encaisse_ledger::LedgerError;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{CollectionPath, Money, RunBudgetCount};
 
 /// What the ledger remembers of an invoice already published.
@@ -17,16 +16,13 @@ pub struct IssuedBefore {
 
 /// The published record of `invoice_key`, if any.
 pub fn issued_before(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<IssuedBefore>, LedgerError> {
-    // Cached statements: these two run once per invoice of every export.
-    Ok(c.prepare_cached(
+    tx.query_opt(
         "SELECT content_hash, run_id, file FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2",
-    )?
-    .query_row(
-        (tenant, invoice_key),
+        &[&tenant, &invoice_key],
         |r| {
             Ok(IssuedBefore {
                 content_hash: r.get(0)?,
@@ -35,7 +31,6 @@ pub fn issued_before(
             })
         },
     )
-    .optional()?)
 }
 
 /// One published invoice, recorded once the broker confirmed it.
@@ -78,63 +73,70 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
 }
 
 /// Records a published invoice and its payer's search key (idempotent: a second record of
-/// the same invoice keeps the first).
-pub fn record_issued(c: &Connection, r: &IssuedRecord, at: &str) -> Result<(), LedgerError> {
+/// the same invoice keeps the first, also when two transactions record it at once — the
+/// second waits for the first's row and inserts nothing). Returns whether this call recorded
+/// it.
+pub fn record_issued(tx: &mut Tx<'_>, r: &IssuedRecord, at: &str) -> Result<bool, LedgerError> {
     if !r.payer_key.is_empty() {
-        c.prepare_cached(
-            "INSERT OR IGNORE INTO invoice_payer_name (tenant, name_key, invoice_key)
-             VALUES (?1, ?2, ?3)",
-        )?
-        .execute((&r.tenant, &r.payer_key, &r.invoice_key))?;
+        tx.execute(
+            "INSERT INTO invoice_payer_name (tenant, name_key, invoice_key)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant, name_key, invoice_key) DO NOTHING",
+            &[&r.tenant, &r.payer_key, &r.invoice_key],
+        )?;
     }
-    c.prepare_cached(
+    let inserted = tx.execute(
         "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
              last_line, budget, collection, total_cents, message_id, published_at, origin_key,
              activity)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (tenant, invoice_key) DO NOTHING",
-    )?
-    .execute((
-        &r.tenant,
-        &r.invoice_key,
-        &r.content_hash,
-        &r.run_id,
-        &r.file,
-        i64::try_from(r.lines.0).unwrap_or(i64::MAX),
-        i64::try_from(r.lines.1).unwrap_or(i64::MAX),
-        &r.budget,
-        collection_text(r.collection),
-        r.total.cents(),
-        &r.message_id,
-        at,
-        &r.origin_key,
-        &r.activity,
-    ))?;
-    Ok(())
+        &[
+            &r.tenant,
+            &r.invoice_key,
+            &r.content_hash,
+            &r.run_id,
+            &r.file,
+            &line_number(r.lines.0),
+            &line_number(r.lines.1),
+            &r.budget,
+            &collection_text(r.collection),
+            &r.total.cents(),
+            &r.message_id,
+            &at,
+            &r.origin_key,
+            &r.activity,
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// A line number or count as the ledger's integer (saturating: no file has 2^63 lines).
+fn line_number(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Invoices a run published (now or in an earlier attempt), per budget and collection path,
 /// in a stable order: the counts of `billing_run.closed`.
 pub fn run_counts(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     run_id: &str,
 ) -> Result<Vec<RunBudgetCount>, LedgerError> {
-    let mut stmt = c.prepare(
-        "SELECT budget, collection, count(*), sum(total_cents) FROM polyfac_issued
+    let rows = tx.query_all(
+        "SELECT budget, collection, count(*), CAST(sum(total_cents) AS BIGINT) FROM polyfac_issued
          WHERE tenant = ?1 AND run_id = ?2 AND origin_key IS NULL
          GROUP BY budget, collection ORDER BY budget, collection",
-    )?;
-    let rows = stmt
-        .query_map((tenant, run_id), |r| {
+        &[&tenant, &run_id],
+        |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<u32>(2)?,
+                r.get::<i64>(3)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     rows.into_iter()
         .map(|(budget, collection, invoices, cents)| {
             Ok(RunBudgetCount {
@@ -164,35 +166,35 @@ pub struct ClosedRun {
 }
 
 /// Whether the run's `billing_run.closed` was already confirmed.
-pub fn run_closed(c: &Connection, tenant: &str, run_id: &str) -> Result<bool, LedgerError> {
-    Ok(c.query_row(
-        "SELECT 1 FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
-        (tenant, run_id),
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
+pub fn run_closed(tx: &mut Tx<'_>, tenant: &str, run_id: &str) -> Result<bool, LedgerError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM polyfac_run WHERE tenant = ?1 AND run_id = ?2",
+            &[&tenant, &run_id],
+            |_| Ok(()),
+        )?
+        .is_some())
 }
 
 /// Records a closed run (idempotent).
-pub fn record_run(c: &Connection, run: &ClosedRun, at: &str) -> Result<(), LedgerError> {
-    c.execute(
+pub fn record_run(tx: &mut Tx<'_>, run: &ClosedRun, at: &str) -> Result<(), LedgerError> {
+    tx.execute(
         "INSERT INTO polyfac_run (tenant, run_id, file, file_sha256, exercice, lines, invoices,
              refused, closed_message_id, closed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (tenant, run_id) DO NOTHING",
-        (
+        &[
             &run.tenant,
             &run.run_id,
             &run.file,
             &run.file_sha256,
-            run.exercice,
-            i64::try_from(run.lines).unwrap_or(i64::MAX),
-            run.invoices,
-            i64::try_from(run.refused).unwrap_or(i64::MAX),
+            &run.exercice,
+            &line_number(run.lines),
+            &run.invoices,
+            &line_number(run.refused),
             &run.closed_message_id,
-            at,
-        ),
+            &at,
+        ],
     )?;
     Ok(())
 }
@@ -219,71 +221,64 @@ pub struct FileReject {
 
 /// Records a rejected invoice once per run and first line (a file read again after a crash
 /// records nothing new).
-pub fn record_reject(c: &Connection, r: &FileReject) -> Result<(), LedgerError> {
-    c.prepare_cached(
+pub fn record_reject(tx: &mut Tx<'_>, r: &FileReject) -> Result<(), LedgerError> {
+    tx.execute(
         "INSERT INTO polyfac_rejected (tenant, run_id, file, application, first_line, last_line,
              number, exercice, rule, rules, column_name, message, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (tenant, run_id, first_line) DO NOTHING",
-    )?
-    .execute(encaisse_ledger::rusqlite::params![
-        &r.tenant,
-        &r.run_id,
-        &r.file,
-        &r.application,
-        i64::try_from(r.lines.0).unwrap_or(i64::MAX),
-        i64::try_from(r.lines.1).unwrap_or(i64::MAX),
-        &r.number,
-        r.exercice,
-        &r.rule,
-        &r.rules,
-        &r.column,
-        &r.message,
-        &r.recorded_at,
-    ])?;
+        &[
+            &r.tenant,
+            &r.run_id,
+            &r.file,
+            &r.application,
+            &line_number(r.lines.0),
+            &line_number(r.lines.1),
+            &r.number,
+            &r.exercice,
+            &r.rule,
+            &r.rules,
+            &r.column,
+            &r.message,
+            &r.recorded_at,
+        ],
+    )?;
     Ok(())
 }
 
 /// The invoices of export `file` rejected at validation (every run of that name), of
 /// `tenant` when given, covering `line` when given; in file order.
 pub fn file_rejects(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     file: &str,
     tenant: Option<&str>,
     line: Option<u64>,
 ) -> Result<Vec<FileReject>, LedgerError> {
-    let line = line.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-    let mut stmt = c.prepare(
+    let line = line.map(line_number);
+    // The casts type the optional parameters for PostgreSQL (`?2 IS NULL` alone says none).
+    tx.query_all(
         "SELECT tenant, run_id, file, application, first_line, last_line, number, exercice,
                 rule, column_name, message, rules, recorded_at
          FROM polyfac_rejected
-         WHERE file = ?1 AND (?2 IS NULL OR tenant = ?2)
-           AND (?3 IS NULL OR (first_line <= ?3 AND last_line >= ?3))
+         WHERE file = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
+           AND (CAST(?3 AS BIGINT) IS NULL OR (first_line <= ?3 AND last_line >= ?3))
          ORDER BY recorded_at, tenant, run_id, first_line",
-    )?;
-    let rows = stmt
-        .query_map(
-            encaisse_ledger::rusqlite::params![file, tenant, line],
-            |r| {
-                Ok(FileReject {
-                    tenant: r.get(0)?,
-                    run_id: r.get(1)?,
-                    file: r.get(2)?,
-                    application: r.get(3)?,
-                    lines: (
-                        u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-                        u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-                    ),
-                    number: r.get(6)?,
-                    exercice: r.get(7)?,
-                    rule: r.get(8)?,
-                    column: r.get(9)?,
-                    message: r.get(10)?,
-                    rules: r.get(11)?,
-                    recorded_at: r.get(12)?,
-                })
-            },
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        &[&file, &tenant, &line],
+        |r| {
+            Ok(FileReject {
+                tenant: r.get(0)?,
+                run_id: r.get(1)?,
+                file: r.get(2)?,
+                application: r.get(3)?,
+                lines: (r.get(4)?, r.get(5)?),
+                number: r.get(6)?,
+                exercice: r.get(7)?,
+                rule: r.get(8)?,
+                column: r.get(9)?,
+                message: r.get(10)?,
+                rules: r.get(11)?,
+                recorded_at: r.get(12)?,
+            })
+        },
+    )
 }

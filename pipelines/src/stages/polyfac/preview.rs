@@ -8,8 +8,10 @@
 //! `[tenants.sepa]`.
 //!
 //! Nothing is published and nothing is written: the decisions run on a connection the caller
-//! gives, normally [`encaisse_ledger::sandbox::sandbox`] (an in-memory copy of the tenant's
-//! rows of an existing ledger, or an empty one), so a mandate's planned use stays in memory.
+//! gives, normally [`encaisse_ledger::sandbox::sandbox`] (an in-memory SQLite copy of the
+//! tenant's rows of an existing ledger, whichever its backend, or an empty one), so a
+//! mandate's planned use stays in memory. The ingest's decisions take it as a [`Tx`], as they
+//! take the daemon's ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -17,8 +19,8 @@ use std::io::Read;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use encaisse_ledger::LedgerError;
 use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{LedgerError, Tx};
 use encaisse_polyfac::config::SourceEncoding;
 use encaisse_polyfac::records::DetectedEncoding;
 use encaisse_polyfac::{
@@ -246,6 +248,7 @@ pub fn preview_file(
     let mut warnings = BTreeSet::new();
     let mut titres = setup.helios.map(|h| DryRun::new(ledger, h, setup.today));
     let mut groups: BTreeMap<(String, &'static str), (u64, Money)> = BTreeMap::new();
+    let mut tx = Tx::sqlite(ledger);
     for item in ExportReader::new(open()?, &tenant.mapping, tenant.catalogue.clone(), options) {
         match item.map_err(|e| match e {
             FileError::Io { source, .. } => PreviewError::Io {
@@ -257,7 +260,7 @@ pub fn preview_file(
                 source: std::io::Error::other(other.to_string()),
             },
         })? {
-            ExportItem::Valid(invoice) => match decide(ledger, tenant, &run, &invoice)? {
+            ExportItem::Valid(invoice) => match decide(&mut tx, tenant, &run, &invoice)? {
                 Decision::Publish(issued) => match *issued {
                     Issued::CreditNote(note) => preview.credit_notes.push(PreviewCreditNote {
                         number: note.note.invoice.number.clone(),
