@@ -12,7 +12,7 @@ pub const SQLITE_FILE: &str = "ledger.sqlite";
 
 /// The areas whose store runs on PostgreSQL. The daemon needs every area, so it refuses a
 /// PostgreSQL URL until this lists all of [`crate::migrations::ALL`]'s areas.
-pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa"];
+pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa", "helios"];
 
 /// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
 /// they read the tables of an area not ported yet.

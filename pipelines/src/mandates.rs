@@ -466,15 +466,15 @@ pub fn sequence_for(
 
 /// Marks a planned use as never sent: it leaves the mandate's history.
 pub fn refuse_use(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: u32,
 ) -> Result<(), LedgerError> {
-    c.execute(
+    tx.execute(
         "UPDATE sepa_collection SET status = 'refused', file_id = NULL
          WHERE tenant = ?1 AND invoice_key = ?2 AND attempt = ?3 AND status = 'planned'",
-        (tenant, invoice_key, attempt),
+        &[&tenant, &invoice_key, &attempt],
     )?;
     Ok(())
 }
@@ -745,7 +745,7 @@ mod tests {
                     code: Some("AM04".into()),
                 };
                 let planned = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
-                refuse_use(c, "ivry", "ivry/2026/F1", 1)?;
+                refuse_use(&mut Tx::sqlite(c), "ivry", "ivry/2026/F1", 1)?;
                 let refused = record_outcome(c, "ivry", "2026-F1-1", &rejected, d(2, 9))?;
                 Ok((planned, refused))
             })
@@ -881,7 +881,7 @@ mod tests {
                 // F1 is presented (pending), so F2 is RCUR; refused before sending, F2
                 // leaves the mandate's history.
                 assert_eq!(ask(c, "F2", &m, d(3, 10)).unwrap(), SequenceType::Rcur);
-                refuse_use(c, "ivry", "ivry/2026/F2", 1)?;
+                refuse_use(&mut Tx::sqlite(c), "ivry", "ivry/2026/F2", 1)?;
                 let h = history(&mut Tx::sqlite(c), "ivry", &m.rum, None)?.unwrap();
                 Ok((amendment, h.collections.len()))
             })

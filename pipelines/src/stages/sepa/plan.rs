@@ -134,7 +134,7 @@ pub fn plan_regie(
             Ok(collection) => valid.push((collection, candidate)),
             Err((code, reason, e2e)) => {
                 mandates::refuse_use(
-                    c,
+                    &mut encaisse_ledger::Tx::sqlite(c),
                     tenant,
                     &candidate.invoice.invoice.key(),
                     candidate.attempt,
@@ -183,7 +183,7 @@ pub fn plan_regie(
                     match refused.get(&collection.end_to_end_id) {
                         Some(why) => {
                             mandates::refuse_use(
-                                c,
+                                &mut encaisse_ledger::Tx::sqlite(c),
                                 tenant,
                                 &candidate.invoice.invoice.key(),
                                 candidate.attempt,
