@@ -70,12 +70,17 @@ fn rejected(tenant: &TenantId, kind: &'static str, message: impl std::fmt::Displ
 
 /// What a file's content was recorded as, when it was handled before.
 #[derive(Debug, Clone)]
-struct Seen {
-    name: String,
-    acquit_date: Option<NaiveDate>,
+pub struct Seen {
+    pub name: String,
+    pub acquit_date: Option<NaiveDate>,
 }
 
-fn seen_before(tx: &mut Tx<'_>, tenant: &str, sha256: &str) -> Result<Option<Seen>, HeliosError> {
+/// How the file with this content was first handled, if it was.
+pub fn seen_before(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    sha256: &str,
+) -> Result<Option<Seen>, HeliosError> {
     let row = tx.query_opt(
         "SELECT name, acquit_date FROM helios_return_file WHERE tenant = ?1 AND sha256 = ?2",
         &[&tenant, &sha256],
@@ -96,21 +101,21 @@ fn seen_before(tx: &mut Tx<'_>, tenant: &str, sha256: &str) -> Result<Option<See
 
 /// The row that says a file's content was handled: written in the transaction that
 /// records its state.
-struct HandledFile<'a> {
-    tenant: &'a str,
-    sha256: &'a str,
-    name: &'a str,
-    kind: &'a str,
-    nom_fic: Option<&'a str>,
-    events: usize,
-    unmatched: usize,
-    acquit_date: Option<NaiveDate>,
+pub struct HandledFile<'a> {
+    pub tenant: &'a str,
+    pub sha256: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub nom_fic: Option<&'a str>,
+    pub events: usize,
+    pub unmatched: usize,
+    pub acquit_date: Option<NaiveDate>,
 }
 
 /// Records that a file's content was handled; `false` when it already was (by another
 /// daemon meanwhile: the second insert waits for the first, then does nothing), and the
 /// caller then records nothing of it again.
-fn record_file(tx: &mut Tx<'_>, f: &HandledFile<'_>) -> Result<bool, HeliosError> {
+pub fn record_file(tx: &mut Tx<'_>, f: &HandledFile<'_>) -> Result<bool, HeliosError> {
     let changed = tx.execute(
         "INSERT INTO helios_return_file (tenant, sha256, name, kind, nom_fic, events, unmatched, acquit_date, handled_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
