@@ -171,9 +171,10 @@ mod tests {
         assert!(default.missing_areas().is_empty());
         let postgres = LedgerUrl::parse("postgres://postgres@127.0.0.1/x").unwrap();
         let missing = postgres.missing_areas();
-        assert!(missing.contains(&"helios") && missing.contains(&"polyfac"));
+        assert!(missing.contains(&"payfip") && missing.contains(&"polyfac"));
         assert!(!missing.contains(&"core") && !missing.contains(&"batch"));
         assert!(!missing.contains(&"ops") && !missing.contains(&"sepa"));
+        assert!(!missing.contains(&"helios"));
         let pending = postgres.pending_parts();
         assert!(
             pending

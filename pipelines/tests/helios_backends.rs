@@ -37,6 +37,7 @@ encaisse_ledger::on_both_backends!(
     a_return_file_and_its_line_states_are_recorded_once,
     credit_notes_are_recorded_once_and_never_reduce_beyond_the_original,
     planned_outputs_are_rendered_and_written_once,
+    the_helios_tables_have_the_same_columns_on_both_backends,
 );
 
 /// Planners running at once (two daemons, many runs).
@@ -636,4 +637,54 @@ async fn planned_outputs_are_rendered_and_written_once(f: &Fixture) {
     assert!(journal.iter().any(|f| f.kind == "titre_emitted"));
     assert!(refused.iter().any(|f| f.kind == "titre_refused"));
     assert!(!refused.iter().any(|f| f.kind == "titre_emitted"));
+}
+
+const TABLES: [&str; 12] = [
+    "helios_file",
+    "helios_bordereau",
+    "helios_titre",
+    "helios_titre_line",
+    "helios_refused",
+    "helios_report",
+    "helios_emargement",
+    "helios_return_file",
+    "helios_event",
+    "helios_reduction",
+    "helios_reduction_line",
+    "helios_counter",
+];
+
+/// `(table, column, not null)` of the Hélios tables, in column order.
+async fn columns(ledger: &Ledger) -> Vec<(String, String, bool)> {
+    ledger
+        .inspect(|tx| {
+            let mut all = Vec::new();
+            for table in TABLES {
+                let sql = if tx.is_postgres() {
+                    "SELECT column_name, CAST(CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS BIGINT)
+                     FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = ?1
+                     ORDER BY ordinal_position"
+                } else {
+                    "SELECT name, \"notnull\" OR pk > 0 FROM pragma_table_info(?1) ORDER BY cid"
+                };
+                for (column, not_null) in
+                    tx.query_all(sql, &[&table], |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)))?
+                {
+                    all.push((table.to_string(), column, not_null));
+                }
+            }
+            Ok::<_, LedgerError>(all)
+        })
+        .await
+        .unwrap()
+}
+
+/// The PostgreSQL migrations make the SQLite schema: the same columns, in the same order,
+/// with the same NOT NULL constraints (a primary key's columns are NOT NULL on both).
+async fn the_helios_tables_have_the_same_columns_on_both_backends(f: &Fixture) {
+    let here = columns(&f.ledger).await;
+    assert!(here.len() > 100, "{here:?}");
+    let sqlite = Fixture::sqlite();
+    assert_eq!(here, columns(&sqlite.ledger).await);
 }
