@@ -498,6 +498,36 @@ async fn receive(ledger: &Ledger, note: CreditNoteIssued) -> Decision {
     .unwrap()
 }
 
+/// Each of `notes` received in its own transaction, all at once.
+async fn receive_at_once(ledger: &Ledger, notes: Vec<CreditNoteIssued>) -> Vec<Decision> {
+    let handles: Vec<_> = notes
+        .into_iter()
+        .map(|note| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { receive(&ledger, note).await })
+        })
+        .collect();
+    let mut decisions = Vec::new();
+    for handle in handles {
+        decisions.push(handle.await.unwrap());
+    }
+    decisions
+}
+
+fn planned(decisions: &[Decision]) -> usize {
+    decisions
+        .iter()
+        .filter(|d| matches!(d, Decision::Planned { .. }))
+        .count()
+}
+
+fn known(decisions: &[Decision]) -> usize {
+    decisions
+        .iter()
+        .filter(|d| **d == Decision::AlreadyKnown)
+        .count()
+}
+
 /// One credit note received by eight transactions at once: one réduction titre. Eight
 /// credit notes of one original (12.50) taking 5.00 off each, decided at once: two fit, the
 /// others are refused, and the réduction titres are numbered 1, 2, 3 (IdBord of type 02)
@@ -506,48 +536,27 @@ async fn credit_notes_are_recorded_once_and_never_reduce_beyond_the_original(f: 
     collect(&f.ledger, "O", &numbers_of("O", 2)).await;
     write_tx(&f.ledger, |tx| close(tx, "O", 2)).await.unwrap();
 
-    let handles: Vec<_> = (0..CONCURRENT)
-        .map(|_| {
-            let ledger = f.ledger.clone();
-            tokio::spawn(async move { receive(&ledger, credit_note("AV1", "O-F1", "-2.50")).await })
-        })
-        .collect();
-    let mut decisions = Vec::new();
-    for handle in handles {
-        decisions.push(handle.await.unwrap());
-    }
-    let planned = decisions
-        .iter()
-        .filter(|d| matches!(d, Decision::Planned { .. }))
-        .count();
-    assert_eq!(planned, 1, "{decisions:?}");
-    assert!(
-        decisions
-            .iter()
-            .all(|d| matches!(d, Decision::Planned { .. } | Decision::AlreadyKnown))
+    let same = vec![credit_note("AV1", "O-F1", "-2.50"); CONCURRENT];
+    let decisions = receive_at_once(&f.ledger, same).await;
+    assert_eq!(
+        (planned(&decisions), known(&decisions)),
+        (1, CONCURRENT - 1),
+        "{decisions:?}"
     );
 
-    let handles: Vec<_> = (0..CONCURRENT)
-        .map(|i| {
-            let ledger = f.ledger.clone();
-            tokio::spawn(async move {
-                receive(&ledger, credit_note(&format!("AV2-{i}"), "O-F0", "-5.00")).await
-            })
-        })
+    let notes = (0..CONCURRENT)
+        .map(|i| credit_note(&format!("AV2-{i}"), "O-F0", "-5.00"))
         .collect();
-    let mut decisions = Vec::new();
-    for handle in handles {
-        decisions.push(handle.await.unwrap());
-    }
-    let planned = decisions
-        .iter()
-        .filter(|d| matches!(d, Decision::Planned { .. }))
-        .count();
+    let decisions = receive_at_once(&f.ledger, notes).await;
     let refused = decisions
         .iter()
         .filter(|d| matches!(d, Decision::Refused { .. }))
         .count();
-    assert_eq!((planned, refused), (2, CONCURRENT - 2), "{decisions:?}");
+    assert_eq!(
+        (planned(&decisions), refused),
+        (2, CONCURRENT - 2),
+        "{decisions:?}"
+    );
     let (reduced, reductions) = read_tx(&f.ledger, |tx| {
         let reduced = reduction_store::reduced_so_far(tx, "vitry", "vitry/2026/O-F0")?;
         let reductions = tx.query_all(
