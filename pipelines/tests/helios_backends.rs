@@ -17,7 +17,7 @@ use encaisse_helios::reconcile::{LineKey, Sighting};
 use encaisse_ledger::batch::BatchKey;
 use encaisse_ledger::testing::Fixture;
 use encaisse_ledger::{BatchStore, CoreStore, Ledger, LedgerError, Tx};
-use encaisse_pipelines::stages::helios::TenantHelios;
+use encaisse_pipelines::stage::{ErrorClass, Stage};
 use encaisse_pipelines::stages::helios::error::{HeliosError, read_tx, write_tx};
 use encaisse_pipelines::stages::helios::lookup::{line_state_date, store_line_state};
 use encaisse_pipelines::stages::helios::outputs::{Check, complete_pending};
@@ -25,6 +25,7 @@ use encaisse_pipelines::stages::helios::plan::{Planned, close_and_plan};
 use encaisse_pipelines::stages::helios::reductions::{self, Decision};
 use encaisse_pipelines::stages::helios::returns::{HandledFile, record_file, seen_before};
 use encaisse_pipelines::stages::helios::store::{self, Scope};
+use encaisse_pipelines::stages::helios::{HeliosTitres, TenantHelios};
 use encaisse_pipelines::stages::helios::{STAGE, reduction_store};
 use encaisse_schemas::{CreditNoteIssued, InvoiceRef, Money, TenantId};
 use helios::{Inv, invoice, now};
@@ -38,6 +39,7 @@ encaisse_ledger::on_both_backends!(
     credit_notes_are_recorded_once_and_never_reduce_beyond_the_original,
     planned_outputs_are_rendered_and_written_once,
     the_helios_tables_have_the_same_columns_on_both_backends,
+    two_daemons_handling_the_same_messages_write_each_run_once,
 );
 
 /// Planners running at once (two daemons, many runs).
@@ -696,4 +698,69 @@ async fn the_helios_tables_have_the_same_columns_on_both_backends(f: &Fixture) {
     assert!(here.len() > 100, "{here:?}");
     let sqlite = Fixture::sqlite();
     assert_eq!(here, columns(&sqlite.ledger).await);
+}
+
+/// Two `helios.titres` stages (two daemons) on one ledger and one data directory, each
+/// handed every message of three billing runs at once (a redelivery to the other daemon):
+/// each run is one PES Aller file, written once, its bordereaux and pièces numbered without
+/// gap or repeat.
+async fn two_daemons_handling_the_same_messages_write_each_run_once(f: &Fixture) {
+    let settings = helios::settings(f.dir.path(), vec![tenant()]);
+    let daemons = [
+        std::sync::Arc::new(HeliosTitres::new(settings.clone(), f.ledger.clone())),
+        std::sync::Arc::new(HeliosTitres::new(settings, f.ledger.clone())),
+    ];
+    let mut messages = Vec::new();
+    for run in ["D0", "D1", "D2"] {
+        let invoices: Vec<_> = numbers_of(run, 3)
+            .iter()
+            .map(|n| invoice(&tenant_id(), run, &Inv::new(n, "12.50")))
+            .collect();
+        messages.extend(invoices.iter().map(support::incoming));
+        messages.push(support::incoming(&helios::run_closed(
+            &tenant_id(),
+            run,
+            &invoices,
+        )));
+    }
+    let handles: Vec<_> = messages
+        .iter()
+        .flat_map(|m| daemons.iter().map(move |d| (d.clone(), m.clone())))
+        .map(|(daemon, message)| {
+            tokio::spawn(async move {
+                // As the runtime does: a transient failure (a deadlock PostgreSQL broke) is
+                // retried.
+                for _ in 0..5 {
+                    match daemon.handle(&message).await {
+                        Ok(_) => return,
+                        Err(e) if e.class == ErrorClass::Transient => {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                panic!("still failing after five attempts");
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let (bordereaux, titres) = numbering(&f.ledger).await;
+    assert_eq!(
+        bordereaux.iter().map(|b| b.0).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        titres.iter().map(|t| t.0).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    let files: BTreeSet<i64> = bordereaux.iter().map(|b| b.1).collect();
+    assert_eq!(files.len(), 3);
+    let unwritten = read_tx(&f.ledger, |tx| store::unwritten_count(tx, "vitry"))
+        .await
+        .unwrap();
+    assert_eq!(unwritten, 0);
+    let outbox = helios::list(&f.dir.path().join("vitry/helios/outbox"));
+    assert_eq!(outbox.len(), 3, "{outbox:?}");
 }
