@@ -40,6 +40,7 @@ encaisse_ledger::on_both_backends!(
     planned_outputs_are_rendered_and_written_once,
     the_helios_tables_have_the_same_columns_on_both_backends,
     two_daemons_handling_the_same_messages_write_each_run_once,
+    numbers_continue_on_a_ledger_planned_before_the_counters,
 );
 
 /// Planners running at once (two daemons, many runs).
@@ -763,4 +764,26 @@ async fn two_daemons_handling_the_same_messages_write_each_run_once(f: &Fixture)
     assert_eq!(unwritten, 0);
     let outbox = helios::list(&f.dir.path().join("vitry/helios/outbox"));
     assert_eq!(outbox.len(), 3, "{outbox:?}");
+}
+
+/// A ledger whose files were planned before `helios_counter` existed (no counter rows): the
+/// first plan after the upgrade numbers after what the ledger holds.
+async fn numbers_continue_on_a_ledger_planned_before_the_counters(f: &Fixture) {
+    collect(&f.ledger, "OLD", &numbers_of("OLD", 3)).await;
+    write_tx(&f.ledger, |tx| close(tx, "OLD", 3)).await.unwrap();
+    f.ledger
+        .transact(|tx| tx.execute("DELETE FROM helios_counter", &[]))
+        .await
+        .unwrap();
+    collect(&f.ledger, "NEW", &numbers_of("NEW", 1)).await;
+    write_tx(&f.ledger, |tx| close(tx, "NEW", 1)).await.unwrap();
+    let (bordereaux, titres) = numbering(&f.ledger).await;
+    assert_eq!(
+        bordereaux.iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        titres.iter().map(|t| t.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
 }
