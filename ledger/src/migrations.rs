@@ -113,6 +113,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/helios_0003.sql"),
     },
     Migration {
+        area: "helios",
+        version: 4,
+        sql: include_str!("../migrations/helios_0004.sql"),
+    },
+    Migration {
         area: "ops",
         version: 1,
         sql: include_str!("../migrations/ops_0001.sql"),
@@ -209,6 +214,26 @@ pub const POSTGRES: &[Migration] = &[
         area: "ops",
         version: 3,
         sql: include_str!("../migrations/postgres/ops_0003.sql"),
+    },
+    Migration {
+        area: "helios",
+        version: 1,
+        sql: include_str!("../migrations/postgres/helios_0001.sql"),
+    },
+    Migration {
+        area: "helios",
+        version: 2,
+        sql: include_str!("../migrations/postgres/helios_0002.sql"),
+    },
+    Migration {
+        area: "helios",
+        version: 3,
+        sql: include_str!("../migrations/postgres/helios_0003.sql"),
+    },
+    Migration {
+        area: "helios",
+        version: 4,
+        sql: include_str!("../migrations/postgres/helios_0004.sql"),
     },
 ];
 

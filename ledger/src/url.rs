@@ -12,7 +12,7 @@ pub const SQLITE_FILE: &str = "ledger.sqlite";
 
 /// The areas whose store runs on PostgreSQL. The daemon needs every area, so it refuses a
 /// PostgreSQL URL until this lists all of [`crate::migrations::ALL`]'s areas.
-pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa", "polyfac"];
+pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa", "polyfac", "helios"];
 
 /// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
 /// they read the tables of an area not ported yet.
@@ -166,9 +166,10 @@ mod tests {
         assert!(default.missing_areas().is_empty());
         let postgres = LedgerUrl::parse("postgres://postgres@127.0.0.1/x").unwrap();
         let missing = postgres.missing_areas();
-        assert!(missing.contains(&"helios") && !missing.contains(&"polyfac"));
+        assert!(missing.contains(&"payfip") && !missing.contains(&"polyfac"));
         assert!(!missing.contains(&"core") && !missing.contains(&"batch"));
         assert!(!missing.contains(&"ops") && !missing.contains(&"sepa"));
+        assert!(!missing.contains(&"helios"));
         let pending = postgres.pending_parts();
         assert!(!pending.iter().any(|m| m.starts_with("ops 3")));
         assert!(!pending.iter().any(|m| m.contains("sepa_file")));

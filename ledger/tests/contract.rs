@@ -260,6 +260,10 @@ async fn applied_migrations_list_the_ported_areas(f: &Fixture) {
         ("polyfac", 4),
         ("sepa", 1),
         ("sepa", 2),
+        ("helios", 1),
+        ("helios", 2),
+        ("helios", 3),
+        ("helios", 4),
     ] {
         assert!(
             applied.contains(&(area.to_string(), version)),

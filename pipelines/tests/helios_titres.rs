@@ -377,9 +377,9 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
             group: "principal".into(),
         };
         let tenant_cfg = settings.tenants[0].clone();
-        let planned = write_tx(&ledger, move |c| {
-            encaisse_ledger::batch::set_expected(c, &key, 3)?;
-            close_and_plan(c, &tenant_cfg, &key, now())
+        let planned = write_tx(&ledger, move |tx| {
+            encaisse_ledger::BatchStore::set_expected(tx, &key, 3)?;
+            close_and_plan(tx, &tenant_cfg, &key, now())
         })
         .await
         .unwrap();

@@ -2,8 +2,7 @@
 
 use encaisse_helios::aller::WriteError;
 use encaisse_helios::{ErrorClass as AdapterClass, acquit_retour::AcquitRetourError};
-use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{Ledger, LedgerError};
+use encaisse_ledger::{Ledger, LedgerError, Tx};
 
 use crate::stage::{ErrorClass, StageError};
 
@@ -31,12 +30,6 @@ pub enum HeliosError {
     /// The ledger holds what this code never writes.
     #[error("ledger holds unexpected data: {0}")]
     Corrupt(String),
-}
-
-impl From<encaisse_ledger::rusqlite::Error> for HeliosError {
-    fn from(e: encaisse_ledger::rusqlite::Error) -> Self {
-        HeliosError::Ledger(LedgerError::from(e))
-    }
 }
 
 fn class_of(class: AdapterClass) -> ErrorClass {
@@ -82,22 +75,23 @@ impl From<HeliosError> for StageError {
     }
 }
 
-/// Runs `work` in one ledger write transaction. A [`HeliosError`] rolls the whole
-/// transaction back (no batch closed, no number used) and comes back as itself.
+/// Runs `work` in one ledger write transaction (SQLite or PostgreSQL). A [`HeliosError`]
+/// rolls the whole transaction back (no batch closed, no number used) and comes back as
+/// itself.
 pub async fn write_tx<T, F>(ledger: &Ledger, work: F) -> Result<T, HeliosError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, HeliosError> + Send + 'static,
 {
-    ledger.write_with(work).await
+    ledger.transact(work).await
 }
 
-/// Runs `work` on a read connection (a blocking thread); a [`HeliosError`] comes back as
-/// itself.
+/// Runs `work` in a read-only transaction (a blocking thread); a [`HeliosError`] comes back
+/// as itself.
 pub async fn read_tx<T, F>(ledger: &Ledger, work: F) -> Result<T, HeliosError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, HeliosError> + Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, HeliosError> + Send + 'static,
 {
-    ledger.read_with(work).await
+    ledger.inspect(work).await
 }

@@ -14,23 +14,24 @@ use encaisse_helios::events::{
     BordereauQuery, BudgetCodes, EmargementStore, KnownTitre, TitreLookup,
 };
 use encaisse_helios::reconcile::{LineKey, Sighting};
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::Tx;
 use encaisse_schemas::TenantId;
 use encaisse_schemas::events::{InvoiceRef, TitreRef};
 
 use super::error::HeliosError;
 use super::store::{self, Scope, TitreRow, ledger_now};
 
-pub struct LedgerLookup<'c> {
-    c: &'c Connection,
+/// The adapter asks through `&self`: the transaction is borrowed per question.
+pub struct LedgerLookup<'c, 't> {
+    tx: RefCell<&'c mut Tx<'t>>,
     tenant: &'c TenantId,
     failure: RefCell<Option<HeliosError>>,
 }
 
-impl<'c> LedgerLookup<'c> {
-    pub fn new(c: &'c Connection, tenant: &'c TenantId) -> Self {
+impl<'c, 't> LedgerLookup<'c, 't> {
+    pub fn new(tx: &'c mut Tx<'t>, tenant: &'c TenantId) -> Self {
         LedgerLookup {
-            c,
+            tx: RefCell::new(tx),
             tenant,
             failure: RefCell::new(None),
         }
@@ -42,6 +43,17 @@ impl<'c> LedgerLookup<'c> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Runs `ask` on the transaction (one question at a time: the adapter never nests them).
+    fn ask<T>(
+        &self,
+        ask: impl FnOnce(&mut Tx<'t>) -> Result<T, HeliosError>,
+    ) -> Result<T, HeliosError> {
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| {
+            HeliosError::Corrupt("the return file's reader asked two questions at once".into())
+        })?;
+        ask(&mut tx)
     }
 
     fn keep<T: Default>(&self, result: Result<T, HeliosError>) -> T {
@@ -91,28 +103,30 @@ impl<'c> LedgerLookup<'c> {
         }
         let scope = self.scope(&q.budget);
         if let Some(file) = q.sent_file
-            && let Some(t) = store::typ_bord_of_file(self.c, scope, file)?
+            && let Some(t) = self.ask(|tx| store::typ_bord_of_file(tx, scope, file))?
         {
             return Ok(Some(t));
         }
-        let mut types = store::typ_bords_of(self.c, scope, q.exercice, q.id_bord)?;
+        let mut types = self.ask(|tx| store::typ_bords_of(tx, scope, q.exercice, q.id_bord))?;
         Ok(if types.len() == 1 { types.pop() } else { None })
     }
 }
 
-impl TitreLookup for LedgerLookup<'_> {
+impl TitreLookup for LedgerLookup<'_, '_> {
     fn bordereau(&self, q: &BordereauQuery<'_>) -> Vec<KnownTitre> {
         let rows = self.keep((|| {
             let Some(typ_bord) = self.typ_bord(q)? else {
                 return Ok(Vec::new());
             };
-            store::titres_of_bordereau(
-                self.c,
-                self.scope(&q.budget),
-                q.exercice,
-                &typ_bord,
-                q.id_bord,
-            )
+            self.ask(|tx| {
+                store::titres_of_bordereau(
+                    tx,
+                    self.scope(&q.budget),
+                    q.exercice,
+                    &typ_bord,
+                    q.id_bord,
+                )
+            })
         })());
         rows.into_iter().map(|r| self.known(r)).collect()
     }
@@ -122,47 +136,43 @@ impl TitreLookup for LedgerLookup<'_> {
             let Some(typ_bord) = self.typ_bord(q)? else {
                 return Ok(None);
             };
-            store::titre_of_piece(
-                self.c,
-                self.scope(&q.budget),
-                q.exercice,
-                &typ_bord,
-                q.id_bord,
-                id_pce,
-            )
+            self.ask(|tx| {
+                store::titre_of_piece(
+                    tx,
+                    self.scope(&q.budget),
+                    q.exercice,
+                    &typ_bord,
+                    q.id_bord,
+                    id_pce,
+                )
+            })
         })());
         row.map(|r| self.known(r))
     }
 
     fn dette(&self, budget: BudgetCodes<'_>, num_dette: &str, per: &str) -> Option<KnownTitre> {
-        let row = self.keep(store::titre_of_dette(
-            self.c,
-            self.scope(&budget),
-            num_dette,
-            per,
-        ));
+        let row = self
+            .keep(self.ask(|tx| store::titre_of_dette(tx, self.scope(&budget), num_dette, per)));
         row.map(|r| self.known(r))
     }
 }
 
-impl EmargementStore for LedgerLookup<'_> {
+impl EmargementStore for LedgerLookup<'_, '_> {
     fn known(&self, line: &LineKey) -> Vec<Sighting> {
-        self.keep(known_sightings(self.c, self.tenant.as_str(), line))
+        self.keep(self.ask(|tx| known_sightings(tx, self.tenant.as_str(), line)))
     }
 }
 
 fn known_sightings(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     line: &LineKey,
 ) -> Result<Vec<Sighting>, HeliosError> {
-    let text: Option<String> = c
-        .query_row(
-            "SELECT sightings FROM helios_emargement WHERE tenant = ?1 AND line_key = ?2",
-            (tenant, line.key()),
-            |r| r.get(0),
-        )
-        .optional()?;
+    let text = tx.query_opt(
+        "SELECT sightings FROM helios_emargement WHERE tenant = ?1 AND line_key = ?2",
+        &[&tenant, &line.key()],
+        |r| r.get::<String>(0),
+    )?;
     match text {
         None => Ok(Vec::new()),
         Some(text) => serde_json::from_str(&text)
@@ -172,17 +182,15 @@ fn known_sightings(
 
 /// The date of the PES Retour a line's known state came from.
 pub fn line_state_date(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     line: &LineKey,
 ) -> Result<Option<NaiveDate>, HeliosError> {
-    let text: Option<String> = c
-        .query_row(
-            "SELECT file_date FROM helios_emargement WHERE tenant = ?1 AND line_key = ?2",
-            (tenant, line.key()),
-            |r| r.get(0),
-        )
-        .optional()?;
+    let text = tx.query_opt(
+        "SELECT file_date FROM helios_emargement WHERE tenant = ?1 AND line_key = ?2",
+        &[&tenant, &line.key()],
+        |r| r.get::<String>(0),
+    )?;
     text.map(|t| {
         NaiveDate::parse_from_str(&t, "%Y-%m-%d")
             .map_err(|_| HeliosError::Corrupt(format!("helios_emargement.file_date {t:?}")))
@@ -191,9 +199,11 @@ pub fn line_state_date(
 }
 
 /// Remembers the émargements a line carried in `file`, dated `file_date` (reconciliation
-/// by state).
+/// by state). A state from an older file than the one recorded is not written: two files
+/// handled at once (two daemons) each read the state before the other wrote, and the older
+/// must not undo the newer whichever commits last.
 pub fn store_line_state(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     line: &LineKey,
     sightings: &[Sighting],
@@ -202,12 +212,20 @@ pub fn store_line_state(
 ) -> Result<(), HeliosError> {
     let text = serde_json::to_string(sightings)
         .map_err(|e| HeliosError::Corrupt(format!("émargements of {}: {e}", line.key())))?;
-    c.execute(
+    tx.execute(
         "INSERT INTO helios_emargement (tenant, line_key, sightings, file, file_date, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (tenant, line_key) DO UPDATE SET sightings = excluded.sightings,
-             file = excluded.file, file_date = excluded.file_date, updated_at = excluded.updated_at",
-        (tenant, line.key(), text, file, file_date.to_string(), ledger_now()),
+             file = excluded.file, file_date = excluded.file_date, updated_at = excluded.updated_at
+         WHERE helios_emargement.file_date <= excluded.file_date",
+        &[
+            &tenant,
+            &line.key(),
+            &text,
+            &file,
+            &file_date.to_string(),
+            &ledger_now(),
+        ],
     )?;
     Ok(())
 }

@@ -23,9 +23,8 @@ use encaisse_helios::aller::reduction::{ReductionTitre, TYP_BORD_REDUCTION, pes_
 use encaisse_helios::aller::{
     Bordereau, OwnedTitre, WriteError, WriteSummary, write_pes_aller_split,
 };
-use encaisse_ledger::Ledger;
 use encaisse_ledger::files::{StagedFile, stage_file};
-use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{Ledger, Tx};
 
 use super::error::{HeliosError, read_tx, write_tx};
 use super::metrics;
@@ -121,9 +120,9 @@ async fn write_all(
     tenant: &TenantHelios,
 ) -> Result<Written, HeliosError> {
     let id = tenant.id.to_string();
-    let (files, reports) = read_tx(ledger, move |c| {
-        let files = store::unwritten_files(c, &id)?;
-        let reports = store::unwritten_reports(c, &id)?;
+    let (files, reports) = read_tx(ledger, move |tx| {
+        let files = store::unwritten_files(tx, &id)?;
+        let reports = store::unwritten_reports(tx, &id)?;
         Ok((files, reports))
     })
     .await?;
@@ -148,14 +147,14 @@ async fn write_all(
             )
             .await?;
         let report_id = report.id;
-        write_tx(ledger, move |c| store::mark_report_written(c, report_id)).await?;
+        write_tx(ledger, move |tx| store::mark_report_written(tx, report_id)).await?;
         tracing::warn!(tenant = %tenant.id, report = %path.display(), "Report of refused invoices written.");
         written.reports.push(report.path);
     }
     let id = tenant.id.to_string();
-    let (pending, last) = read_tx(ledger, move |c| {
-        let pending = store::unwritten_count(c, &id)?;
-        let last = store::last_written_at(c, &id)?;
+    let (pending, last) = read_tx(ledger, move |tx| {
+        let pending = store::unwritten_count(tx, &id)?;
+        let last = store::last_written_at(tx, &id)?;
         Ok((pending, last))
     })
     .await?;
@@ -169,22 +168,32 @@ async fn write_all(
 /// Titres read from the ledger at a time while rendering.
 pub const CHUNK: usize = 1000;
 
+/// The transaction the writer's passes share, one chunk read at a time.
+type SharedTx<'r, 't> = RefCell<&'r mut Tx<'t>>;
+
 /// The titres of one bordereau of a planned file, read from the ledger on demand: the
 /// writer iterates them (three times; it needs a `Clone` iterable) without the run in
 /// memory. A ledger or decoding failure ends the iteration and is kept in `failure`.
-#[derive(Clone, Copy)]
-struct LedgerTitres<'a> {
-    c: &'a Connection,
+struct LedgerTitres<'a, 'r, 't> {
+    tx: &'a SharedTx<'r, 't>,
     file: &'a FileRow,
     id_bord: u32,
     failure: &'a RefCell<Option<HeliosError>>,
 }
 
-impl<'a> IntoIterator for LedgerTitres<'a> {
-    type Item = OwnedTitre;
-    type IntoIter = TitreChunks<'a>;
+impl Clone for LedgerTitres<'_, '_, '_> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
 
-    fn into_iter(self) -> TitreChunks<'a> {
+impl Copy for LedgerTitres<'_, '_, '_> {}
+
+impl<'a, 'r, 't> IntoIterator for LedgerTitres<'a, 'r, 't> {
+    type Item = OwnedTitre;
+    type IntoIter = TitreChunks<'a, 'r, 't>;
+
+    fn into_iter(self) -> TitreChunks<'a, 'r, 't> {
         TitreChunks {
             source: self,
             after: -1,
@@ -195,20 +204,23 @@ impl<'a> IntoIterator for LedgerTitres<'a> {
 }
 
 /// One pass over a bordereau's titres, [`CHUNK`] at a time.
-struct TitreChunks<'a> {
-    source: LedgerTitres<'a>,
+struct TitreChunks<'a, 'r, 't> {
+    source: LedgerTitres<'a, 'r, 't>,
     /// Position of the last titre read.
     after: i64,
     buffer: VecDeque<OwnedTitre>,
     done: bool,
 }
 
-impl TitreChunks<'_> {
+impl TitreChunks<'_, '_, '_> {
     fn fetch(&mut self) -> Result<(), HeliosError> {
         let LedgerTitres {
-            c, file, id_bord, ..
+            tx, file, id_bord, ..
         } = self.source;
-        let rows = store::titres_to_render(c, file, STAGE, id_bord, self.after, CHUNK)?;
+        let mut tx = tx.try_borrow_mut().map_err(|_| {
+            HeliosError::Corrupt("the PES writer read two bordereaux at once".into())
+        })?;
+        let rows = store::titres_to_render(&mut tx, file, STAGE, id_bord, self.after, CHUNK)?;
         self.done = rows.len() < CHUNK;
         for row in rows {
             let payload = row.payload.ok_or_else(|| {
@@ -232,7 +244,7 @@ impl TitreChunks<'_> {
     }
 }
 
-impl Iterator for TitreChunks<'_> {
+impl Iterator for TitreChunks<'_, '_, '_> {
     type Item = OwnedTitre;
 
     fn next(&mut self) -> Option<OwnedTitre> {
@@ -259,8 +271,8 @@ async fn render(
     path: &Path,
 ) -> Result<StagedFile, HeliosError> {
     let (tenant, file, path) = (tenant.clone(), file.clone(), path.to_path_buf());
-    read_tx(ledger, move |c| {
-        let (staged, summary) = stage_file(&path, |out| render_into(c, &tenant, &file, out))?;
+    read_tx(ledger, move |tx| {
+        let (staged, summary) = stage_file(&path, |out| render_into(tx, &tenant, &file, out))?;
         check_rendered(&file, &summary)?;
         Ok(staged)
     })
@@ -268,7 +280,7 @@ async fn render(
 }
 
 fn render_into(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     file: &FileRow,
     out: &mut dyn std::io::Write,
@@ -288,10 +300,12 @@ fn render_into(
         )));
     }
     if file.typ_bord == TYP_BORD_REDUCTION {
-        return render_reductions(c, tenant, budget, file, out);
+        return render_reductions(tx, tenant, budget, file, out);
     }
     let failure = RefCell::new(None);
-    let split: Vec<(Bordereau<'_>, LedgerTitres<'_>)> = store::bordereaux_of_file(c, file.id)?
+    let ids = store::bordereaux_of_file(tx, file.id)?;
+    let shared = RefCell::new(tx);
+    let split: Vec<(Bordereau<'_>, LedgerTitres<'_, '_, '_>)> = ids
         .into_iter()
         .map(|id_bord| {
             (
@@ -303,7 +317,7 @@ fn render_into(
                     date: file.date,
                 },
                 LedgerTitres {
-                    c,
+                    tx: &shared,
                     file,
                     id_bord,
                     failure: &failure,
@@ -320,15 +334,15 @@ fn render_into(
 
 /// A file of réduction titres (one bordereau of type 02): small, rendered in memory.
 fn render_reductions(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     budget: &encaisse_schemas::tenant::Budget,
     file: &FileRow,
     out: &mut dyn std::io::Write,
 ) -> Result<WriteSummary, HeliosError> {
     let mut summary = None;
-    for id_bord in store::bordereaux_of_file(c, file.id)? {
-        let rows = reduction_store::reductions_to_render(c, file, id_bord)?;
+    for id_bord in store::bordereaux_of_file(tx, file.id)? {
+        let rows = reduction_store::reductions_to_render(tx, file, id_bord)?;
         let titres: Vec<ReductionTitre<'_>> = rows
             .iter()
             .map(|r| ReductionTitre {
@@ -393,11 +407,11 @@ async fn write_file(
         )
         .await?;
     let written_file = file.clone();
-    let newly = write_tx(ledger, move |c| {
-        if !store::mark_file_written(c, written_file.id, &sha)? {
+    let newly = write_tx(ledger, move |tx| {
+        if !store::mark_file_written(tx, written_file.id, &sha)? {
             return Ok(false);
         }
-        store::record_emitted_facts(c, &written_file, STAGE, &ledger_now())?;
+        store::record_emitted_facts(tx, &written_file, STAGE, &ledger_now())?;
         Ok(true)
     })
     .await?;

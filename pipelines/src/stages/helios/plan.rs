@@ -11,10 +11,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use encaisse_helios::aller::{
     self, Bordereau, MAX_ID_BORD, MAX_ID_PCE, MAX_PIECES, Titre, TitreShape,
 };
-use encaisse_ledger::batch::{BatchItem, BatchKey, close_if_complete, visit_items};
+use encaisse_ledger::batch::{BatchItem, BatchKey};
 use encaisse_ledger::journal::InvoiceFact;
-use encaisse_ledger::rusqlite::Connection;
-use encaisse_ledger::{Ledger, Tx};
+use encaisse_ledger::{BatchStore, CoreStore, Tx};
 use encaisse_schemas::Event;
 use encaisse_schemas::events::{InvoiceIssued, InvoiceRef, PaymentMode, SequenceType};
 use encaisse_schemas::tenant::Budget;
@@ -85,9 +84,8 @@ struct ExercicePlan {
     dettes: HashSet<(String, u8)>,
 }
 
-/// What planning needs around each invoice.
+/// What planning needs around each invoice (besides the transaction).
 struct Ctx<'a> {
-    c: &'a Connection,
     tenant: &'a TenantHelios,
     budget: &'a Budget,
     date: NaiveDate,
@@ -125,12 +123,12 @@ impl Ctx<'_> {
 /// `titre.rejected` queued, dated `now`. Runs inside the caller's write transaction. The
 /// invoices are read in their key order and numbered in that order.
 pub fn close_and_plan(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     key: &BatchKey,
     now: NaiveDateTime,
 ) -> Result<Planned, HeliosError> {
-    if !close_if_complete(c, key)? {
+    if !tx.close_if_complete(key)? {
         return Ok(Planned::default());
     }
     let date = now.date();
@@ -139,26 +137,25 @@ pub fn close_and_plan(
     match tenant.budget(&key.group) {
         None => {
             let rule = unknown_budget(&key.group);
-            visit_items(c, key, |item| {
+            visit_in_pages(tx, key, |_, item| {
                 count += 1;
                 planned.refused.push(Refusal {
                     invoice: decode_item(&item)?.invoice,
                     field: "budget".into(),
                     rule: rule.clone(),
                 });
-                Ok::<_, HeliosError>(())
+                Ok(())
             })?;
         }
         Some(budget) => {
             let ctx = Ctx {
-                c,
                 tenant,
                 budget,
                 date,
             };
             let mut plans: BTreeMap<u16, ExercicePlan> = BTreeMap::new();
             // One invoice at a time from the ledger: checked, numbered and stored.
-            visit_items(c, key, |item| {
+            visit_in_pages(tx, key, |tx, item| {
                 count += 1;
                 let invoice = decode_item(&item)?;
                 drop(item);
@@ -166,23 +163,23 @@ pub fn close_and_plan(
                 let plan = match plans.entry(exercice) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(ExercicePlan::start(&ctx, exercice)?)
+                        e.insert(ExercicePlan::start(tx, &ctx, exercice)?)
                     }
                 };
-                if let Some(refused) = plan.consider(&ctx, invoice)? {
+                if let Some(refused) = plan.consider(tx, &ctx, invoice)? {
                     planned.refused.push(refused);
                 }
-                Ok::<_, HeliosError>(())
+                Ok(())
             })?;
             for plan in plans.into_values() {
-                if let Some((file, titres)) = plan.store(&ctx, key)? {
+                if let Some((file, titres)) = plan.store(tx, &ctx, key)? {
                     planned.files.push(file);
                     planned.titres += titres;
                 }
             }
         }
     }
-    record_refusals(c, tenant, key, &planned.refused, now)?;
+    record_refusals(tx, tenant, key, &planned.refused, now)?;
     tracing::info!(
         tenant = %tenant.id,
         run = %key.run_id,
@@ -196,6 +193,50 @@ pub fn close_and_plan(
     Ok(planned)
 }
 
+/// Items of a group read from the ledger at a time while planning.
+const PAGE: i64 = 500;
+
+/// Calls `visit` on each item of `key`'s group in key order, reading them [`PAGE`] at a
+/// time, so that `visit` can use the transaction between pages (a statement cannot run
+/// while another streams on the same PostgreSQL connection) and a run of any size is never
+/// held whole.
+fn visit_in_pages<F>(tx: &mut Tx<'_>, key: &BatchKey, mut visit: F) -> Result<(), HeliosError>
+where
+    F: FnMut(&mut Tx<'_>, BatchItem) -> Result<(), HeliosError>,
+{
+    let mut after = String::new();
+    loop {
+        let page = tx.query_all(
+            "SELECT item_key, content_hash, payload FROM batch_item
+             WHERE stage = ?1 AND tenant = ?2 AND run_id = ?3 AND group_key = ?4 AND item_key > ?5
+             ORDER BY item_key LIMIT ?6",
+            &[
+                &key.stage,
+                &key.tenant,
+                &key.run_id,
+                &key.group,
+                &after,
+                &PAGE,
+            ],
+            |r| {
+                Ok(BatchItem {
+                    item_key: r.get(0)?,
+                    content_hash: r.get(1)?,
+                    payload: r.get(2)?,
+                })
+            },
+        )?;
+        let full = page.len() as i64 == PAGE;
+        for item in page {
+            after.clone_from(&item.item_key);
+            visit(tx, item)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 /// Why the invoices of a budget the tenant's `[tenants.helios]` lacks are refused.
 fn unknown_budget(code: &str) -> String {
     format!("budget {code:?} is not in the tenant's [[tenants.budgets]]")
@@ -205,10 +246,9 @@ fn unknown_budget(code: &str) -> String {
 /// runs them on its in-memory ledger so that it refuses exactly what `helios.titres` would,
 /// in the same order (the budget, the bordereau's rules and name, numbers left, the
 /// mandate, the PES writer's rules, an ORMC article taken twice in the run or already in the
-/// exercice). An accepted invoice is numbered and stored in that connection, as planning
-/// does, so the next one sees its numbers and its article.
+/// exercice). An accepted invoice is numbered and stored in the transaction it is given,
+/// as planning does, so the next one sees its numbers and its article.
 pub struct DryRun<'a> {
-    c: &'a Connection,
     tenant: &'a TenantHelios,
     date: NaiveDate,
     plans: BTreeMap<(String, u16), ExercicePlan>,
@@ -216,17 +256,21 @@ pub struct DryRun<'a> {
 
 impl<'a> DryRun<'a> {
     /// Planning as on `date` (the bordereau's date).
-    pub fn new(c: &'a Connection, tenant: &'a TenantHelios, date: NaiveDate) -> Self {
+    pub fn new(tenant: &'a TenantHelios, date: NaiveDate) -> Self {
         DryRun {
-            c,
             tenant,
             date,
             plans: BTreeMap::new(),
         }
     }
 
-    /// Why planning would refuse `invoice`, if it would.
-    pub fn consider(&mut self, invoice: InvoiceIssued) -> Result<Option<Refusal>, HeliosError> {
+    /// Why planning would refuse `invoice`, if it would, deciding (and storing an accepted
+    /// titre) in `tx`, the preview's own ledger.
+    pub fn consider(
+        &mut self,
+        tx: &mut Tx<'_>,
+        invoice: InvoiceIssued,
+    ) -> Result<Option<Refusal>, HeliosError> {
         let Some(budget) = self.tenant.budget(&invoice.budget) else {
             return Ok(Some(refusal(
                 &invoice,
@@ -235,7 +279,6 @@ impl<'a> DryRun<'a> {
             )));
         };
         let ctx = Ctx {
-            c: self.c,
             tenant: self.tenant,
             budget,
             date: self.date,
@@ -244,10 +287,10 @@ impl<'a> DryRun<'a> {
         let plan = match self.plans.entry((budget.code.clone(), exercice)) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(ExercicePlan::start(&ctx, exercice)?)
+                e.insert(ExercicePlan::start(tx, &ctx, exercice)?)
             }
         };
-        plan.consider(&ctx, invoice)
+        plan.consider(tx, &ctx, invoice)
     }
 }
 
@@ -268,7 +311,7 @@ fn refusal(invoice: &InvoiceIssued, field: &str, rule: &str) -> Refusal {
 /// mandate history (`crate::mandates`), which records the invoice's use of the mandate.
 /// `Ok(None)` when the invoice needs none or carries its own.
 fn sequence(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     invoice: &InvoiceIssued,
 ) -> Result<Result<Option<SequenceType>, Refusal>, HeliosError> {
@@ -279,7 +322,7 @@ fn sequence(
         return Ok(Ok(None));
     }
     match mandates::sequence_for(
-        &mut Tx::sqlite(c),
+        tx,
         &invoice.invoice,
         mandate,
         invoice.due_date,
@@ -298,9 +341,11 @@ fn sequence(
 impl ExercicePlan {
     /// The next numbers of the exercice, and whether its bordereau can be sent at all (the
     /// bordereau's own rules — date in the exercice, budget codes, codique — and its name).
-    fn start(ctx: &Ctx<'_>, exercice: u16) -> Result<Self, HeliosError> {
-        let first_id_bord = store::next_id_bord(ctx.c, ctx.scope(), exercice, ctx.typ_bord())?;
-        let next_pce = store::next_id_pce(ctx.c, ctx.scope(), exercice)?;
+    /// Takes the budget's counters (locked until the transaction ends: another planner of
+    /// the budget waits, then numbers after this one).
+    fn start(tx: &mut Tx<'_>, ctx: &Ctx<'_>, exercice: u16) -> Result<Self, HeliosError> {
+        let first_id_bord = store::next_id_bord(tx, ctx.scope(), exercice, ctx.typ_bord())?;
+        let next_pce = store::next_id_pce(tx, ctx.scope(), exercice)?;
         let first = ctx.bordereau(exercice, first_id_bord);
         let blocked = aller::check_bordereau(&first)
             .and_then(|()| aller::file_name(&first))
@@ -321,6 +366,7 @@ impl ExercicePlan {
     /// advances the numbers) or says why not (and takes no number).
     fn consider(
         &mut self,
+        tx: &mut Tx<'_>,
         ctx: &Ctx<'_>,
         invoice: InvoiceIssued,
     ) -> Result<Option<Refusal>, HeliosError> {
@@ -339,7 +385,7 @@ impl ExercicePlan {
                 ),
             )));
         }
-        let sequence = match sequence(ctx.c, ctx.tenant, &invoice)? {
+        let sequence = match sequence(tx, ctx.tenant, &invoice)? {
             Ok(sequence) => sequence,
             Err(refused) => return Ok(Some(refused)),
         };
@@ -358,10 +404,10 @@ impl ExercicePlan {
                 field: e.field,
                 rule: e.rule,
             }),
-            Ok(shape) => match self.dette_taken(ctx, &shape)? {
+            Ok(shape) => match self.dette_taken(tx, ctx, &shape)? {
                 Some(rule) => Some(refusal(&invoice, "NumDette", &rule)),
                 None => {
-                    self.accept(ctx, &invoice, id_bord, sequence, &shape)?;
+                    self.accept(tx, ctx, &invoice, id_bord, sequence, &shape)?;
                     None
                 }
             },
@@ -370,12 +416,7 @@ impl ExercicePlan {
             && sequence.is_some()
         {
             // The mandate use recorded above was never sent.
-            mandates::refuse_use(
-                &mut Tx::sqlite(ctx.c),
-                ctx.tenant.id.as_str(),
-                &refused.invoice.key(),
-                1,
-            )?;
+            mandates::refuse_use(tx, ctx.tenant.id.as_str(), &refused.invoice.key(), 1)?;
         }
         Ok(refused)
     }
@@ -384,6 +425,7 @@ impl ExercicePlan {
     /// another invoice in the exercice, or of another invoice of this run.
     fn dette_taken(
         &mut self,
+        tx: &mut Tx<'_>,
         ctx: &Ctx<'_>,
         shape: &TitreShape,
     ) -> Result<Option<String>, HeliosError> {
@@ -400,8 +442,7 @@ impl ExercicePlan {
                 keys.num_dette
             )));
         }
-        if let Some(other) =
-            store::dette_holder(ctx.c, ctx.scope(), exercice, &keys.num_dette, &per)?
+        if let Some(other) = store::dette_holder(tx, ctx.scope(), exercice, &keys.num_dette, &per)?
         {
             return Ok(Some(format!(
                 "debt number {} (period {per}) is already the article of invoice {other} in exercice {exercice}: an ORMC article number must be unique",
@@ -415,13 +456,14 @@ impl ExercicePlan {
     /// Stores an accepted titre (its row and lines) and counts it in its bordereau.
     fn accept(
         &mut self,
+        tx: &mut Tx<'_>,
         ctx: &Ctx<'_>,
         invoice: &InvoiceIssued,
         id_bord: u32,
         sequence: Option<SequenceType>,
         shape: &TitreShape,
     ) -> Result<(), HeliosError> {
-        let (c, scope, exercice) = (ctx.c, ctx.scope(), self.exercice);
+        let (scope, exercice) = (ctx.scope(), self.exercice);
         let row = TitreRow {
             exercice,
             id_pce: self.next_pce,
@@ -438,15 +480,22 @@ impl ExercicePlan {
             per: shape.ormc.as_ref().map(|k| k.per.to_string()),
             total_cents: shape.total.cents(),
         };
-        store::insert_titre(c, scope, &row).map_err(|e| match e {
-            HeliosError::Ledger(l) if is_constraint(&l) => HeliosError::Batch(format!(
-                "invoice {} already has a titre: each invoice is in exactly one titre",
-                row.invoice_key
-            )),
-            other => other,
-        })?;
+        if !store::insert_titre(tx, scope, &row)? {
+            return Err(
+                match store::titre_of_invoice(tx, scope.tenant, &row.invoice_key)? {
+                    Some(_) => HeliosError::Batch(format!(
+                        "invoice {} already has a titre: each invoice is in exactly one titre",
+                        row.invoice_key
+                    )),
+                    None => HeliosError::Corrupt(format!(
+                        "IdPce {} of exercice {exercice} (or its ORMC article) is already taken: numbering went past the ledger's counter",
+                        row.id_pce
+                    )),
+                },
+            );
+        }
         for line in &shape.lines {
-            store::insert_titre_line(c, scope, exercice, self.next_pce, line)?;
+            store::insert_titre_line(tx, scope, exercice, self.next_pce, line)?;
         }
         match self.bordereaux.last_mut() {
             Some(b) if b.id_bord == id_bord => {
@@ -466,14 +515,20 @@ impl ExercicePlan {
 
     /// Stores the planned file and its bordereaux (the titres are stored as they are
     /// accepted). `None` when no invoice was accepted (no file, no number used).
-    fn store(self, ctx: &Ctx<'_>, key: &BatchKey) -> Result<Option<(String, usize)>, HeliosError> {
+    /// The counters move to the last numbers used, in the same transaction.
+    fn store(
+        self,
+        tx: &mut Tx<'_>,
+        ctx: &Ctx<'_>,
+        key: &BatchKey,
+    ) -> Result<Option<(String, usize)>, HeliosError> {
         if self.accepted == 0 {
             return Ok(None);
         }
-        let (c, scope, exercice, typ_bord) = (ctx.c, ctx.scope(), self.exercice, ctx.typ_bord());
+        let (scope, exercice, typ_bord) = (ctx.scope(), self.exercice, ctx.typ_bord());
         let file_name = aller::file_name(&ctx.bordereau(exercice, self.first_id_bord))?;
         let file_id = store::insert_file(
-            c,
+            tx,
             &NewFile {
                 tenant: ctx.tenant.id.as_str(),
                 budget: ctx.budget,
@@ -490,7 +545,7 @@ impl ExercicePlan {
         )?;
         for b in &self.bordereaux {
             store::insert_bordereau(
-                c,
+                tx,
                 scope,
                 &NewBordereau {
                     exercice,
@@ -502,23 +557,27 @@ impl ExercicePlan {
                 },
             )?;
         }
+        let last_id_bord = self
+            .bordereaux
+            .last()
+            .map_or(self.first_id_bord, |b| b.id_bord);
+        store::used_numbers(
+            tx,
+            scope,
+            exercice,
+            typ_bord,
+            last_id_bord,
+            self.next_pce - 1,
+        )?;
         Ok(Some((file_name, self.accepted)))
     }
-}
-
-fn is_constraint(e: &encaisse_ledger::LedgerError) -> bool {
-    matches!(
-        e,
-        encaisse_ledger::LedgerError::Sqlite(encaisse_ledger::rusqlite::Error::SqliteFailure(err, _))
-            if err.code == encaisse_ledger::rusqlite::ErrorCode::ConstraintViolation
-    )
 }
 
 /// Records the refusals (ledger row, journal fact), queues their `titre.rejected`
 /// (`source: local`) and plans their report for people in
 /// `<tenant>/helios/rejected/<run>-<budget>.refused.txt`.
 fn record_refusals(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     key: &BatchKey,
     refused: &[Refusal],
@@ -547,9 +606,9 @@ fn record_refusals(
     for r in refused {
         let invoice = r.invoice.key();
         let event = refusal::event(&r.invoice, &r.field, &r.rule, &path, paris(now));
-        refusal::queue(c, &event)?;
+        refusal::queue(tx, &event)?;
         store::insert_refused(
-            c,
+            tx,
             tenant_id,
             &invoice,
             &key.run_id,
@@ -557,27 +616,24 @@ fn record_refusals(
             &r.field,
             &r.rule,
         )?;
-        Ledger::record_invoice_fact_in(
-            c,
-            &InvoiceFact {
-                invoice_key: invoice.clone(),
-                tenant: tenant_id.to_string(),
-                at: at.clone(),
-                kind: "titre_refused".into(),
-                detail: serde_json::json!({
-                    "stage": STAGE,
-                    "run": key.run_id,
-                    "budget": key.group,
-                    "code": event.code,
-                    "field": r.field,
-                    "rule": r.rule,
-                    "file": path,
-                    "titre_rejected": event.message_id(),
-                })
-                .to_string(),
-                dedupe_key: Some(format!("{STAGE}:refused:{invoice}")),
-            },
-        )?;
+        tx.record_fact(&InvoiceFact {
+            invoice_key: invoice.clone(),
+            tenant: tenant_id.to_string(),
+            at: at.clone(),
+            kind: "titre_refused".into(),
+            detail: serde_json::json!({
+                "stage": STAGE,
+                "run": key.run_id,
+                "budget": key.group,
+                "code": event.code,
+                "field": r.field,
+                "rule": r.rule,
+                "file": path,
+                "titre_rejected": event.message_id(),
+            })
+            .to_string(),
+            dedupe_key: Some(format!("{STAGE}:refused:{invoice}")),
+        })?;
         report.push_str(&format!(
             "{invoice}\t{}\t{}\t{}\n",
             event.code,
@@ -585,7 +641,7 @@ fn record_refusals(
             r.rule.replace(['\n', '\t'], " ")
         ));
     }
-    store::insert_report(c, tenant_id, &path, report.as_bytes())
+    store::insert_report(tx, tenant_id, &path, report.as_bytes())
 }
 
 /// A name part safe in a file name: letters, digits, `.`, `_`, `-`.

@@ -2,7 +2,7 @@
 //! note received, its fate, and the lines of its réduction titre.
 
 use encaisse_helios::aller::reduction::ReductionLine;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::Tx;
 use encaisse_schemas::{CreditNoteIssued, Money};
 
 use super::error::HeliosError;
@@ -15,55 +15,68 @@ pub const PLANNED: &str = "planned";
 
 /// The content hash a credit note was first received with, if it was.
 pub fn known_hash(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     note_key: &str,
 ) -> Result<Option<String>, HeliosError> {
-    Ok(c.query_row(
+    Ok(tx.query_opt(
         "SELECT content_hash FROM helios_reduction WHERE tenant = ?1 AND note_key = ?2",
-        (tenant, note_key),
-        |r| r.get(0),
-    )
-    .optional()?)
+        &[&tenant, &note_key],
+        |r| r.get::<String>(0),
+    )?)
 }
 
-/// Records a credit note as received, waiting for its decision.
+/// Records a credit note as received, waiting for its decision; `false` when it was
+/// already recorded (received again, possibly by another daemon at the same time: the
+/// second insert waits for the first and then does nothing).
 pub fn insert_waiting(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     note: &CreditNoteIssued,
     body: &[u8],
-) -> Result<(), HeliosError> {
-    c.execute(
+) -> Result<bool, HeliosError> {
+    let changed = tx.execute(
         "INSERT INTO helios_reduction (tenant, note_key, origin_key, content_hash, body, state,
              total_cents, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'waiting', ?6, ?7)",
-        (
-            note.note.invoice.tenant.as_str(),
-            note.note.invoice.key(),
-            note.origin.key(),
+         VALUES (?1, ?2, ?3, ?4, ?5, 'waiting', ?6, ?7)
+         ON CONFLICT (tenant, note_key) DO NOTHING",
+        &[
+            &note.note.invoice.tenant.as_str(),
+            &note.note.invoice.key(),
+            &note.origin.key(),
             &note.note.content_hash,
-            body,
-            note.credited().cents(),
-            ledger_now(),
-        ),
+            &body,
+            &note.credited().cents(),
+            &ledger_now(),
+        ],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 /// The credit notes of `tenant` still waiting for their original's titre, in arrival order.
-pub fn waiting(c: &Connection, tenant: &str) -> Result<Vec<CreditNoteIssued>, HeliosError> {
-    let mut stmt = c.prepare_cached(
+pub fn waiting(tx: &mut Tx<'_>, tenant: &str) -> Result<Vec<CreditNoteIssued>, HeliosError> {
+    let rows = tx.query_all(
         "SELECT note_key, body FROM helios_reduction WHERE tenant = ?1 AND state = 'waiting'
          ORDER BY received_at, note_key",
+        &[&tenant],
+        |r| Ok((r.get::<String>(0)?, r.get::<Vec<u8>>(1)?)),
     )?;
-    let rows = stmt
-        .query_map([tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(|(key, body)| decode(&key, &body))
         .collect()
+}
+
+/// Locks a waiting credit note's row until the transaction ends; `false` when it is no
+/// longer waiting (another transaction decided it meanwhile): only one decides it.
+pub fn lock_waiting(tx: &mut Tx<'_>, tenant: &str, note_key: &str) -> Result<bool, HeliosError> {
+    let sql = if tx.is_postgres() {
+        "SELECT 1 FROM helios_reduction WHERE tenant = ?1 AND note_key = ?2 AND state = 'waiting'
+         FOR UPDATE"
+    } else {
+        "SELECT 1 FROM helios_reduction WHERE tenant = ?1 AND note_key = ?2 AND state = 'waiting'"
+    };
+    Ok(tx
+        .query_opt(sql, &[&tenant, &note_key], |r| r.get::<i64>(0))?
+        .is_some())
 }
 
 fn decode(key: &str, body: &[u8]) -> Result<CreditNoteIssued, HeliosError> {
@@ -73,14 +86,14 @@ fn decode(key: &str, body: &[u8]) -> Result<CreditNoteIssued, HeliosError> {
 
 /// Marks a credit note refused, with the reason.
 pub fn mark_refused(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     note_key: &str,
     reason: &str,
 ) -> Result<(), HeliosError> {
-    c.execute(
+    tx.execute(
         "UPDATE helios_reduction SET state = 'refused', reason = ?3 WHERE tenant = ?1 AND note_key = ?2",
-        (tenant, note_key, reason),
+        &[&tenant, &note_key, &reason],
     )?;
     Ok(())
 }
@@ -88,15 +101,15 @@ pub fn mark_refused(
 /// Marks a credit note's réduction titre rejected by the Trésorerie (no-op for a key that
 /// is not a credit note): it no longer counts against what remains of its original.
 pub fn mark_rejected(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     note_key: &str,
     reason: &str,
 ) -> Result<(), HeliosError> {
-    c.execute(
+    tx.execute(
         "UPDATE helios_reduction SET state = 'rejected', reason = ?3
          WHERE tenant = ?1 AND note_key = ?2 AND state = 'planned'",
-        (tenant, note_key, reason),
+        &[&tenant, &note_key, &reason],
     )?;
     Ok(())
 }
@@ -104,32 +117,32 @@ pub fn mark_rejected(
 /// Marks a credit note planned as réduction titre `id_pce` of `exercice`, reducing titre
 /// `origin_id_pce`, with its lines.
 pub fn mark_planned(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     note_key: &str,
     (exercice, id_pce, origin_id_pce): (u16, u32, u32),
     lines: &[ReductionLine],
 ) -> Result<(), HeliosError> {
-    c.execute(
+    tx.execute(
         "UPDATE helios_reduction SET state = 'planned', exercice = ?3, id_pce = ?4, origin_id_pce = ?5
          WHERE tenant = ?1 AND note_key = ?2",
-        (tenant, note_key, exercice, id_pce, origin_id_pce),
+        &[&tenant, &note_key, &exercice, &id_pce, &origin_id_pce],
     )?;
     for l in lines {
-        c.execute(
+        tx.execute(
             "INSERT INTO helios_reduction_line (tenant, note_key, id_ligne, id_ligne_orig,
                  amount_cents, cod_prod_loc, nature, fonction, label)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            encaisse_ledger::rusqlite::params![
-                tenant,
-                note_key,
-                l.id_ligne,
-                l.id_ligne_orig,
-                l.amount.cents(),
-                l.cod_prod_loc,
-                l.nature,
-                l.fonction,
-                l.label,
+            &[
+                &tenant,
+                &note_key,
+                &l.id_ligne,
+                &l.id_ligne_orig,
+                &l.amount.cents(),
+                &l.cod_prod_loc,
+                &l.nature,
+                &l.fonction,
+                &l.label,
             ],
         )?;
     }
@@ -139,47 +152,41 @@ pub fn mark_planned(
 /// What earlier réduction titres (planned, not rejected) took off each line of the
 /// original, by `IdLigne`.
 pub fn reduced_so_far(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     origin_key: &str,
 ) -> Result<Vec<(u32, i64)>, HeliosError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT l.id_ligne_orig, SUM(l.amount_cents)
+    Ok(tx.query_all(
+        "SELECT l.id_ligne_orig, CAST(SUM(l.amount_cents) AS BIGINT)
          FROM helios_reduction r JOIN helios_reduction_line l
               ON l.tenant = r.tenant AND l.note_key = r.note_key
          WHERE r.tenant = ?1 AND r.origin_key = ?2 AND r.state = 'planned'
          GROUP BY l.id_ligne_orig",
-    )?;
-    let rows = stmt
-        .query_map((tenant, origin_key), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        &[&tenant, &origin_key],
+        |r| Ok((r.get::<u32>(0)?, r.get::<i64>(1)?)),
+    )?)
 }
 
 /// The lines of a titre as written (`IdLigne`, invoice line, amount).
 pub fn titre_lines(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     scope: super::store::Scope<'_>,
     exercice: u16,
     id_pce: u32,
 ) -> Result<Vec<(u32, u32, Money)>, HeliosError> {
-    let mut stmt = c.prepare_cached(
+    let rows = tx.query_all(
         "SELECT id_ligne, invoice_line, amount_cents FROM helios_titre_line
          WHERE tenant = ?1 AND cod_col = ?2 AND cod_bud = ?3 AND exercice = ?4 AND id_pce = ?5
          ORDER BY id_ligne",
+        &[
+            &scope.tenant,
+            &scope.cod_col,
+            &scope.cod_bud,
+            &exercice,
+            &id_pce,
+        ],
+        |r| Ok((r.get::<u32>(0)?, r.get::<u32>(1)?, r.get::<i64>(2)?)),
     )?;
-    let rows = stmt
-        .query_map(
-            (scope.tenant, scope.cod_col, scope.cod_bud, exercice, id_pce),
-            |r| {
-                Ok((
-                    r.get::<_, u32>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(|(id, line, cents)| {
             Money::from_cents(cents)
@@ -191,44 +198,42 @@ pub fn titre_lines(
 
 /// The payload `stage` received for `item_key` (any run), if any.
 pub fn batch_payload(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     stage: &str,
     tenant: &str,
     item_key: &str,
 ) -> Result<Option<Vec<u8>>, HeliosError> {
-    Ok(c.query_row(
+    Ok(tx.query_opt(
         "SELECT payload FROM batch_item WHERE stage = ?1 AND tenant = ?2 AND item_key = ?3",
-        (stage, tenant, item_key),
-        |r| r.get(0),
-    )
-    .optional()?)
+        &[&stage, &tenant, &item_key],
+        |r| r.get::<Vec<u8>>(0),
+    )?)
 }
 
 /// Whether `polyfac.ingest` published `invoice_key` (the ledger is shared by the stages).
 pub fn issued_by_ingest(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<bool, HeliosError> {
-    Ok(c.query_row(
+    Ok(tx.query_one(
         "SELECT EXISTS (SELECT 1 FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2)",
-        (tenant, invoice_key),
-        |r| r.get(0),
+        &[&tenant, &invoice_key],
+        |r| r.get::<bool>(0),
     )?)
 }
 
 /// Why the original was refused before numbering, if it was.
 pub fn refusal_of(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<String>, HeliosError> {
-    Ok(c.query_row(
+    Ok(tx.query_opt(
         "SELECT field || ': ' || rule FROM helios_refused WHERE tenant = ?1 AND invoice_key = ?2",
-        (tenant, invoice_key),
-        |r| r.get(0),
-    )
-    .optional()?)
+        &[&tenant, &invoice_key],
+        |r| r.get::<String>(0),
+    )?)
 }
 
 /// One réduction titre of a planned file, as the writer needs it.
@@ -241,40 +246,36 @@ pub struct ReductionToRender {
 
 /// The réduction titres of bordereau `id_bord` of `file`, in position order.
 pub fn reductions_to_render(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     file: &FileRow,
     id_bord: u32,
 ) -> Result<Vec<ReductionToRender>, HeliosError> {
-    let mut stmt = c.prepare_cached(
+    let rows = tx.query_all(
         "SELECT r.note_key, r.body, r.id_pce, r.origin_id_pce
          FROM helios_titre t JOIN helios_reduction r ON r.tenant = t.tenant AND r.note_key = t.invoice_key
          WHERE t.tenant = ?1 AND t.cod_col = ?2 AND t.cod_bud = ?3 AND t.exercice = ?4
            AND t.typ_bord = ?5 AND t.id_bord = ?6
          ORDER BY t.position",
+        &[
+            &file.tenant,
+            &file.cod_col,
+            &file.cod_bud,
+            &file.exercice,
+            &file.typ_bord,
+            &id_bord,
+        ],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<Vec<u8>>(1)?,
+                r.get::<u32>(2)?,
+                r.get::<u32>(3)?,
+            ))
+        },
     )?;
-    let rows = stmt
-        .query_map(
-            (
-                &file.tenant,
-                &file.cod_col,
-                &file.cod_bud,
-                file.exercice,
-                &file.typ_bord,
-                id_bord,
-            ),
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, u32>(3)?,
-                ))
-            },
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, body, id_pce, origin_id_pce) in rows {
-        let lines = lines_of(c, &file.tenant, &key)?;
+        let lines = lines_of(tx, &file.tenant, &key)?;
         out.push(ReductionToRender {
             note: decode(&key, &body)?,
             id_pce,
@@ -286,42 +287,30 @@ pub fn reductions_to_render(
 }
 
 fn lines_of(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     note_key: &str,
 ) -> Result<Vec<ReductionLine>, HeliosError> {
-    let mut stmt = c.prepare_cached(
+    let mut lines = Vec::new();
+    tx.query_each(
         "SELECT id_ligne, id_ligne_orig, amount_cents, cod_prod_loc, nature, fonction, label
          FROM helios_reduction_line WHERE tenant = ?1 AND note_key = ?2 ORDER BY id_ligne",
+        &[&tenant, &note_key],
+        |r| {
+            let cents: i64 = r.get(2)?;
+            lines.push(ReductionLine {
+                id_ligne: r.get(0)?,
+                id_ligne_orig: r.get(1)?,
+                cod_prod_loc: r.get(3)?,
+                nature: r.get(4)?,
+                fonction: r.get(5)?,
+                amount: Money::from_cents(cents).map_err(|e| {
+                    HeliosError::Corrupt(format!("helios_reduction_line amount: {e}"))
+                })?,
+                label: r.get(6)?,
+            });
+            Ok::<_, HeliosError>(())
+        },
     )?;
-    let rows = stmt
-        .query_map((tenant, note_key), |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |(id_ligne, id_ligne_orig, cents, cod_prod_loc, nature, fonction, label)| {
-                Ok(ReductionLine {
-                    id_ligne,
-                    id_ligne_orig,
-                    cod_prod_loc,
-                    nature,
-                    fonction,
-                    amount: Money::from_cents(cents).map_err(|e| {
-                        HeliosError::Corrupt(format!("helios_reduction_line amount: {e}"))
-                    })?,
-                    label,
-                })
-            },
-        )
-        .collect()
+    Ok(lines)
 }

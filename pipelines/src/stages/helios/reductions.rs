@@ -25,9 +25,8 @@ use encaisse_helios::aller::reduction::{
 use encaisse_helios::aller::{self, Bordereau};
 use encaisse_helios::codes::BordereauKind;
 use encaisse_helios::config::NatureSource;
-use encaisse_ledger::Ledger;
 use encaisse_ledger::journal::InvoiceFact;
-use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{CoreStore, Tx};
 use encaisse_schemas::events::InvoiceIssued;
 use encaisse_schemas::{CreditNoteIssued, Event, Money};
 
@@ -54,22 +53,24 @@ pub enum Decision {
 
 /// Records `note` (received as `body`) and decides it, inside the caller's write transaction.
 pub fn receive(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     note: &CreditNoteIssued,
     body: &[u8],
     now: NaiveDateTime,
 ) -> Result<Decision, HeliosError> {
     let key = note.note.invoice.key();
-    if let Some(hash) = rs::known_hash(c, tenant.id.as_str(), &key)? {
-        if hash != note.note.content_hash {
+    if !rs::insert_waiting(tx, note, body)? {
+        // Received before (or by another daemon at the same moment: its row wins).
+        if rs::known_hash(tx, tenant.id.as_str(), &key)?
+            .is_some_and(|hash| hash != note.note.content_hash)
+        {
             tracing::warn!(tenant = %tenant.id, credit_note = %key, "Credit note issued again with other content; the first one is kept.");
         }
         return Ok(Decision::AlreadyKnown);
     }
-    rs::insert_waiting(c, note, body)?;
     fact(
-        c,
+        tx,
         note,
         &key,
         "credit_note_received",
@@ -79,34 +80,38 @@ pub fn receive(
             "amount": note.credited().to_dot_string(),
         }),
     )?;
-    decide(c, tenant, note, now)
+    decide(tx, tenant, note, now)
 }
 
 /// Decides again every credit note of `tenant` waiting for its original.
 pub fn retry_waiting(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     now: NaiveDateTime,
 ) -> Result<Vec<Decision>, HeliosError> {
     let mut decisions = Vec::new();
-    for note in rs::waiting(c, tenant.id.as_str())? {
-        decisions.push(decide(c, tenant, &note, now)?);
+    for note in rs::waiting(tx, tenant.id.as_str())? {
+        // Another transaction (another daemon's retry) may have decided it since the list
+        // was read: only the one that locks it still waiting decides it.
+        if rs::lock_waiting(tx, tenant.id.as_str(), &note.note.invoice.key())? {
+            decisions.push(decide(tx, tenant, &note, now)?);
+        }
     }
     Ok(decisions)
 }
 
 fn decide(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     note: &CreditNoteIssued,
     now: NaiveDateTime,
 ) -> Result<Decision, HeliosError> {
     let tenant_id = tenant.id.as_str();
     let origin_key = note.origin.key();
-    let Some(original) = store::titre_of_invoice(c, tenant_id, &origin_key)? else {
-        if let Some(why) = rs::refusal_of(c, tenant_id, &origin_key)? {
+    let Some(original) = store::titre_of_invoice(tx, tenant_id, &origin_key)? else {
+        if let Some(why) = rs::refusal_of(tx, tenant_id, &origin_key)? {
             return refuse(
-                c,
+                tx,
                 note,
                 now,
                 &format!("the original invoice {origin_key} was not sent to Hélios ({why})"),
@@ -114,13 +119,13 @@ fn decide(
         }
         // Received, or published by the ingest and still on its way (messages of one queue
         // are handled concurrently): its titre will come.
-        if rs::batch_payload(c, STAGE, tenant_id, &origin_key)?.is_some()
-            || rs::issued_by_ingest(c, tenant_id, &origin_key)?
+        if rs::batch_payload(tx, STAGE, tenant_id, &origin_key)?.is_some()
+            || rs::issued_by_ingest(tx, tenant_id, &origin_key)?
         {
             return Ok(Decision::Waiting);
         }
         return refuse(
-            c,
+            tx,
             note,
             now,
             &format!("the original invoice {origin_key} is unknown"),
@@ -128,7 +133,7 @@ fn decide(
     };
     if original.typ_bord == TYP_BORD_REDUCTION {
         return refuse(
-            c,
+            tx,
             note,
             now,
             &format!("{origin_key} is itself a credit note"),
@@ -136,7 +141,7 @@ fn decide(
     }
     let Some(budget) = tenant.budget(&original.budget) else {
         return refuse(
-            c,
+            tx,
             note,
             now,
             &format!(
@@ -146,14 +151,17 @@ fn decide(
         );
     };
     let scope = Scope::of(tenant_id, budget);
-    let lines = original_lines(c, tenant, scope, &original, &origin_key)?;
+    // Two credit notes of one original decided at once (two daemons) take turns on the
+    // original's titre: the second sees what the first took off.
+    store::lock_titre(tx, tenant_id, &origin_key)?;
+    let lines = original_lines(tx, tenant, scope, &original, &origin_key)?;
     let allocated = match reduction::allocate(&note.note, &lines) {
         Ok(allocated) => allocated,
-        Err(e) => return refuse(c, note, now, &e.to_string()),
+        Err(e) => return refuse(tx, note, now, &e.to_string()),
     };
     let exercice = original.exercice;
-    let id_bord = store::next_id_bord(c, scope, exercice, TYP_BORD_REDUCTION)?;
-    let id_pce = store::next_id_pce(c, scope, exercice)?;
+    let id_bord = store::next_id_bord(tx, scope, exercice, TYP_BORD_REDUCTION)?;
+    let id_pce = store::next_id_pce(tx, scope, exercice)?;
     let bordereau = Bordereau {
         config: &tenant.config,
         budget,
@@ -171,13 +179,13 @@ fn decide(
     if let Err(e) = aller::check_bordereau(&bordereau)
         .and_then(|()| reduction::check_reduction(&bordereau, &titre))
     {
-        return refuse(c, note, now, &e.to_string());
+        return refuse(tx, note, now, &e.to_string());
     }
     let total: i64 = allocated.iter().map(|l| l.amount.cents()).sum();
     let file_name = reduction_file_name(&bordereau);
     let note_key = note.note.invoice.key();
     let file_id = store::insert_file(
-        c,
+        tx,
         &NewFile {
             tenant: tenant_id,
             budget,
@@ -193,7 +201,7 @@ fn decide(
         },
     )?;
     store::insert_bordereau(
-        c,
+        tx,
         scope,
         &NewBordereau {
             exercice,
@@ -204,8 +212,8 @@ fn decide(
             total_cents: total,
         },
     )?;
-    store::insert_titre(
-        c,
+    let stored = store::insert_titre(
+        tx,
         scope,
         &TitreRow {
             exercice,
@@ -224,8 +232,14 @@ fn decide(
             total_cents: total,
         },
     )?;
+    if !stored {
+        return Err(HeliosError::Corrupt(format!(
+            "réduction titre of {note_key} (IdPce {id_pce}) cannot be stored: the credit note or the number already has a titre"
+        )));
+    }
+    store::used_numbers(tx, scope, exercice, TYP_BORD_REDUCTION, id_bord, id_pce)?;
     rs::mark_planned(
-        c,
+        tx,
         tenant_id,
         &note_key,
         (exercice, id_pce, original.id_pce),
@@ -243,8 +257,8 @@ fn decide(
         "id_pce_orig": original.id_pce,
         "file": file_name,
     });
-    fact(c, note, &note_key, "reduction_planned", detail.clone())?;
-    fact(c, note, &origin_key, "reduction_planned", detail)?;
+    fact(tx, note, &note_key, "reduction_planned", detail.clone())?;
+    fact(tx, note, &origin_key, "reduction_planned", detail)?;
     tracing::info!(tenant = %tenant.id, credit_note = %note_key, origin = %origin_key, id_pce, id_pce_orig = original.id_pce, file = %file_name, "Credit note planned as a réduction titre.");
     Ok(Decision::Planned { file: file_name })
 }
@@ -252,28 +266,28 @@ fn decide(
 /// The original titre's lines as written, with their imputation (from the original
 /// invoice) and what remains of each after earlier réduction titres.
 fn original_lines(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &TenantHelios,
     scope: Scope<'_>,
     original: &TitreRow,
     origin_key: &str,
 ) -> Result<Vec<OriginalLine>, HeliosError> {
     let payload =
-        rs::batch_payload(c, STAGE, tenant.id.as_str(), origin_key)?.ok_or_else(|| {
+        rs::batch_payload(tx, STAGE, tenant.id.as_str(), origin_key)?.ok_or_else(|| {
             HeliosError::Corrupt(format!(
                 "the invoice of titre {origin_key} is not in the ledger"
             ))
         })?;
     let invoice: InvoiceIssued = encaisse_schemas::decode(&payload)
         .map_err(|e| HeliosError::Corrupt(format!("batch item {origin_key}: {e}")))?;
-    let reduced = rs::reduced_so_far(c, tenant.id.as_str(), origin_key)?;
+    let reduced = rs::reduced_so_far(tx, tenant.id.as_str(), origin_key)?;
     let config = &tenant.config;
     let fixed_nature = (config.bordereau_kind == BordereauKind::Ormc
         && config.ormc.nature_source == NatureSource::Fixed)
         .then_some(config.ormc.nature.as_str());
     let mut lines = Vec::new();
     for (id_ligne, invoice_line, amount) in
-        rs::titre_lines(c, scope, original.exercice, original.id_pce)?
+        rs::titre_lines(tx, scope, original.exercice, original.id_pce)?
     {
         let source = invoice
             .lines
@@ -303,16 +317,16 @@ fn original_lines(
 
 /// Refuses `note`: state, journal facts, and its `titre.rejected` (`LOCAL-AVOIR`) queued.
 fn refuse(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     note: &CreditNoteIssued,
     now: NaiveDateTime,
     reason: &str,
 ) -> Result<Decision, HeliosError> {
     let tenant = note.note.invoice.tenant.as_str();
     let key = note.note.invoice.key();
-    rs::mark_refused(c, tenant, &key, reason)?;
+    rs::mark_refused(tx, tenant, &key, reason)?;
     let event = refusal::event(&note.note.invoice, "credit_note", reason, "", paris(now));
-    refusal::queue(c, &event)?;
+    refusal::queue(tx, &event)?;
     let detail = serde_json::json!({
         "stage": STAGE,
         "credit_note": key,
@@ -321,8 +335,8 @@ fn refuse(
         "rule": reason,
         "titre_rejected": event.message_id(),
     });
-    fact(c, note, &key, "credit_note_refused", detail.clone())?;
-    fact(c, note, &note.origin.key(), "credit_note_refused", detail)?;
+    fact(tx, note, &key, "credit_note_refused", detail.clone())?;
+    fact(tx, note, &note.origin.key(), "credit_note_refused", detail)?;
     tracing::warn!(tenant = %tenant, credit_note = %key, origin = %note.origin.key(), reason = %reason, "Credit note refused: not sent to Hélios, Polyfac told (AVOIR_REJETE).");
     Ok(Decision::Refused {
         reason: reason.to_string(),
@@ -331,25 +345,22 @@ fn refuse(
 
 /// A fact in the journal of `invoice_key` (the credit note's or its original's).
 fn fact(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     note: &CreditNoteIssued,
     invoice_key: &str,
     kind: &str,
     detail: serde_json::Value,
 ) -> Result<(), HeliosError> {
-    Ledger::record_invoice_fact_in(
-        c,
-        &InvoiceFact {
-            invoice_key: invoice_key.to_string(),
-            tenant: note.note.invoice.tenant.as_str().to_string(),
-            at: ledger_now(),
-            kind: kind.to_string(),
-            detail: detail.to_string(),
-            dedupe_key: Some(format!(
-                "{STAGE}:{kind}:{}:{invoice_key}",
-                note.note.invoice.key()
-            )),
-        },
-    )?;
+    tx.record_fact(&InvoiceFact {
+        invoice_key: invoice_key.to_string(),
+        tenant: note.note.invoice.tenant.as_str().to_string(),
+        at: ledger_now(),
+        kind: kind.to_string(),
+        detail: detail.to_string(),
+        dedupe_key: Some(format!(
+            "{STAGE}:{kind}:{}:{invoice_key}",
+            note.note.invoice.key()
+        )),
+    })?;
     Ok(())
 }

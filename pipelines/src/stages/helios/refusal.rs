@@ -14,8 +14,7 @@
 //! * the counter `encaisse_helios_invoices_refused_total{tenant}` and a warning.
 
 use chrono::{DateTime, FixedOffset};
-use encaisse_ledger::Ledger;
-use encaisse_ledger::rusqlite::Connection;
+use encaisse_ledger::{Ledger, Tx};
 use encaisse_schemas::{Event, InvoiceRef, TitreRejected, TitreSource};
 
 use super::error::{HeliosError, read_tx};
@@ -105,9 +104,9 @@ pub fn event(
 }
 
 /// Queues `event` for publication, in the caller's (planning) transaction.
-pub fn queue(c: &Connection, event: &TitreRejected) -> Result<(), HeliosError> {
+pub fn queue(tx: &mut Tx<'_>, event: &TitreRejected) -> Result<(), HeliosError> {
     store::insert_event(
-        c,
+        tx,
         event.invoice.tenant.as_str(),
         TitreRejected::TYPE,
         &event.message_id(),
@@ -130,7 +129,7 @@ pub async fn hand_over(
         return Ok(Handled::none());
     }
     let id = tenant.id.to_string();
-    let events = match read_tx(ledger, move |c| store::pending_events(c, &id)).await {
+    let events = match read_tx(ledger, move |tx| store::pending_events(tx, &id)).await {
         Ok(events) => events,
         Err(e) => {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -143,10 +142,8 @@ pub async fn hand_over(
     flag.store(true, std::sync::atomic::Ordering::SeqCst);
     let ids: Vec<String> = events.iter().map(Event::message_id).collect();
     Ok(
-        Handled::publish(events.iter().map(Outgoing::event).collect()).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::mark_events_handed(c, &ids)
-        }),
+        Handled::publish(events.iter().map(Outgoing::event).collect())
+            .commit_with(move |tx| store::mark_events_handed(tx, &ids)),
     )
 }
 

@@ -25,10 +25,9 @@ use chrono::NaiveDate;
 use encaisse_helios::acquit_retour::acquit_retour;
 use encaisse_helios::events::{AcquitOutcome, RetourOutcome, acquit_events, retour_events};
 use encaisse_helios::read::{Acquit, PesRetour, ReturnFile, read_return_file};
-use encaisse_ledger::Ledger;
 use encaisse_ledger::files::sha256_hex;
 use encaisse_ledger::journal::InvoiceFact;
-use encaisse_ledger::rusqlite::{Connection, OptionalExtension};
+use encaisse_ledger::{CoreStore, Tx};
 use encaisse_schemas::TenantId;
 use encaisse_schemas::events::{
     PaymentReceived, PaymentReversed, TitreAccepted, TitreRef, TitreRejected,
@@ -71,19 +70,22 @@ fn rejected(tenant: &TenantId, kind: &'static str, message: impl std::fmt::Displ
 
 /// What a file's content was recorded as, when it was handled before.
 #[derive(Debug, Clone)]
-struct Seen {
-    name: String,
-    acquit_date: Option<NaiveDate>,
+pub struct Seen {
+    pub name: String,
+    pub acquit_date: Option<NaiveDate>,
 }
 
-fn seen_before(c: &Connection, tenant: &str, sha256: &str) -> Result<Option<Seen>, HeliosError> {
-    let row: Option<(String, Option<String>)> = c
-        .query_row(
-            "SELECT name, acquit_date FROM helios_return_file WHERE tenant = ?1 AND sha256 = ?2",
-            (tenant, sha256),
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+/// How the file with this content was first handled, if it was.
+pub fn seen_before(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    sha256: &str,
+) -> Result<Option<Seen>, HeliosError> {
+    let row = tx.query_opt(
+        "SELECT name, acquit_date FROM helios_return_file WHERE tenant = ?1 AND sha256 = ?2",
+        &[&tenant, &sha256],
+        |r| Ok((r.get::<String>(0)?, r.get::<Option<String>>(1)?)),
+    )?;
     row.map(|(name, date)| {
         let acquit_date = date
             .map(|d| {
@@ -99,35 +101,38 @@ fn seen_before(c: &Connection, tenant: &str, sha256: &str) -> Result<Option<Seen
 
 /// The row that says a file's content was handled: written in the transaction that
 /// records its state.
-struct HandledFile<'a> {
-    tenant: &'a str,
-    sha256: &'a str,
-    name: &'a str,
-    kind: &'a str,
-    nom_fic: Option<&'a str>,
-    events: usize,
-    unmatched: usize,
-    acquit_date: Option<NaiveDate>,
+pub struct HandledFile<'a> {
+    pub tenant: &'a str,
+    pub sha256: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub nom_fic: Option<&'a str>,
+    pub events: usize,
+    pub unmatched: usize,
+    pub acquit_date: Option<NaiveDate>,
 }
 
-fn record_file(c: &Connection, f: &HandledFile<'_>) -> Result<(), HeliosError> {
-    c.execute(
+/// Records that a file's content was handled; `false` when it already was (by another
+/// daemon meanwhile: the second insert waits for the first, then does nothing), and the
+/// caller then records nothing of it again.
+pub fn record_file(tx: &mut Tx<'_>, f: &HandledFile<'_>) -> Result<bool, HeliosError> {
+    let changed = tx.execute(
         "INSERT INTO helios_return_file (tenant, sha256, name, kind, nom_fic, events, unmatched, acquit_date, handled_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (tenant, sha256) DO NOTHING",
-        encaisse_ledger::rusqlite::params![
-            f.tenant,
-            f.sha256,
-            f.name,
-            f.kind,
-            f.nom_fic,
-            f.events as i64,
-            f.unmatched as i64,
-            f.acquit_date.map(|d| d.to_string()),
-            ledger_now(),
+        &[
+            &f.tenant,
+            &f.sha256,
+            &f.name,
+            &f.kind,
+            &f.nom_fic,
+            &i64::try_from(f.events).unwrap_or(i64::MAX),
+            &i64::try_from(f.unmatched).unwrap_or(i64::MAX),
+            &f.acquit_date.map(|d| d.to_string()),
+            &ledger_now(),
         ],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 fn fact(
@@ -174,27 +179,24 @@ fn titre_detail(
 
 /// Journal facts of titre events (no free text: the comptable's comment may name people).
 fn titre_facts(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     accepted: &[TitreAccepted],
     rejected: &[TitreRejected],
 ) -> Result<(), HeliosError> {
     for e in accepted {
         let source = e.source.as_str();
-        Ledger::record_invoice_fact_in(
-            c,
-            &fact(
-                tenant,
+        tx.record_fact(&fact(
+            tenant,
+            e.invoice.key(),
+            "titre_accepted",
+            titre_detail(&e.titre, source, &e.file, &e.accepted_at, None),
+            format!(
+                "{RETURNS}:accepted:{source}:{}:{}",
                 e.invoice.key(),
-                "titre_accepted",
-                titre_detail(&e.titre, source, &e.file, &e.accepted_at, None),
-                format!(
-                    "{RETURNS}:accepted:{source}:{}:{}",
-                    e.invoice.key(),
-                    e.titre.reference()
-                ),
+                e.titre.reference()
             ),
-        )?;
+        ))?;
     }
     // A return file's rejections always name their titre (only helios.titres' local
     // refusals have none, and they are journalled there).
@@ -206,63 +208,54 @@ fn titre_facts(
         if titre.bordereau_type == TYP_BORD_REDUCTION {
             // A réduction titre the Trésorerie rejected takes nothing off its original.
             reduction_store::mark_rejected(
-                c,
+                tx,
                 tenant,
                 &e.invoice.key(),
                 &format!("{} {}", e.code, e.text),
             )?;
         }
-        Ledger::record_invoice_fact_in(
-            c,
-            &fact(
-                tenant,
+        tx.record_fact(&fact(
+            tenant,
+            e.invoice.key(),
+            "titre_rejected",
+            titre_detail(titre, source, &e.file, &e.rejected_at, Some(&e.code)),
+            format!(
+                "{RETURNS}:rejected:{source}:{}:{}:{}",
                 e.invoice.key(),
-                "titre_rejected",
-                titre_detail(titre, source, &e.file, &e.rejected_at, Some(&e.code)),
-                format!(
-                    "{RETURNS}:rejected:{source}:{}:{}:{}",
-                    e.invoice.key(),
-                    titre.reference(),
-                    e.code
-                ),
+                titre.reference(),
+                e.code
             ),
-        )?;
+        ))?;
     }
     Ok(())
 }
 
 fn payment_facts(
-    c: &Connection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     file: &str,
     payments: &[PaymentReceived],
     reversals: &[PaymentReversed],
 ) -> Result<(), HeliosError> {
     for p in payments {
-        Ledger::record_invoice_fact_in(
-            c,
-            &fact(
-                tenant,
-                p.invoice.key(),
-                "payment_received",
-                serde_json::json!({"stage": RETURNS, "file": file, "payment_id": p.payment_id,
-                    "amount": p.amount.to_string(), "channel": p.channel, "on": p.paid_at.to_rfc3339()}),
-                format!("{RETURNS}:payment:{}", p.payment_id),
-            ),
-        )?;
+        tx.record_fact(&fact(
+            tenant,
+            p.invoice.key(),
+            "payment_received",
+            serde_json::json!({"stage": RETURNS, "file": file, "payment_id": p.payment_id,
+                "amount": p.amount.to_string(), "channel": p.channel, "on": p.paid_at.to_rfc3339()}),
+            format!("{RETURNS}:payment:{}", p.payment_id),
+        ))?;
     }
     for r in reversals {
-        Ledger::record_invoice_fact_in(
-            c,
-            &fact(
-                tenant,
-                r.invoice.key(),
-                "payment_reversed",
-                serde_json::json!({"stage": RETURNS, "file": file, "payment_id": r.payment_id,
-                    "amount": r.amount.to_string()}),
-                format!("{RETURNS}:reversed:{}:{file}", r.payment_id),
-            ),
-        )?;
+        tx.record_fact(&fact(
+            tenant,
+            r.invoice.key(),
+            "payment_reversed",
+            serde_json::json!({"stage": RETURNS, "file": file, "payment_id": r.payment_id,
+                "amount": r.amount.to_string()}),
+            format!("{RETURNS}:reversed:{}:{file}", r.payment_id),
+        ))?;
     }
     Ok(())
 }
@@ -383,9 +376,9 @@ impl HeliosReturns {
         let (tenant_id, name, sha) = (tenant.id.clone(), file.name.clone(), sha256.clone());
         let header = acquit.header.clone();
         let nom_fic = acquit.envelope.nom_fic.clone();
-        let (seen, outcome) = read_tx(&ctx.ledger, move |c| {
-            let seen = seen_before(c, tenant_id.as_str(), &sha)?;
-            let lookup = LedgerLookup::new(c, &tenant_id);
+        let (seen, outcome) = read_tx(&ctx.ledger, move |tx| {
+            let seen = seen_before(tx, tenant_id.as_str(), &sha)?;
+            let lookup = LedgerLookup::new(tx, &tenant_id);
             let outcome = acquit_events(&acquit, &name, &lookup);
             lookup.finish()?;
             Ok((seen, outcome))
@@ -427,33 +420,15 @@ impl HeliosReturns {
         let (tenant_id, name, unmatched_count) =
             (tenant.id.to_string(), file.name.clone(), unmatched.len());
         let (acc, rej, flags) = (accepted.clone(), rejected_titres.clone(), flagged.clone());
-        write_tx(&ctx.ledger, move |c| {
+        write_tx(&ctx.ledger, move |tx| {
             let scope = Scope {
                 tenant: &tenant_id,
                 cod_col: &header.cod_col,
                 cod_bud: &header.cod_bud,
             };
-            for (b, typ_bord) in &flags {
-                c.execute(
-                    "UPDATE helios_bordereau SET ack_state = ?7, ack_file = ?8, ack_on = ?9, ack_errors = ?10
-                     WHERE tenant = ?1 AND cod_col = ?2 AND cod_bud = ?3 AND exercice = ?4 AND typ_bord = ?5 AND id_bord = ?6",
-                    encaisse_ledger::rusqlite::params![
-                        scope.tenant,
-                        scope.cod_col,
-                        scope.cod_bud,
-                        b.exercice,
-                        typ_bord,
-                        b.id_bord as i64,
-                        if b.accepted { "accepted" } else { "rejected" },
-                        name,
-                        header.date.to_string(),
-                        (!b.errors.is_empty()).then(|| b.errors.join("; ")),
-                    ],
-                )?;
-            }
-            titre_facts(c, &tenant_id, &acc, &rej)?;
-            record_file(
-                c,
+            // The file first: handled by another daemon meanwhile, it is recorded once.
+            if !record_file(
+                tx,
                 &HandledFile {
                     tenant: &tenant_id,
                     sha256: &sha256,
@@ -464,7 +439,28 @@ impl HeliosReturns {
                     unmatched: unmatched_count,
                     acquit_date: None,
                 },
-            )
+            )? {
+                return Ok(());
+            }
+            for (b, typ_bord) in &flags {
+                tx.execute(
+                    "UPDATE helios_bordereau SET ack_state = ?7, ack_file = ?8, ack_on = ?9, ack_errors = ?10
+                     WHERE tenant = ?1 AND cod_col = ?2 AND cod_bud = ?3 AND exercice = ?4 AND typ_bord = ?5 AND id_bord = ?6",
+                    &[
+                        &scope.tenant,
+                        &scope.cod_col,
+                        &scope.cod_bud,
+                        &b.exercice,
+                        typ_bord,
+                        &i64::try_from(b.id_bord).unwrap_or(-1),
+                        &if b.accepted { "accepted" } else { "rejected" },
+                        &name,
+                        &header.date.to_string(),
+                        &(!b.errors.is_empty()).then(|| b.errors.join("; ")),
+                    ],
+                )?;
+            }
+            titre_facts(tx, &tenant_id, &acc, &rej)
         })
         .await?;
 
@@ -505,16 +501,16 @@ impl HeliosReturns {
         let returns_config = tenant.config.returns.clone();
         let file_date = retour.header.date;
         let retour_for_read = retour.clone();
-        let (seen, outcome, stale) = read_tx(&ctx.ledger, move |c| {
-            let seen = seen_before(c, tenant_id.as_str(), &sha)?;
-            let lookup = LedgerLookup::new(c, &tenant_id);
+        let (seen, outcome, stale) = read_tx(&ctx.ledger, move |tx| {
+            let seen = seen_before(tx, tenant_id.as_str(), &sha)?;
+            let lookup = LedgerLookup::new(tx, &tenant_id);
             let outcome = retour_events(&retour_for_read, &name, &lookup, &lookup, &returns_config);
             lookup.finish()?;
             // Lines a newer PES Retour already described: this older file changes
             // nothing there.
             let mut stale = HashSet::new();
             for (line, _) in &outcome.line_states {
-                if line_state_date(c, tenant_id.as_str(), line)?
+                if line_state_date(tx, tenant_id.as_str(), line)?
                     .is_some_and(|known| known > file_date)
                 {
                     stale.insert(line.key());
@@ -592,14 +588,10 @@ impl HeliosReturns {
             payments.clone(),
             reversals.clone(),
         );
-        write_tx(&ctx.ledger, move |c| {
-            for (line, sightings) in &line_states {
-                store_line_state(c, &tenant_id, line, sightings, &name, file_date)?;
-            }
-            titre_facts(c, &tenant_id, &acc, &rej)?;
-            payment_facts(c, &tenant_id, &name, &pay, &rev)?;
-            record_file(
-                c,
+        write_tx(&ctx.ledger, move |tx| {
+            // The file first: handled by another daemon meanwhile, it is recorded once.
+            if !record_file(
+                tx,
                 &HandledFile {
                     tenant: &tenant_id,
                     sha256: &sha,
@@ -610,7 +602,14 @@ impl HeliosReturns {
                     unmatched: unmatched_count,
                     acquit_date: Some(acquit_date),
                 },
-            )
+            )? {
+                return Ok(());
+            }
+            for (line, sightings) in &line_states {
+                store_line_state(tx, &tenant_id, line, sightings, &name, file_date)?;
+            }
+            titre_facts(tx, &tenant_id, &acc, &rej)?;
+            payment_facts(tx, &tenant_id, &name, &pay, &rev)
         })
         .await?;
 

@@ -20,8 +20,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use encaisse_ledger::BatchStore;
 use encaisse_ledger::Ledger;
-use encaisse_ledger::batch::{AddOutcome, BatchKey, add_item, set_expected};
+use encaisse_ledger::batch::{AddOutcome, BatchKey};
 use encaisse_schemas::{BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued};
 use futures::future::BoxFuture;
 
@@ -97,11 +98,11 @@ impl HeliosTitres {
         let (tenant_cfg, now, item_key) =
             (tenant.clone(), self.settings.clock.now(), invoice_ref.key());
         let hash = invoice.content_hash.clone();
-        let planned = write_tx(&self.ledger, move |c| {
-            if let AddOutcome::Conflict { reason } = add_item(c, &key, &item_key, &hash, &body)? {
+        let planned = write_tx(&self.ledger, move |tx| {
+            if let AddOutcome::Conflict { reason } = tx.add_item(&key, &item_key, &hash, &body)? {
                 return Err(HeliosError::Batch(reason));
             }
-            close_and_plan(c, &tenant_cfg, &key, now)
+            close_and_plan(tx, &tenant_cfg, &key, now)
         })
         .await?;
         self.after_plan(tenant, planned).await?;
@@ -126,8 +127,8 @@ impl HeliosTitres {
         };
         self.write_pending(tenant, Check::IfPending).await?;
         let (tenant_cfg, now) = (tenant.clone(), self.settings.clock.now());
-        let decision = write_tx(&self.ledger, move |c| {
-            reductions::receive(c, &tenant_cfg, &note, &body, now)
+        let decision = write_tx(&self.ledger, move |tx| {
+            reductions::receive(tx, &tenant_cfg, &note, &body, now)
         })
         .await?;
         self.after_decisions(tenant, std::slice::from_ref(&decision))
@@ -183,7 +184,7 @@ impl HeliosTitres {
             tenant.id.to_string(),
             run.run_id.clone(),
         );
-        let planned = write_tx(&self.ledger, move |c| {
+        let planned = write_tx(&self.ledger, move |tx| {
             let mut planned = Planned::default();
             for (group, expected) in &groups {
                 let key = BatchKey {
@@ -192,8 +193,8 @@ impl HeliosTitres {
                     run_id: run_id.clone(),
                     group: group.clone(),
                 };
-                set_expected(c, &key, *expected)?;
-                planned.absorb(close_and_plan(c, &tenant_cfg, &key, now)?);
+                tx.set_expected(&key, *expected)?;
+                planned.absorb(close_and_plan(tx, &tenant_cfg, &key, now)?);
             }
             Ok(planned)
         })
@@ -218,8 +219,8 @@ impl HeliosTitres {
         self.write_pending(tenant, Check::Ledger).await?;
         // Credit notes waiting for an original this plan numbered (or refused).
         let (tenant_cfg, now) = (tenant.clone(), self.settings.clock.now());
-        let decisions = write_tx(&self.ledger, move |c| {
-            reductions::retry_waiting(c, &tenant_cfg, now)
+        let decisions = write_tx(&self.ledger, move |tx| {
+            reductions::retry_waiting(tx, &tenant_cfg, now)
         })
         .await?;
         self.after_decisions(tenant, &decisions).await

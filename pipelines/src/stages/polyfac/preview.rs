@@ -246,7 +246,7 @@ pub fn preview_file(
     };
     let mut refused = Vec::new();
     let mut warnings = BTreeSet::new();
-    let mut titres = setup.helios.map(|h| DryRun::new(ledger, h, setup.today));
+    let mut titres = setup.helios.map(|h| DryRun::new(h, setup.today));
     let mut groups: BTreeMap<(String, &'static str), (u64, Money)> = BTreeMap::new();
     let mut tx = Tx::sqlite(ledger);
     for item in ExportReader::new(open()?, &tenant.mapping, tenant.catalogue.clone(), options) {
@@ -387,7 +387,7 @@ fn downstream(
                 return Ok(None);
             };
             let refused = titres
-                .consider(event.clone())
+                .consider(&mut encaisse_ledger::Tx::sqlite(ledger), event.clone())
                 .map_err(|e| PreviewError::Plan(e.to_string()))?;
             Ok(refused.map(|r| reject("helios", &r.field, r.code().as_str(), r.rule.clone())))
         }
