@@ -12,12 +12,12 @@ pub const SQLITE_FILE: &str = "ledger.sqlite";
 
 /// The areas whose store runs on PostgreSQL. The daemon needs every area, so it refuses a
 /// PostgreSQL URL until this lists all of [`crate::migrations::ALL`]'s areas.
-pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "sepa"];
+pub const POSTGRES_AREAS: &[&str] = &["core", "batch", "ops", "payfip", "sepa"];
 
 /// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
 /// they read the tables of an area not ported yet.
 pub const POSTGRES_PENDING: &[&str] = &[
-    "ops 2's console indexes on polyfac and payfip tables (with those areas)",
+    "ops 2's console indexes on polyfac tables (with that area)",
     "ops 3 (the reconciliation summaries recon_* and their triggers, invoice_payer_name: \
      they read the polyfac area)",
     "sepa's outcomes, planned files and credit notes (record_outcome and refuse_use on \

@@ -237,7 +237,7 @@ impl Harness {
             let (tenant, number, hash) = (tenant.clone(), number.clone(), hash.clone());
             async move {
                 self.ledger
-                    .read(move |c| store::invoices_by_number(c, &tenant, &number))
+                    .inspect(move |tx| store::invoices_by_number(tx, &tenant, &number))
                     .await
                     .unwrap()
                     .iter()
@@ -367,7 +367,7 @@ impl Harness {
     pub async fn operation(&self, idop: &str) -> Option<Operation> {
         let idop = idop.to_string();
         self.ledger
-            .read(move |c| store::operation_by_idop(c, &idop))
+            .inspect(move |tx| store::operation_by_idop(tx, &idop))
             .await
             .unwrap()
     }

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use encaisse_ledger::{InvoiceFact, Ledger};
+use encaisse_ledger::{CoreStore, InvoiceFact};
 use encaisse_schemas::{
     Channel, CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived,
     PaymentReversed, PaymentSource, TitreAccepted, TitreSource,
@@ -71,8 +71,7 @@ impl RegisterStage {
         tracing::debug!(invoice = %record.invoice.key(), online_payable = record.online_payable, "Invoice registered for online payment.");
         let now = store::ts(Utc::now());
         Handled::none().about(event.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::upsert_invoice(c, &record, &now)
+            store::upsert_invoice(tx, &record, &now)
         })
     }
 
@@ -90,8 +89,7 @@ impl RegisterStage {
         Handled::none()
             .about(event.note.invoice)
             .commit_with(move |tx| {
-                let c = tx.sqlite_connection()?;
-                store::record_credit_note(c, &note, &origin, amount)
+                store::record_credit_note(tx, &note, &origin, amount)
             })
     }
 
@@ -109,8 +107,7 @@ impl RegisterStage {
             titre: event.titre,
         };
         Handled::none().about(event.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::upsert_titre(c, &record)
+            store::upsert_titre(tx, &record)
         })
     }
 
@@ -123,8 +120,7 @@ impl RegisterStage {
         let now = store::ts(Utc::now());
         let key = invoice.clone();
         Handled::none().about(invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::record_payment(c, &key, &payment_id, amount, fact, &now)
+            store::record_payment(tx, &key, &payment_id, amount, fact, &now)
         })
     }
 
@@ -134,11 +130,10 @@ impl RegisterStage {
         let now = store::ts(Utc::now());
         let key = e.invoice.clone();
         Handled::none().about(e.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::record_payment(c, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
-            let covered = store::coverage(c, &key)?.received;
-            for op in store::confirm_claims(c, &key, covered, &now)? {
-                Ledger::record_invoice_fact_in(c, &claim_confirmed(&op, &e.payment_id, &now))?;
+            store::record_payment(tx, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
+            let covered = store::coverage(tx, &key)?.received;
+            for op in store::confirm_claims(tx, &key, covered, &now)? {
+                tx.record_fact(&claim_confirmed(&op, &e.payment_id, &now))?;
                 metrics::counter!(CLAIMS, "tenant" => key.tenant.to_string(), "outcome" => "confirmed")
                     .increment(1);
                 tracing::info!(invoice = %key.key(), refdet = %op.refdet, confirmed_by = %e.payment_id, "Classic PayFiP claim confirmed by the PES Retour.");
