@@ -255,6 +255,9 @@ async fn applied_migrations_list_the_ported_areas(f: &Fixture) {
         ("core", 1),
         ("ops", 1),
         ("ops", 2),
+        ("payfip", 1),
+        ("payfip", 2),
+        ("payfip", 3),
         ("sepa", 1),
         ("sepa", 2),
     ] {

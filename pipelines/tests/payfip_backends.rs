@@ -187,7 +187,10 @@ async fn invoices_titres_and_credit_notes_make_what_is_payable(f: &Fixture) {
     let taken = read(&f.ledger, |tx| store::titre_of(tx, &invoice("T1")))
         .await
         .unwrap();
-    assert_eq!(taken.taken_in_charge_on, NaiveDate::from_ymd_opt(2026, 3, 4).unwrap());
+    assert_eq!(
+        taken.taken_in_charge_on,
+        NaiveDate::from_ymd_opt(2026, 3, 4).unwrap()
+    );
     assert_eq!(taken.titre.id_pce, 9);
     assert!(
         read(&f.ledger, |tx| store::titre_of(tx, &invoice("R1")))
@@ -208,7 +211,13 @@ async fn concurrent_reservations_of_one_invoice_keep_one_current_attempt(f: &Fix
     })
     .await;
     let decided = race(&f.ledger, |i, tx| {
-        let attempt = op(&format!("a{i}"), "F1", OpChannel::Ws, OpState::Creating, t0());
+        let attempt = op(
+            &format!("a{i}"),
+            "F1",
+            OpChannel::Ws,
+            OpState::Creating,
+            t0(),
+        );
         store::reserve_attempt(tx, &attempt, |coverage, active| {
             assert!(!coverage.is_paid(money("45.60")));
             match active {
@@ -232,7 +241,13 @@ async fn concurrent_reservations_of_one_invoice_keep_one_current_attempt(f: &Fix
 
     let superseding = race(&f.ledger, |i, tx| {
         let later = t0() + Duration::minutes(30);
-        let attempt = op(&format!("b{i}"), "F1", OpChannel::Ws, OpState::Creating, later);
+        let attempt = op(
+            &format!("b{i}"),
+            "F1",
+            OpChannel::Ws,
+            OpState::Creating,
+            later,
+        );
         store::reserve_attempt(tx, &attempt, |_, _| Ok::<(), ()>(()))
     })
     .await;
@@ -279,7 +294,11 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
     write(&f.ledger, move |tx| {
         store::insert_operation(tx, &reserved)?;
         // Nothing is claimed before the attempt is open.
-        assert!(!store::claim_notification(tx, "n", "2026-03-02T10:00:30.000000Z")?);
+        assert!(!store::claim_notification(
+            tx,
+            "n",
+            "2026-03-02T10:00:30.000000Z"
+        )?);
         store::open_ws(tx, "n", "idop-n", "payfip:idop-n")
     })
     .await;
@@ -291,7 +310,14 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
     assert_eq!(claimed.iter().filter(|c| **c).count(), 1, "{claimed:?}");
     // Released (the command could not be published), the next notification asks again.
     write(&f.ledger, |tx| store::release_notification(tx, "n")).await;
-    assert!(write(&f.ledger, |tx| store::claim_notification(tx, "n", "2026-03-02T10:02:00.000000Z")).await);
+    assert!(
+        write(&f.ledger, |tx| store::claim_notification(
+            tx,
+            "n",
+            "2026-03-02T10:02:00.000000Z"
+        ))
+        .await
+    );
 
     let paid = Resolution {
         outcome: Outcome::Result(Resultrans::P),
@@ -317,11 +343,7 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
     })
     .await;
     assert_eq!(resolved.iter().filter(|c| **c).count(), 1, "{resolved:?}");
-    let facts = f
-        .ledger
-        .invoice_facts(&invoice("F2").key())
-        .await
-        .unwrap();
+    let facts = f.ledger.invoice_facts(&invoice("F2").key()).await.unwrap();
     assert_eq!(facts.len(), 1, "{facts:?}");
     let read_back = read(&f.ledger, |tx| store::operation_by_idop(tx, "idop-n"))
         .await
@@ -334,7 +356,14 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
     assert_eq!(coverage.paid_attempt.as_deref(), Some("payfip:idop-n"));
     assert!(coverage.is_paid(money("45.60")));
     // Resolved: a late notification asks nothing.
-    assert!(!write(&f.ledger, |tx| store::claim_notification(tx, "n", "2026-03-02T10:06:00.000000Z")).await);
+    assert!(
+        !write(&f.ledger, |tx| store::claim_notification(
+            tx,
+            "n",
+            "2026-03-02T10:06:00.000000Z"
+        ))
+        .await
+    );
 }
 
 /// The same payment seen by several daemons at once (PayFiP, then the Hélios émargement;
@@ -370,7 +399,13 @@ async fn a_payment_counts_once_however_often_it_is_recorded(f: &Fixture) {
 async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
     let (old, young) = (
         op("o", "F4", OpChannel::Ws, OpState::Open, t0()),
-        op("y", "F5", OpChannel::Ws, OpState::Open, t0() + Duration::hours(1)),
+        op(
+            "y",
+            "F5",
+            OpChannel::Ws,
+            OpState::Open,
+            t0() + Duration::hours(1),
+        ),
     );
     let classic = op("c", "T4", OpChannel::Classic, OpState::Open, t0());
     let stuck = op("s", "F6", OpChannel::Ws, OpState::Creating, t0());
@@ -384,7 +419,10 @@ async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
     let cutoff = store::ts(t0() + Duration::minutes(30));
     let (a, b) = (cutoff.clone(), cutoff.clone());
     let due = read(&f.ledger, move |tx| store::due_for_query(tx, &a, &b, 10)).await;
-    assert_eq!(due, vec![(TenantId::new("vitry").unwrap(), "idop-o".into())]);
+    assert_eq!(
+        due,
+        vec![(TenantId::new("vitry").unwrap(), "idop-o".into())]
+    );
     let n = cutoff.clone();
     write(&f.ledger, move |tx| {
         store::mark_requested(tx, &["idop-o".to_string()], &n)
@@ -405,7 +443,9 @@ async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
     .await;
     assert_eq!(closed.iter().map(|c| c.0).sum::<usize>(), 1, "{closed:?}");
     assert_eq!(closed.iter().map(|c| c.1).sum::<usize>(), 1, "{closed:?}");
-    let classic = read(&f.ledger, |tx| store::operation(tx, "c")).await.unwrap();
+    let classic = read(&f.ledger, |tx| store::operation(tx, "c"))
+        .await
+        .unwrap();
     assert_eq!(classic.outcome, Some(Outcome::Closed));
     assert_eq!(classic.status(), "expired");
     // The gateway call that finally answers finds its reservation gone.
@@ -414,7 +454,11 @@ async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
         .transact(|tx| store::open_ws(tx, "s", "idop-s", "payfip:idop-s"))
         .await;
     assert!(matches!(late, Err(LedgerError::Conflict(_))), "{late:?}");
-    assert!(read(&f.ledger, |tx| store::operation(tx, "s")).await.is_none());
+    assert!(
+        read(&f.ledger, |tx| store::operation(tx, "s"))
+            .await
+            .is_none()
+    );
     // A failed gateway call drops its own reservation only while it is one.
     let reserved = op("r", "F7", OpChannel::Ws, OpState::Creating, t0());
     write(&f.ledger, move |tx| {
@@ -423,8 +467,16 @@ async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
         store::delete_reservation(tx, "o")
     })
     .await;
-    assert!(read(&f.ledger, |tx| store::operation(tx, "r")).await.is_none());
-    assert!(read(&f.ledger, |tx| store::operation(tx, "o")).await.is_some());
+    assert!(
+        read(&f.ledger, |tx| store::operation(tx, "r"))
+            .await
+            .is_none()
+    );
+    assert!(
+        read(&f.ledger, |tx| store::operation(tx, "o"))
+            .await
+            .is_some()
+    );
 }
 
 /// A classic result announcing a payment, delivered several times at once (browser and
@@ -448,7 +500,9 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
     })
     .await;
     assert_eq!(claimed.iter().filter(|c| **c).count(), 1, "{claimed:?}");
-    let read_back = read(&f.ledger, |tx| store::operation(tx, "k")).await.unwrap();
+    let read_back = read(&f.ledger, |tx| store::operation(tx, "k"))
+        .await
+        .unwrap();
     assert_eq!(read_back.status(), "announced");
     assert!(read_back.active && read_back.outcome.is_none());
     // Not paid until the PES Retour.
@@ -466,18 +520,99 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
         store::report_unconfirmed_claims(tx, &before, 10, &at)
     })
     .await;
-    assert_eq!(reported.iter().map(Vec::len).sum::<usize>(), 1, "{reported:?}");
+    assert_eq!(
+        reported.iter().map(Vec::len).sum::<usize>(),
+        1,
+        "{reported:?}"
+    );
     let at = store::ts(t0() + Duration::days(11));
     let confirmed = race(&f.ledger, move |_, tx| {
         store::confirm_claims(tx, &invoice("T5"), money("45.60"), &at)
     })
     .await;
-    assert_eq!(confirmed.iter().map(Vec::len).sum::<usize>(), 1, "{confirmed:?}");
-    let read_back = read(&f.ledger, |tx| store::operation(tx, "k")).await.unwrap();
+    assert_eq!(
+        confirmed.iter().map(Vec::len).sum::<usize>(),
+        1,
+        "{confirmed:?}"
+    );
+    let read_back = read(&f.ledger, |tx| store::operation(tx, "k"))
+        .await
+        .unwrap();
     assert_eq!(read_back.status(), "paid");
     assert_eq!(
         read_back.claim.unwrap().settled,
         Some(ClaimSettled::Confirmed)
     );
     assert!(!read_back.active);
+}
+
+/// The PayFiP tables have the same columns (name, order, nullability) and the same indexes
+/// (name, uniqueness) on both backends once every migration ran — the SQLite ones spread
+/// over `payfip_0001..0003` and `ops_0002`, the PostgreSQL ones over `payfip_0001..0003`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payfip_schema_is_the_same_on_both_backends() {
+    let Some(pg) = Fixture::postgres("the_payfip_schema_is_the_same_on_both_backends") else {
+        return;
+    };
+    let sqlite = Fixture::sqlite();
+    let tables = [
+        "payfip_invoice",
+        "payfip_titre",
+        "payfip_payment",
+        "payfip_operation",
+        "payfip_credit_note",
+    ];
+    for table in tables {
+        let lite = read(&sqlite.ledger, move |tx| {
+            tx.query_all(
+                "SELECT name, \"notnull\" OR pk > 0 FROM pragma_table_info(?1) ORDER BY cid",
+                &[&table],
+                |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)),
+            )
+        })
+        .await;
+        let post = read(&pg.ledger, move |tx| {
+            tx.query_all(
+                "SELECT CAST(column_name AS TEXT), is_nullable = 'NO'
+                 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ?1
+                 ORDER BY ordinal_position",
+                &[&table],
+                |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)),
+            )
+        })
+        .await;
+        assert!(!lite.is_empty(), "{table}");
+        assert_eq!(lite, post, "columns of {table}");
+    }
+    let lite = read(&sqlite.ledger, |tx| {
+        tx.query_all(
+            "SELECT l.name, l.\"unique\" FROM sqlite_master m, pragma_index_list(m.name) l
+             WHERE m.type = 'table' AND m.name LIKE 'payfip%' AND l.origin = 'c'
+             ORDER BY l.name",
+            &[],
+            |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)),
+        )
+    })
+    .await;
+    // PostgreSQL names the indexes behind PRIMARY KEY and UNIQUE itself (`*_pkey`,
+    // `*_key`); SQLite's are `sqlite_autoindex_*` (origin `pk`/`u`, left out above).
+    let post = read(&pg.ledger, |tx| {
+        tx.query_all(
+            "SELECT CAST(i.relname AS TEXT), x.indisunique
+             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                             JOIN pg_class t ON t.oid = x.indrelid
+             WHERE t.relname LIKE 'payfip%' AND NOT x.indisprimary
+               AND i.relname NOT LIKE '%\\_key' ESCAPE '\\'
+             ORDER BY i.relname COLLATE \"C\"",
+            &[],
+            |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)),
+        )
+    })
+    .await;
+    assert!(
+        lite.iter()
+            .any(|(name, _)| name == "payfip_operation_resolved")
+    );
+    assert_eq!(lite, post, "indexes of the payfip tables");
 }

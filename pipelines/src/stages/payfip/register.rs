@@ -70,9 +70,9 @@ impl RegisterStage {
         };
         tracing::debug!(invoice = %record.invoice.key(), online_payable = record.online_payable, "Invoice registered for online payment.");
         let now = store::ts(Utc::now());
-        Handled::none().about(event.invoice).commit_with(move |tx| {
-            store::upsert_invoice(tx, &record, &now)
-        })
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |tx| store::upsert_invoice(tx, &record, &now))
     }
 
     fn credit_note_issued(&self, event: CreditNoteIssued) -> Handled {
@@ -88,9 +88,7 @@ impl RegisterStage {
         let (note, origin) = (event.note.invoice.clone(), event.origin);
         Handled::none()
             .about(event.note.invoice)
-            .commit_with(move |tx| {
-                store::record_credit_note(tx, &note, &origin, amount)
-            })
+            .commit_with(move |tx| store::record_credit_note(tx, &note, &origin, amount))
     }
 
     fn titre_accepted(&self, event: TitreAccepted) -> Handled {
@@ -106,9 +104,9 @@ impl RegisterStage {
                 .date_naive(),
             titre: event.titre,
         };
-        Handled::none().about(event.invoice).commit_with(move |tx| {
-            store::upsert_titre(tx, &record)
-        })
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |tx| store::upsert_titre(tx, &record))
     }
 
     fn payment(
@@ -119,9 +117,9 @@ impl RegisterStage {
     ) -> Handled {
         let now = store::ts(Utc::now());
         let key = invoice.clone();
-        Handled::none().about(invoice).commit_with(move |tx| {
-            store::record_payment(tx, &key, &payment_id, amount, fact, &now)
-        })
+        Handled::none()
+            .about(invoice)
+            .commit_with(move |tx| store::record_payment(tx, &key, &payment_id, amount, fact, &now))
     }
 
     /// A PES Retour émargement of an online payment: recorded like any payment, then the

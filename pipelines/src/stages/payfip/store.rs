@@ -161,11 +161,7 @@ impl fmt::Debug for InvoiceRecord {
 }
 
 /// Records (or updates, for a corrected invoice) what the API needs of an invoice.
-pub fn upsert_invoice(
-    tx: &mut Tx<'_>,
-    r: &InvoiceRecord,
-    now: &str,
-) -> Result<(), LedgerError> {
+pub fn upsert_invoice(tx: &mut Tx<'_>, r: &InvoiceRecord, now: &str) -> Result<(), LedgerError> {
     tx.execute(
         "INSERT INTO payfip_invoice (tenant, exercice, number, content_hash, amount_cents, email,
              collection, budget, regie, numcli, online_payable, issued_on, updated_at)
@@ -719,10 +715,7 @@ pub fn latest_classic(
 }
 
 /// Every attempt of an invoice, oldest first (for tests and `encaisse trace`).
-pub fn operations_of(
-    tx: &mut Tx<'_>,
-    invoice: &InvoiceRef,
-) -> Result<Vec<Operation>, LedgerError> {
+pub fn operations_of(tx: &mut Tx<'_>, invoice: &InvoiceRef) -> Result<Vec<Operation>, LedgerError> {
     tx.query_all(
         &format!(
             "SELECT {OP_COLUMNS} FROM payfip_operation
@@ -1208,11 +1201,18 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let read = ledger.inspect(|c| operation(c, "a")).await.unwrap().unwrap();
+        let read = ledger
+            .inspect(|c| operation(c, "a"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(read.status(), "paid");
         assert!(!read.active);
         assert_eq!(read.commission, Some(Money::parse("0.16").unwrap()));
-        let coverage = ledger.inspect(|c| coverage(c, &invoice("F1"))).await.unwrap();
+        let coverage = ledger
+            .inspect(|c| coverage(c, &invoice("F1")))
+            .await
+            .unwrap();
         assert_eq!(coverage.paid_attempt.as_deref(), Some("payfip:idop-a"));
         assert!(coverage.is_paid(Money::parse("45.60").unwrap()));
     }
@@ -1240,14 +1240,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((closed, claimed, again), (1, true, false));
-        let read = ledger.inspect(|c| operation(c, "c")).await.unwrap().unwrap();
+        let read = ledger
+            .inspect(|c| operation(c, "c"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(read.status(), "announced");
         assert!(read.active && read.outcome.is_none());
         assert_eq!(read.numauto.as_deref(), Some("n1"));
         let claim = read.claim.unwrap();
         assert_eq!((claim.letter, claim.settled), (Resultrans::P, None));
         // Not paid until the PES Retour: the claim adds nothing to the coverage.
-        let coverage = ledger.inspect(|c| coverage(c, &invoice("T1"))).await.unwrap();
+        let coverage = ledger
+            .inspect(|c| coverage(c, &invoice("T1")))
+            .await
+            .unwrap();
         assert!(!coverage.is_paid(Money::parse("45.60").unwrap()));
         let amount = Money::parse("45.60").unwrap();
         let confirmed = ledger
@@ -1255,7 +1262,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(confirmed.len(), 1);
-        let read = ledger.inspect(|c| operation(c, "c")).await.unwrap().unwrap();
+        let read = ledger
+            .inspect(|c| operation(c, "c"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(read.status(), "paid");
         assert_eq!(read.claim.unwrap().settled, Some(ClaimSettled::Confirmed));
     }
