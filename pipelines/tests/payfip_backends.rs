@@ -23,6 +23,7 @@ encaisse_ledger::on_both_backends!(
     a_payment_counts_once_however_often_it_is_recorded,
     stale_attempts_are_asked_about_closed_and_dropped,
     a_classic_claim_is_recorded_confirmed_and_reported_once,
+    two_lines_emarged_at_once_confirm_the_claim_they_cover_together,
 );
 
 /// How many transactions race for the same decision.
@@ -132,13 +133,26 @@ where
         + Clone
         + 'static,
 {
-    let handles: Vec<_> = (0..RACERS)
+    race_n(ledger, RACERS, f).await
+}
+
+/// [`race`] with `n` copies.
+async fn race_n<T, F>(ledger: &Ledger, n: usize, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, &mut encaisse_ledger::Tx<'_>) -> Result<T, LedgerError>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let handles: Vec<_> = (0..n)
         .map(|i| {
             let (ledger, f) = (ledger.clone(), f.clone());
             tokio::spawn(async move { ledger.transact(move |tx| f(i, tx)).await })
         })
         .collect();
-    let mut results = Vec::with_capacity(RACERS);
+    let mut results = Vec::with_capacity(n);
     for handle in handles {
         results.push(handle.await.unwrap().unwrap());
     }
@@ -544,6 +558,43 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
         Some(ClaimSettled::Confirmed)
     );
     assert!(!read_back.active);
+}
+
+/// A titre of two lines émargés at once (two daemons): whichever commits second sees both
+/// payments and confirms the claim they cover together — exactly once. Raced on several
+/// titres: without the invoice's lock some of them ended with no confirmation at all.
+async fn two_lines_emarged_at_once_confirm_the_claim_they_cover_together(f: &Fixture) {
+    for k in 0..6 {
+        let number: &'static str = ["T6", "T7", "T8", "T9", "T10", "T11"][k];
+        let now = store::ts(t0());
+        let op_id = format!("m{k}");
+        let classic = op(&op_id, number, OpChannel::Classic, OpState::Open, t0());
+        let id = op_id.clone();
+        write(&f.ledger, move |tx| {
+            store::upsert_invoice(tx, &record(number, "45.60", CollectionPath::Titres), &now)?;
+            store::insert_operation(tx, &classic)?;
+            store::record_claim(tx, &id, Resultrans::P, None, None, &now)
+        })
+        .await;
+        let at = store::ts(t0() + Duration::days(3));
+        let confirmed = race_n(&f.ledger, 2, move |i, tx| {
+            let (line, amount) = [("l1", "20.00"), ("l2", "25.60")][i];
+            let payment_id = format!("helios:{number}:{line}");
+            store::record_emargement(tx, &invoice(number), &payment_id, money(amount), &at)
+        })
+        .await;
+        assert_eq!(
+            confirmed.iter().map(Vec::len).sum::<usize>(),
+            1,
+            "{number}: {confirmed:?}"
+        );
+        let read_back = read(&f.ledger, move |tx| store::operation(tx, &op_id))
+            .await
+            .unwrap();
+        assert_eq!(read_back.status(), "paid");
+        let coverage = read(&f.ledger, move |tx| store::coverage(tx, &invoice(number))).await;
+        assert_eq!(coverage.received, money("45.60"));
+    }
 }
 
 /// The PayFiP tables have the same columns (name, order, nullability) and the same indexes

@@ -128,9 +128,7 @@ impl RegisterStage {
         let now = store::ts(Utc::now());
         let key = e.invoice.clone();
         Handled::none().about(e.invoice).commit_with(move |tx| {
-            store::record_payment(tx, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
-            let covered = store::coverage(tx, &key)?.received;
-            for op in store::confirm_claims(tx, &key, covered, &now)? {
+            for op in store::record_emargement(tx, &key, &e.payment_id, e.amount, &now)? {
                 tx.record_fact(&claim_confirmed(&op, &e.payment_id, &now))?;
                 metrics::counter!(CLAIMS, "tenant" => key.tenant.to_string(), "outcome" => "confirmed")
                     .increment(1);

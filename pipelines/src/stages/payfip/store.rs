@@ -1034,6 +1034,24 @@ pub fn confirm_claims(
     Ok(confirmed)
 }
 
+/// A PES Retour émargement of `invoice`: the payment is recorded like any other, then the
+/// classic claims that what is now paid covers are confirmed ([`confirm_claims`]); returns
+/// them. The invoice's row is locked first: the lines of one titre are émargés as separate
+/// payments, and two of them recorded at once (two daemons) would each see only its own
+/// payment in the sum and neither confirm the claim that both together cover.
+pub fn record_emargement(
+    tx: &mut Tx<'_>,
+    invoice: &InvoiceRef,
+    payment_id: &str,
+    amount: Money,
+    now: &str,
+) -> Result<Vec<Operation>, LedgerError> {
+    lock_invoice(tx, invoice)?;
+    record_payment(tx, invoice, payment_id, amount, PaymentFact::Received, now)?;
+    let covered = coverage(tx, invoice)?.received;
+    confirm_claims(tx, invoice, covered, now)
+}
+
 /// Claims announced at or before `claimed_before` that no PES Retour confirmed: each is marked
 /// `unconfirmed` (reported once, even when two daemons run the job at once: the update is
 /// conditional). Returns them, oldest first, at most `limit`.
