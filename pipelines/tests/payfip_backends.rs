@@ -123,21 +123,8 @@ where
     ledger.inspect(f).await.unwrap()
 }
 
-/// Runs `RACERS` copies of `f` (given their index), each in its own transaction, at once.
-async fn race<T, F>(ledger: &Ledger, f: F) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Fn(usize, &mut encaisse_ledger::Tx<'_>) -> Result<T, LedgerError>
-        + Send
-        + Sync
-        + Clone
-        + 'static,
-{
-    race_n(ledger, RACERS, f).await
-}
-
-/// [`race`] with `n` copies.
-async fn race_n<T, F>(ledger: &Ledger, n: usize, f: F) -> Vec<T>
+/// Runs `n` copies of `f` (given their index), each in its own transaction, at once.
+async fn race<T, F>(ledger: &Ledger, n: usize, f: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize, &mut encaisse_ledger::Tx<'_>) -> Result<T, LedgerError>
@@ -224,7 +211,7 @@ async fn concurrent_reservations_of_one_invoice_keep_one_current_attempt(f: &Fix
         store::upsert_invoice(tx, &record("F1", "45.60", CollectionPath::Regie), &now)
     })
     .await;
-    let decided = race(&f.ledger, |i, tx| {
+    let decided = race(&f.ledger, RACERS, |i, tx| {
         let attempt = op(
             &format!("a{i}"),
             "F1",
@@ -253,7 +240,7 @@ async fn concurrent_reservations_of_one_invoice_keep_one_current_attempt(f: &Fix
         "the others saw the winner: {decided:?}"
     );
 
-    let superseding = race(&f.ledger, |i, tx| {
+    let superseding = race(&f.ledger, RACERS, |i, tx| {
         let later = t0() + Duration::minutes(30);
         let attempt = op(
             &format!("b{i}"),
@@ -317,7 +304,7 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
     })
     .await;
     let now = store::ts(t0() + Duration::minutes(1));
-    let claimed = race(&f.ledger, move |_, tx| {
+    let claimed = race(&f.ledger, RACERS, move |_, tx| {
         store::claim_notification(tx, "n", &now)
     })
     .await;
@@ -338,7 +325,7 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
         numauto: Some("112233445566-tip".into()),
         commission: Some(money("0.16")),
     };
-    let resolved = race(&f.ledger, move |i, tx| {
+    let resolved = race(&f.ledger, RACERS, move |i, tx| {
         let changed = store::resolve(tx, "n", &paid, i % 2 == 0, "2026-03-02T10:05:00Z")?;
         if changed {
             encaisse_ledger::CoreStore::record_fact(
@@ -383,7 +370,7 @@ async fn a_notification_is_claimed_and_an_attempt_resolved_once(f: &Fixture) {
 /// The same payment seen by several daemons at once (PayFiP, then the Hélios émargement;
 /// a redelivery), and a reversal that may arrive first: it counts once, or not at all.
 async fn a_payment_counts_once_however_often_it_is_recorded(f: &Fixture) {
-    race(&f.ledger, |i, tx| {
+    race(&f.ledger, RACERS, |i, tx| {
         let fact = if i == 3 {
             PaymentFact::Reversed
         } else {
@@ -449,7 +436,7 @@ async fn stale_attempts_are_asked_about_closed_and_dropped(f: &Fixture) {
     // Two reconciliation jobs at once: the classic attempt is closed once, the stuck
     // reservation dropped once.
     let (before, now) = (cutoff.clone(), store::ts(t0() + Duration::days(1)));
-    let closed = race(&f.ledger, move |_, tx| {
+    let closed = race(&f.ledger, RACERS, move |_, tx| {
         let closed = store::close_stale_classic(tx, &before, &now)?;
         let dropped = store::drop_stale_reservations(tx, &before)?;
         Ok((closed, dropped))
@@ -509,7 +496,7 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
     })
     .await;
     let l = later.clone();
-    let claimed = race(&f.ledger, move |i, tx| {
+    let claimed = race(&f.ledger, RACERS, move |i, tx| {
         store::record_claim(tx, "k", Resultrans::P, Some(&format!("n{i}")), None, &l)
     })
     .await;
@@ -530,7 +517,7 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
     assert_eq!(latest.op_id, "k");
 
     let (before, at) = (later.clone(), store::ts(t0() + Duration::days(10)));
-    let reported = race(&f.ledger, move |_, tx| {
+    let reported = race(&f.ledger, RACERS, move |_, tx| {
         store::report_unconfirmed_claims(tx, &before, 10, &at)
     })
     .await;
@@ -540,7 +527,7 @@ async fn a_classic_claim_is_recorded_confirmed_and_reported_once(f: &Fixture) {
         "{reported:?}"
     );
     let at = store::ts(t0() + Duration::days(11));
-    let confirmed = race(&f.ledger, move |_, tx| {
+    let confirmed = race(&f.ledger, RACERS, move |_, tx| {
         store::confirm_claims(tx, &invoice("T5"), money("45.60"), &at)
     })
     .await;
@@ -577,7 +564,7 @@ async fn two_lines_emarged_at_once_confirm_the_claim_they_cover_together(f: &Fix
         })
         .await;
         let at = store::ts(t0() + Duration::days(3));
-        let confirmed = race_n(&f.ledger, 2, move |i, tx| {
+        let confirmed = race(&f.ledger, 2, move |i, tx| {
             let (line, amount) = [("l1", "20.00"), ("l2", "25.60")][i];
             let payment_id = format!("helios:{number}:{line}");
             store::record_emargement(tx, &invoice(number), &payment_id, money(amount), &at)
