@@ -94,7 +94,7 @@ fn indexed_by(tx: &Tx<'_>, index: &str) -> String {
 /// already runs write transactions one at a time). Every decision about an invoice's
 /// attempts takes this lock first, so two daemons deciding for the same invoice are
 /// serialized and the second reads what the first committed.
-pub fn lock_invoice(tx: &mut Tx<'_>, invoice: &InvoiceRef) -> Result<(), LedgerError> {
+fn lock_invoice(tx: &mut Tx<'_>, invoice: &InvoiceRef) -> Result<(), LedgerError> {
     if tx.is_postgres() {
         tx.query_opt(
             "SELECT 1 FROM payfip_invoice WHERE tenant = ?1 AND exercice = ?2 AND number = ?3
