@@ -170,6 +170,21 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/batch_0003.sql"),
     },
     Migration {
+        area: "payfip",
+        version: 1,
+        sql: include_str!("../migrations/postgres/payfip_0001.sql"),
+    },
+    Migration {
+        area: "payfip",
+        version: 2,
+        sql: include_str!("../migrations/postgres/payfip_0002.sql"),
+    },
+    Migration {
+        area: "payfip",
+        version: 3,
+        sql: include_str!("../migrations/postgres/payfip_0003.sql"),
+    },
+    Migration {
         area: "ops",
         version: 1,
         sql: include_str!("../migrations/postgres/ops_0001.sql"),

@@ -533,7 +533,7 @@ async fn register_follows_payments_and_reversals_from_any_channel() {
     support::wait_until("the payment registered", EVENT_TIMEOUT, || async {
         let key = invoice_ref.clone();
         h.ledger
-            .read(move |c| store::coverage(c, &key))
+            .inspect(move |tx| store::coverage(tx, &key))
             .await
             .unwrap()
             .received

@@ -203,6 +203,38 @@ async fn one_open_payment_per_invoice_and_clear_refusals() {
     h.stop().await;
 }
 
+/// Eight requests for one invoice at once (a family double-clicking, two tabs, two daemons
+/// behind the load balancer): one attempt is created at the gateway, the others are told a
+/// payment is in progress. On a PostgreSQL ledger (`PAYFIP_HARNESS_LEDGER=postgres`) the
+/// reservations really overlap and the invoice's row lock decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_for_one_invoice_start_one_payment() {
+    let h = Harness::start(Setup::default()).await;
+    h.issue(&invoice("vitry", "F-9", "20.00", CollectionPath::Regie))
+        .await;
+    let answers = futures::future::join_all(
+        (0..8).map(|_| h.start_payment("vitry", Some(VITRY_TOKEN), json!({"invoice": "F-9"}))),
+    )
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    for (status, _, body) in &answers {
+        if *status != 201 {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (409, Some("payment_in_progress")),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(h.sim.counters().creer, 1, "one gateway operation");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_or_missing_bearer_token_is_401() {
     let h = Harness::start(Setup::default()).await;

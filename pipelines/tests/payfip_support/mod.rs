@@ -95,6 +95,23 @@ pub struct Harness {
     running: Option<Running>,
     server: CancellationToken,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database of the ledger, dropped with the harness.
+    _database: Option<encaisse_ledger::testing::Fixture>,
+}
+
+/// `PAYFIP_HARNESS_LEDGER=postgres` runs the set-up on a fresh PostgreSQL database (from
+/// `ENCAISSE_TEST_POSTGRES_URL`) instead of an SQLite file: the same journeys, API,
+/// notifications, stages and runtime, on the other backend.
+const BACKEND_ENV: &str = "PAYFIP_HARNESS_LEDGER";
+
+fn open_ledger(dir: &std::path::Path) -> (Ledger, Option<encaisse_ledger::testing::Fixture>) {
+    if std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres") {
+        let fixture = encaisse_ledger::testing::Fixture::postgres("payfip harness")
+            .expect("PAYFIP_HARNESS_LEDGER=postgres needs ENCAISSE_TEST_POSTGRES_URL");
+        (fixture.ledger.clone(), Some(fixture))
+    } else {
+        (Ledger::open(dir.join("ledger.sqlite")).unwrap(), None)
+    }
 }
 
 fn budget() -> Budget {
@@ -140,7 +157,7 @@ impl Harness {
     pub async fn start(setup: Setup) -> Harness {
         let ns = Namespace::new();
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
+        let (ledger, database) = open_ledger(dir.path());
         let sim = SimulatorHandle::start(setup.sim).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -208,6 +225,7 @@ impl Harness {
             running: Some(running),
             server,
             _dir: dir,
+            _database: database,
         }
     }
 
@@ -237,7 +255,7 @@ impl Harness {
             let (tenant, number, hash) = (tenant.clone(), number.clone(), hash.clone());
             async move {
                 self.ledger
-                    .read(move |c| store::invoices_by_number(c, &tenant, &number))
+                    .inspect(move |tx| store::invoices_by_number(tx, &tenant, &number))
                     .await
                     .unwrap()
                     .iter()
@@ -367,7 +385,7 @@ impl Harness {
     pub async fn operation(&self, idop: &str) -> Option<Operation> {
         let idop = idop.to_string();
         self.ledger
-            .read(move |c| store::operation_by_idop(c, &idop))
+            .inspect(move |tx| store::operation_by_idop(tx, &idop))
             .await
             .unwrap()
     }

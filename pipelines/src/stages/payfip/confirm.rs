@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError};
 use encaisse_payfip::result::{OperationStatus, expired_payment, interpret};
 use encaisse_payfip::{FeeChannel, IdOp, PaymentDetail, RetryClass};
 use encaisse_schemas::{Event, PayfipConfirm};
@@ -54,7 +54,7 @@ impl ConfirmStage {
         let key = command.idop.clone();
         let Some(op) = self
             .ledger
-            .read(move |c| store::operation_by_idop(c, &key))
+            .inspect(move |tx| store::operation_by_idop(tx, &key))
             .await?
         else {
             // Only our routes and job publish this command, for operations they found in
@@ -129,7 +129,7 @@ impl ConfirmStage {
         );
         if let Err(e) = self
             .ledger
-            .write(move |c| store::mark_requested(c, &[idop], &now))
+            .transact(move |tx| store::mark_requested(tx, &[idop], &now))
             .await
         {
             tracing::debug!(error = %e, "Could not note the PayFiP question.");
@@ -261,9 +261,8 @@ fn resolved(
     Handled::publish(vec![event])
         .about(invoice)
         .commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            if store::resolve(c, &op_id, &resolution, false, &at)? {
-                Ledger::record_invoice_fact_in(c, &fact)?;
+            if store::resolve(tx, &op_id, &resolution, false, &at)? {
+                tx.record_fact(&fact)?;
             }
             Ok::<(), LedgerError>(())
         })

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use encaisse_ledger::{InvoiceFact, Ledger};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError};
 use futures::future::BoxFuture;
 
 use super::RECONCILE_SOURCE;
@@ -65,7 +65,7 @@ impl Reconciler {
         let limit = config.batch_size;
         let due = ctx
             .ledger
-            .read(move |c| store::due_for_query(c, &created_before, &requested_before, limit))
+            .inspect(move |tx| store::due_for_query(tx, &created_before, &requested_before, limit))
             .await
             .map_err(|e| format!("reading unresolved PayFiP operations: {e}"))?;
         let mut sweep = Sweep::default();
@@ -82,7 +82,7 @@ impl Reconciler {
             sweep.asked = idops.len();
             let at = store::ts(now);
             ctx.ledger
-                .write(move |c| store::mark_requested(c, &idops, &at))
+                .transact(move |tx| store::mark_requested(tx, &idops, &at))
                 .await
                 .map_err(|e| format!("recording PayFiP questions: {e}"))?;
         }
@@ -98,7 +98,7 @@ impl Reconciler {
         let cutoff = store::ts(now - reservation_age);
         sweep.dropped = ctx
             .ledger
-            .write(move |c| store::drop_stale_reservations(c, &cutoff))
+            .transact(move |tx| store::drop_stale_reservations(tx, &cutoff))
             .await
             .map_err(|e| format!("dropping stale PayFiP reservations: {e}"))?;
         Ok(sweep)
@@ -111,7 +111,7 @@ async fn close_classic(
 ) -> Result<usize, String> {
     let (before, now) = (store::ts(created_before), store::ts(Utc::now()));
     ledger
-        .write(move |c| store::close_stale_classic(c, &before, &now))
+        .transact(move |tx| store::close_stale_classic(tx, &before, &now))
         .await
         .map_err(|e| format!("closing stale classic PayFiP attempts: {e}"))
 }
@@ -123,12 +123,12 @@ async fn report_unconfirmed(
 ) -> Result<usize, String> {
     let (before, now) = (store::ts(claimed_before), store::ts(Utc::now()));
     let reported = ledger
-        .write(move |c| {
-            let claims = store::report_unconfirmed_claims(c, &before, limit, &now)?;
+        .transact(move |tx| {
+            let claims = store::report_unconfirmed_claims(tx, &before, limit, &now)?;
             for op in &claims {
-                Ledger::record_invoice_fact_in(c, &unconfirmed_fact(op, &now))?;
+                tx.record_fact(&unconfirmed_fact(op, &now))?;
             }
-            Ok(claims)
+            Ok::<_, LedgerError>(claims)
         })
         .await
         .map_err(|e| format!("reporting unconfirmed classic PayFiP claims: {e}"))?;

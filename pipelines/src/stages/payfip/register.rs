@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use encaisse_ledger::{InvoiceFact, Ledger};
+use encaisse_ledger::{CoreStore, InvoiceFact};
 use encaisse_schemas::{
     Channel, CreditNoteIssued, Event, InvoiceIssued, InvoiceRef, Money, PaymentReceived,
     PaymentReversed, PaymentSource, TitreAccepted, TitreSource,
@@ -70,10 +70,9 @@ impl RegisterStage {
         };
         tracing::debug!(invoice = %record.invoice.key(), online_payable = record.online_payable, "Invoice registered for online payment.");
         let now = store::ts(Utc::now());
-        Handled::none().about(event.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::upsert_invoice(c, &record, &now)
-        })
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |tx| store::upsert_invoice(tx, &record, &now))
     }
 
     fn credit_note_issued(&self, event: CreditNoteIssued) -> Handled {
@@ -89,10 +88,7 @@ impl RegisterStage {
         let (note, origin) = (event.note.invoice.clone(), event.origin);
         Handled::none()
             .about(event.note.invoice)
-            .commit_with(move |tx| {
-                let c = tx.sqlite_connection()?;
-                store::record_credit_note(c, &note, &origin, amount)
-            })
+            .commit_with(move |tx| store::record_credit_note(tx, &note, &origin, amount))
     }
 
     fn titre_accepted(&self, event: TitreAccepted) -> Handled {
@@ -108,10 +104,9 @@ impl RegisterStage {
                 .date_naive(),
             titre: event.titre,
         };
-        Handled::none().about(event.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::upsert_titre(c, &record)
-        })
+        Handled::none()
+            .about(event.invoice)
+            .commit_with(move |tx| store::upsert_titre(tx, &record))
     }
 
     fn payment(
@@ -122,10 +117,9 @@ impl RegisterStage {
     ) -> Handled {
         let now = store::ts(Utc::now());
         let key = invoice.clone();
-        Handled::none().about(invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::record_payment(c, &key, &payment_id, amount, fact, &now)
-        })
+        Handled::none()
+            .about(invoice)
+            .commit_with(move |tx| store::record_payment(tx, &key, &payment_id, amount, fact, &now))
     }
 
     /// A PES Retour émargement of an online payment: recorded like any payment, then the
@@ -134,11 +128,8 @@ impl RegisterStage {
         let now = store::ts(Utc::now());
         let key = e.invoice.clone();
         Handled::none().about(e.invoice).commit_with(move |tx| {
-            let c = tx.sqlite_connection()?;
-            store::record_payment(c, &key, &e.payment_id, e.amount, PaymentFact::Received, &now)?;
-            let covered = store::coverage(c, &key)?.received;
-            for op in store::confirm_claims(c, &key, covered, &now)? {
-                Ledger::record_invoice_fact_in(c, &claim_confirmed(&op, &e.payment_id, &now))?;
+            for op in store::record_emargement(tx, &key, &e.payment_id, e.amount, &now)? {
+                tx.record_fact(&claim_confirmed(&op, &e.payment_id, &now))?;
                 metrics::counter!(CLAIMS, "tenant" => key.tenant.to_string(), "outcome" => "confirmed")
                     .increment(1);
                 tracing::info!(invoice = %key.key(), refdet = %op.refdet, confirmed_by = %e.payment_id, "Classic PayFiP claim confirmed by the PES Retour.");

@@ -23,7 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, InvoiceFact, Ledger, LedgerError};
 use encaisse_payfip::attempt::{
     Endpoints, InvoicePayment, TitrePayment, classic_request, create_request, titre_refdet,
 };
@@ -38,7 +38,7 @@ use super::error::ApiError;
 use crate::stages::payfip::paris_now;
 use crate::stages::payfip::settings::TenantPayfip;
 use crate::stages::payfip::store::{
-    self, InvoiceRecord, OpChannel, OpState, Operation, TitreRecord,
+    self, Coverage, InvoiceRecord, OpChannel, OpState, Operation, Reserved, TitreRecord,
 };
 
 /// The request body.
@@ -121,7 +121,7 @@ async fn find_invoice(
 ) -> Result<InvoiceRecord, ApiError> {
     let (id, key) = (tenant.id.clone(), number.to_string());
     let found = ledger
-        .read(move |c| store::invoices_by_number(c, &id, &key))
+        .inspect(move |tx| store::invoices_by_number(tx, &id, &key))
         .await
         .map_err(|e| ApiError::ledger(&e))?;
     let unknown = || {
@@ -193,7 +193,7 @@ async fn payability(
             let key = invoice.invoice.clone();
             let titre = routes
                 .ledger()
-                .read(move |c| store::titre_of(c, &key))
+                .inspect(move |tx| store::titre_of(tx, &key))
                 .await
                 .map_err(|e| ApiError::ledger(&e))?
                 .ok_or_else(|| {
@@ -260,40 +260,39 @@ impl Blocks {
     }
 }
 
-/// In one ledger transaction: refuse a paid invoice or one with a recent attempt, supersede
-/// an older attempt, insert this one. The writer runs transactions one at a time, so two
-/// concurrent requests for an invoice cannot both pass (the unique index is the last guard).
-fn reserve(
-    c: &encaisse_ledger::rusqlite::Connection,
+/// Whether a new attempt may start, given what is paid and the invoice's current attempt:
+/// refuse a paid invoice or one with a recent attempt; an older attempt is superseded.
+/// [`store::reserve_attempt`] runs it with the invoice's row locked, so that two concurrent
+/// requests for an invoice (on one daemon or several) cannot both pass.
+fn decide(
     op: &Operation,
     invoice_amount: Money,
     blocks: Blocks,
-) -> Result<Result<(), Refusal>, LedgerError> {
-    let coverage = store::coverage(c, &op.invoice)?;
+    coverage: &Coverage,
+    active: Option<&Operation>,
+) -> Result<(), Refusal> {
     if coverage.is_paid(invoice_amount) {
-        return Ok(Err(Refusal::AlreadyPaid {
-            payment_id: coverage.paid_attempt,
-        }));
+        return Err(Refusal::AlreadyPaid {
+            payment_id: coverage.paid_attempt.clone(),
+        });
     }
     if coverage.received.is_positive() {
-        return Ok(Err(Refusal::PartiallyPaid {
+        return Err(Refusal::PartiallyPaid {
             received: coverage.received,
-        }));
+        });
     }
-    if let Some(active) = store::active_operation(c, &op.invoice)? {
-        let until = blocks.until(&active);
+    if let Some(active) = active {
+        let until = blocks.until(active);
         if op.created_at < until {
             let retry_after_secs =
                 u64::try_from((until - op.created_at).num_seconds().max(1)).unwrap_or(1);
-            return Ok(Err(Refusal::InProgress {
-                op: Box::new(active),
+            return Err(Refusal::InProgress {
+                op: Box::new(active.clone()),
                 retry_after_secs,
-            }));
+            });
         }
-        store::deactivate(c, &active.op_id)?;
     }
-    store::insert_operation(c, op)?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 fn refusal_error(routes: &PayfipRoutes, refusal: Refusal) -> ApiError {
@@ -512,10 +511,17 @@ async fn reserve_or_refuse(routes: &PayfipRoutes, op: &Operation) -> Result<(), 
     let amount = op.amount;
     let decided = routes
         .ledger()
-        .write(move |c| reserve(c, &stored, amount, blocks))
+        .transact(move |tx| {
+            store::reserve_attempt(tx, &stored, |coverage, active| {
+                decide(&stored, amount, blocks, coverage, active)
+            })
+        })
         .await
-        .map_err(|e| ApiError::ledger(&e))?;
-    decided.map_err(|refusal| refusal_error(routes, refusal))
+        .map_err(|e: LedgerError| ApiError::ledger(&e))?;
+    match decided {
+        Reserved::Reserved => Ok(()),
+        Reserved::Refused(refusal) => Err(refusal_error(routes, refusal)),
+    }
 }
 
 fn attempt_fact(op: &Operation, payment_id: &str) -> InvoiceFact {
@@ -575,7 +581,7 @@ impl Start<'_> {
                 let op_id = op.op_id.clone();
                 if let Err(le) = routes
                     .ledger()
-                    .write(move |c| store::delete_reservation(c, &op_id))
+                    .transact(move |tx| store::delete_reservation(tx, &op_id))
                     .await
                 {
                     tracing::warn!(error = %le, "Payment API: reservation not released; the reconciliation job will.");
@@ -589,9 +595,9 @@ impl Start<'_> {
         let (op_id, idop_text, pid_stored) = (op.op_id.clone(), idop.to_string(), pid.clone());
         routes
             .ledger()
-            .write(move |c| {
-                store::open_ws(c, &op_id, &idop_text, &pid_stored)?;
-                Ledger::record_invoice_fact_in(c, &fact)
+            .transact(move |tx| {
+                store::open_ws(tx, &op_id, &idop_text, &pid_stored)?;
+                tx.record_fact(&fact)
             })
             .await
             .map_err(|e| ApiError::ledger(&e))?;

@@ -33,7 +33,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use encaisse_ledger::{InvoiceFact, Ledger, LedgerError};
+use encaisse_ledger::{CoreStore, InvoiceFact, LedgerError};
 use encaisse_payfip::FeeChannel;
 use encaisse_payfip::classic::{ClassicExpectation, ClassicResult, verify};
 use encaisse_payfip::{Exer, NumCli, Refdet};
@@ -84,7 +84,7 @@ pub async fn result(
     let (id, refdet) = (tenant.clone(), result.refdet.clone());
     let op = match routes
         .ledger()
-        .read(move |c| store::latest_classic(c, &id, &refdet))
+        .inspect(move |tx| store::latest_classic(tx, &id, &refdet))
         .await
     {
         Ok(Some(op)) => op,
@@ -215,11 +215,11 @@ async fn record_claim(
     let (op_id, letter, numauto) = (op.op_id.clone(), result.resultrans, result.numauto.clone());
     let recorded = routes
         .ledger()
-        .write(move |c| {
+        .transact(move |tx| {
             let changed =
-                store::record_claim(c, &op_id, letter, numauto.as_deref(), commission, &at)?;
+                store::record_claim(tx, &op_id, letter, numauto.as_deref(), commission, &at)?;
             if changed {
-                Ledger::record_invoice_fact_in(c, &fact)?;
+                tx.record_fact(&fact)?;
             }
             Ok::<bool, LedgerError>(changed)
         })
@@ -293,9 +293,9 @@ async fn publish_failure(
     let op_id = op.op_id.clone();
     let written = routes
         .ledger()
-        .write(move |c| {
-            if store::resolve(c, &op_id, &resolution, true, &at)? {
-                Ledger::record_invoice_fact_in(c, &fact)?;
+        .transact(move |tx| {
+            if store::resolve(tx, &op_id, &resolution, true, &at)? {
+                tx.record_fact(&fact)?;
             }
             Ok::<(), LedgerError>(())
         })

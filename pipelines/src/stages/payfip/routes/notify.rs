@@ -98,7 +98,7 @@ impl PayfipRoutes {
         let key = idop.to_string();
         let op = self
             .ledger()
-            .read(move |c| store::operation_by_idop(c, &key))
+            .inspect(move |tx| store::operation_by_idop(tx, &key))
             .await?;
         Ok(op.filter(|op| &op.invoice.tenant == tenant))
     }
@@ -114,7 +114,7 @@ impl PayfipRoutes {
         let (op_id, now) = (op.op_id.clone(), store::ts(Utc::now()));
         let claimed = self
             .ledger()
-            .write(move |c| store::claim_notification(c, &op_id, &now))
+            .transact(move |tx| store::claim_notification(tx, &op_id, &now))
             .await?;
         if !claimed {
             return Ok(Asked::Duplicate);
@@ -127,7 +127,7 @@ impl PayfipRoutes {
             let op_id = op.op_id.clone();
             if let Err(le) = self
                 .ledger()
-                .write(move |c| store::release_notification(c, &op_id))
+                .transact(move |tx| store::release_notification(tx, &op_id))
                 .await
             {
                 tracing::warn!(error = %le, idop = %idop, "Notification claim not released; the reconciliation job will ask.");
