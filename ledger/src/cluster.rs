@@ -82,13 +82,15 @@ pub trait ClusterStore {
     /// Claims an inbox file for `holder` until `ttl_ms` from now, before it is read: `true`
     /// when `holder` has it after this call (a new claim, its own claim renewed, a claim whose
     /// holder let it expire taken over, or a finished claim of a file dropped again), `false`
-    /// when another holder's claim is live.
+    /// when another holder's claim is live. `take_over`: any other claim is taken, live or
+    /// not — for the only daemon of a ledger, whose guard proves the earlier holder dead.
     fn claim_inbox_file(
         &mut self,
         key: &InboxFileKey,
         holder: &str,
         claimed_at: &str,
         ttl_ms: i64,
+        take_over: bool,
     ) -> Result<bool, LedgerError>;
     /// Extends `holder`'s unfinished claim by `ttl_ms` from now; `false` when it is not
     /// `holder`'s any more (it expired and another daemon took it over).
@@ -227,6 +229,7 @@ impl ClusterStore for Tx<'_> {
         holder: &str,
         claimed_at: &str,
         ttl_ms: i64,
+        take_over: bool,
     ) -> Result<bool, LedgerError> {
         let now = self.ledger_now_ms()?;
         let expires = now.saturating_add(ttl_ms.max(0));
@@ -242,6 +245,7 @@ impl ClusterStore for Tx<'_> {
              WHERE inbox_claim.claimed_by = excluded.claimed_by
                 OR inbox_claim.expires_at_ms <= ?9
                 OR inbox_claim.done_at IS NOT NULL
+                OR ?10 = 1
              RETURNING expires_at_ms",
             &[
                 &key.tenant,
@@ -253,6 +257,7 @@ impl ClusterStore for Tx<'_> {
                 &claimed_at,
                 &expires,
                 &now,
+                &take_over,
             ],
             |row| row.get::<i64>(0),
         )?;

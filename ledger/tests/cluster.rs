@@ -141,7 +141,7 @@ fn key(name: &str, mtime_ns: i64) -> InboxFileKey {
 async fn claim(f: &Fixture, key: &InboxFileKey, holder: &str, ttl_ms: i64) -> bool {
     let (key, holder) = (key.clone(), holder.to_string());
     write(f, move |tx| {
-        tx.claim_inbox_file(&key, &holder, "2026-12-07T02:00:00.000000Z", ttl_ms)
+        tx.claim_inbox_file(&key, &holder, "2026-12-07T02:00:00.000000Z", ttl_ms, false)
     })
     .await
 }
@@ -203,6 +203,10 @@ async fn an_inbox_file_is_claimed_once_and_taken_over_after_expiry(f: &Fixture) 
     assert!(!write(f, move |tx| tx.renew_inbox_claim(&k, "c", MINUTE)).await);
     let k = file.clone();
     assert!(!write(f, move |tx| tx.finish_inbox_claim(&k, "c", "x")).await);
+
+    // The only daemon of a ledger takes any claim, live or not.
+    let k = file.clone();
+    assert!(write(f, move |tx| tx.claim_inbox_file(&k, "e", "t", 0, true)).await);
 }
 
 async fn concurrent_claims_of_one_file_give_one_reader(f: &Fixture) {
@@ -215,7 +219,13 @@ async fn concurrent_claims_of_one_file_give_one_reader(f: &Fixture) {
                 let holder = format!("daemon-{i}");
                 ledger
                     .transact(move |tx| {
-                        tx.claim_inbox_file(&file, &holder, "2026-12-07T02:00:00.000000Z", MINUTE)
+                        tx.claim_inbox_file(
+                            &file,
+                            &holder,
+                            "2026-12-07T02:00:00.000000Z",
+                            MINUTE,
+                            false,
+                        )
                     })
                     .await
                     .unwrap()

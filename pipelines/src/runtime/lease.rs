@@ -335,9 +335,10 @@ pub async fn claim_inbox_file(ledger: &Ledger, key: &InboxFileKey) -> Result<Cla
     let coordination = current();
     let (key, holder) = (key.clone(), coordination.holder().to_string());
     let ttl = coordination.ttl_ms();
+    let take_over = matches!(coordination, Coordination::Single { .. });
     let at = encaisse_ledger::clock::now();
     let mine = ledger
-        .transact(move |tx| tx.claim_inbox_file(&key, &holder, &at, ttl))
+        .transact(move |tx| tx.claim_inbox_file(&key, &holder, &at, ttl, take_over))
         .await?;
     Ok(if mine { Claimed::Mine } else { Claimed::Theirs })
 }
