@@ -30,6 +30,7 @@ pub mod sql;
 mod store;
 pub mod stores;
 pub mod testing;
+pub mod transfer;
 pub mod url;
 
 pub use cluster::ClusterStore;
