@@ -403,3 +403,108 @@ fn reset_identities(tx: &mut Tx<'_>, table: &str, columns: &[String]) -> Result<
     }
     Ok(())
 }
+
+/// The type family of a PostgreSQL column, to read it generically.
+fn pg_kind(data_type: &str) -> u8 {
+    match data_type {
+        "bigint" | "integer" | "smallint" | "boolean" => b'i',
+        "bytea" => b'b',
+        _ => b't',
+    }
+}
+
+/// Copies every table of the PostgreSQL ledger `tx` into `target`, an SQLite ledger of the
+/// same migrations, empty: a snapshot for tools that read the SQLite file (the cluster chaos
+/// run's checks). The snapshot's triggers are dropped first, so derived tables are copied
+/// as they are; its foreign keys are not checked.
+pub fn snapshot_into_sqlite(
+    tx: &mut Tx<'_>,
+    target: &Connection,
+) -> Result<Vec<Copied>, TransferError> {
+    if !tx.is_postgres() {
+        return Err(TransferError::NotPostgres(tx.backend()));
+    }
+    target.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let triggers: Vec<String> = {
+        let mut stmt = target.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for trigger in triggers {
+        target.execute_batch(&format!("DROP TRIGGER {}", quoted(&trigger)))?;
+    }
+    let columns: Vec<(String, String, String)> = tx.query_all(
+        "SELECT c.table_name::text, c.column_name::text, c.data_type::text
+         FROM information_schema.columns c
+         JOIN information_schema.tables t
+           ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+         ORDER BY c.table_name, c.ordinal_position",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut tables: BTreeMap<String, Vec<(String, u8)>> = BTreeMap::new();
+    for (table, column, data_type) in columns {
+        tables
+            .entry(table)
+            .or_default()
+            .push((column, pg_kind(&data_type)));
+    }
+    let sqlite_tables: BTreeSet<String> = source_tables(target)?.into_iter().collect();
+    let mut copied = Vec::new();
+    for (table, columns) in tables {
+        if NOT_COPIED.contains(&table.as_str()) || !sqlite_tables.contains(&table) {
+            continue;
+        }
+        let list = columns
+            .iter()
+            .map(|(c, _)| quoted(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let marks = (1..=columns.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut insert = target.prepare(&format!(
+            "INSERT INTO {} ({list}) VALUES ({marks})",
+            quoted(&table)
+        ))?;
+        let mut rows = 0u64;
+        let mut failed: Option<rusqlite::Error> = None;
+        tx.query_each(
+            &format!("SELECT {list} FROM {}", quoted(&table)),
+            &[],
+            |row| {
+                let mut values = Vec::with_capacity(columns.len());
+                for (i, (_, kind)) in columns.iter().enumerate() {
+                    values.push(match kind {
+                        b'i' => row.get::<Option<i64>>(i)?.map_or(Owned::Null, Owned::Int),
+                        b'b' => row
+                            .get::<Option<Vec<u8>>>(i)?
+                            .map_or(Owned::Null, Owned::Blob),
+                        _ => row
+                            .get::<Option<String>>(i)?
+                            .map_or(Owned::Null, Owned::Text),
+                    });
+                }
+                let params: Vec<Value<'_>> = values.iter().map(Owned::value).collect();
+                if failed.is_none() {
+                    match insert.execute(rusqlite::params_from_iter(params.iter())) {
+                        Ok(_) => rows += 1,
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                Ok::<_, LedgerError>(())
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(TransferError::Source(format!("{table}: {e}")));
+        }
+        copied.push(Copied {
+            table,
+            source_rows: rows,
+            target_rows: rows,
+        });
+    }
+    Ok(copied)
+}

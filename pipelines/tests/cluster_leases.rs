@@ -150,7 +150,7 @@ async fn a_leased_source_runs_on_one_daemon_and_fails_over_within_the_bound(f: &
     tokio::time::sleep(TTL * 2).await;
     assert_eq!(
         runner(&work).await,
-        [first.clone()],
+        std::slice::from_ref(&first),
         "one daemon runs it, still"
     );
 
