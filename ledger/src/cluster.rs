@@ -139,6 +139,34 @@ fn read_claim(row: &crate::sql::Row<'_>) -> Result<InboxClaim, LedgerError> {
     })
 }
 
+/// Sets `column` to `value` in `holder`'s unfinished claim of `key`; whether it was
+/// `holder`'s.
+fn update_own_claim(
+    tx: &mut Tx<'_>,
+    column: &str,
+    key: &InboxFileKey,
+    holder: &str,
+    value: &dyn crate::sql::Param,
+) -> Result<bool, LedgerError> {
+    let changed = tx.execute(
+        &format!(
+            "UPDATE inbox_claim SET {column} = ?7
+             WHERE tenant = ?1 AND area = ?2 AND name = ?3 AND size_bytes = ?4 AND mtime_ns = ?5
+               AND claimed_by = ?6 AND done_at IS NULL"
+        ),
+        &[
+            &key.tenant,
+            &key.area,
+            &key.name,
+            &key.size_bytes,
+            &key.mtime_ns,
+            &holder,
+            value,
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
 impl ClusterStore for Tx<'_> {
     fn ledger_now_ms(&mut self) -> Result<i64, LedgerError> {
         if self.is_postgres() {
@@ -270,23 +298,8 @@ impl ClusterStore for Tx<'_> {
         holder: &str,
         ttl_ms: i64,
     ) -> Result<bool, LedgerError> {
-        let now = self.ledger_now_ms()?;
-        let expires = now.saturating_add(ttl_ms.max(0));
-        let changed = self.execute(
-            "UPDATE inbox_claim SET expires_at_ms = ?7
-             WHERE tenant = ?1 AND area = ?2 AND name = ?3 AND size_bytes = ?4 AND mtime_ns = ?5
-               AND claimed_by = ?6 AND done_at IS NULL",
-            &[
-                &key.tenant,
-                &key.area,
-                &key.name,
-                &key.size_bytes,
-                &key.mtime_ns,
-                &holder,
-                &expires,
-            ],
-        )?;
-        Ok(changed == 1)
+        let expires = self.ledger_now_ms()?.saturating_add(ttl_ms.max(0));
+        update_own_claim(self, "expires_at_ms", key, holder, &expires)
     }
 
     fn finish_inbox_claim(
@@ -295,21 +308,7 @@ impl ClusterStore for Tx<'_> {
         holder: &str,
         done_at: &str,
     ) -> Result<bool, LedgerError> {
-        let changed = self.execute(
-            "UPDATE inbox_claim SET done_at = ?7
-             WHERE tenant = ?1 AND area = ?2 AND name = ?3 AND size_bytes = ?4 AND mtime_ns = ?5
-               AND claimed_by = ?6 AND done_at IS NULL",
-            &[
-                &key.tenant,
-                &key.area,
-                &key.name,
-                &key.size_bytes,
-                &key.mtime_ns,
-                &holder,
-                &done_at,
-            ],
-        )?;
-        Ok(changed == 1)
+        update_own_claim(self, "done_at", key, holder, &done_at)
     }
 
     fn release_inbox_claim(
@@ -318,21 +317,7 @@ impl ClusterStore for Tx<'_> {
         holder: &str,
     ) -> Result<bool, LedgerError> {
         let now = self.ledger_now_ms()?;
-        let changed = self.execute(
-            "UPDATE inbox_claim SET expires_at_ms = ?7
-             WHERE tenant = ?1 AND area = ?2 AND name = ?3 AND size_bytes = ?4 AND mtime_ns = ?5
-               AND claimed_by = ?6 AND done_at IS NULL",
-            &[
-                &key.tenant,
-                &key.area,
-                &key.name,
-                &key.size_bytes,
-                &key.mtime_ns,
-                &holder,
-                &now,
-            ],
-        )?;
-        Ok(changed == 1)
+        update_own_claim(self, "expires_at_ms", key, holder, &now)
     }
 
     fn inbox_claim(&mut self, key: &InboxFileKey) -> Result<Option<InboxClaim>, LedgerError> {

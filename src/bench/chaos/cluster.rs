@@ -161,8 +161,9 @@ impl Progress {
     }
 }
 
-/// Polls `done` every 50 ms, every daemon alive meanwhile.
-async fn wait_until(
+/// Polls `done` every 20 ms until it holds, every daemon alive meanwhile; on timeout, the
+/// last log lines of each.
+pub(super) async fn wait_until(
     daemons: &mut [Daemon],
     what: &str,
     timeout: Duration,
@@ -183,7 +184,7 @@ async fn wait_until(
                 tails.join("\n--\n")
             )));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -146,27 +146,14 @@ impl ChaosReport {
     }
 }
 
-/// Waits until `done` holds (polled every 20 ms), the daemon alive meanwhile.
+/// Waits until `done` holds, the daemon alive meanwhile ([`cluster::wait_until`]).
 async fn wait_until(
     daemon: &mut Daemon,
     what: &str,
     timeout: Duration,
-    mut done: impl AsyncFnMut() -> Result<bool>,
+    done: impl AsyncFnMut() -> Result<bool>,
 ) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        daemon.ensure_alive()?;
-        if done().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Daemon(format!(
-                "{what}: not reached within {timeout:?}; last log lines:\n{}",
-                daemon.log_tail(20)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster::wait_until(std::slice::from_mut(daemon), what, timeout, done).await
 }
 
 /// The daemon's link to the broker, from its `/metrics` (nothing while it does not answer).
