@@ -52,6 +52,9 @@ pub enum Command {
     Preview(crate::commands::preview::PreviewArgs),
     /// Direct-debit mandates: import the history of mandates migrated from another tool.
     Mandates(crate::commands::mandates::MandatesArgs),
+    /// The ledger itself: `migrate --to postgres://…` copies the SQLite ledger into an
+    /// empty PostgreSQL database, for several daemons.
+    Ledger(crate::commands::ledger::LedgerArgs),
     /// The web console for ops and finance: `hash-password` makes a `[[console.users]]`
     /// password hash from standard input.
     Console(crate::commands::console::ConsoleArgs),

@@ -11,7 +11,8 @@ pub const FAILURE: u8 = 1;
 /// Bad command line (unknown option or subcommand: clap's own code; a `dlq` filter or a
 /// discard without a reason; an ambiguous `trace` key).
 pub const USAGE: u8 = 2;
-/// `preview`: the export has invoices the daemon would reject, or would be rejected whole
+/// `preview`: the export has invoices the daemon would reject, or would be rejected whole;
+/// `ledger migrate`: the PostgreSQL target is not empty, or a table cannot be copied
 /// (`EX_DATAERR`).
 pub const DATA_ERROR: u8 = 65;
 /// `dlq show|replay|discard`, `trace`: an ID or invoice that the ledger does not know

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use encaisse::cli::{Cli, Command};
 use encaisse::commands::{
-    check, console, demo, dlq, mandates, manual, payfip_sim, preview, report, run, trace,
+    check, console, demo, dlq, ledger, mandates, manual, payfip_sim, preview, report, run, trace,
 };
 use encaisse::{config, exit, logging};
 
@@ -51,6 +51,7 @@ async fn main() -> ExitCode {
         Command::Trace(args) => trace::run(&cli.config, args, &mut out, &mut err).await,
         Command::Preview(args) => preview::run(&cli.config, args, &mut out, &mut err).await,
         Command::Mandates(args) => mandates::run(&cli.config, args, &mut out, &mut err).await,
+        Command::Ledger(args) => ledger::run(&cli.config, args, &mut out, &mut err).await,
         Command::Console(args) => {
             console::run(args, &mut std::io::stdin().lock(), &mut out, &mut err)
         }

@@ -9,21 +9,9 @@
 
 use std::process::Command;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
 
-/// The number after `label` in `line` (`"…, 1775 titres (…"`, `"titres"` → 1775).
-fn count_before(line: &str, label: &str) -> u64 {
-    let at = line
-        .find(&format!(" {label}"))
-        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
-    line[..at]
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count before {label:?} in {line:?}"))
-}
+use common::{count_before, text};
 
 #[test]
 #[ignore = "exclusive: restarts the broker; run by scripts/test.sh"]

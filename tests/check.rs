@@ -279,3 +279,25 @@ fn a_postgres_ledger_is_refused_by_check_and_run_naming_the_missing_areas() {
     assert!(stderr.contains("ENCAISSE_LEDGER_URL"), "{stderr}");
     assert!(stderr.contains("is not a ledger URL"), "{stderr}");
 }
+
+#[test]
+fn several_daemons_on_an_sqlite_ledger_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), &unique_prefix("cluster"), BROKER_URL);
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str("\n[cluster]\nlease_ttl_ms = 100\n");
+    std::fs::write(&path, config).unwrap();
+    let output = run(&["--config", path.to_str().unwrap(), "check"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("cluster: several daemons need a PostgreSQL ledger")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cluster.lease_ttl_ms: must be at least 300"),
+        "{stderr}"
+    );
+}

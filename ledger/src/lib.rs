@@ -15,6 +15,7 @@
 pub mod access;
 pub mod batch;
 pub mod clock;
+pub mod cluster;
 mod error;
 pub mod files;
 pub mod journal;
@@ -29,8 +30,10 @@ pub mod sql;
 mod store;
 pub mod stores;
 pub mod testing;
+pub mod transfer;
 pub mod url;
 
+pub use cluster::ClusterStore;
 pub use error::LedgerError;
 pub use files::{EmittedFile, write_atomically};
 pub use journal::InvoiceFact;

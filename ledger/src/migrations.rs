@@ -38,6 +38,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/core_0001.sql"),
     },
     Migration {
+        area: "core",
+        version: 2,
+        sql: include_str!("../migrations/core_0002.sql"),
+    },
+    Migration {
         area: "batch",
         version: 1,
         sql: include_str!("../migrations/batch_0001.sql"),
@@ -153,6 +158,11 @@ pub const POSTGRES: &[Migration] = &[
         area: "core",
         version: 1,
         sql: include_str!("../migrations/postgres/core_0001.sql"),
+    },
+    Migration {
+        area: "core",
+        version: 2,
+        sql: include_str!("../migrations/postgres/core_0002.sql"),
     },
     Migration {
         area: "batch",

@@ -52,6 +52,31 @@ pub fn postgres_or_skip(what: &str) -> Option<TestDatabase> {
     })
 }
 
+impl TestDatabase {
+    /// Creates the database `name` on the server `admin_url` names (the chaos run's fresh
+    /// ledger); dropped with the value unless [`TestDatabase::keep`] is called.
+    pub fn create(admin_url: &str, name: &str) -> Result<TestDatabase, String> {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "{name:?}: a database name of letters, digits and _"
+            ));
+        }
+        admin(admin_url, &format!("CREATE DATABASE {name}"))?;
+        Ok(TestDatabase {
+            admin_url: admin_url.to_string(),
+            name: name.to_string(),
+            url: with_database(admin_url, name),
+        })
+    }
+
+    /// Keeps the database after the value goes (for a look after a failed run).
+    pub fn keep(self) -> String {
+        let url = self.url.clone();
+        std::mem::forget(self);
+        url
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

@@ -110,6 +110,16 @@ struct ChaosArgs {
     /// Longest wait for each step, in seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
+    /// Daemons sharing the work (2 or more: a cluster run on `--ledger-url`).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// A PostgreSQL server where a cluster run creates its fresh ledger database
+    /// (`postgres://postgres@127.0.0.1:5432/postgres`).
+    #[arg(long, env = "ENCAISSE_BENCH_LEDGER_URL")]
+    ledger_url: Option<String>,
+    /// The broker node a cluster run restarts (`rabbitmqctl -n`); default: `--rabbitmq-node`.
+    #[arg(long)]
+    restart_node: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -180,7 +190,22 @@ async fn chaos(args: ChaosArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let cluster = match (args.instances, &args.ledger_url) {
+        (0 | 1, _) => None,
+        (instances, Some(url)) => Some(chaos::cluster::ClusterRun {
+            instances,
+            ledger_admin_url: url.clone(),
+            restart_node: args.restart_node.clone(),
+        }),
+        (_, None) => {
+            eprintln!(
+                "encaisse-bench chaos: --instances 2 or more needs --ledger-url postgres://…"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let options = ChaosOptions {
+        cluster,
         invoices: args.invoices,
         amqp_url: args.common.amqp_url.clone(),
         rabbitmqctl: ctl(&args.common),

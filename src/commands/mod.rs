@@ -7,6 +7,7 @@ pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod dlq_table;
+pub mod ledger;
 pub mod mandates;
 pub mod manual;
 pub mod payfip_sim;

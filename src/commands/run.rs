@@ -1,9 +1,11 @@
 //! `encaisse run`: configuration → directories → ledger → runtime with its stages → HTTP →
 //! wait for SIGTERM/SIGINT → graceful stop → exit 0.
 //!
-//! One daemon per data directory and per broker prefix: a second one exits with
-//! [`exit::ALREADY_RUNNING`] naming the holder (module [`crate::instance`], and the
-//! runtime's prefix claim).
+//! With an SQLite ledger, one daemon per data directory and per broker prefix: a second one
+//! exits with [`exit::ALREADY_RUNNING`] naming the holder (module [`crate::instance`], and
+//! the runtime's prefix claim). With a PostgreSQL ledger several daemons share the ledger,
+//! the prefix and the data directory; their once-only work runs under leases
+//! (`encaisse_pipelines::runtime::lease`).
 //!
 //! The daemon never exits because the broker is down: the runtime reconnects forever and logs
 //! each attempt, and `/readyz` answers 503 meanwhile.
@@ -21,6 +23,7 @@ use crate::config::{self, Loaded};
 use crate::http::{AppState, HttpLimits, Server};
 use crate::instance::{self, DataDirLock, InstanceError};
 use crate::{dirs, exit, metrics, signals, wiring};
+use encaisse_pipelines::runtime::lease::Coordination;
 
 /// Extra time, past `shutdown_grace_secs`, that the runtime gets to return after a stop
 /// request before the process exits anyway with [`exit::FAILURE`].
@@ -111,44 +114,63 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
             return exit::IO_ERROR;
         }
     };
-    // Held until the daemon returns; the kernel frees it if the process dies.
-    let lock = match DataDirLock::acquire(&config.data_dir) {
-        Ok(lock) => lock,
-        Err(e @ InstanceError::Held { .. }) => {
-            tracing::error!(error = %e, "Another daemon runs on this data directory.");
-            return exit::ALREADY_RUNNING;
-        }
+    let url = match config.ledger_url() {
+        Ok(url) => url,
         Err(e) => {
-            tracing::error!(error = %e, "Cannot lock the data directory.");
-            return exit::IO_ERROR;
-        }
-    };
-    tracing::info!(path = %lock.path().display(), "Data directory locked.");
-    let ledger_path = match config.ledger_file() {
-        Ok(path) => path,
-        Err(message) => {
-            tracing::error!(field = "ledger.url", "Configuration error: {message}.");
+            tracing::error!(field = "ledger.url", "Configuration error: {e}.");
             return exit::CONFIG;
         }
     };
-    let ledger = match Ledger::open(&ledger_path) {
+    let coordination = config.coordination(&url);
+    // One daemon per SQLite ledger: the data directory's lock, held until the daemon returns
+    // (the kernel frees it if the process dies), and the broker prefix's exclusive queue.
+    // Daemons sharing a PostgreSQL ledger share the prefix and the data directory too: their
+    // once-only work runs under leases instead.
+    let _lock = match &coordination {
+        Coordination::Single { .. } => match DataDirLock::acquire(&config.data_dir) {
+            Ok(lock) => {
+                tracing::info!(path = %lock.path().display(), "Data directory locked.");
+                Some(lock)
+            }
+            Err(e @ InstanceError::Held { .. }) => {
+                tracing::error!(error = %e, "Another daemon runs on this data directory.");
+                return exit::ALREADY_RUNNING;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot lock the data directory.");
+                return exit::IO_ERROR;
+            }
+        },
+        Coordination::Shared { holder, ttl } => {
+            tracing::info!(
+                daemon = %holder,
+                lease_ttl_ms = ttl.as_millis() as u64,
+                "Sharing the ledger, the broker prefix and the data directory with other daemons."
+            );
+            None
+        }
+    };
+    let ledger = match open_ledger(&url).await {
         Ok(ledger) => ledger,
         Err(e) => {
-            tracing::error!(path = %ledger_path.display(), error = %e, "Cannot open the ledger.");
+            tracing::error!(ledger = %url.redacted(), error = %e, "Cannot open the ledger.");
             return exit::IO_ERROR;
         }
     };
-    tracing::info!(path = %ledger_path.display(), "Ledger open.");
+    tracing::info!(ledger = %url.redacted(), backend = ledger.backend(), "Ledger open.");
 
     // Installed before the stages are built: they describe their metrics and register the
     // counters alerts read at 0, which a recorder installed later would not see.
     let metrics_handle = metrics::handle();
     let mut runtime = Runtime::new(config.runtime(), ledger.clone());
-    runtime.claim_prefix(format!(
-        "{}, data directory {}",
-        instance::holder_description(),
-        config.data_dir.display()
-    ));
+    if let Coordination::Single { .. } = coordination {
+        runtime.claim_prefix(format!(
+            "{}, data directory {}",
+            instance::holder_description(),
+            config.data_dir.display()
+        ));
+    }
+    runtime.coordinate(coordination);
     let ctx = wiring::Context {
         config,
         ledger: &ledger,
@@ -221,6 +243,16 @@ pub async fn run_until(loaded: Loaded, embedding: Embedding, shutdown: Cancellat
         tracing::info!("Stopped.");
     }
     code
+}
+
+/// Opens the ledger `url` names (PostgreSQL connects and migrates on a thread of its own).
+async fn open_ledger(
+    url: &encaisse_ledger::LedgerUrl,
+) -> Result<Ledger, encaisse_ledger::LedgerError> {
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || Ledger::open_url(&url))
+        .await
+        .map_err(|_| encaisse_ledger::LedgerError::WriterGone)?
 }
 
 /// Runs the runtime; once a stop is requested, bounds how long it may take.

@@ -12,6 +12,29 @@ use encaisse_schemas::tenant::ConfigIssue;
 use super::{Config, DEFAULT_SOURCE, TenantConfig, rules};
 use crate::dirs;
 
+/// `[cluster]` asks for several daemons, which share a PostgreSQL ledger only: an SQLite
+/// file is held by one daemon (its data directory lock), and a second one on the same
+/// prefix is refused.
+fn check_cluster(config: &Config, report: &mut Report) {
+    let Some(cluster) = &config.cluster else {
+        return;
+    };
+    if let Ok(encaisse_ledger::LedgerUrl::Sqlite(path)) = config.ledger_url() {
+        report.issue(
+            "cluster",
+            format!(
+                "several daemons need a PostgreSQL ledger ([ledger] url = \"postgres://…\"); \
+                 the SQLite ledger {} is held by one daemon. Remove [cluster], or migrate the \
+                 ledger (`encaisse ledger migrate --to postgres://…`)",
+                path.display()
+            ),
+        );
+    }
+    for (field, message) in cluster.validate() {
+        report.issue(field, message);
+    }
+}
+
 /// Longest creditor name a pain.008 accepts (`Cdtr/Nm`, EPC: 70 characters).
 const CREDITOR_NAME_MAX_CHARS: usize = 70;
 
@@ -62,6 +85,7 @@ pub fn check_settings(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> 
     if let Err(message) = config.ledger_file() {
         report.issue("ledger.url", message);
     }
+    check_cluster(config, &mut report);
     check_broker(&config.broker, &mut report);
     check_retry(&config.retry, &mut report);
     let tenant_ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();

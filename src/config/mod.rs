@@ -57,6 +57,13 @@ pub struct Config {
     /// `data_dir`.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// Several daemons on one PostgreSQL ledger and one broker prefix (`[cluster]`,
+    /// `encaisse_pipelines::runtime::lease::ClusterConfig`): the time to live of the leases
+    /// on once-only work and of inbox claims. Refused with an SQLite ledger, which one daemon
+    /// holds. Absent: the defaults, and with a PostgreSQL ledger the daemons share the work
+    /// all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<encaisse_pipelines::runtime::lease::ClusterConfig>,
     /// How to reach RabbitMQ and how hard to push it (`encaisse_pipelines::runtime::BrokerConfig`).
     #[serde(default)]
     pub broker: BrokerConfig,
@@ -126,6 +133,21 @@ impl Config {
         match &self.ledger.url {
             Some(text) => encaisse_ledger::LedgerUrl::parse(text),
             None => Ok(encaisse_ledger::LedgerUrl::default_for(&self.data_dir)),
+        }
+    }
+
+    /// How this daemon shares its once-only work: with other daemons on a PostgreSQL ledger
+    /// (leases and claims expiring after `[cluster] lease_ttl_ms`), alone on an SQLite one.
+    pub fn coordination(
+        &self,
+        url: &encaisse_ledger::LedgerUrl,
+    ) -> encaisse_pipelines::runtime::lease::Coordination {
+        use encaisse_pipelines::runtime::lease::Coordination;
+        match url {
+            encaisse_ledger::LedgerUrl::Sqlite(_) => Coordination::single(),
+            encaisse_ledger::LedgerUrl::Postgres(_) => {
+                Coordination::shared(&self.cluster.clone().unwrap_or_default())
+            }
         }
     }
 

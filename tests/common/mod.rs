@@ -370,3 +370,16 @@ pub fn console_user(
         tenants: vec![],
     }
 }
+
+/// The number after `label` in `line` (`"…, 1775 titres (…"`, `"titres"` → 1775): the chaos
+/// runs' summaries.
+pub fn count_before(line: &str, label: &str) -> u64 {
+    let at = line
+        .find(&format!(" {label}"))
+        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
+    line[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {label:?} in {line:?}"))
+}

@@ -21,6 +21,7 @@ pub mod drain;
 pub mod handling;
 pub mod headers;
 pub mod instance;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod publisher;
@@ -210,6 +211,7 @@ pub struct Runtime {
     slot_tx: watch::Sender<Option<Arc<lapin::Connection>>>,
     publisher: Publisher,
     claim: Option<String>,
+    coordination: lease::Coordination,
 }
 
 impl Runtime {
@@ -234,6 +236,7 @@ impl Runtime {
                 inner: Arc::new(core),
             },
             claim: None,
+            coordination: lease::Coordination::single(),
         }
     }
 
@@ -243,6 +246,14 @@ impl Runtime {
     /// data directory) is what a refused process reads about this one.
     pub fn claim_prefix(&mut self, holder: impl Into<String>) -> &mut Self {
         self.claim = Some(holder.into());
+        self
+    }
+
+    /// How this daemon shares its once-only work ([`lease`]): alone (the default, an SQLite
+    /// ledger) or with other daemons on one PostgreSQL ledger, each source then running
+    /// under a lease named after it.
+    pub fn coordinate(&mut self, coordination: lease::Coordination) -> &mut Self {
+        self.coordination = coordination;
         self
     }
 
@@ -408,18 +419,18 @@ impl Runtime {
             ledger: self.ledger.clone(),
             shutdown: shutdown.clone(),
         };
-        for source in &self.sources {
-            sources.spawn(sources::supervise(
-                source.clone(),
-                context.clone(),
-                self.config.clone(),
+        // Every source is once-only work: with several daemons each runs under its lease.
+        let pruning: Arc<dyn Source> = Arc::new(sources::Pruning::new(self.config.dedupe.clone()));
+        for source in self.sources.iter().chain(std::iter::once(&pruning)) {
+            sources.spawn(lease::scope(
+                self.coordination.clone(),
+                sources::supervise(
+                    lease::Leased::wrap(source.clone(), &self.coordination),
+                    context.clone(),
+                    self.config.clone(),
+                ),
             ));
         }
-        sources.spawn(sources::prune_periodically(
-            self.ledger.clone(),
-            self.config.dedupe.clone(),
-            shutdown.clone(),
-        ));
         let supervisor = supervisor::Supervisor {
             config: self.config.clone(),
             consumers,

@@ -67,12 +67,42 @@ pub fn retention_cutoff(
     Some(encaisse_ledger::clock::format(cutoff))
 }
 
-/// Prunes old `processed_message` rows every `prune_interval_secs`, until shutdown.
+/// The dedupe pruning as a source of the runtime's own (`ledger.prune`), so that with
+/// several daemons one of them prunes, under its lease.
+pub struct Pruning {
+    config: DedupeConfig,
+}
+
+impl Pruning {
+    pub fn new(config: DedupeConfig) -> Self {
+        Pruning { config }
+    }
+}
+
+impl Source for Pruning {
+    fn name(&self) -> &str {
+        "ledger.prune"
+    }
+
+    fn run(
+        self: Arc<Self>,
+        ctx: SourceContext,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move {
+            prune_periodically(ctx.ledger, self.config.clone(), ctx.shutdown).await;
+            Ok(())
+        })
+    }
+}
+
+/// Prunes old `processed_message` rows, and the inbox claims of files finished as long ago,
+/// every `prune_interval_secs`, until shutdown.
 pub async fn prune_periodically(
     ledger: Ledger,
     config: DedupeConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    use encaisse_ledger::ClusterStore;
     let interval = Duration::from_secs(config.prune_interval_secs.max(1));
     loop {
         if let Some(cutoff) = retention_cutoff(&config, chrono::Utc::now()) {
@@ -80,6 +110,15 @@ pub async fn prune_periodically(
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, %cutoff, "Old dedupe records pruned."),
                 Err(error) => tracing::warn!(%error, "Dedupe pruning failed; will try again."),
+            }
+            let before = cutoff.clone();
+            match ledger
+                .transact(move |tx| tx.prune_inbox_claims(&before))
+                .await
+            {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, %cutoff, "Old inbox claims pruned."),
+                Err(error) => tracing::warn!(%error, "Inbox claims not pruned; will try again."),
             }
         }
         tokio::select! {

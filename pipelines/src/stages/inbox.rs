@@ -11,6 +11,11 @@
 //! moving makes the next scan handle the file again: handlers are idempotent (deterministic
 //! message ids, ledger records).
 //!
+//! Several daemons may watch one shared inbox: a file is **claimed** in the ledger before it
+//! is read (`inbox_claim`, [`crate::runtime::lease`]), so two daemons never read one file;
+//! the claim is renewed while the file is read, given up when it stays in the inbox, marked
+//! done once it moved, and taken over when its daemon died (after the lease time to live).
+//!
 //! Each scan also publishes `encaisse_inbox_files{tenant,area}` and
 //! `encaisse_inbox_oldest_age_seconds{tenant,area}` for ops.
 
@@ -26,7 +31,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{Source, SourceContext};
+use encaisse_ledger::cluster::InboxFileKey;
+
+use crate::runtime::{Source, SourceContext, lease};
 use crate::stage::{ErrorClass, StageError};
 
 /// A stable file found in an inbox.
@@ -229,10 +236,23 @@ impl<H: InboxHandler> InboxWatcher<H> {
                     name,
                     size_bytes: size,
                 };
-                let outcome = match self.handle_isolated(ctx, &file).await {
+                let claim = claim_key(&file, self.handler.area(), modified);
+                if !self.claim(ctx, &claim, &path, size, modified).await {
+                    seen.remove(&path);
+                    continue;
+                }
+                let outcome = tokio::select! {
+                    outcome = self.handle_isolated(ctx, &file) => outcome,
+                    () = lease::keep_inbox_claim(&ctx.ledger, &claim) => {
+                        tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, "Inbox claim lost to another daemon; this daemon stops reading the file.");
+                        continue;
+                    }
+                };
+                let outcome = match outcome {
                     Ok(outcome) => outcome,
                     Err(e) if e.class == ErrorClass::Transient => {
                         tracing::warn!(source = %self.name, tenant = %tenant, file = %file.name, error = %e, "File left in the inbox; will retry.");
+                        lease::end_inbox_claim(&ctx.ledger, &claim, false).await;
                         continue;
                     }
                     Err(e) => FileOutcome::Rejected {
@@ -240,7 +260,9 @@ impl<H: InboxHandler> InboxWatcher<H> {
                     },
                 };
                 seen.remove(&path);
-                match move_file(&dirs, &file, &outcome) {
+                let moved = move_file(&dirs, &file, &outcome);
+                lease::end_inbox_claim(&ctx.ledger, &claim, moved.is_ok()).await;
+                match moved {
                     Ok(dest) => {
                         handled += 1;
                         match &outcome {
@@ -268,6 +290,38 @@ impl<H: InboxHandler> InboxWatcher<H> {
 }
 
 impl<H: InboxHandler> InboxWatcher<H> {
+    /// Claims a stable file for this daemon before it is read (module
+    /// [`crate::runtime::lease`]): `false` when another daemon has it, when the claim could
+    /// not be recorded (the next scan tries again), or when the file left the inbox or
+    /// changed between the listing and the claim (another daemon finished it meanwhile).
+    async fn claim(
+        &self,
+        ctx: &SourceContext,
+        claim: &InboxFileKey,
+        path: &Path,
+        size: u64,
+        modified: SystemTime,
+    ) -> bool {
+        match lease::claim_inbox_file(&ctx.ledger, claim).await {
+            Ok(lease::Claimed::Mine) => {}
+            Ok(lease::Claimed::Theirs) => {
+                tracing::debug!(source = %self.name, tenant = %claim.tenant, file = %claim.name, "File claimed by another daemon; left to it.");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(source = %self.name, tenant = %claim.tenant, file = %claim.name, %error, "File not claimed; will retry.");
+                return false;
+            }
+        }
+        let unchanged = std::fs::symlink_metadata(path)
+            .ok()
+            .is_some_and(|m| m.len() == size && m.modified().ok() == Some(modified));
+        if !unchanged {
+            lease::end_inbox_claim(&ctx.ledger, claim, false).await;
+        }
+        unchanged
+    }
+
     /// Handles one file so that nothing in it can stop the watcher: a panic while handling
     /// it (a hostile input reaching a bug) is a permanent failure of that file alone, which
     /// is then set aside like any unreadable file, and the next file is read.
@@ -318,6 +372,22 @@ impl<H: InboxHandler> Source for InboxWatcher<H> {
                 }
             }
         })
+    }
+}
+
+/// The claim of one version of an inbox file: tenant, area, name, size and modification
+/// time (a file dropped again under its name is another claim).
+fn claim_key(file: &InboxFile, area: &str, modified: SystemTime) -> InboxFileKey {
+    let mtime_ns = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    InboxFileKey {
+        tenant: file.tenant.to_string(),
+        area: area.to_string(),
+        name: file.name.clone(),
+        size_bytes: i64::try_from(file.size_bytes).unwrap_or(i64::MAX),
+        mtime_ns,
     }
 }
 

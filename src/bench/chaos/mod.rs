@@ -11,6 +11,7 @@
 //! broker and for the queues to drain ([`end`]), each within the run's timeout.
 
 pub mod checks;
+pub mod cluster;
 pub mod end;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct ChaosOptions {
     pub broker_down: Duration,
     /// Longest wait for the end state after the faults.
     pub timeout: Duration,
+    /// Several daemons on one PostgreSQL ledger ([`cluster`]); `None`: one daemon on SQLite.
+    pub cluster: Option<cluster::ClusterRun>,
 }
 
 /// What happened, and the end state's counts.
@@ -72,6 +75,11 @@ pub struct ChaosReport {
     pub counts: checks::Counts,
     /// Every failed check (empty: the run passed).
     pub failures: Vec<String>,
+    /// Daemons of the run (1: the SQLite run).
+    pub instances: usize,
+    /// From the SIGKILL of the daemon holding `polyfac.ingest` to the lease held by a
+    /// survivor (cluster runs).
+    pub failover_secs: Option<f64>,
 }
 
 impl ChaosReport {
@@ -107,6 +115,12 @@ impl ChaosReport {
             c.queues_checked,
             c.parked,
         );
+        if let Some(failover) = self.failover_secs {
+            out.push_str(&format!(
+                "cluster: {} daemons on one PostgreSQL ledger; the killed daemon's ingest lease moved to a survivor in {failover:.1} s\n",
+                self.instances
+            ));
+        }
         for s in self
             .stages
             .iter()
@@ -132,27 +146,14 @@ impl ChaosReport {
     }
 }
 
-/// Waits until `done` holds (polled every 20 ms), the daemon alive meanwhile.
+/// Waits until `done` holds, the daemon alive meanwhile ([`cluster::wait_until`]).
 async fn wait_until(
     daemon: &mut Daemon,
     what: &str,
     timeout: Duration,
-    mut done: impl AsyncFnMut() -> Result<bool>,
+    done: impl AsyncFnMut() -> Result<bool>,
 ) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        daemon.ensure_alive()?;
-        if done().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Daemon(format!(
-                "{what}: not reached within {timeout:?}; last log lines:\n{}",
-                daemon.log_tail(20)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster::wait_until(std::slice::from_mut(daemon), what, timeout, done).await
 }
 
 /// The daemon's link to the broker, from its `/metrics` (nothing while it does not answer).
@@ -167,7 +168,10 @@ async fn broker_link(http: &reqwest::Client, base_url: &str) -> end::BrokerLink 
 pub async fn run(options: &ChaosOptions) -> Result<ChaosReport> {
     let name = run_name("chaos");
     let work = WorkDir::create(options.work_root.as_deref(), &name, options.keep)?;
-    let outcome = run_in(options, &name, &work).await;
+    let outcome = match &options.cluster {
+        Some(cluster) => cluster::run_in(options, cluster, &name, &work).await,
+        None => run_in(options, &name, &work).await,
+    };
     let passed = matches!(&outcome, Ok(r) if r.failures.is_empty());
     if passed
         && let Err(e) = broker::delete_prefix(&options.amqp_url, &options.rabbitmqctl, &name).await
@@ -336,5 +340,7 @@ async fn run_in(options: &ChaosOptions, prefix: &str, work: &WorkDir) -> Result<
         stages,
         counts,
         failures,
+        instances: 1,
+        failover_secs: None,
     })
 }
