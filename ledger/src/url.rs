@@ -16,10 +16,6 @@ pub const POSTGRES_AREAS: &[&str] = &[
     "core", "batch", "ops", "payfip", "sepa", "polyfac", "helios",
 ];
 
-/// Parts of ported areas still without a PostgreSQL schema, named with the missing areas:
-/// they read the tables of an area not ported yet.
-pub const POSTGRES_PENDING: &[&str] = &[];
-
 /// A parsed ledger URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerUrl {
@@ -96,14 +92,6 @@ impl LedgerUrl {
             }
         }
     }
-
-    /// The parts of ported areas still without a PostgreSQL schema (empty for SQLite).
-    pub fn pending_parts(&self) -> &'static [&'static str] {
-        match self {
-            LedgerUrl::Sqlite(_) => &[],
-            LedgerUrl::Postgres(_) => POSTGRES_PENDING,
-        }
-    }
 }
 
 /// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
@@ -169,7 +157,5 @@ mod tests {
             postgres.missing_areas().is_empty(),
             "every area runs on PostgreSQL"
         );
-        assert!(postgres.pending_parts().is_empty());
-        assert!(default.pending_parts().is_empty());
     }
 }

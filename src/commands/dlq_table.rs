@@ -109,11 +109,13 @@ pub fn open(config_path: &Path, err: &mut dyn Write) -> Result<(Loaded, Ledger),
     })?;
     // Opening the ledger narrows its mode to the configured one: the same as the daemon's.
     loaded.config.file_access.apply();
-    let path = loaded.config.ledger_file().map_err(|message| {
+    let url = loaded.config.usable_ledger_url().map_err(|message| {
         let _ = writeln!(err, "ledger.url: {message}");
         exit::CONFIG
     })?;
-    if !path.is_file() {
+    if let encaisse_ledger::LedgerUrl::Sqlite(path) = &url
+        && !path.is_file()
+    {
         let _ = writeln!(
             err,
             "no ledger at {} (data_dir of {}): has `encaisse run` been started with this configuration?",
@@ -122,8 +124,8 @@ pub fn open(config_path: &Path, err: &mut dyn Write) -> Result<(Loaded, Ledger),
         );
         return Err(exit::IO_ERROR);
     }
-    let ledger = Ledger::open(&path).map_err(|e| {
-        let _ = writeln!(err, "cannot open the ledger {}: {e}", path.display());
+    let ledger = Ledger::open_url(&url).map_err(|e| {
+        let _ = writeln!(err, "cannot open the ledger {}: {e}", url.redacted());
         exit::IO_ERROR
     })?;
     Ok((loaded, ledger))

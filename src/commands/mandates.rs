@@ -107,14 +107,14 @@ async fn run_import(
             return exit::DATA_ERROR;
         }
     };
-    let path = match loaded.config.ledger_file() {
-        Ok(path) => path,
+    let url = match loaded.config.usable_ledger_url() {
+        Ok(url) => url,
         Err(message) => {
             let _ = writeln!(err, "ledger.url: {message}");
             return exit::CONFIG;
         }
     };
-    let ledger = match Ledger::open(path) {
+    let ledger = match Ledger::open_url(&url) {
         Ok(ledger) => ledger,
         Err(e) => {
             let _ = writeln!(err, "encaisse mandates import: ledger: {e}");

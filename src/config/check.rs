@@ -82,7 +82,7 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
 /// (`encaisse preview`).
 pub fn check_settings(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Report {
     let mut report = Report::default();
-    if let Err(message) = config.ledger_file() {
+    if let Err(message) = config.usable_ledger_url() {
         report.issue("ledger.url", message);
     }
     check_cluster(config, &mut report);

@@ -151,30 +151,35 @@ impl Config {
         }
     }
 
-    /// The SQLite ledger file every command opens today; `Err` (the problem with
-    /// `ledger.url`, exit 78) for an unusable URL or a PostgreSQL ledger, which the daemon
-    /// and the commands do not run on yet.
-    pub fn ledger_file(&self) -> Result<PathBuf, String> {
-        match self.ledger_url() {
-            Ok(encaisse_ledger::LedgerUrl::Sqlite(path)) => Ok(path),
-            Ok(url) => Err(not_on_postgres_yet(&url)),
-            Err(e) => Err(e.to_string()),
+    /// The ledger's URL if the daemon can run on it: `Err` (the problem with `ledger.url`,
+    /// exit 78) for an unparsable URL or, as a safety net, a PostgreSQL ledger while some
+    /// area of the ledger has no PostgreSQL store.
+    pub fn usable_ledger_url(&self) -> Result<encaisse_ledger::LedgerUrl, String> {
+        let url = self.ledger_url().map_err(|e| e.to_string())?;
+        let missing = url.missing_areas();
+        if missing.is_empty() {
+            Ok(url)
+        } else {
+            Err(format!(
+                "{} is a PostgreSQL ledger, and the areas {} have no PostgreSQL store; use an \
+                 sqlite:// URL (docs/scaling.md)",
+                url.redacted(),
+                missing.join(", ")
+            ))
         }
     }
-}
 
-/// Why a PostgreSQL ledger is refused: the areas without a PostgreSQL store, so that no
-/// daemon runs half on one database and half nowhere.
-pub fn not_on_postgres_yet(url: &encaisse_ledger::LedgerUrl) -> String {
-    format!(
-        "{} is a PostgreSQL ledger, and the daemon cannot run on PostgreSQL yet: the areas \
-         {} have no PostgreSQL store (only {} do), nor {}; use an sqlite:// URL \
-         (docs/scaling.md)",
-        url.redacted(),
-        url.missing_areas().join(", "),
-        encaisse_ledger::url::POSTGRES_AREAS.join(", "),
-        url.pending_parts().join(", nor ")
-    )
+    /// The SQLite ledger file, for the commands that read the file itself (`preview` copies
+    /// it into its sandbox); `Err` for a PostgreSQL ledger, naming the command's limit.
+    pub fn ledger_file(&self) -> Result<PathBuf, String> {
+        match self.usable_ledger_url()? {
+            encaisse_ledger::LedgerUrl::Sqlite(path) => Ok(path),
+            url => Err(format!(
+                "{} is a PostgreSQL ledger: this command reads an SQLite ledger file only",
+                url.redacted()
+            )),
+        }
+    }
 }
 
 /// `file_access`: who may read what the daemon writes. The files hold personal data
