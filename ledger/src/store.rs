@@ -395,6 +395,26 @@ impl Ledger {
         .map_err(|_| E::from(LedgerError::WriterGone))?
     }
 
+    /// [`Ledger::inspect`] on the calling thread, for blocking contexts (a tool polling the
+    /// ledger from outside the daemon). On PostgreSQL the synchronous client must not run
+    /// on an async worker thread: call it from a blocking thread or inside
+    /// `tokio::task::block_in_place`.
+    pub fn inspect_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<LedgerError>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        match &*self.inner {
+            Backend::Sqlite(_) => {
+                let conn = self.take_reader()?;
+                let result = f(&mut Tx::sqlite(&conn));
+                self.give_back(conn);
+                result
+            }
+            Backend::Postgres(pool) => pool.run(true, f),
+        }
+    }
+
     /// Synchronous read, for the CLI and for blocking contexts.
     pub fn read_blocking<T, F>(&self, f: F) -> Result<T, LedgerError>
     where

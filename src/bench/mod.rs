@@ -71,6 +71,9 @@ pub struct BenchOptions {
     pub daemon: DaemonProgram,
     /// `[polyfac] max_downstream_backlog` of the daemon (none: its default).
     pub max_downstream_backlog: Option<u64>,
+    /// A PostgreSQL server where the run creates a fresh database for the daemon's ledger
+    /// (dropped at the end); none: the SQLite ledger of the data directory.
+    pub ledger_admin_url: Option<String>,
 }
 
 /// The run's directory: kept when asked, or when the run failed (for its daemon log).
@@ -184,6 +187,17 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
     );
     let mut run_settings = RunSettings::for_run(&options.amqp_url, prefix, &work.path)?;
     run_settings.max_downstream_backlog = options.max_downstream_backlog;
+    // Dropped (with its database) when the run ends, after the daemon stopped.
+    let database = match &options.ledger_admin_url {
+        Some(admin) => {
+            let name = prefix.replace(['-', '.'], "_").to_lowercase();
+            let database = encaisse_ledger::testing::TestDatabase::create(admin, &name)
+                .map_err(|e| BenchError::Setup(format!("cannot create the run's database: {e}")))?;
+            run_settings.ledger_url = Some(database.url.clone());
+            Some(database)
+        }
+        None => None,
+    };
     let base_url = run_settings.base_url();
     run_settings.payfip = Some(PayfipUrls {
         soap_url: sim.soap_url(),
@@ -288,7 +302,14 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
     )?;
 
     let ratio = pipeline.invoices_per_s / baseline.msgs_per_s.max(1e-9);
+    drop(database);
     Ok(Report {
+        ledger: if options.ledger_admin_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+        .into(),
         invoices: n,
         baseline_msgs_per_s: baseline.msgs_per_s,
         pipeline_invoices_per_s: pipeline.invoices_per_s,

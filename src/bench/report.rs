@@ -21,6 +21,8 @@ pub struct Machine {
 /// objects give the detail behind each figure.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// The daemon's ledger backend (`sqlite`, `postgres`).
+    pub ledger: String,
     pub invoices: u64,
     pub baseline_msgs_per_s: f64,
     pub pipeline_invoices_per_s: f64,
@@ -81,10 +83,11 @@ pub fn table(r: &Report) -> String {
     let p = &r.pipeline;
     let mut out = String::new();
     out.push_str(&format!(
-        "encaisse-bench: {} invoices ({} lines, {:.0} MB export); {} cores{}; load {} → {}\n\n",
+        "encaisse-bench: {} invoices ({} lines, {:.0} MB export), {} ledger; {} cores{}; load {} → {}\n\n",
         thousands(r.invoices as f64),
         thousands(p.export_lines as f64),
         mb(p.export_bytes),
+        r.ledger,
         r.machine.cores,
         r.machine
             .cpu_model

@@ -46,6 +46,8 @@ pub struct RunSettings {
     pub payfip: Option<PayfipUrls>,
     /// `[polyfac] max_downstream_backlog` (`None`: not written, the daemon's default).
     pub max_downstream_backlog: Option<u64>,
+    /// `[ledger] url` (`None`: not written, the data directory's SQLite file).
+    pub ledger_url: Option<String>,
 }
 
 fn quoted(text: &str) -> String {
@@ -64,6 +66,7 @@ impl RunSettings {
             tiers_secs: vec![5, 30, 120, 600, 3600],
             payfip: None,
             max_downstream_backlog: None,
+            ledger_url: None,
         })
     }
 
@@ -115,7 +118,10 @@ impl RunSettings {
     /// Renders, reads and checks the configuration (as `encaisse run` does), then writes it
     /// to `path`.
     pub fn write(&self, path: &Path) -> Result<Config> {
-        let text = self.render();
+        let mut text = self.render();
+        if let Some(url) = &self.ledger_url {
+            text.push_str(&format!("\n[ledger]\nurl = {}\n", quoted(url)));
+        }
         let config = check(&text)?;
         std::fs::write(path, text).map_err(|e| BenchError::io(path.display().to_string(), e))?;
         Ok(config)
@@ -166,6 +172,7 @@ mod tests {
             tiers_secs: vec![1, 5],
             payfip,
             max_downstream_backlog: Some(2000),
+            ledger_url: None,
         }
     }
 

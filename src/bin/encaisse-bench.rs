@@ -95,6 +95,10 @@ struct BenchArgs {
     /// a huge value measures a run without back-pressure.
     #[arg(long)]
     max_downstream_backlog: Option<u64>,
+    /// Run the daemon on PostgreSQL: a server (`postgres://user@host/postgres`) where the
+    /// run creates a fresh database for the ledger, dropped at the end.
+    #[arg(long, env = "ENCAISSE_BENCH_LEDGER_URL")]
+    ledger_url: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -162,6 +166,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         keep: args.common.keep,
         daemon,
         max_downstream_backlog: args.max_downstream_backlog,
+        ledger_admin_url: args.ledger_url.clone(),
     };
     match bench::run(&options).await {
         Ok(report) if args.common.json => {

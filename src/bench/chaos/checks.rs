@@ -171,7 +171,7 @@ fn check_ingest(
     ledger: &LedgerView,
     failures: &mut Vec<String>,
 ) -> Result<()> {
-    let runs: u64 = ledger.tx().query_one(
+    let runs: u64 = ledger.tx()?.query_one(
         "SELECT count(*) FROM polyfac_run WHERE tenant = ?1",
         &[&outputs.tenant],
         |r| LedgerView::count(r, 0),
@@ -414,7 +414,7 @@ fn check_ledger_agrees(
     counts: &mut Counts,
     failures: &mut Vec<String>,
 ) -> Result<()> {
-    let mut tx = ledger.tx();
+    let mut tx = ledger.tx()?;
     let tenant = outputs.tenant;
     // Files: planned, written, recorded as emitted, with the bytes on disk.
     let planned = tx.query_all(
