@@ -303,6 +303,7 @@ fn render_into(
         return render_reductions(tx, tenant, budget, file, out);
     }
     let failure = RefCell::new(None);
+    store::refresh_statistics(tx)?;
     let ids = store::bordereaux_of_file(tx, file.id)?;
     let shared = RefCell::new(tx);
     let split: Vec<(Bordereau<'_>, LedgerTitres<'_, '_, '_>)> = ids

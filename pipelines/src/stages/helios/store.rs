@@ -631,6 +631,19 @@ pub struct TitreToRender {
     pub payload: Option<Vec<u8>>,
 }
 
+/// On PostgreSQL, refreshes the planner's statistics of the tables a PES file is rendered
+/// from, just filled by the billing run. A new database (or a server without autovacuum)
+/// knows nothing of them yet, and the planner then joined each page of titres to its
+/// invoices by scanning the whole group: 3.5 s per page of 500 for a 16,640-titre file,
+/// against 2 ms once analysed. Nothing to do on SQLite (its planner needs no statistics for
+/// these indexed lookups).
+pub fn refresh_statistics(tx: &mut Tx<'_>) -> Result<(), HeliosError> {
+    if tx.is_postgres() {
+        tx.execute_script("ANALYZE batch_item, helios_titre")?;
+    }
+    Ok(())
+}
+
 /// At most `limit` titres of bordereau `id_bord` of `file`, after position `after`
 /// (`-1`: from the first), in position order: rendering reads a file in such chunks, so
 /// it never holds a whole billing run.
