@@ -226,12 +226,21 @@ async fn an_sqlite_ledger_is_copied_and_a_filled_target_refused() {
     .unwrap();
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    // Two generated rows per table; a summary kept by triggers (`recon_issued`) also holds
+    // the rows its triggers derived from the generated facts, on both sides alike.
     for table in &shared {
+        let counted = stdout.lines().find_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [name, sqlite, postgres] if *name == table.as_str() => {
+                    Some((sqlite.parse::<u64>().ok()?, postgres.parse::<u64>().ok()?))
+                }
+                _ => None,
+            }
+        });
         assert!(
-            stdout
-                .lines()
-                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [table.as_str(), "2", "2"]),
-            "{table} counted 2 and 2:\n{stdout}"
+            matches!(counted, Some((sqlite, postgres)) if sqlite == postgres && sqlite >= 2),
+            "{table} counted alike, at least 2: {counted:?}\n{stdout}"
         );
     }
     assert!(stdout.contains("[ledger]\nurl = \"postgres://"), "{stdout}");
@@ -243,7 +252,15 @@ async fn an_sqlite_ledger_is_copied_and_a_filled_target_refused() {
             .unwrap()
     };
     let counts = postgres_counts(&target, &shared).await;
-    assert!(counts.values().all(|n| *n == ROWS), "{counts:?}");
+    // The summaries kept by triggers also hold what their triggers derived on SQLite
+    // (copied as they were: the triggers are off while the copy fills the tables).
+    const DERIVED: [&str; 2] = ["recon_issued", "recon_collected"];
+    assert!(
+        counts
+            .iter()
+            .all(|(table, n)| *n == ROWS || (DERIVED.contains(&table.as_str()) && *n >= ROWS)),
+        "{counts:?}"
+    );
 
     // A few values, read back through the stores.
     let processed = target
