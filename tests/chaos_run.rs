@@ -11,28 +11,14 @@ use std::process::Command;
 
 mod common;
 
-use common::{count_before, text};
+use common::{chaos_script, count_before, text};
 
 #[test]
 #[ignore = "exclusive: restarts the broker; run by scripts/test.sh"]
 fn chaos_run_exclusive() {
     // ENCAISSE_AMQP_URL and ENCAISSE_BENCH_RABBITMQ_NODE pass through, so a developer can
     // point the run at a private node; CI uses the local broker.
-    let output = Command::new("bash")
-        .arg("scripts/chaos.sh")
-        .arg("2000")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHAOS_ENCAISSE_BIN", env!("CARGO_BIN_EXE_encaisse"))
-        .env("CHAOS_BENCH_BIN", env!("CARGO_BIN_EXE_encaisse-bench"))
-        .env_remove("CHAOS_ARGS")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(
-        output.status.success(),
-        "chaos.sh failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("chaos: all checks passed"), "{stdout}");
+    let stdout = chaos_script(&["2000"]);
     // Both faults happened while invoices were flowing.
     let faults = stdout.lines().find(|l| l.starts_with("faults:")).unwrap();
     let published = count_before(faults, "published");

@@ -11,11 +11,9 @@
 //! area of the ledger on PostgreSQL (until then the daemons refuse the PostgreSQL URL and the
 //! run stops at its setup, saying which areas are missing).
 
-use std::process::Command;
-
 mod common;
 
-use common::{count_before, text};
+use common::{chaos_script, count_before};
 
 #[test]
 #[ignore = "exclusive: restarts the broker; run by scripts/test.sh"]
@@ -32,27 +30,7 @@ fn two_daemons_one_killed_exclusive() {
         eprintln!("SKIPPED (no PostgreSQL): the two-daemon kill test");
         return;
     };
-    let output = Command::new("bash")
-        .args([
-            "scripts/chaos.sh",
-            "--instances",
-            "2",
-            "--ledger-url",
-            &server,
-            "2000",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHAOS_ENCAISSE_BIN", env!("CARGO_BIN_EXE_encaisse"))
-        .env("CHAOS_BENCH_BIN", env!("CARGO_BIN_EXE_encaisse-bench"))
-        .env_remove("CHAOS_ARGS")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(
-        output.status.success(),
-        "chaos.sh --instances 2 failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("chaos: all checks passed"), "{stdout}");
+    let stdout = chaos_script(&["--instances", "2", "--ledger-url", &server, "2000"]);
     // The kill hit the daemon reading the export while it flowed; a survivor took over
     // within the bounded failover time (lease ttl 5 s: at most ttl + ttl/3, plus polling).
     let faults = stdout.lines().find(|l| l.starts_with("faults:")).unwrap();

@@ -373,6 +373,27 @@ pub fn console_user(
 
 /// The number after `label` in `line` (`"…, 1775 titres (…"`, `"titres"` → 1775): the chaos
 /// runs' summaries.
+/// Runs `scripts/chaos.sh` with `args` and this build's binaries, and returns what it printed
+/// once it passed every check (panics with both outputs otherwise).
+pub fn chaos_script(args: &[&str]) -> String {
+    let output = std::process::Command::new("bash")
+        .arg("scripts/chaos.sh")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CHAOS_ENCAISSE_BIN", env!("CARGO_BIN_EXE_encaisse"))
+        .env("CHAOS_BENCH_BIN", env!("CARGO_BIN_EXE_encaisse-bench"))
+        .env_remove("CHAOS_ARGS")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "chaos.sh {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("chaos: all checks passed"), "{stdout}");
+    stdout
+}
+
 pub fn count_before(line: &str, label: &str) -> u64 {
     let at = line
         .find(&format!(" {label}"))
