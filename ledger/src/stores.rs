@@ -37,16 +37,9 @@ enum Inner<'a> {
     Postgres(&'a mut postgres::Client, &'a mut crate::sql::StatementCache),
 }
 
-/// An area that runs only on SQLite so far.
-fn not_ported() -> LedgerError {
-    LedgerError::Unsupported(
-        "this ledger operation has no PostgreSQL implementation yet (docs/scaling.md)".into(),
-    )
-}
-
 impl<'a> Tx<'a> {
-    /// The neutral view of an SQLite transaction (inside [`crate::Ledger::write`]), for a
-    /// caller mixing ported operations with SQL of an area not ported yet.
+    /// The neutral view of an SQLite connection (inside [`crate::Ledger::write`], `preview`'s
+    /// in-memory sandbox, a read-only view from outside the daemon).
     pub fn sqlite(conn: &'a Connection) -> Self {
         Tx {
             inner: Inner::Sqlite(conn),
@@ -67,15 +60,6 @@ impl<'a> Tx<'a> {
         match &mut self.inner {
             Inner::Sqlite(conn) => crate::sql::Parts::Sqlite(conn),
             Inner::Postgres(client, statements) => crate::sql::Parts::Postgres(client, statements),
-        }
-    }
-
-    /// The SQLite connection, for the operations of areas not ported to PostgreSQL yet;
-    /// [`LedgerError::Unsupported`] on PostgreSQL.
-    pub fn sqlite_connection(&self) -> Result<&Connection, LedgerError> {
-        match &self.inner {
-            Inner::Sqlite(conn) => Ok(conn),
-            Inner::Postgres(..) => Err(not_ported()),
         }
     }
 

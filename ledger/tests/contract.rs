@@ -563,14 +563,6 @@ async fn sqlite_only_closures_are_refused_on_postgres_not_run() {
         matches!(refused, Err(LedgerError::Unsupported(_))),
         "{refused:?}"
     );
-    let within = f
-        .ledger
-        .transact(|tx| tx.sqlite_connection().map(|_| ()))
-        .await;
-    assert!(
-        matches!(within, Err(LedgerError::Unsupported(_))),
-        "{within:?}"
-    );
 }
 
 #[tokio::test]
