@@ -58,6 +58,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/batch_0003.sql"),
     },
     Migration {
+        area: "batch",
+        version: 4,
+        sql: include_str!("../migrations/batch_0004.sql"),
+    },
+    Migration {
         area: "payfip",
         version: 1,
         sql: include_str!("../migrations/payfip_0001.sql"),
@@ -178,6 +183,11 @@ pub const POSTGRES: &[Migration] = &[
         area: "batch",
         version: 3,
         sql: include_str!("../migrations/postgres/batch_0003.sql"),
+    },
+    Migration {
+        area: "batch",
+        version: 4,
+        sql: include_str!("../migrations/postgres/batch_0004.sql"),
     },
     Migration {
         area: "payfip",

@@ -187,7 +187,7 @@ pub(crate) struct StatementCache {
 const MAX_CACHED_STATEMENTS: usize = 512;
 
 impl StatementCache {
-    fn prepare(
+    pub(crate) fn prepare(
         &mut self,
         client: &mut postgres::Client,
         sql: &str,
@@ -441,6 +441,34 @@ impl Tx<'_> {
                 sql.split_whitespace().collect::<Vec<_>>().join(" ")
             ))
         })
+    }
+
+    /// Runs `f` inside a savepoint of this transaction: its changes stay when it returns
+    /// `Ok` and are undone alone when it returns `Err`, the transaction staying usable for
+    /// what comes next (on PostgreSQL a failed statement otherwise aborts the whole
+    /// transaction). This is what lets several units of work share one commit and still
+    /// fail one by one.
+    ///
+    /// The outer `Err` is a failure of the savepoint statements themselves: what `f` wrote
+    /// may then not be undone, so the caller must not commit the transaction.
+    pub fn within_savepoint<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<Result<T, E>, LedgerError> {
+        self.execute_script("SAVEPOINT unit_of_work")?;
+        let outcome = f(self);
+        match outcome {
+            Ok(value) => {
+                self.execute_script("RELEASE SAVEPOINT unit_of_work")?;
+                Ok(Ok(value))
+            }
+            Err(e) => {
+                self.execute_script(
+                    "ROLLBACK TO SAVEPOINT unit_of_work; RELEASE SAVEPOINT unit_of_work",
+                )?;
+                Ok(Err(e))
+            }
+        }
     }
 
     /// Runs several statements without parameters (DDL of a test, a backend's own script).

@@ -302,7 +302,9 @@ macro_rules! dispatch {
     ($tx:expr, $sqlite:path, $postgres:path $(, $arg:expr)*) => {
         match &mut $tx.inner {
             Inner::Sqlite(conn) => $sqlite(conn $(, $arg)*),
-            Inner::Postgres(client, _) => $postgres(client $(, $arg)*),
+            Inner::Postgres(client, statements) => {
+                $postgres(&mut crate::pg::Prepared::new(client, statements) $(, $arg)*)
+            }
         }
     };
 }

@@ -35,6 +35,7 @@ encaisse_ledger::on_both_backends!(
     open_groups_lists_the_unclosed,
     a_refused_transaction_leaves_nothing,
     two_writers_adding_to_one_batch_close_it_once,
+    writers_adding_while_the_run_is_announced_close_it_once,
     record_parked_stores_a_message_once_with_its_bytes,
     parked_messages_are_filtered_listed_and_grouped,
     a_parked_message_is_resolved_once_with_its_audit_row,
@@ -543,6 +544,77 @@ async fn two_writers_adding_to_one_batch_close_it_once(f: &Fixture) {
     let items = read(f, |tx| tx.items(&key("principal"))).await;
     let distinct: BTreeSet<_> = items.iter().map(|i| i.item_key.clone()).collect();
     assert_eq!(distinct.len(), 2 * PER_WRITER);
+    assert!(
+        read(f, |tx| tx.open_groups("helios.titres"))
+            .await
+            .is_empty()
+    );
+}
+
+/// Eight writers add a run's items side by side (each add also tries to close, as
+/// `helios.titres` does) while the run's size is announced halfway: every item counted once,
+/// the group closed exactly once, and by whichever transaction completed it. A transient
+/// failure (a deadlock PostgreSQL broke) is retried, as the runtime retries it.
+async fn writers_adding_while_the_run_is_announced_close_it_once(f: &Fixture) {
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 25;
+    const TOTAL: u32 = (WRITERS * PER_WRITER) as u32;
+    async fn until_done<T: Send + 'static>(
+        ledger: &encaisse_ledger::Ledger,
+        job: impl Fn() -> Box<dyn FnOnce(&mut Tx<'_>) -> Result<T, LedgerError> + Send>,
+    ) -> T {
+        loop {
+            match ledger.transact(job()).await {
+                Ok(value) => return value,
+                Err(e) if e.is_transient() => eprintln!("retried: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let announcer = {
+        let ledger = f.ledger.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            until_done(&ledger, || {
+                Box::new(|tx| {
+                    tx.set_expected(&key("principal"), TOTAL)?;
+                    tx.close_if_complete(&key("principal"))
+                })
+            })
+            .await
+        })
+    };
+    let closes = concurrently(WRITERS, |writer| {
+        let ledger = f.ledger.clone();
+        async move {
+            let mut closed = 0;
+            for n in 0..PER_WRITER {
+                let item = format!("vitry/2026/A{writer}-{n:02}");
+                let (added, won) = until_done(&ledger, || {
+                    let item = item.clone();
+                    Box::new(move |tx| {
+                        let added = tx.add_item(&key("principal"), &item, "h", item.as_bytes())?;
+                        Ok((added, tx.close_if_complete(&key("principal"))?))
+                    })
+                })
+                .await;
+                assert_eq!(added, AddOutcome::Added, "{item}");
+                closed += usize::from(won);
+            }
+            closed
+        }
+    })
+    .await;
+    let announced_closed = usize::from(announcer.await.unwrap());
+    assert_eq!(
+        closes.iter().sum::<usize>() + announced_closed,
+        1,
+        "one close in all: writers {closes:?}, announcement {announced_closed}"
+    );
+    assert_eq!(
+        read(f, |tx| tx.progress(&key("principal"))).await,
+        (TOTAL, Some(TOTAL))
+    );
     assert!(
         read(f, |tx| tx.open_groups("helios.titres"))
             .await

@@ -17,6 +17,7 @@ use encaisse_schemas::{Channel, CollectionPath, Money, PaymentSource};
 
 encaisse_ledger::on_both_backends!(
     issued_invoices_and_runs_are_recorded_once,
+    a_batch_is_recorded_and_looked_up_across_statement_chunks,
     rejected_invoices_are_found_by_file_and_line,
     invoices_and_payments_are_learnt_once_and_matched,
     files_are_planned_per_outbox_and_day_then_written,
@@ -41,6 +42,64 @@ fn issued(key: &str, run: &str, hash: &str, budget: &str, cents: i64) -> IssuedR
         origin_key: None,
         payer_key: "oeuvray".into(),
     }
+}
+
+/// A batch of 1,100 invoices (more than one multi-row statement, more than one lookup
+/// statement) is recorded once, duplicates inside the batch and already recorded ones
+/// skipped, and every one is found again by the batch lookup, with its own values.
+async fn a_batch_is_recorded_and_looked_up_across_statement_chunks(f: &Fixture) {
+    let (inserted, again, found) = f
+        .ledger
+        .transact(|tx| {
+            let at = "2026-03-05T08:00:00.000000Z";
+            ingest_store::record_issued(tx, &issued("B0007", "run-0", "old", "eau", 1), at)?;
+            let mut batch: Vec<IssuedRecord> = (0..1100)
+                .map(|n| {
+                    issued(
+                        &format!("B{n:04}"),
+                        "run-1",
+                        &format!("h{n}"),
+                        "principal",
+                        n,
+                    )
+                })
+                .collect();
+            batch[3].payer_key = String::new();
+            batch.push(issued("B0001", "run-1", "dup", "principal", 1));
+            let refs: Vec<&IssuedRecord> = batch.iter().collect();
+            let inserted = ingest_store::record_issued_many(tx, &refs, at)?;
+            let again = ingest_store::record_issued_many(tx, &refs, at)?;
+            let mut keys: Vec<String> = (0..1100).map(|n| format!("vitry/2026/B{n:04}")).collect();
+            keys.push("vitry/2026/absent".into());
+            let found = ingest_store::issued_before_many(tx, "vitry", &keys)?;
+            Ok::<_, LedgerError>((inserted, again, found))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        inserted, 1099,
+        "1,101 rows less the one recorded before and the duplicate"
+    );
+    assert_eq!(again, 0);
+    assert_eq!(found.len(), 1100);
+    assert_eq!(found["vitry/2026/B0007"].content_hash, "old");
+    assert_eq!(
+        found["vitry/2026/B0001"].content_hash, "h1",
+        "the first of the batch won"
+    );
+    assert_eq!(found["vitry/2026/B1099"].content_hash, "h1099");
+    assert_eq!(found["vitry/2026/B1099"].run_id, "run-1");
+    let counts = f
+        .ledger
+        .inspect(|tx| ingest_store::run_counts(tx, "vitry", "run-1"))
+        .await
+        .unwrap();
+    let counts: Vec<(String, u32, i64)> = counts
+        .into_iter()
+        .map(|c| (c.budget, c.invoices, c.total.cents()))
+        .collect();
+    let total: i64 = (0..1100).filter(|n| *n != 7).sum();
+    assert_eq!(counts, [("principal".to_string(), 1099, total)]);
 }
 
 /// An invoice is recorded once (a second record, even with other content, keeps the first

@@ -1,12 +1,15 @@
 //! The batch area's operations on PostgreSQL (`crate::stores::BatchStore`).
 //!
-//! SQLite runs one writer at a time; here several transactions add to one group at once, so
-//! the group's row is the lock: every add updates its count (`ON CONFLICT DO UPDATE` locks
-//! the row until commit) and a close reads it `FOR UPDATE`. Adds and the close of one group
-//! therefore follow one another, and an item arriving after the close is refused as on
-//! SQLite instead of joining a group already handed over.
+//! SQLite runs one writer at a time; here several transactions add to one group at once. The
+//! group's row is how an add and the close exclude each other: an add holds it
+//! `FOR KEY SHARE` until its commit, the close reads it `FOR UPDATE`, so the close waits for
+//! the adds in flight (and counts them), and an add after the close finds it closed and is
+//! refused as on SQLite instead of joining a group already handed over. Adds do not block
+//! one another: each counts itself in its connection's own row of `batch_group_received`
+//! (an add that updated the group's row held it until its WAL flush, and a stage's adds to
+//! one billing run then ran one at a time).
 
-use postgres::Client;
+use crate::pg::Prepared;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::count;
@@ -14,7 +17,7 @@ use crate::batch::{AddOutcome, BatchItem, BatchKey, already_known, arrived_after
 use crate::error::LedgerError;
 
 fn known(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     key: &BatchKey,
     item_key: &str,
 ) -> Result<Option<(String, String, String)>, LedgerError> {
@@ -30,7 +33,7 @@ fn known(
 }
 
 pub(crate) fn add_item(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     key: &BatchKey,
     item_key: &str,
     content_hash: &str,
@@ -67,26 +70,79 @@ pub(crate) fn add_item(
             ))),
         };
     }
-    let closed_at: Option<String> = c
-        .query_one(
-            "INSERT INTO batch_group (stage, tenant, run_id, group_key, received)
-             VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (stage, tenant, run_id, group_key)
-             DO UPDATE SET received = batch_group.received + 1
-             RETURNING closed_at",
-            &[&key.stage, &key.tenant, &key.run_id, &key.group],
-        )?
-        .try_get(0)?;
-    if closed_at.is_some() {
+    if hold_group(c, key)?.is_some() {
         c.batch_execute("ROLLBACK TO SAVEPOINT batch_add; RELEASE SAVEPOINT batch_add")?;
         return Ok(arrived_after_close(key, item_key));
     }
+    c.execute(
+        "INSERT INTO batch_group_received AS r
+             (stage, tenant, run_id, group_key, connection, received)
+         VALUES ($1, $2, $3, $4, pg_backend_pid(), 1)
+         ON CONFLICT (stage, tenant, run_id, group_key, connection)
+         DO UPDATE SET received = r.received + 1",
+        &[&key.stage, &key.tenant, &key.run_id, &key.group],
+    )?;
     c.batch_execute("RELEASE SAVEPOINT batch_add")?;
     Ok(AddOutcome::Added)
 }
 
+/// Creates the group's row if needed and holds it until the transaction ends; returns when
+/// the group was closed (`None`: open).
+///
+/// While the group's size is unannounced (most of a billing run) the hold is `FOR KEY
+/// SHARE`: adds run side by side and none of them can close the group. Once it is
+/// announced, an add may be the one that completes it and must close it in the same
+/// transaction, which takes `FOR UPDATE`; taking that lock at once (adds of a run's last
+/// moments follow one another) avoids two adds each holding the shared lock and each
+/// waiting for the other to let go before it can close.
+fn hold_group(c: &mut Prepared<'_>, key: &BatchKey) -> Result<Option<String>, LedgerError> {
+    let params: [&(dyn postgres::types::ToSql + Sync); 4] =
+        [&key.stage, &key.tenant, &key.run_id, &key.group];
+    let state = c.query_opt(
+        "SELECT closed_at, expected FROM batch_group
+         WHERE stage = $1 AND tenant = $2 AND run_id = $3 AND group_key = $4",
+        &params,
+    )?;
+    let announced = match state {
+        Some(row) => {
+            let closed_at: Option<String> = row.try_get(0)?;
+            if closed_at.is_some() {
+                // A close is final: no lock needed to refuse.
+                return Ok(closed_at);
+            }
+            row.try_get::<_, Option<i32>>(1)?.is_some()
+        }
+        None => {
+            c.execute(
+                "INSERT INTO batch_group (stage, tenant, run_id, group_key)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &params,
+            )?;
+            false
+        }
+    };
+    let lock = if announced {
+        "FOR UPDATE"
+    } else {
+        "FOR KEY SHARE"
+    };
+    let row = c.query_one(
+        &format!(
+            "SELECT closed_at FROM batch_group
+             WHERE stage = $1 AND tenant = $2 AND run_id = $3 AND group_key = $4 {lock}"
+        ),
+        &params,
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// The group's item count: its base (`batch_group.received`) plus every connection's part.
+const RECEIVED: &str = "g.received + coalesce((SELECT sum(r.received) FROM batch_group_received r
+     WHERE r.stage = g.stage AND r.tenant = g.tenant AND r.run_id = g.run_id
+       AND r.group_key = g.group_key), 0)::integer";
+
 pub(crate) fn set_expected(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     key: &BatchKey,
     expected: u32,
 ) -> Result<(), LedgerError> {
@@ -110,10 +166,15 @@ pub(crate) fn set_expected(
     crate::batch::same_announcement(key, expected, stored)
 }
 
-pub(crate) fn progress(c: &mut Client, key: &BatchKey) -> Result<(u32, Option<u32>), LedgerError> {
+pub(crate) fn progress(
+    c: &mut Prepared<'_>,
+    key: &BatchKey,
+) -> Result<(u32, Option<u32>), LedgerError> {
     let row = c.query_opt(
-        "SELECT received, expected FROM batch_group
-         WHERE stage = $1 AND tenant = $2 AND run_id = $3 AND group_key = $4",
+        &format!(
+            "SELECT {RECEIVED}, g.expected FROM batch_group g
+             WHERE g.stage = $1 AND g.tenant = $2 AND g.run_id = $3 AND g.group_key = $4"
+        ),
         &[&key.stage, &key.tenant, &key.run_id, &key.group],
     )?;
     let Some(r) = row else {
@@ -123,11 +184,35 @@ pub(crate) fn progress(c: &mut Client, key: &BatchKey) -> Result<(u32, Option<u3
     Ok((count(r.try_get(0)?)?, expected.map(count).transpose()?))
 }
 
-pub(crate) fn close_if_complete(c: &mut Client, key: &BatchKey) -> Result<bool, LedgerError> {
-    let row = c.query_opt(
-        "SELECT received, expected, closed_at FROM batch_group
+pub(crate) fn close_if_complete(c: &mut Prepared<'_>, key: &BatchKey) -> Result<bool, LedgerError> {
+    let params: [&(dyn postgres::types::ToSql + Sync); 4] =
+        [&key.stage, &key.tenant, &key.run_id, &key.group];
+    // Unannounced or closed: nothing to do, and no lock taken (an add holding the group
+    // shared must not ask for it exclusively while others hold it too).
+    let state = c.query_opt(
+        "SELECT expected IS NOT NULL AND closed_at IS NULL FROM batch_group
+         WHERE stage = $1 AND tenant = $2 AND run_id = $3 AND group_key = $4",
+        &params,
+    )?;
+    if !matches!(
+        state.map(|r| r.try_get::<_, bool>(0)).transpose()?,
+        Some(true)
+    ) {
+        return Ok(false);
+    }
+    // Locked first (waiting for the adds in flight to commit), counted after: in READ
+    // COMMITTED the count's own snapshot then sees every add that was waited for.
+    c.query_opt(
+        "SELECT 1 FROM batch_group
          WHERE stage = $1 AND tenant = $2 AND run_id = $3 AND group_key = $4
          FOR UPDATE",
+        &params,
+    )?;
+    let row = c.query_opt(
+        &format!(
+            "SELECT {RECEIVED}, g.expected, g.closed_at FROM batch_group g
+             WHERE g.stage = $1 AND g.tenant = $2 AND g.run_id = $3 AND g.group_key = $4"
+        ),
         &[&key.stage, &key.tenant, &key.run_id, &key.group],
     )?;
     let Some(r) = row else {
@@ -159,7 +244,7 @@ pub(crate) fn close_if_complete(c: &mut Client, key: &BatchKey) -> Result<bool, 
 }
 
 /// Streams the rows (`query_raw`), so a large run is never held in memory at once.
-pub(crate) fn visit_items<E, F>(c: &mut Client, key: &BatchKey, mut visit: F) -> Result<(), E>
+pub(crate) fn visit_items<E, F>(c: &mut Prepared<'_>, key: &BatchKey, mut visit: F) -> Result<(), E>
 where
     E: From<LedgerError>,
     F: FnMut(BatchItem) -> Result<(), E>,
@@ -174,7 +259,7 @@ where
              ORDER BY item_key COLLATE \"C\"",
             params,
         )
-        .map_err(ledger)?;
+        .map_err(E::from)?;
     while let Some(row) = rows.next().map_err(ledger)? {
         visit(BatchItem {
             item_key: row.try_get(0).map_err(ledger)?,
@@ -187,13 +272,15 @@ where
 
 #[allow(clippy::type_complexity)]
 pub(crate) fn open_groups(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     stage: &str,
 ) -> Result<Vec<(BatchKey, u32, Option<u32>)>, LedgerError> {
     let rows = c.query(
-        "SELECT tenant, run_id, group_key, expected, received FROM batch_group
-         WHERE stage = $1 AND closed_at IS NULL
-         ORDER BY tenant COLLATE \"C\", run_id COLLATE \"C\", group_key COLLATE \"C\"",
+        &format!(
+            "SELECT g.tenant, g.run_id, g.group_key, g.expected, {RECEIVED} FROM batch_group g
+             WHERE g.stage = $1 AND g.closed_at IS NULL
+             ORDER BY g.tenant COLLATE \"C\", g.run_id COLLATE \"C\", g.group_key COLLATE \"C\""
+        ),
         &[&stage],
     )?;
     rows.iter()

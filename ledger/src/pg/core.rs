@@ -1,6 +1,6 @@
 //! The core area's operations on PostgreSQL (`crate::stores::CoreStore`).
 
-use postgres::Client;
+use crate::pg::Prepared;
 
 use crate::error::LedgerError;
 use crate::files::{EmittedFile, NewFile};
@@ -8,7 +8,7 @@ use crate::journal::InvoiceFact;
 use crate::processed::ProcessedMessage;
 
 pub(crate) fn processed(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     stage: &str,
     message_id: &str,
 ) -> Result<Option<ProcessedMessage>, LedgerError> {
@@ -33,7 +33,10 @@ pub(crate) fn processed(
 
 /// `ON CONFLICT DO NOTHING`: a concurrent transaction inserting the same key waits for the
 /// first to commit, then inserts nothing, so exactly one of them gets `true`.
-pub(crate) fn record_processed(c: &mut Client, m: &ProcessedMessage) -> Result<bool, LedgerError> {
+pub(crate) fn record_processed(
+    c: &mut Prepared<'_>,
+    m: &ProcessedMessage,
+) -> Result<bool, LedgerError> {
     let inserted = c.execute(
         "INSERT INTO processed_message
              (stage, message_id, message_type, tenant, invoice_key, processed_at, outputs)
@@ -52,7 +55,7 @@ pub(crate) fn record_processed(c: &mut Client, m: &ProcessedMessage) -> Result<b
     Ok(inserted == 1)
 }
 
-pub(crate) fn prune_processed(c: &mut Client, before: &str) -> Result<usize, LedgerError> {
+pub(crate) fn prune_processed(c: &mut Prepared<'_>, before: &str) -> Result<usize, LedgerError> {
     let deleted = c.execute(
         "DELETE FROM processed_message WHERE processed_at < $1",
         &[&before],
@@ -74,7 +77,9 @@ fn to_file(r: &postgres::Row) -> Result<EmittedFile, LedgerError> {
     })
 }
 
-pub(crate) fn last_written(c: &mut Client) -> Result<Vec<(String, String, String)>, LedgerError> {
+pub(crate) fn last_written(
+    c: &mut Prepared<'_>,
+) -> Result<Vec<(String, String, String)>, LedgerError> {
     let rows = c.query(
         "SELECT tenant, kind, max(written_at) FROM emitted_file GROUP BY tenant, kind",
         &[],
@@ -84,7 +89,10 @@ pub(crate) fn last_written(c: &mut Client) -> Result<Vec<(String, String, String
         .collect()
 }
 
-pub(crate) fn file_by_path(c: &mut Client, path: &str) -> Result<Option<EmittedFile>, LedgerError> {
+pub(crate) fn file_by_path(
+    c: &mut Prepared<'_>,
+    path: &str,
+) -> Result<Option<EmittedFile>, LedgerError> {
     let row = c.query_opt(
         "SELECT id, tenant, kind, path, sha256, bytes, written_at FROM emitted_file
          WHERE path = $1",
@@ -93,7 +101,10 @@ pub(crate) fn file_by_path(c: &mut Client, path: &str) -> Result<Option<EmittedF
     row.as_ref().map(to_file).transpose()
 }
 
-pub(crate) fn record_file(c: &mut Client, file: &NewFile) -> Result<EmittedFile, LedgerError> {
+pub(crate) fn record_file(
+    c: &mut Prepared<'_>,
+    file: &NewFile,
+) -> Result<EmittedFile, LedgerError> {
     let bytes = i64::try_from(file.bytes)
         .map_err(|_| LedgerError::Unsupported(format!("{} bytes in one file", file.bytes)))?;
     c.execute(
@@ -119,7 +130,7 @@ pub(crate) fn record_file(c: &mut Client, file: &NewFile) -> Result<EmittedFile,
     }
 }
 
-pub(crate) fn record_fact(c: &mut Client, fact: &InvoiceFact) -> Result<(), LedgerError> {
+pub(crate) fn record_fact(c: &mut Prepared<'_>, fact: &InvoiceFact) -> Result<(), LedgerError> {
     c.execute(
         "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -136,7 +147,10 @@ pub(crate) fn record_fact(c: &mut Client, fact: &InvoiceFact) -> Result<(), Ledg
     Ok(())
 }
 
-pub(crate) fn facts_of(c: &mut Client, invoice_key: &str) -> Result<Vec<InvoiceFact>, LedgerError> {
+pub(crate) fn facts_of(
+    c: &mut Prepared<'_>,
+    invoice_key: &str,
+) -> Result<Vec<InvoiceFact>, LedgerError> {
     let rows = c.query(
         "SELECT invoice_key, tenant, at, kind, detail, dedupe_key FROM invoice_event
          WHERE invoice_key = $1 ORDER BY at, id",
@@ -156,7 +170,7 @@ pub(crate) fn facts_of(c: &mut Client, invoice_key: &str) -> Result<Vec<InvoiceF
         .collect()
 }
 
-pub(crate) fn applied_migrations(c: &mut Client) -> Result<Vec<(String, u32)>, LedgerError> {
+pub(crate) fn applied_migrations(c: &mut Prepared<'_>) -> Result<Vec<(String, u32)>, LedgerError> {
     let rows = c.query(
         "SELECT area, version FROM schema_migration ORDER BY area COLLATE \"C\", version",
         &[],

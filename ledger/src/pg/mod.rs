@@ -18,7 +18,8 @@ pub(crate) mod sepa;
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use postgres::{Client, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, RowIter};
 
 use crate::error::LedgerError;
 use crate::migrations::Migration;
@@ -30,6 +31,66 @@ use crate::stores::Tx;
 const MAX_CONNECTIONS: usize = 16;
 /// Key of the advisory lock that serialises migrations when several daemons start at once.
 const MIGRATION_LOCK: i64 = 0x656e_6361_6973_7365; // "encaisse"
+
+/// A connection inside a transaction with its prepared statements: what the store
+/// operations of this module run on. The client's own `execute`/`query` with an SQL text
+/// prepare the statement again on every call (a round trip of its own before the one that
+/// runs it); these prepare each text once per connection.
+pub(crate) struct Prepared<'a> {
+    client: &'a mut Client,
+    statements: &'a mut StatementCache,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(client: &'a mut Client, statements: &'a mut StatementCache) -> Self {
+        Prepared { client, statements }
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, LedgerError> {
+        let statement = self.statements.prepare(self.client, sql)?;
+        Ok(self.client.execute(&statement, params)?)
+    }
+
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, LedgerError> {
+        let statement = self.statements.prepare(self.client, sql)?;
+        Ok(self.client.query(&statement, params)?)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, LedgerError> {
+        let statement = self.statements.prepare(self.client, sql)?;
+        Ok(self.client.query_opt(&statement, params)?)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, LedgerError> {
+        let statement = self.statements.prepare(self.client, sql)?;
+        Ok(self.client.query_one(&statement, params)?)
+    }
+
+    /// Streams the rows instead of collecting them.
+    pub(crate) fn query_raw<'p>(
+        &mut self,
+        sql: &str,
+        params: [&'p (dyn ToSql + Sync); 4],
+    ) -> Result<RowIter<'_>, LedgerError> {
+        let statement = self.statements.prepare(self.client, sql)?;
+        Ok(self.client.query_raw(&statement, params)?)
+    }
+
+    /// Statements without parameters, in one round trip (savepoints, locks).
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), LedgerError> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+}
 
 /// The connections of a PostgreSQL ledger.
 pub(crate) struct Pool {

@@ -2,8 +2,9 @@
 //! `crate::ops` with `$N` placeholders, and `RETURNING id` and `string_agg` where SQLite has
 //! `last_insert_rowid()` and `group_concat`. Rows are read by `crate::ops`'s readers.
 
+use crate::pg::Prepared;
+use postgres::Row;
 use postgres::types::ToSql;
-use postgres::{Client, Row};
 
 use crate::error::LedgerError;
 use crate::ops::{
@@ -14,7 +15,7 @@ use crate::ops::{
 
 /// Every row of `sql` (with `?N` placeholders), each read by `read`.
 pub(crate) fn all<T>(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     read: impl Fn(&Row) -> Result<T, LedgerError>,
@@ -28,7 +29,7 @@ fn params(values: &[String]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// `ON CONFLICT DO NOTHING … RETURNING id`: a concurrent drain of the same message waits
 /// for the first insert to commit and then returns no row.
-pub(crate) fn insert(c: &mut Client, r: &ParkedRecord) -> Result<Option<i64>, LedgerError> {
+pub(crate) fn insert(c: &mut Prepared<'_>, r: &ParkedRecord) -> Result<Option<i64>, LedgerError> {
     let row = c.query_opt(
         &format!("{} RETURNING id", numbered(ops::INSERT)),
         &[
@@ -59,7 +60,7 @@ pub(crate) fn insert(c: &mut Client, r: &ParkedRecord) -> Result<Option<i64>, Le
 }
 
 pub(crate) fn list(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     filter: &Filter,
     limit: u32,
 ) -> Result<Vec<ParkedSummary>, LedgerError> {
@@ -72,12 +73,12 @@ pub(crate) fn list(
     )
 }
 
-pub(crate) fn ids(c: &mut Client, filter: &Filter) -> Result<Vec<i64>, LedgerError> {
+pub(crate) fn ids(c: &mut Prepared<'_>, filter: &Filter) -> Result<Vec<i64>, LedgerError> {
     let (clause, values) = filter.where_clause();
     all(c, &ops::ids_sql(&clause), &params(&values), |r| r.col(0))
 }
 
-pub(crate) fn groups(c: &mut Client, filter: &Filter) -> Result<Vec<Group>, LedgerError> {
+pub(crate) fn groups(c: &mut Prepared<'_>, filter: &Filter) -> Result<Vec<Group>, LedgerError> {
     let (clause, values) = filter.where_clause();
     let sql = ops::groups_sql(&clause, |column| {
         format!("string_agg(DISTINCT {column}, ',')")
@@ -85,12 +86,12 @@ pub(crate) fn groups(c: &mut Client, filter: &Filter) -> Result<Vec<Group>, Ledg
     all(c, &sql, &params(&values), ops::group)
 }
 
-pub(crate) fn get(c: &mut Client, id: i64) -> Result<Option<ParkedMessage>, LedgerError> {
+pub(crate) fn get(c: &mut Prepared<'_>, id: i64) -> Result<Option<ParkedMessage>, LedgerError> {
     Ok(all(c, &ops::get_sql(), &[&id], ops::message)?.pop())
 }
 
 pub(crate) fn earlier_parkings(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     message: &ParkedMessage,
 ) -> Result<Vec<ParkedSummary>, LedgerError> {
     let Some(message_id) = &message.summary.message_id else {
@@ -104,13 +105,17 @@ pub(crate) fn earlier_parkings(
     )
 }
 
-pub(crate) fn actions(c: &mut Client, id: i64) -> Result<Vec<ops::Action>, LedgerError> {
+pub(crate) fn actions(c: &mut Prepared<'_>, id: i64) -> Result<Vec<ops::Action>, LedgerError> {
     all(c, ACTIONS, &[&id], ops::action)
 }
 
 /// The `UPDATE … WHERE state = 'parked'` locks the row: a concurrent resolution of the same
 /// message waits, then finds it resolved and changes nothing, so exactly one is `Done`.
-pub(crate) fn resolve(c: &mut Client, id: i64, r: &Resolution<'_>) -> Result<Marked, LedgerError> {
+pub(crate) fn resolve(
+    c: &mut Prepared<'_>,
+    id: i64,
+    r: &Resolution<'_>,
+) -> Result<Marked, LedgerError> {
     let changed = c.execute(
         &numbered(RESOLVE),
         &[&id, &r.to.as_str(), &r.at, &r.by, &r.reason],
@@ -128,11 +133,14 @@ pub(crate) fn resolve(c: &mut Client, id: i64, r: &Resolution<'_>) -> Result<Mar
     Ok(Marked::Done)
 }
 
-pub(crate) fn waiting_by_group(c: &mut Client) -> Result<Vec<Waiting>, LedgerError> {
+pub(crate) fn waiting_by_group(c: &mut Prepared<'_>) -> Result<Vec<Waiting>, LedgerError> {
     all(c, WAITING, &[], ops::waiting)
 }
 
-pub(crate) fn record_console_action(c: &mut Client, e: &AuditEntry) -> Result<(), LedgerError> {
+pub(crate) fn record_console_action(
+    c: &mut Prepared<'_>,
+    e: &AuditEntry,
+) -> Result<(), LedgerError> {
     c.execute(
         &numbered(RECORD_CONSOLE_ACTION),
         &[
@@ -143,7 +151,7 @@ pub(crate) fn record_console_action(c: &mut Client, e: &AuditEntry) -> Result<()
 }
 
 pub(crate) fn console_actions(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<AuditEntry>, LedgerError> {

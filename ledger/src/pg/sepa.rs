@@ -4,7 +4,7 @@
 //! bank record wait for the first one to commit and then change nothing, so exactly one
 //! caller is told it recorded it; a mandate read for a decision is locked (`FOR UPDATE`).
 
-use postgres::Client;
+use crate::pg::Prepared;
 use postgres::types::ToSql;
 
 use crate::error::LedgerError;
@@ -16,7 +16,7 @@ use crate::sepa::{
     RECORD_SEEN, SET_DUE_DATE, UPDATE_MANDATE, UseRow, Uses, mandate_row, use_row, use_sql,
 };
 
-pub(crate) fn insert_event(c: &mut Client, e: &PendingEvent) -> Result<bool, LedgerError> {
+pub(crate) fn insert_event(c: &mut Prepared<'_>, e: &PendingEvent) -> Result<bool, LedgerError> {
     let changed = c.execute(
         &numbered(INSERT_EVENT),
         &[&e.message_id, &e.tenant, &e.origin, &e.body, &e.created_at],
@@ -25,7 +25,7 @@ pub(crate) fn insert_event(c: &mut Client, e: &PendingEvent) -> Result<bool, Led
 }
 
 pub(crate) fn pending_events(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     origin: &str,
 ) -> Result<Vec<Vec<u8>>, LedgerError> {
@@ -38,7 +38,7 @@ pub(crate) fn pending_events(
 }
 
 pub(crate) fn mark_handed(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     message_ids: &[String],
     at: &str,
 ) -> Result<(), LedgerError> {
@@ -50,7 +50,7 @@ pub(crate) fn mark_handed(
 }
 
 pub(crate) fn keep_invoice(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     invoice_key: &str,
     payload: &[u8],
@@ -59,7 +59,7 @@ pub(crate) fn keep_invoice(
 }
 
 pub(crate) fn kept_invoice(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<Vec<u8>>, LedgerError> {
@@ -69,12 +69,16 @@ pub(crate) fn kept_invoice(
     .pop())
 }
 
-pub(crate) fn record_seen(c: &mut Client, tenant: &str, key: &str) -> Result<bool, LedgerError> {
+pub(crate) fn record_seen(
+    c: &mut Prepared<'_>,
+    tenant: &str,
+    key: &str,
+) -> Result<bool, LedgerError> {
     let row = c.query_one(&numbered(RECORD_SEEN), &[&tenant, &key])?;
     Ok(row.try_get(0)?)
 }
 
-pub(crate) fn record_handled(c: &mut Client, r: &BankRecord) -> Result<bool, LedgerError> {
+pub(crate) fn record_handled(c: &mut Prepared<'_>, r: &BankRecord) -> Result<bool, LedgerError> {
     let changed = c.execute(
         &numbered(RECORD_HANDLED),
         &[
@@ -91,7 +95,7 @@ pub(crate) fn record_handled(c: &mut Client, r: &BankRecord) -> Result<bool, Led
 
 /// `FOR UPDATE` when `lock`: the row is the lock of the mandate's uses until commit.
 pub(crate) fn mandate(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     rum_key: &str,
     lock: bool,
@@ -107,7 +111,7 @@ pub(crate) fn mandate(
 /// `ON CONFLICT DO NOTHING`: of two transactions creating one mandate, the second waits for
 /// the first to commit and gets `false` (it then locks the row and reads it).
 pub(crate) fn insert_mandate(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     rum_key: &str,
     m: &MandateRow,
@@ -117,7 +121,7 @@ pub(crate) fn insert_mandate(
 }
 
 pub(crate) fn update_mandate(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     rum_key: &str,
     m: &MandateRow,
@@ -129,7 +133,7 @@ pub(crate) fn update_mandate(
 
 /// `INSERT_MANDATE` or `UPDATE_MANDATE` (the same values in the same places).
 fn write_mandate(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     sql: &str,
     tenant: &str,
     rum_key: &str,
@@ -153,7 +157,7 @@ fn write_mandate(
 }
 
 pub(crate) fn use_of(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: i64,
@@ -163,7 +167,7 @@ pub(crate) fn use_of(
 }
 
 pub(crate) fn use_by_end_to_end_id(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     end_to_end_id: &str,
 ) -> Result<Option<UseRow>, LedgerError> {
@@ -174,7 +178,7 @@ pub(crate) fn use_by_end_to_end_id(
 }
 
 pub(crate) fn uses(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     which: &Uses<'_>,
 ) -> Result<Vec<UseRow>, LedgerError> {
@@ -190,7 +194,7 @@ pub(crate) fn uses(
     }
 }
 
-pub(crate) fn insert_use(c: &mut Client, u: &NewUse<'_>) -> Result<(), LedgerError> {
+pub(crate) fn insert_use(c: &mut Prepared<'_>, u: &NewUse<'_>) -> Result<(), LedgerError> {
     c.execute(
         &numbered(INSERT_USE),
         &[
@@ -208,7 +212,7 @@ pub(crate) fn insert_use(c: &mut Client, u: &NewUse<'_>) -> Result<(), LedgerErr
 }
 
 pub(crate) fn set_due_date(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: i64,
@@ -222,7 +226,7 @@ pub(crate) fn set_due_date(
 }
 
 pub(crate) fn delete_use(
-    c: &mut Client,
+    c: &mut Prepared<'_>,
     tenant: &str,
     invoice_key: &str,
     attempt: i64,

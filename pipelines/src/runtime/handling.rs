@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use encaisse_ledger::clock::now as now_rfc3339;
-use encaisse_ledger::{CoreStore, Ledger, ProcessedMessage};
+use encaisse_ledger::{Ledger, ProcessedMessage};
 use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::PublishError;
+use super::burst::{BurstCommitter, Unit};
 use super::config::RetryConfig;
 use super::headers::{self, Failure};
 use super::metrics;
@@ -37,6 +38,8 @@ pub struct StageRunner {
     pub queues: StageQueues,
     pub publisher: Arc<PublisherCore>,
     pub ledger: Ledger,
+    /// Commits the stage's deliveries in bursts (one transaction for those ready together).
+    pub committer: BurstCommitter,
     pub retry: RetryConfig,
     /// Cancelled on shutdown: in-process retries stop waiting (the delay tiers take over).
     pub shutdown: CancellationToken,
@@ -191,8 +194,8 @@ impl StageRunner {
         }
     }
 
-    /// Records the message as processed (with the stage's ledger effect, atomically), then
-    /// publishes the outputs (confirmed), then acks.
+    /// Records the message as processed (with the stage's ledger effect, atomically, in the
+    /// stage's next burst), then publishes the outputs (confirmed), then acks.
     async fn succeed(
         &self,
         delivery: &Delivery,
@@ -220,21 +223,11 @@ impl StageRunner {
             processed_at: now_rfc3339(),
             outputs: encoded,
         };
-        let effect = handled.ledger_effect.take();
-        let (stage, key) = (self.name.clone(), id.to_string());
-        let written = self
-            .ledger
-            .transact(move |tx| {
-                if tx.record_processed(&record)? {
-                    if let Some(effect) = effect {
-                        (effect.0)(tx)?;
-                    }
-                    Ok(None)
-                } else {
-                    tx.processed(&stage, &key)
-                }
-            })
-            .await;
+        let unit = Unit {
+            record,
+            effect: handled.ledger_effect.take(),
+        };
+        let written = self.committer.commit(unit).await;
         let outputs = match written {
             Ok(None) => handled.outputs,
             Ok(Some(earlier)) => {

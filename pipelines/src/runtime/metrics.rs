@@ -25,6 +25,10 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time from delivery to ack (or retry/park) of a message."
     );
+    metrics::describe_histogram!(
+        "encaisse_stage_burst_size",
+        "Deliveries of a stage committed in one ledger transaction."
+    );
     metrics::describe_gauge!(
         "encaisse_broker_connected",
         "1 while the broker connection is up (topology declared, consumers running)."
@@ -66,6 +70,11 @@ pub fn processed(stage: &str) {
 pub fn duration(stage: &str, elapsed: Duration) {
     metrics::histogram!("encaisse_stage_duration_seconds", "stage" => stage.to_string())
         .record(elapsed.as_secs_f64());
+}
+
+pub fn burst(stage: &str, size: usize) {
+    metrics::histogram!("encaisse_stage_burst_size", "stage" => stage.to_string())
+        .record(size as f64);
 }
 
 pub fn retried(stage: &str, kind: &str) {

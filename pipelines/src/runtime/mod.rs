@@ -16,6 +16,7 @@
 //! The operator's view is in `docs/runtime.md`.
 
 pub mod backlog;
+pub mod burst;
 pub mod config;
 pub mod drain;
 pub mod handling;
@@ -396,6 +397,10 @@ impl Runtime {
                         ),
                         publisher: self.publisher.inner.clone(),
                         ledger: self.ledger.clone(),
+                        committer: burst::BurstCommitter::start(
+                            self.ledger.clone(),
+                            stage.name().to_string(),
+                        ),
                         retry: self.config.retry.clone(),
                         shutdown: shutdown.clone(),
                     }),

@@ -444,9 +444,18 @@ impl PolyfacIngest {
             let (setup, run) = (setup.clone(), run.clone());
             ctx.ledger
                 .transact(move |tx| {
+                    let keys: Vec<String> = batch
+                        .iter()
+                        .map(|invoice| invoice_ref(&setup, invoice).key())
+                        .collect();
+                    let known = ingest_store::issued_before_many(tx, setup.tenant.as_str(), &keys)?;
                     batch
                         .into_iter()
-                        .map(|invoice| decide(tx, &setup, &run, &invoice))
+                        .zip(keys)
+                        .map(|(invoice, key)| {
+                            let before = known.get(&key).cloned();
+                            decide_knowing(tx, &setup, &run, &invoice, before)
+                        })
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .await?
@@ -716,8 +725,9 @@ async fn publish_and_record(
     ctx.ledger
         .transact(move |tx| {
             let at = ledger_now();
-            for (record, fact) in &records {
-                ingest_store::record_issued(tx, record, &at)?;
+            let issued: Vec<&IssuedRecord> = records.iter().map(|(record, _)| record).collect();
+            ingest_store::record_issued_many(tx, &issued, &at)?;
+            for (_, fact) in &records {
                 tx.record_fact(fact)?;
             }
             Ok::<_, LedgerError>(())
@@ -735,11 +745,29 @@ pub fn decide(
     run: &RunContext,
     invoice: &Invoice,
 ) -> Result<Decision, LedgerError> {
-    let key = InvoiceRef {
+    let key = invoice_ref(setup, invoice).key();
+    let before = ingest_store::issued_before(tx, setup.tenant.as_str(), &key)?;
+    decide_knowing(tx, setup, run, invoice, before)
+}
+
+fn invoice_ref(setup: &PolyfacTenant, invoice: &Invoice) -> InvoiceRef {
+    InvoiceRef {
         tenant: setup.tenant.clone(),
         exercice: invoice.exercice,
         number: invoice.number.clone(),
-    };
+    }
+}
+
+/// [`decide`] with the invoice's earlier record already looked up (a batch looks its
+/// invoices up together).
+fn decide_knowing(
+    tx: &mut Tx<'_>,
+    setup: &PolyfacTenant,
+    run: &RunContext,
+    invoice: &Invoice,
+    before: Option<ingest_store::IssuedBefore>,
+) -> Result<Decision, LedgerError> {
+    let key = invoice_ref(setup, invoice);
     // The content hash is computed only when needed (`enrich` computes it for a new
     // invoice): it is a SHA-256 over the invoice's canonical JSON.
     let refuse = |field: Field, rule: Rule, message: String, hash: String| {
@@ -765,7 +793,7 @@ pub fn decide(
             total: invoice.total,
         }))
     };
-    if let Some(before) = ingest_store::issued_before(tx, setup.tenant.as_str(), &key.key())? {
+    if let Some(before) = before {
         let hash = content_hash(invoice);
         return Ok(if before.content_hash != hash {
             refuse(

@@ -6,6 +6,8 @@
 use encaisse_ledger::{LedgerError, Tx};
 use encaisse_schemas::{CollectionPath, Money, RunBudgetCount};
 
+use std::collections::HashMap;
+
 /// What the ledger remembers of an invoice already published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedBefore {
@@ -31,6 +33,46 @@ pub fn issued_before(
             })
         },
     )
+}
+
+/// Keys looked up per statement by [`issued_before_many`] (well under SQLite's and
+/// PostgreSQL's parameter limits).
+const KEYS_PER_LOOKUP: usize = 500;
+
+/// The published records of `invoice_keys` (those found), in a few statements: a batch of a
+/// big export asked one statement per invoice, and on PostgreSQL those round trips were most
+/// of the ingest's time.
+pub fn issued_before_many(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    invoice_keys: &[String],
+) -> Result<HashMap<String, IssuedBefore>, LedgerError> {
+    let mut found = HashMap::new();
+    for chunk in invoice_keys.chunks(KEYS_PER_LOOKUP) {
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("?{n}")).collect();
+        let sql = format!(
+            "SELECT invoice_key, content_hash, run_id, file FROM polyfac_issued
+             WHERE tenant = ?1 AND invoice_key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut params: Vec<&dyn encaisse_ledger::sql::Param> = Vec::with_capacity(chunk.len() + 1);
+        params.push(&tenant);
+        for key in chunk {
+            params.push(key);
+        }
+        tx.query_each(&sql, &params, |r| {
+            found.insert(
+                r.get(0)?,
+                IssuedBefore {
+                    content_hash: r.get(1)?,
+                    run_id: r.get(2)?,
+                    file: r.get(3)?,
+                },
+            );
+            Ok::<_, LedgerError>(())
+        })?;
+    }
+    Ok(found)
 }
 
 /// One published invoice, recorded once the broker confirmed it.
@@ -77,38 +119,94 @@ fn collection_from_text(text: &str) -> Result<CollectionPath, LedgerError> {
 /// second waits for the first's row and inserts nothing). Returns whether this call recorded
 /// it.
 pub fn record_issued(tx: &mut Tx<'_>, r: &IssuedRecord, at: &str) -> Result<bool, LedgerError> {
-    if !r.payer_key.is_empty() {
-        tx.execute(
-            "INSERT INTO invoice_payer_name (tenant, name_key, invoice_key)
-             VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant, name_key, invoice_key) DO NOTHING",
-            &[&r.tenant, &r.payer_key, &r.invoice_key],
+    Ok(record_issued_many(tx, &[r], at)? == 1)
+}
+
+/// Rows per statement of [`record_issued_many`] (14 parameters a row).
+const ROWS_PER_INSERT: usize = 200;
+
+/// [`record_issued`] for a whole batch, a few multi-row statements instead of two or three
+/// per invoice (on PostgreSQL each is a round trip). Returns how many were new.
+pub fn record_issued_many(
+    tx: &mut Tx<'_>,
+    records: &[&IssuedRecord],
+    at: &str,
+) -> Result<usize, LedgerError> {
+    let mut inserted = 0;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let named: Vec<&&IssuedRecord> = chunk.iter().filter(|r| !r.payer_key.is_empty()).collect();
+        if !named.is_empty() {
+            let mut params: Vec<&dyn encaisse_ledger::sql::Param> = Vec::new();
+            for r in &named {
+                params.extend([
+                    &r.tenant as &dyn encaisse_ledger::sql::Param,
+                    &r.payer_key,
+                    &r.invoice_key,
+                ]);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO invoice_payer_name (tenant, name_key, invoice_key) VALUES {}
+                     ON CONFLICT (tenant, name_key, invoice_key) DO NOTHING",
+                    value_rows(named.len(), 3)
+                ),
+                &params,
+            )?;
+        }
+        let numbers: Vec<[i64; 2]> = chunk
+            .iter()
+            .map(|r| [line_number(r.lines.0), line_number(r.lines.1)])
+            .collect();
+        let collections: Vec<&str> = chunk
+            .iter()
+            .map(|r| collection_text(r.collection))
+            .collect();
+        let cents: Vec<i64> = chunk.iter().map(|r| r.total.cents()).collect();
+        let mut params: Vec<&dyn encaisse_ledger::sql::Param> = Vec::new();
+        for (i, r) in chunk.iter().enumerate() {
+            params.extend([
+                &r.tenant as &dyn encaisse_ledger::sql::Param,
+                &r.invoice_key,
+                &r.content_hash,
+                &r.run_id,
+                &r.file,
+                &numbers[i][0],
+                &numbers[i][1],
+                &r.budget,
+                &collections[i],
+                &cents[i],
+                &r.message_id,
+                &at,
+                &r.origin_key,
+                &r.activity,
+            ]);
+        }
+        inserted += tx.execute(
+            &format!(
+                "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file,
+                     first_line, last_line, budget, collection, total_cents, message_id,
+                     published_at, origin_key, activity)
+                 VALUES {}
+                 ON CONFLICT (tenant, invoice_key) DO NOTHING",
+                value_rows(chunk.len(), 14)
+            ),
+            &params,
         )?;
     }
-    let inserted = tx.execute(
-        "INSERT INTO polyfac_issued (tenant, invoice_key, content_hash, run_id, file, first_line,
-             last_line, budget, collection, total_cents, message_id, published_at, origin_key,
-             activity)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (tenant, invoice_key) DO NOTHING",
-        &[
-            &r.tenant,
-            &r.invoice_key,
-            &r.content_hash,
-            &r.run_id,
-            &r.file,
-            &line_number(r.lines.0),
-            &line_number(r.lines.1),
-            &r.budget,
-            &collection_text(r.collection),
-            &r.total.cents(),
-            &r.message_id,
-            &at,
-            &r.origin_key,
-            &r.activity,
-        ],
-    )?;
-    Ok(inserted == 1)
+    Ok(inserted)
+}
+
+/// `(?1, ?2, ?3), (?4, ?5, ?6)…`: `rows` rows of `width` numbered parameters.
+fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=width)
+                .map(|c| format!("?{}", row * width + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A line number or count as the ledger's integer (saturating: no file has 2^63 lines).
