@@ -39,11 +39,14 @@ pub(crate) fn add_item(
     content_hash: &str,
     payload: &[u8],
 ) -> Result<AddOutcome, LedgerError> {
-    if let Some(existing) = known(c, key, item_key)? {
-        return Ok(already_known(key, item_key, content_hash, existing));
+    // The group is held first: once it is known open, it stays open until this transaction
+    // ends, so the item goes in without a savepoint to undo it.
+    if hold_group(c, key)?.is_some() {
+        return Ok(match known(c, key, item_key)? {
+            Some(existing) => already_known(key, item_key, content_hash, existing),
+            None => arrived_after_close(key, item_key),
+        });
     }
-    // Undone alone when the group turns out closed, leaving the caller's transaction usable.
-    c.batch_execute("SAVEPOINT batch_add")?;
     let inserted = c.execute(
         "INSERT INTO batch_item
              (stage, tenant, item_key, run_id, group_key, content_hash, payload, received_at)
@@ -61,18 +64,13 @@ pub(crate) fn add_item(
         ],
     )?;
     if inserted == 0 {
-        // Another transaction collected the same key and committed meanwhile.
-        c.batch_execute("RELEASE SAVEPOINT batch_add")?;
+        // Known already: collected before, or by a transaction that committed meanwhile.
         return match known(c, key, item_key)? {
             Some(existing) => Ok(already_known(key, item_key, content_hash, existing)),
             None => Err(LedgerError::Corrupt(format!(
                 "{item_key} is neither inserted nor found"
             ))),
         };
-    }
-    if hold_group(c, key)?.is_some() {
-        c.batch_execute("ROLLBACK TO SAVEPOINT batch_add; RELEASE SAVEPOINT batch_add")?;
-        return Ok(arrived_after_close(key, item_key));
     }
     c.execute(
         "INSERT INTO batch_group_received AS r
@@ -82,7 +80,6 @@ pub(crate) fn add_item(
          DO UPDATE SET received = r.received + 1",
         &[&key.stage, &key.tenant, &key.run_id, &key.group],
     )?;
-    c.batch_execute("RELEASE SAVEPOINT batch_add")?;
     Ok(AddOutcome::Added)
 }
 

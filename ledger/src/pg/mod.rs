@@ -85,11 +85,6 @@ impl<'a> Prepared<'a> {
         let statement = self.statements.prepare(self.client, sql)?;
         Ok(self.client.query_raw(&statement, params)?)
     }
-
-    /// Statements without parameters, in one round trip (savepoints, locks).
-    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), LedgerError> {
-        Ok(self.client.batch_execute(sql)?)
-    }
 }
 
 /// The connections of a PostgreSQL ledger.
