@@ -140,6 +140,21 @@ impl ToSql for Value<'_> {
     to_sql_checked!();
 }
 
+/// `(?1, ?2, ?3), (?4, ?5, ?6)…`: the `VALUES` of a multi-row statement, `rows` rows of
+/// `width` numbered parameters. One statement for many rows is one round trip on PostgreSQL
+/// instead of one per row.
+pub fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=width)
+                .map(|c| format!("?{}", row * width + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `?N` placeholders of a portable statement as PostgreSQL's `$N` (quoted text and
 /// identifiers left alone). A bare `?` is numbered in order of appearance.
 pub fn numbered(sql: &str) -> String {

@@ -97,6 +97,9 @@ pub trait CoreStore {
     fn record_file(&mut self, file: &NewFile) -> Result<EmittedFile, LedgerError>;
     /// Records a fact about an invoice (one row per `dedupe_key` when it is set).
     fn record_fact(&mut self, fact: &InvoiceFact) -> Result<(), LedgerError>;
+    /// [`CoreStore::record_fact`] for many facts, in a few multi-row statements, recorded in
+    /// their order.
+    fn record_facts(&mut self, facts: &[InvoiceFact]) -> Result<(), LedgerError>;
     /// Every fact about an invoice, in time order (then recording order).
     fn facts_of(&mut self, invoice_key: &str) -> Result<Vec<InvoiceFact>, LedgerError>;
     /// The applied migrations, `(area, version)` in area then version order.
@@ -375,6 +378,33 @@ impl CoreStore for Tx<'_> {
             crate::pg::core::record_fact,
             fact
         )
+    }
+
+    fn record_facts(&mut self, facts: &[InvoiceFact]) -> Result<(), LedgerError> {
+        /// Facts per statement (six parameters each).
+        const PER_STATEMENT: usize = 100;
+        for chunk in facts.chunks(PER_STATEMENT) {
+            let mut params: Vec<&dyn crate::sql::Param> = Vec::with_capacity(chunk.len() * 6);
+            for fact in chunk {
+                params.extend([
+                    &fact.invoice_key as &dyn crate::sql::Param,
+                    &fact.tenant,
+                    &fact.at,
+                    &fact.kind,
+                    &fact.detail,
+                    &fact.dedupe_key,
+                ]);
+            }
+            self.execute(
+                &format!(
+                    "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
+                     VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
+                    crate::sql::value_rows(chunk.len(), 6)
+                ),
+                &params,
+            )?;
+        }
+        Ok(())
     }
 
     fn facts_of(&mut self, invoice_key: &str) -> Result<Vec<InvoiceFact>, LedgerError> {

@@ -24,6 +24,7 @@ encaisse_ledger::on_both_backends!(
     record_file_is_idempotent_and_refuses_other_bytes,
     emit_file_writes_and_records_once,
     record_fact_deduplicates_and_facts_come_in_time_order,
+    facts_recorded_together_are_the_facts_recorded_one_by_one,
     applied_migrations_list_the_ported_areas,
     a_duplicate_processed_row_under_concurrency_is_refused_once,
     add_item_says_what_it_did,
@@ -236,6 +237,41 @@ async fn record_fact_deduplicates_and_facts_come_in_time_order(f: &Fixture) {
     );
     assert_eq!(stored[3], facts[0]);
     assert!(read(f, |tx| tx.facts_of("vitry/2026/F2")).await.is_empty());
+}
+
+/// 250 facts in one call (several statements): each deduplicated fact once (inside the call
+/// and against one recorded before), the others all there, in recording order.
+async fn facts_recorded_together_are_the_facts_recorded_one_by_one(f: &Fixture) {
+    let fact = |n: usize, dedupe: Option<String>| InvoiceFact {
+        invoice_key: "vitry/2026/F9".into(),
+        tenant: "vitry".into(),
+        at: "2026-01-01T00:00:00.000000Z".into(),
+        kind: format!("k{n:03}"),
+        detail: "{}".into(),
+        dedupe_key: dedupe,
+    };
+    f.ledger
+        .record_invoice_fact(fact(999, Some("d-7".into())))
+        .await
+        .unwrap();
+    let facts: Vec<InvoiceFact> = (0..250)
+        .map(|n| {
+            let dedupe = match n {
+                _ if n % 3 == 0 => None,
+                151 => Some("d-1".into()),
+                _ => Some(format!("d-{n}")),
+            };
+            fact(n, dedupe)
+        })
+        .collect();
+    write(f, move |tx| tx.record_facts(&facts)).await;
+    let stored = f.ledger.invoice_facts("vitry/2026/F9").await.unwrap();
+    let kinds: Vec<String> = stored.into_iter().map(|x| x.kind).collect();
+    let expected: Vec<String> = std::iter::once(999)
+        .chain((0..250).filter(|n| *n != 7 && *n != 151))
+        .map(|n| format!("k{n:03}"))
+        .collect();
+    assert_eq!(kinds, expected);
 }
 
 async fn applied_migrations_list_the_ported_areas(f: &Fixture) {

@@ -74,6 +74,9 @@ pub struct BenchOptions {
     /// A PostgreSQL server where the run creates a fresh database for the daemon's ledger
     /// (dropped at the end); none: the SQLite ledger of the data directory.
     pub ledger_admin_url: Option<String>,
+    /// Daemons sharing the work (more than one needs `ledger_admin_url`: they share the
+    /// PostgreSQL ledger, the broker prefix and the data directory, as a cluster does).
+    pub instances: usize,
 }
 
 /// The run's directory: kept when asked, or when the run failed (for its daemon log).
@@ -205,8 +208,32 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
         classic_url: sim.classic_url(),
         public_base_url: base_url.clone(),
     });
+    if options.instances > 1 {
+        if options.ledger_admin_url.is_none() {
+            return Err(BenchError::Setup(
+                "several daemons (--instances) need a PostgreSQL ledger (--ledger-url)".into(),
+            ));
+        }
+        run_settings.cluster = true;
+    }
     let config_path = work.join("encaisse-bench.toml");
     let config = run_settings.write(&config_path)?;
+    // The other daemons: the same configuration but their own HTTP port.
+    let mut others = Vec::new();
+    for i in 2..=options.instances {
+        let settings = RunSettings {
+            listen: settings::free_local_addr()?,
+            ..run_settings.clone()
+        };
+        let path = work.join(&format!("encaisse-bench-{i}.toml"));
+        settings.write(&path)?;
+        others.push(Launch {
+            program: options.daemon.clone(),
+            config: path,
+            base_url: settings.base_url(),
+            log: work.join(&format!("daemon-{i}.log")),
+        });
+    }
 
     tracing::info!(messages = n, "Raw broker baseline.");
     let baseline = baseline::run(&baseline::BaselineSettings {
@@ -228,6 +255,10 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
         log: work.join("daemon.log"),
     };
     let mut daemon = launch.start(&http, Duration::from_secs(60)).await?;
+    let mut other_daemons = Vec::new();
+    for other in &others {
+        other_daemons.push(other.start(&http, Duration::from_secs(60)).await?);
+    }
     let ledger = LedgerView::of(&config).await?;
     let broker_pid = options.rabbitmqctl.os_pid();
     let work_queues = sampler::work_queues(&options.rabbitmqctl, prefix)?;
@@ -290,6 +321,15 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
             launch.log.display()
         )));
     }
+    for (other, launch) in other_daemons.into_iter().zip(&others) {
+        let status = other.terminate(Duration::from_secs(60))?;
+        if !status.success() {
+            return Err(BenchError::Daemon(format!(
+                "a daemon stopped with {status}; see {}",
+                launch.log.display()
+            )));
+        }
+    }
 
     let pes_titres = options.pes_titres.unwrap_or(n.min(100_000));
     tracing::info!(titres = pes_titres, "PES writing alone.");
@@ -310,6 +350,7 @@ async fn run_in(options: &BenchOptions, prefix: &str, work: &WorkDir) -> Result<
             "sqlite"
         }
         .into(),
+        instances: options.instances.max(1),
         invoices: n,
         baseline_msgs_per_s: baseline.msgs_per_s,
         pipeline_invoices_per_s: pipeline.invoices_per_s,

@@ -23,6 +23,8 @@ pub struct Machine {
 pub struct Report {
     /// The daemon's ledger backend (`sqlite`, `postgres`).
     pub ledger: String,
+    /// Daemons that shared the work (the memory, CPU and stage figures are the first's).
+    pub instances: usize,
     pub invoices: u64,
     pub baseline_msgs_per_s: f64,
     pub pipeline_invoices_per_s: f64,
@@ -83,11 +85,19 @@ pub fn table(r: &Report) -> String {
     let p = &r.pipeline;
     let mut out = String::new();
     out.push_str(&format!(
-        "encaisse-bench: {} invoices ({} lines, {:.0} MB export), {} ledger; {} cores{}; load {} → {}\n\n",
+        "encaisse-bench: {} invoices ({} lines, {:.0} MB export), {} ledger{}; {} cores{}; load {} → {}\n\n",
         thousands(r.invoices as f64),
         thousands(p.export_lines as f64),
         mb(p.export_bytes),
         r.ledger,
+        if r.instances > 1 {
+            format!(
+                ", {} daemons (memory, CPU and stage figures: the first)",
+                r.instances
+            )
+        } else {
+            String::new()
+        },
         r.machine.cores,
         r.machine
             .cpu_model

@@ -48,6 +48,8 @@ pub struct RunSettings {
     pub max_downstream_backlog: Option<u64>,
     /// `[ledger] url` (`None`: not written, the data directory's SQLite file).
     pub ledger_url: Option<String>,
+    /// Writes a `[cluster]` section: several daemons share the PostgreSQL ledger.
+    pub cluster: bool,
 }
 
 fn quoted(text: &str) -> String {
@@ -67,6 +69,7 @@ impl RunSettings {
             payfip: None,
             max_downstream_backlog: None,
             ledger_url: None,
+            cluster: false,
         })
     }
 
@@ -122,6 +125,9 @@ impl RunSettings {
         if let Some(url) = &self.ledger_url {
             text.push_str(&format!("\n[ledger]\nurl = {}\n", quoted(url)));
         }
+        if self.cluster {
+            text.push_str("\n[cluster]\n");
+        }
         let config = check(&text)?;
         std::fs::write(path, text).map_err(|e| BenchError::io(path.display().to_string(), e))?;
         Ok(config)
@@ -173,6 +179,7 @@ mod tests {
             payfip,
             max_downstream_backlog: Some(2000),
             ledger_url: None,
+            cluster: false,
         }
     }
 

@@ -99,6 +99,10 @@ struct BenchArgs {
     /// run creates a fresh database for the ledger, dropped at the end.
     #[arg(long, env = "ENCAISSE_BENCH_LEDGER_URL")]
     ledger_url: Option<String>,
+    /// Daemons sharing the work (2 or more need `--ledger-url`: they share its PostgreSQL
+    /// ledger, the broker prefix and the data directory, as a cluster does).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     #[command(flatten)]
     common: Common,
 }
@@ -167,6 +171,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         daemon,
         max_downstream_backlog: args.max_downstream_backlog,
         ledger_admin_url: args.ledger_url.clone(),
+        instances: args.instances,
     };
     match bench::run(&options).await {
         Ok(report) if args.common.json => {

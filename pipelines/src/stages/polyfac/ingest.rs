@@ -727,9 +727,8 @@ async fn publish_and_record(
             let at = ledger_now();
             let issued: Vec<&IssuedRecord> = records.iter().map(|(record, _)| record).collect();
             ingest_store::record_issued_many(tx, &issued, &at)?;
-            for (_, fact) in &records {
-                tx.record_fact(fact)?;
-            }
+            let facts: Vec<InvoiceFact> = records.into_iter().map(|(_, fact)| fact).collect();
+            tx.record_facts(&facts)?;
             Ok::<_, LedgerError>(())
         })
         .await?;

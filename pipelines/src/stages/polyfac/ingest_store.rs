@@ -148,7 +148,7 @@ pub fn record_issued_many(
                 &format!(
                     "INSERT INTO invoice_payer_name (tenant, name_key, invoice_key) VALUES {}
                      ON CONFLICT (tenant, name_key, invoice_key) DO NOTHING",
-                    value_rows(named.len(), 3)
+                    encaisse_ledger::sql::value_rows(named.len(), 3)
                 ),
                 &params,
             )?;
@@ -188,25 +188,12 @@ pub fn record_issued_many(
                      published_at, origin_key, activity)
                  VALUES {}
                  ON CONFLICT (tenant, invoice_key) DO NOTHING",
-                value_rows(chunk.len(), 14)
+                encaisse_ledger::sql::value_rows(chunk.len(), 14)
             ),
             &params,
         )?;
     }
     Ok(inserted)
-}
-
-/// `(?1, ?2, ?3), (?4, ?5, ?6)…`: `rows` rows of `width` numbered parameters.
-fn value_rows(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let cells: Vec<String> = (1..=width)
-                .map(|c| format!("?{}", row * width + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A line number or count as the ledger's integer (saturating: no file has 2^63 lines).
