@@ -197,6 +197,19 @@ mod tests {
     }
 
     #[test]
+    fn daemons_sharing_a_postgresql_ledger_get_a_cluster_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = settings(None);
+        shared.ledger_url = Some("postgres://postgres@127.0.0.1:5432/bench_run".into());
+        shared.cluster = true;
+        let config = shared.write(&dir.path().join("one.toml")).unwrap();
+        assert!(config.cluster.is_some());
+        let written = std::fs::read_to_string(dir.path().join("one.toml")).unwrap();
+        assert!(written.contains("[cluster]"), "{written}");
+        assert!(written.contains("bench_run"), "{written}");
+    }
+
+    #[test]
     fn online_payment_points_at_the_simulator() {
         let urls = PayfipUrls {
             soap_url: "http://127.0.0.1:9/tpa/services/securite".into(),

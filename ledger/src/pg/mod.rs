@@ -77,10 +77,10 @@ impl<'a> Prepared<'a> {
     }
 
     /// Streams the rows instead of collecting them.
-    pub(crate) fn query_raw<'p>(
+    pub(crate) fn query_raw(
         &mut self,
         sql: &str,
-        params: [&'p (dyn ToSql + Sync); 4],
+        params: [&(dyn ToSql + Sync); 4],
     ) -> Result<RowIter<'_>, LedgerError> {
         let statement = self.statements.prepare(self.client, sql)?;
         Ok(self.client.query_raw(&statement, params)?)

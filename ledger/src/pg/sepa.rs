@@ -140,8 +140,9 @@ fn write_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<u64, LedgerError> {
-    Ok(c.execute(
-        &numbered(sql),
+    // `?N` placeholders become `$N` when the statement is prepared.
+    c.execute(
+        sql,
         &[
             &tenant,
             &rum_key,
@@ -153,7 +154,7 @@ fn write_mandate(
             &m.amended_on,
             &at,
         ],
-    )?)
+    )
 }
 
 pub(crate) fn use_of(
