@@ -343,7 +343,13 @@ where
     for (b, titres) in bordereaux {
         all_totals.push(totals(b, titres.clone(), &mut seen)?);
     }
-    let mut suspects = seen.suspects;
+    // The filters are done with: only the suspects go on to pass 2.
+    let Seen {
+        ids,
+        invoices,
+        mut suspects,
+    } = seen;
+    drop((ids, invoices));
 
     let mut w = PesWriter::start(out, config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_Aller", ALLER_NS)?;
