@@ -6,6 +6,7 @@
 //! * [`identifiers`]: IBAN (with clé RIB), BIC, ICS, RUM — valid by construction.
 //! * [`text`]: SEPA character set transliteration.
 //! * [`tenant`]: the vocabulary a commune configures (budgets, activities, products).
+//! * [`seen`]: a compact "seen before?" filter for streaming passes over large files.
 
 pub mod error_class;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod identifiers;
 pub mod json_schemas;
 pub mod mask;
 pub mod money;
+pub mod seen;
 pub mod tenant;
 pub mod text;
 

@@ -173,7 +173,7 @@ fn write_pass(
             .map_err(|e| BenchError::io(path.display().to_string(), e.into_error()))?;
         pass.secs += started.elapsed().as_secs_f64();
         pass.titres += summary.pieces as u64;
-        pass.attachments += summary.attachments.len() as u64;
+        pass.attachments += summary.attachments as u64;
         pass.files += 1;
         pass.bordereaux += summary.bordereaux.len() as u64;
         pass.bytes += super::procstat::file_size(&path);

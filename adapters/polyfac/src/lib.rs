@@ -94,5 +94,6 @@ pub use error::{FileError, Rule, ValidationError};
 pub use field::Field;
 pub use reader::{
     ExportItem, ExportReader, ExportSummary, Prescan, ReadOptions, RejectedInvoice, prescan,
+    prescan_with,
 };
 pub use validate::{Invoice, Origin};

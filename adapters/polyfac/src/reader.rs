@@ -2,14 +2,25 @@
 //! valid and typed, or rejected with its errors — then a summary.
 //!
 //! Memory is bounded whatever the file size: one record (`max_line_bytes`) and one invoice
-//! (`max_invoice_lines`) at a time, plus 16 bytes per invoice number seen (a 64-bit hash and
-//! a line number) to detect an invoice whose lines are not contiguous.
+//! (`max_invoice_lines`) at a time, plus what finds an invoice whose lines are not
+//! contiguous (below).
 //!
 //! A stage normally reads a file twice: [`prescan`] first (cheap: it hashes the file for the
-//! run id, finds every file-level problem before anything is published, and lists invoice
-//! numbers whose lines are split), then [`ExportReader`] with that [`Prescan`] so that *every*
-//! part of a split invoice is rejected, the first one included. Without a prescan, the
-//! reader still rejects the later parts, but the first part has already been yielded.
+//! run id, finds every file-level problem before anything is published, and lists the
+//! invoice numbers whose lines may be split), then [`ExportReader`] with that [`Prescan`] so
+//! that *every* part of a split invoice is rejected, the first one included. Without a
+//! prescan, the reader still rejects the later parts, but the first part has already been
+//! yielded.
+//!
+//! Finding split invoices: the prescan asks a [`SeenFilter`] (2 to 4 bytes per invoice
+//! number) whether each run of lines starts a number already met. "Certainly not" is
+//! exact; "maybe" is kept as a suspect, with the run's first line — the later runs of every
+//! split invoice, and, for well under 1 % of the numbers, a first run the filter took for a
+//! repeat. The reader settles the suspects exactly as it meets them, holding the first line
+//! of the suspects only: a suspect number met for the first time is in its first run (a
+//! number's later runs are always suspects), and it is split if and only if the prescan saw
+//! another run of it. A single pass keeps 16 bytes per invoice number (a 64-bit hash and a
+//! line) instead.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +30,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use encaisse_schemas::Money;
+use encaisse_schemas::seen::SeenFilter;
 use serde::Serialize;
 
 use crate::catalogue::TenantCatalogue;
@@ -138,9 +150,12 @@ pub struct Prescan {
     pub bytes: u64,
     /// Data lines.
     pub lines: u64,
-    /// Invoice numbers whose lines come in several separate runs, with the first line of
-    /// each run.
-    pub split_invoices: BTreeMap<String, Vec<u64>>,
+    /// Invoice numbers whose lines may come in several separate runs: for each, in file
+    /// order, the first line of every run that started a number the prescan may have met
+    /// before. Every run of a split invoice but its first is here; so are, rarely, the first
+    /// runs of numbers the filter took for repeats (the reader tells them apart: see the
+    /// module documentation).
+    pub suspects: BTreeMap<String, Vec<u64>>,
 }
 
 fn number_hash(number: &str) -> u64 {
@@ -150,53 +165,56 @@ fn number_hash(number: &str) -> u64 {
 }
 
 /// First pass over an export: checks that it can be read at all (encoding, header, record
-/// sizes), hashes it, and lists invoices whose lines are not contiguous. Memory: 16 bytes
-/// per invoice number.
+/// sizes), hashes it, and lists invoices whose lines may not be contiguous. Memory: 2 to 4
+/// bytes per invoice number, plus the suspects.
 pub fn prescan<R: Read>(
     read: R,
     mapping: &SourceMapping,
     file_name: &str,
 ) -> Result<Prescan, FileError> {
+    prescan_with(read, mapping, file_name, SeenFilter::new())
+}
+
+/// [`prescan`] with the filter given: tests pass [`SeenFilter::always_maybe`] to make every
+/// run a suspect.
+#[doc(hidden)]
+pub fn prescan_with<R: Read>(
+    read: R,
+    mapping: &SourceMapping,
+    file_name: &str,
+    mut seen: SeenFilter,
+) -> Result<Prescan, FileError> {
     let mut records = RecordReader::new(read, mapping, file_name);
     let mut line = RawLine::default();
     let compiled = read_header(&mut records, mapping, file_name, &mut line)?;
-    let mut first_line_of: HashMap<u64, u64> = HashMap::new();
-    let mut split: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut split_names: HashMap<u64, String> = HashMap::new();
-    let mut current: Option<u64> = None;
+    let mut suspects: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut current: Option<String> = None;
     let mut lines = 0u64;
     while records.next_into(&mut line)? {
         lines += 1;
         let Some(number) = compiled.get(&line, Field::InvoiceNumber) else {
             continue; // joins the current invoice
         };
-        let h = number_hash(number);
-        if current == Some(h) {
+        if current.as_deref() == Some(number) {
             continue;
         }
-        current = Some(h);
-        match first_line_of.get(&h) {
-            None => {
-                first_line_of.insert(h, line.line);
-            }
-            Some(&first) => {
-                split
-                    .entry(h)
-                    .or_insert_with(|| vec![first])
-                    .push(line.line);
-                split_names.entry(h).or_insert_with(|| number.to_string());
+        let current = current.get_or_insert_with(String::new);
+        current.clear();
+        current.push_str(number);
+        if seen.check_and_insert(number_hash(number)) {
+            match suspects.get_mut(number) {
+                Some(starts) => starts.push(line.line),
+                None => {
+                    suspects.insert(number.to_string(), vec![line.line]);
+                }
             }
         }
     }
-    let split_invoices = split
-        .into_iter()
-        .filter_map(|(h, starts)| Some((split_names.remove(&h)?, starts)))
-        .collect();
     Ok(Prescan {
         file_sha256: records.sha256_hex(),
         bytes: records.bytes_read(),
         lines,
-        split_invoices,
+        suspects,
     })
 }
 
@@ -235,7 +253,10 @@ pub struct ExportReader<R: Read> {
     state: State,
     scratch: RawLine,
     pending: Option<InvoiceGroup>,
+    /// Without a prescan: the first line of every invoice number met (by hash).
     first_line_of: HashMap<u64, u64>,
+    /// With a prescan: the first line of each suspect number met.
+    suspect_first_line: HashMap<String, u64>,
     summary: ExportSummary,
     /// Exercice of the first readable rejected invoice, for a run with no valid one.
     fallback_exercice: Option<u16>,
@@ -260,6 +281,7 @@ impl<R: Read> ExportReader<R> {
             scratch: RawLine::default(),
             pending: None,
             first_line_of: HashMap::new(),
+            suspect_first_line: HashMap::new(),
             summary,
             fallback_exercice: None,
         }
@@ -329,23 +351,32 @@ impl<R: Read> ExportReader<R> {
         self.pending.replace(group)
     }
 
+    /// The first line of another run of lines of invoice `number`, whose run being
+    /// finished starts at `first`: with a prescan, of its first run, or of its second when
+    /// this is the first; without, of its first run when this is a later one.
+    fn other_run(&mut self, number: &str, first: u64) -> Option<u64> {
+        let Some(scan) = &self.options.prescan else {
+            let h = number_hash(number);
+            return match self.first_line_of.get(&h) {
+                Some(&earlier) => Some(earlier),
+                None => {
+                    self.first_line_of.insert(h, first);
+                    None
+                }
+            };
+        };
+        let later = scan.suspects.get(number)?;
+        if let Some(&earlier) = self.suspect_first_line.get(number) {
+            return Some(earlier);
+        }
+        // Met for the first time: its first run. Split if the prescan saw another run.
+        self.suspect_first_line.insert(number.to_string(), first);
+        later.iter().copied().find(|&s| s != first)
+    }
+
     fn finish_group(&mut self, mut group: InvoiceGroup) -> ExportItem {
         let first = group.first_line();
-        let h = number_hash(&group.number);
-        match self.first_line_of.get(&h) {
-            Some(&earlier) => group.not_contiguous_with = Some(earlier),
-            None => {
-                self.first_line_of.insert(h, first);
-                if let Some(starts) = self
-                    .options
-                    .prescan
-                    .as_ref()
-                    .and_then(|p| p.split_invoices.get(&group.number))
-                {
-                    group.not_contiguous_with = starts.iter().copied().find(|&s| s != first);
-                }
-            }
-        }
+        group.not_contiguous_with = self.other_run(&group.number, first);
         let Some(compiled) = self.compiled.as_ref() else {
             return ExportItem::Invalid(RejectedInvoice {
                 number: group.number,

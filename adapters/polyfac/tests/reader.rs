@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use encaisse_polyfac::records::DetectedEncoding;
 use encaisse_polyfac::{FileError, Rule, SourceMapping, content_hash};
+use encaisse_schemas::seen::SeenFilter;
 use encaisse_schemas::{Civilite, Money, PaymentMode};
 
 #[test]
@@ -377,6 +378,59 @@ fn split_invoice_is_rejected_whole_with_prescan() {
     let single = read_single_pass(text.as_bytes(), &SourceMapping::polyfac_default(), "e").unwrap();
     assert_eq!(single.valid_numbers(), ["F1", "F2", "F3"]);
     assert_eq!(single.rejected[0].file_lines, (4, 4));
+}
+
+#[test]
+fn split_invoices_are_found_exactly_whatever_the_prefilter_suspects() {
+    // Lines: F1 2, F2 3-4, F1 5, F3 6, F4 7-8 (one run), F5 9, F2 10, F6 11.
+    let numbers = ["F1", "F2", "F2", "F1", "F3", "F4", "F4", "F5", "F2", "F6"];
+    let rows: Vec<Row> = numbers.iter().map(|n| row(n)).collect();
+    let text = export(&rows);
+    let bytes = text.as_bytes();
+    let mapping = SourceMapping::polyfac_default();
+    let scan = encaisse_polyfac::prescan(bytes, &mapping, "e").unwrap();
+    assert_eq!(
+        scan.suspects.into_iter().collect::<Vec<_>>(),
+        [("F1".to_string(), vec![5]), ("F2".to_string(), vec![10])]
+    );
+    // The worst a Bloom filter can do: every run a suspect.
+    let every =
+        encaisse_polyfac::prescan_with(bytes, &mapping, "e", SeenFilter::always_maybe()).unwrap();
+    assert_eq!(every.suspects.len(), 6);
+    assert_eq!(every.suspects["F2"], [3, 10]);
+    for read in [
+        read(bytes).unwrap(),
+        read_with_filter(bytes, SeenFilter::always_maybe()).unwrap(),
+    ] {
+        assert_eq!(read.valid_numbers(), ["F3", "F4", "F5", "F6"]);
+        let rejected: Vec<_> = read
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    r.number.as_str(),
+                    r.file_lines,
+                    r.errors[0].message.as_str(),
+                )
+            })
+            .collect();
+        let message = |n: &str, other: u64| {
+            format!(
+                "invoice {n:?} also has lines at line {other}, separated by other invoices; \
+                 lines of one invoice must be contiguous"
+            )
+        };
+        assert_eq!(
+            rejected,
+            [
+                ("F1", (2, 2), message("F1", 5).as_str()),
+                ("F2", (3, 4), message("F2", 10).as_str()),
+                ("F1", (5, 5), message("F1", 2).as_str()),
+                ("F2", (10, 10), message("F2", 3).as_str()),
+            ]
+        );
+        assert_eq!(read.summary.rules[&Rule::InvoiceNotContiguous], 4);
+    }
 }
 
 #[test]

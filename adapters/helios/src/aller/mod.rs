@@ -4,7 +4,8 @@
 //!   before it numbers the invoice, so that one bad invoice is refused alone and never
 //!   blocks the bordereau.
 //! * [`write_pes_aller`]: streams the file into any [`Write`](std::io::Write), in three passes over the
-//!   titres (totals, pièces, PJ of the ASAP); nothing else is held in memory.
+//!   titres (totals, pièces, PJ of the ASAP); nothing else is held in memory but a few bytes
+//!   per titre to find a repeated `IdPce` or invoice.
 //! * [`pes_aller_bytes`]: the same into memory, with the conventional file name, for
 //!   `encaisse_ledger::files` (atomic emission).
 //! * [`write_pes_aller_split`] / [`pes_aller_split_bytes`]: several consecutive bordereaux in
@@ -167,8 +168,9 @@ pub struct WriteSummary {
     pub pieces: usize,
     /// `MtBordHt` (summed over the bordereaux of a split file).
     pub total: Money,
-    /// `IdUnique` of each PJ written (ASAP), in order.
-    pub attachments: Vec<String>,
+    /// How many PJ (ASAP) the file holds: their `IdUnique` are in the file, a list of them
+    /// would grow with the run.
+    pub attachments: usize,
     /// Each bordereau of the file, in order (one unless the file was split).
     pub bordereaux: Vec<BordereauSummary>,
 }

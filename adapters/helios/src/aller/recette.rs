@@ -1,16 +1,18 @@
 //! Streaming the PES Aller recette document, element by element in the order of the XSD
 //! (`PES_Aller.xsd`, `NS_Recette/r0/*.xsd`, v5.17).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
+use encaisse_schemas::seen::SeenFilter;
 use encaisse_schemas::{Money, MoneyError};
 
 use super::prepare::{self, BankAccount, Debtor, Piece, check_bordereau, ormc_asap_date};
 use super::{
-    AsTitre, Bordereau, BordereauSummary, MAX_PIECES, WriteError, WriteSummary, asap, file_name,
+    AsTitre, Bordereau, BordereauSummary, MAX_PIECES, Titre, WriteError, WriteSummary, asap,
+    file_name,
 };
 use crate::config::HeliosTenantConfig;
 use crate::template;
@@ -36,16 +38,82 @@ fn bordereau_error(bordereau: &Bordereau<'_>, rule: impl Into<String>) -> WriteE
 }
 
 /// What must be unique across the bordereaux of a file: `IdPce` (per exercice) and invoices.
-#[derive(Default)]
+///
+/// Pass 1 asks two [`SeenFilter`]s (2 to 4 bytes per titre; hash sets of every key held
+/// ~13 MB while a file of 270,000 titres was written) and keeps what they may have met
+/// before as suspects: every repeat, and well under 1 % of the other keys. Pass 2 meets the
+/// titres in the same order and settles the suspects exactly ([`Suspects::check`]): a
+/// repeat is refused at the same titre, with the same message, as when every key was held.
 struct Seen {
-    ids: HashSet<u32>,
-    /// A 128-bit digest of each invoice's exercice and number, not the number itself: a file
-    /// of 450,000 titres held ~25 MB of keys while it was written (a collision, which would
-    /// refuse a good file, has a chance of about 2^-90 at that size).
-    invoices: HashSet<u128>,
+    ids: SeenFilter,
+    invoices: SeenFilter,
+    suspects: Suspects,
 }
 
-/// The key of an invoice in [`Seen::invoices`].
+impl Seen {
+    fn new(filter: fn() -> SeenFilter) -> Self {
+        Seen {
+            ids: filter(),
+            invoices: filter(),
+            suspects: Suspects::default(),
+        }
+    }
+
+    fn note(&mut self, id_pce: u32, invoice: u128) {
+        if self.ids.check_and_insert(u64::from(id_pce)) {
+            self.suspects.ids.insert(id_pce, false);
+        }
+        // Any 64 bits of a SHA-256 digest are as good a hash as the filter needs.
+        if self.invoices.check_and_insert(invoice as u64) {
+            self.suspects.invoices.insert(invoice, false);
+        }
+    }
+}
+
+/// The keys pass 1 may have met twice, each with whether pass 2 met it already.
+#[derive(Default)]
+struct Suspects {
+    ids: HashMap<u32, bool>,
+    invoices: HashMap<u128, bool>,
+}
+
+/// A key pass 2 met a second time.
+#[derive(Debug, PartialEq, Eq)]
+enum Repeat {
+    IdPce,
+    Invoice,
+}
+
+impl Suspects {
+    /// Pass 2, before a titre is written: whether its `IdPce` or invoice came earlier in
+    /// the file. Exact: a key met twice was a suspect at its second meeting.
+    fn repeat(&mut self, id_pce: u32, exercice: u16, number: &str) -> Option<Repeat> {
+        if let Some(met) = self.ids.get_mut(&id_pce)
+            && std::mem::replace(met, true)
+        {
+            return Some(Repeat::IdPce);
+        }
+        if self.invoices.is_empty() {
+            return None;
+        }
+        let met = self.invoices.get_mut(&invoice_digest(exercice, number))?;
+        std::mem::replace(met, true).then_some(Repeat::Invoice)
+    }
+
+    fn check(&mut self, bordereau: &Bordereau<'_>, titre: &Titre<'_>) -> Result<(), WriteError> {
+        let invoice = &titre.invoice.invoice;
+        let rule = match self.repeat(titre.id_pce, invoice.exercice, &invoice.number) {
+            None => return Ok(()),
+            Some(Repeat::IdPce) => format!("IdPce {} appears twice", titre.id_pce),
+            Some(Repeat::Invoice) => format!("invoice {} appears twice", invoice.key()),
+        };
+        Err(bordereau_error(bordereau, rule))
+    }
+}
+
+/// The key of an invoice in [`Seen::invoices`]: a 128-bit digest of its exercice and
+/// number (a collision, which would refuse a good file, has a chance of about 2^-90 in a
+/// file of 450,000 titres).
 fn invoice_digest(exercice: u16, number: &str) -> u128 {
     let digest = Sha256::new()
         .chain_update(exercice.to_be_bytes())
@@ -56,8 +124,8 @@ fn invoice_digest(exercice: u16, number: &str) -> u128 {
     u128::from_be_bytes(first)
 }
 
-/// Pass 1: count, sum, unique `IdPce`, whether any titre has an ASAP PJ. Cheap: no text is
-/// normalised here; the full rules run in pass 2.
+/// Pass 1: count, sum, suspects of repeated `IdPce` or invoices, whether any titre has an
+/// ASAP PJ. Cheap: no text is normalised here; the full rules run in pass 2.
 fn totals<I>(bordereau: &Bordereau<'_>, titres: I, seen: &mut Seen) -> Result<Totals, WriteError>
 where
     I: IntoIterator,
@@ -69,22 +137,14 @@ where
     for item in titres {
         let titre = item.as_titre();
         pieces += 1;
-        if !seen.ids.insert(titre.id_pce) {
-            return Err(bordereau_error(
-                bordereau,
-                format!("IdPce {} appears twice", titre.id_pce),
-            ));
-        }
-        // Each invoice in exactly one titre.
-        if !seen.invoices.insert(invoice_digest(
-            titre.invoice.invoice.exercice,
-            &titre.invoice.invoice.number,
-        )) {
-            return Err(bordereau_error(
-                bordereau,
-                format!("invoice {} appears twice", titre.invoice.invoice.key()),
-            ));
-        }
+        // Each IdPce once, each invoice in exactly one titre: settled in pass 2.
+        seen.note(
+            titre.id_pce,
+            invoice_digest(
+                titre.invoice.invoice.exercice,
+                &titre.invoice.invoice.number,
+            ),
+        );
         // Reductions are netted into the other lines: the pièce carries the lines' sum.
         for line in &titre.invoice.lines {
             cents = cents
@@ -278,12 +338,18 @@ where
             format!("{name:?} is longer than 100 characters (NomFic)"),
         ));
     }
-    let mut seen = Seen::default();
+    let mut seen = Seen::new(SeenFilter::new);
     let mut all_totals = Vec::with_capacity(bordereaux.len());
     for (b, titres) in bordereaux {
         all_totals.push(totals(b, titres.clone(), &mut seen)?);
     }
-    drop(seen);
+    // The filters are done with: only the suspects go on to pass 2.
+    let Seen {
+        ids,
+        invoices,
+        mut suspects,
+    } = seen;
+    drop((ids, invoices));
 
     let mut w = PesWriter::start(out, config.output_encoding, config.indent_spaces)?;
     w.open_root("PES_Aller", ALLER_NS)?;
@@ -293,10 +359,15 @@ where
     w.leaf("IdVer", "2")?;
     w.leaf("InfoDematerialisee", "0")?;
     w.close("EnTeteRecette")?;
-    let mut attachments = Vec::new();
+    let mut attachments = 0;
     let mut summaries = Vec::with_capacity(bordereaux.len());
     for ((bordereau, titres), totals) in bordereaux.iter().zip(&all_totals) {
-        write_bordereau(&mut w, bordereau, titres.clone(), totals, &mut attachments)?;
+        let pass = Pass2 {
+            totals,
+            suspects: &mut suspects,
+            attachments: &mut attachments,
+        };
+        write_bordereau(&mut w, bordereau, titres.clone(), pass)?;
         summaries.push(BordereauSummary {
             id_bord: bordereau.id_bord,
             pieces: totals.pieces,
@@ -333,7 +404,7 @@ where
         bordereaux = bordereaux.len(),
         pieces,
         total = %total,
-        attachments = attachments.len(),
+        attachments,
         "PES Aller written."
     );
     Ok((
@@ -350,19 +421,27 @@ where
     ))
 }
 
+/// What pass 2 checks a bordereau against, and counts.
+struct Pass2<'a> {
+    totals: &'a Totals,
+    suspects: &'a mut Suspects,
+    /// PJ referenced so far in the file.
+    attachments: &'a mut usize,
+}
+
 /// One `Bordereau` element: `BlocBordereau` and its pièces (pass 2, checked against pass 1).
 fn write_bordereau<W, I>(
     w: &mut PesWriter<W>,
     bordereau: &Bordereau<'_>,
     titres: I,
-    totals: &Totals,
-    attachments: &mut Vec<String>,
+    pass: Pass2<'_>,
 ) -> Result<(), WriteError>
 where
     W: Write,
     I: IntoIterator + Clone,
     I::Item: AsTitre,
 {
+    let totals = pass.totals;
     let kind = bordereau.config.bordereau_kind;
     w.open("Bordereau")?;
     w.open("BlocBordereau")?;
@@ -388,12 +467,13 @@ where
     let mut sum_cents = 0i64;
     for item in titres {
         let titre = item.as_titre();
+        pass.suspects.check(bordereau, &titre)?;
         let piece = prepare::prepare(bordereau, &titre)?;
         write_piece(w, bordereau, &piece)?;
         written += 1;
         sum_cents = sum_cents.saturating_add(piece.total.cents());
-        if let Some(a) = &piece.asap {
-            attachments.push(a.id_unique.clone());
+        if piece.asap.is_some() {
+            *pass.attachments += 1;
         }
     }
     let sum = Money::from_cents(sum_cents)?;
@@ -526,4 +606,50 @@ pub(crate) fn write_debtor_address<W: Write>(
     w.leaf("CodRes", "0")?;
     w.close("Adresse")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passes 1 and 2 over `(IdPce, exercice, number)`: what pass 2 finds at each titre.
+    fn repeats(filter: fn() -> SeenFilter, titres: &[(u32, u16, &str)]) -> Vec<Option<Repeat>> {
+        let mut seen = Seen::new(filter);
+        for &(id, exercice, number) in titres {
+            seen.note(id, invoice_digest(exercice, number));
+        }
+        let mut suspects = seen.suspects;
+        titres
+            .iter()
+            .map(|&(id, exercice, number)| suspects.repeat(id, exercice, number))
+            .collect()
+    }
+
+    /// Also with every key suspect (the worst the filters can do): only true repeats are
+    /// refused, at their second titre.
+    #[test]
+    fn suspects_are_settled_exactly() {
+        for filter in [
+            SeenFilter::new as fn() -> SeenFilter,
+            SeenFilter::always_maybe,
+        ] {
+            let distinct = [
+                (1, 2024, "F1"),
+                (2, 2024, "F2"),
+                (3, 2025, "F1"),
+                (4, 2024, "F3"),
+            ];
+            assert_eq!(repeats(filter, &distinct), [None, None, None, None]);
+            let twice = [
+                (1, 2024, "F1"),
+                (2, 2024, "F2"),
+                (3, 2024, "F1"),
+                (2, 2024, "F4"),
+            ];
+            assert_eq!(
+                repeats(filter, &twice),
+                [None, None, Some(Repeat::Invoice), Some(Repeat::IdPce)]
+            );
+        }
+    }
 }

@@ -307,7 +307,7 @@ pub fn pes_reduction_bytes(
             typ_bord: TYP_BORD_REDUCTION.to_string(),
             pieces: titres.len(),
             total,
-            attachments: Vec::new(),
+            attachments: 0,
             bordereaux: vec![super::BordereauSummary {
                 id_bord: b.id_bord,
                 pieces: titres.len(),

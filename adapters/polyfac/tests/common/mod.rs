@@ -11,9 +11,10 @@ use chrono::NaiveDate;
 use encaisse_polyfac::generate::example_catalogue;
 use encaisse_polyfac::{
     ExportItem, ExportReader, ExportSummary, FileError, Invoice, ReadOptions, RejectedInvoice,
-    SourceMapping, TenantCatalogue, prescan,
+    SourceMapping, TenantCatalogue, prescan, prescan_with,
 };
 use encaisse_schemas::TenantId;
+use encaisse_schemas::seen::SeenFilter;
 
 pub fn tenant() -> TenantId {
     TenantId::new("vitry").unwrap()
@@ -59,6 +60,13 @@ impl Read {
 pub fn read_with(bytes: &[u8], mapping: &SourceMapping, file: &str) -> Result<Read, FileError> {
     let scan = prescan(bytes, mapping, file)?;
     read_inner(bytes, mapping, file, Some(scan))
+}
+
+/// Reads like [`read`], the prescan asking `filter` whether a number was met before.
+pub fn read_with_filter(bytes: &[u8], filter: SeenFilter) -> Result<Read, FileError> {
+    let mapping = SourceMapping::polyfac_default();
+    let scan = prescan_with(bytes, &mapping, "export.csv", filter)?;
+    read_inner(bytes, &mapping, "export.csv", Some(scan))
 }
 
 /// Reads without a prescan (single pass).

@@ -694,6 +694,9 @@ pub fn titres_to_render(
 
 /// One `titre_emitted` journal fact per titre of `file` (made in SQL from its titres, so a
 /// run of any size is journalled without loading it); a fact already recorded is kept.
+/// One statement per bordereau, reading its titres in position order from
+/// `helios_titre_bordereau`: one statement for the whole file, ordered by bordereau and
+/// position, made SQLite sort every titre of the file (a temporary B-tree of their facts).
 /// The detail is the JSON the stage has always written: compact, keys in alphabetical
 /// order. SQLite builds it with `json_object`; PostgreSQL's `json_build_object` spaces its
 /// output, so there the text is assembled from `to_json` literals (which escape as JSON).
@@ -712,20 +715,34 @@ pub fn record_emitted_facts(
         "json_object('bordereau_type', t.typ_bord, 'budget', t.budget, 'exercice', t.exercice,
                      'file', ?2, 'id_bord', t.id_bord, 'id_pce', t.id_pce, 'stage', ?3)"
     };
-    Ok(tx.execute(
-        &format!(
-            "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
-             SELECT t.invoice_key, t.tenant, ?1, 'titre_emitted', {detail},
-                    CAST(?3 AS TEXT) || ':emitted:' || t.invoice_key
-             FROM helios_titre t JOIN helios_bordereau b
-                  ON b.tenant = t.tenant AND b.cod_col = t.cod_col AND b.cod_bud = t.cod_bud
-                 AND b.exercice = t.exercice AND b.typ_bord = t.typ_bord AND b.id_bord = t.id_bord
-             WHERE b.file_id = ?4
-             ORDER BY t.id_bord, t.position
-             ON CONFLICT (dedupe_key) DO NOTHING"
-        ),
-        &[&at, &file.file_name, &stage, &file.id],
-    )?)
+    let sql = format!(
+        "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
+         SELECT t.invoice_key, t.tenant, ?1, 'titre_emitted', {detail},
+                CAST(?3 AS TEXT) || ':emitted:' || t.invoice_key
+         FROM helios_titre t
+         WHERE t.tenant = ?4 AND t.cod_col = ?5 AND t.cod_bud = ?6 AND t.exercice = ?7
+           AND t.typ_bord = ?8 AND t.id_bord = ?9
+         ORDER BY t.position
+         ON CONFLICT (dedupe_key) DO NOTHING"
+    );
+    let mut recorded = 0;
+    for id_bord in bordereaux_of_file(tx, file.id)? {
+        recorded += tx.execute(
+            &sql,
+            &[
+                &at,
+                &file.file_name,
+                &stage,
+                &file.tenant,
+                &file.cod_col,
+                &file.cod_bud,
+                &file.exercice,
+                &file.typ_bord,
+                &id_bord,
+            ],
+        )?;
+    }
+    Ok(recorded)
 }
 
 /// Marks a file written; `false` when it already was (another call, or another daemon,
