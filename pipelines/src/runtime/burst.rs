@@ -1,15 +1,18 @@
-//! Commits a stage's deliveries in bursts: the records (and ledger effects) of the
-//! deliveries whose handlers finished while the previous burst was committing go into one
-//! ledger transaction, each in a savepoint of its own, and every delivery learns its own
+//! Commits a stage's deliveries in bursts on PostgreSQL: the records (and ledger effects)
+//! of the deliveries whose handlers finished while the previous burst was committing go into
+//! one ledger transaction, each in a savepoint of its own, and every delivery learns its own
 //! outcome once that transaction is durable. Its outputs are then published and it is acked,
 //! as before, so nothing is acked before its effect is committed.
 //!
-//! Why: a delivery costs one durable commit otherwise. On PostgreSQL each commit waits for
-//! its WAL flush while it holds the row locks it took — a batch group's counter row, a
-//! reconciliation summary — so every delivery of a stage queued behind the previous one's
-//! flush (about 300 invoices/s on the development machine). One commit per burst pays that
-//! wait once for the whole burst. On SQLite the writer thread already joins concurrent
-//! writes into one transaction; a burst is one job of it instead of many.
+//! Why: on PostgreSQL a delivery otherwise costs one transaction, whose commit waits for its
+//! WAL flush while it holds the row locks it took (a reconciliation summary, a mandate), so
+//! deliveries queued behind one another's flushes. One commit per burst pays that wait once
+//! for the whole burst.
+//!
+//! On SQLite each delivery goes straight to the ledger's writer thread, which already joins
+//! concurrent writes into one transaction (a savepoint each): bursting them first measured
+//! about 15 % more daemon CPU per invoice (0.40 against 0.34 ms at 30,000 invoices) for no
+//! gain.
 //!
 //! One burst of a stage is in flight at a time per daemon; under load the next one fills
 //! while it commits, so bursts grow with the load and a lone delivery commits alone (with
@@ -47,6 +50,9 @@ struct Job {
 
 /// The committer of one stage. Cheap to share; its task ends when the last handle goes.
 pub struct BurstCommitter {
+    /// SQLite: each delivery goes to the ledger's writer thread, which already joins the
+    /// concurrent ones into one transaction.
+    direct: Option<Ledger>,
     jobs: mpsc::UnboundedSender<Job>,
     bursts: Arc<AtomicU64>,
 }
@@ -56,8 +62,13 @@ impl BurstCommitter {
     pub fn start(ledger: Ledger, stage: String) -> Self {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let bursts = Arc::new(AtomicU64::new(0));
+        let direct = (ledger.backend() == "sqlite").then(|| ledger.clone());
         tokio::spawn(commit_loop(ledger, stage, receiver, bursts.clone()));
-        BurstCommitter { jobs, bursts }
+        BurstCommitter {
+            direct,
+            jobs,
+            bursts,
+        }
     }
 
     /// Transactions committed (or failed) so far.
@@ -68,6 +79,9 @@ impl BurstCommitter {
     /// Commits `unit` with the next burst and returns its outcome once the burst's
     /// transaction is durable (or failed).
     pub async fn commit(&self, unit: Unit) -> Outcome {
+        if let Some(ledger) = &self.direct {
+            return ledger.transact(move |tx| apply(tx, unit)).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { unit, reply })
