@@ -48,43 +48,49 @@ struct Job {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// The committer of one stage. Cheap to share; its task ends when the last handle goes.
+/// The committer of one stage. Cheap to share; its task (PostgreSQL) ends when the last
+/// handle goes.
 pub struct BurstCommitter {
-    /// SQLite: each delivery goes to the ledger's writer thread, which already joins the
-    /// concurrent ones into one transaction.
-    direct: Option<Ledger>,
-    jobs: mpsc::UnboundedSender<Job>,
+    route: Route,
     bursts: Arc<AtomicU64>,
 }
 
+enum Route {
+    /// SQLite: each delivery goes to the ledger's writer thread, which already joins the
+    /// concurrent ones into one transaction.
+    Direct(Ledger),
+    /// PostgreSQL: to the stage's commit loop.
+    Bursts(mpsc::UnboundedSender<Job>),
+}
+
 impl BurstCommitter {
-    /// Starts the committer's task on the current runtime.
+    /// Starts the committer (on PostgreSQL, its task on the current runtime).
     pub fn start(ledger: Ledger, stage: String) -> Self {
-        let (jobs, receiver) = mpsc::unbounded_channel();
         let bursts = Arc::new(AtomicU64::new(0));
-        let direct = (ledger.backend() == "sqlite").then(|| ledger.clone());
-        tokio::spawn(commit_loop(ledger, stage, receiver, bursts.clone()));
-        BurstCommitter {
-            direct,
-            jobs,
-            bursts,
-        }
+        let route = if ledger.backend() == "sqlite" {
+            Route::Direct(ledger)
+        } else {
+            let (jobs, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(commit_loop(ledger, stage, receiver, bursts.clone()));
+            Route::Bursts(jobs)
+        };
+        BurstCommitter { route, bursts }
     }
 
-    /// Transactions committed (or failed) so far.
+    /// Transactions the commit loop committed (or failed) so far; 0 on SQLite.
     pub fn bursts(&self) -> u64 {
         self.bursts.load(Ordering::Relaxed)
     }
 
-    /// Commits `unit` with the next burst and returns its outcome once the burst's
+    /// Commits `unit` (with the next burst on PostgreSQL) and returns its outcome once its
     /// transaction is durable (or failed).
     pub async fn commit(&self, unit: Unit) -> Outcome {
-        if let Some(ledger) = &self.direct {
-            return ledger.transact(move |tx| apply(tx, unit)).await;
-        }
+        let jobs = match &self.route {
+            Route::Direct(ledger) => return ledger.transact(move |tx| apply(tx, unit)).await,
+            Route::Bursts(jobs) => jobs,
+        };
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { unit, reply })
+        jobs.send(Job { unit, reply })
             .map_err(|_| LedgerError::WriterGone)?;
         answer.await.map_err(|_| LedgerError::WriterGone)?
     }
