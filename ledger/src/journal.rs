@@ -31,28 +31,6 @@ impl Ledger {
         self.transact(move |tx| tx.record_fact(&fact)).await
     }
 
-    /// Same, inside a write transaction the caller already holds (to keep a fact atomic
-    /// with the state change it describes).
-    pub fn record_invoice_fact_in(
-        c: &rusqlite::Connection,
-        fact: &InvoiceFact,
-    ) -> Result<(), LedgerError> {
-        c.prepare_cached(
-            "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (dedupe_key) DO NOTHING",
-        )?
-        .execute((
-            &fact.invoice_key,
-            &fact.tenant,
-            &fact.at,
-            &fact.kind,
-            &fact.detail,
-            &fact.dedupe_key,
-        ))?;
-        Ok(())
-    }
-
     /// Every fact about an invoice, in time order.
     pub async fn invoice_facts(&self, invoice_key: &str) -> Result<Vec<InvoiceFact>, LedgerError> {
         let key = invoice_key.to_string();

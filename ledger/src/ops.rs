@@ -283,8 +283,6 @@ pub(crate) fn all<T, P: Params>(
     Ok(out)
 }
 
-pub(crate) use crate::sql::numbered;
-
 /// [`SUMMARY_COLUMNS`] as a summary.
 pub(crate) fn summary(r: &impl Columns) -> Result<ParkedSummary, LedgerError> {
     let stage: String = r.col(2)?;

@@ -372,12 +372,7 @@ impl CoreStore for Tx<'_> {
     }
 
     fn record_fact(&mut self, fact: &InvoiceFact) -> Result<(), LedgerError> {
-        dispatch!(
-            self,
-            crate::Ledger::record_invoice_fact_in,
-            crate::pg::core::record_fact,
-            fact
-        )
+        self.record_facts(std::slice::from_ref(fact))
     }
 
     fn record_facts(&mut self, facts: &[InvoiceFact]) -> Result<(), LedgerError> {

@@ -130,23 +130,6 @@ pub(crate) fn record_file(
     }
 }
 
-pub(crate) fn record_fact(c: &mut Prepared<'_>, fact: &InvoiceFact) -> Result<(), LedgerError> {
-    c.execute(
-        "INSERT INTO invoice_event (invoice_key, tenant, at, kind, detail, dedupe_key)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (dedupe_key) DO NOTHING",
-        &[
-            &fact.invoice_key,
-            &fact.tenant,
-            &fact.at,
-            &fact.kind,
-            &fact.detail,
-            &fact.dedupe_key,
-        ],
-    )?;
-    Ok(())
-}
-
 pub(crate) fn facts_of(
     c: &mut Prepared<'_>,
     invoice_key: &str,

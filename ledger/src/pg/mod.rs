@@ -33,7 +33,8 @@ const MAX_CONNECTIONS: usize = 16;
 const MIGRATION_LOCK: i64 = 0x656e_6361_6973_7365; // "encaisse"
 
 /// A connection inside a transaction with its prepared statements: what the store
-/// operations of this module run on. The client's own `execute`/`query` with an SQL text
+/// operations of this module run on. SQL texts may use `$N` or the portable `?N` (numbered
+/// when prepared). The client's own `execute`/`query` with an SQL text
 /// prepare the statement again on every call (a round trip of its own before the one that
 /// runs it); these prepare each text once per connection.
 pub(crate) struct Prepared<'a> {

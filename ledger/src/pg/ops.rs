@@ -10,17 +10,18 @@ use crate::error::LedgerError;
 use crate::ops::{
     self, ACTIONS, AuditEntry, CONSOLE_ACTIONS, Columns, Filter, Group, Marked, ParkedMessage,
     ParkedRecord, ParkedSummary, RECORD_ACTION, RECORD_CONSOLE_ACTION, RESOLVE, Resolution,
-    WAITING, Waiting, numbered,
+    WAITING, Waiting,
 };
 
-/// Every row of `sql` (with `?N` placeholders), each read by `read`.
+/// Every row of `sql` (with `?N` placeholders, numbered when the statement is prepared),
+/// each read by `read`.
 pub(crate) fn all<T>(
     c: &mut Prepared<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     read: impl Fn(&Row) -> Result<T, LedgerError>,
 ) -> Result<Vec<T>, LedgerError> {
-    c.query(&numbered(sql), params)?.iter().map(read).collect()
+    c.query(sql, params)?.iter().map(read).collect()
 }
 
 fn params(values: &[String]) -> Vec<&(dyn ToSql + Sync)> {
@@ -31,7 +32,7 @@ fn params(values: &[String]) -> Vec<&(dyn ToSql + Sync)> {
 /// for the first insert to commit and then returns no row.
 pub(crate) fn insert(c: &mut Prepared<'_>, r: &ParkedRecord) -> Result<Option<i64>, LedgerError> {
     let row = c.query_opt(
-        &format!("{} RETURNING id", numbered(ops::INSERT)),
+        &format!("{} RETURNING id", ops::INSERT),
         &[
             &r.fingerprint,
             &r.queue,
@@ -116,10 +117,7 @@ pub(crate) fn resolve(
     id: i64,
     r: &Resolution<'_>,
 ) -> Result<Marked, LedgerError> {
-    let changed = c.execute(
-        &numbered(RESOLVE),
-        &[&id, &r.to.as_str(), &r.at, &r.by, &r.reason],
-    )?;
+    let changed = c.execute(RESOLVE, &[&id, &r.to.as_str(), &r.at, &r.by, &r.reason])?;
     if changed == 0 {
         return Ok(match get(c, id)? {
             Some(message) => Marked::AlreadyResolved(Box::new(message.summary)),
@@ -127,7 +125,7 @@ pub(crate) fn resolve(
         });
     }
     c.execute(
-        &numbered(RECORD_ACTION),
+        RECORD_ACTION,
         &[&id, &r.action, &r.at, &r.by, &r.reason, &r.detail],
     )?;
     Ok(Marked::Done)
@@ -142,7 +140,7 @@ pub(crate) fn record_console_action(
     e: &AuditEntry,
 ) -> Result<(), LedgerError> {
     c.execute(
-        &numbered(RECORD_CONSOLE_ACTION),
+        RECORD_CONSOLE_ACTION,
         &[
             &e.at, &e.user, &e.role, &e.action, &e.target, &e.reason, &e.outcome,
         ],

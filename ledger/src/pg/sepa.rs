@@ -8,7 +8,6 @@ use crate::pg::Prepared;
 use postgres::types::ToSql;
 
 use crate::error::LedgerError;
-use crate::ops::numbered;
 use crate::pg::ops::all;
 use crate::sepa::{
     BankRecord, DELETE_USE, INSERT_EVENT, INSERT_MANDATE, INSERT_USE, KEEP_INVOICE, KEPT_INVOICE,
@@ -18,7 +17,7 @@ use crate::sepa::{
 
 pub(crate) fn insert_event(c: &mut Prepared<'_>, e: &PendingEvent) -> Result<bool, LedgerError> {
     let changed = c.execute(
-        &numbered(INSERT_EVENT),
+        INSERT_EVENT,
         &[&e.message_id, &e.tenant, &e.origin, &e.body, &e.created_at],
     )?;
     Ok(changed > 0)
@@ -42,9 +41,8 @@ pub(crate) fn mark_handed(
     message_ids: &[String],
     at: &str,
 ) -> Result<(), LedgerError> {
-    let sql = numbered(MARK_HANDED);
     for id in message_ids {
-        c.execute(&sql, &[id, &at])?;
+        c.execute(MARK_HANDED, &[id, &at])?;
     }
     Ok(())
 }
@@ -55,7 +53,7 @@ pub(crate) fn keep_invoice(
     invoice_key: &str,
     payload: &[u8],
 ) -> Result<bool, LedgerError> {
-    Ok(c.execute(&numbered(KEEP_INVOICE), &[&tenant, &invoice_key, &payload])? > 0)
+    Ok(c.execute(KEEP_INVOICE, &[&tenant, &invoice_key, &payload])? > 0)
 }
 
 pub(crate) fn kept_invoice(
@@ -74,13 +72,13 @@ pub(crate) fn record_seen(
     tenant: &str,
     key: &str,
 ) -> Result<bool, LedgerError> {
-    let row = c.query_one(&numbered(RECORD_SEEN), &[&tenant, &key])?;
+    let row = c.query_one(RECORD_SEEN, &[&tenant, &key])?;
     Ok(row.try_get(0)?)
 }
 
 pub(crate) fn record_handled(c: &mut Prepared<'_>, r: &BankRecord) -> Result<bool, LedgerError> {
     let changed = c.execute(
-        &numbered(RECORD_HANDLED),
+        RECORD_HANDLED,
         &[
             &r.tenant,
             &r.idempotency_key,
@@ -140,7 +138,6 @@ fn write_mandate(
     m: &MandateRow,
     at: &str,
 ) -> Result<u64, LedgerError> {
-    // `?N` placeholders become `$N` when the statement is prepared.
     c.execute(
         sql,
         &[
@@ -197,7 +194,7 @@ pub(crate) fn uses(
 
 pub(crate) fn insert_use(c: &mut Prepared<'_>, u: &NewUse<'_>) -> Result<(), LedgerError> {
     c.execute(
-        &numbered(INSERT_USE),
+        INSERT_USE,
         &[
             &u.tenant,
             &u.invoice_key,
@@ -219,10 +216,7 @@ pub(crate) fn set_due_date(
     attempt: i64,
     due_date: &str,
 ) -> Result<(), LedgerError> {
-    c.execute(
-        &numbered(SET_DUE_DATE),
-        &[&tenant, &invoice_key, &attempt, &due_date],
-    )?;
+    c.execute(SET_DUE_DATE, &[&tenant, &invoice_key, &attempt, &due_date])?;
     Ok(())
 }
 
@@ -232,6 +226,6 @@ pub(crate) fn delete_use(
     invoice_key: &str,
     attempt: i64,
 ) -> Result<(), LedgerError> {
-    c.execute(&numbered(DELETE_USE), &[&tenant, &invoice_key, &attempt])?;
+    c.execute(DELETE_USE, &[&tenant, &invoice_key, &attempt])?;
     Ok(())
 }

@@ -22,17 +22,7 @@ pub fn issued_before(
     tenant: &str,
     invoice_key: &str,
 ) -> Result<Option<IssuedBefore>, LedgerError> {
-    tx.query_opt(
-        "SELECT content_hash, run_id, file FROM polyfac_issued WHERE tenant = ?1 AND invoice_key = ?2",
-        &[&tenant, &invoice_key],
-        |r| {
-            Ok(IssuedBefore {
-                content_hash: r.get(0)?,
-                run_id: r.get(1)?,
-                file: r.get(2)?,
-            })
-        },
-    )
+    Ok(issued_before_many(tx, tenant, &[invoice_key.to_string()])?.remove(invoice_key))
 }
 
 /// Keys looked up per statement by [`issued_before_many`] (well under SQLite's and
