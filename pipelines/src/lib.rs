@@ -5,6 +5,7 @@
 //! confirms, acks after durable effects, retries through delay tiers, parking lots,
 //! deduplication, reconnection and graceful shutdown (DESIGN §3).
 
+pub mod bundle;
 pub mod mandates;
 pub mod runtime;
 pub mod stage;

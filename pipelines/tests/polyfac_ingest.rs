@@ -32,11 +32,28 @@ async fn harness() -> Harness {
     .await
 }
 
+/// One message per invoice: most tests here read each `invoice.issued` as published. Those
+/// about bundles set `bundle_size` themselves.
 fn settings(batch: usize) -> PolyfacStagesConfig {
     PolyfacStagesConfig {
         inbox_settle_ms: 0,
         publish_batch_size: batch,
+        bundle_size: 1,
         ..PolyfacStagesConfig::default()
+    }
+}
+
+/// The invoices a delivery carries, as (message id, body): itself, or a bundle's items.
+fn carried(d: &lapin::message::Delivery) -> Vec<(String, Vec<u8>)> {
+    let message = encaisse_pipelines::runtime::handling::incoming(d, d.data.clone().into());
+    if encaisse_pipelines::bundle::is_bundle(&message) {
+        encaisse_pipelines::bundle::unpack(&message)
+            .unwrap()
+            .into_iter()
+            .map(|item| (item.message_id.unwrap(), item.body.to_vec()))
+            .collect()
+    } else {
+        vec![(message.message_id.unwrap(), d.data.clone())]
     }
 }
 
@@ -285,8 +302,13 @@ async fn a_crash_between_publishes_loses_nothing_and_duplicates_nothing() {
     std::fs::write(inbox.join("FACT_BIG.csv"), &export).unwrap();
 
     // First process: killed (its future dropped, like a crash) once 3 batches are recorded.
+    // Batches go out in bundles of 7 (three per batch, the last one short).
     let batch = 20;
-    let watcher = ingest_source(vitry(), h.data_dir(), &settings(batch));
+    let bundled = PolyfacStagesConfig {
+        bundle_size: 7,
+        ..settings(batch)
+    };
+    let watcher = ingest_source(vitry(), h.data_dir(), &bundled);
     let ctx = h.ctx.clone();
     let task = tokio::spawn(async move { watcher.scan_once(&ctx, &mut HashMap::new()).await });
     h.wait_count(
@@ -314,20 +336,26 @@ async fn a_crash_between_publishes_loses_nothing_and_duplicates_nothing() {
     );
 
     // Restart: a new watcher reads the file again.
-    let watcher = ingest_source(vitry(), h.data_dir(), &settings(batch));
+    let watcher = ingest_source(vitry(), h.data_dir(), &bundled);
     assert_eq!(watcher.scan_once(&h.ctx, &mut HashMap::new()).await, 1);
     assert_eq!(
         count(&h.ledger, "SELECT count(*) FROM polyfac_issued").await,
         expected
     );
 
-    let issued = h.client.drain(&h.queue(ISSUED)).await;
+    let deliveries = h.client.drain(&h.queue(ISSUED)).await;
+    assert!(
+        deliveries.len() * 5 < expected as usize,
+        "bundles: {} messages for {expected} invoices",
+        deliveries.len()
+    );
+    let issued: Vec<(String, Vec<u8>)> = deliveries.iter().flat_map(carried).collect();
     let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
-    for d in &issued {
-        let id = d.properties.message_id().as_ref().unwrap().to_string();
-        if let Some(before) = bodies.insert(id.clone(), d.data.clone()) {
+    for (id, body) in &issued {
+        let _: InvoiceIssued = encaisse_schemas::decode(body).unwrap();
+        if let Some(before) = bodies.insert(id.clone(), body.clone()) {
             assert_eq!(
-                before, d.data,
+                &before, body,
                 "a re-sent message is the same message ({id})"
             );
         }
@@ -358,6 +386,17 @@ async fn a_crash_between_publishes_loses_nothing_and_duplicates_nothing() {
 /// downstream queue holds more than `max_downstream_backlog`, and goes on as it drains.
 #[tokio::test]
 async fn the_ingest_waits_while_a_downstream_queue_is_over_its_bound_and_resumes() {
+    backlog_holds(1).await;
+}
+
+/// The same with bundles of 10: the bound counts invoices, so the queue holds at most
+/// 60 ÷ 10 messages plus one batch's bundles.
+#[tokio::test]
+async fn with_bundles_the_backlog_bound_counts_invoices() {
+    backlog_holds(10).await;
+}
+
+async fn backlog_holds(bundle_size: usize) {
     let h = Harness::start_watching_sinks(
         |_| Vec::new(),
         &[(ISSUED, "invoice.issued.#"), (CLOSED, "billing_run.closed")],
@@ -373,8 +412,14 @@ async fn the_ingest_waits_while_a_downstream_queue_is_over_its_bound_and_resumes
     let (batch, bound) = (20, 60);
     let settings = PolyfacStagesConfig {
         max_downstream_backlog: bound,
+        bundle_size,
         ..settings(batch)
     };
+    // In queue messages: what the ingest waits on, and what one batch adds (its titres and
+    // its régie invoices go in bundles of their own: one short bundle more at most).
+    let per = bundle_size as u64;
+    let extra = u64::from(per > 1);
+    let (bound, batch) = (bound / per, (batch as u64).div_ceil(per) + extra);
     let watcher = ingest_source(vitry(), h.data_dir(), &settings);
     let ctx = h.ctx.clone();
     let scan = tokio::spawn(async move { watcher.scan_once(&ctx, &mut HashMap::new()).await });
@@ -390,7 +435,7 @@ async fn the_ingest_waits_while_a_downstream_queue_is_over_its_bound_and_resumes
     let held = u64::from(h.client.count(&queue).await);
     let recorded = count(&h.ledger, "SELECT count(*) FROM polyfac_issued").await;
     assert!(
-        held <= bound + batch as u64,
+        held <= bound + batch,
         "at most one batch over the bound: {held}"
     );
     assert!(!scan.is_finished(), "the ingest waits");
@@ -408,15 +453,21 @@ async fn the_ingest_waits_while_a_downstream_queue_is_over_its_bound_and_resumes
     // Resumed: draining the queue lets the ingest finish; the bound holds throughout.
     let mut taken = 0u64;
     let mut deepest = held;
+    let invoices = |deliveries: Vec<lapin::message::Delivery>| {
+        deliveries
+            .iter()
+            .map(|d| carried(d).len() as u64)
+            .sum::<u64>()
+    };
     while !scan.is_finished() {
         deepest = deepest.max(u64::from(h.client.count(&queue).await));
-        taken += h.client.drain(&queue).await.len() as u64;
+        taken += invoices(h.client.drain(&queue).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(scan.await.unwrap(), 1, "the file was handled");
-    taken += h.client.drain(&queue).await.len() as u64;
+    taken += invoices(h.client.drain(&queue).await);
     assert_eq!(taken, expected, "every invoice published once");
-    assert!(deepest <= bound + batch as u64, "deepest {deepest}");
+    assert!(deepest <= bound + batch, "deepest {deepest}");
     assert_eq!(h.client.drain(&h.queue(CLOSED)).await.len(), 1);
     h.stop().await;
 }

@@ -41,9 +41,13 @@ pub struct Report {
     pub phases: Vec<super::pipeline::PhasePeak>,
     /// The deepest ready-message count sampled in each work queue during the pipeline.
     pub max_queue_depth: std::collections::BTreeMap<String, u64>,
-    /// The daemon's `[polyfac] max_downstream_backlog`.
+    /// The daemon's `[polyfac] max_downstream_backlog` (invoices).
     pub backlog_bound: u64,
-    /// Whether every work queue stayed within the bound plus one ingest batch.
+    /// The daemon's `[polyfac] bundle_size`: invoices per queue message at most.
+    pub bundle_size: u64,
+    /// The bound in queue messages: `backlog_bound / bundle_size` plus one ingest batch.
+    pub backlog_bound_messages: u64,
+    /// Whether every work queue stayed within `backlog_bound_messages`.
     pub backlog_bound_held: bool,
     pub pes_titres_per_s: f64,
     pub machine: Machine,
@@ -241,8 +245,9 @@ pub fn table(r: &Report) -> String {
         })
         .collect();
     out.push_str(&format!(
-        "  deepest work queues (bound {}{}): {}\n",
-        thousands(r.backlog_bound as f64),
+        "  deepest work queues in messages of up to {} invoices (bound {} messages{}): {}\n",
+        r.bundle_size,
+        thousands(r.backlog_bound_messages as f64),
         if r.backlog_bound_held {
             ", held"
         } else {

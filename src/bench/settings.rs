@@ -46,6 +46,10 @@ pub struct RunSettings {
     pub payfip: Option<PayfipUrls>,
     /// `[polyfac] max_downstream_backlog` (`None`: not written, the daemon's default).
     pub max_downstream_backlog: Option<u64>,
+    /// `[polyfac] bundle_size` (`None`: not written, the daemon's default).
+    pub bundle_size: Option<usize>,
+    /// `[polyfac] publish_batch_size` (`None`: not written, the daemon's default).
+    pub publish_batch_size: Option<usize>,
     /// `[ledger] url` (`None`: not written, the data directory's SQLite file).
     pub ledger_url: Option<String>,
     /// Writes a `[cluster]` section: several daemons share the PostgreSQL ledger.
@@ -68,6 +72,8 @@ impl RunSettings {
             tiers_secs: vec![5, 30, 120, 600, 3600],
             payfip: None,
             max_downstream_backlog: None,
+            bundle_size: None,
+            publish_batch_size: None,
             ledger_url: None,
             cluster: false,
         })
@@ -103,10 +109,17 @@ impl RunSettings {
             .replace("@PAYFIP_GATEWAY@", &gateway)
             .replace(
                 "@POLYFAC_MORE@",
-                &self
-                    .max_downstream_backlog
-                    .map(|n| format!("max_downstream_backlog = {n}"))
-                    .unwrap_or_default(),
+                &[
+                    self.max_downstream_backlog
+                        .map(|n| format!("max_downstream_backlog = {n}")),
+                    self.bundle_size.map(|n| format!("bundle_size = {n}")),
+                    self.publish_batch_size
+                        .map(|n| format!("publish_batch_size = {n}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n"),
             )
             .replace(
                 "@PAYFIP_ENABLED@",
@@ -178,6 +191,8 @@ mod tests {
             tiers_secs: vec![1, 5],
             payfip,
             max_downstream_backlog: Some(2000),
+            bundle_size: Some(50),
+            publish_batch_size: Some(1000),
             ledger_url: None,
             cluster: false,
         }
@@ -189,6 +204,8 @@ mod tests {
         assert_eq!(config.broker.prefix, "bench-test");
         assert_eq!(config.retry.tiers_secs, vec![1, 5]);
         assert_eq!(config.polyfac.max_downstream_backlog, 2000);
+        assert_eq!(config.polyfac.bundle_size, 50);
+        assert_eq!(config.polyfac.publish_batch_size, 1000);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/encaisse \"bench\""));
         let tenant = config.tenant(TENANT).unwrap();
         assert!(tenant.helios.is_some(), "titres go to Hélios");

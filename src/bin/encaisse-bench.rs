@@ -95,6 +95,13 @@ struct BenchArgs {
     /// a huge value measures a run without back-pressure.
     #[arg(long)]
     max_downstream_backlog: Option<u64>,
+    /// The daemon's `[polyfac] bundle_size` (default: the daemon's own default); 1 runs
+    /// every invoice as its own message, to measure what bundles buy.
+    #[arg(long)]
+    bundle_size: Option<usize>,
+    /// The daemon's `[polyfac] publish_batch_size` (default: the daemon's own default).
+    #[arg(long)]
+    publish_batch_size: Option<usize>,
     /// Run the daemon on PostgreSQL: a server (`postgres://user@host/postgres`) where the
     /// run creates a fresh database for the ledger, dropped at the end.
     #[arg(long, env = "ENCAISSE_BENCH_LEDGER_URL")]
@@ -170,6 +177,8 @@ async fn bench(args: BenchArgs) -> ExitCode {
         keep: args.common.keep,
         daemon,
         max_downstream_backlog: args.max_downstream_backlog,
+        bundle_size: args.bundle_size,
+        publish_batch_size: args.publish_batch_size,
         ledger_admin_url: args.ledger_url.clone(),
         instances: args.instances,
     };

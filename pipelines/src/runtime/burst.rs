@@ -96,6 +96,25 @@ impl BurstCommitter {
     }
 }
 
+impl BurstCommitter {
+    /// Commits `units` together (the items of one bundle): in one transaction on SQLite, a
+    /// savepoint each; in the next bursts on PostgreSQL. One outcome per unit, in order.
+    pub async fn commit_all(&self, units: Vec<Unit>) -> Vec<Outcome> {
+        let count = units.len();
+        match &self.route {
+            Route::Direct(ledger) => {
+                match ledger.transact(move |tx| commit_units(tx, units)).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => (0..count).map(|_| Err(same_failure(&e))).collect(),
+                }
+            }
+            Route::Bursts(_) => {
+                futures::future::join_all(units.into_iter().map(|unit| self.commit(unit))).await
+            }
+        }
+    }
+}
+
 async fn commit_loop(
     ledger: Ledger,
     stage: String,

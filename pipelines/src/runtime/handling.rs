@@ -15,6 +15,7 @@ use bytes::Bytes;
 use encaisse_ledger::clock::now as now_rfc3339;
 use encaisse_ledger::{Ledger, ProcessedMessage};
 use futures::FutureExt;
+use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sha2::{Digest, Sha256};
@@ -29,6 +30,7 @@ use super::metrics;
 use super::outbox;
 use super::publisher::{PublisherCore, Wire};
 use super::topology::StageQueues;
+use crate::bundle;
 use crate::stage::{ErrorClass, Handled, Incoming, Outgoing, Stage, StageError};
 
 /// Everything a delivery of one stage needs.
@@ -100,7 +102,7 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// How a delivery ended, for logs and tests of the logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
+pub(super) enum Settled {
     Acked,
     /// Not acked (channel gone, ack refused): the broker will redeliver it.
     LeftForRedelivery,
@@ -120,6 +122,11 @@ impl StageRunner {
             message_id = %id,
             attempt = message.attempt,
         );
+        if bundle::is_bundle(&message) {
+            self.handle_bundle(delivery, message).instrument(span).await;
+            metrics::duration(&self.name, started.elapsed());
+            return;
+        }
         self.handle_in_span(delivery, message, id, started)
             .instrument(span)
             .await;
@@ -157,7 +164,7 @@ impl StageRunner {
     /// Runs the handler, retrying transient failures in process, and turning a panic into a
     /// permanent failure (a bug: the same bytes would panic again; parked for replay once
     /// fixed) instead of killing the consumer.
-    async fn run_handler(&self, message: &Incoming) -> Result<Handled, StageError> {
+    pub(super) async fn run_handler(&self, message: &Incoming) -> Result<Handled, StageError> {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.retry.in_process_min_delay_ms))
             .with_factor(2.0)
@@ -201,15 +208,49 @@ impl StageRunner {
         delivery: &Delivery,
         message: &Incoming,
         id: &str,
-        mut handled: Handled,
+        handled: Handled,
     ) -> Settled {
-        let encoded = match outbox::encode(&handled.outputs) {
-            Ok(encoded) => encoded,
-            Err(e) => {
-                let error = StageError::permanent("unencodable_outputs", e.to_string());
-                return self.fail(delivery, message, error).await;
+        match self.commit_handled(message, id, handled).await {
+            Ok(Committed { outputs, duplicate }) => {
+                if duplicate {
+                    metrics::duplicate(&self.name);
+                }
+                let settled = self
+                    .publish_outputs_then_ack(delivery, message, &outputs)
+                    .await;
+                if settled == Settled::Acked && !duplicate {
+                    metrics::processed(&self.name);
+                }
+                settled
             }
-        };
+            Err(error) => self.fail(delivery, message, error).await,
+        }
+    }
+
+    /// Commits the processed record of `message` with the stage's ledger effect (in the
+    /// stage's next burst) and returns the outputs to publish: the handler's, or those of
+    /// an earlier delivery of the same message that committed first.
+    pub(super) async fn commit_handled(
+        &self,
+        message: &Incoming,
+        id: &str,
+        handled: Handled,
+    ) -> Result<Committed, StageError> {
+        let (unit, outputs) = self.unit_for(message, id, handled)?;
+        resolve(self.committer.commit(unit).await, outputs)
+    }
+
+    /// What committing `handled` writes: the processed record (with the outputs it keeps
+    /// for a redelivery) and the stage's ledger effect; and the outputs to publish once
+    /// it is committed.
+    pub(super) fn unit_for(
+        &self,
+        message: &Incoming,
+        id: &str,
+        mut handled: Handled,
+    ) -> Result<(Unit, Vec<Outgoing>), StageError> {
+        let encoded = outbox::encode(&handled.outputs)
+            .map_err(|e| StageError::permanent("unencodable_outputs", e.to_string()))?;
         let record = ProcessedMessage {
             stage: self.name.clone(),
             message_id: id.to_string(),
@@ -227,33 +268,7 @@ impl StageRunner {
             record,
             effect: handled.ledger_effect.take(),
         };
-        let written = self.committer.commit(unit).await;
-        let outputs = match written {
-            Ok(None) => handled.outputs,
-            Ok(Some(earlier)) => {
-                // Another delivery of the same message committed first: its outputs win.
-                tracing::info!(
-                    "Message was processed concurrently; republishing the first outputs."
-                );
-                metrics::duplicate(&self.name);
-                match outbox::decode(&earlier.outputs) {
-                    Ok(outputs) => outputs,
-                    Err(e) => {
-                        let error =
-                            StageError::permanent("unreadable_stored_outputs", e.to_string());
-                        return self.fail(delivery, message, error).await;
-                    }
-                }
-            }
-            Err(e) => return self.fail(delivery, message, StageError::from(e)).await,
-        };
-        let settled = self
-            .publish_outputs_then_ack(delivery, message, &outputs)
-            .await;
-        if settled == Settled::Acked {
-            metrics::processed(&self.name);
-        }
-        settled
+        Ok((unit, handled.outputs))
     }
 
     /// A redelivery of a processed message: the stored outputs again (same ids), then ack.
@@ -265,15 +280,12 @@ impl StageRunner {
     ) -> Settled {
         metrics::duplicate(&self.name);
         tracing::info!(processed_at = %record.processed_at, "Message already processed; republishing its outputs without running the stage.");
-        match outbox::decode(&record.outputs) {
+        match stored_outputs(&record) {
             Ok(outputs) => {
                 self.publish_outputs_then_ack(delivery, message, &outputs)
                     .await
             }
-            Err(e) => {
-                let error = StageError::permanent("unreadable_stored_outputs", e.to_string());
-                self.fail(delivery, message, error).await
-            }
+            Err(error) => self.fail(delivery, message, error).await,
         }
     }
 
@@ -307,7 +319,10 @@ impl StageRunner {
 
     /// In-process retries of a transient publish failure (the publisher already waits for a
     /// reconnection within its own bound).
-    async fn publish_with_retries<'a, F, Fut>(&self, publish: F) -> Result<(), PublishError>
+    pub(super) async fn publish_with_retries<'a, F, Fut>(
+        &self,
+        publish: F,
+    ) -> Result<(), PublishError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), PublishError>> + 'a,
@@ -343,6 +358,42 @@ impl StageRunner {
         message: &Incoming,
         error: &StageError,
     ) -> Settled {
+        let moved = self.failure_move(
+            &delivery.properties,
+            message,
+            delivery.exchange.as_str(),
+            delivery.routing_key.as_str(),
+            error,
+        );
+        let published = self
+            .publish_with_retries(|| {
+                self.publisher
+                    .publish_wire(std::slice::from_ref(&moved.wire))
+            })
+            .await;
+        match published {
+            Ok(()) => {
+                self.count_move(&moved, error);
+                ack(delivery).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, failure = %error, queue = %moved.wire.routing_key, "Could not move the failed message; it goes back to the queue.");
+                requeue(delivery).await
+            }
+        }
+    }
+
+    /// Where a failed message goes (its delay tier or the parking lot) and in what form:
+    /// its own properties and body, plus the failure headers. `exchange` and `routing_key`
+    /// are those it was delivered with (kept as its origin).
+    pub(super) fn failure_move(
+        &self,
+        properties: &BasicProperties,
+        message: &Incoming,
+        exchange: &str,
+        routing_key: &str,
+        error: &StageError,
+    ) -> Moved {
         let attempt = message.attempt;
         let tier = (error.class == ErrorClass::Transient && attempt < self.retry.max_attempts)
             .then(|| self.queues.tier_for(attempt))
@@ -353,7 +404,7 @@ impl StageRunner {
             None => (self.queues.parked.clone(), attempt, true),
         };
         let table = headers::with_failure(
-            delivery.properties.headers().as_ref(),
+            properties.headers().as_ref(),
             &Failure {
                 stage: &self.name,
                 attempt: next_attempt,
@@ -361,44 +412,83 @@ impl StageRunner {
                 class: error.class.as_str(),
                 kind: &error.kind,
                 origin_queue: &self.queues.work,
-                exchange: delivery.exchange.as_str(),
-                routing_key: delivery.routing_key.as_str(),
+                exchange,
+                routing_key,
                 now: &now,
                 parked,
             },
         );
-        let wire = Wire {
-            exchange: String::new(),
-            routing_key: target.clone(),
-            message_id: message.message_id.clone().unwrap_or_default(),
-            properties: delivery.properties.clone().with_headers(table),
-            body: message.body.clone(),
-        };
-        let published = self
-            .publish_with_retries(|| self.publisher.publish_wire(std::slice::from_ref(&wire)))
-            .await;
-        match published {
-            Ok(()) if parked => {
-                metrics::parked(&self.name, error.class.as_str(), &error.kind);
-                tracing::warn!(class = %error.class, kind = %error.kind, error = %error, queue = %target, "Message parked.");
-                ack(delivery).await
-            }
-            Ok(()) => {
-                metrics::retried(&self.name, &error.kind);
-                tracing::info!(kind = %error.kind, error = %error, queue = %target, next_attempt, "Transient failure; message sent to a delay tier.");
-                ack(delivery).await
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, failure = %error, queue = %target, "Could not move the failed message; it goes back to the queue.");
-                requeue(delivery).await
-            }
+        Moved {
+            wire: Wire {
+                exchange: String::new(),
+                routing_key: target,
+                message_id: message.message_id.clone().unwrap_or_default(),
+                properties: properties.clone().with_headers(table),
+                body: message.body.clone(),
+            },
+            parked,
+            next_attempt,
+        }
+    }
+
+    /// Metrics and the log line of a failed message once it is in its tier or parked.
+    pub(super) fn count_move(&self, moved: &Moved, error: &StageError) {
+        let queue = &moved.wire.routing_key;
+        if moved.parked {
+            metrics::parked(&self.name, error.class.as_str(), &error.kind);
+            tracing::warn!(message_id = %moved.wire.message_id, class = %error.class, kind = %error.kind, error = %error, queue = %queue, "Message parked.");
+        } else {
+            metrics::retried(&self.name, &error.kind);
+            tracing::info!(message_id = %moved.wire.message_id, kind = %error.kind, error = %error, queue = %queue, next_attempt = moved.next_attempt, "Transient failure; message sent to a delay tier.");
         }
     }
 }
 
+/// What a handled message committed: the outputs to publish, and whether an earlier
+/// delivery of it had committed first (its outputs, this one's effect dropped).
+pub(super) struct Committed {
+    pub outputs: Vec<Outgoing>,
+    pub duplicate: bool,
+}
+
+/// A failed message in the form it is moved in.
+pub(super) struct Moved {
+    /// To the default exchange, routed to the tier or the parking lot.
+    pub wire: Wire,
+    pub parked: bool,
+    pub next_attempt: u32,
+}
+
+/// The outcome of a commit: `outputs` when this delivery's record is the one committed,
+/// else the outputs stored by the earlier delivery of the same message (its effect won).
+pub(super) fn resolve(
+    outcome: super::burst::Outcome,
+    outputs: Vec<Outgoing>,
+) -> Result<Committed, StageError> {
+    match outcome? {
+        None => Ok(Committed {
+            outputs,
+            duplicate: false,
+        }),
+        Some(earlier) => {
+            tracing::info!("Message was processed concurrently; republishing the first outputs.");
+            stored_outputs(&earlier).map(|outputs| Committed {
+                outputs,
+                duplicate: true,
+            })
+        }
+    }
+}
+
+/// The outputs an earlier delivery stored with its processed record.
+pub(super) fn stored_outputs(record: &ProcessedMessage) -> Result<Vec<Outgoing>, StageError> {
+    outbox::decode(&record.outputs)
+        .map_err(|e| StageError::permanent("unreadable_stored_outputs", e.to_string()))
+}
+
 /// Acks; a failed ack (channel lost, typically after a reconnection) means the broker will
 /// redeliver the message, and the ledger will recognise it.
-async fn ack(delivery: &Delivery) -> Settled {
+pub(super) async fn ack(delivery: &Delivery) -> Settled {
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(true) => Settled::Acked,
         Ok(false) => {
@@ -415,7 +505,7 @@ async fn ack(delivery: &Delivery) -> Settled {
 }
 
 /// Puts the message back at once (nack with requeue); it counts toward `x-delivery-limit`.
-async fn requeue(delivery: &Delivery) -> Settled {
+pub(super) async fn requeue(delivery: &Delivery) -> Settled {
     let options = BasicNackOptions {
         multiple: false,
         requeue: true,

@@ -11,11 +11,12 @@
 //! How it works, module by module: [`topology`] (names, arguments, idempotent declaration),
 //! [`publisher`] (confirmed publishing), [`handling`] (one delivery: dedupe, handler,
 //! outbox, retry tiers, parking), [`supervisor`] (connection loop and consumers),
-//! [`sources`] (source restarts, dedupe pruning), [`drain`] (queues read as they are, for
+//! `bundled` (a bundle's items, each as its own message), [`sources`] (source restarts, dedupe pruning), [`drain`] (queues read as they are, for
 //! ops), [`headers`], [`outbox`], [`metrics`].
 //! The operator's view is in `docs/runtime.md`.
 
 pub mod backlog;
+mod bundled;
 pub mod burst;
 pub mod config;
 pub mod drain;

@@ -13,12 +13,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::stage::{HeaderValue, Outgoing};
 
+/// A header value as stored (outbox) or carried in a bundle (`crate::bundle`).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum StoredHeader {
+pub(crate) enum StoredHeader {
     Text(String),
     Int(i64),
     Bool(bool),
+}
+
+impl StoredHeader {
+    pub(crate) fn of(value: &HeaderValue) -> Self {
+        match value {
+            HeaderValue::Text(s) => StoredHeader::Text(s.clone()),
+            HeaderValue::Int(i) => StoredHeader::Int(*i),
+            HeaderValue::Bool(b) => StoredHeader::Bool(*b),
+        }
+    }
+
+    pub(crate) fn into_value(self) -> HeaderValue {
+        match self {
+            StoredHeader::Text(s) => HeaderValue::Text(s),
+            StoredHeader::Int(i) => HeaderValue::Int(i),
+            StoredHeader::Bool(b) => HeaderValue::Bool(b),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,14 +71,7 @@ pub fn encode(outputs: &[Outgoing]) -> Result<Vec<u8>, serde_json::Error> {
                 headers: o
                     .headers
                     .iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            HeaderValue::Text(s) => StoredHeader::Text(s.clone()),
-                            HeaderValue::Int(i) => StoredHeader::Int(*i),
-                            HeaderValue::Bool(b) => StoredHeader::Bool(*b),
-                        };
-                        (k.clone(), v)
-                    })
+                    .map(|(k, v)| (k.clone(), StoredHeader::of(v)))
                     .collect(),
                 body,
                 body_bytes,
@@ -85,14 +97,7 @@ pub fn decode(stored: &[u8]) -> Result<Vec<Outgoing>, serde_json::Error> {
             headers: s
                 .headers
                 .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        StoredHeader::Text(s) => HeaderValue::Text(s),
-                        StoredHeader::Int(i) => HeaderValue::Int(i),
-                        StoredHeader::Bool(b) => HeaderValue::Bool(b),
-                    };
-                    (k, v)
-                })
+                .map(|(k, v)| (k, v.into_value()))
                 .collect(),
             body: match (s.body, s.body_bytes) {
                 (Some(text), _) => Bytes::from(text),

@@ -32,6 +32,15 @@ pub struct PolyfacStagesConfig {
     /// same message ids, which consumers deduplicate).
     #[serde(default = "default_publish_batch_size")]
     pub publish_batch_size: usize,
+    /// How many invoices of a batch travel in one AMQP message (default 100; 1–1000). The
+    /// ingest packs the batch's events of one routing key into bundles
+    /// (`encaisse_pipelines::bundle`): one broker crossing per bundle instead of one per
+    /// invoice and consumer, which is most of the pipeline's cost on a big export. Each
+    /// stage still handles, deduplicates, retries and parks every invoice on its own. 1
+    /// publishes every invoice as its own `invoice.issued` (for a consumer outside encaisse
+    /// that does not read bundles).
+    #[serde(default = "default_bundle_size")]
+    pub bundle_size: usize,
     /// How often pending REGLEMENTS lines are written to a new file in each tenant's
     /// `polyfac/outbox`, in seconds (default 60). Files are also written at midnight
     /// (Europe/Paris), when the day's file rolls. Each flush with new lines writes the next
@@ -43,13 +52,19 @@ pub struct PolyfacStagesConfig {
     /// `payfip.register`, `polyfac.export`, `sepa.batch`, …) holds more than this many ready
     /// messages. A queue then holds at most this bound plus one batch, so the broker's
     /// memory and disk stay bounded whatever the export's size, and the stages are not
-    /// slowed by queues hundreds of thousands deep. At least `publish_batch_size`.
+    /// slowed by queues hundreds of thousands deep. Counted in invoices: with bundles the
+    /// ingest waits while a queue holds more than this ÷ `bundle_size` messages. At least
+    /// `publish_batch_size`.
     #[serde(default = "default_max_downstream_backlog")]
     pub max_downstream_backlog: u64,
 }
 
 fn default_publish_batch_size() -> usize {
     500
+}
+
+fn default_bundle_size() -> usize {
+    100
 }
 
 fn default_flush_interval_secs() -> u64 {
@@ -67,12 +82,17 @@ const MAX_BACKLOG: u64 = 10_000_000;
 /// and two batches' events are held in memory.
 const MAX_PUBLISH_BATCH: usize = 10_000;
 
+/// Largest bundle: about 1.1 KB per invoice keeps a bundle near a megabyte, well under the
+/// broker's message size limit, and bounds what one delivery makes a stage hold.
+const MAX_BUNDLE: usize = 1_000;
+
 impl Default for PolyfacStagesConfig {
     fn default() -> Self {
         PolyfacStagesConfig {
             inbox_poll_interval_ms: default_inbox_poll_interval_ms(),
             inbox_settle_ms: default_inbox_settle_ms(),
             publish_batch_size: default_publish_batch_size(),
+            bundle_size: default_bundle_size(),
             flush_interval_secs: default_flush_interval_secs(),
             max_downstream_backlog: default_max_downstream_backlog(),
         }
@@ -105,6 +125,12 @@ impl PolyfacStagesConfig {
             issues.push(ConfigIssue::new(
                 format!("{prefix}.publish_batch_size"),
                 format!("must be between 1 and {MAX_PUBLISH_BATCH}"),
+            ));
+        }
+        if !(1..=MAX_BUNDLE).contains(&self.bundle_size) {
+            issues.push(ConfigIssue::new(
+                format!("{prefix}.bundle_size"),
+                format!("must be between 1 (no bundles) and {MAX_BUNDLE}"),
             ));
         }
         if self.flush_interval_secs == 0 {
@@ -141,6 +167,7 @@ mod tests {
             inbox_poll_interval_ms: 0,
             inbox_settle_ms: 0,
             publish_batch_size: 0,
+            bundle_size: 0,
             flush_interval_secs: 0,
             max_downstream_backlog: 0,
         };
@@ -154,6 +181,7 @@ mod tests {
             [
                 "polyfac.inbox_poll_interval_ms",
                 "polyfac.publish_batch_size",
+                "polyfac.bundle_size",
                 "polyfac.flush_interval_secs",
                 "polyfac.max_downstream_backlog"
             ]

@@ -65,6 +65,8 @@ pub struct PolyfacIngest {
     /// Ready messages a downstream work queue may hold before the next batch waits
     /// (`[polyfac] max_downstream_backlog`).
     backlog: u64,
+    /// Invoices per AMQP message (`[polyfac] bundle_size`; 1: one message each).
+    bundle_size: usize,
     /// The tenant area it reads: `polyfac` for each tenant's default source, or
     /// `sources/<name>` for another source the tenant receives.
     area: String,
@@ -79,6 +81,7 @@ impl PolyfacIngest {
             data_dir,
             batch_size: batch_size.max(1),
             backlog: u64::MAX,
+            bundle_size: 1,
             area: AREA.to_string(),
         }
     }
@@ -87,6 +90,13 @@ impl PolyfacIngest {
     /// messages (without it, no bound).
     pub fn with_backlog(mut self, bound: u64) -> Self {
         self.backlog = bound;
+        self
+    }
+
+    /// Packs each batch's invoices into bundles of at most `size` per routing key
+    /// ([`crate::bundle`]); 1 publishes one message per invoice.
+    pub fn with_bundles(mut self, size: usize) -> Self {
+        self.bundle_size = size.max(1);
         self
     }
 
@@ -518,11 +528,18 @@ impl PolyfacIngest {
                 keys.sort_unstable();
                 keys.dedup();
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                // The bound counts invoices; a bundle carries up to `bundle_size` of them.
+                let messages = (self.backlog / self.bundle_size as u64).max(1);
                 ctx.publisher
-                    .wait_for_downstream(&keys, self.backlog, NAME, &ctx.shutdown)
+                    .wait_for_downstream(&keys, messages, NAME, &ctx.shutdown)
                     .await;
             }
-            let task = tokio::spawn(publish_and_record(ctx.clone(), tenant, events));
+            let task = tokio::spawn(publish_and_record(
+                ctx.clone(),
+                tenant,
+                events,
+                self.bundle_size,
+            ));
             tally.in_flight = Some(InFlight(task));
         }
         Ok(())
@@ -707,14 +724,15 @@ impl Drop for InFlight {
     }
 }
 
-/// Publishes one batch of new invoices (confirmed), then records them with their journal
-/// facts in one transaction.
+/// Publishes one batch of new invoices (confirmed; in bundles of `bundle_size` per routing
+/// key), then records them with their journal facts in one transaction.
 async fn publish_and_record(
     ctx: SourceContext,
     tenant: String,
     events: Vec<Issued>,
+    bundle_size: usize,
 ) -> Result<u64, StageError> {
-    let outgoing: Vec<Outgoing> = events.iter().map(Issued::outgoing).collect();
+    let outgoing = crate::bundle::pack(events.iter().map(Issued::outgoing).collect(), bundle_size);
     ctx.publisher
         .publish(outgoing)
         .await

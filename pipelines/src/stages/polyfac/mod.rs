@@ -48,7 +48,8 @@ pub fn ingest_source(
     let ids = tenants.ids();
     Arc::new(InboxWatcher::new(
         PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size)
-            .with_backlog(config.max_downstream_backlog),
+            .with_backlog(config.max_downstream_backlog)
+            .with_bundles(config.bundle_size),
         data_dir,
         ids,
         config.watch(),
@@ -76,6 +77,7 @@ pub fn ingest_sources(
         watchers.push(Arc::new(InboxWatcher::new(
             PolyfacIngest::new(tenants, data_dir.clone(), config.publish_batch_size)
                 .with_backlog(config.max_downstream_backlog)
+                .with_bundles(config.bundle_size)
                 .in_area(source_area(&source)),
             data_dir.clone(),
             ids,

@@ -1,0 +1,253 @@
+//! A bundle delivered to a stage ([`crate::bundle`]): every item is handled as the message
+//! it stands for — deduplicated on its own id, the stage's handler, its own processed record
+//! and ledger effect, all the items' records and effects committed in one ledger
+//! transaction (a savepoint each) — then the outputs of all items are published (confirmed), the items
+//! that failed are moved one by one to their delay tier or to the parking lot (as single
+//! messages, so ops see, and replay, one invoice), and only then is the bundle acked.
+//!
+//! A crash or a lost ack anywhere before that ack redelivers the whole bundle: the items
+//! already committed are recognised by their processed records and only republish their
+//! stored outputs, the others run again. A bundle that cannot be read at all is parked
+//! whole, like any undecodable message.
+
+use futures::StreamExt;
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::types::ShortString;
+
+use super::PublishError;
+use super::handling::{
+    Committed, Moved, Settled, StageRunner, ack, dedupe_id, first_delivery, requeue, resolve,
+    stored_outputs,
+};
+use super::headers::{short, to_field_table};
+use super::metrics;
+use super::publisher::{CONTENT_TYPE, PERSISTENT};
+use crate::bundle;
+use crate::stage::{Handled, Incoming, Outgoing, StageError};
+
+/// Items of one bundle whose handlers run at once (a handler may read the ledger or write
+/// on its own: this keeps one bundle from taking every ledger connection).
+const ITEM_CONCURRENCY: usize = 16;
+
+/// One item before the bundle's commit.
+enum Run {
+    /// Processed before: its stored outputs.
+    Known(Incoming, Committed),
+    /// Handled now (with its dedupe id): to commit.
+    Handled(Incoming, String, Handled),
+    Failed(Incoming, StageError),
+}
+
+/// Items that failed, with why.
+type Failed = Vec<(Incoming, StageError)>;
+
+impl StageRunner {
+    /// Handles a bundle to the end; like [`StageRunner::handle`], never fails: the bundle is
+    /// acked once every item is committed or moved, or left for redelivery.
+    pub(super) async fn handle_bundle(&self, delivery: Delivery, bundle: Incoming) {
+        let items = match bundle::unpack(&bundle) {
+            Ok(items) => items,
+            Err(error) => {
+                let moved = self.failure_move(
+                    &delivery.properties,
+                    &bundle,
+                    delivery.exchange.as_str(),
+                    delivery.routing_key.as_str(),
+                    &error,
+                );
+                self.move_then_ack(&delivery, vec![(moved, error)]).await;
+                return;
+            }
+        };
+        let fresh = first_delivery(&bundle);
+        let runs: Vec<Run> = futures::stream::iter(items)
+            .map(|item| self.run_item(item, fresh))
+            .buffered(ITEM_CONCURRENCY)
+            .collect()
+            .await;
+        let (done, mut failed) = self.commit_runs(runs).await;
+        let Some(unpublishable) = self.publish_outputs(&done).await else {
+            tracing::warn!(
+                "Outputs of the bundle not confirmed; the bundle goes back to the queue and its items' outputs will be republished."
+            );
+            requeue(&delivery).await;
+            return;
+        };
+        let mut processed = done.iter().filter(|(_, c)| !c.duplicate).count();
+        for (message, error) in unpublishable {
+            processed = processed.saturating_sub(1);
+            failed.push((message, error));
+        }
+        let moves = failed
+            .into_iter()
+            .map(|(item, error)| {
+                let properties = item_properties(&item);
+                let moved = self.failure_move(
+                    &properties,
+                    &item,
+                    &item.exchange,
+                    &item.routing_key,
+                    &error,
+                );
+                (moved, error)
+            })
+            .collect();
+        if self.move_then_ack(&delivery, moves).await == Settled::Acked {
+            for _ in 0..processed {
+                metrics::processed(&self.name);
+            }
+        }
+    }
+
+    /// One item up to its commit: its stored outputs when it was processed before, else
+    /// what its handler made of it.
+    async fn run_item(&self, message: Incoming, fresh: bool) -> Run {
+        let id = dedupe_id(message.message_id.as_deref(), &message.body);
+        let known = if fresh {
+            Ok(None)
+        } else {
+            self.ledger.processed(&self.name, &id).await
+        };
+        match known {
+            Ok(Some(record)) => match stored_outputs(&record) {
+                Ok(outputs) => Run::Known(
+                    message,
+                    Committed {
+                        outputs,
+                        duplicate: true,
+                    },
+                ),
+                Err(error) => Run::Failed(message, error),
+            },
+            Ok(None) => match self.run_handler(&message).await {
+                Ok(handled) => Run::Handled(message, id, handled),
+                Err(error) => Run::Failed(message, error),
+            },
+            Err(e) => Run::Failed(message, StageError::from(e)),
+        }
+    }
+
+    /// Commits the handled items together (one ledger transaction on SQLite, a savepoint
+    /// each: one failing leaves the others); returns the settled items and the failed ones.
+    async fn commit_runs(&self, runs: Vec<Run>) -> (Vec<(Incoming, Committed)>, Failed) {
+        let mut done = Vec::with_capacity(runs.len());
+        let mut failed = Vec::new();
+        let mut units = Vec::new();
+        let mut waiting = Vec::new();
+        for run in runs {
+            match run {
+                Run::Known(message, committed) => {
+                    metrics::duplicate(&self.name);
+                    done.push((message, committed));
+                }
+                Run::Handled(message, id, handled) => match self.unit_for(&message, &id, handled) {
+                    Ok((unit, outputs)) => {
+                        units.push(unit);
+                        waiting.push((message, outputs));
+                    }
+                    Err(error) => failed.push((message, error)),
+                },
+                Run::Failed(message, error) => failed.push((message, error)),
+            }
+        }
+        let outcomes = self.committer.commit_all(units).await;
+        for ((message, outputs), outcome) in waiting.into_iter().zip(outcomes) {
+            match resolve(outcome, outputs) {
+                Ok(committed) => {
+                    if committed.duplicate {
+                        metrics::duplicate(&self.name);
+                    }
+                    done.push((message, committed));
+                }
+                Err(error) => failed.push((message, error)),
+            }
+        }
+        (done, failed)
+    }
+
+    /// Publishes the outputs of the committed items (confirmed). `None`: not confirmed,
+    /// the bundle must come back. `Some(items)`: published, except those items' outputs,
+    /// which no queue takes or which cannot be put on the wire (each item then fails like a
+    /// single message would).
+    async fn publish_outputs(
+        &self,
+        done: &[(Incoming, Committed)],
+    ) -> Option<Vec<(Incoming, StageError)>> {
+        let all: Vec<Outgoing> = done
+            .iter()
+            .flat_map(|(_, c)| c.outputs.iter().cloned())
+            .collect();
+        match self
+            .publish_with_retries(|| self.publisher.publish(&all))
+            .await
+        {
+            Ok(()) => return Some(Vec::new()),
+            Err(PublishError::Unroutable { .. } | PublishError::Invalid { .. }) => {}
+            Err(_) => return None,
+        }
+        // One output is refused for good: find whose, item by item.
+        let mut refused = Vec::new();
+        for (message, committed) in done {
+            match self
+                .publish_with_retries(|| self.publisher.publish(&committed.outputs))
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ (PublishError::Unroutable { .. } | PublishError::Invalid { .. })) => {
+                    let kind = match e {
+                        PublishError::Unroutable { .. } => "unroutable_output",
+                        _ => "invalid_output",
+                    };
+                    refused.push((message.clone(), StageError::permanent(kind, e.to_string())));
+                }
+                Err(_) => return None,
+            }
+        }
+        Some(refused)
+    }
+
+    /// Moves the failed items (or the unreadable bundle) to their tiers or the parking
+    /// lot, confirmed, then acks the bundle; if a move is not confirmed, the bundle goes
+    /// back to its queue.
+    async fn move_then_ack(&self, delivery: &Delivery, moves: Vec<(Moved, StageError)>) -> Settled {
+        if !moves.is_empty() {
+            let wires: Vec<_> = moves.iter().map(|(m, _)| m.wire.clone()).collect();
+            let published = self
+                .publish_with_retries(|| self.publisher.publish_wire(&wires))
+                .await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, failed = moves.len(), "Could not move the failed items of a bundle; the bundle goes back to the queue.");
+                return requeue(delivery).await;
+            }
+            for (moved, error) in &moves {
+                self.count_move(moved, error);
+            }
+        }
+        ack(delivery).await
+    }
+}
+
+/// The AMQP properties an item would have had, published alone.
+fn item_properties(item: &Incoming) -> BasicProperties {
+    let mut properties = BasicProperties::default()
+        .with_content_type(ShortString::from(CONTENT_TYPE))
+        .with_delivery_mode(PERSISTENT)
+        .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0))
+        .with_headers(to_field_table(&item.headers).unwrap_or_default());
+    if let Some(id) = item
+        .message_id
+        .as_deref()
+        .and_then(|id| short(id, "message_id").ok())
+    {
+        properties = properties.with_message_id(id);
+    }
+    if let Some(kind) = item
+        .message_type
+        .as_deref()
+        .and_then(|kind| short(kind, "message type").ok())
+    {
+        properties = properties.with_type(kind);
+    }
+    properties
+}
