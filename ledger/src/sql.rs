@@ -470,19 +470,31 @@ impl Tx<'_> {
         &mut self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<Result<T, E>, LedgerError> {
-        self.execute_script("SAVEPOINT unit_of_work")?;
+        self.savepoint_statement("SAVEPOINT unit_of_work")?;
         let outcome = f(self);
         match outcome {
             Ok(value) => {
-                self.execute_script("RELEASE SAVEPOINT unit_of_work")?;
+                self.savepoint_statement("RELEASE SAVEPOINT unit_of_work")?;
                 Ok(Ok(value))
             }
             Err(e) => {
-                self.execute_script(
-                    "ROLLBACK TO SAVEPOINT unit_of_work; RELEASE SAVEPOINT unit_of_work",
-                )?;
+                self.savepoint_statement("ROLLBACK TO SAVEPOINT unit_of_work")?;
+                self.savepoint_statement("RELEASE SAVEPOINT unit_of_work")?;
                 Ok(Err(e))
             }
+        }
+    }
+
+    /// One savepoint statement. On SQLite it is prepared once per connection: a bundle runs
+    /// one savepoint per item, and parsing the statement each time showed in the writer's
+    /// profile.
+    fn savepoint_statement(&mut self, sql: &str) -> Result<(), LedgerError> {
+        match self.parts() {
+            Parts::Sqlite(conn) => {
+                conn.prepare_cached(sql)?.execute([])?;
+                Ok(())
+            }
+            Parts::Postgres(client, _) => Ok(client.batch_execute(sql)?),
         }
     }
 

@@ -84,6 +84,9 @@ fn restrict_database_files(path: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// The writer's page cache, in KiB (SQLite reads a negative `cache_size` as KiB).
+const WRITER_CACHE_KIB: i64 = -16_384;
+
 fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open(path)?;
     configure(&conn)?;
@@ -97,6 +100,13 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // A group commit runs each job in a savepoint, and a bundle each of its items in one
+    // more: their statement journals stay in memory (on disk they cost a write syscall per
+    // page, 13 % of the writer's time under a big export, measured with `perf`), and the
+    // page cache holds a group's pages (the 2 MB default spilled dirty pages into the WAL
+    // mid-transaction and read pages back: 11 % more).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     Ok(conn)
 }
 

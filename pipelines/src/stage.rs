@@ -232,6 +232,18 @@ pub trait Stage: Send + Sync + 'static {
     fn concurrency(&self) -> Option<usize> {
         None
     }
+    /// Handles the items of one bundle ([`crate::bundle`]) together, for a stage that does
+    /// better than one by one (one ledger transaction for all of them, say): one result per
+    /// message, in order, each with the meaning [`Stage::handle`]'s would have. `None` (the
+    /// default): the runtime calls `handle` for each. Items that fail transiently are run
+    /// again one by one with `handle` (the runtime's in-process retries), and a panic here
+    /// makes the runtime handle every item alone.
+    fn handle_many<'a>(
+        &'a self,
+        _messages: &'a [Incoming],
+    ) -> Option<BoxFuture<'a, Vec<Result<Handled, StageError>>>> {
+        None
+    }
 }
 
 struct FnStage<F> {

@@ -24,7 +24,7 @@ use encaisse_pipelines::Stage;
 use encaisse_pipelines::stages::helios::error::write_tx;
 use encaisse_pipelines::stages::helios::plan::close_and_plan;
 use encaisse_pipelines::stages::helios::{HeliosTitres, STAGE, TitresFlush};
-use encaisse_schemas::{BillingRunClosed, InvoiceIssued, TenantId};
+use encaisse_schemas::{BillingRunClosed, Event, InvoiceIssued, TenantId};
 use export_support::{polyfac_export, reglements_lines};
 use helios::*;
 use support::{counter, install_metrics};
@@ -812,4 +812,91 @@ async fn invoices_with_reduction_lines_become_titres_for_their_total() {
         "no invoice refused for its reductions"
     );
     assert_eq!(flow.count("SELECT count(*) FROM helios_refused").await, 0);
+}
+
+/// A run whose invoices come in a bundle (as the ingest publishes them): the stage adds them
+/// in one transaction, which also plans the file once the run is complete. Same outcome as
+/// one by one: one file without gap, the refused invoice told once, and an invoice number
+/// reused with other content parked alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_in_a_bundle_gives_the_same_file_and_a_conflict_is_parked_alone() {
+    let t = tenant_id("bundled");
+    let flow = Flow::start(vec![tenant(&t, BordereauKind::Ormc)]).await;
+    let run = "run-bundled";
+    let invoices = vec![
+        invoice(&t, run, &Inv::new("F2026000061", "10.00")),
+        invoice(
+            &t,
+            run,
+            &Inv::new("F2026000062", "20.00").postal_code("9440"),
+        ),
+        invoice(&t, run, &Inv::new("F2026000063", "30.00")),
+    ];
+    // The run is announced first: the bundle's last add completes it.
+    flow.publish(&run_closed(&t, run, &invoices)).await;
+    let reused = invoice(&t, run, &Inv::new("F2026000061", "99.00"));
+    let items: Vec<encaisse_pipelines::Outgoing> =
+        [&invoices[0], &invoices[1], &reused, &invoices[2]]
+            .into_iter()
+            .map(encaisse_pipelines::Outgoing::event)
+            .collect();
+    let packed = encaisse_pipelines::bundle::pack(items, 100);
+    assert_eq!(packed.len(), 1, "one bundle");
+    let bundle = &packed[0];
+    let mut headers = lapin::types::FieldTable::default();
+    if let Some(encaisse_pipelines::HeaderValue::Text(tenant)) =
+        bundle.headers.get("encaisse-tenant")
+    {
+        headers.insert(
+            "encaisse-tenant".into(),
+            lapin::types::AMQPValue::LongString(tenant.as_str().into()),
+        );
+    }
+    let props = lapin::BasicProperties::default()
+        .with_message_id(bundle.message_id.as_str().into())
+        .with_type(encaisse_pipelines::bundle::TYPE.into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    flow.client
+        .publish(&flow.ns.prefix, &bundle.routing_key, props, &bundle.body)
+        .await;
+
+    let files = flow.wait_files(&t, "outbox", "PESORMC", 1).await;
+    let sent = read_sent(&std::fs::read(&files[0]).unwrap());
+    assert_eq!(pieces(&sent), [(1, 1), (1, 2)], "no gap");
+    assert_eq!(
+        titre_numbers(&flow, &t).await,
+        ["F2026000061", "F2026000063"]
+    );
+    let rejected = titres_rejected(&flow, 1).await;
+    assert_eq!(rejected[0].body["invoice"]["number"], "F2026000062");
+    let parked = flow.ns.stage(STAGE, &[1]).parked;
+    support::wait_until(
+        "the reused number parked",
+        Duration::from_secs(20),
+        || async { flow.client.count(&parked).await == 1 },
+    )
+    .await;
+    settle().await;
+    assert_eq!(titres_rejected(&flow, 1).await.len(), 1, "told once");
+    let parked = flow.client.drain(&parked).await;
+    assert_eq!(
+        parked[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some(reused.message_id().as_str()),
+        "the reused number alone"
+    );
+    assert_eq!(
+        support::text_header(&parked[0].properties, "encaisse-error-kind").as_deref(),
+        Some("batch_conflict")
+    );
+    assert_eq!(
+        flow.count("SELECT count(*) FROM batch_item WHERE run_id = 'run-bundled'")
+            .await,
+        3
+    );
 }

@@ -10,7 +10,9 @@
 //! stored outputs, the others run again. A bundle that cannot be read at all is parked
 //! whole, like any undecodable message.
 
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::ShortString;
@@ -24,7 +26,7 @@ use super::headers::{short, to_field_table};
 use super::metrics;
 use super::publisher::{CONTENT_TYPE, PERSISTENT};
 use crate::bundle;
-use crate::stage::{Handled, Incoming, Outgoing, StageError};
+use crate::stage::{ErrorClass, Handled, Incoming, Outgoing, StageError};
 
 /// Items of one bundle whose handlers run at once (a handler may read the ledger or write
 /// on its own: this keeps one bundle from taking every ledger connection).
@@ -61,11 +63,7 @@ impl StageRunner {
             }
         };
         let fresh = first_delivery(&bundle);
-        let runs: Vec<Run> = futures::stream::iter(items)
-            .map(|item| self.run_item(item, fresh))
-            .buffered(ITEM_CONCURRENCY)
-            .collect()
-            .await;
+        let runs = self.run_items(items, fresh).await;
         let (done, mut failed) = self.commit_runs(runs).await;
         let Some(unpublishable) = self.publish_outputs(&done).await else {
             tracing::warn!(
@@ -100,32 +98,97 @@ impl StageRunner {
         }
     }
 
-    /// One item up to its commit: its stored outputs when it was processed before, else
-    /// what its handler made of it.
-    async fn run_item(&self, message: Incoming, fresh: bool) -> Run {
-        let id = dedupe_id(message.message_id.as_deref(), &message.body);
-        let known = if fresh {
-            Ok(None)
-        } else {
-            self.ledger.processed(&self.name, &id).await
-        };
-        match known {
-            Ok(Some(record)) => match stored_outputs(&record) {
-                Ok(outputs) => Run::Known(
-                    message,
-                    Committed {
-                        outputs,
-                        duplicate: true,
-                    },
-                ),
-                Err(error) => Run::Failed(message, error),
-            },
-            Ok(None) => match self.run_handler(&message).await {
+    /// Every item up to its commit: its stored outputs when it was processed before, else
+    /// what the stage's handler made of it (the stage's `handle_many` when it has one).
+    async fn run_items(&self, items: Vec<Incoming>, fresh: bool) -> Vec<Run> {
+        let known: Vec<(Incoming, String, Result<Option<Committed>, StageError>)> =
+            futures::stream::iter(items)
+                .map(|message| async move {
+                    let id = dedupe_id(message.message_id.as_deref(), &message.body);
+                    let known = if fresh {
+                        Ok(None)
+                    } else {
+                        self.known(&id).await
+                    };
+                    (message, id, known)
+                })
+                .buffered(ITEM_CONCURRENCY)
+                .collect()
+                .await;
+        let mut runs: Vec<Option<Run>> = Vec::with_capacity(known.len());
+        let mut fresh_items = Vec::new();
+        for (message, id, known) in known {
+            match known {
+                Ok(Some(committed)) => runs.push(Some(Run::Known(message, committed))),
+                Ok(None) => {
+                    fresh_items.push((runs.len(), message, id));
+                    runs.push(None);
+                }
+                Err(error) => runs.push(Some(Run::Failed(message, error))),
+            }
+        }
+        let messages: Vec<Incoming> = fresh_items.iter().map(|(_, m, _)| m.clone()).collect();
+        let results = self.handle_items(&messages).await;
+        for ((slot, message, id), result) in fresh_items.into_iter().zip(results) {
+            runs[slot] = Some(match result {
                 Ok(handled) => Run::Handled(message, id, handled),
                 Err(error) => Run::Failed(message, error),
-            },
-            Err(e) => Run::Failed(message, StageError::from(e)),
+            });
         }
+        runs.into_iter().flatten().collect()
+    }
+
+    /// The stored outputs of an item processed before.
+    async fn known(&self, id: &str) -> Result<Option<Committed>, StageError> {
+        match self.ledger.processed(&self.name, id).await {
+            Ok(Some(record)) => stored_outputs(&record).map(|outputs| {
+                Some(Committed {
+                    outputs,
+                    duplicate: true,
+                })
+            }),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StageError::from(e)),
+        }
+    }
+
+    /// The handler's results for `messages`, in order: the stage's `handle_many` (the
+    /// transient failures run again one by one, with the in-process retries), or `handle`
+    /// for each — also when `handle_many` panicked, so the panicking item fails alone.
+    async fn handle_items(&self, messages: &[Incoming]) -> Vec<Result<Handled, StageError>> {
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let together = match self.stage.handle_many(messages) {
+            Some(future) => AssertUnwindSafe(future).catch_unwind().await.ok(),
+            None => None,
+        };
+        let results: Vec<Option<Result<Handled, StageError>>> = match together {
+            Some(results) if results.len() == messages.len() => results
+                .into_iter()
+                .map(|r| match r {
+                    Err(e) if e.class == ErrorClass::Transient => None,
+                    other => Some(other),
+                })
+                .collect(),
+            Some(_) => {
+                tracing::error!(
+                    "handle_many returned a result count other than its messages'; handling them one by one."
+                );
+                messages.iter().map(|_| None).collect()
+            }
+            None => messages.iter().map(|_| None).collect(),
+        };
+        futures::stream::iter(messages.iter().cloned().zip(results))
+            .map(|(message, result)| async move {
+                match result {
+                    Some(result) => result,
+                    None => self.run_handler(&message).await,
+                }
+            })
+            .buffered(ITEM_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// Commits the handled items together (one ledger transaction on SQLite, a savepoint

@@ -17,13 +17,16 @@
 //! between planning and writing writes the same file later: never a second bordereau, never
 //! a gap in the numbers.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use encaisse_ledger::BatchStore;
 use encaisse_ledger::Ledger;
 use encaisse_ledger::batch::{AddOutcome, BatchKey};
-use encaisse_schemas::{BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued};
+use encaisse_schemas::{
+    BillingRunClosed, CollectionPath, CreditNoteIssued, Event, InvoiceIssued, InvoiceRef,
+};
 use futures::future::BoxFuture;
 
 use super::error::{HeliosError, write_tx};
@@ -107,6 +110,146 @@ impl HeliosTitres {
         .await?;
         self.after_plan(tenant, planned).await?;
         Ok(self.finish(tenant).await?.about(invoice_ref))
+    }
+
+    /// The titres invoices of a bundle: added to their runs' groups in one transaction per
+    /// tenant, which also plans the groups they complete; anything else one by one. The
+    /// same outcome per invoice as [`Self::on_invoice`], for one transaction instead of one
+    /// per invoice.
+    async fn dispatch_many(&self, messages: &[Incoming]) -> Vec<Result<Handled, StageError>> {
+        let mut results: Vec<Option<Result<Handled, StageError>>> =
+            messages.iter().map(|_| None).collect();
+        let mut by_tenant: BTreeMap<String, Vec<Added>> = BTreeMap::new();
+        for (slot, message) in messages.iter().enumerate() {
+            let kind = message
+                .message_type
+                .as_deref()
+                .unwrap_or(message.routing_key.as_str());
+            if kind != InvoiceIssued::TYPE && !kind.starts_with("invoice.issued.") {
+                results[slot] = Some(self.dispatch(message).await);
+                continue;
+            }
+            match message.decode::<InvoiceIssued>() {
+                Ok(invoice) if invoice.collection == CollectionPath::Titres => {
+                    by_tenant
+                        .entry(invoice.invoice.tenant.to_string())
+                        .or_default()
+                        .push(Added {
+                            slot,
+                            invoice,
+                            body: message.body.to_vec(),
+                        });
+                }
+                Ok(invoice) => results[slot] = Some(Ok(Handled::none().about(invoice.invoice))),
+                Err(error) => results[slot] = Some(Err(error)),
+            }
+        }
+        for (tenant, invoices) in by_tenant {
+            for (slot, result) in self.add_together(&tenant, invoices).await {
+                results[slot] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StageError::permanent(
+                        "unhandled_item",
+                        format!("{STAGE} left an item of a bundle without an answer"),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// One tenant's invoices of a bundle, in one transaction.
+    async fn add_together(
+        &self,
+        tenant_id: &str,
+        invoices: Vec<Added>,
+    ) -> Vec<(usize, Result<Handled, StageError>)> {
+        let refs: Vec<(usize, InvoiceRef)> = invoices
+            .iter()
+            .map(|a| (a.slot, a.invoice.invoice.clone()))
+            .collect();
+        let every_one = |error: StageError| -> Vec<(usize, Result<Handled, StageError>)> {
+            refs.iter()
+                .map(|(slot, _)| {
+                    let copy =
+                        StageError::new(error.class, error.kind.clone(), error.message.clone());
+                    (*slot, Err(copy))
+                })
+                .collect()
+        };
+        let Some(tenant) = self.settings.tenant(tenant_id) else {
+            return every_one(
+                HeliosError::Setup(format!(
+                    "tenant {tenant_id} has no [tenants.helios] section: its titres cannot be sent to Hélios"
+                ))
+                .into(),
+            );
+        };
+        if let Err(error) = self.write_pending(tenant, Check::IfPending).await {
+            return every_one(error);
+        }
+        let adds: Vec<(BatchKey, String, String, Vec<u8>)> = invoices
+            .into_iter()
+            .map(|a| {
+                let key = BatchKey {
+                    stage: STAGE.to_string(),
+                    tenant: tenant.id.to_string(),
+                    run_id: a.invoice.source.run_id.clone(),
+                    group: a.invoice.budget.clone(),
+                };
+                (key, a.invoice.invoice.key(), a.invoice.content_hash, a.body)
+            })
+            .collect();
+        let (tenant_cfg, now) = (tenant.clone(), self.settings.clock.now());
+        let written = write_tx(&self.ledger, move |tx| {
+            let mut conflicts = Vec::with_capacity(adds.len());
+            let mut groups: Vec<&BatchKey> = Vec::new();
+            for (key, item_key, hash, body) in &adds {
+                match tx.add_item(key, item_key, hash, body)? {
+                    AddOutcome::Conflict { reason } => conflicts.push(Some(reason)),
+                    AddOutcome::Added | AddOutcome::AlreadyPresent => {
+                        conflicts.push(None);
+                        if !groups.contains(&key) {
+                            groups.push(key);
+                        }
+                    }
+                }
+            }
+            let mut planned = Planned::default();
+            for key in groups {
+                planned.absorb(close_and_plan(tx, &tenant_cfg, key, now)?);
+            }
+            Ok((conflicts, planned))
+        })
+        .await;
+        let (conflicts, planned) = match written {
+            Ok(written) => written,
+            Err(error) => return every_one(error.into()),
+        };
+        // From here the adds are committed: a failure sends the invoices back, and adding
+        // them again finds them present.
+        if let Err(error) = self.after_plan(tenant, planned).await {
+            return every_one(error);
+        }
+        let mut finished = match self.finish(tenant).await {
+            Ok(handled) => Some(handled),
+            Err(error) => return every_one(error),
+        };
+        refs.into_iter()
+            .zip(conflicts)
+            .map(|((slot, invoice), conflict)| match conflict {
+                Some(reason) => (slot, Err(HeliosError::Batch(reason).into())),
+                // The tenant's queued events go out once, with the first invoice added.
+                None => (
+                    slot,
+                    Ok(finished.take().unwrap_or_else(Handled::none).about(invoice)),
+                ),
+            })
+            .collect()
     }
 
     async fn on_credit_note(
@@ -265,4 +408,18 @@ impl Stage for HeliosTitres {
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Handled, StageError>> {
         Box::pin(self.dispatch(message))
     }
+
+    fn handle_many<'a>(
+        &'a self,
+        messages: &'a [Incoming],
+    ) -> Option<BoxFuture<'a, Vec<Result<Handled, StageError>>>> {
+        Some(Box::pin(self.dispatch_many(messages)))
+    }
+}
+
+/// A titres invoice of a bundle, with its place in the bundle.
+struct Added {
+    slot: usize,
+    invoice: InvoiceIssued,
+    body: Vec<u8>,
 }
