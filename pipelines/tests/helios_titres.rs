@@ -843,15 +843,8 @@ async fn a_run_in_a_bundle_gives_the_same_file_and_a_conflict_is_parked_alone() 
     let packed = encaisse_pipelines::bundle::pack(items, 100);
     assert_eq!(packed.len(), 1, "one bundle");
     let bundle = &packed[0];
-    let mut headers = lapin::types::FieldTable::default();
-    if let Some(encaisse_pipelines::HeaderValue::Text(tenant)) =
-        bundle.headers.get("encaisse-tenant")
-    {
-        headers.insert(
-            "encaisse-tenant".into(),
-            lapin::types::AMQPValue::LongString(tenant.as_str().into()),
-        );
-    }
+    let headers = encaisse_pipelines::runtime::headers::to_field_table(&bundle.headers)
+        .expect("headers fit the wire");
     let props = lapin::BasicProperties::default()
         .with_message_id(bundle.message_id.as_str().into())
         .with_type(encaisse_pipelines::bundle::TYPE.into())

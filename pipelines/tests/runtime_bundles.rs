@@ -43,15 +43,8 @@ fn output(id: &str) -> Outgoing {
 
 /// Publishes `message` as the ingest would (its AMQP properties from the `Outgoing`).
 async fn publish(client: &Client, ns: &Namespace, message: &Outgoing, replayed_copy: bool) {
-    let mut headers = lapin::types::FieldTable::default();
-    for (k, v) in &message.headers {
-        let v = match v {
-            HeaderValue::Text(s) => lapin::types::AMQPValue::LongString(s.as_str().into()),
-            HeaderValue::Int(i) => lapin::types::AMQPValue::LongLongInt(*i),
-            HeaderValue::Bool(b) => lapin::types::AMQPValue::Boolean(*b),
-        };
-        headers.insert(k.as_str().into(), v);
-    }
+    let mut headers = encaisse_pipelines::runtime::headers::to_field_table(&message.headers)
+        .expect("headers fit the wire");
     if replayed_copy {
         headers.insert(
             "encaisse-replayed-at".into(),

@@ -13,18 +13,14 @@
 use std::panic::AssertUnwindSafe;
 
 use futures::{FutureExt, StreamExt};
-use lapin::BasicProperties;
 use lapin::message::Delivery;
-use lapin::types::ShortString;
 
-use super::PublishError;
 use super::handling::{
-    Committed, Moved, Settled, StageRunner, ack, dedupe_id, first_delivery, requeue, resolve,
-    stored_outputs,
+    Committed, Moved, Settled, StageRunner, ack, dedupe_id, first_delivery, refused_output,
+    requeue, resolve, stored_outputs,
 };
-use super::headers::{short, to_field_table};
 use super::metrics;
-use super::publisher::{CONTENT_TYPE, PERSISTENT};
+use super::publisher::Wire;
 use crate::bundle;
 use crate::stage::{ErrorClass, Handled, Incoming, Outgoing, StageError};
 
@@ -65,22 +61,28 @@ impl StageRunner {
         let fresh = first_delivery(&bundle);
         let runs = self.run_items(items, fresh).await;
         let (done, mut failed) = self.commit_runs(runs).await;
-        let Some(unpublishable) = self.publish_outputs(&done).await else {
+        let Some(mut unpublishable) = self.publish_outputs(&done).await else {
             tracing::warn!(
                 "Outputs of the bundle not confirmed; the bundle goes back to the queue and its items' outputs will be republished."
             );
             requeue(&delivery).await;
             return;
         };
-        let mut processed = done.iter().filter(|(_, c)| !c.duplicate).count();
-        for (message, error) in unpublishable {
-            processed = processed.saturating_sub(1);
-            failed.push((message, error));
+        let mut processed = 0;
+        for (place, (message, committed)) in done.into_iter().enumerate() {
+            match unpublishable.iter().position(|(p, _)| *p == place) {
+                Some(at) => failed.push((message, unpublishable.swap_remove(at).1)),
+                None if !committed.duplicate => processed += 1,
+                None => {}
+            }
         }
         let moves = failed
             .into_iter()
             .map(|(item, error)| {
-                let properties = item_properties(&item);
+                // The properties the item would have had, published alone.
+                let properties = Wire::from_outgoing(&bundle::as_outgoing(&item), "")
+                    .map(|wire| wire.properties)
+                    .unwrap_or_default();
                 let moved = self.failure_move(
                     &properties,
                     &item,
@@ -230,13 +232,13 @@ impl StageRunner {
     }
 
     /// Publishes the outputs of the committed items (confirmed). `None`: not confirmed,
-    /// the bundle must come back. `Some(items)`: published, except those items' outputs,
-    /// which no queue takes or which cannot be put on the wire (each item then fails like a
-    /// single message would).
+    /// the bundle must come back. `Some(refused)`: published, except the outputs of the
+    /// items at those places in `done`, which no queue takes or which cannot be put on the
+    /// wire (each such item then fails as a single message would).
     async fn publish_outputs(
         &self,
         done: &[(Incoming, Committed)],
-    ) -> Option<Vec<(Incoming, StageError)>> {
+    ) -> Option<Vec<(usize, StageError)>> {
         let all: Vec<Outgoing> = done
             .iter()
             .flat_map(|(_, c)| c.outputs.iter().cloned())
@@ -246,25 +248,17 @@ impl StageRunner {
             .await
         {
             Ok(()) => return Some(Vec::new()),
-            Err(PublishError::Unroutable { .. } | PublishError::Invalid { .. }) => {}
-            Err(_) => return None,
+            Err(e) if refused_output(&e).is_none() => return None,
+            Err(_) => {}
         }
         // One output is refused for good: find whose, item by item.
         let mut refused = Vec::new();
-        for (message, committed) in done {
-            match self
+        for (place, (_, committed)) in done.iter().enumerate() {
+            if let Err(e) = self
                 .publish_with_retries(|| self.publisher.publish(&committed.outputs))
                 .await
             {
-                Ok(()) => {}
-                Err(e @ (PublishError::Unroutable { .. } | PublishError::Invalid { .. })) => {
-                    let kind = match e {
-                        PublishError::Unroutable { .. } => "unroutable_output",
-                        _ => "invalid_output",
-                    };
-                    refused.push((message.clone(), StageError::permanent(kind, e.to_string())));
-                }
-                Err(_) => return None,
+                refused.push((place, refused_output(&e)?));
             }
         }
         Some(refused)
@@ -289,28 +283,4 @@ impl StageRunner {
         }
         ack(delivery).await
     }
-}
-
-/// The AMQP properties an item would have had, published alone.
-fn item_properties(item: &Incoming) -> BasicProperties {
-    let mut properties = BasicProperties::default()
-        .with_content_type(ShortString::from(CONTENT_TYPE))
-        .with_delivery_mode(PERSISTENT)
-        .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0))
-        .with_headers(to_field_table(&item.headers).unwrap_or_default());
-    if let Some(id) = item
-        .message_id
-        .as_deref()
-        .and_then(|id| short(id, "message_id").ok())
-    {
-        properties = properties.with_message_id(id);
-    }
-    if let Some(kind) = item
-        .message_type
-        .as_deref()
-        .and_then(|kind| short(kind, "message type").ok())
-    {
-        properties = properties.with_type(kind);
-    }
-    properties
 }

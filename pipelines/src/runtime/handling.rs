@@ -300,20 +300,15 @@ impl StageRunner {
             .await
         {
             Ok(()) => ack(delivery).await,
-            Err(e @ (PublishError::Unroutable { .. } | PublishError::Invalid { .. })) => {
+            Err(e) => match refused_output(&e) {
                 // The record stays: once the topology (or the stage) is fixed, replaying the
                 // parked message republishes the stored outputs without rerunning the stage.
-                let kind = match e {
-                    PublishError::Unroutable { .. } => "unroutable_output",
-                    _ => "invalid_output",
-                };
-                let error = StageError::permanent(kind, e.to_string());
-                self.park_or_retry(delivery, message, &error).await
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Outputs not confirmed; the message goes back to the queue and its outputs will be republished.");
-                requeue(delivery).await
-            }
+                Some(error) => self.park_or_retry(delivery, message, &error).await,
+                None => {
+                    tracing::warn!(error = %e, "Outputs not confirmed; the message goes back to the queue and its outputs will be republished.");
+                    requeue(delivery).await
+                }
+            },
         }
     }
 
@@ -478,6 +473,17 @@ pub(super) fn resolve(
             })
         }
     }
+}
+
+/// An output refused for good (no queue bound for it, or not fit for the wire), as the
+/// permanent failure of the message that produced it; `None` for a failure worth retrying.
+pub(super) fn refused_output(e: &PublishError) -> Option<StageError> {
+    let kind = match e {
+        PublishError::Unroutable { .. } => "unroutable_output",
+        PublishError::Invalid { .. } => "invalid_output",
+        _ => return None,
+    };
+    Some(StageError::permanent(kind, e.to_string()))
 }
 
 /// The outputs an earlier delivery stored with its processed record.
