@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod batch;
+mod checkpoint;
 pub mod clock;
 pub mod cluster;
 mod error;

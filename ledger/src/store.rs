@@ -105,7 +105,10 @@ fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
     // big export, measured with `perf`). The savepoints' statement journals stay on disk
     // (`temp_store` left as it is): in memory they saved a write syscall per page, but a
     // job that writes a million rows (the facts of a PES file) held a copy of every page it
-    // changed, and the daemon's peak went from 86 to 303 MB at 1,000,000 invoices.
+    // changed, and the daemon's peak went from 86 to 303 MB at 1,000,000 invoices. (Keeping
+    // only small journals in memory, `SQLITE_CONFIG_STMTJRNL_SPILL`, fails with "database
+    // or disk is full" past 128 KiB: the unix VFS writes at most 128 KiB at once, and the
+    // spill copies the journal in one write.)
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     Ok(conn)
 }
@@ -230,6 +233,7 @@ impl Ledger {
         restrict_database_files(&path)?;
         let mut conn = open_writer(&path)?;
         migrate(&mut conn, all, true)?;
+        crate::checkpoint::take_over(&mut conn, &path)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("ledger-writer".into())

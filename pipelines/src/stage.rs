@@ -193,9 +193,14 @@ impl Handled {
     /// record (which would run the stage twice on redelivery), and two concurrent deliveries
     /// of the same message commit the effect once. Prefer this to writing the ledger from the
     /// handler whenever the stage's effect is a ledger write.
+    ///
+    /// The effect may run more than once: the items of a bundle are first committed together
+    /// and, if one of them fails, all are rolled back and run again, each alone. So it must
+    /// not consume what it captured, and what it does besides writing through `tx` (a metric,
+    /// a log line) may happen twice.
     pub fn commit_with<F>(mut self, effect: F) -> Self
     where
-        F: FnOnce(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError>
+        F: FnMut(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError>
             + Send
             + 'static,
     {
@@ -205,9 +210,8 @@ impl Handled {
 }
 
 /// The function behind a [`LedgerEffect`].
-pub type LedgerEffectFn = Box<
-    dyn FnOnce(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError> + Send,
->;
+pub type LedgerEffectFn =
+    Box<dyn FnMut(&mut encaisse_ledger::Tx<'_>) -> Result<(), encaisse_ledger::LedgerError> + Send>;
 
 /// Ledger writes of a stage, committed atomically with its deduplication record.
 pub struct LedgerEffect(pub LedgerEffectFn);

@@ -411,7 +411,7 @@ async fn a_plan_left_by_a_killed_process_is_written_at_restart() {
         .await
         .unwrap();
     assert_eq!(redelivered.outputs, expected_outputs);
-    let mark = redelivered
+    let mut mark = redelivered
         .ledger_effect
         .expect("marked handed with the dedupe record");
     ledger.transact(move |tx| (mark.0)(tx)).await.unwrap();

@@ -1,7 +1,7 @@
 //! A bundle delivered to a stage ([`crate::bundle`]): every item is handled as the message
 //! it stands for — deduplicated on its own id, the stage's handler, its own processed record
 //! and ledger effect, all the items' records and effects committed in one ledger
-//! transaction (a savepoint each) — then the outputs of all items are published (confirmed), the items
+//! transaction (one failing effect undoes only its item) — then the outputs of all items are published (confirmed), the items
 //! that failed are moved one by one to their delay tier or to the parking lot (as single
 //! messages, so ops see, and replay, one invoice), and only then is the bundle acked.
 //!
@@ -193,8 +193,8 @@ impl StageRunner {
             .await
     }
 
-    /// Commits the handled items together (one ledger transaction on SQLite, a savepoint
-    /// each: one failing leaves the others); returns the settled items and the failed ones.
+    /// Commits the handled items together (one ledger transaction on SQLite; one failing
+    /// leaves the others); returns the settled items and the failed ones.
     async fn commit_runs(&self, runs: Vec<Run>) -> (Vec<(Incoming, Committed)>, Failed) {
         let mut done = Vec::with_capacity(runs.len());
         let mut failed = Vec::new();

@@ -1,7 +1,7 @@
 //! Commits a stage's deliveries in bursts on PostgreSQL: the records (and ledger effects)
 //! of the deliveries whose handlers finished while the previous burst was committing go into
-//! one ledger transaction, each in a savepoint of its own, and every delivery learns its own
-//! outcome once that transaction is durable. Its outputs are then published and it is acked,
+//! one ledger transaction (all in one savepoint; if one fails, each again in a savepoint of
+//! its own), and every delivery learns its own outcome once that transaction is durable. Its outputs are then published and it is acked,
 //! as before, so nothing is acked before its effect is committed.
 //!
 //! Why: on PostgreSQL a delivery otherwise costs one transaction, whose commit waits for its
@@ -86,7 +86,10 @@ impl BurstCommitter {
     /// transaction is durable (or failed).
     pub async fn commit(&self, unit: Unit) -> Outcome {
         let jobs = match &self.route {
-            Route::Direct(ledger) => return ledger.transact(move |tx| apply(tx, unit)).await,
+            Route::Direct(ledger) => {
+                let mut unit = unit;
+                return ledger.transact(move |tx| apply(tx, &mut unit)).await;
+            }
             Route::Bursts(jobs) => jobs,
         };
         let (reply, answer) = oneshot::channel();
@@ -97,8 +100,8 @@ impl BurstCommitter {
 }
 
 impl BurstCommitter {
-    /// Commits `units` together (the items of one bundle): in one transaction on SQLite, a
-    /// savepoint each; in the next bursts on PostgreSQL. One outcome per unit, in order.
+    /// Commits `units` together (the items of one bundle): in one transaction on SQLite (see
+    /// [`commit_units`]); in the next bursts on PostgreSQL. One outcome per unit, in order.
     pub async fn commit_all(&self, units: Vec<Unit>) -> Vec<Outcome> {
         let count = units.len();
         match &self.route {
@@ -170,15 +173,32 @@ fn same_failure(e: &LedgerError) -> LedgerError {
 }
 
 /// Inside the burst's transaction. A lone unit runs as the transaction itself (its failure
-/// rolls it back); several run in a savepoint each, so one failing leaves the others.
-fn commit_units(tx: &mut Tx<'_>, units: Vec<Unit>) -> Result<Vec<Outcome>, LedgerError> {
+/// rolls it back); several run together, and if one fails, again in a savepoint each, so
+/// that one failing leaves the others.
+fn commit_units(tx: &mut Tx<'_>, mut units: Vec<Unit>) -> Result<Vec<Outcome>, LedgerError> {
     if units.len() == 1 {
-        let mut units = units;
-        let outcome = units.pop().map(|unit| apply(tx, unit)).transpose()?;
-        return Ok(vec![Ok(outcome.flatten())]);
+        let outcome = match units.first_mut() {
+            Some(unit) => apply(tx, unit)?,
+            None => None,
+        };
+        return Ok(vec![Ok(outcome)]);
+    }
+    // All together first, in one savepoint. A savepoint per unit made SQLite copy every page
+    // a unit changed into the statement journal again, unit after unit (the same index and
+    // table pages): that journal was the largest share of the ledger writer's writes under
+    // a big export (`perf`). A failure is rare; then nothing of the first try is kept, and
+    // each unit runs again in a savepoint of its own, so that it fails alone.
+    let together = tx.within_savepoint(|tx| {
+        units
+            .iter_mut()
+            .map(|unit| apply(tx, unit))
+            .collect::<Result<Vec<_>, LedgerError>>()
+    })?;
+    if let Ok(outcomes) = together {
+        return Ok(outcomes.into_iter().map(Ok).collect());
     }
     let mut outcomes = Vec::with_capacity(units.len());
-    for unit in units {
+    for unit in &mut units {
         outcomes.push(tx.within_savepoint(|tx| apply(tx, unit))?);
     }
     Ok(outcomes)
@@ -186,9 +206,9 @@ fn commit_units(tx: &mut Tx<'_>, units: Vec<Unit>) -> Result<Vec<Outcome>, Ledge
 
 /// Records the message; runs its effect only if the record is new, otherwise returns the
 /// record that was there first.
-fn apply(tx: &mut Tx<'_>, unit: Unit) -> Result<Option<ProcessedMessage>, LedgerError> {
+fn apply(tx: &mut Tx<'_>, unit: &mut Unit) -> Result<Option<ProcessedMessage>, LedgerError> {
     let Unit { record, effect } = unit;
-    if tx.record_processed(&record)? {
+    if tx.record_processed(record)? {
         if let Some(effect) = effect {
             (effect.0)(tx)?;
         }
