@@ -1,8 +1,9 @@
 //! Commits a stage's deliveries in bursts on PostgreSQL: the records (and ledger effects)
 //! of the deliveries whose handlers finished while the previous burst was committing go into
 //! one ledger transaction (all in one savepoint; if one fails, each again in a savepoint of
-//! its own), and every delivery learns its own outcome once that transaction is durable. Its outputs are then published and it is acked,
-//! as before, so nothing is acked before its effect is committed.
+//! its own), and every delivery learns its own outcome once that transaction is durable.
+//! Its outputs are then published and it is acked, as before, so nothing is acked before
+//! its effect is committed.
 //!
 //! Why: on PostgreSQL a delivery otherwise costs one transaction, whose commit waits for its
 //! WAL flush while it holds the row locks it took (a reconciliation summary, a mandate), so
