@@ -55,7 +55,8 @@ pub(crate) fn take_over(writer: &mut Connection, path: &Path) -> Result<(), Ledg
         Ok(())
     }))?;
     std::thread::Builder::new()
-        .name("ledger-checkpoint".into())
+        // Linux keeps 15 bytes of a thread name: this one shows whole in `ps` and `top`.
+        .name("ledger-checkpt".into())
         .spawn(move || run(&conn, &woken))
         .map_err(|source| LedgerError::Io {
             path: path.display().to_string(),
@@ -82,11 +83,24 @@ mod tests {
     const FRAME_BYTES: u64 = 4096 + 24;
     const HEADER_BYTES: u64 = 32;
 
+    /// Whether a thread of this process has that name (Linux: `/proc/self/task/*/comm`).
+    fn thread_named(name: &str) -> bool {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+            .any(|comm| comm.trim() == name)
+    }
+
     #[tokio::test]
     async fn the_log_stays_bounded_and_every_write_reaches_the_database_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.sqlite");
         let ledger = Ledger::open(&path).unwrap();
+        assert!(
+            thread_named("ledger-checkpt"),
+            "the checkpointer runs on a thread of its own"
+        );
         // About 60,000 pages written in 600 commits of ~100 pages, faster than one
         // checkpoint at a time can follow.
         let filler = "x".repeat(3_000);

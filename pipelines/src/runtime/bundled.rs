@@ -1,8 +1,8 @@
 //! A bundle delivered to a stage ([`crate::bundle`]): every item is handled as the message
 //! it stands for — deduplicated on its own id, the stage's handler, its own processed record
 //! and ledger effect, all the items' records and effects committed in one ledger
-//! transaction (one failing effect undoes only its item) — then the outputs of all items are published (confirmed), the items
-//! that failed are moved one by one to their delay tier or to the parking lot (as single
+//! transaction (one failing effect undoes only its item) — then the outputs of all items
+//! are published (confirmed), the items that failed are moved one by one to their delay tier or to the parking lot (as single
 //! messages, so ops see, and replay, one invoice), and only then is the bundle acked.
 //!
 //! A crash or a lost ack anywhere before that ack redelivers the whole bundle: the items
