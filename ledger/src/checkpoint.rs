@@ -97,10 +97,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.sqlite");
         let ledger = Ledger::open(&path).unwrap();
-        assert!(
-            thread_named("ledger-checkpt"),
-            "the checkpointer runs on a thread of its own"
-        );
         // About 60,000 pages written in 600 commits of ~100 pages, faster than one
         // checkpoint at a time can follow.
         let filler = "x".repeat(3_000);
@@ -120,6 +116,11 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // A spawned thread names itself once it runs: by now it has long done so.
+        assert!(
+            thread_named("ledger-checkpt"),
+            "the checkpointer runs on a thread of its own"
+        );
         let wal = std::fs::metadata(dir.path().join("ledger.sqlite-wal"))
             .unwrap()
             .len();
